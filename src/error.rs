@@ -1,0 +1,109 @@
+//! One error type for the whole library, grouped by meaning rather than by source, so a
+//! caller can tell "your transaction was aborted, retry it" from "the disk is corrupt".
+//! Every message names what went wrong and, where there is one, what to do about it.
+
+use crate::types::{NodeId, TxnId};
+use std::fmt;
+use std::path::PathBuf;
+
+/// The library's result type.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything that can go wrong, by meaning.
+#[derive(Debug)]
+pub enum Error {
+    /// The transaction was aborted; nothing it wrote is visible. Retrying may succeed.
+    Aborted {
+        /// The transaction.
+        tid: TxnId,
+        /// Why, in the protocol's terms (a deadlock cycle, a NO vote, a timeout ...).
+        reason: String,
+    },
+    /// The input was not acceptable (an empty key, a value too long, an unknown node).
+    /// Nothing was changed.
+    InvalidInput(String),
+    /// The node is down (crashed and not restarted), or crashed while serving the request.
+    NodeDown {
+        /// The node.
+        node: NodeId,
+        /// What the caller should know about the request it was serving.
+        detail: String,
+    },
+    /// The coordinator crashed after the commit began: the outcome is decided by recovery,
+    /// and the client cannot know it until then.
+    OutcomeUnknown {
+        /// The transaction.
+        tid: TxnId,
+        /// The coordinator that crashed.
+        coordinator: NodeId,
+    },
+    /// A file holds bytes that cannot be what kv2pc wrote: a bad checksum before the end of
+    /// a log, an unknown format. The node refuses to start rather than lose data.
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The byte offset of the bad data.
+        offset: u64,
+        /// What is wrong there.
+        detail: String,
+    },
+    /// The data directory cannot be used as asked (another cluster size, a newer format,
+    /// locked by another process).
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        detail: String,
+    },
+    /// An operating-system I/O error, with what kv2pc was doing and on which file.
+    Io {
+        /// What was being done, e.g. "appending to /d/node1/log.000001".
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The cluster has been closed.
+    Closed,
+}
+
+impl Error {
+    /// Wraps an I/O error with what was being done when it happened.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io { context: context.into(), source }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Aborted { tid, reason } => write!(f, "{tid} aborted: {reason}"),
+            Error::InvalidInput(message) => write!(f, "{message}"),
+            Error::NodeDown { node, detail } => write!(f, "node {node} is down: {detail}"),
+            Error::OutcomeUnknown { tid, coordinator } => write!(
+                f,
+                "coordinator node {coordinator} crashed while committing {tid}; its outcome \
+                 will be settled by recovery when node {coordinator} restarts"
+            ),
+            Error::Corrupt { path, offset, detail } => write!(
+                f,
+                "{} is corrupt at byte {offset}: {detail}; the node will not start, so that \
+                 no committed data is lost",
+                path.display()
+            ),
+            Error::DataDir { path, detail } => {
+                write!(f, "cannot use data directory {}: {detail}", path.display())
+            }
+            Error::Io { context, source } => write!(f, "{context}: {source}"),
+            Error::Closed => write!(f, "the cluster is closed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The log records: one enum for both roles a node plays, so one log per node holds its
+//! participant and coordinator history in the order it happened.
+//!
+//! Which records are forced (fsynced before anything that depends on them leaves the
+//! node) and which are lazy is a property of the protocol, stated by [`Record::forced`]
+//! and documented in `logs/FORMAT.md`.
+
+use crate::types::{NodeId, Timestamp, TxnId, Write};
+use serde::{Deserialize, Serialize};
+
+/// One write-ahead log record.
+///
+/// The order of the variants is part of the on-disk format (bincode writes the variant
+/// index): add new variants at the end, never reorder.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Record {
+    /// Participant: the transaction's writes, logged before voting YES. Without an outcome
+    /// after it, the transaction is in doubt at recovery.
+    Prepare {
+        /// The transaction.
+        tid: TxnId,
+        /// Its coordinator, whom recovery asks for the outcome.
+        coordinator: NodeId,
+        /// Every participant, for cooperative termination.
+        participants: Vec<NodeId>,
+        /// The buffered writes this node will apply if the transaction commits.
+        writes: Vec<Write>,
+        /// The participant's timestamp at prepare; the commit timestamp is above it.
+        prepare_ts: Timestamp,
+    },
+    /// Participant: the coordinator decided commit; the prepared writes are applied.
+    Commit {
+        /// The transaction.
+        tid: TxnId,
+        /// The commit timestamp chosen by the coordinator.
+        commit_ts: Timestamp,
+    },
+    /// Participant: the transaction aborted after it prepared here (lazy: presumed abort).
+    Abort {
+        /// The transaction.
+        tid: TxnId,
+    },
+    /// Participant: a single-participant transaction committed in one phase: its writes
+    /// and its outcome in one forced record.
+    OnePhaseCommit {
+        /// The transaction.
+        tid: TxnId,
+        /// The writes, applied at `commit_ts`.
+        writes: Vec<Write>,
+        /// The commit timestamp.
+        commit_ts: Timestamp,
+    },
+    /// Coordinator: the commit decision, forced before any COMMIT message leaves. There is
+    /// no abort decision record: a transaction without one is aborted (presumed abort).
+    Decision {
+        /// The transaction.
+        tid: TxnId,
+        /// The participants that voted YES and must acknowledge.
+        participants: Vec<NodeId>,
+        /// The commit timestamp, above every participant's `prepare_ts`.
+        commit_ts: Timestamp,
+    },
+    /// Coordinator: every participant acknowledged the commit; the decision can be
+    /// forgotten (lazy).
+    End {
+        /// The transaction.
+        tid: TxnId,
+    },
+    /// Coordinator: transaction counters below `upto` may be handed out. Forced before the
+    /// first id of the block is used, so ids are never reused across restarts.
+    TidLease {
+        /// The first counter value not covered.
+        upto: u64,
+    },
+}
+
+impl Record {
+    /// Whether the record must be fsynced before anything that depends on it is sent.
+    pub fn forced(&self) -> bool {
+        !matches!(self, Record::Abort { .. } | Record::End { .. })
+    }
+
+    /// The record's kind, as shown in traces and `SHOW LOG`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Record::Prepare { .. } => "Prepare",
+            Record::Commit { .. } => "Commit",
+            Record::Abort { .. } => "Abort",
+            Record::OnePhaseCommit { .. } => "OnePhaseCommit",
+            Record::Decision { .. } => "Decision",
+            Record::End { .. } => "End",
+            Record::TidLease { .. } => "TidLease",
+        }
+    }
+
+    /// The transaction the record is about, if any.
+    pub fn tid(&self) -> Option<TxnId> {
+        match self {
+            Record::Prepare { tid, .. }
+            | Record::Commit { tid, .. }
+            | Record::Abort { tid }
+            | Record::OnePhaseCommit { tid, .. }
+            | Record::Decision { tid, .. }
+            | Record::End { tid } => Some(*tid),
+            Record::TidLease { .. } => None,
+        }
+    }
+}
+
+/// What a checkpoint holds: everything recovery needs from the log before it.
+///
+/// Invariant: a checkpoint never drops what recovery still needs, so it carries the
+/// `Prepare` records of in-doubt transactions and the `Decision` records not yet ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The committed data, sorted by key: `(key, value, commit_ts)`.
+    pub data: Vec<(String, String, Timestamp)>,
+    /// `Prepare` records of transactions prepared here and not yet decided.
+    pub prepared: Vec<Record>,
+    /// `Decision` records this node (as coordinator) has not yet seen acknowledged.
+    pub decisions: Vec<Record>,
+    /// The transaction-counter lease: counters below it may have been used.
+    pub tid_lease: u64,
+    /// The node's logical clock.
+    pub clock: Timestamp,
+}
