@@ -69,7 +69,10 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with what was being done when it happened.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 
@@ -84,7 +87,11 @@ impl fmt::Display for Error {
                 "coordinator node {coordinator} crashed while committing {tid}; its outcome \
                  will be settled by recovery when node {coordinator} restarts"
             ),
-            Error::Corrupt { path, offset, detail } => write!(
+            Error::Corrupt {
+                path,
+                offset,
+                detail,
+            } => write!(
                 f,
                 "{} is corrupt at byte {offset}: {detail}; the node will not start, so that \
                  no committed data is lost",

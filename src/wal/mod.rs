@@ -1,5 +1,21 @@
-//! The write-ahead log: records, their encoding, the log file and checkpoints.
+//! The write-ahead log: records, their encoding, the log files and checkpoints.
+//!
+//! Every node keeps one log in its own directory. The protocol's state machines decide
+//! *what* to log and whether it must be forced ([`Record::forced`]); this module decides
+//! *how*: [`codec`] turns records into bytes (the only place bincode is named), [`frame`]
+//! lays the bytes out in checksummed frames and tells a torn write from damage, and
+//! [`Wal`] appends with group commit, recovers, and checkpoints. `logs/FORMAT.md` is the
+//! byte-level description, and `logs/golden/` holds logs of earlier versions that must
+//! stay readable.
 
+mod checkpoint;
+pub mod codec;
+mod files;
+pub mod frame;
+mod log;
 pub mod record;
 
+pub use checkpoint::MAX_CHECKPOINT_BYTES;
+pub use frame::MAX_RECORD_BYTES;
+pub use log::{Recovery, SEGMENT_BYTES, Wal};
 pub use record::{Record, Snapshot};

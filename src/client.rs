@@ -1,0 +1,279 @@
+//! The client API: sessions attached to a coordinator node, and their transactions.
+//!
+//! A [`Client`] sends each read and write straight to the key's owner (one message round
+//! trip) and remembers which nodes its transaction touched; at `commit` it hands that
+//! list to its coordinator, which runs two-phase commit over exactly those nodes. A
+//! transaction used once and dropped without `commit` is aborted.
+//!
+//! Operations outside a transaction (`Client::get`, `put`, `delete`) commit on their own.
+
+use crate::error::{Error, Result};
+use crate::lock::LockMode;
+use crate::message::{Answer, Reply, Request};
+use crate::router::Shared;
+use crate::types::{NodeId, TxnId, check_key, check_value, owner_of};
+use crossbeam::channel::bounded;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// A request of this client is queued for a lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WaitInfo {
+    /// The waiting transaction.
+    pub tid: TxnId,
+    /// The key.
+    pub key: String,
+    /// The node that owns it.
+    pub node: NodeId,
+    /// The mode asked for.
+    pub mode: LockMode,
+    /// The transactions it waits for.
+    pub blockers: Vec<TxnId>,
+}
+
+/// Called when a request starts waiting for a lock.
+pub type WaitObserver = Arc<dyn Fn(&WaitInfo) + Send + Sync>;
+
+/// A client session, attached to one coordinator node. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+    coordinator: NodeId,
+    on_wait: Option<WaitObserver>,
+}
+
+impl Client {
+    pub(crate) fn new(shared: Arc<Shared>, coordinator: NodeId) -> Client {
+        Client {
+            shared,
+            coordinator,
+            on_wait: None,
+        }
+    }
+
+    /// The coordinator node of this session.
+    pub fn coordinator(&self) -> NodeId {
+        self.coordinator
+    }
+
+    /// Calls `observer` whenever one of this client's requests starts waiting for a lock.
+    pub fn on_wait(&mut self, observer: WaitObserver) {
+        self.on_wait = Some(observer);
+    }
+
+    /// Starts a transaction.
+    pub fn begin(&self) -> Result<Transaction> {
+        match self.call(self.coordinator, Request::Begin, None)? {
+            Answer::Begun(tid) => Ok(Transaction {
+                client: self.clone(),
+                tid,
+                participants: BTreeSet::new(),
+                finished: false,
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Reads `key` in a transaction of its own.
+    pub fn get(&self, key: &str) -> Result<Option<String>> {
+        check_key(key)?;
+        let mut txn = self.begin()?;
+        let value = txn.get(key)?;
+        txn.commit()?;
+        Ok(value)
+    }
+
+    /// Writes `key` in a transaction of its own.
+    pub fn put(&self, key: &str, value: &str) -> Result<()> {
+        check_key(key)?;
+        check_value(value)?;
+        let mut txn = self.begin()?;
+        txn.put(key, value)?;
+        txn.commit()
+    }
+
+    /// Deletes `key` in a transaction of its own.
+    pub fn delete(&self, key: &str) -> Result<()> {
+        check_key(key)?;
+        let mut txn = self.begin()?;
+        txn.delete(key)?;
+        txn.commit()
+    }
+
+    /// Sends `request` to `node` and waits for its answer, reporting lock waits.
+    fn call(&self, node: NodeId, request: Request, tid: Option<TxnId>) -> Result<Answer> {
+        let (reply, answers) = bounded(2);
+        self.shared.request(node, request, reply)?;
+        loop {
+            match answers.recv() {
+                Ok(Reply::Waiting {
+                    key,
+                    mode,
+                    blockers,
+                }) => {
+                    if let (Some(observer), Some(tid)) = (&self.on_wait, tid) {
+                        observer(&WaitInfo {
+                            tid,
+                            key,
+                            node,
+                            mode,
+                            blockers,
+                        });
+                    }
+                }
+                Ok(Reply::Done(result)) => return result,
+                Err(_) => {
+                    return Err(Error::NodeDown {
+                        node,
+                        detail: "it crashed before answering".into(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// An open transaction. Dropping it without `commit` aborts it.
+pub struct Transaction {
+    client: Client,
+    tid: TxnId,
+    /// The nodes this transaction has read or written on.
+    participants: BTreeSet<NodeId>,
+    /// Committed, aborted, or known aborted by a participant.
+    finished: bool,
+}
+
+impl Transaction {
+    /// The transaction's id.
+    pub fn id(&self) -> TxnId {
+        self.tid
+    }
+
+    /// The nodes the transaction has touched, sorted.
+    pub fn participants(&self) -> Vec<NodeId> {
+        self.participants.iter().copied().collect()
+    }
+
+    /// Reads `key`, seeing this transaction's own writes.
+    pub fn get(&mut self, key: &str) -> Result<Option<String>> {
+        check_key(key)?;
+        let node = owner_of(key, self.client.shared.nodes);
+        let key = key.to_string();
+        match self.operate(node, |tid, first| Request::Read { tid, key, first })? {
+            Answer::Value(value) => Ok(value),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Writes `value` to `key`.
+    pub fn put(&mut self, key: &str, value: &str) -> Result<()> {
+        check_value(value)?;
+        self.write(key, Some(value.to_string()))
+    }
+
+    /// Deletes `key`.
+    pub fn delete(&mut self, key: &str) -> Result<()> {
+        self.write(key, None)
+    }
+
+    fn write(&mut self, key: &str, value: Option<String>) -> Result<()> {
+        check_key(key)?;
+        let node = owner_of(key, self.client.shared.nodes);
+        let key = key.to_string();
+        self.operate(node, |tid, first| Request::Write {
+            tid,
+            key,
+            value,
+            first,
+        })?;
+        Ok(())
+    }
+
+    /// Sends an operation to `node`; an abort reported by a participant ends the
+    /// transaction everywhere.
+    fn operate(
+        &mut self,
+        node: NodeId,
+        request: impl FnOnce(TxnId, bool) -> Request,
+    ) -> Result<Answer> {
+        self.check_open()?;
+        let first = self.participants.insert(node);
+        let result = self
+            .client
+            .call(node, request(self.tid, first), Some(self.tid));
+        match &result {
+            Err(Error::Aborted { .. }) => self.abort_everywhere(),
+            Err(Error::NodeDown { .. }) if first => {
+                self.participants.remove(&node);
+            }
+            _ => {}
+        }
+        result
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.finished {
+            return Err(Error::InvalidInput(format!(
+                "{} has already ended",
+                self.tid
+            )));
+        }
+        Ok(())
+    }
+
+    /// Commits: two-phase commit over the nodes touched (one phase if only one).
+    pub fn commit(mut self) -> Result<()> {
+        self.check_open()?;
+        self.finished = true;
+        let coordinator = self.client.coordinator;
+        let request = Request::Commit {
+            tid: self.tid,
+            participants: self.participants(),
+        };
+        match self.client.call(coordinator, request, Some(self.tid)) {
+            Ok(_) => Ok(()),
+            Err(Error::NodeDown { node, .. }) if node == coordinator => {
+                Err(Error::OutcomeUnknown {
+                    tid: self.tid,
+                    coordinator,
+                })
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Aborts: every participant drops the transaction's writes and releases its locks.
+    pub fn abort(mut self) -> Result<()> {
+        self.check_open()?;
+        self.finished = true;
+        let request = Request::Abort {
+            tid: self.tid,
+            participants: self.participants(),
+        };
+        self.client
+            .call(self.client.coordinator, request, None)
+            .map(|_| ())
+    }
+
+    /// After a participant aborted the transaction: tell the others, best effort.
+    fn abort_everywhere(&mut self) {
+        self.finished = true;
+        let request = Request::Abort {
+            tid: self.tid,
+            participants: self.participants(),
+        };
+        let _ = self.client.call(self.client.coordinator, request, None);
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.abort_everywhere();
+        }
+    }
+}
+
+fn unexpected(answer: Answer) -> Error {
+    Error::InvalidInput(format!("the cluster gave an unexpected answer: {answer:?}"))
+}

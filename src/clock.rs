@@ -1,0 +1,92 @@
+//! The cluster's one clock (the problem statement assumes synchronized clocks).
+//!
+//! Timeouts (the coordinator's vote timeout, an in-doubt participant's inquiry interval)
+//! are measured on it. Interactive use runs on real time; scripts and tests use a manual
+//! clock that moves only when told (`TICK`), so that a timeout happens at the same step of
+//! every run. Timestamps in the log are logical (Lamport) and do not come from here.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A clock that all nodes read.
+#[derive(Debug)]
+pub enum Clock {
+    /// Real elapsed time since the cluster opened.
+    Real(Instant),
+    /// Time that moves only by [`Clock::advance`], in nanoseconds.
+    Manual(AtomicU64),
+}
+
+impl Clock {
+    /// A real-time clock starting now.
+    pub fn real() -> Clock {
+        Clock::Real(Instant::now())
+    }
+
+    /// A manual clock at zero.
+    pub fn manual() -> Clock {
+        Clock::Manual(AtomicU64::new(0))
+    }
+
+    /// The time since the clock started.
+    pub fn now(&self) -> Duration {
+        match self {
+            Clock::Real(start) => start.elapsed(),
+            Clock::Manual(nanos) => Duration::from_nanos(nanos.load(Ordering::SeqCst)),
+        }
+    }
+
+    /// Whether this is a manual clock.
+    pub fn is_manual(&self) -> bool {
+        matches!(self, Clock::Manual(_))
+    }
+
+    /// Moves a manual clock forward; a real clock cannot be moved, so this returns false.
+    pub fn advance(&self, by: Duration) -> bool {
+        match self {
+            Clock::Real(_) => false,
+            Clock::Manual(nanos) => {
+                let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+                let _ = nanos.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
+                    Some(now.saturating_add(by))
+                });
+                true
+            }
+        }
+    }
+}
+
+/// Formats a duration the way the shell reads one: `1s`, `1500ms`, `2m`.
+pub fn format_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis == 0 {
+        format!("{}us", duration.as_micros())
+    } else if millis.is_multiple_of(60_000) {
+        format!("{}m", millis / 60_000)
+    } else if millis.is_multiple_of(1000) {
+        format!("{}s", millis / 1000)
+    } else {
+        format!("{millis}ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let clock = Clock::manual();
+        assert_eq!(clock.now(), Duration::ZERO);
+        assert!(clock.advance(Duration::from_millis(1500)));
+        assert_eq!(clock.now(), Duration::from_millis(1500));
+        assert!(!Clock::real().advance(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn durations_format_in_shell_units() {
+        assert_eq!(format_duration(Duration::from_secs(1)), "1s");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(format_duration(Duration::from_secs(120)), "2m");
+    }
+}

@@ -1,0 +1,458 @@
+//! The embedded cluster: N node threads over one data directory.
+//!
+//! `Cluster::open` checks the directory (its manifest: node count and format version;
+//! an OS lock so one process owns it), recovers every node from its log, and starts one
+//! thread per node. The cluster then offers clients (`Cluster::client`), faults
+//! (`crash`, `arm_crash`, `restart`), checkpoints, and observation (`status`, `locks`,
+//! `log_records`, a trace hook). `settle` waits until no message is in flight, which is
+//! what makes the shell's output deterministic. `close` (or drop) stops every thread
+//! after flushing its log.
+
+use crate::client::Client;
+use crate::clock::Clock;
+use crate::config::{Config, Settings};
+use crate::crash::CrashPoint;
+use crate::error::{Error, Result};
+use crate::lock::KeyLocks;
+use crate::node::Node;
+use crate::router::{Control, Mail, NodeStatus, Shared};
+use crate::runtime::Runtime;
+use crate::trace::TraceHook;
+use crate::types::{MAX_NODES, NodeId, owner_of};
+use crate::wal::{Record, Wal};
+use crossbeam::channel::{bounded, unbounded};
+use parking_lot::Mutex;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The data directory's format version, recorded in its manifest.
+pub const FORMAT_VERSION: u32 = 1;
+
+const MANIFEST: &str = "MANIFEST";
+const LOCK: &str = "LOCK";
+
+/// What recovering a node found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The node.
+    pub node: NodeId,
+    /// Log records replayed after the checkpoint.
+    pub records: usize,
+    /// Whether a checkpoint was loaded.
+    pub from_checkpoint: bool,
+    /// Transactions prepared and undecided: in doubt, locked until resolved.
+    pub in_doubt: Vec<crate::TxnId>,
+    /// Commit decisions being re-sent to participants.
+    pub resent: Vec<crate::TxnId>,
+    /// Warnings, such as a torn last record cut off.
+    pub warnings: Vec<String>,
+}
+
+/// A running cluster.
+pub struct Cluster {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<Option<JoinHandle<()>>>>,
+    reports: Vec<RecoveryReport>,
+    /// Held open for the OS lock on the directory.
+    _lock: File,
+}
+
+impl Cluster {
+    /// Opens (creating if needed) the cluster in `dir` and starts its nodes.
+    pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Cluster> {
+        let dir = dir.as_ref().to_path_buf();
+        if config.nodes == 0 || config.nodes > MAX_NODES {
+            return Err(Error::InvalidInput(format!(
+                "a cluster has 1 to {MAX_NODES} nodes, not {}",
+                config.nodes
+            )));
+        }
+        let lock = lock_dir(&dir)?;
+        check_manifest(&dir, config.nodes)?;
+        let clock = if config.manual_clock {
+            Clock::manual()
+        } else {
+            Clock::real()
+        };
+        let shared = Arc::new(Shared::new(config.nodes, dir, clock, config.settings));
+        let mut cluster = Cluster {
+            shared,
+            threads: Mutex::new((0..config.nodes).map(|_| None).collect()),
+            reports: Vec::new(),
+            _lock: lock,
+        };
+        for node in 0..config.nodes {
+            let report = cluster.start(node)?;
+            cluster.reports.push(report);
+        }
+        Ok(cluster)
+    }
+
+    /// What recovery found on each node when the cluster opened.
+    pub fn recovery_reports(&self) -> &[RecoveryReport] {
+        &self.reports
+    }
+
+    /// Recovers `node` from its log and starts its thread.
+    fn start(&self, node: NodeId) -> Result<RecoveryReport> {
+        let (wal, recovery) = Wal::open(&self.node_dir(node))?;
+        let now = self.shared.clock.now();
+        let snapshot = recovery.snapshot.as_ref();
+        let (state, effects) =
+            Node::recover(node, self.shared.nodes, snapshot, &recovery.records, now);
+        let report = RecoveryReport {
+            node,
+            records: recovery.records.len(),
+            from_checkpoint: snapshot.is_some(),
+            in_doubt: state
+                .participant()
+                .in_doubt()
+                .into_iter()
+                .map(|(tid, _)| tid)
+                .collect(),
+            resent: state.coordinator().decided().keys().copied().collect(),
+            warnings: recovery.warnings,
+        };
+        let (inbox_sender, inbox) = unbounded();
+        self.shared.begin_work();
+        self.shared.attach(node, inbox_sender);
+        let runtime = Runtime::new(state, wal, self.shared.clone(), inbox);
+        let handle = std::thread::Builder::new()
+            .name(format!("node{node}"))
+            .spawn(move || runtime.run(effects))
+            .map_err(|error| Error::io("starting a node thread", error))?;
+        self.threads.lock()[node as usize] = Some(handle);
+        Ok(report)
+    }
+
+    fn node_dir(&self, node: NodeId) -> PathBuf {
+        self.shared.dir.join(format!("node{node}"))
+    }
+
+    /// A client session whose transactions node `coordinator` coordinates.
+    pub fn client(&self, coordinator: NodeId) -> Result<Client> {
+        self.shared.check_node(coordinator)?;
+        Ok(Client::new(self.shared.clone(), coordinator))
+    }
+
+    /// The number of nodes.
+    pub fn nodes(&self) -> u32 {
+        self.shared.nodes
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// The node that owns `key`.
+    pub fn owner(&self, key: &str) -> NodeId {
+        owner_of(key, self.shared.nodes)
+    }
+
+    /// Kills `node` now: it loses everything not fsynced and drops messages sent to it.
+    pub fn crash(&self, node: NodeId) -> Result<()> {
+        self.control(node, Control::Crash)?;
+        self.join(node);
+        Ok(())
+    }
+
+    /// Arms a crash point: `node` dies the next time it reaches `point`.
+    pub fn arm_crash(&self, node: NodeId, point: CrashPoint) -> Result<()> {
+        self.control(node, Control::Arm(point))
+    }
+
+    /// Restarts a crashed node: recovery replays its checkpoint and log, re-locks in-doubt
+    /// keys before it serves anyone, and resumes the protocol.
+    pub fn restart(&self, node: NodeId) -> Result<RecoveryReport> {
+        self.shared.check_node(node)?;
+        if self.shared.is_up(node) {
+            return Err(Error::InvalidInput(format!(
+                "node {node} is already up; CRASH it first to see it recover"
+            )));
+        }
+        self.join(node);
+        self.start(node)
+    }
+
+    /// Writes a checkpoint on `node` and drops the log before it.
+    pub fn checkpoint(&self, node: NodeId) -> Result<()> {
+        let (reply, answer) = bounded(1);
+        self.control(node, Control::Checkpoint(reply))?;
+        answer.recv().map_err(|_| self.died(node))?
+    }
+
+    /// Every node's status, in node order.
+    pub fn status(&self) -> Vec<NodeStatus> {
+        (0..self.shared.nodes)
+            .map(|node| self.node_status(node))
+            .collect()
+    }
+
+    fn node_status(&self, node: NodeId) -> NodeStatus {
+        let (reply, answer) = bounded(1);
+        if self.control(node, Control::Status(reply)).is_ok()
+            && let Ok(status) = answer.recv()
+        {
+            return status;
+        }
+        NodeStatus {
+            node,
+            up: false,
+            active: Vec::new(),
+            in_doubt: Vec::new(),
+            coordinating: Vec::new(),
+            unacknowledged: Vec::new(),
+            keys: 0,
+            log_bytes: log_bytes_on_disk(&self.node_dir(node)),
+            fsyncs: 0,
+            armed: None,
+        }
+    }
+
+    /// Every node's locks, as `(node, key locks)`, in node then key order. Down nodes
+    /// hold no locks.
+    pub fn locks(&self) -> Vec<(NodeId, KeyLocks)> {
+        let mut all = Vec::new();
+        for node in 0..self.shared.nodes {
+            let (reply, answer) = bounded(1);
+            if self.control(node, Control::Locks(reply)).is_ok()
+                && let Ok(locks) = answer.recv()
+            {
+                all.extend(locks.into_iter().map(|l| (node, l)));
+            }
+        }
+        all
+    }
+
+    /// The committed data of `node`, sorted by key.
+    pub fn data(&self, node: NodeId) -> Result<Vec<(String, String)>> {
+        let (reply, answer) = bounded(1);
+        self.control(node, Control::Data(reply))?;
+        answer.recv().map_err(|_| self.died(node))
+    }
+
+    /// The records in `node`'s log now, with whether each is forced.
+    pub fn log_records(&self, node: NodeId) -> Result<Vec<Record>> {
+        self.shared.check_node(node)?;
+        let records = Wal::read_records(&self.node_dir(node))?;
+        Ok(records.into_iter().map(|(_, _, record)| record).collect())
+    }
+
+    /// Advances the manual clock and lets every node check its timeouts.
+    pub fn tick(&self, by: Duration) -> Result<()> {
+        if !self.shared.clock.advance(by) {
+            return Err(Error::InvalidInput(
+                "this cluster runs on real time; TICK needs the manual clock (scripts use it)"
+                    .into(),
+            ));
+        }
+        for node in 0..self.shared.nodes {
+            let _ = self
+                .shared
+                .deliver(node, Mail::Input(crate::node::Input::Tick, 0));
+        }
+        Ok(())
+    }
+
+    /// The current settings.
+    pub fn settings(&self) -> Settings {
+        self.shared.settings.read().clone()
+    }
+
+    /// Changes the settings; nodes read them on their next input.
+    pub fn set_settings(&self, settings: Settings) {
+        *self.shared.settings.write() = settings;
+    }
+
+    /// Installs (or, with `None`, removes) the trace hook.
+    pub fn set_trace(&self, hook: Option<TraceHook>) {
+        self.shared.tracer.set(hook);
+    }
+
+    /// Waits until no message is in flight and no node is working: every effect of what
+    /// was sent so far has happened. Lock waits and in-doubt transactions do not count:
+    /// they wait for something that has not been sent.
+    pub fn settle(&self) {
+        let mut spins = 0u32;
+        while !self.shared.is_quiet() {
+            spins += 1;
+            if spins < 100 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+    }
+
+    /// Whether `node` is up.
+    pub fn is_up(&self, node: NodeId) -> bool {
+        self.shared.is_up(node)
+    }
+
+    fn control(&self, node: NodeId, control: Control) -> Result<()> {
+        self.shared.check_node(node)?;
+        self.shared
+            .deliver(node, Mail::Control(control))
+            .map_err(|_| Error::NodeDown {
+                node,
+                detail: "it is crashed; RESTART it first".into(),
+            })
+    }
+
+    fn died(&self, node: NodeId) -> Error {
+        Error::NodeDown {
+            node,
+            detail: "it crashed while answering".into(),
+        }
+    }
+
+    fn join(&self, node: NodeId) {
+        let handle = self.threads.lock()[node as usize].take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+
+    /// Stops every node after flushing its log.
+    pub fn close(self) {
+        drop(self);
+    }
+
+    fn shutdown(&self) {
+        for node in 0..self.shared.nodes {
+            let _ = self.shared.deliver(node, Mail::Control(Control::Shutdown));
+        }
+        for node in 0..self.shared.nodes {
+            self.join(node);
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Takes the OS lock on the directory, creating it; names the holder if it is taken.
+fn lock_dir(dir: &Path) -> Result<File> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let path = dir.join(LOCK);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    if file.try_lock().is_err() {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        let holder = holder.trim();
+        let holder = if holder.is_empty() {
+            "another process".to_string()
+        } else {
+            format!("process {holder}")
+        };
+        return Err(Error::DataDir {
+            path: dir.to_path_buf(),
+            detail: format!(
+                "it is in use by {holder}; close that kv2pc or choose another directory"
+            ),
+        });
+    }
+    file.set_len(0)
+        .and_then(|_| write!(file, "{}", std::process::id()))
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    Ok(file)
+}
+
+/// Creates the manifest of a new directory, or checks an existing one.
+fn check_manifest(dir: &Path, nodes: u32) -> Result<()> {
+    let path = dir.join(MANIFEST);
+    let data_dir_error = |detail: String| Error::DataDir {
+        path: dir.to_path_buf(),
+        detail,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let (format, recorded) = parse_manifest(&text).ok_or_else(|| {
+                data_dir_error(format!("its {MANIFEST} file is not a kv2pc manifest"))
+            })?;
+            if format > FORMAT_VERSION {
+                return Err(data_dir_error(format!(
+                    "it was written by a newer kv2pc (format {format}; this one reads format {FORMAT_VERSION})"
+                )));
+            }
+            if recorded != nodes {
+                return Err(data_dir_error(format!(
+                    "it holds a {recorded}-node cluster, not {nodes}; open it with {recorded} nodes \
+                     (--nodes {recorded}) or choose another directory"
+                )));
+            }
+            Ok(())
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let stray = std::fs::read_dir(dir)
+                .map_err(|e| Error::io(format!("reading {}", dir.display()), e))?
+                .filter_map(|entry| entry.ok())
+                .any(|entry| entry.file_name() != LOCK);
+            if stray {
+                return Err(data_dir_error(format!(
+                    "it is not empty and has no kv2pc {MANIFEST}; choose a new or empty directory"
+                )));
+            }
+            write_manifest(dir, nodes)
+        }
+        Err(error) => Err(Error::io(format!("reading {}", path.display()), error)),
+    }
+}
+
+fn parse_manifest(text: &str) -> Option<(u32, u32)> {
+    let mut lines = text.lines();
+    if lines.next()? != "kv2pc data directory" {
+        return None;
+    }
+    let mut format = None;
+    let mut nodes = None;
+    for line in lines {
+        match line.split_once(' ') {
+            Some(("format", value)) => format = value.trim().parse().ok(),
+            Some(("nodes", value)) => nodes = value.trim().parse().ok(),
+            _ => {}
+        }
+    }
+    Some((format?, nodes?))
+}
+
+fn write_manifest(dir: &Path, nodes: u32) -> Result<()> {
+    let path = dir.join(MANIFEST);
+    let temp = dir.join("MANIFEST.tmp");
+    let text = format!("kv2pc data directory\nformat {FORMAT_VERSION}\nnodes {nodes}\n");
+    let io = |e| Error::io(format!("writing {}", path.display()), e);
+    let mut file = File::create(&temp).map_err(io)?;
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&temp, &path).map_err(io)?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io)
+}
+
+/// The bytes of log segments in a node's directory, read from the file system (for a node
+/// that is down).
+fn log_bytes_on_disk(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("log."))
+        .filter_map(|entry| entry.metadata().ok())
+        .map(|metadata| metadata.len())
+        .sum()
+}

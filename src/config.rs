@@ -1,0 +1,62 @@
+//! How a cluster is opened ([`Config`]) and the settings that can change while it runs
+//! ([`Settings`], the shell's `SET`).
+
+use std::time::Duration;
+
+/// How deadlocks between lock waits are handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeadlockPolicy {
+    /// The default: a cluster-wide wait-for graph is checked whenever a request starts
+    /// waiting; a cycle aborts its youngest transaction (the one begun last), whose client
+    /// is told the cycle. Prepared transactions never wait, so they are never victims.
+    Detect,
+    /// No handling: deadlocked transactions wait until one is aborted by hand. For
+    /// demonstrating why detection is needed.
+    Off,
+}
+
+/// Settings the nodes read while running.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How long a coordinator waits for votes before it aborts.
+    pub vote_timeout: Duration,
+    /// How often an in-doubt participant asks its coordinator again.
+    pub inquiry_interval: Duration,
+    /// How deadlocks are handled.
+    pub deadlock: DeadlockPolicy,
+    /// A node checkpoints automatically when its log grows past this many bytes.
+    pub checkpoint_bytes: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            vote_timeout: Duration::from_secs(1),
+            inquiry_interval: Duration::from_secs(1),
+            deadlock: DeadlockPolicy::Detect,
+            checkpoint_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// How to open a cluster.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The number of nodes, 1 to 64. Recorded in the data directory's manifest; reopening
+    /// with another count is an error.
+    pub nodes: u32,
+    /// Whether timeouts run on a manual clock (scripts, tests) or real time.
+    pub manual_clock: bool,
+    /// The initial settings.
+    pub settings: Settings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            nodes: 3,
+            manual_clock: false,
+            settings: Settings::default(),
+        }
+    }
+}

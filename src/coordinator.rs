@@ -1,0 +1,405 @@
+//! The coordinator: the role a node plays for the transactions its clients begin.
+//!
+//! # Protocol (presumed abort)
+//!
+//! `BEGIN` allocates an id (see `types`): ids come from blocks of the coordinator's counter
+//! reserved by a forced `TidLease` record, so no id is reused after a restart.
+//!
+//! `COMMIT` names the participants the client touched:
+//! - none: committed at once;
+//! - one: the participant commits in one phase (it alone decides, in one forced record),
+//!   and the coordinator relays its outcome;
+//! - more: phase 1 sends PREPARE to each and collects votes until the vote timeout.
+//!   Every vote YES or READ-ONLY: the coordinator appends a forced `Decision` record
+//!   (commit, the YES voters, a commit timestamp above every prepare timestamp) and only
+//!   after the fsync sends COMMIT to the YES voters and answers the client. READ-ONLY
+//!   voters are done already. Any NO or a timeout: ABORT goes to every participant and
+//!   nothing is logged: a transaction with no decision record is aborted, so a participant
+//!   that asks about it later is told ABORT (presumed abort).
+//! - When every YES voter has acknowledged, a lazy `End` lets recovery forget the decision.
+//!
+//! An inquiry about a transaction still collecting votes is not answered: the decision
+//! will be sent to every participant when it is made, so the coordinator never answers
+//! ABORT and commits later. An inquiry about a transaction it does not know is answered
+//! ABORT: a committed transaction is forgotten only after every participant acknowledged,
+//! and such a participant is no longer in doubt.
+//!
+//! # Recovery
+//!
+//! A `Decision` without `End` is re-sent to its participants until each acknowledges.
+//! Transactions begun but not decided before the crash are dead: the restarted node's
+//! `Restarted { live_from }` tells participants to abort their workspaces, and a late
+//! COMMIT request for one is refused.
+
+use crate::crash::CrashPoint;
+use crate::error::Error;
+use crate::message::{Answer, Effect, Message, Reply, ReqId, Vote};
+use crate::types::{NodeId, Timestamp, TxnId};
+use crate::wal::Record;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// How many transaction counters one `TidLease` record reserves.
+pub const LEASE_BLOCK: u64 = 1000;
+
+/// A transaction in phase 1.
+#[derive(Debug)]
+struct Collecting {
+    /// The client's COMMIT request, answered when decided.
+    req: ReqId,
+    /// Every participant.
+    participants: Vec<NodeId>,
+    /// Participants whose vote has not arrived.
+    votes_pending: BTreeSet<NodeId>,
+    /// Participants that voted YES.
+    yes: Vec<NodeId>,
+    /// The largest prepare timestamp among the YES votes.
+    max_prepare_ts: Timestamp,
+    /// When to give up waiting and abort.
+    deadline: Duration,
+}
+
+/// A committed transaction whose acknowledgements are not all in.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// The participants that must acknowledge.
+    pub participants: Vec<NodeId>,
+    /// Those that have not yet.
+    pub unacked: BTreeSet<NodeId>,
+    /// The commit timestamp.
+    pub commit_ts: Timestamp,
+}
+
+/// The coordinator role of one node.
+#[derive(Debug)]
+pub struct Coordinator {
+    node: NodeId,
+    nodes: u32,
+    /// The next counter to hand out.
+    counter: u64,
+    /// Counters below this are reserved in the log.
+    lease: u64,
+    /// The first counter of this incarnation.
+    live_from: u64,
+    /// Begun in this incarnation, not yet committing or aborted.
+    begun: BTreeSet<TxnId>,
+    collecting: BTreeMap<TxnId, Collecting>,
+    /// Transactions committing in one phase, with the client's request.
+    one_phase: BTreeMap<TxnId, ReqId>,
+    decided: BTreeMap<TxnId, Decided>,
+}
+
+impl Coordinator {
+    /// A coordinator whose log reserved counters below `lease` and still owes these
+    /// decisions to their participants.
+    pub fn new(node: NodeId, nodes: u32, lease: u64, decided: BTreeMap<TxnId, Decided>) -> Self {
+        Coordinator {
+            node,
+            nodes,
+            counter: lease,
+            lease,
+            live_from: lease,
+            begun: BTreeSet::new(),
+            collecting: BTreeMap::new(),
+            one_phase: BTreeMap::new(),
+            decided,
+        }
+    }
+
+    /// The first counter of this incarnation.
+    pub fn live_from(&self) -> u64 {
+        self.live_from
+    }
+
+    /// The counter lease, for checkpoints.
+    pub fn lease(&self) -> u64 {
+        self.lease
+    }
+
+    /// Recovery: re-send every decision not yet acknowledged.
+    pub fn resend_decisions(&self, out: &mut Vec<Effect>) {
+        for (tid, decided) in &self.decided {
+            for participant in &decided.unacked {
+                let message = Message::Commit {
+                    tid: *tid,
+                    commit_ts: decided.commit_ts,
+                };
+                out.push(Effect::Send {
+                    to: *participant,
+                    message,
+                });
+            }
+        }
+    }
+
+    /// BEGIN: allocate an id, reserving a new block of counters first if needed.
+    pub fn begin(&mut self, req: ReqId, out: &mut Vec<Effect>) {
+        if self.counter >= self.lease {
+            self.lease = self.counter + LEASE_BLOCK;
+            out.push(Effect::Append(Record::TidLease { upto: self.lease }));
+        }
+        let tid = TxnId::new(self.node, self.counter, self.nodes);
+        self.counter += 1;
+        self.begun.insert(tid);
+        reply(out, req, Ok(Answer::Begun(tid)));
+    }
+
+    /// The client's COMMIT of `tid`, which touched `participants`.
+    pub fn commit(
+        &mut self,
+        req: ReqId,
+        tid: TxnId,
+        participants: Vec<NodeId>,
+        deadline: Duration,
+        out: &mut Vec<Effect>,
+    ) {
+        if !self.begun.remove(&tid) {
+            send_abort(&participants, tid, out);
+            return reply(out, req, Err(self.not_live(tid)));
+        }
+        match participants.as_slice() {
+            [] => reply(out, req, Ok(Answer::Committed)),
+            [only] => {
+                self.one_phase.insert(tid, req);
+                out.push(Effect::Send {
+                    to: *only,
+                    message: Message::CommitOnePhase { tid },
+                });
+            }
+            _ => {
+                for participant in &participants {
+                    let message = Message::Prepare {
+                        tid,
+                        participants: participants.clone(),
+                    };
+                    out.push(Effect::Send {
+                        to: *participant,
+                        message,
+                    });
+                }
+                let collecting = Collecting {
+                    req,
+                    votes_pending: participants.iter().copied().collect(),
+                    participants,
+                    yes: Vec::new(),
+                    max_prepare_ts: 0,
+                    deadline,
+                };
+                self.collecting.insert(tid, collecting);
+            }
+        }
+    }
+
+    fn not_live(&self, tid: TxnId) -> Error {
+        let reason = if tid.counter(self.nodes) < self.live_from {
+            format!(
+                "coordinator node {} crashed and restarted since it began",
+                self.node
+            )
+        } else {
+            format!(
+                "coordinator node {} has no open transaction {tid}",
+                self.node
+            )
+        };
+        Error::Aborted { tid, reason }
+    }
+
+    /// The client's ABORT of `tid`.
+    pub fn abort(
+        &mut self,
+        req: ReqId,
+        tid: TxnId,
+        participants: Vec<NodeId>,
+        out: &mut Vec<Effect>,
+    ) {
+        self.begun.remove(&tid);
+        send_abort(&participants, tid, out);
+        reply(out, req, Ok(Answer::Done));
+    }
+
+    /// A participant's vote.
+    pub fn vote(
+        &mut self,
+        from: NodeId,
+        tid: TxnId,
+        vote: Vote,
+        clock: &mut Timestamp,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(collecting) = self.collecting.get_mut(&tid) else {
+            return;
+        };
+        if !collecting.votes_pending.remove(&from) {
+            return;
+        }
+        match vote {
+            Vote::Yes { prepare_ts } => {
+                collecting.yes.push(from);
+                collecting.max_prepare_ts = collecting.max_prepare_ts.max(prepare_ts);
+            }
+            Vote::ReadOnly => {}
+            Vote::No { reason } => {
+                return self.abort_collecting(tid, format!("node {from} voted NO: {reason}"), out);
+            }
+        }
+        if collecting.votes_pending.is_empty() {
+            self.decide_commit(tid, clock, out);
+        }
+    }
+
+    /// Every vote is YES or READ-ONLY: log the decision, then send it.
+    fn decide_commit(&mut self, tid: TxnId, clock: &mut Timestamp, out: &mut Vec<Effect>) {
+        let Some(collecting) = self.collecting.remove(&tid) else {
+            return;
+        };
+        if collecting.yes.is_empty() {
+            return reply(out, collecting.req, Ok(Answer::Committed));
+        }
+        out.push(Effect::CrashPoint(CrashPoint::Decide));
+        let commit_ts = (*clock).max(collecting.max_prepare_ts) + 1;
+        *clock = commit_ts;
+        let participants = collecting.yes;
+        out.push(Effect::Append(Record::Decision {
+            tid,
+            participants: participants.clone(),
+            commit_ts,
+        }));
+        out.push(Effect::CrashPoint(CrashPoint::Decision));
+        for (index, participant) in participants.iter().enumerate() {
+            let message = Message::Commit { tid, commit_ts };
+            out.push(Effect::Send {
+                to: *participant,
+                message,
+            });
+            if index == 0 {
+                out.push(Effect::CrashPoint(CrashPoint::Broadcast));
+            }
+        }
+        reply(out, collecting.req, Ok(Answer::Committed));
+        let unacked = participants.iter().copied().collect();
+        self.decided.insert(
+            tid,
+            Decided {
+                participants,
+                unacked,
+                commit_ts,
+            },
+        );
+    }
+
+    fn abort_collecting(&mut self, tid: TxnId, reason: String, out: &mut Vec<Effect>) {
+        let Some(collecting) = self.collecting.remove(&tid) else {
+            return;
+        };
+        send_abort(&collecting.participants, tid, out);
+        reply(out, collecting.req, Err(Error::Aborted { tid, reason }));
+    }
+
+    /// A participant logged the commit.
+    pub fn ack(&mut self, from: NodeId, tid: TxnId, out: &mut Vec<Effect>) {
+        let Some(decided) = self.decided.get_mut(&tid) else {
+            return;
+        };
+        decided.unacked.remove(&from);
+        if decided.unacked.is_empty() {
+            self.decided.remove(&tid);
+            out.push(Effect::Append(Record::End { tid }));
+        }
+    }
+
+    /// The only participant's one-phase outcome.
+    pub fn one_phase_outcome(
+        &mut self,
+        tid: TxnId,
+        aborted: Option<String>,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(req) = self.one_phase.remove(&tid) else {
+            return;
+        };
+        let result = match aborted {
+            None => Ok(Answer::Committed),
+            Some(reason) => Err(Error::Aborted { tid, reason }),
+        };
+        reply(out, req, result);
+    }
+
+    /// An in-doubt participant asks for the outcome.
+    pub fn inquire(&mut self, from: NodeId, tid: TxnId, out: &mut Vec<Effect>) {
+        if let Some(decided) = self.decided.get(&tid) {
+            let message = Message::Commit {
+                tid,
+                commit_ts: decided.commit_ts,
+            };
+            out.push(Effect::Send { to: from, message });
+        } else if !self.collecting.contains_key(&tid) {
+            out.push(Effect::Send {
+                to: from,
+                message: Message::Abort { tid },
+            });
+        }
+    }
+
+    /// A participant restarted: re-send the decisions it has not acknowledged.
+    pub fn peer_restarted(&mut self, peer: NodeId, out: &mut Vec<Effect>) {
+        for (tid, decided) in &self.decided {
+            if decided.unacked.contains(&peer) {
+                let message = Message::Commit {
+                    tid: *tid,
+                    commit_ts: decided.commit_ts,
+                };
+                out.push(Effect::Send { to: peer, message });
+            }
+        }
+    }
+
+    /// Time passed: abort the transactions whose votes are overdue.
+    pub fn tick(&mut self, now: Duration, vote_timeout: Duration, out: &mut Vec<Effect>) {
+        let overdue: Vec<(TxnId, Vec<NodeId>)> = self
+            .collecting
+            .iter()
+            .filter(|(_, collecting)| now >= collecting.deadline)
+            .map(|(tid, collecting)| (*tid, collecting.votes_pending.iter().copied().collect()))
+            .collect();
+        for (tid, silent) in overdue {
+            let names: Vec<String> = silent.iter().map(|node| format!("node {node}")).collect();
+            let reason = format!(
+                "{} did not vote within {}",
+                names.join(" and "),
+                crate::clock::format_duration(vote_timeout)
+            );
+            self.abort_collecting(tid, reason, out);
+        }
+    }
+
+    /// Commit decisions not yet acknowledged, for checkpoints and status.
+    pub fn decided(&self) -> &BTreeMap<TxnId, Decided> {
+        &self.decided
+    }
+
+    /// Transactions begun here and not finished, sorted.
+    pub fn open_transactions(&self) -> Vec<TxnId> {
+        let mut open: Vec<TxnId> = self.begun.iter().copied().collect();
+        open.extend(self.collecting.keys());
+        open.extend(self.one_phase.keys());
+        open.sort();
+        open
+    }
+}
+
+fn send_abort(participants: &[NodeId], tid: TxnId, out: &mut Vec<Effect>) {
+    for participant in participants {
+        out.push(Effect::Send {
+            to: *participant,
+            message: Message::Abort { tid },
+        });
+    }
+}
+
+fn reply(out: &mut Vec<Effect>, req: ReqId, result: Result<Answer, Error>) {
+    out.push(Effect::Reply {
+        req,
+        reply: Reply::Done(result),
+    });
+}

@@ -1,0 +1,320 @@
+//! The lock table of one participant: strict two-phase locking on keys.
+//!
+//! A read takes a shared lock, a write an exclusive one; a transaction holding the only
+//! shared lock on a key upgrades it in place. A request that conflicts waits in the key's
+//! FIFO queue. A waiter is blocked by the holders it conflicts with and by the conflicting
+//! requests queued ahead of it (so a writer is not starved by a stream of readers); the
+//! blockers are reported so the cluster's deadlock detector can see the wait-for graph.
+//!
+//! The table is pure data: it never blocks a thread. Waiting is a queued request that the
+//! node answers later, when [`LockTable::release_all`] grants it.
+//!
+//! Invariants: a key's holders are either any number of shared holders or exactly one
+//! exclusive holder; a transaction waits for at most one key at a time (a client session
+//! issues one operation at a time); an entry with no holders and no waiters is removed.
+
+use crate::types::TxnId;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// The two lock modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum LockMode {
+    /// Held by readers; compatible with other shared locks.
+    Shared,
+    /// Held by one writer; compatible with nothing.
+    Exclusive,
+}
+
+impl LockMode {
+    fn compatible(self, other: LockMode) -> bool {
+        self == LockMode::Shared && other == LockMode::Shared
+    }
+}
+
+/// The answer to a lock request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Acquire {
+    /// The lock is held now.
+    Granted,
+    /// The request is queued behind these transactions.
+    Waiting {
+        /// The transactions the request waits for, sorted.
+        blockers: Vec<TxnId>,
+    },
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    holders: BTreeMap<TxnId, LockMode>,
+    waiters: VecDeque<(TxnId, LockMode)>,
+}
+
+impl Entry {
+    /// Whether `tid` could hold `mode` given the holders alone.
+    fn grantable(&self, tid: TxnId, mode: LockMode) -> bool {
+        self.holders
+            .iter()
+            .all(|(holder, held)| *holder == tid || mode.compatible(*held))
+    }
+
+    /// Who blocks the waiter at `position`: conflicting holders and queued requests ahead.
+    fn blockers(&self, position: usize) -> Vec<TxnId> {
+        let (tid, mode) = self.waiters[position];
+        let mut blockers: BTreeSet<TxnId> = self
+            .holders
+            .iter()
+            .filter(|(holder, held)| **holder != tid && !mode.compatible(**held))
+            .map(|(holder, _)| *holder)
+            .collect();
+        for (ahead, ahead_mode) in self.waiters.iter().take(position) {
+            if *ahead != tid && !(mode.compatible(*ahead_mode)) {
+                blockers.insert(*ahead);
+            }
+        }
+        blockers.into_iter().collect()
+    }
+}
+
+/// A waiter and what it waits for, as reported to the deadlock detector and `SHOW LOCKS`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Wait {
+    /// The waiting transaction.
+    pub tid: TxnId,
+    /// The key it waits for.
+    pub key: String,
+    /// The mode it asked for.
+    pub mode: LockMode,
+    /// The transactions it waits for.
+    pub blockers: Vec<TxnId>,
+}
+
+/// One key's lock state, for `SHOW LOCKS`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyLocks {
+    /// The key.
+    pub key: String,
+    /// Holders and their modes, sorted by transaction.
+    pub holders: Vec<(TxnId, LockMode)>,
+    /// Waiters in queue order.
+    pub waiters: Vec<(TxnId, LockMode)>,
+}
+
+/// The lock table of one node.
+#[derive(Debug, Default)]
+pub struct LockTable {
+    entries: BTreeMap<String, Entry>,
+    /// Keys each transaction holds or waits for, to release in one pass.
+    keys_of: BTreeMap<TxnId, BTreeSet<String>>,
+    /// How many requests are queued, over all keys.
+    waiting: usize,
+}
+
+impl LockTable {
+    /// Requests `mode` on `key` for `tid`. Re-requesting a held lock, or a shared lock
+    /// while holding the exclusive one, is granted at once.
+    pub fn acquire(&mut self, tid: TxnId, key: &str, mode: LockMode) -> Acquire {
+        let entry = self.entries.entry(key.to_string()).or_default();
+        self.keys_of.entry(tid).or_default().insert(key.to_string());
+        if let Some(held) = entry.holders.get(&tid)
+            && (*held == LockMode::Exclusive || mode == LockMode::Shared)
+        {
+            return Acquire::Granted;
+        }
+        if entry.waiters.is_empty() && entry.grantable(tid, mode) {
+            entry.holders.insert(tid, mode);
+            return Acquire::Granted;
+        }
+        assert!(
+            !entry.waiters.iter().any(|(waiter, _)| *waiter == tid),
+            "{tid} already waits for {key}"
+        );
+        entry.waiters.push_back((tid, mode));
+        self.waiting += 1;
+        Acquire::Waiting {
+            blockers: entry.blockers(entry.waiters.len() - 1),
+        }
+    }
+
+    /// Releases `tid`'s shared locks only (at prepare: the transaction will read no more),
+    /// returning the requests this grants as `(tid, key, mode)`.
+    pub fn release_shared(&mut self, tid: TxnId) -> Vec<(TxnId, String)> {
+        let keys: Vec<String> = self
+            .keys_of
+            .get(&tid)
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        let mut granted = Vec::new();
+        for key in keys {
+            let Some(entry) = self.entries.get_mut(&key) else {
+                continue;
+            };
+            if entry.holders.get(&tid) == Some(&LockMode::Shared) {
+                entry.holders.remove(&tid);
+                if let Some(keys) = self.keys_of.get_mut(&tid) {
+                    keys.remove(&key);
+                }
+                granted.extend(self.grant_waiters(&key));
+            }
+        }
+        granted
+    }
+
+    /// Releases every lock `tid` holds and withdraws any request it has queued, returning
+    /// the requests this grants as `(tid, key)`, in grant order.
+    pub fn release_all(&mut self, tid: TxnId) -> Vec<(TxnId, String)> {
+        let keys = self.keys_of.remove(&tid).unwrap_or_default();
+        let mut granted = Vec::new();
+        for key in keys {
+            if let Some(entry) = self.entries.get_mut(&key) {
+                entry.holders.remove(&tid);
+                let queued = entry.waiters.len();
+                entry.waiters.retain(|(waiter, _)| *waiter != tid);
+                self.waiting -= queued - entry.waiters.len();
+                granted.extend(self.grant_waiters(&key));
+            }
+        }
+        granted
+    }
+
+    /// Grants queued requests on `key` in FIFO order while they are compatible, and drops
+    /// the entry when it is empty.
+    fn grant_waiters(&mut self, key: &str) -> Vec<(TxnId, String)> {
+        let mut granted = Vec::new();
+        let Some(entry) = self.entries.get_mut(key) else {
+            return granted;
+        };
+        while let Some(&(tid, mode)) = entry.waiters.front() {
+            if !entry.grantable(tid, mode) {
+                break;
+            }
+            entry.waiters.pop_front();
+            self.waiting -= 1;
+            let held = entry.holders.entry(tid).or_insert(mode);
+            *held = (*held).max(mode);
+            granted.push((tid, key.to_string()));
+        }
+        if entry.holders.is_empty() && entry.waiters.is_empty() {
+            self.entries.remove(key);
+        }
+        granted
+    }
+
+    /// Every current wait, with its blockers recomputed from the table as it is now.
+    pub fn waits(&self) -> Vec<Wait> {
+        let mut waits = Vec::new();
+        for (key, entry) in &self.entries {
+            for (position, (tid, mode)) in entry.waiters.iter().enumerate() {
+                waits.push(Wait {
+                    tid: *tid,
+                    key: key.clone(),
+                    mode: *mode,
+                    blockers: entry.blockers(position),
+                });
+            }
+        }
+        waits
+    }
+
+    /// The holders and waiters of every locked key, sorted by key.
+    pub fn snapshot(&self) -> Vec<KeyLocks> {
+        self.entries
+            .iter()
+            .map(|(key, entry)| KeyLocks {
+                key: key.clone(),
+                holders: entry.holders.iter().map(|(t, m)| (*t, *m)).collect(),
+                waiters: entry.waiters.iter().copied().collect(),
+            })
+            .collect()
+    }
+
+    /// Whether no lock is held or requested.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether any request is queued, answered without walking the table.
+    pub fn has_waiters(&self) -> bool {
+        self.waiting > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use LockMode::{Exclusive, Shared};
+
+    const T1: TxnId = TxnId(1);
+    const T2: TxnId = TxnId(2);
+    const T3: TxnId = TxnId(3);
+
+    #[test]
+    fn shared_locks_coexist_and_exclusive_waits() {
+        let mut table = LockTable::default();
+        assert_eq!(table.acquire(T1, "x", Shared), Acquire::Granted);
+        assert_eq!(table.acquire(T2, "x", Shared), Acquire::Granted);
+        assert_eq!(
+            table.acquire(T3, "x", Exclusive),
+            Acquire::Waiting {
+                blockers: vec![T1, T2]
+            }
+        );
+        assert!(table.release_all(T1).is_empty());
+        assert_eq!(table.release_all(T2), vec![(T3, "x".to_string())]);
+        assert_eq!(table.snapshot()[0].holders, vec![(T3, Exclusive)]);
+        table.release_all(T3);
+        assert!(table.is_empty());
+    }
+
+    #[test]
+    fn sole_reader_upgrades_in_place() {
+        let mut table = LockTable::default();
+        table.acquire(T1, "x", Shared);
+        assert_eq!(table.acquire(T1, "x", Exclusive), Acquire::Granted);
+        assert_eq!(table.acquire(T1, "x", Shared), Acquire::Granted);
+        assert_eq!(
+            table.acquire(T2, "x", Shared),
+            Acquire::Waiting { blockers: vec![T1] }
+        );
+    }
+
+    #[test]
+    fn readers_queue_behind_a_waiting_writer() {
+        let mut table = LockTable::default();
+        table.acquire(T1, "x", Shared);
+        table.acquire(T2, "x", Exclusive);
+        assert_eq!(
+            table.acquire(T3, "x", Shared),
+            Acquire::Waiting { blockers: vec![T2] }
+        );
+        assert_eq!(table.release_all(T1), vec![(T2, "x".to_string())]);
+        assert_eq!(table.release_all(T2), vec![(T3, "x".to_string())]);
+    }
+
+    #[test]
+    fn release_shared_keeps_exclusive_locks() {
+        let mut table = LockTable::default();
+        table.acquire(T1, "r", Shared);
+        table.acquire(T1, "w", Exclusive);
+        table.acquire(T2, "r", Exclusive);
+        assert_eq!(table.release_shared(T1), vec![(T2, "r".to_string())]);
+        assert_eq!(
+            table.acquire(T3, "w", Shared),
+            Acquire::Waiting { blockers: vec![T1] }
+        );
+        let waits = table.waits();
+        assert_eq!(waits.len(), 1);
+        assert_eq!(waits[0].key, "w");
+    }
+
+    #[test]
+    fn withdrawn_waiter_unblocks_the_queue() {
+        let mut table = LockTable::default();
+        table.acquire(T1, "x", Shared);
+        table.acquire(T2, "x", Exclusive);
+        table.acquire(T3, "x", Shared);
+        assert_eq!(table.release_all(T2), vec![(T3, "x".to_string())]);
+    }
+}

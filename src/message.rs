@@ -1,0 +1,255 @@
+//! What flows between nodes and clients, and what the state machines ask the runtime to do.
+//!
+//! Messages are data: an [`Envelope`] carries a [`Message`] from one node to another;
+//! a client's [`Request`] goes to one node and is answered by [`Reply`]s. The state
+//! machines never perform I/O: they return [`Effect`]s (append a record, send a message,
+//! reply, or mark a crash point), which the node runtime executes in order.
+
+use crate::crash::CrashPoint;
+use crate::error::Error;
+use crate::lock::LockMode;
+use crate::types::{NodeId, Timestamp, TxnId};
+use crate::wal::Record;
+use serde::Serialize;
+
+/// A message between nodes, with its addresses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Envelope {
+    /// The sender.
+    pub from: NodeId,
+    /// The receiver.
+    pub to: NodeId,
+    /// The message.
+    pub message: Message,
+}
+
+/// A participant's vote on PREPARE.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Vote {
+    /// Prepared: the writes are forced to the log and the locks held.
+    Yes {
+        /// The participant's prepare timestamp; the commit timestamp goes above it.
+        prepare_ts: Timestamp,
+    },
+    /// Cannot commit; the participant has already forgotten the transaction.
+    No {
+        /// Why, for the client's error message.
+        reason: String,
+    },
+    /// The transaction only read here: its locks are released and it takes no part in
+    /// phase 2.
+    ReadOnly,
+}
+
+/// A protocol message between nodes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Message {
+    /// Coordinator to participant: phase 1, prepare to commit.
+    Prepare {
+        /// The transaction.
+        tid: TxnId,
+        /// Every participant, logged in the Prepare record for cooperative termination.
+        participants: Vec<NodeId>,
+    },
+    /// Participant to coordinator: the answer to PREPARE.
+    Vote {
+        /// The transaction.
+        tid: TxnId,
+        /// The vote.
+        vote: Vote,
+    },
+    /// Coordinator to participant: phase 2, the transaction committed.
+    Commit {
+        /// The transaction.
+        tid: TxnId,
+        /// The commit timestamp.
+        commit_ts: Timestamp,
+    },
+    /// Coordinator to participant: the transaction aborted.
+    Abort {
+        /// The transaction.
+        tid: TxnId,
+    },
+    /// Participant to coordinator: the commit is logged here; the coordinator may forget
+    /// the transaction once every participant has said so.
+    Ack {
+        /// The transaction.
+        tid: TxnId,
+    },
+    /// Coordinator to the only participant: commit in one phase, deciding locally.
+    CommitOnePhase {
+        /// The transaction.
+        tid: TxnId,
+    },
+    /// The only participant to the coordinator: what one-phase commit decided.
+    OnePhaseOutcome {
+        /// The transaction.
+        tid: TxnId,
+        /// `None` if it committed, else why it aborted.
+        aborted: Option<String>,
+    },
+    /// In-doubt participant to coordinator: what happened to this transaction?
+    Inquire {
+        /// The transaction.
+        tid: TxnId,
+    },
+    /// A node finished recovery. Participants abort the active transactions this node
+    /// coordinated before it crashed (their counter is below `live_from`) and re-ask about
+    /// in-doubt ones; coordinators re-send commit decisions it has not acknowledged.
+    Restarted {
+        /// The first transaction counter of the new incarnation.
+        live_from: u64,
+    },
+    /// Deadlock detector to the node where the victim waits: abort it.
+    DeadlockVictim {
+        /// The victim.
+        tid: TxnId,
+        /// The cycle, starting and ending at the victim.
+        cycle: Vec<TxnId>,
+    },
+}
+
+impl Message {
+    /// The message's name as the trace shows it (`PREPARE`, `VOTE YES`, ...).
+    pub fn label(&self) -> String {
+        match self {
+            Message::Prepare { .. } => "PREPARE".into(),
+            Message::Vote {
+                vote: Vote::Yes { .. },
+                ..
+            } => "VOTE YES".into(),
+            Message::Vote {
+                vote: Vote::No { .. },
+                ..
+            } => "VOTE NO".into(),
+            Message::Vote {
+                vote: Vote::ReadOnly,
+                ..
+            } => "VOTE READ-ONLY".into(),
+            Message::Commit { .. } => "COMMIT".into(),
+            Message::Abort { .. } => "ABORT".into(),
+            Message::Ack { .. } => "ACK".into(),
+            Message::CommitOnePhase { .. } => "COMMIT ONE-PHASE".into(),
+            Message::OnePhaseOutcome { aborted: None, .. } => "ONE-PHASE COMMITTED".into(),
+            Message::OnePhaseOutcome { .. } => "ONE-PHASE ABORTED".into(),
+            Message::Inquire { .. } => "INQUIRE".into(),
+            Message::Restarted { .. } => "RESTARTED".into(),
+            Message::DeadlockVictim { .. } => "DEADLOCK VICTIM".into(),
+        }
+    }
+
+    /// The transaction the message is about, if any.
+    pub fn tid(&self) -> Option<TxnId> {
+        match self {
+            Message::Prepare { tid, .. }
+            | Message::Vote { tid, .. }
+            | Message::Commit { tid, .. }
+            | Message::Abort { tid }
+            | Message::Ack { tid }
+            | Message::CommitOnePhase { tid }
+            | Message::OnePhaseOutcome { tid, .. }
+            | Message::Inquire { tid }
+            | Message::DeadlockVictim { tid, .. } => Some(*tid),
+            Message::Restarted { .. } => None,
+        }
+    }
+}
+
+/// Identifies a client request within one node incarnation, so a late answer finds its
+/// reply channel.
+pub type ReqId = u64;
+
+/// A client's request to one node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// To the coordinator: start a transaction.
+    Begin,
+    /// To the key's owner: read `key` under a shared lock.
+    Read {
+        /// The transaction.
+        tid: TxnId,
+        /// The key.
+        key: String,
+        /// Whether this is the transaction's first operation on this node; a later one
+        /// that finds no workspace knows the node lost it in a crash.
+        first: bool,
+    },
+    /// To the key's owner: buffer a write (`None` deletes) under an exclusive lock.
+    Write {
+        /// The transaction.
+        tid: TxnId,
+        /// The key.
+        key: String,
+        /// The new value, or `None` to delete.
+        value: Option<String>,
+        /// As for `Read`.
+        first: bool,
+    },
+    /// To the coordinator: commit across these participants.
+    Commit {
+        /// The transaction.
+        tid: TxnId,
+        /// The nodes the transaction touched, sorted.
+        participants: Vec<NodeId>,
+    },
+    /// To the coordinator: abort at these participants.
+    Abort {
+        /// The transaction.
+        tid: TxnId,
+        /// The nodes the transaction touched, sorted.
+        participants: Vec<NodeId>,
+    },
+}
+
+/// A successful answer to a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// `Begin`: the new transaction.
+    Begun(TxnId),
+    /// `Read`: the value, if the key exists.
+    Value(Option<String>),
+    /// `Write` or `Abort` done.
+    Done,
+    /// `Commit`: committed, durably.
+    Committed,
+}
+
+/// A reply on a request's channel: zero or one `Waiting`, then one `Done`.
+#[derive(Debug)]
+pub enum Reply {
+    /// The request is queued for a lock.
+    Waiting {
+        /// The key.
+        key: String,
+        /// The mode asked for.
+        mode: LockMode,
+        /// The transactions it waits for.
+        blockers: Vec<TxnId>,
+    },
+    /// The request finished.
+    Done(Result<Answer, Error>),
+}
+
+/// What a state machine asks the node runtime to do, in order.
+#[derive(Debug)]
+pub enum Effect {
+    /// Append a record to the log; fsynced before any later `Send` or `Reply` leaves if
+    /// the record is forced.
+    Append(Record),
+    /// Send a message to a node (possibly this one).
+    Send {
+        /// The receiver.
+        to: NodeId,
+        /// The message.
+        message: Message,
+    },
+    /// Answer a client request.
+    Reply {
+        /// The request.
+        req: ReqId,
+        /// The answer.
+        reply: Reply,
+    },
+    /// The protocol reached this point: the runtime dies here if it is armed.
+    CrashPoint(CrashPoint),
+}

@@ -1,0 +1,313 @@
+//! A node's protocol state: its participant and coordinator roles and its logical clock,
+//! driven by one input at a time and answering with effects. No threads, no I/O: the
+//! runtime (`runtime.rs`) feeds it and executes what it returns, and tests step it by
+//! hand.
+//!
+//! Recovery is here too: [`Node::recover`] rebuilds the state from a checkpoint and the
+//! log records after it, and returns the effects that resume the protocol (inquiries for
+//! in-doubt transactions, re-sent commit decisions).
+
+use crate::config::Settings;
+use crate::coordinator::{Coordinator, Decided};
+use crate::message::{Effect, Message, ReqId, Request};
+use crate::participant::{Participant, Prepared, prepared_from_record};
+use crate::store::Store;
+use crate::types::{NodeId, Timestamp, TxnId};
+use crate::wal::{Record, Snapshot};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Something a node reacts to.
+#[derive(Debug)]
+pub enum Input {
+    /// A client's request.
+    Request {
+        /// Identifies the reply channel.
+        req: ReqId,
+        /// The request.
+        request: Request,
+    },
+    /// A message from a node (possibly this one).
+    Peer {
+        /// The sender.
+        from: NodeId,
+        /// The message.
+        message: Message,
+    },
+    /// Time passed: check timeouts.
+    Tick,
+}
+
+/// One node's protocol state.
+#[derive(Debug)]
+pub struct Node {
+    id: NodeId,
+    participant: Participant,
+    coordinator: Coordinator,
+    /// The Lamport clock behind prepare and commit timestamps.
+    clock: Timestamp,
+}
+
+/// What replaying a log yields before the node resumes.
+struct Replay {
+    store: Store,
+    prepared: BTreeMap<TxnId, Prepared>,
+    decided: BTreeMap<TxnId, Decided>,
+    lease: u64,
+    clock: Timestamp,
+}
+
+impl Replay {
+    fn from_snapshot(snapshot: Option<&Snapshot>) -> Replay {
+        let mut replay = Replay {
+            store: Store::default(),
+            prepared: BTreeMap::new(),
+            decided: BTreeMap::new(),
+            lease: 0,
+            clock: 0,
+        };
+        if let Some(snapshot) = snapshot {
+            replay.store = Store::from_snapshot(snapshot);
+            replay.lease = snapshot.tid_lease;
+            replay.clock = snapshot.clock;
+            for record in snapshot.prepared.iter().chain(&snapshot.decisions) {
+                replay.apply(record);
+            }
+        }
+        replay
+    }
+
+    /// Redoes one record.
+    fn apply(&mut self, record: &Record) {
+        match record {
+            Record::Prepare { prepare_ts, .. } => {
+                self.clock = self.clock.max(*prepare_ts);
+                if let Some((tid, prepared)) = prepared_from_record(record) {
+                    self.prepared.insert(tid, prepared);
+                }
+            }
+            Record::Commit { tid, commit_ts } => {
+                self.clock = self.clock.max(*commit_ts);
+                if let Some(prepared) = self.prepared.remove(tid) {
+                    self.store.apply(&prepared.writes, *commit_ts);
+                }
+            }
+            Record::Abort { tid } => {
+                self.prepared.remove(tid);
+            }
+            Record::OnePhaseCommit {
+                writes, commit_ts, ..
+            } => {
+                self.clock = self.clock.max(*commit_ts);
+                self.store.apply(writes, *commit_ts);
+            }
+            Record::Decision {
+                tid,
+                participants,
+                commit_ts,
+            } => {
+                self.clock = self.clock.max(*commit_ts);
+                let decided = Decided {
+                    participants: participants.clone(),
+                    unacked: participants.iter().copied().collect(),
+                    commit_ts: *commit_ts,
+                };
+                self.decided.insert(*tid, decided);
+            }
+            Record::End { tid } => {
+                self.decided.remove(tid);
+            }
+            Record::TidLease { upto } => self.lease = self.lease.max(*upto),
+        }
+    }
+}
+
+impl Node {
+    /// A node of a fresh cluster.
+    pub fn new(id: NodeId, nodes: u32) -> Node {
+        Node {
+            id,
+            participant: Participant::new(id, nodes, Store::default()),
+            coordinator: Coordinator::new(id, nodes, 0, BTreeMap::new()),
+            clock: 0,
+        }
+    }
+
+    /// Rebuilds a node from its checkpoint and the records after it. The returned effects
+    /// must run before the node serves anyone: they re-lock nothing (that is done here)
+    /// but ask about in-doubt transactions, re-send commit decisions and announce the
+    /// restart to every node, so dead transactions this node coordinated are released.
+    pub fn recover(
+        id: NodeId,
+        nodes: u32,
+        snapshot: Option<&Snapshot>,
+        records: &[Record],
+        now: Duration,
+    ) -> (Node, Vec<Effect>) {
+        let mut replay = Replay::from_snapshot(snapshot);
+        for record in records {
+            replay.apply(record);
+        }
+        let mut node = Node {
+            id,
+            participant: Participant::new(id, nodes, replay.store),
+            coordinator: Coordinator::new(id, nodes, replay.lease, replay.decided),
+            clock: replay.clock,
+        };
+        let mut out = Vec::new();
+        for (tid, prepared) in replay.prepared {
+            node.participant
+                .restore_in_doubt(tid, prepared, now, &mut out);
+        }
+        node.coordinator.resend_decisions(&mut out);
+        let live_from = node.coordinator.live_from();
+        let mut local = Vec::new();
+        node.participant.peer_restarted(id, live_from, &mut local);
+        for peer in (0..nodes).filter(|peer| *peer != id) {
+            out.push(Effect::Send {
+                to: peer,
+                message: Message::Restarted { live_from },
+            });
+        }
+        (node, out)
+    }
+
+    /// Handles one input, appending the effects to `out`.
+    pub fn handle(
+        &mut self,
+        input: Input,
+        now: Duration,
+        settings: &Settings,
+        out: &mut Vec<Effect>,
+    ) {
+        match input {
+            Input::Request { req, request } => self.request(req, request, now, settings, out),
+            Input::Peer { from, message } => self.message(from, message, now, settings, out),
+            Input::Tick => {
+                self.coordinator.tick(now, settings.vote_timeout, out);
+                self.participant.tick(now, settings.inquiry_interval, out);
+            }
+        }
+    }
+
+    fn request(
+        &mut self,
+        req: ReqId,
+        request: Request,
+        now: Duration,
+        settings: &Settings,
+        out: &mut Vec<Effect>,
+    ) {
+        match request {
+            // Coordinator: allocate an id.
+            Request::Begin => self.coordinator.begin(req, out),
+            // Participant: a read under a shared lock.
+            Request::Read { tid, key, first } => self.participant.read(req, tid, key, first, out),
+            // Participant: a buffered write under an exclusive lock.
+            Request::Write {
+                tid,
+                key,
+                value,
+                first,
+            } => self.participant.write(req, tid, key, value, first, out),
+            // Coordinator: start phase 1 (or one-phase commit).
+            Request::Commit { tid, participants } => {
+                let deadline = now + settings.vote_timeout;
+                self.coordinator
+                    .commit(req, tid, participants, deadline, out)
+            }
+            // Coordinator: abort at every participant.
+            Request::Abort { tid, participants } => {
+                self.coordinator.abort(req, tid, participants, out)
+            }
+        }
+    }
+
+    fn message(
+        &mut self,
+        from: NodeId,
+        message: Message,
+        now: Duration,
+        settings: &Settings,
+        out: &mut Vec<Effect>,
+    ) {
+        let clock = &mut self.clock;
+        match message {
+            // Participant, phase 1: log the writes and vote.
+            Message::Prepare { tid, participants } => self.participant.prepare(
+                tid,
+                from,
+                participants,
+                now + settings.inquiry_interval,
+                clock,
+                out,
+            ),
+            // Coordinator: count the vote; decide when all are in.
+            Message::Vote { tid, vote } => self.coordinator.vote(from, tid, vote, clock, out),
+            // Participant, phase 2: log, apply, release, acknowledge.
+            Message::Commit { tid, commit_ts } => {
+                self.participant.commit(tid, from, commit_ts, clock, out)
+            }
+            // Participant: drop the workspace and release.
+            Message::Abort { tid } => {
+                let reason = format!("its coordinator node {from} aborted it");
+                self.participant.abort(tid, reason, out)
+            }
+            // Coordinator: one more participant has logged the commit.
+            Message::Ack { tid } => self.coordinator.ack(from, tid, out),
+            // Participant: the only one; commit in one phase.
+            Message::CommitOnePhase { tid } => {
+                self.participant.commit_one_phase(tid, from, clock, out)
+            }
+            // Coordinator: relay the one-phase outcome.
+            Message::OnePhaseOutcome { tid, aborted } => {
+                self.coordinator.one_phase_outcome(tid, aborted, out)
+            }
+            // Coordinator: an in-doubt participant asks for the outcome.
+            Message::Inquire { tid } => self.coordinator.inquire(from, tid, out),
+            // Both roles: a peer recovered.
+            Message::Restarted { live_from } => {
+                self.participant.peer_restarted(from, live_from, out);
+                self.coordinator.peer_restarted(from, out);
+            }
+            // Participant: the deadlock detector chose a victim waiting here.
+            Message::DeadlockVictim { tid, cycle } => {
+                self.participant.deadlock_victim(tid, &cycle, out)
+            }
+        }
+    }
+
+    /// What a checkpoint must hold to recover this node without the log before it.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            data: self.participant.store().to_snapshot_data(),
+            prepared: (self.participant.in_doubt().into_iter())
+                .map(|(tid, prepared)| prepared.to_record(tid))
+                .collect(),
+            decisions: (self.coordinator.decided().iter())
+                .map(|(tid, decided)| Record::Decision {
+                    tid: *tid,
+                    participants: decided.participants.clone(),
+                    commit_ts: decided.commit_ts,
+                })
+                .collect(),
+            tid_lease: self.coordinator.lease(),
+            clock: self.clock,
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The participant role.
+    pub fn participant(&self) -> &Participant {
+        &self.participant
+    }
+
+    /// The coordinator role.
+    pub fn coordinator(&self) -> &Coordinator {
+        &self.coordinator
+    }
+}

@@ -1,0 +1,618 @@
+//! The participant: the role a node plays for the keys it owns.
+//!
+//! # Protocol
+//!
+//! A transaction's reads and writes arrive from its client. A read takes a shared lock and
+//! sees the transaction's own buffered writes first; a write takes an exclusive lock and
+//! is buffered in the transaction's workspace. Nothing reaches the log before PREPARE
+//! (strict two-phase locking: every lock is held until the outcome is applied).
+//!
+//! On PREPARE the participant votes:
+//! - **YES** if it still holds the workspace and it has writes: it appends a forced
+//!   `Prepare` record (the writes, the coordinator, every participant) and only after the
+//!   fsync does the vote leave. Its shared locks are released (it will read no more); its
+//!   exclusive locks are held until the outcome. From here the transaction is **in doubt**:
+//!   the participant may not decide alone, and asks the coordinator if no outcome comes.
+//! - **READ-ONLY** if it only read: it releases its locks and forgets the transaction;
+//!   phase 2 skips it.
+//! - **NO** if it has no workspace (it crashed since the transaction wrote there, or
+//!   aborted it as a deadlock victim): a tombstone remembers why.
+//!
+//! On COMMIT it appends a forced `Commit`, applies the writes, releases the locks and
+//! acknowledges. On ABORT it appends a lazy `Abort` (presumed abort: losing it is harmless,
+//! recovery would ask and be told ABORT), drops the workspace and releases the locks.
+//! A transaction with this node as its only participant commits in one phase: one forced
+//! `OnePhaseCommit` record holds its writes and its outcome.
+//!
+//! # Idempotence
+//!
+//! Every message may arrive twice or late: a duplicate PREPARE of a prepared transaction
+//! re-sends YES; COMMIT of a transaction no longer known is acknowledged again (it was
+//! committed and forgotten: an unknown transaction cannot have voted YES, so it cannot
+//! have been decided COMMIT); an operation or PREPARE of an aborted one finds its
+//! tombstone.
+//!
+//! # Limits
+//!
+//! Tombstones are kept in memory for the life of the node incarnation. A restarted node
+//! has none, which is safe: an unknown transaction votes NO, and an operation that is not
+//! the transaction's first on this node is refused (see `Request::Read::first`).
+
+use crate::crash::CrashPoint;
+use crate::error::Error;
+use crate::lock::{Acquire, LockMode, LockTable, Wait};
+use crate::message::{Answer, Effect, Message, Reply, ReqId, Vote};
+use crate::store::Store;
+use crate::types::{MAX_WRITES_PER_TXN, NodeId, Timestamp, TxnId, Write};
+use crate::wal::Record;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// An operation waiting for its lock.
+#[derive(Debug)]
+enum PendingOp {
+    Read(String),
+    Write(String, Option<String>),
+}
+
+/// A transaction that is reading and writing here.
+#[derive(Debug, Default)]
+struct Active {
+    /// Buffered writes, applied only if the transaction commits.
+    writes: BTreeMap<String, Option<String>>,
+    /// The operation queued for a lock, with its request.
+    pending: Option<(ReqId, PendingOp)>,
+}
+
+/// A transaction that voted YES and awaits the outcome.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// Who decides.
+    pub coordinator: NodeId,
+    /// Every participant.
+    pub participants: Vec<NodeId>,
+    /// The writes to apply on COMMIT.
+    pub writes: Vec<Write>,
+    /// The prepare timestamp.
+    pub prepare_ts: Timestamp,
+    /// When to ask the coordinator again if no outcome has come.
+    next_inquiry: Duration,
+}
+
+/// A transaction's state at this participant. Committed and aborted transactions are
+/// forgotten (aborted ones leave a tombstone).
+#[derive(Debug)]
+enum TxnState {
+    Active(Active),
+    Prepared(Prepared),
+}
+
+/// The participant role of one node: its lock table, its committed data and the
+/// transactions working on them.
+#[derive(Debug)]
+pub struct Participant {
+    node: NodeId,
+    nodes: u32,
+    store: Store,
+    locks: LockTable,
+    txns: BTreeMap<TxnId, TxnState>,
+    /// Aborted transactions and why, so late operations and PREPAREs are refused.
+    tombstones: BTreeMap<TxnId, String>,
+    /// Per coordinator, the first counter of its current incarnation (from `Restarted`).
+    live_from: BTreeMap<NodeId, u64>,
+}
+
+impl Participant {
+    /// A participant with the given committed data and nothing in flight.
+    pub fn new(node: NodeId, nodes: u32, store: Store) -> Participant {
+        Participant {
+            node,
+            nodes,
+            store,
+            locks: LockTable::default(),
+            txns: BTreeMap::new(),
+            tombstones: BTreeMap::new(),
+            live_from: BTreeMap::new(),
+        }
+    }
+
+    /// A client's read of `key` within `tid`.
+    pub fn read(
+        &mut self,
+        req: ReqId,
+        tid: TxnId,
+        key: String,
+        first: bool,
+        out: &mut Vec<Effect>,
+    ) {
+        self.operate(req, tid, PendingOp::Read(key), first, out);
+    }
+
+    /// A client's write (`None` deletes) of `key` within `tid`.
+    pub fn write(
+        &mut self,
+        req: ReqId,
+        tid: TxnId,
+        key: String,
+        value: Option<String>,
+        first: bool,
+        out: &mut Vec<Effect>,
+    ) {
+        self.operate(req, tid, PendingOp::Write(key, value), first, out);
+    }
+
+    fn operate(
+        &mut self,
+        req: ReqId,
+        tid: TxnId,
+        op: PendingOp,
+        first: bool,
+        out: &mut Vec<Effect>,
+    ) {
+        if let Err(error) = self.admit(tid, first) {
+            return reply(out, req, Err(error));
+        }
+        let (key, mode) = match &op {
+            PendingOp::Read(key) => (key.clone(), LockMode::Shared),
+            PendingOp::Write(key, _) => (key.clone(), LockMode::Exclusive),
+        };
+        match self.locks.acquire(tid, &key, mode) {
+            Acquire::Granted => self.perform(req, tid, op, out),
+            Acquire::Waiting { blockers } => {
+                if let Some(TxnState::Active(active)) = self.txns.get_mut(&tid) {
+                    active.pending = Some((req, op));
+                }
+                out.push(Effect::Reply {
+                    req,
+                    reply: Reply::Waiting {
+                        key,
+                        mode,
+                        blockers,
+                    },
+                });
+            }
+        }
+    }
+
+    /// Checks that `tid` may operate here, creating its workspace on its first operation.
+    fn admit(&mut self, tid: TxnId, first: bool) -> Result<(), Error> {
+        match self.txns.get(&tid) {
+            Some(TxnState::Active(_)) => return Ok(()),
+            Some(TxnState::Prepared(_)) => {
+                return Err(Error::InvalidInput(format!(
+                    "{tid} is committing; it cannot read or write any more"
+                )));
+            }
+            None => {}
+        }
+        if let Some(reason) = self.tombstones.get(&tid) {
+            return Err(Error::Aborted {
+                tid,
+                reason: reason.clone(),
+            });
+        }
+        let coordinator = tid.coordinator(self.nodes);
+        if self
+            .live_from
+            .get(&coordinator)
+            .is_some_and(|from| tid.counter(self.nodes) < *from)
+        {
+            return Err(self.abort_unknown(
+                tid,
+                format!(
+                    "its coordinator node {coordinator} crashed and restarted, which aborts every \
+                 transaction it had not decided"
+                ),
+            ));
+        }
+        if !first {
+            return Err(self.abort_unknown(
+                tid,
+                format!(
+                    "node {} crashed and restarted after {tid} worked there, and lost that work",
+                    self.node
+                ),
+            ));
+        }
+        self.txns.insert(tid, TxnState::Active(Active::default()));
+        Ok(())
+    }
+
+    fn abort_unknown(&mut self, tid: TxnId, reason: String) -> Error {
+        self.tombstones.insert(tid, reason.clone());
+        Error::Aborted { tid, reason }
+    }
+
+    /// Runs an operation whose lock is held.
+    fn perform(&mut self, req: ReqId, tid: TxnId, op: PendingOp, out: &mut Vec<Effect>) {
+        let Some(TxnState::Active(active)) = self.txns.get_mut(&tid) else {
+            return;
+        };
+        let answer = match op {
+            PendingOp::Read(key) => {
+                let value = match active.writes.get(&key) {
+                    Some(buffered) => buffered.clone(),
+                    None => self.store.get(&key).map(str::to_string),
+                };
+                Ok(Answer::Value(value))
+            }
+            PendingOp::Write(key, value) => {
+                if active.writes.len() >= MAX_WRITES_PER_TXN && !active.writes.contains_key(&key) {
+                    Err(Error::InvalidInput(format!(
+                        "{tid} already has {MAX_WRITES_PER_TXN} writes on node {}, the most one \
+                         transaction may buffer on a node; commit and continue in another",
+                        self.node
+                    )))
+                } else {
+                    active.writes.insert(key, value);
+                    Ok(Answer::Done)
+                }
+            }
+        };
+        reply(out, req, answer);
+    }
+
+    /// Completes the operations whose locks were just granted.
+    fn granted(&mut self, grants: Vec<(TxnId, String)>, out: &mut Vec<Effect>) {
+        for (tid, _key) in grants {
+            let pending = match self.txns.get_mut(&tid) {
+                Some(TxnState::Active(active)) => active.pending.take(),
+                _ => None,
+            };
+            if let Some((req, op)) = pending {
+                self.perform(req, tid, op, out);
+            }
+        }
+    }
+
+    /// PREPARE from `coordinator`: vote. If it votes YES it will ask the coordinator at
+    /// `next_inquiry` should no outcome have come by then.
+    pub fn prepare(
+        &mut self,
+        tid: TxnId,
+        coordinator: NodeId,
+        participants: Vec<NodeId>,
+        next_inquiry: Duration,
+        clock: &mut Timestamp,
+        out: &mut Vec<Effect>,
+    ) {
+        out.push(Effect::CrashPoint(CrashPoint::Prepare));
+        let vote = match self.txns.remove(&tid) {
+            Some(TxnState::Prepared(prepared)) => {
+                let vote = Vote::Yes {
+                    prepare_ts: prepared.prepare_ts,
+                };
+                self.txns.insert(tid, TxnState::Prepared(prepared));
+                vote
+            }
+            Some(TxnState::Active(active)) if active.pending.is_some() => {
+                self.txns.insert(tid, TxnState::Active(active));
+                self.abort_here(
+                    tid,
+                    "PREPARE arrived while an operation was waiting".into(),
+                    out,
+                );
+                Vote::No {
+                    reason: format!("node {} was still waiting for a lock", self.node),
+                }
+            }
+            Some(TxnState::Active(active)) if active.writes.is_empty() => {
+                let grants = self.locks.release_all(tid);
+                self.granted(grants, out);
+                Vote::ReadOnly
+            }
+            Some(TxnState::Active(active)) => {
+                *clock += 1;
+                let writes: Vec<Write> = active.writes.into_iter().collect();
+                out.push(Effect::Append(Record::Prepare {
+                    tid,
+                    coordinator,
+                    participants: participants.clone(),
+                    writes: writes.clone(),
+                    prepare_ts: *clock,
+                }));
+                let prepared = Prepared {
+                    coordinator,
+                    participants,
+                    writes,
+                    prepare_ts: *clock,
+                    next_inquiry,
+                };
+                self.txns.insert(tid, TxnState::Prepared(prepared));
+                let grants = self.locks.release_shared(tid);
+                self.granted(grants, out);
+                out.push(Effect::CrashPoint(CrashPoint::Vote));
+                Vote::Yes { prepare_ts: *clock }
+            }
+            None => Vote::No {
+                reason: self.forgotten(tid),
+            },
+        };
+        out.push(Effect::Send {
+            to: coordinator,
+            message: Message::Vote { tid, vote },
+        });
+    }
+
+    /// Why this node cannot vote YES for a transaction it does not know.
+    fn forgotten(&self, tid: TxnId) -> String {
+        match self.tombstones.get(&tid) {
+            Some(reason) => format!("node {} had already aborted it: {reason}", self.node),
+            None => format!(
+                "node {} has no record of it (it crashed and restarted after {tid} worked there)",
+                self.node
+            ),
+        }
+    }
+
+    /// COMMIT from `coordinator`: log, apply, release, acknowledge.
+    pub fn commit(
+        &mut self,
+        tid: TxnId,
+        coordinator: NodeId,
+        commit_ts: Timestamp,
+        clock: &mut Timestamp,
+        out: &mut Vec<Effect>,
+    ) {
+        *clock = (*clock).max(commit_ts);
+        match self.txns.remove(&tid) {
+            Some(TxnState::Prepared(prepared)) => {
+                out.push(Effect::CrashPoint(CrashPoint::Commit));
+                out.push(Effect::Append(Record::Commit { tid, commit_ts }));
+                self.store.apply(&prepared.writes, commit_ts);
+                let grants = self.locks.release_all(tid);
+                self.granted(grants, out);
+                out.push(Effect::CrashPoint(CrashPoint::Ack));
+            }
+            // A commit decision needs this node's YES, so an active transaction cannot be
+            // committed; keep it and do not acknowledge.
+            Some(active @ TxnState::Active(_)) => {
+                self.txns.insert(tid, active);
+                return;
+            }
+            // Committed and forgotten already: acknowledge again.
+            None => {}
+        }
+        out.push(Effect::Send {
+            to: coordinator,
+            message: Message::Ack { tid },
+        });
+    }
+
+    /// ABORT (from the coordinator, or a local decision): drop the workspace, release.
+    pub fn abort(&mut self, tid: TxnId, reason: String, out: &mut Vec<Effect>) {
+        self.abort_here(tid, reason, out);
+    }
+
+    fn abort_here(&mut self, tid: TxnId, reason: String, out: &mut Vec<Effect>) {
+        match self.txns.remove(&tid) {
+            Some(TxnState::Prepared(_)) => out.push(Effect::Append(Record::Abort { tid })),
+            Some(TxnState::Active(active)) => {
+                if let Some((req, _)) = active.pending {
+                    let error = Error::Aborted {
+                        tid,
+                        reason: reason.clone(),
+                    };
+                    reply(out, req, Err(error));
+                }
+            }
+            None => {}
+        }
+        self.tombstones.entry(tid).or_insert(reason);
+        let grants = self.locks.release_all(tid);
+        self.granted(grants, out);
+    }
+
+    /// COMMIT ONE-PHASE from `coordinator`: this node is the only participant and decides.
+    pub fn commit_one_phase(
+        &mut self,
+        tid: TxnId,
+        coordinator: NodeId,
+        clock: &mut Timestamp,
+        out: &mut Vec<Effect>,
+    ) {
+        let aborted = match self.txns.remove(&tid) {
+            Some(TxnState::Active(active)) if active.pending.is_none() => {
+                if !active.writes.is_empty() {
+                    *clock += 1;
+                    let writes: Vec<Write> = active.writes.into_iter().collect();
+                    out.push(Effect::CrashPoint(CrashPoint::Commit));
+                    out.push(Effect::Append(Record::OnePhaseCommit {
+                        tid,
+                        writes: writes.clone(),
+                        commit_ts: *clock,
+                    }));
+                    self.store.apply(&writes, *clock);
+                }
+                let grants = self.locks.release_all(tid);
+                self.granted(grants, out);
+                out.push(Effect::CrashPoint(CrashPoint::Ack));
+                None
+            }
+            Some(state) => {
+                self.txns.insert(tid, state);
+                let reason = format!("node {} was not ready to commit it", self.node);
+                self.abort_here(tid, reason.clone(), out);
+                Some(reason)
+            }
+            None => Some(self.forgotten(tid)),
+        };
+        let message = Message::OnePhaseOutcome { tid, aborted };
+        out.push(Effect::Send {
+            to: coordinator,
+            message,
+        });
+    }
+
+    /// A node finished recovery: if it coordinated transactions active here, they are dead;
+    /// if it coordinates transactions in doubt here, ask it again.
+    pub fn peer_restarted(&mut self, peer: NodeId, live_from: u64, out: &mut Vec<Effect>) {
+        self.live_from.insert(peer, live_from);
+        let nodes = self.nodes;
+        let dead: Vec<TxnId> = self
+            .txns
+            .iter()
+            .filter(|(tid, state)| {
+                matches!(state, TxnState::Active(_))
+                    && tid.coordinator(nodes) == peer
+                    && tid.counter(nodes) < live_from
+            })
+            .map(|(tid, _)| *tid)
+            .collect();
+        for tid in dead {
+            let reason =
+                format!("its coordinator node {peer} crashed before deciding it, which aborts it");
+            self.abort_here(tid, reason, out);
+        }
+        for (tid, prepared) in self.in_doubt() {
+            if prepared.coordinator == peer {
+                out.push(Effect::Send {
+                    to: peer,
+                    message: Message::Inquire { tid },
+                });
+            }
+        }
+    }
+
+    /// The deadlock detector chose `tid` as a victim while it waits here.
+    pub fn deadlock_victim(&mut self, tid: TxnId, cycle: &[TxnId], out: &mut Vec<Effect>) {
+        let waiting =
+            matches!(self.txns.get(&tid), Some(TxnState::Active(a)) if a.pending.is_some());
+        if !waiting {
+            return;
+        }
+        let path: Vec<String> = cycle.iter().map(TxnId::to_string).collect();
+        let reason = format!(
+            "deadlock {}; {tid} began last of them, so it was chosen as the victim",
+            path.join(" -> ")
+        );
+        self.abort_here(tid, reason, out);
+    }
+
+    /// Time passed: ask again about transactions whose outcome is overdue.
+    pub fn tick(&mut self, now: Duration, inquiry_interval: Duration, out: &mut Vec<Effect>) {
+        for (tid, state) in &mut self.txns {
+            if let TxnState::Prepared(prepared) = state
+                && now >= prepared.next_inquiry
+            {
+                prepared.next_inquiry = now + inquiry_interval;
+                let message = Message::Inquire { tid: *tid };
+                out.push(Effect::Send {
+                    to: prepared.coordinator,
+                    message,
+                });
+            }
+        }
+    }
+
+    /// Recovery: re-creates a transaction prepared and undecided, re-locking its writes
+    /// before the node serves anyone, and asks its coordinator for the outcome.
+    pub fn restore_in_doubt(
+        &mut self,
+        tid: TxnId,
+        mut prepared: Prepared,
+        now: Duration,
+        out: &mut Vec<Effect>,
+    ) {
+        for (key, _) in &prepared.writes {
+            let granted = self.locks.acquire(tid, key, LockMode::Exclusive);
+            assert_eq!(
+                granted,
+                Acquire::Granted,
+                "in-doubt writes cannot conflict at recovery"
+            );
+        }
+        prepared.next_inquiry = now;
+        self.txns.insert(tid, TxnState::Prepared(prepared));
+        let message = Message::Inquire { tid };
+        out.push(Effect::Send {
+            to: self.txns_coordinator(tid),
+            message,
+        });
+    }
+
+    fn txns_coordinator(&self, tid: TxnId) -> NodeId {
+        match self.txns.get(&tid) {
+            Some(TxnState::Prepared(prepared)) => prepared.coordinator,
+            _ => tid.coordinator(self.nodes),
+        }
+    }
+
+    /// The committed data.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Transactions prepared here and not yet decided, by id.
+    pub fn in_doubt(&self) -> Vec<(TxnId, Prepared)> {
+        self.txns
+            .iter()
+            .filter_map(|(tid, state)| match state {
+                TxnState::Prepared(prepared) => Some((*tid, prepared.clone())),
+                TxnState::Active(_) => None,
+            })
+            .collect()
+    }
+
+    /// Transactions reading and writing here, by id.
+    pub fn active(&self) -> Vec<TxnId> {
+        self.txns
+            .iter()
+            .filter(|(_, state)| matches!(state, TxnState::Active(_)))
+            .map(|(tid, _)| *tid)
+            .collect()
+    }
+
+    /// The lock table.
+    pub fn locks(&self) -> &LockTable {
+        &self.locks
+    }
+
+    /// Every lock wait, for the deadlock detector.
+    pub fn waits(&self) -> Vec<Wait> {
+        self.locks.waits()
+    }
+}
+
+/// A `Prepared` as recovery rebuilds it from a `Prepare` record.
+pub fn prepared_from_record(record: &Record) -> Option<(TxnId, Prepared)> {
+    match record {
+        Record::Prepare {
+            tid,
+            coordinator,
+            participants,
+            writes,
+            prepare_ts,
+        } => Some((
+            *tid,
+            Prepared {
+                coordinator: *coordinator,
+                participants: participants.clone(),
+                writes: writes.clone(),
+                prepare_ts: *prepare_ts,
+                next_inquiry: Duration::ZERO,
+            },
+        )),
+        _ => None,
+    }
+}
+
+impl Prepared {
+    /// The `Prepare` record this state came from, for checkpoints.
+    pub fn to_record(&self, tid: TxnId) -> Record {
+        Record::Prepare {
+            tid,
+            coordinator: self.coordinator,
+            participants: self.participants.clone(),
+            writes: self.writes.clone(),
+            prepare_ts: self.prepare_ts,
+        }
+    }
+}
+
+fn reply(out: &mut Vec<Effect>, req: ReqId, result: Result<Answer, Error>) {
+    out.push(Effect::Reply {
+        req,
+        reply: Reply::Done(result),
+    });
+}

@@ -1,0 +1,200 @@
+//! What the node threads share: the routing table of inboxes, the count of undelivered
+//! work (for `Cluster::settle`), the clock, the settings, the tracer and the deadlock
+//! detector. Nodes share nothing else: no node reads another's state.
+//!
+//! A message to a node that is down is dropped, as a crashed machine drops packets; the
+//! network never loses one otherwise (the problem statement assumes a reliable network).
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::crash::CrashPoint;
+use crate::deadlock::Detector;
+use crate::error::{Error, Result};
+use crate::lock::KeyLocks;
+use crate::message::{Message, Reply, Request};
+use crate::node::Input;
+use crate::trace::{TraceEvent, Tracer};
+use crate::types::{NodeId, TxnId};
+use crossbeam::channel::Sender;
+use parking_lot::RwLock;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A node's status, for `STATUS`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct NodeStatus {
+    /// The node.
+    pub node: NodeId,
+    /// Whether it is running.
+    pub up: bool,
+    /// Transactions working on this node's keys (participant).
+    pub active: Vec<TxnId>,
+    /// Transactions prepared here and undecided, with their coordinators.
+    pub in_doubt: Vec<(TxnId, NodeId)>,
+    /// Transactions this node coordinates that are open or committing.
+    pub coordinating: Vec<TxnId>,
+    /// Commit decisions this node has not seen acknowledged by every participant.
+    pub unacknowledged: Vec<TxnId>,
+    /// Committed keys stored here.
+    pub keys: usize,
+    /// Bytes of log since the last checkpoint.
+    pub log_bytes: u64,
+    /// fsyncs done by this incarnation.
+    pub fsyncs: u64,
+    /// The crash point armed on it, if any.
+    pub armed: Option<CrashPoint>,
+}
+
+/// Requests to a node thread from the cluster, outside the protocol.
+pub enum Control {
+    /// Die now, losing everything not fsynced.
+    Crash,
+    /// Die the next time the protocol reaches this point.
+    Arm(CrashPoint),
+    /// Write a checkpoint now.
+    Checkpoint(Sender<Result<()>>),
+    /// Report status.
+    Status(Sender<NodeStatus>),
+    /// Report the lock table.
+    Locks(Sender<Vec<KeyLocks>>),
+    /// Report the committed data, sorted by key.
+    Data(Sender<Vec<(String, String)>>),
+    /// Stop cleanly, flushing the log.
+    Shutdown,
+}
+
+/// An item in a node's inbox.
+pub enum Mail {
+    /// A protocol input, with its causal depth.
+    Input(Input, u32),
+    /// A client request and where to reply.
+    Client(Request, Sender<Reply>),
+    /// A control request.
+    Control(Control),
+}
+
+/// The state every node thread and client shares.
+pub struct Shared {
+    /// The number of nodes.
+    pub nodes: u32,
+    /// The data directory.
+    pub dir: PathBuf,
+    /// Each node's inbox, `None` while it is down.
+    inboxes: RwLock<Vec<Option<Sender<Mail>>>>,
+    /// Mail sent and not yet fully handled.
+    inflight: AtomicUsize,
+    /// The cluster's clock.
+    pub clock: Clock,
+    /// Settings the nodes read.
+    pub settings: RwLock<Settings>,
+    /// The trace hook.
+    pub tracer: Tracer,
+    /// The deadlock detector.
+    pub detector: Detector,
+}
+
+impl Shared {
+    /// Shared state for a cluster of `nodes` nodes, all down.
+    pub fn new(nodes: u32, dir: PathBuf, clock: Clock, settings: Settings) -> Shared {
+        Shared {
+            nodes,
+            dir,
+            inboxes: RwLock::new(vec![None; nodes as usize]),
+            inflight: AtomicUsize::new(0),
+            clock,
+            settings: RwLock::new(settings),
+            tracer: Tracer::default(),
+            detector: Detector::new(nodes),
+        }
+    }
+
+    /// Puts mail in `node`'s inbox; gives it back if the node is down.
+    pub fn deliver(&self, node: NodeId, mail: Mail) -> std::result::Result<(), Mail> {
+        let inboxes = self.inboxes.read();
+        match inboxes.get(node as usize) {
+            Some(Some(inbox)) => {
+                self.inflight.fetch_add(1, Ordering::SeqCst);
+                inbox.send(mail).map_err(|error| {
+                    self.inflight.fetch_sub(1, Ordering::SeqCst);
+                    error.into_inner()
+                })
+            }
+            _ => Err(mail),
+        }
+    }
+
+    /// Sends a protocol message, tracing it; a message to a down node is lost.
+    pub fn send(&self, from: NodeId, to: NodeId, message: Message, depth: u32) {
+        let traced = self
+            .tracer
+            .enabled()
+            .then(|| (message.label(), message.tid()));
+        let input = Input::Peer { from, message };
+        let dropped = self.deliver(to, Mail::Input(input, depth + 1)).is_err();
+        if let Some((label, tid)) = traced {
+            self.tracer.emit(|| TraceEvent::Message {
+                depth,
+                from,
+                to,
+                label,
+                tid,
+                dropped,
+            });
+        }
+    }
+
+    /// Sends a client request to `node`.
+    pub fn request(&self, node: NodeId, request: Request, reply: Sender<Reply>) -> Result<()> {
+        self.check_node(node)?;
+        self.deliver(node, Mail::Client(request, reply))
+            .map_err(|_| Error::NodeDown {
+                node,
+                detail: "it is crashed; RESTART it first".into(),
+            })
+    }
+
+    /// Checks that `node` exists in this cluster.
+    pub fn check_node(&self, node: NodeId) -> Result<()> {
+        if node < self.nodes {
+            return Ok(());
+        }
+        let last = self.nodes - 1;
+        Err(Error::InvalidInput(format!(
+            "there is no node {node}: this cluster has {} nodes, numbered 0 to {last}",
+            self.nodes
+        )))
+    }
+
+    /// Makes `node` reachable through `inbox`.
+    pub fn attach(&self, node: NodeId, inbox: Sender<Mail>) {
+        self.inboxes.write()[node as usize] = Some(inbox);
+    }
+
+    /// Makes `node` unreachable; mail sent from now on is dropped.
+    pub fn detach(&self, node: NodeId) {
+        self.inboxes.write()[node as usize] = None;
+    }
+
+    /// Whether `node` is up.
+    pub fn is_up(&self, node: NodeId) -> bool {
+        self.inboxes
+            .read()
+            .get(node as usize)
+            .is_some_and(Option::is_some)
+    }
+
+    /// Counts `count` mail items as fully handled.
+    pub fn handled(&self, count: usize) {
+        self.inflight.fetch_sub(count, Ordering::SeqCst);
+    }
+
+    /// Counts work that is not mail (a recovery in progress) as in flight.
+    pub fn begin_work(&self) {
+        self.inflight.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Whether no mail is in flight.
+    pub fn is_quiet(&self) -> bool {
+        self.inflight.load(Ordering::SeqCst) == 0
+    }
+}

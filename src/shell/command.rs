@@ -1,0 +1,305 @@
+//! The shell's commands as data: what a line asked for, parsed and checked for form, not
+//! yet executed.
+//!
+//! A `Command` is produced by [`super::parser`] from one statement of a line and printed
+//! back by its `Display` in canonical form: keywords upper-case (the word `node` and crash
+//! point names lower-case, as the documentation writes them), keys and values quoted only
+//! when they need it. Parsing the printed form gives the same command back, so the shell
+//! can echo and record what it ran. The parser checks what it can know alone (a node
+//! number below `MAX_NODES`, key and value sizes, a duration's unit); what depends on the
+//! running cluster (whether node 5 exists, whether a setting's value is valid, whether a
+//! session has a transaction open) is the executor's job.
+
+use super::parser::{self, ParseError};
+use crate::CrashPoint;
+use crate::types::NodeId;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// One command of the shell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `BEGIN [READ ONLY]`: start a transaction in the current session, coordinated by the
+    /// session's node.
+    Begin {
+        /// The transaction promises not to write, so its participants can vote READ-ONLY
+        /// and skip phase two.
+        read_only: bool,
+    },
+    /// `GET key`: read a key in the current transaction (a shared lock at its owner).
+    Get {
+        /// The key.
+        key: String,
+    },
+    /// `PUT key value`: write a key in the current transaction (an exclusive lock at its
+    /// owner; the write is buffered until commit).
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+    },
+    /// `DEL key`: delete a key in the current transaction (like a `PUT` of nothing).
+    Del {
+        /// The key.
+        key: String,
+    },
+    /// `COMMIT`: run two-phase commit for the current transaction.
+    Commit,
+    /// `ABORT` or `ROLLBACK`: abandon the current transaction.
+    Abort,
+    /// `SESSION name [ON node N]`: switch to a named client session, creating it on first
+    /// use; sessions let one shell play several concurrent clients.
+    Session {
+        /// The session's name: letters, digits, `_` and `-`.
+        name: String,
+        /// The node that coordinates the session's transactions, when chosen.
+        node: Option<NodeId>,
+    },
+    /// `name: command`: run one command in another session without switching to it.
+    /// The parser never nests these: `command` is not itself an `In`.
+    In {
+        /// The session that runs the command.
+        session: String,
+        /// The command it runs.
+        command: Box<Command>,
+    },
+    /// `CRASH node N [AT point]`: kill a node now, or arm a crash point where it will die.
+    Crash {
+        /// The node.
+        node: NodeId,
+        /// Where to die; `None` means at once.
+        at: Option<CrashPoint>,
+    },
+    /// `RESTART node N`: bring a crashed node back through log recovery.
+    Restart {
+        /// The node.
+        node: NodeId,
+    },
+    /// `CHECKPOINT node N`: checkpoint a node's log so that recovery replays less.
+    Checkpoint {
+        /// The node.
+        node: NodeId,
+    },
+    /// `STATUS`: show nodes, sessions and in-doubt transactions.
+    Status,
+    /// `SHOW LOCKS`: show who holds which lock and who waits for whom.
+    ShowLocks,
+    /// `SHOW LOG node N [LAST n]`: show a node's write-ahead log.
+    ShowLog {
+        /// The node.
+        node: NodeId,
+        /// Show only the last this many records.
+        last: Option<usize>,
+    },
+    /// `WHERE key`: tell which node owns a key.
+    Where {
+        /// The key.
+        key: String,
+    },
+    /// `TRACE ON|OFF`: print, or stop printing, every protocol step.
+    Trace {
+        /// Whether tracing is on.
+        on: bool,
+    },
+    /// `TICK duration`: advance the manual clock, firing the timers that fall due.
+    Tick {
+        /// How far to advance, in whole milliseconds as parsed.
+        duration: Duration,
+    },
+    /// `SET name value`: change a setting. Both stay words here: which names exist and
+    /// what values they take is the executor's to check, so that the grammar need not
+    /// change when a setting is added.
+    Set {
+        /// The setting's name, e.g. `vote_timeout`.
+        name: String,
+        /// Its new value as written, e.g. `2s`.
+        value: String,
+    },
+    /// `SOURCE path`: run the commands of a script file.
+    Source {
+        /// The file, as written (relative paths are the executor's to resolve).
+        path: String,
+    },
+    /// `HELP [topic]`: the list of commands, or the help of one topic.
+    Help {
+        /// The topic as written; matched ignoring case.
+        topic: Option<String>,
+    },
+    /// `QUIT` or `EXIT`: leave the shell.
+    Quit,
+    /// A blank line or a comment: nothing to do.
+    Empty,
+}
+
+impl Command {
+    /// The command's keyword in canonical form (`"SHOW LOG"`, `"ABORT"` for `ROLLBACK`),
+    /// which is also its help topic. `In` answers for the command it wraps, since the
+    /// prefix only says where that command runs; `Empty` has no keyword and answers `""`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Begin { .. } => "BEGIN",
+            Command::Get { .. } => "GET",
+            Command::Put { .. } => "PUT",
+            Command::Del { .. } => "DEL",
+            Command::Commit => "COMMIT",
+            Command::Abort => "ABORT",
+            Command::Session { .. } => "SESSION",
+            Command::In { command, .. } => command.name(),
+            Command::Crash { .. } => "CRASH",
+            Command::Restart { .. } => "RESTART",
+            Command::Checkpoint { .. } => "CHECKPOINT",
+            Command::Status => "STATUS",
+            Command::ShowLocks => "SHOW LOCKS",
+            Command::ShowLog { .. } => "SHOW LOG",
+            Command::Where { .. } => "WHERE",
+            Command::Trace { .. } => "TRACE",
+            Command::Tick { .. } => "TICK",
+            Command::Set { .. } => "SET",
+            Command::Source { .. } => "SOURCE",
+            Command::Help { .. } => "HELP",
+            Command::Quit => "QUIT",
+            Command::Empty => "",
+        }
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Begin { read_only: false } => f.write_str("BEGIN"),
+            Command::Begin { read_only: true } => f.write_str("BEGIN READ ONLY"),
+            Command::Get { key } => write!(f, "GET {}", Text(key)),
+            Command::Put { key, value } => write!(f, "PUT {} {}", Text(key), Text(value)),
+            Command::Del { key } => write!(f, "DEL {}", Text(key)),
+            Command::Commit => f.write_str("COMMIT"),
+            Command::Abort => f.write_str("ABORT"),
+            Command::Session { name, node: None } => write!(f, "SESSION {name}"),
+            Command::Session {
+                name,
+                node: Some(node),
+            } => {
+                write!(f, "SESSION {name} ON node {node}")
+            }
+            Command::In { session, command } => write!(f, "{session}: {command}"),
+            Command::Crash { node, at: None } => write!(f, "CRASH node {node}"),
+            Command::Crash {
+                node,
+                at: Some(point),
+            } => write!(f, "CRASH node {node} AT {point}"),
+            Command::Restart { node } => write!(f, "RESTART node {node}"),
+            Command::Checkpoint { node } => write!(f, "CHECKPOINT node {node}"),
+            Command::Status => f.write_str("STATUS"),
+            Command::ShowLocks => f.write_str("SHOW LOCKS"),
+            Command::ShowLog { node, last: None } => write!(f, "SHOW LOG node {node}"),
+            Command::ShowLog {
+                node,
+                last: Some(last),
+            } => {
+                write!(f, "SHOW LOG node {node} LAST {last}")
+            }
+            Command::Where { key } => write!(f, "WHERE {}", Text(key)),
+            Command::Trace { on: true } => f.write_str("TRACE ON"),
+            Command::Trace { on: false } => f.write_str("TRACE OFF"),
+            Command::Tick { duration } => write!(f, "TICK {}", Millis(*duration)),
+            Command::Set { name, value } => write!(f, "SET {name} {}", Text(value)),
+            Command::Source { path } => write!(f, "SOURCE {}", Text(path)),
+            Command::Help { topic: None } => f.write_str("HELP"),
+            Command::Help { topic: Some(topic) } => write!(f, "HELP {}", Text(topic)),
+            Command::Quit => f.write_str("QUIT"),
+            Command::Empty => Ok(()),
+        }
+    }
+}
+
+impl FromStr for Command {
+    type Err = ParseError;
+
+    /// Parses one command; see [`parser::parse_command`].
+    fn from_str(input: &str) -> Result<Command, ParseError> {
+        parser::parse_command(input)
+    }
+}
+
+/// A key, value or path as the parser reads it back: a bare word when every character
+/// may stand in one, else a quoted string with `"`, `\`, newline and tab escaped.
+struct Text<'a>(&'a str);
+
+impl fmt::Display for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.0.is_empty() && self.0.chars().all(parser::is_word_char) {
+            return f.write_str(self.0);
+        }
+        f.write_str("\"")?;
+        for c in self.0.chars() {
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                '\n' => f.write_str("\\n")?,
+                '\t' => f.write_str("\\t")?,
+                other => write!(f, "{other}")?,
+            }
+        }
+        f.write_str("\"")
+    }
+}
+
+/// A duration as `TICK` takes it: whole seconds as `2s`, else milliseconds as `500ms`
+/// (a part below a millisecond, which the parser never produces, is dropped).
+struct Millis(Duration);
+
+impl fmt::Display for Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.subsec_nanos() == 0 {
+            write!(f, "{}s", self.0.as_secs())
+        } else {
+            write!(f, "{}ms", self.0.as_millis())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(key: &str, value: &str) -> Command {
+        Command::Put {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn words_stay_bare_and_the_rest_is_quoted() {
+        assert_eq!(put("a/b.c:d-e_f", "42").to_string(), "PUT a/b.c:d-e_f 42");
+        assert_eq!(put("", "two words").to_string(), r#"PUT "" "two words""#);
+        assert_eq!(
+            put("q\"", "a\\b\n\t;").to_string(),
+            r#"PUT "q\"" "a\\b\n\t;""#
+        );
+    }
+
+    #[test]
+    fn durations_print_in_the_largest_exact_unit() {
+        let tick = |ms| {
+            Command::Tick {
+                duration: Duration::from_millis(ms),
+            }
+            .to_string()
+        };
+        assert_eq!(tick(2000), "TICK 2s");
+        assert_eq!(tick(1500), "TICK 1500ms");
+        assert_eq!(tick(0), "TICK 0s");
+    }
+
+    #[test]
+    fn a_prefixed_command_is_named_after_what_it_runs() {
+        let command = Command::In {
+            session: "bob".into(),
+            command: Box::new(Command::Abort),
+        };
+        assert_eq!(command.name(), "ABORT");
+        assert_eq!(command.to_string(), "bob: ABORT");
+    }
+}

@@ -1,0 +1,152 @@
+//! Observation: every protocol message and log write, as it happens.
+//!
+//! A hook installed with `Cluster::set_trace` receives [`TraceEvent`]s from the node
+//! threads. Events carry a causal `depth` (a client request is depth 0; what a node does
+//! on receiving a message of depth d is depth d + 1), so an observer that wants a
+//! deterministic order across threads can sort a batch of events by depth and node.
+
+use crate::crash::CrashPoint;
+use crate::types::{NodeId, TxnId};
+use parking_lot::RwLock;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Something that happened inside the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum TraceEvent {
+    /// A node sent a message.
+    Message {
+        /// Causal depth.
+        depth: u32,
+        /// The sender.
+        from: NodeId,
+        /// The receiver.
+        to: NodeId,
+        /// The message's label (`PREPARE`, `VOTE YES` ...).
+        label: String,
+        /// The transaction.
+        tid: Option<TxnId>,
+        /// Whether the receiver was down, so the message was lost.
+        dropped: bool,
+    },
+    /// A node appended a record to its log.
+    Log {
+        /// Causal depth.
+        depth: u32,
+        /// The node.
+        node: NodeId,
+        /// The record kind.
+        kind: &'static str,
+        /// The transaction.
+        tid: Option<TxnId>,
+        /// Whether it is fsynced before anything depending on it leaves.
+        forced: bool,
+    },
+    /// A node crashed, at an armed point or by command.
+    Crash {
+        /// Causal depth.
+        depth: u32,
+        /// The node.
+        node: NodeId,
+        /// The point, if it died at one.
+        point: Option<CrashPoint>,
+        /// The transaction it was working on at the point.
+        tid: Option<TxnId>,
+    },
+    /// The deadlock detector found a cycle and chose a victim.
+    Deadlock {
+        /// Causal depth.
+        depth: u32,
+        /// The cycle, starting and ending at the victim.
+        cycle: Vec<TxnId>,
+        /// The victim.
+        victim: TxnId,
+    },
+}
+
+impl TraceEvent {
+    /// The causal depth of the event.
+    pub fn depth(&self) -> u32 {
+        match self {
+            TraceEvent::Message { depth, .. }
+            | TraceEvent::Log { depth, .. }
+            | TraceEvent::Crash { depth, .. }
+            | TraceEvent::Deadlock { depth, .. } => *depth,
+        }
+    }
+}
+
+impl std::fmt::Display for TraceEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tid = |tid: &Option<TxnId>| tid.map(|t| format!(" {t}")).unwrap_or_default();
+        match self {
+            TraceEvent::Message {
+                from,
+                to,
+                label,
+                tid: t,
+                dropped,
+                ..
+            } => {
+                write!(f, "node{from} -> node{to}  {label}{}", tid(t))?;
+                if *dropped {
+                    write!(f, "  (lost: node {to} is down)")?;
+                }
+                Ok(())
+            }
+            TraceEvent::Log {
+                node,
+                kind,
+                tid: t,
+                forced,
+                ..
+            } => {
+                let sync = if *forced { "fsync" } else { "lazy" };
+                write!(f, "node{node}  log {kind}{} ({sync})", tid(t))
+            }
+            TraceEvent::Crash {
+                node,
+                point: Some(point),
+                tid: t,
+                ..
+            } => {
+                write!(f, "node{node}  CRASHED at {point}{}", tid(t))
+            }
+            TraceEvent::Crash {
+                node, point: None, ..
+            } => write!(f, "node{node}  CRASHED"),
+            TraceEvent::Deadlock { cycle, victim, .. } => {
+                let path: Vec<String> = cycle.iter().map(TxnId::to_string).collect();
+                write!(f, "deadlock {}: victim {victim}", path.join(" -> "))
+            }
+        }
+    }
+}
+
+/// The hook's type.
+pub type TraceHook = Arc<dyn Fn(&TraceEvent) + Send + Sync>;
+
+/// Where node threads report events; empty unless someone listens.
+#[derive(Default)]
+pub struct Tracer {
+    hook: RwLock<Option<TraceHook>>,
+}
+
+impl Tracer {
+    /// Installs or removes the hook.
+    pub fn set(&self, hook: Option<TraceHook>) {
+        *self.hook.write() = hook;
+    }
+
+    /// Whether a hook is installed (to skip building events nobody reads).
+    pub fn enabled(&self) -> bool {
+        self.hook.read().is_some()
+    }
+
+    /// Reports an event to the hook, if any.
+    pub fn emit(&self, event: impl FnOnce() -> TraceEvent) {
+        if let Some(hook) = self.hook.read().as_ref() {
+            hook(&event());
+        }
+    }
+}

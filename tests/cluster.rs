@@ -1,0 +1,305 @@
+//! The embedded cluster end to end: commits across nodes, durability across crashes and
+//! reopening, concurrent transfers, isolation, deadlocks, and the data directory's rules.
+
+use kv2pc::{Client, Cluster, Config, Error, Settings};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tempfile::TempDir;
+
+fn manual(nodes: u32) -> Config {
+    Config {
+        nodes,
+        manual_clock: true,
+        settings: Settings::default(),
+    }
+}
+
+fn open(dir: &TempDir, nodes: u32) -> Cluster {
+    Cluster::open(dir.path(), manual(nodes)).expect("open cluster")
+}
+
+/// Keys owned by `node`, found by probing names.
+fn keys_on(cluster: &Cluster, node: u32, count: usize) -> Vec<String> {
+    (0..)
+        .map(|i| format!("k{i}"))
+        .filter(|k| cluster.owner(k) == node)
+        .take(count)
+        .collect()
+}
+
+#[test]
+fn a_commit_across_nodes_is_visible_and_survives_crashes_and_reopening() {
+    let dir = TempDir::new().unwrap();
+    let cluster = open(&dir, 3);
+    let client = cluster.client(0).unwrap();
+    let (x, y) = (
+        keys_on(&cluster, 1, 1).remove(0),
+        keys_on(&cluster, 2, 1).remove(0),
+    );
+    let mut txn = client.begin().unwrap();
+    txn.put(&x, "1").unwrap();
+    txn.put(&y, "2").unwrap();
+    assert_eq!(txn.get(&x).unwrap().as_deref(), Some("1"));
+    txn.commit().unwrap();
+    for node in 0..3 {
+        cluster.crash(node).unwrap();
+    }
+    for node in 0..3 {
+        cluster.restart(node).unwrap();
+    }
+    cluster.settle();
+    assert_eq!(client.get(&x).unwrap().as_deref(), Some("1"));
+    drop(cluster);
+    let cluster = open(&dir, 3);
+    let client = cluster.client(1).unwrap();
+    assert_eq!(client.get(&y).unwrap().as_deref(), Some("2"));
+    client.delete(&y).unwrap();
+    assert_eq!(client.get(&y).unwrap(), None);
+}
+
+#[test]
+fn an_aborted_transaction_leaves_nothing() {
+    let dir = TempDir::new().unwrap();
+    let cluster = open(&dir, 3);
+    let client = cluster.client(0).unwrap();
+    let mut txn = client.begin().unwrap();
+    txn.put("a", "1").unwrap();
+    txn.put("b", "2").unwrap();
+    txn.abort().unwrap();
+    assert_eq!(client.get("a").unwrap(), None);
+    cluster.settle();
+    assert!(cluster.locks().is_empty());
+}
+
+#[test]
+fn concurrent_transfers_keep_the_total() {
+    const ACCOUNTS: usize = 60;
+    const THREADS: usize = 8;
+    const TRANSFERS: usize = 40;
+    let dir = TempDir::new().unwrap();
+    let cluster = Arc::new(open(&dir, 3));
+    let setup = cluster.client(0).unwrap();
+    let mut txn = setup.begin().unwrap();
+    for account in 0..ACCOUNTS {
+        txn.put(&format!("acct{account}"), "100").unwrap();
+    }
+    txn.commit().unwrap();
+    let committed = Arc::new(AtomicUsize::new(0));
+    let deltas = Arc::new(parking_lot::Mutex::new(vec![0i64; ACCOUNTS]));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|worker| {
+            let client = cluster.client(worker as u32 % 3).unwrap();
+            let (committed, deltas) = (committed.clone(), deltas.clone());
+            std::thread::spawn(move || {
+                let mut seed = worker as u64 * 7919 + 1;
+                for _ in 0..TRANSFERS {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let from = (seed >> 33) as usize % ACCOUNTS;
+                    let to = (from + 1 + (seed >> 17) as usize % (ACCOUNTS - 1)) % ACCOUNTS;
+                    let amount = (seed % 7 + 1) as i64;
+                    if transfer(&client, from, to, amount).is_ok() {
+                        committed.fetch_add(1, Ordering::SeqCst);
+                        let mut deltas = deltas.lock();
+                        deltas[from] -= amount;
+                        deltas[to] += amount;
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    cluster.settle();
+    let reader = cluster.client(0).unwrap();
+    let mut txn = reader.begin().unwrap();
+    let mut total = 0;
+    let deltas = deltas.lock();
+    for (account, delta) in deltas.iter().enumerate() {
+        let balance: i64 = txn
+            .get(&format!("acct{account}"))
+            .unwrap()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            balance,
+            100 + delta,
+            "account {account} misses a committed transfer"
+        );
+        total += balance;
+    }
+    txn.commit().unwrap();
+    assert_eq!(total, 100 * ACCOUNTS as i64);
+    assert!(committed.load(Ordering::SeqCst) > 0);
+    cluster.settle();
+    assert!(
+        cluster.locks().is_empty(),
+        "locks left: {:?}",
+        cluster.locks()
+    );
+}
+
+fn transfer(client: &Client, from: usize, to: usize, amount: i64) -> kv2pc::Result<()> {
+    let mut txn = client.begin()?;
+    let (from, to) = (format!("acct{from}"), format!("acct{to}"));
+    let a: i64 = txn.get(&from)?.unwrap_or_default().parse().unwrap_or(0);
+    let b: i64 = txn.get(&to)?.unwrap_or_default().parse().unwrap_or(0);
+    txn.put(&from, &(a - amount).to_string())?;
+    txn.put(&to, &(b + amount).to_string())?;
+    txn.commit()
+}
+
+#[test]
+fn concurrent_increments_are_never_lost_and_never_seen_half_done() {
+    const THREADS: usize = 6;
+    const ROUNDS: usize = 25;
+    let dir = TempDir::new().unwrap();
+    let cluster = Arc::new(open(&dir, 3));
+    let counters: Vec<String> = (0..3)
+        .map(|node| keys_on(&cluster, node, 1).remove(0))
+        .collect();
+    let committed = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|worker| {
+            let client = cluster.client(worker as u32 % 3).unwrap();
+            let (counters, committed) = (counters.clone(), committed.clone());
+            std::thread::spawn(move || {
+                for round in 0..ROUNDS {
+                    if worker % 3 == 0 && round % 2 == 0 {
+                        assert_consistent_read(&client, &counters);
+                    } else if increment_all(&client, &counters).is_ok() {
+                        committed.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let client = cluster.client(0).unwrap();
+    for counter in &counters {
+        let value: usize = client
+            .get(counter)
+            .unwrap()
+            .unwrap_or_default()
+            .parse()
+            .unwrap_or(0);
+        assert_eq!(
+            value,
+            committed.load(Ordering::SeqCst),
+            "lost update on {counter}"
+        );
+    }
+}
+
+fn increment_all(client: &Client, counters: &[String]) -> kv2pc::Result<()> {
+    let mut txn = client.begin()?;
+    for counter in counters {
+        let value: u64 = txn.get(counter)?.unwrap_or_default().parse().unwrap_or(0);
+        txn.put(counter, &(value + 1).to_string())?;
+    }
+    txn.commit()
+}
+
+/// Every increment touches all counters, so a consistent read sees them equal.
+fn assert_consistent_read(client: &Client, counters: &[String]) {
+    let Ok(mut txn) = client.begin() else { return };
+    let mut seen = Vec::new();
+    for counter in counters {
+        match txn.get(counter) {
+            Ok(value) => seen.push(value),
+            Err(Error::Aborted { .. }) => return,
+            Err(error) => panic!("read failed: {error}"),
+        }
+    }
+    let _ = txn.commit();
+    assert!(
+        seen.windows(2).all(|w| w[0] == w[1]),
+        "partial transaction seen: {seen:?}"
+    );
+}
+
+#[test]
+fn a_deadlock_across_nodes_aborts_the_youngest_and_names_the_cycle() {
+    let dir = TempDir::new().unwrap();
+    let cluster = open(&dir, 3);
+    let (a, b) = (
+        keys_on(&cluster, 1, 1).remove(0),
+        keys_on(&cluster, 2, 1).remove(0),
+    );
+    let mut first = cluster.client(0).unwrap().begin().unwrap();
+    let mut second = cluster.client(0).unwrap().begin().unwrap();
+    first.put(&a, "1").unwrap();
+    second.put(&b, "2").unwrap();
+    let waiter = std::thread::spawn(move || {
+        let result = first.put(&b, "1");
+        (result, first)
+    });
+    while cluster
+        .locks()
+        .iter()
+        .all(|(_, locks)| locks.waiters.is_empty())
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let error = second.put(&a, "2").unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("deadlock T4 -> T1 -> T4"), "{message}");
+    let (result, first) = waiter.join().unwrap();
+    result.unwrap();
+    first.commit().unwrap();
+    cluster.settle();
+    assert!(cluster.locks().is_empty());
+}
+
+#[test]
+fn the_data_directory_is_checked() {
+    let dir = TempDir::new().unwrap();
+    let cluster = open(&dir, 3);
+    let locked = Cluster::open(dir.path(), manual(3))
+        .err()
+        .expect("second open must fail");
+    assert!(locked.to_string().contains("in use by process"), "{locked}");
+    drop(cluster);
+    let other_size = Cluster::open(dir.path(), manual(4))
+        .err()
+        .expect("wrong size must fail");
+    assert!(
+        other_size
+            .to_string()
+            .contains("holds a 3-node cluster, not 4"),
+        "{other_size}"
+    );
+    let stray = TempDir::new().unwrap();
+    std::fs::write(stray.path().join("notes.txt"), "mine").unwrap();
+    let error = Cluster::open(stray.path(), manual(3))
+        .err()
+        .expect("stray dir must fail");
+    assert!(error.to_string().contains("not empty"), "{error}");
+    assert!(Cluster::open(dir.path(), manual(0)).is_err());
+    assert!(Cluster::open(dir.path(), manual(65)).is_err());
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let dir = TempDir::new().unwrap();
+    let cluster = open(&dir, 3);
+    let client = cluster.client(0).unwrap();
+    assert!(matches!(client.put("", "v"), Err(Error::InvalidInput(_))));
+    assert!(matches!(
+        client.put(&"k".repeat(2000), "v"),
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        client.put("k", &"v".repeat(70_000)),
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(cluster.client(7).is_err());
+    assert!(cluster.crash(9).is_err());
+    assert_eq!(client.get("k").unwrap(), None);
+}

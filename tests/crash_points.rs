@@ -1,0 +1,164 @@
+//! Every crash point of two-phase commit, with the coordinator or a participant crashed
+//! there: after restart every node agrees on the outcome, nothing stays locked or in
+//! doubt, and a commit the client saw survives. While a participant is in doubt, its
+//! keys stay locked and other keys stay available.
+
+use kv2pc::{Cluster, Config, CrashPoint, Error, Settings};
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// Keys owned by `node`, found by probing names.
+fn keys_on(cluster: &Cluster, node: u32, count: usize) -> Vec<String> {
+    (0..)
+        .map(|i| format!("k{i}"))
+        .filter(|k| cluster.owner(k) == node)
+        .take(count)
+        .collect()
+}
+
+/// What the client was told.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum Told {
+    Committed,
+    Aborted,
+    Unknown,
+}
+
+/// Runs one transaction writing on nodes 1 and 2, coordinated by node 0, with `point`
+/// armed on `victim`. Returns what the client was told.
+fn run_with_crash(cluster: &Cluster, victim: u32, point: CrashPoint, x: &str, y: &str) -> Told {
+    let client = cluster.client(0).unwrap();
+    let mut txn = client.begin().unwrap();
+    txn.put(x, "1").unwrap();
+    txn.put(y, "2").unwrap();
+    cluster.arm_crash(victim, point).unwrap();
+    let committing = std::thread::spawn(move || txn.commit());
+    // A crashed participant never votes: let the vote timeout pass.
+    while !committing.is_finished() {
+        cluster.settle();
+        if !committing.is_finished() {
+            cluster.tick(Duration::from_secs(2)).unwrap();
+        }
+    }
+    match committing.join().unwrap() {
+        Ok(()) => Told::Committed,
+        Err(Error::Aborted { .. }) => Told::Aborted,
+        Err(Error::OutcomeUnknown { .. }) => Told::Unknown,
+        Err(other) => panic!("unexpected error at {point}: {other}"),
+    }
+}
+
+fn expected(point: CrashPoint) -> (Told, bool) {
+    match point {
+        CrashPoint::Prepare | CrashPoint::Vote => (Told::Aborted, false),
+        CrashPoint::Commit | CrashPoint::Ack => (Told::Committed, true),
+        CrashPoint::Decide => (Told::Unknown, false),
+        CrashPoint::Decision | CrashPoint::Broadcast => (Told::Unknown, true),
+    }
+}
+
+#[test]
+fn every_crash_point_recovers_to_one_outcome() {
+    for point in CrashPoint::ALL {
+        let dir = TempDir::new().unwrap();
+        let cluster = Cluster::open(
+            dir.path(),
+            Config {
+                nodes: 3,
+                manual_clock: true,
+                settings: Settings::default(),
+            },
+        )
+        .unwrap();
+        let (x, y) = (
+            keys_on(&cluster, 1, 1).remove(0),
+            keys_on(&cluster, 2, 1).remove(0),
+        );
+        let victim = if point.is_participant() { 1 } else { 0 };
+        let told = run_with_crash(&cluster, victim, point, &x, &y);
+        cluster.settle();
+        assert!(
+            !cluster.is_up(victim),
+            "{point}: node {victim} should have crashed"
+        );
+        let (told_expected, committed) = expected(point);
+        assert_eq!(told, told_expected, "{point}: the client was told");
+        cluster.restart(victim).unwrap();
+        cluster.settle();
+        let reader = cluster.client(0).unwrap();
+        let values = (reader.get(&x).unwrap(), reader.get(&y).unwrap());
+        let want = if committed {
+            (Some("1".into()), Some("2".into()))
+        } else {
+            (None, None)
+        };
+        assert_eq!(values, want, "{point}: outcome on the participants");
+        cluster.settle();
+        for status in cluster.status() {
+            assert!(
+                status.in_doubt.is_empty(),
+                "{point}: in doubt left {status:?}"
+            );
+            assert!(
+                status.unacknowledged.is_empty(),
+                "{point}: decision left {status:?}"
+            );
+        }
+        assert!(
+            cluster.locks().is_empty(),
+            "{point}: locks left {:?}",
+            cluster.locks()
+        );
+    }
+}
+
+#[test]
+fn an_in_doubt_participant_blocks_its_keys_only() {
+    let dir = TempDir::new().unwrap();
+    let cluster = Cluster::open(
+        dir.path(),
+        Config {
+            nodes: 3,
+            manual_clock: true,
+            settings: Settings::default(),
+        },
+    )
+    .unwrap();
+    let on_one = keys_on(&cluster, 1, 2);
+    let (x, other) = (&on_one[0], &on_one[1]);
+    let y = keys_on(&cluster, 2, 1).remove(0);
+    cluster.client(0).unwrap().put(other, "free").unwrap();
+    let told = run_with_crash(&cluster, 0, CrashPoint::Decision, x, &y);
+    assert_eq!(told, Told::Unknown);
+    cluster.settle();
+    let status = &cluster.status()[1];
+    assert_eq!(
+        status.in_doubt.len(),
+        1,
+        "node 1 should be in doubt: {status:?}"
+    );
+    // Other keys on the in-doubt node are served.
+    let reader = cluster.client(1).unwrap();
+    assert_eq!(reader.get(other).unwrap().as_deref(), Some("free"));
+    // The in-doubt key blocks a reader until the coordinator returns.
+    let blocked_reader = cluster.client(1).unwrap();
+    let x_owned = x.clone();
+    let read = std::thread::spawn(move || blocked_reader.get(&x_owned));
+    cluster.settle();
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(!read.is_finished(), "a read of an in-doubt key must wait");
+    assert_eq!(
+        cluster
+            .locks()
+            .iter()
+            .filter(|(_, l)| !l.waiters.is_empty())
+            .count(),
+        1
+    );
+    // In-doubt participants keep asking while the coordinator is down.
+    cluster.tick(Duration::from_secs(5)).unwrap();
+    cluster.settle();
+    assert!(!read.is_finished());
+    cluster.restart(0).unwrap();
+    assert_eq!(read.join().unwrap().unwrap().as_deref(), Some("1"));
+}

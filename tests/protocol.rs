@@ -1,0 +1,726 @@
+//! The coordinator and participant state machines stepped by hand: no threads, no I/O.
+//! Each test drives `Node::handle` with inputs and checks the exact effects, so every
+//! transition of the protocol (and its duplicates and late messages) is pinned down.
+
+use kv2pc::message::{Answer, Effect, Message, Reply, Request, Vote};
+use kv2pc::node::{Input, Node};
+use kv2pc::wal::Record;
+use kv2pc::{CrashPoint, Settings, TxnId};
+use std::time::Duration;
+
+const NODES: u32 = 3;
+
+/// A compact view of an effect, for assertions.
+#[derive(Debug, PartialEq, Eq)]
+enum Fx {
+    Log(Record),
+    Send(u32, Message),
+    Ok(Answer),
+    Err(String),
+    Waiting(String, Vec<TxnId>),
+    Point(CrashPoint),
+}
+
+fn view(effects: Vec<Effect>) -> Vec<Fx> {
+    effects
+        .into_iter()
+        .map(|effect| match effect {
+            Effect::Append(record) => Fx::Log(record),
+            Effect::Send { to, message } => Fx::Send(to, message),
+            Effect::Reply {
+                reply: Reply::Done(Ok(answer)),
+                ..
+            } => Fx::Ok(answer),
+            Effect::Reply {
+                reply: Reply::Done(Err(error)),
+                ..
+            } => Fx::Err(error.to_string()),
+            Effect::Reply {
+                reply: Reply::Waiting { key, blockers, .. },
+                ..
+            } => Fx::Waiting(key, blockers),
+            Effect::CrashPoint(point) => Fx::Point(point),
+        })
+        .collect()
+}
+
+/// Effects without crash-point markers.
+fn moves(effects: Vec<Effect>) -> Vec<Fx> {
+    view(effects)
+        .into_iter()
+        .filter(|fx| !matches!(fx, Fx::Point(_)))
+        .collect()
+}
+
+struct Harness {
+    nodes: Vec<Node>,
+    now: Duration,
+    settings: Settings,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness {
+            nodes: (0..NODES).map(|id| Node::new(id, NODES)).collect(),
+            now: Duration::ZERO,
+            settings: Settings::default(),
+        }
+    }
+
+    fn input(&mut self, node: u32, input: Input) -> Vec<Effect> {
+        let mut out = Vec::new();
+        self.nodes[node as usize].handle(input, self.now, &self.settings, &mut out);
+        out
+    }
+
+    fn request(&mut self, node: u32, request: Request) -> Vec<Fx> {
+        view(self.input(node, Input::Request { req: 0, request }))
+    }
+
+    fn message(&mut self, from: u32, to: u32, message: Message) -> Vec<Effect> {
+        self.input(to, Input::Peer { from, message })
+    }
+
+    fn begin(&mut self, coordinator: u32) -> TxnId {
+        let effects = self.request(coordinator, Request::Begin);
+        match effects.last() {
+            Some(Fx::Ok(Answer::Begun(tid))) => *tid,
+            other => panic!("BEGIN answered {other:?}"),
+        }
+    }
+
+    fn write(&mut self, node: u32, tid: TxnId, key: &str, value: &str, first: bool) -> Vec<Fx> {
+        let request = Request::Write {
+            tid,
+            key: key.into(),
+            value: Some(value.into()),
+            first,
+        };
+        self.request(node, request)
+    }
+
+    fn read(&mut self, node: u32, tid: TxnId, key: &str, first: bool) -> Vec<Fx> {
+        self.request(
+            node,
+            Request::Read {
+                tid,
+                key: key.into(),
+                first,
+            },
+        )
+    }
+
+    /// A transaction begun at node 0 that wrote `x` on node 1 and `y` on node 2, with
+    /// phase 1 sent.
+    fn prepared_pair(&mut self) -> TxnId {
+        let tid = self.begin(0);
+        assert_eq!(
+            self.write(1, tid, "x", "1", true),
+            vec![Fx::Ok(Answer::Done)]
+        );
+        assert_eq!(
+            self.write(2, tid, "y", "2", true),
+            vec![Fx::Ok(Answer::Done)]
+        );
+        let commit = self.request(
+            0,
+            Request::Commit {
+                tid,
+                participants: vec![1, 2],
+            },
+        );
+        let participants = vec![1, 2];
+        assert_eq!(
+            commit,
+            vec![
+                Fx::Send(
+                    1,
+                    Message::Prepare {
+                        tid,
+                        participants: participants.clone()
+                    }
+                ),
+                Fx::Send(2, Message::Prepare { tid, participants }),
+            ]
+        );
+        tid
+    }
+
+    fn prepare(&mut self, node: u32, tid: TxnId) -> Vec<Fx> {
+        self.message(
+            0,
+            node,
+            Message::Prepare {
+                tid,
+                participants: vec![1, 2],
+            },
+        )
+        .pipe(view)
+    }
+}
+
+trait Pipe: Sized {
+    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
+        f(self)
+    }
+}
+impl<T> Pipe for T {}
+
+fn prepare_record(tid: TxnId, key: &str, value: &str, ts: u64) -> Record {
+    Record::Prepare {
+        tid,
+        coordinator: 0,
+        participants: vec![1, 2],
+        writes: vec![(key.into(), Some(value.into()))],
+        prepare_ts: ts,
+    }
+}
+
+#[test]
+fn begin_reserves_a_lease_then_numbers_from_it() {
+    let mut h = Harness::new();
+    let first = h.request(0, Request::Begin);
+    assert_eq!(
+        first,
+        vec![
+            Fx::Log(Record::TidLease { upto: 1000 }),
+            Fx::Ok(Answer::Begun(TxnId(1))),
+        ]
+    );
+    assert_eq!(
+        h.request(0, Request::Begin),
+        vec![Fx::Ok(Answer::Begun(TxnId(4)))]
+    );
+    assert_eq!(
+        h.request(1, Request::Begin).last(),
+        Some(&Fx::Ok(Answer::Begun(TxnId(2))))
+    );
+}
+
+#[test]
+fn two_phase_commit_in_protocol_order() {
+    let mut h = Harness::new();
+    let tid = h.prepared_pair();
+    assert_eq!(
+        h.prepare(1, tid),
+        vec![
+            Fx::Point(CrashPoint::Prepare),
+            Fx::Log(prepare_record(tid, "x", "1", 1)),
+            Fx::Point(CrashPoint::Vote),
+            Fx::Send(
+                0,
+                Message::Vote {
+                    tid,
+                    vote: Vote::Yes { prepare_ts: 1 }
+                }
+            ),
+        ]
+    );
+    h.prepare(2, tid);
+    let vote = |ts| Message::Vote {
+        tid,
+        vote: Vote::Yes { prepare_ts: ts },
+    };
+    assert!(h.message(1, 0, vote(1)).is_empty());
+    assert_eq!(
+        view(h.message(2, 0, vote(1))),
+        vec![
+            Fx::Point(CrashPoint::Decide),
+            Fx::Log(Record::Decision {
+                tid,
+                participants: vec![1, 2],
+                commit_ts: 2
+            }),
+            Fx::Point(CrashPoint::Decision),
+            Fx::Send(1, Message::Commit { tid, commit_ts: 2 }),
+            Fx::Point(CrashPoint::Broadcast),
+            Fx::Send(2, Message::Commit { tid, commit_ts: 2 }),
+            Fx::Ok(Answer::Committed),
+        ]
+    );
+    assert_eq!(
+        view(h.message(0, 1, Message::Commit { tid, commit_ts: 2 })),
+        vec![
+            Fx::Point(CrashPoint::Commit),
+            Fx::Log(Record::Commit { tid, commit_ts: 2 }),
+            Fx::Point(CrashPoint::Ack),
+            Fx::Send(0, Message::Ack { tid }),
+        ]
+    );
+    assert_eq!(h.nodes[1].participant().store().get("x"), Some("1"));
+    assert!(h.nodes[1].participant().locks().is_empty());
+    assert!(moves(h.message(1, 0, Message::Ack { tid })).is_empty());
+    assert_eq!(
+        moves(h.message(2, 0, Message::Ack { tid })),
+        vec![Fx::Log(Record::End { tid })]
+    );
+    assert!(h.nodes[0].coordinator().decided().is_empty());
+}
+
+#[test]
+fn duplicates_are_harmless() {
+    let mut h = Harness::new();
+    let tid = h.prepared_pair();
+    h.prepare(1, tid);
+    // A second PREPARE re-sends the vote without logging again.
+    assert_eq!(
+        moves(h.message(
+            0,
+            1,
+            Message::Prepare {
+                tid,
+                participants: vec![1, 2]
+            }
+        )),
+        vec![Fx::Send(
+            0,
+            Message::Vote {
+                tid,
+                vote: Vote::Yes { prepare_ts: 1 }
+            }
+        )]
+    );
+    h.message(0, 1, Message::Commit { tid, commit_ts: 5 });
+    // A second COMMIT is acknowledged again, nothing logged or applied twice.
+    assert_eq!(
+        moves(h.message(0, 1, Message::Commit { tid, commit_ts: 5 })),
+        vec![Fx::Send(0, Message::Ack { tid })]
+    );
+    // A duplicate vote for a transaction no longer collecting is ignored.
+    h.prepare(2, tid);
+    let vote = Message::Vote {
+        tid,
+        vote: Vote::Yes { prepare_ts: 1 },
+    };
+    h.message(1, 0, vote.clone());
+    h.message(2, 0, vote.clone());
+    assert!(h.message(2, 0, vote).is_empty());
+    // A duplicate ACK after End is ignored.
+    h.message(1, 0, Message::Ack { tid });
+    h.message(2, 0, Message::Ack { tid });
+    assert!(h.message(2, 0, Message::Ack { tid }).is_empty());
+}
+
+#[test]
+fn a_no_vote_aborts_everywhere_without_a_decision_record() {
+    let mut h = Harness::new();
+    let tid = h.prepared_pair();
+    h.prepare(1, tid);
+    let no = Message::Vote {
+        tid,
+        vote: Vote::No {
+            reason: "lost".into(),
+        },
+    };
+    assert_eq!(
+        moves(h.message(2, 0, no)),
+        vec![
+            Fx::Send(1, Message::Abort { tid }),
+            Fx::Send(2, Message::Abort { tid }),
+            Fx::Err(format!("{tid} aborted: node 2 voted NO: lost")),
+        ]
+    );
+    // The prepared participant logs a lazy Abort and releases its lock.
+    assert_eq!(
+        moves(h.message(0, 1, Message::Abort { tid })),
+        vec![Fx::Log(Record::Abort { tid })]
+    );
+    assert!(h.nodes[1].participant().locks().is_empty());
+    assert_eq!(h.nodes[1].participant().store().get("x"), None);
+    // A late vote is ignored; an inquiry is answered ABORT (presumed abort).
+    let yes = Message::Vote {
+        tid,
+        vote: Vote::Yes { prepare_ts: 1 },
+    };
+    assert!(h.message(1, 0, yes).is_empty());
+    assert_eq!(
+        moves(h.message(1, 0, Message::Inquire { tid })),
+        vec![Fx::Send(1, Message::Abort { tid })]
+    );
+}
+
+#[test]
+fn a_participant_without_the_workspace_votes_no() {
+    let mut h = Harness::new();
+    let tid = TxnId(1);
+    let effects = moves(h.message(
+        0,
+        2,
+        Message::Prepare {
+            tid,
+            participants: vec![1, 2],
+        },
+    ));
+    assert!(matches!(
+        &effects[..],
+        [Fx::Send(
+            0,
+            Message::Vote {
+                vote: Vote::No { .. },
+                ..
+            }
+        )]
+    ));
+}
+
+#[test]
+fn a_read_only_participant_skips_phase_two() {
+    let mut h = Harness::new();
+    let tid = h.begin(0);
+    assert_eq!(h.read(1, tid, "r", true), vec![Fx::Ok(Answer::Value(None))]);
+    h.write(2, tid, "w", "v", true);
+    h.request(
+        0,
+        Request::Commit {
+            tid,
+            participants: vec![1, 2],
+        },
+    );
+    assert_eq!(
+        h.prepare(1, tid),
+        vec![
+            Fx::Point(CrashPoint::Prepare),
+            Fx::Send(
+                0,
+                Message::Vote {
+                    tid,
+                    vote: Vote::ReadOnly
+                }
+            ),
+        ]
+    );
+    assert!(h.nodes[1].participant().locks().is_empty());
+    h.prepare(2, tid);
+    h.message(
+        1,
+        0,
+        Message::Vote {
+            tid,
+            vote: Vote::ReadOnly,
+        },
+    );
+    let decided = moves(h.message(
+        2,
+        0,
+        Message::Vote {
+            tid,
+            vote: Vote::Yes { prepare_ts: 1 },
+        },
+    ));
+    assert_eq!(
+        decided,
+        vec![
+            Fx::Log(Record::Decision {
+                tid,
+                participants: vec![2],
+                commit_ts: 2
+            }),
+            Fx::Send(2, Message::Commit { tid, commit_ts: 2 }),
+            Fx::Ok(Answer::Committed),
+        ]
+    );
+}
+
+#[test]
+fn all_read_only_commits_without_logging() {
+    let mut h = Harness::new();
+    let tid = h.begin(0);
+    h.read(1, tid, "a", true);
+    h.read(2, tid, "b", true);
+    h.request(
+        0,
+        Request::Commit {
+            tid,
+            participants: vec![1, 2],
+        },
+    );
+    h.message(
+        1,
+        0,
+        Message::Vote {
+            tid,
+            vote: Vote::ReadOnly,
+        },
+    );
+    assert_eq!(
+        moves(h.message(
+            2,
+            0,
+            Message::Vote {
+                tid,
+                vote: Vote::ReadOnly
+            }
+        )),
+        vec![Fx::Ok(Answer::Committed)]
+    );
+}
+
+#[test]
+fn one_participant_commits_in_one_phase() {
+    let mut h = Harness::new();
+    let tid = h.begin(0);
+    h.write(1, tid, "x", "1", true);
+    assert_eq!(
+        h.request(
+            0,
+            Request::Commit {
+                tid,
+                participants: vec![1]
+            }
+        ),
+        vec![Fx::Send(1, Message::CommitOnePhase { tid })]
+    );
+    assert_eq!(
+        moves(h.message(0, 1, Message::CommitOnePhase { tid })),
+        vec![
+            Fx::Log(Record::OnePhaseCommit {
+                tid,
+                writes: vec![("x".into(), Some("1".into()))],
+                commit_ts: 1
+            }),
+            Fx::Send(0, Message::OnePhaseOutcome { tid, aborted: None }),
+        ]
+    );
+    assert_eq!(
+        moves(h.message(1, 0, Message::OnePhaseOutcome { tid, aborted: None })),
+        vec![Fx::Ok(Answer::Committed)]
+    );
+}
+
+#[test]
+fn a_vote_timeout_aborts() {
+    let mut h = Harness::new();
+    let tid = h.prepared_pair();
+    h.message(
+        1,
+        0,
+        Message::Vote {
+            tid,
+            vote: Vote::Yes { prepare_ts: 1 },
+        },
+    );
+    h.now = Duration::from_millis(999);
+    assert!(h.input(0, Input::Tick).is_empty());
+    h.now = Duration::from_secs(1);
+    assert_eq!(
+        moves(h.input(0, Input::Tick)),
+        vec![
+            Fx::Send(1, Message::Abort { tid }),
+            Fx::Send(2, Message::Abort { tid }),
+            Fx::Err(format!("{tid} aborted: node 2 did not vote within 1s")),
+        ]
+    );
+}
+
+#[test]
+fn inquiries_wait_while_votes_are_collected() {
+    let mut h = Harness::new();
+    let tid = h.prepared_pair();
+    assert!(h.message(1, 0, Message::Inquire { tid }).is_empty());
+    h.message(
+        1,
+        0,
+        Message::Vote {
+            tid,
+            vote: Vote::Yes { prepare_ts: 1 },
+        },
+    );
+    h.message(
+        2,
+        0,
+        Message::Vote {
+            tid,
+            vote: Vote::Yes { prepare_ts: 1 },
+        },
+    );
+    assert_eq!(
+        moves(h.message(1, 0, Message::Inquire { tid })),
+        vec![Fx::Send(1, Message::Commit { tid, commit_ts: 2 })]
+    );
+}
+
+#[test]
+fn locks_conflict_and_reads_see_own_writes() {
+    let mut h = Harness::new();
+    let t1 = h.begin(0);
+    let t2 = h.begin(0);
+    h.write(1, t1, "x", "mine", true);
+    assert_eq!(
+        h.read(1, t1, "x", false),
+        vec![Fx::Ok(Answer::Value(Some("mine".into())))]
+    );
+    assert_eq!(
+        h.read(1, t2, "x", true),
+        vec![Fx::Waiting("x".into(), vec![t1])]
+    );
+    // When t1 aborts, t2's read completes with the committed (absent) value.
+    assert_eq!(
+        moves(h.message(0, 1, Message::Abort { tid: t1 })),
+        vec![Fx::Ok(Answer::Value(None))]
+    );
+}
+
+#[test]
+fn operations_of_aborted_or_forgotten_transactions_are_refused() {
+    let mut h = Harness::new();
+    let tid = h.begin(0);
+    h.write(1, tid, "x", "1", true);
+    h.message(0, 1, Message::Abort { tid });
+    let refused = h.write(1, tid, "x", "2", false);
+    assert!(matches!(&refused[..], [Fx::Err(e)] if e.contains("aborted")));
+    // A later operation that finds no workspace knows the node lost it.
+    let other = h.begin(0);
+    let lost = h.write(2, other, "y", "1", false);
+    assert!(
+        matches!(&lost[..], [Fx::Err(e)] if e.contains("lost that work")),
+        "{lost:?}"
+    );
+}
+
+#[test]
+fn a_coordinator_restart_kills_its_undecided_transactions() {
+    let mut h = Harness::new();
+    let tid = h.begin(0);
+    h.write(1, tid, "x", "1", true);
+    assert!(!h.nodes[1].participant().locks().is_empty());
+    h.message(0, 1, Message::Restarted { live_from: 1000 });
+    assert!(h.nodes[1].participant().locks().is_empty());
+    assert!(h.nodes[1].participant().active().is_empty());
+    let refused = h.write(1, tid, "z", "1", true);
+    assert!(
+        matches!(&refused[..], [Fx::Err(e)] if e.contains("coordinator node 0")),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn a_deadlock_victim_is_aborted_where_it_waits() {
+    let mut h = Harness::new();
+    let t1 = h.begin(0);
+    let t2 = h.begin(0);
+    h.write(1, t1, "x", "1", true);
+    h.write(1, t2, "y", "1", true);
+    h.write(1, t2, "x", "2", false);
+    let cycle = vec![t2, t1, t2];
+    let effects = moves(h.message(1, 1, Message::DeadlockVictim { tid: t2, cycle }));
+    assert!(
+        matches!(&effects[..], [Fx::Err(e)] if e.contains("deadlock T4 -> T1 -> T4")),
+        "{effects:?}"
+    );
+    // The victim's locks are gone; t1 can take y.
+    assert_eq!(h.write(1, t1, "y", "1", false), vec![Fx::Ok(Answer::Done)]);
+}
+
+#[test]
+fn recovery_restores_in_doubt_transactions_locked() {
+    let tid = TxnId(1);
+    let records = vec![prepare_record(tid, "x", "1", 3)];
+    let (node, effects) = Node::recover(1, NODES, None, &records, Duration::ZERO);
+    assert_eq!(node.participant().in_doubt().len(), 1);
+    assert_eq!(node.participant().locks().snapshot()[0].key, "x");
+    let effects = moves(effects);
+    assert_eq!(effects[0], Fx::Send(0, Message::Inquire { tid }));
+    assert!(effects.contains(&Fx::Send(0, Message::Restarted { live_from: 0 })));
+    assert!(effects.contains(&Fx::Send(2, Message::Restarted { live_from: 0 })));
+}
+
+#[test]
+fn recovery_redoes_commits_and_drops_aborts() {
+    let (t1, t2, t3) = (TxnId(1), TxnId(4), TxnId(7));
+    let records = vec![
+        prepare_record(t1, "a", "1", 1),
+        Record::Commit {
+            tid: t1,
+            commit_ts: 2,
+        },
+        prepare_record(t2, "b", "2", 3),
+        Record::Abort { tid: t2 },
+        Record::OnePhaseCommit {
+            tid: t3,
+            writes: vec![("c".into(), Some("3".into()))],
+            commit_ts: 4,
+        },
+    ];
+    let (node, _) = Node::recover(1, NODES, None, &records, Duration::ZERO);
+    let store = node.participant().store();
+    assert_eq!(
+        (store.get("a"), store.get("b"), store.get("c")),
+        (Some("1"), None, Some("3"))
+    );
+    assert!(node.participant().in_doubt().is_empty());
+    assert!(node.participant().locks().is_empty());
+}
+
+#[test]
+fn recovery_resends_unended_decisions_and_continues_ids_after_the_lease() {
+    let tid = TxnId(1);
+    let records = vec![
+        Record::TidLease { upto: 1000 },
+        Record::Decision {
+            tid,
+            participants: vec![1, 2],
+            commit_ts: 5,
+        },
+        Record::Decision {
+            tid: TxnId(4),
+            participants: vec![1],
+            commit_ts: 6,
+        },
+        Record::End { tid: TxnId(4) },
+    ];
+    let (mut node, effects) = Node::recover(0, NODES, None, &records, Duration::ZERO);
+    let effects = moves(effects);
+    assert_eq!(
+        &effects[..2],
+        &[
+            Fx::Send(1, Message::Commit { tid, commit_ts: 5 }),
+            Fx::Send(2, Message::Commit { tid, commit_ts: 5 }),
+        ]
+    );
+    assert!(effects.contains(&Fx::Send(1, Message::Restarted { live_from: 1000 })));
+    let mut out = Vec::new();
+    node.handle(
+        Input::Request {
+            req: 0,
+            request: Request::Begin,
+        },
+        Duration::ZERO,
+        &Settings::default(),
+        &mut out,
+    );
+    assert_eq!(
+        moves(out),
+        vec![
+            Fx::Log(Record::TidLease { upto: 2000 }),
+            Fx::Ok(Answer::Begun(TxnId::new(0, 1000, NODES))),
+        ]
+    );
+    // A checkpoint keeps the unended decision.
+    assert_eq!(node.snapshot().decisions.len(), 1);
+}
+
+#[test]
+fn checkpoint_plus_log_recovers_the_same_state_as_the_full_log() {
+    let (t1, t2) = (TxnId(1), TxnId(4));
+    let before = vec![
+        prepare_record(t1, "a", "1", 1),
+        Record::Commit {
+            tid: t1,
+            commit_ts: 2,
+        },
+        prepare_record(t2, "b", "2", 3),
+        Record::TidLease { upto: 1000 },
+    ];
+    let after = vec![Record::Commit {
+        tid: t2,
+        commit_ts: 4,
+    }];
+    let (mid, _) = Node::recover(1, NODES, None, &before, Duration::ZERO);
+    let snapshot = mid.snapshot();
+    let (from_checkpoint, _) = Node::recover(1, NODES, Some(&snapshot), &after, Duration::ZERO);
+    let full: Vec<Record> = before.into_iter().chain(after).collect();
+    let (from_log, _) = Node::recover(1, NODES, None, &full, Duration::ZERO);
+    assert_eq!(from_checkpoint.snapshot(), from_log.snapshot());
+    assert_eq!(from_log.participant().store().get("b"), Some("2"));
+}
+

@@ -1,0 +1,655 @@
+//! The write-ahead log as recovery sees it: every record kind survives a restart, a crash
+//! loses exactly what was not fsynced, a torn tail is cut at any byte, damage anywhere is
+//! refused with the file and offset, checkpoints survive a crash between any two steps,
+//! and the golden logs of earlier versions still read. Files live in temporary
+//! directories; `KV2PC_WRITE_GOLDEN=1 cargo test --test wal` rewrites `logs/golden/v1`.
+
+use kv2pc::types::TxnId;
+use kv2pc::wal::{MAX_RECORD_BYTES, Record, Recovery, Snapshot, Wal};
+use kv2pc::{Error, Result};
+use proptest::collection::vec;
+use proptest::prelude::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+
+const HEADER: usize = 12;
+
+fn tempdir() -> TempDir {
+    tempfile::tempdir().expect("a temporary directory")
+}
+
+/// One record of every kind; [`kind_index`] fails to compile when a kind is added.
+fn every_kind() -> Vec<Record> {
+    vec![
+        Record::TidLease { upto: 64 },
+        Record::Prepare {
+            tid: TxnId(1),
+            coordinator: 0,
+            participants: vec![0, 2],
+            writes: vec![("apple".into(), Some("red".into())), ("pear".into(), None)],
+            prepare_ts: 3,
+        },
+        Record::Commit {
+            tid: TxnId(1),
+            commit_ts: 5,
+        },
+        Record::Abort { tid: TxnId(4) },
+        Record::OnePhaseCommit {
+            tid: TxnId(7),
+            writes: vec![("fig".into(), Some("purple".into()))],
+            commit_ts: 6,
+        },
+        Record::Decision {
+            tid: TxnId(10),
+            participants: vec![0, 1],
+            commit_ts: 8,
+        },
+        Record::End { tid: TxnId(10) },
+    ]
+}
+
+fn kind_index(record: &Record) -> usize {
+    match record {
+        Record::Prepare { .. } => 0,
+        Record::Commit { .. } => 1,
+        Record::Abort { .. } => 2,
+        Record::OnePhaseCommit { .. } => 3,
+        Record::Decision { .. } => 4,
+        Record::End { .. } => 5,
+        Record::TidLease { .. } => 6,
+    }
+}
+
+fn snapshot() -> Snapshot {
+    Snapshot {
+        data: vec![
+            ("apple".into(), "red".into(), 5),
+            ("kiwi".into(), "green".into(), 2),
+        ],
+        prepared: vec![Record::Prepare {
+            tid: TxnId(4),
+            coordinator: 1,
+            participants: vec![0, 1],
+            writes: vec![("kiwi".into(), None)],
+            prepare_ts: 7,
+        }],
+        decisions: vec![Record::Decision {
+            tid: TxnId(3),
+            participants: vec![2],
+            commit_ts: 6,
+        }],
+        tid_lease: 128,
+        clock: 9,
+    }
+}
+
+fn open(dir: &Path) -> (Wal, Recovery) {
+    Wal::open(dir).unwrap_or_else(|e| panic!("opening {}: {e}", dir.display()))
+}
+
+fn append_all(wal: &mut Wal, records: &[Record], sync: bool) {
+    for record in records {
+        wal.append(record).expect("append");
+    }
+    wal.flush(sync).expect("flush");
+}
+
+/// Logs `records` durably in a fresh log at `dir` and returns the segment's bytes.
+fn logged_bytes(dir: &Path, records: &[Record]) -> Vec<u8> {
+    let (mut wal, _) = open(dir);
+    append_all(&mut wal, records, true);
+    fs::read(dir.join("log.000001")).expect("segment")
+}
+
+/// The offset where each record's frame starts, from `SHOW LOG`'s listing.
+fn frame_starts(dir: &Path) -> Vec<usize> {
+    let listed = Wal::read_records(dir).expect("read_records");
+    listed
+        .into_iter()
+        .map(|(_, offset, _)| offset as usize)
+        .collect()
+}
+
+fn corrupt(result: Result<(Wal, Recovery)>) -> (PathBuf, u64, String) {
+    match result {
+        Err(Error::Corrupt {
+            path,
+            offset,
+            detail,
+        }) => (path, offset, detail),
+        Err(other) => panic!("expected a Corrupt error, got: {other}"),
+        Ok((_, recovery)) => panic!("expected a Corrupt error, recovered {recovery:?}"),
+    }
+}
+
+fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .expect("list")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("create copy");
+    for name in file_names(from) {
+        fs::copy(from.join(&name), to.join(&name)).expect("copy");
+    }
+}
+
+#[test]
+fn every_record_kind_survives_a_restart() {
+    let kinds: std::collections::BTreeSet<usize> = every_kind().iter().map(kind_index).collect();
+    assert_eq!(
+        kinds.len(),
+        7,
+        "every_kind must hold one record of each kind"
+    );
+    let dir = tempdir();
+    let (mut wal, recovery) = open(dir.path());
+    assert_eq!(recovery, Recovery::default());
+    append_all(&mut wal, &every_kind(), true);
+    let size = wal.size();
+    drop(wal);
+    let (wal, recovery) = open(dir.path());
+    assert_eq!(recovery.records, every_kind());
+    assert_eq!(recovery.snapshot, None);
+    assert!(recovery.warnings.is_empty(), "{:?}", recovery.warnings);
+    assert_eq!(wal.size(), size);
+}
+
+#[test]
+fn a_fresh_log_is_one_segment_holding_a_header() {
+    let dir = tempdir();
+    let node = dir.path().join("data").join("node1");
+    let (wal, _) = open(&node);
+    assert_eq!(file_names(&node), ["log.000001"]);
+    let bytes = fs::read(node.join("log.000001")).expect("segment");
+    assert_eq!(bytes, b"KV2PCLOG\x01\x00\x00\x00");
+    assert_eq!((wal.size(), wal.segment(), wal.fsyncs()), (0, 1, 0));
+}
+
+#[test]
+fn a_cut_at_every_byte_recovers_exactly_the_whole_records_before_it() {
+    let source = tempdir();
+    let records = every_kind()[..4].to_vec();
+    let bytes = logged_bytes(source.path(), &records);
+    let mut ends = frame_starts(source.path())[1..].to_vec();
+    ends.push(bytes.len());
+    for cut in 0..=bytes.len() {
+        let dir = tempdir();
+        let path = dir.path().join("log.000001");
+        fs::write(&path, &bytes[..cut]).expect("write the cut log");
+        let (mut wal, recovery) = open(dir.path());
+        let whole = ends.iter().filter(|end| **end <= cut).count();
+        let kept = ends[..whole].last().copied().unwrap_or(HEADER);
+        assert_eq!(recovery.records, records[..whole], "cut at {cut}");
+        let expected_warning = if cut < HEADER {
+            Some(format!(
+                "node log {}: rewrote a torn segment header ({cut} bytes)",
+                path.display()
+            ))
+        } else if cut > kept {
+            let dropped = cut - kept;
+            Some(format!(
+                "node log {}: cut a torn record at byte {kept} ({dropped} bytes)",
+                path.display()
+            ))
+        } else {
+            None
+        };
+        assert_eq!(
+            recovery.warnings,
+            Vec::from_iter(expected_warning),
+            "cut at {cut}"
+        );
+        assert_eq!(
+            fs::metadata(&path).expect("stat").len(),
+            kept as u64,
+            "cut at {cut}"
+        );
+        assert_eq!(wal.size(), (kept - HEADER) as u64);
+        append_all(&mut wal, &[Record::End { tid: TxnId(99) }], true);
+        drop(wal);
+        let (_, again) = open(dir.path());
+        assert!(
+            again.warnings.is_empty(),
+            "cut at {cut}: {:?}",
+            again.warnings
+        );
+        assert_eq!(again.records.len(), whole + 1, "cut at {cut}");
+    }
+}
+
+/// Flips bits of every byte in `range` of a four-record log and expects `Corrupt` at the
+/// header field or frame holding that byte, with the file left as it was.
+fn assert_every_flip_is_reported(range: impl Fn(&[usize], usize) -> std::ops::Range<usize>) {
+    let source = tempdir();
+    let bytes = logged_bytes(source.path(), &every_kind()[1..5]);
+    let starts = frame_starts(source.path());
+    for at in range(&starts, bytes.len()) {
+        let expected_offset = match at {
+            0..8 => 0,
+            8..HEADER => 8,
+            _ => *starts
+                .iter()
+                .rev()
+                .find(|start| **start <= at)
+                .expect("a frame"),
+        };
+        for mask in [0x01, 0x80, 0xff] {
+            let dir = tempdir();
+            let path = dir.path().join("log.000001");
+            let mut damaged = bytes.clone();
+            damaged[at] ^= mask;
+            fs::write(&path, &damaged).expect("write the damaged log");
+            let (file, offset, detail) = corrupt(Wal::open(dir.path()));
+            assert_eq!(
+                (file, offset),
+                (path.clone(), expected_offset as u64),
+                "byte {at} ^ {mask:#x}: {detail}"
+            );
+            assert_eq!(
+                fs::read(&path).expect("read back"),
+                damaged,
+                "recovery changed a damaged file"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_damaged_byte_before_the_last_record_is_refused_with_file_and_offset() {
+    assert_every_flip_is_reported(|starts, _| 0..starts[starts.len() - 1]);
+}
+
+#[test]
+fn a_damaged_byte_in_the_last_record_is_refused_not_cut_off() {
+    assert_every_flip_is_reported(|starts, len| starts[starts.len() - 1]..len);
+}
+
+#[test]
+fn the_checksum_mismatch_is_explained() {
+    let dir = tempdir();
+    let mut bytes = logged_bytes(dir.path(), &[Record::Abort { tid: TxnId(2) }]);
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    fs::write(dir.path().join("log.000001"), &bytes).expect("write");
+    let (_, offset, detail) = corrupt(Wal::open(dir.path()));
+    let payload = bytes.len() - HEADER - 8;
+    assert_eq!(offset, HEADER as u64);
+    assert_eq!(
+        detail,
+        format!("checksum mismatch in a record of {payload} bytes")
+    );
+    let error = Wal::open(dir.path())
+        .expect_err("still corrupt")
+        .to_string();
+    assert!(
+        error.contains("log.000001 is corrupt at byte 12"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_newer_format_version_is_refused() {
+    let dir = tempdir();
+    let mut bytes = logged_bytes(dir.path(), &every_kind());
+    bytes[8] = 9;
+    fs::write(dir.path().join("log.000001"), &bytes).expect("write");
+    let (_, offset, detail) = corrupt(Wal::open(dir.path()));
+    assert_eq!(offset, 8);
+    assert_eq!(
+        detail,
+        "log format version 9 is newer than this kv2pc understands (1)"
+    );
+}
+
+#[test]
+fn a_length_above_the_limit_is_damage_not_a_torn_tail() {
+    let dir = tempdir();
+    let mut bytes = logged_bytes(dir.path(), &every_kind()[..2]);
+    let end = bytes.len() as u64;
+    bytes.extend_from_slice(&(MAX_RECORD_BYTES + 1).to_le_bytes());
+    bytes.extend_from_slice(&[0xaa; 6]);
+    fs::write(dir.path().join("log.000001"), &bytes).expect("write");
+    let (_, offset, detail) = corrupt(Wal::open(dir.path()));
+    assert_eq!(offset, end);
+    assert!(detail.contains("above the limit"), "{detail}");
+}
+
+#[test]
+fn an_unreadable_segment_is_an_io_error_naming_it() {
+    let dir = tempdir();
+    fs::create_dir(dir.path().join("log.000001")).expect("a directory where a file belongs");
+    match Wal::open(dir.path()) {
+        Err(Error::Io { context, .. }) => assert!(context.contains("log.000001"), "{context}"),
+        other => panic!("expected an I/O error, got {:?}", other.map(|(_, r)| r)),
+    }
+}
+
+#[test]
+fn a_crash_loses_what_was_not_fsynced_and_keeps_what_was() {
+    let dir = tempdir();
+    let records = every_kind();
+    let (mut wal, _) = open(dir.path());
+    append_all(&mut wal, &records[..2], true);
+    let synced = wal.synced_len();
+    append_all(&mut wal, &records[2..4], false);
+    wal.append(&records[4]).expect("append");
+    assert_eq!(wal.synced_len(), synced);
+    assert_eq!(wal.fsyncs(), 1);
+    wal.simulate_crash().expect("crash");
+    assert_eq!(
+        fs::metadata(dir.path().join("log.000001"))
+            .expect("stat")
+            .len(),
+        synced
+    );
+    let (_, recovery) = open(dir.path());
+    assert_eq!(recovery.records, records[..2]);
+    assert!(recovery.warnings.is_empty(), "{:?}", recovery.warnings);
+}
+
+#[test]
+fn group_commit_syncs_once_per_flush_and_only_when_needed() {
+    let dir = tempdir();
+    let (mut wal, _) = open(dir.path());
+    append_all(&mut wal, &every_kind(), false);
+    assert_eq!(wal.fsyncs(), 0);
+    wal.flush(true).expect("sync");
+    wal.flush(true).expect("nothing new to sync");
+    assert_eq!(wal.fsyncs(), 1);
+    append_all(&mut wal, &every_kind(), true);
+    assert_eq!(wal.fsyncs(), 2);
+}
+
+#[test]
+fn after_a_checkpoint_recovery_reads_the_snapshot_and_later_records_only() {
+    let dir = tempdir();
+    let (mut wal, _) = open(dir.path());
+    append_all(&mut wal, &every_kind()[..3], true);
+    wal.append(&every_kind()[3])
+        .expect("pending before the checkpoint");
+    wal.checkpoint(&snapshot()).expect("checkpoint");
+    assert_eq!(wal.size(), 0);
+    assert_eq!(file_names(dir.path()), ["checkpoint", "log.000002"]);
+    let later = every_kind()[4..].to_vec();
+    append_all(&mut wal, &later, true);
+    let size = wal.size();
+    drop(wal);
+    let (wal, recovery) = open(dir.path());
+    assert_eq!(recovery.snapshot, Some(snapshot()));
+    assert_eq!(recovery.records, later);
+    assert!(recovery.warnings.is_empty(), "{:?}", recovery.warnings);
+    assert_eq!(wal.size(), size);
+    let listed = Wal::read_records(dir.path()).expect("read_records");
+    let segments: Vec<u64> = listed.iter().map(|(segment, _, _)| *segment).collect();
+    assert_eq!(segments, [2, 2, 2]);
+}
+
+/// A log with records in `log.000001`, and the bytes of that segment before a checkpoint.
+fn checkpointed(dir: &Path) -> Vec<u8> {
+    let old = logged_bytes(dir, &every_kind());
+    let (mut wal, _) = open(dir);
+    wal.checkpoint(&snapshot()).expect("checkpoint");
+    old
+}
+
+#[test]
+fn a_crash_before_the_checkpoint_rename_keeps_the_old_log() {
+    let dir = tempdir();
+    logged_bytes(dir.path(), &every_kind());
+    fs::write(dir.path().join("checkpoint.tmp"), b"KV2PCCKP\x01\x00").expect("a half checkpoint");
+    let (_, recovery) = open(dir.path());
+    assert_eq!((recovery.snapshot, recovery.records), (None, every_kind()));
+    assert_eq!(recovery.warnings.len(), 1);
+    assert!(recovery.warnings[0].contains("removed an unfinished checkpoint"));
+    assert_eq!(file_names(dir.path()), ["log.000001"]);
+}
+
+#[test]
+fn a_crash_after_the_checkpoint_rename_recovers_from_the_checkpoint() {
+    for new_segment in ["missing", "torn", "created"] {
+        let dir = tempdir();
+        let old = checkpointed(dir.path());
+        fs::write(dir.path().join("log.000001"), &old).expect("the old segment, not yet deleted");
+        let next = dir.path().join("log.000002");
+        match new_segment {
+            "missing" => fs::remove_file(&next).expect("remove"),
+            "torn" => fs::write(&next, b"KV2PC").expect("a cut header"),
+            _ => {}
+        }
+        let (mut wal, recovery) = open(dir.path());
+        assert_eq!(recovery.snapshot, Some(snapshot()), "{new_segment}");
+        assert!(recovery.records.is_empty(), "{new_segment}");
+        assert!(
+            recovery
+                .warnings
+                .iter()
+                .any(|w| w.contains("log.000001: removed")),
+            "{new_segment}"
+        );
+        assert_eq!(
+            file_names(dir.path()),
+            ["checkpoint", "log.000002"],
+            "{new_segment}"
+        );
+        append_all(&mut wal, &every_kind()[..1], true);
+        drop(wal);
+        assert_eq!(
+            open(dir.path()).1.records,
+            every_kind()[..1],
+            "{new_segment}"
+        );
+    }
+}
+
+#[test]
+fn a_damaged_checkpoint_is_refused() {
+    let dir = tempdir();
+    checkpointed(dir.path());
+    let path = dir.path().join("checkpoint");
+    let mut bytes = fs::read(&path).expect("checkpoint");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    fs::write(&path, &bytes).expect("write");
+    let (file, offset, detail) = corrupt(Wal::open(dir.path()));
+    assert_eq!((file, offset), (path, HEADER as u64));
+    assert!(detail.contains("checksum mismatch"), "{detail}");
+}
+
+#[test]
+fn records_spread_over_segments_recover_in_order() {
+    let dir = tempdir();
+    let (mut wal, _) = open(dir.path());
+    wal.set_segment_bytes(60);
+    for record in every_kind() {
+        append_all(&mut wal, &[record], true);
+    }
+    let size = wal.size();
+    assert!(wal.segment() >= 3, "only {} segments", wal.segment());
+    drop(wal);
+    let (wal, recovery) = open(dir.path());
+    assert_eq!(recovery.records, every_kind());
+    assert_eq!(wal.size(), size);
+    let listed = Wal::read_records(dir.path()).expect("read_records");
+    let records: Vec<Record> = listed.iter().map(|(_, _, record)| record.clone()).collect();
+    assert_eq!(records, every_kind());
+    assert!(
+        listed
+            .windows(2)
+            .all(|pair| (pair[0].0, pair[0].1) < (pair[1].0, pair[1].1))
+    );
+}
+
+/// A log spread over three segments.
+fn three_segments(dir: &Path) {
+    let (mut wal, _) = open(dir);
+    wal.set_segment_bytes(1);
+    for record in &every_kind()[..3] {
+        append_all(&mut wal, std::slice::from_ref(record), true);
+    }
+    assert_eq!(wal.segment(), 3);
+}
+
+#[test]
+fn a_missing_segment_is_refused() {
+    let dir = tempdir();
+    three_segments(dir.path());
+    fs::remove_file(dir.path().join("log.000002")).expect("remove");
+    let (path, _, detail) = corrupt(Wal::open(dir.path()));
+    assert_eq!(path, dir.path());
+    assert!(
+        detail.contains("log.000002 is missing between log.000001 and log.000003"),
+        "{detail}"
+    );
+    fs::remove_file(dir.path().join("log.000001")).expect("remove");
+    let (_, _, detail) = corrupt(Wal::open(dir.path()));
+    assert!(detail.contains("log.000001 is missing"), "{detail}");
+}
+
+#[test]
+fn a_torn_record_in_an_earlier_segment_is_refused() {
+    let dir = tempdir();
+    three_segments(dir.path());
+    let path = dir.path().join("log.000002");
+    let bytes = fs::read(&path).expect("segment");
+    fs::write(&path, &bytes[..bytes.len() - 3]).expect("cut");
+    let (file, offset, _) = corrupt(Wal::open(dir.path()));
+    assert_eq!((file, offset), (path, HEADER as u64));
+}
+
+#[test]
+fn listing_the_log_changes_nothing() {
+    let dir = tempdir();
+    let mut bytes = logged_bytes(dir.path(), &every_kind()[..3]);
+    bytes.truncate(bytes.len() - 2);
+    let path = dir.path().join("log.000001");
+    fs::write(&path, &bytes).expect("a torn tail");
+    let listed = Wal::read_records(dir.path()).expect("read_records");
+    let records: Vec<Record> = listed.into_iter().map(|(_, _, record)| record).collect();
+    assert_eq!(records, every_kind()[..2]);
+    assert_eq!(fs::read(&path).expect("read back"), bytes);
+}
+
+// Golden logs: written once by a version, read by every later one.
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("logs/golden/v1/node0")
+}
+
+/// Writes the v1 golden log: records before a checkpoint (dropped by it), the checkpoint,
+/// then one record of every kind spread over two segments.
+fn write_golden(dir: &Path) {
+    let (mut wal, _) = open(dir);
+    append_all(&mut wal, &every_kind()[..2], true);
+    wal.checkpoint(&snapshot()).expect("checkpoint");
+    wal.set_segment_bytes(100);
+    for record in every_kind() {
+        append_all(&mut wal, &[record.clone()], record.forced());
+    }
+    wal.flush(true).expect("flush");
+}
+
+#[test]
+fn the_golden_writer_still_produces_v1_bytes() {
+    if std::env::var_os("KV2PC_WRITE_GOLDEN").is_some_and(|v| v == "1") {
+        let _ = fs::remove_dir_all(golden_dir());
+        write_golden(&golden_dir());
+    }
+    let dir = tempdir();
+    write_golden(dir.path());
+    assert_eq!(file_names(dir.path()), file_names(&golden_dir()));
+    for name in file_names(dir.path()) {
+        let written = fs::read(dir.path().join(&name)).expect("written");
+        let golden = fs::read(golden_dir().join(&name)).expect("golden");
+        assert!(written == golden, "{name} differs from the v1 golden file");
+    }
+}
+
+#[test]
+fn the_v1_golden_log_is_still_read() {
+    let listed = Wal::read_records(&golden_dir()).expect("listing the golden log");
+    let segments: Vec<u64> = listed.iter().map(|(segment, _, _)| *segment).collect();
+    assert_eq!(segments, [2, 2, 2, 2, 2, 3, 3]);
+    let dir = tempdir();
+    copy_dir(&golden_dir(), dir.path());
+    let (_, recovery) = open(dir.path());
+    assert_eq!(recovery.snapshot, Some(snapshot()));
+    assert_eq!(recovery.records, every_kind());
+    assert!(recovery.warnings.is_empty(), "{:?}", recovery.warnings);
+}
+
+// Whatever the bytes, opening a log returns records or an error; it never panics.
+
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let len = (payload.len() as u32).to_le_bytes();
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&len);
+    hasher.update(payload);
+    let mut bytes = len.to_vec();
+    bytes.extend_from_slice(&hasher.finalize().to_le_bytes());
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+fn open_survives(dir: &Path) -> std::result::Result<Recovery, TestCaseError> {
+    match Wal::open(dir) {
+        Ok((_, recovery)) => Ok(recovery),
+        Err(Error::Corrupt { .. }) => Ok(Recovery::default()),
+        Err(other) => Err(TestCaseError::fail(format!("not a Corrupt error: {other}"))),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn appended_garbage_never_panics_or_loses_a_whole_record(garbage in vec(any::<u8>(), 1..120)) {
+        let dir = tempdir();
+        let mut bytes = logged_bytes(dir.path(), &every_kind()[..3]);
+        bytes.extend_from_slice(&garbage);
+        fs::write(dir.path().join("log.000001"), &bytes).expect("write");
+        if let Ok((_, recovery)) = Wal::open(dir.path()) {
+            prop_assert_eq!(&recovery.records[..3], &every_kind()[..3]);
+        }
+    }
+
+    #[test]
+    fn garbage_files_never_panic(
+        segment in vec(any::<u8>(), 0..200),
+        with_header in any::<bool>(),
+        checkpoint in proptest::option::of(vec(any::<u8>(), 0..80)),
+    ) {
+        let dir = tempdir();
+        let mut bytes = if with_header { b"KV2PCLOG\x01\0\0\0".to_vec() } else { Vec::new() };
+        bytes.extend_from_slice(&segment);
+        fs::write(dir.path().join("log.000001"), &bytes).expect("write");
+        if let Some(checkpoint) = checkpoint {
+            fs::write(dir.path().join("checkpoint"), checkpoint).expect("write");
+        }
+        open_survives(dir.path())?;
+    }
+
+    #[test]
+    fn garbage_payloads_with_valid_checksums_never_panic(payload in vec(any::<u8>(), 0..64)) {
+        let dir = tempdir();
+        let mut bytes = b"KV2PCLOG\x01\0\0\0".to_vec();
+        bytes.extend_from_slice(&frame(&payload));
+        fs::write(dir.path().join("log.000001"), &bytes).expect("write");
+        open_survives(dir.path())?;
+        let mut checkpoint = b"KV2PCCKP\x01\0\0\0".to_vec();
+        checkpoint.extend_from_slice(&frame(&payload));
+        fs::write(dir.path().join("checkpoint"), &checkpoint).expect("write");
+        open_survives(dir.path())?;
+    }
+}
