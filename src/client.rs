@@ -12,7 +12,7 @@ use crate::lock::LockMode;
 use crate::message::{Answer, Reply, Request};
 use crate::router::Shared;
 use crate::types::{NodeId, TxnId, check_key, check_value, owner_of};
-use crossbeam::channel::bounded;
+use crossbeam::channel::{Receiver, RecvError, bounded};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -31,15 +31,25 @@ pub struct WaitInfo {
     pub blockers: Vec<TxnId>,
 }
 
-/// Called when a request starts waiting for a lock.
-pub type WaitObserver = Arc<dyn Fn(&WaitInfo) + Send + Sync>;
+/// Learns when a client's requests wait for a lock, and when its thread blocks on the
+/// cluster and wakes again. The shell uses it to tell a session blocked on a lock from
+/// one still working, which is what makes its output deterministic.
+pub trait ClientObserver: Send + Sync {
+    /// A request started waiting for a lock.
+    fn waiting(&self, info: &WaitInfo);
+    /// The client's thread is about to block until the cluster answers.
+    fn blocking(&self);
+    /// The client's thread woke with an answer (or the node's death), before the answer
+    /// stops counting as in flight.
+    fn resumed(&self);
+}
 
 /// A client session, attached to one coordinator node. Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
     shared: Arc<Shared>,
     coordinator: NodeId,
-    on_wait: Option<WaitObserver>,
+    observer: Option<Arc<dyn ClientObserver>>,
 }
 
 impl Client {
@@ -47,7 +57,7 @@ impl Client {
         Client {
             shared,
             coordinator,
-            on_wait: None,
+            observer: None,
         }
     }
 
@@ -56,9 +66,9 @@ impl Client {
         self.coordinator
     }
 
-    /// Calls `observer` whenever one of this client's requests starts waiting for a lock.
-    pub fn on_wait(&mut self, observer: WaitObserver) {
-        self.on_wait = Some(observer);
+    /// Reports this client's lock waits and blocking to `observer`.
+    pub fn observe(&mut self, observer: Arc<dyn ClientObserver>) {
+        self.observer = Some(observer);
     }
 
     /// Starts a transaction.
@@ -105,14 +115,18 @@ impl Client {
         let (reply, answers) = bounded(2);
         self.shared.request(node, request, reply)?;
         loop {
-            match answers.recv() {
+            let answer = match answers.try_recv() {
+                Ok(answer) => Ok(answer),
+                Err(_) => self.blocking_recv(&answers),
+            };
+            match answer {
                 Ok(Reply::Waiting {
                     key,
                     mode,
                     blockers,
                 }) => {
-                    if let (Some(observer), Some(tid)) = (&self.on_wait, tid) {
-                        observer(&WaitInfo {
+                    if let (Some(observer), Some(tid)) = (&self.observer, tid) {
+                        observer.waiting(&WaitInfo {
                             tid,
                             key,
                             node,
@@ -121,7 +135,10 @@ impl Client {
                         });
                     }
                 }
-                Ok(Reply::Done(result)) => return result,
+                Ok(Reply::Done(result)) => {
+                    self.shared.handled(1);
+                    return result;
+                }
                 Err(_) => {
                     return Err(Error::NodeDown {
                         node,
@@ -130,6 +147,17 @@ impl Client {
                 }
             }
         }
+    }
+
+    fn blocking_recv(&self, answers: &Receiver<Reply>) -> std::result::Result<Reply, RecvError> {
+        if let Some(observer) = &self.observer {
+            observer.blocking();
+        }
+        let answer = answers.recv();
+        if let Some(observer) = &self.observer {
+            observer.resumed();
+        }
+        answer
     }
 }
 

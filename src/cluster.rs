@@ -52,6 +52,24 @@ pub struct RecoveryReport {
     pub warnings: Vec<String>,
 }
 
+/// Counts work outside the cluster as in flight: see [`Cluster::activity`].
+#[derive(Clone)]
+pub struct Activity {
+    shared: Arc<Shared>,
+}
+
+impl Activity {
+    /// Some work began; `Cluster::settle` waits until it is [`Activity::finished`].
+    pub fn started(&self) {
+        self.shared.begin_work();
+    }
+
+    /// Work begun with [`Activity::started`] ended.
+    pub fn finished(&self) {
+        self.shared.handled(1);
+    }
+}
+
 /// A running cluster.
 pub struct Cluster {
     shared: Arc<Shared>,
@@ -286,6 +304,14 @@ impl Cluster {
             } else {
                 std::thread::sleep(Duration::from_micros(50));
             }
+        }
+    }
+
+    /// A handle that counts work outside the cluster (a shell session running a
+    /// command) as in flight, so that `settle` waits for it.
+    pub fn activity(&self) -> Activity {
+        Activity {
+            shared: self.shared.clone(),
         }
     }
 

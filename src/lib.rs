@@ -28,7 +28,7 @@ pub mod trace;
 pub mod types;
 pub mod wal;
 
-pub use client::{Client, Transaction, WaitInfo};
+pub use client::{Client, ClientObserver, Transaction, WaitInfo};
 pub use cluster::{Cluster, RecoveryReport};
 pub use config::{Config, DeadlockPolicy, Settings};
 pub use crash::CrashPoint;

@@ -245,16 +245,26 @@ impl Runtime {
             return Flow::Crashed;
         }
         self.needs_sync = false;
-        for held in self.held.drain(..) {
+        for held in std::mem::take(&mut self.held) {
             match held {
                 Held::Send { to, message, depth } => self.shared.send(self.id, to, message, depth),
-                Held::Reply { reply, message } => {
-                    let _ = reply.send(message);
-                }
+                Held::Reply { reply, message } => self.release_reply(reply, message),
             }
         }
         self.report_waits();
         self.maybe_checkpoint()
+    }
+
+    /// Sends a reply. A final answer counts as in flight until the client has taken it
+    /// (`Client::call`), so that `Cluster::settle` also waits for clients to wake.
+    fn release_reply(&self, reply: Sender<Reply>, message: Reply) {
+        let counted = matches!(message, Reply::Done(_));
+        if counted {
+            self.shared.begin_work();
+        }
+        if reply.send(message).is_err() && counted {
+            self.shared.handled(1);
+        }
     }
 
     /// Tells the deadlock detector this node's waits and aborts any victim.

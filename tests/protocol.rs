@@ -723,4 +723,3 @@ fn checkpoint_plus_log_recovers_the_same_state_as_the_full_log() {
     assert_eq!(from_checkpoint.snapshot(), from_log.snapshot());
     assert_eq!(from_log.participant().store().get("b"), Some("2"));
 }
-

@@ -2,7 +2,8 @@
 //! loses exactly what was not fsynced, a torn tail is cut at any byte, damage anywhere is
 //! refused with the file and offset, checkpoints survive a crash between any two steps,
 //! and the golden logs of earlier versions still read. Files live in temporary
-//! directories; `KV2PC_WRITE_GOLDEN=1 cargo test --test wal` rewrites `logs/golden/v1`.
+//! directories; `KV2PC_WRITE_GOLDEN=1 cargo test --test wal golden_writer` rewrites
+//! `logs/golden/v1`.
 
 use kv2pc::types::TxnId;
 use kv2pc::wal::{MAX_RECORD_BYTES, Record, Recovery, Snapshot, Wal};
@@ -555,7 +556,7 @@ fn write_golden(dir: &Path) {
     wal.checkpoint(&snapshot()).expect("checkpoint");
     wal.set_segment_bytes(100);
     for record in every_kind() {
-        append_all(&mut wal, &[record.clone()], record.forced());
+        append_all(&mut wal, std::slice::from_ref(&record), record.forced());
     }
     wal.flush(true).expect("flush");
 }

@@ -224,7 +224,7 @@ impl FromStr for Command {
 
 /// A key, value or path as the parser reads it back: a bare word when every character
 /// may stand in one, else a quoted string with `"`, `\`, newline and tab escaped.
-struct Text<'a>(&'a str);
+pub(crate) struct Text<'a>(pub(crate) &'a str);
 
 impl fmt::Display for Text<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

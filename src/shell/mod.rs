@@ -1,11 +1,17 @@
-//! The interactive shell's command language: [`command::Command`] is what a line asks
-//! for, [`parser`] reads lines into commands (one function per rule of
-//! `grammar/kv2pc.ebnf`), and [`help`] serves the per-command help written in
-//! `grammar/help.md`. Nothing here executes a command.
+//! The interactive shell: a command language (`command`, `parser`, `help`, specified in
+//! `grammar/`), one `execute(line) -> Output` path (`executor`) over client sessions
+//! that each run on a thread of their own (`session`), and the renderings of output
+//! (`output`, `format`).
 
 pub mod command;
+pub mod executor;
+pub mod format;
 pub mod help;
+pub mod output;
 pub mod parser;
+pub mod session;
 
 pub use command::Command;
+pub use executor::Shell;
+pub use output::{Outcome, Output, Style};
 pub use parser::{ParseError, parse_command, parse_line};

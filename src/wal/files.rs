@@ -74,8 +74,9 @@ impl LogDir {
         }
         let context = || format!("creating the log directory {}", self.path.display());
         fs::create_dir_all(&self.path).map_err(|e| Error::io(context(), e))?;
-        match self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            Some(parent) => self.sync_dir_at(&parent.to_path_buf()),
+        let parent = self.path.parent().map(Path::to_path_buf);
+        match parent.filter(|p| !p.as_os_str().is_empty()) {
+            Some(parent) => self.sync_dir_at(&parent),
             None => Ok(()),
         }
     }

@@ -4,7 +4,7 @@
 //!
 //! A file is a 12-byte header (8 magic bytes, then the format version as a `u32` LE)
 //! followed by frames. A frame is `len: u32 LE`, `crc: u32 LE` and `len` bytes of
-//! payload (one bincode value, see [`codec`](super::codec)). The CRC-32 covers the four
+//! payload (one bincode value, see [`codec`]). The CRC-32 covers the four
 //! length bytes and the payload, so a damaged length is caught like damaged data.
 //!
 //! # Torn or damaged
@@ -211,46 +211,43 @@ pub enum Tail {
 /// Reads every record of a log segment. Damage is an error; a torn tail is reported in
 /// [`Scanned::tail`], with the records before it.
 pub fn scan_segment(bytes: &[u8]) -> Result<Scanned, Damage> {
+    let mut records = Vec::new();
     if check_header(bytes, LOG_MAGIC)? == HeaderCheck::Torn {
         return Ok(Scanned {
-            records: Vec::new(),
+            records,
             end: 0,
             tail: Tail::TornHeader,
         });
     }
-    let mut records = Vec::new();
     let mut at = HEADER_LEN as usize;
-    let torn = |records, at: usize| Scanned {
-        records,
-        end: at as u64,
-        tail: Tail::TornRecord,
-    };
-    loop {
+    let tail = loop {
         if all_zero(&bytes[at..]) {
-            return Ok(torn(records, at));
+            break Tail::TornRecord;
         }
         match read_frame(bytes, at, MAX_RECORD_BYTES)? {
-            Frame::End => {
-                return Ok(Scanned {
-                    records,
-                    end: at as u64,
-                    tail: Tail::Clean,
-                });
-            }
+            Frame::End => break Tail::Clean,
             Frame::Cut => {
                 check_cut_record(bytes, at)?;
-                return Ok(torn(records, at));
+                break Tail::TornRecord;
             }
             Frame::Whole { payload, end } => {
-                let record = codec::decode(payload).map_err(|e| {
-                    let detail = format!("undecodable record of {} bytes: {e}", payload.len());
-                    damage(at as u64, detail)
-                })?;
-                records.push((at as u64, record));
+                records.push((at as u64, decode_record(payload, at)?));
                 at = end;
             }
         }
-    }
+    };
+    Ok(Scanned {
+        records,
+        end: at as u64,
+        tail,
+    })
+}
+
+fn decode_record(payload: &[u8], at: usize) -> Result<Record, Damage> {
+    codec::decode(payload).map_err(|e| {
+        let detail = format!("undecodable record of {} bytes: {e}", payload.len());
+        damage(at as u64, detail)
+    })
 }
 
 /// Checks that the cut frame at `at` looks like a write cut off by a crash: a cut frame

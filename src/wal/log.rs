@@ -101,40 +101,12 @@ impl Wal {
         let (covered, live) = live_segments(&log_dir, first_segment)?;
         let scans = scan_segments(&log_dir, &live)?;
         let mut warnings = remove_leftovers(&log_dir, &covered)?;
-        let (file, segment, written_len) = match scans.last() {
-            Some(last) => reopen_last(&mut log_dir, last, &mut warnings)?,
-            None => {
-                let file = log_dir.create_segment(first_segment)?;
-                (file, first_segment, HEADER_LEN)
-            }
-        };
-        let earlier_bytes = scans
-            .iter()
-            .rev()
-            .skip(1)
-            .map(|s| s.scanned.end - HEADER_LEN)
-            .sum();
-        let records = scans
-            .into_iter()
-            .flat_map(|s| s.scanned.records)
-            .map(|(_, r)| r);
+        let wal = Wal::resume(log_dir, first_segment, &scans, &mut warnings)?;
+        let records = scans.into_iter().flat_map(|scan| scan.scanned.records);
         let recovery = Recovery {
             snapshot: checkpoint.map(|c| c.snapshot),
-            records: records.collect(),
+            records: records.map(|(_, record)| record).collect(),
             warnings,
-        };
-        log_dir.reset_fsyncs();
-        let wal = Wal {
-            dir: log_dir,
-            file,
-            first_segment,
-            segment,
-            pending: Vec::new(),
-            written_len,
-            synced_len: written_len,
-            earlier_bytes,
-            segment_bytes: SEGMENT_BYTES,
-            failure: None,
         };
         Ok((wal, recovery))
     }
@@ -219,6 +191,38 @@ impl Wal {
     /// Sets the size past which the next flush starts a new segment.
     pub fn set_segment_bytes(&mut self, bytes: u64) {
         self.segment_bytes = bytes;
+    }
+
+    /// Continues the log after the checked `scans`, repairing the last segment's tail.
+    fn resume(
+        mut dir: LogDir,
+        first_segment: u64,
+        scans: &[SegmentScan],
+        warnings: &mut Vec<String>,
+    ) -> Result<Wal> {
+        let (file, segment, written_len) = match scans.last() {
+            Some(last) => reopen_last(&mut dir, last, warnings)?,
+            None => (
+                dir.create_segment(first_segment)?,
+                first_segment,
+                HEADER_LEN,
+            ),
+        };
+        let earlier = scans.iter().rev().skip(1);
+        let earlier_bytes = earlier.map(|scan| scan.scanned.end - HEADER_LEN).sum();
+        dir.reset_fsyncs();
+        Ok(Wal {
+            dir,
+            file,
+            first_segment,
+            segment,
+            pending: Vec::new(),
+            written_len,
+            synced_len: written_len,
+            earlier_bytes,
+            segment_bytes: SEGMENT_BYTES,
+            failure: None,
+        })
     }
 
     fn write_pending(&mut self, sync: bool) -> Result<()> {

@@ -1,0 +1,476 @@
+//! The shell's one entry point: [`Shell::execute`] runs a line and returns its
+//! [`Output`]. The prompt loop, the script runner, transcripts and tests all call it.
+//!
+//! # Deterministic output from a threaded cluster
+//!
+//! Transaction commands run on their session's thread; everything else runs here. After
+//! every command the shell waits until the cluster settles: no message in flight, no node
+//! working, every session idle or blocked (see `session.rs`). Only then does it print,
+//! in a fixed order: the trace of what happened (sorted by causal depth, then node), the
+//! command's own answer, or `<waiting for x held by T3>` if it blocked, and then the
+//! completions of earlier commands that this one unblocked, in the order they began to
+//! wait, as PostgreSQL's isolation tester does.
+
+use super::command::{Command, Text};
+use super::format;
+use super::help;
+use super::output::{Outcome, Output, Style};
+use super::parser;
+use super::session::Session;
+use crate::clock::format_duration;
+use crate::config::DeadlockPolicy;
+use crate::trace::TraceEvent;
+use crate::{Cluster, CrashPoint, Error, NodeId};
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// The session every shell starts in.
+pub const MAIN_SESSION: &str = "main";
+
+/// How deep `SOURCE` may nest, so a script that sources itself stops.
+const MAX_SOURCE_DEPTH: usize = 8;
+
+/// The shell over one cluster.
+pub struct Shell {
+    /// Sessions by name; declared before the cluster so they stop first.
+    sessions: BTreeMap<String, Session>,
+    cluster: Cluster,
+    current: String,
+    /// Sessions with a command still running, in the order they began to wait.
+    waiting: Vec<String>,
+    trace_on: Arc<AtomicBool>,
+    events: Arc<Mutex<Vec<TraceEvent>>>,
+    /// Where relative `SOURCE` paths start.
+    base_dir: PathBuf,
+    source_depth: usize,
+}
+
+impl Shell {
+    /// A shell over `cluster`, in session `main` coordinated by node 0.
+    pub fn new(cluster: Cluster) -> Shell {
+        let trace_on = Arc::new(AtomicBool::new(false));
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let (sink, on) = (events.clone(), trace_on.clone());
+        cluster.set_trace(Some(Arc::new(move |event: &TraceEvent| {
+            let always = matches!(
+                event,
+                TraceEvent::Crash { .. } | TraceEvent::Deadlock { .. }
+            );
+            if always || on.load(Ordering::Relaxed) {
+                sink.lock().push(event.clone());
+            }
+        })));
+        let mut shell = Shell {
+            sessions: BTreeMap::new(),
+            cluster,
+            current: MAIN_SESSION.to_string(),
+            waiting: Vec::new(),
+            trace_on,
+            events,
+            base_dir: PathBuf::from("."),
+            source_depth: 0,
+        };
+        shell.add_session(MAIN_SESSION, 0);
+        shell
+    }
+
+    /// Resolves `SOURCE` paths relative to `dir`.
+    pub fn set_base_dir(&mut self, dir: &Path) {
+        self.base_dir = dir.to_path_buf();
+    }
+
+    /// The cluster.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// The prompt: `kv2pc[main]> `, or `kv2pc[alice T3]> ` with a transaction open.
+    pub fn prompt(&self) -> String {
+        match self.sessions.get(&self.current).and_then(Session::tid) {
+            Some(tid) => format!("kv2pc[{} {tid}]> ", self.current),
+            None => format!("kv2pc[{}]> ", self.current),
+        }
+    }
+
+    /// The names of the sessions, sorted.
+    pub fn session_names(&self) -> Vec<String> {
+        self.sessions.keys().cloned().collect()
+    }
+
+    /// Runs one line (one or more commands separated by `;`).
+    pub fn execute(&mut self, line: &str) -> Output {
+        let mut output = Output::default();
+        let commands = match parser::parse_line(line) {
+            Ok(commands) => commands,
+            Err(error) => {
+                let mut outcome = Outcome::new(line.trim(), None);
+                outcome.fail(format!(
+                    "could not read the command\n{}",
+                    error.render(line)
+                ));
+                output.outcomes.push(outcome);
+                return output;
+            }
+        };
+        for command in commands {
+            if command == Command::Quit {
+                output.quit = true;
+                break;
+            }
+            self.run(command, &mut output);
+        }
+        output
+    }
+
+    /// Runs one command, settles the cluster and collects what it printed.
+    fn run(&mut self, command: Command, output: &mut Output) {
+        if command == Command::Empty {
+            return;
+        }
+        let mut outcome = Outcome::new(command.to_string(), None);
+        let dispatched = match self.start(command, &mut outcome, output) {
+            Ok(dispatched) => dispatched,
+            Err(error) => {
+                outcome.fail(error);
+                None
+            }
+        };
+        self.cluster.settle();
+        self.collect(outcome, dispatched, output);
+    }
+
+    /// Starts a command: transaction commands go to a session (whose name is returned),
+    /// the rest run here.
+    fn start(
+        &mut self,
+        command: Command,
+        outcome: &mut Outcome,
+        output: &mut Output,
+    ) -> Result<Option<String>, String> {
+        let (session, command) = match command {
+            Command::In { session, command } => {
+                if !self.sessions.contains_key(&session) {
+                    return Err(format!(
+                        "there is no session {session}; create it with SESSION {session}"
+                    ));
+                }
+                (session, *command)
+            }
+            command => (self.current.clone(), command),
+        };
+        if is_transactional(&command) {
+            self.dispatch(&session, command)?;
+            return Ok(Some(session));
+        }
+        self.run_here(command, outcome, output)?;
+        Ok(None)
+    }
+
+    fn dispatch(&mut self, name: &str, command: Command) -> Result<(), String> {
+        let session = &self.sessions[name];
+        if let Some(busy) = session.busy() {
+            return Err(format!(
+                "session {name} is still running {busy}; use another session until it completes"
+            ));
+        }
+        session.dispatch(command);
+        self.waiting.push(name.to_string());
+        Ok(())
+    }
+
+    /// Gathers, in a fixed order: trace and events, the command's outcome (or its waiting
+    /// line), and the completions of other sessions' commands.
+    fn collect(&mut self, mut outcome: Outcome, dispatched: Option<String>, output: &mut Output) {
+        let mut events = std::mem::take(&mut *self.events.lock());
+        events.sort_by_key(format::event_order);
+        let mut lines = Vec::new();
+        for event in &events {
+            let style = match event {
+                TraceEvent::Crash { .. } | TraceEvent::Deadlock { .. } => Style::Event,
+                _ => Style::Trace,
+            };
+            if style == Style::Event || self.trace_on.load(Ordering::Relaxed) {
+                lines.push(super::output::Line {
+                    style,
+                    text: event.to_string(),
+                });
+            }
+        }
+        if let Some(name) = &dispatched {
+            let session = &self.sessions[name];
+            match session.try_result() {
+                Some(result) => {
+                    self.waiting.retain(|waiting| waiting != name);
+                    outcome = result;
+                }
+                None => {
+                    outcome.session = Some(name.clone());
+                    outcome.push(Style::Waiting, session.waiting_line());
+                }
+            }
+        }
+        lines.append(&mut outcome.lines);
+        outcome.lines = lines;
+        output.outcomes.push(outcome);
+        self.collect_completions(dispatched.as_deref(), output);
+    }
+
+    fn collect_completions(&mut self, except: Option<&str>, output: &mut Output) {
+        let mut still_waiting = Vec::new();
+        for name in std::mem::take(&mut self.waiting) {
+            if Some(name.as_str()) == except {
+                still_waiting.push(name);
+                continue;
+            }
+            match self.sessions.get(&name).and_then(Session::try_result) {
+                Some(mut result) => {
+                    result.completed_later = true;
+                    output.outcomes.push(result);
+                }
+                None => still_waiting.push(name),
+            }
+        }
+        self.waiting = still_waiting;
+    }
+
+    /// Runs a command that is not a transaction command.
+    fn run_here(
+        &mut self,
+        command: Command,
+        outcome: &mut Outcome,
+        output: &mut Output,
+    ) -> Result<(), String> {
+        let error = |e: Error| e.to_string();
+        match command {
+            Command::Session { name, node } => self.session(&name, node, outcome)?,
+            Command::Crash { node, at: None } => {
+                self.cluster.crash(node).map_err(error)?;
+                outcome.say(format!(
+                    "node {node} crashed: its memory and unsynced log tail are gone"
+                ));
+            }
+            Command::Crash {
+                node,
+                at: Some(point),
+            } => {
+                self.cluster.arm_crash(node, point).map_err(error)?;
+                outcome.say(format!(
+                    "node {node} will crash at {point} ({})",
+                    point.describe()
+                ));
+            }
+            Command::Restart { node } => {
+                let report = self.cluster.restart(node).map_err(error)?;
+                for warning in &report.warnings {
+                    outcome.push(Style::Warning, format!("warning: {warning}"));
+                }
+                for line in format::recovery(&report) {
+                    outcome.say(line);
+                }
+            }
+            Command::Checkpoint { node } => {
+                self.cluster.checkpoint(node).map_err(error)?;
+                outcome.say(format!(
+                    "node {node} wrote a checkpoint and dropped the log before it"
+                ));
+            }
+            Command::Status => self.status(outcome),
+            Command::ShowLocks => {
+                for line in format::locks(&self.cluster.locks()) {
+                    outcome.say(line);
+                }
+            }
+            Command::ShowLog { node, last } => self.show_log(node, last, outcome)?,
+            Command::Where { key } => {
+                crate::types::check_key(&key).map_err(error)?;
+                outcome.say(format!(
+                    "{} is on node {}",
+                    Text(&key),
+                    self.cluster.owner(&key)
+                ));
+            }
+            Command::Trace { on } => {
+                self.trace_on.store(on, Ordering::Relaxed);
+                outcome.say(if on { "trace on" } else { "trace off" });
+            }
+            Command::Tick { duration } => {
+                self.cluster.tick(duration).map_err(error)?;
+                outcome.say(format!(
+                    "the clock moved {} forward",
+                    format_duration(duration)
+                ));
+            }
+            Command::Set { name, value } => self.set(&name, &value, outcome)?,
+            Command::Source { path } => self.source(&path, output)?,
+            Command::Help { topic } => {
+                for line in help::help(topic.as_deref())?.lines() {
+                    outcome.say(line);
+                }
+            }
+            other => return Err(format!("{} cannot run here", other.name())),
+        }
+        Ok(())
+    }
+
+    fn add_session(&mut self, name: &str, node: NodeId) {
+        if let Ok(client) = self.cluster.client(node) {
+            let session = Session::start(name, client, self.cluster.activity());
+            self.sessions.insert(name.to_string(), session);
+        }
+    }
+
+    fn session(
+        &mut self,
+        name: &str,
+        node: Option<NodeId>,
+        outcome: &mut Outcome,
+    ) -> Result<(), String> {
+        if let Some(node) = node {
+            self.cluster.client(node).map_err(|e| e.to_string())?;
+        }
+        match self.sessions.get(name) {
+            Some(existing) if node.is_some_and(|n| n != existing.node()) => {
+                return Err(format!(
+                    "session {name} already exists on node {}; a session keeps its coordinator",
+                    existing.node()
+                ));
+            }
+            Some(existing) => outcome.say(format!("session {name} (node {})", existing.node())),
+            None => {
+                let node = node.unwrap_or(0);
+                self.add_session(name, node);
+                outcome.say(format!(
+                    "session {name} created; node {node} coordinates its transactions"
+                ));
+            }
+        }
+        self.current = name.to_string();
+        Ok(())
+    }
+
+    fn status(&self, outcome: &mut Outcome) {
+        for line in format::status_table(&self.cluster.status()) {
+            outcome.say(line);
+        }
+        let sessions: Vec<String> = (self.sessions.values())
+            .map(|session| {
+                let mut text = format!("{} (node {}", session.name(), session.node());
+                if let Some(tid) = session.tid() {
+                    text.push_str(&format!(", {tid} open"));
+                }
+                if session.busy().is_some() {
+                    text.push_str(", waiting");
+                }
+                text.push(')');
+                text
+            })
+            .collect();
+        outcome.say(format!("sessions: {}", sessions.join(", ")));
+    }
+
+    fn show_log(
+        &self,
+        node: NodeId,
+        last: Option<usize>,
+        outcome: &mut Outcome,
+    ) -> Result<(), String> {
+        let records = self.cluster.log_records(node).map_err(|e| e.to_string())?;
+        let skip = last.map_or(0, |last| records.len().saturating_sub(last));
+        if records.is_empty() {
+            outcome.say(format!(
+                "node {node}'s log is empty (since its last checkpoint)"
+            ));
+        }
+        for (index, record) in records.iter().enumerate().skip(skip) {
+            outcome.say(format!("{:>4}  {}", index + 1, format::record(record)));
+        }
+        Ok(())
+    }
+
+    fn set(&mut self, name: &str, value: &str, outcome: &mut Outcome) -> Result<(), String> {
+        let mut settings = self.cluster.settings();
+        match name.to_ascii_lowercase().as_str() {
+            "vote_timeout" => settings.vote_timeout = parse_duration(value)?,
+            "inquiry_interval" => settings.inquiry_interval = parse_duration(value)?,
+            "deadlock" => {
+                settings.deadlock = match value.to_ascii_lowercase().as_str() {
+                    "detect" => DeadlockPolicy::Detect,
+                    "off" => DeadlockPolicy::Off,
+                    _ => return Err(format!("deadlock is detect or off, not '{value}'")),
+                }
+            }
+            "checkpoint_bytes" => {
+                settings.checkpoint_bytes = value.parse().map_err(|_| {
+                    format!("checkpoint_bytes takes a number of bytes, not '{value}'")
+                })?
+            }
+            _ => {
+                return Err(format!(
+                    "there is no setting '{name}'; the settings are vote_timeout, inquiry_interval, deadlock and checkpoint_bytes"
+                ));
+            }
+        }
+        self.cluster.set_settings(settings);
+        outcome.say(format!("{} = {value}", name.to_ascii_lowercase()));
+        Ok(())
+    }
+
+    fn source(&mut self, path: &str, output: &mut Output) -> Result<(), String> {
+        if self.source_depth >= MAX_SOURCE_DEPTH {
+            return Err(format!(
+                "SOURCE nests more than {MAX_SOURCE_DEPTH} deep; does a script source itself?"
+            ));
+        }
+        let full = self.base_dir.join(path);
+        let text = std::fs::read_to_string(&full)
+            .map_err(|e| format!("cannot read {}: {e}", full.display()))?;
+        self.source_depth += 1;
+        for line in text.lines() {
+            let result = self.execute(line);
+            output.outcomes.extend(result.outcomes);
+            if result.quit {
+                break;
+            }
+        }
+        self.source_depth -= 1;
+        Ok(())
+    }
+}
+
+/// Whether a command runs on a session's thread.
+fn is_transactional(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Begin { .. }
+            | Command::Get { .. }
+            | Command::Put { .. }
+            | Command::Del { .. }
+            | Command::Commit
+            | Command::Abort
+    )
+}
+
+/// Reads a `SET` duration the way `TICK` writes them: `500ms`, `2s`, `1m`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let wrong = || format!("expected a duration such as 500ms or 2s, not '{text}'");
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let number: u64 = number.parse().map_err(|_| wrong())?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(number)),
+        "s" => Ok(Duration::from_secs(number)),
+        "m" => Ok(Duration::from_secs(number.saturating_mul(60))),
+        _ => Err(wrong()),
+    }
+}
+
+/// Whether a crash point name is valid, for completion.
+pub fn crash_point_names() -> Vec<&'static str> {
+    CrashPoint::ALL.iter().map(|point| point.name()).collect()
+}

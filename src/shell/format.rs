@@ -1,0 +1,245 @@
+//! How the shell shows the cluster's state: `STATUS`, `SHOW LOCKS`, `SHOW LOG`, recovery
+//! reports and trace events. Every list is sorted, so output is the same every run.
+
+use super::command::Text;
+use crate::cluster::RecoveryReport;
+use crate::lock::{KeyLocks, LockMode};
+use crate::router::NodeStatus;
+use crate::trace::TraceEvent;
+use crate::types::{NodeId, TxnId, Write};
+use crate::wal::Record;
+
+/// `T1, T4` or `-`.
+pub fn tids(tids: &[TxnId]) -> String {
+    if tids.is_empty() {
+        return "-".into();
+    }
+    tids.iter()
+        .map(TxnId::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A byte count, as `812 B` or `1.5 KiB`.
+pub fn bytes(count: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = count as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{count} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// The rows of `STATUS`, as a table.
+pub fn status_table(statuses: &[NodeStatus]) -> Vec<String> {
+    let mut rows = vec![vec![
+        "node".to_string(),
+        "state".into(),
+        "keys".into(),
+        "log".into(),
+        "active".into(),
+        "in doubt".into(),
+        "coordinating".into(),
+    ]];
+    for status in statuses {
+        let armed = status
+            .armed
+            .map(|point| format!(" (crash armed at {point})"))
+            .unwrap_or_default();
+        let in_doubt: Vec<String> = (status.in_doubt.iter())
+            .map(|(tid, coordinator)| format!("{tid} (asks node {coordinator})"))
+            .collect();
+        let mut coordinating = status.coordinating.clone();
+        coordinating.extend(&status.unacknowledged);
+        rows.push(vec![
+            status.node.to_string(),
+            if status.up {
+                format!("up{armed}")
+            } else {
+                "DOWN".into()
+            },
+            if status.up {
+                status.keys.to_string()
+            } else {
+                "-".into()
+            },
+            bytes(status.log_bytes),
+            tids(&status.active),
+            if in_doubt.is_empty() {
+                "-".into()
+            } else {
+                in_doubt.join(", ")
+            },
+            tids(&coordinating),
+        ]);
+    }
+    table(&rows)
+}
+
+/// Lays out rows in columns separated by two spaces.
+pub fn table(rows: &[Vec<String>]) -> Vec<String> {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    rows.iter()
+        .map(|row| {
+            let cells: Vec<String> = row
+                .iter()
+                .enumerate()
+                .map(|(c, cell)| format!("{cell:<width$}", width = widths[c]))
+                .collect();
+            cells.join("  ").trim_end().to_string()
+        })
+        .collect()
+}
+
+fn mode(mode: LockMode) -> &'static str {
+    match mode {
+        LockMode::Shared => "shared",
+        LockMode::Exclusive => "exclusive",
+    }
+}
+
+/// The lines of `SHOW LOCKS`.
+pub fn locks(locks: &[(NodeId, KeyLocks)]) -> Vec<String> {
+    if locks.is_empty() {
+        return vec!["no locks are held".into()];
+    }
+    let mut lines = Vec::new();
+    for (node, key) in locks {
+        let holders: Vec<String> = (key.holders.iter())
+            .map(|(tid, m)| format!("{tid} ({})", mode(*m)))
+            .collect();
+        let mut line = format!(
+            "node {node}  {}  held by {}",
+            Text(&key.key),
+            holders.join(", ")
+        );
+        if !key.waiters.is_empty() {
+            let waiters: Vec<String> = (key.waiters.iter())
+                .map(|(tid, m)| format!("{tid} ({})", mode(*m)))
+                .collect();
+            line.push_str(&format!("; waiting: {}", waiters.join(", ")));
+        }
+        if key.holders.is_empty() {
+            line = format!(
+                "node {node}  {}  waiting: {}",
+                Text(&key.key),
+                tids(&key.waiters.iter().map(|w| w.0).collect::<Vec<_>>())
+            );
+        }
+        lines.push(line);
+    }
+    lines
+}
+
+fn writes(writes: &[Write]) -> String {
+    let parts: Vec<String> = (writes.iter())
+        .map(|(key, value)| match value {
+            Some(value) => format!("{}={}", Text(key), Text(value)),
+            None => format!("{} deleted", Text(key)),
+        })
+        .collect();
+    parts.join(", ")
+}
+
+fn nodes(nodes: &[NodeId]) -> String {
+    nodes
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One log record as `SHOW LOG` prints it.
+pub fn record(record: &Record) -> String {
+    let body = match record {
+        Record::Prepare {
+            tid,
+            coordinator,
+            participants,
+            writes: w,
+            prepare_ts,
+        } => format!(
+            "Prepare {tid}  coordinator {coordinator}, participants {}, writes {}, ts {prepare_ts}",
+            nodes(participants),
+            writes(w)
+        ),
+        Record::Commit { tid, commit_ts } => format!("Commit {tid}  ts {commit_ts}"),
+        Record::Abort { tid } => format!("Abort {tid}"),
+        Record::OnePhaseCommit {
+            tid,
+            writes: w,
+            commit_ts,
+        } => {
+            format!("OnePhaseCommit {tid}  writes {}, ts {commit_ts}", writes(w))
+        }
+        Record::Decision {
+            tid,
+            participants,
+            commit_ts,
+        } => {
+            format!(
+                "Decision {tid} COMMIT  participants {}, ts {commit_ts}",
+                nodes(participants)
+            )
+        }
+        Record::End { tid } => format!("End {tid}"),
+        Record::TidLease { upto } => format!("TidLease  counters below {upto}"),
+    };
+    let forced = if record.forced() { "fsync" } else { "lazy" };
+    format!("{body}  ({forced})")
+}
+
+/// What `RESTART` (and opening a directory) reports about a node's recovery.
+pub fn recovery(report: &RecoveryReport) -> Vec<String> {
+    let source = if report.from_checkpoint {
+        "a checkpoint and "
+    } else {
+        ""
+    };
+    let plural = if report.records == 1 { "" } else { "s" };
+    let mut lines = vec![format!(
+        "node {} recovered from {source}{} log record{plural}",
+        report.node, report.records
+    )];
+    if !report.in_doubt.is_empty() {
+        lines.push(format!(
+            "node {}: {} in doubt (prepared, no outcome logged): its keys stay locked while it asks the coordinator",
+            report.node,
+            tids(&report.in_doubt)
+        ));
+    }
+    if !report.resent.is_empty() {
+        lines.push(format!(
+            "node {}: re-sending the commit decision of {} to participants that have not acknowledged it",
+            report.node,
+            tids(&report.resent)
+        ));
+    }
+    lines
+}
+
+/// A trace event's sort key: causal depth, then the node it happened on.
+pub fn event_order(event: &TraceEvent) -> (u32, u32) {
+    match event {
+        TraceEvent::Message { depth, from, .. } => (*depth, *from),
+        TraceEvent::Log { depth, node, .. } | TraceEvent::Crash { depth, node, .. } => {
+            (*depth, *node)
+        }
+        TraceEvent::Deadlock { .. } => (u32::MAX, u32::MAX),
+    }
+}

@@ -1,0 +1,158 @@
+//! What a command produced, as data: the shell's `execute` returns an [`Output`], and
+//! the renderer, the JSON writer and the transcript recorder each turn it into text.
+//! Keeping output as data is what lets the prompt loop, scripts and tests share one
+//! `execute`.
+
+use colored::Colorize;
+use serde::Serialize;
+
+/// The role of a line, which decides its colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Style {
+    /// A command's answer.
+    Result,
+    /// Something the cluster did on its own: a crash at an armed point, a recovery.
+    Event,
+    /// A protocol step shown by `TRACE ON`.
+    Trace,
+    /// A command blocked: `<waiting for x held by T3>`.
+    Waiting,
+    /// A warning that did not stop the command.
+    Warning,
+}
+
+/// One line of output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Line {
+    /// Its role.
+    pub style: Style,
+    /// Its text, without colour.
+    pub text: String,
+}
+
+/// The result of one command, or of a blocked command that completed later.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// The command in canonical form (or the line as typed, if it did not parse).
+    pub command: String,
+    /// The session that ran it, for transaction commands.
+    pub session: Option<String>,
+    /// Whether this reports the completion of a command that was waiting.
+    pub completed_later: bool,
+    /// What it printed.
+    pub lines: Vec<Line>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+impl Outcome {
+    /// An empty outcome of `command`.
+    pub fn new(command: impl Into<String>, session: Option<String>) -> Outcome {
+        Outcome {
+            command: command.into(),
+            session,
+            completed_later: false,
+            lines: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// Adds a line.
+    pub fn push(&mut self, style: Style, text: impl Into<String>) {
+        self.lines.push(Line {
+            style,
+            text: text.into(),
+        });
+    }
+
+    /// Adds an answer line.
+    pub fn say(&mut self, text: impl Into<String>) {
+        self.push(Style::Result, text);
+    }
+
+    /// Marks the outcome failed.
+    pub fn fail(&mut self, error: impl Into<String>) {
+        self.error = Some(error.into());
+    }
+}
+
+/// What one `execute` call produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Output {
+    /// One outcome per command run, then completions of commands that were waiting.
+    pub outcomes: Vec<Outcome>,
+    /// Whether the user asked to leave.
+    pub quit: bool,
+}
+
+impl Output {
+    /// Whether any command failed.
+    pub fn failed(&self) -> bool {
+        self.outcomes.iter().any(|outcome| outcome.error.is_some())
+    }
+
+    /// The output as the user reads it, coloured if `color` (and `colored` agrees).
+    pub fn render(&self, color: bool) -> String {
+        let mut text = String::new();
+        for outcome in &self.outcomes {
+            if outcome.completed_later {
+                let header = match &outcome.session {
+                    Some(session) => format!("<{session}: {} completed>", outcome.command),
+                    None => format!("<{} completed>", outcome.command),
+                };
+                push_line(&mut text, &paint(&header, Style::Waiting, color));
+            }
+            for line in &outcome.lines {
+                push_line(&mut text, &paint(&line.text, line.style, color));
+            }
+            if let Some(error) = &outcome.error {
+                let error = format!("error: {error}");
+                let error = if color {
+                    error.red().bold().to_string()
+                } else {
+                    error
+                };
+                push_line(&mut text, &error);
+            }
+        }
+        text
+    }
+
+    /// One JSON object per outcome, one per line.
+    pub fn to_json_lines(&self) -> String {
+        let mut text = String::new();
+        for outcome in &self.outcomes {
+            let object = serde_json::json!({
+                "command": outcome.command,
+                "session": outcome.session,
+                "completed_later": outcome.completed_later,
+                "ok": outcome.error.is_none(),
+                "output": outcome.lines.iter().filter(|l| l.style != Style::Trace).map(|l| &l.text).collect::<Vec<_>>(),
+                "trace": outcome.lines.iter().filter(|l| l.style == Style::Trace).map(|l| &l.text).collect::<Vec<_>>(),
+                "error": outcome.error,
+            });
+            text.push_str(&object.to_string());
+            text.push('\n');
+        }
+        text
+    }
+}
+
+fn push_line(text: &mut String, line: &str) {
+    text.push_str(line);
+    text.push('\n');
+}
+
+fn paint(text: &str, style: Style, color: bool) -> String {
+    if !color {
+        return text.to_string();
+    }
+    match style {
+        Style::Result => text.to_string(),
+        Style::Event => text.magenta().bold().to_string(),
+        Style::Trace => text.dimmed().to_string(),
+        Style::Waiting => text.yellow().to_string(),
+        Style::Warning => text.yellow().bold().to_string(),
+    }
+}

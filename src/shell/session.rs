@@ -1,0 +1,300 @@
+//! A client session of the shell: a thread of its own with a client and at most one open
+//! transaction, so that a command blocked on a lock does not block the shell.
+//!
+//! The shell hands a session one transaction command at a time. The session counts as
+//! working (in the cluster's in-flight count) while it runs, except while its thread is
+//! blocked waiting for the cluster; so when the cluster settles, every session is either
+//! idle or blocked, and the shell can say which, the same way every run.
+
+use super::command::{Command, Text};
+use super::output::Outcome;
+use crate::cluster::Activity;
+use crate::{Client, ClientObserver, Error, NodeId, Transaction, TxnId, WaitInfo};
+use crossbeam::channel::{Receiver, Sender, unbounded};
+use parking_lot::Mutex;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// What the shell can see of a session while it runs.
+#[derive(Default)]
+struct Visible {
+    /// The open transaction.
+    tid: Option<TxnId>,
+    /// The command running, if any.
+    busy: Option<String>,
+    /// The lock the running command waits for, if it does.
+    waiting: Option<WaitInfo>,
+}
+
+/// Reports the session's lock waits and blocking to the shell and the cluster.
+struct Observer {
+    visible: Arc<Mutex<Visible>>,
+    activity: Activity,
+}
+
+impl ClientObserver for Observer {
+    fn waiting(&self, info: &WaitInfo) {
+        self.visible.lock().waiting = Some(info.clone());
+    }
+
+    fn blocking(&self) {
+        self.activity.finished();
+    }
+
+    fn resumed(&self) {
+        self.activity.started();
+    }
+}
+
+/// The shell's handle on a session thread.
+pub struct Session {
+    name: String,
+    node: NodeId,
+    jobs: Sender<Command>,
+    results: Receiver<Outcome>,
+    visible: Arc<Mutex<Visible>>,
+    activity: Activity,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Session {
+    /// Starts a session named `name` whose transactions `client`'s node coordinates.
+    pub fn start(name: &str, mut client: Client, activity: Activity) -> Session {
+        let visible = Arc::new(Mutex::new(Visible::default()));
+        let observer = Observer {
+            visible: visible.clone(),
+            activity: activity.clone(),
+        };
+        client.observe(Arc::new(observer));
+        let (jobs, job_inbox) = unbounded();
+        let (result_sender, results) = unbounded();
+        let node = client.coordinator();
+        let worker = Worker {
+            name: name.to_string(),
+            client,
+            txn: None,
+            read_only: false,
+            visible: visible.clone(),
+            activity: activity.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("session-{name}"))
+            .spawn(move || worker.run(job_inbox, result_sender))
+            .ok();
+        Session {
+            name: name.to_string(),
+            node,
+            jobs,
+            results,
+            visible,
+            activity,
+            thread,
+        }
+    }
+
+    /// The session's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The node coordinating its transactions.
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// Its open transaction.
+    pub fn tid(&self) -> Option<TxnId> {
+        self.visible.lock().tid
+    }
+
+    /// The command it is still running, if any.
+    pub fn busy(&self) -> Option<String> {
+        self.visible.lock().busy.clone()
+    }
+
+    /// What a blocked session waits for, as the shell prints it.
+    pub fn waiting_line(&self) -> String {
+        let visible = self.visible.lock();
+        match (&visible.waiting, visible.tid) {
+            (Some(wait), _) => {
+                let holders: Vec<String> = wait.blockers.iter().map(TxnId::to_string).collect();
+                format!(
+                    "<waiting for {} held by {}>",
+                    Text(&wait.key),
+                    if holders.is_empty() {
+                        "an earlier waiter".into()
+                    } else {
+                        holders.join(", ")
+                    }
+                )
+            }
+            (None, Some(tid)) => {
+                format!("<waiting: {tid} is committing, and its coordinator has not decided>")
+            }
+            (None, None) => "<waiting for the cluster>".to_string(),
+        }
+    }
+
+    /// Hands the session a command; its outcome arrives through [`Session::try_result`].
+    pub fn dispatch(&self, command: Command) {
+        {
+            let mut visible = self.visible.lock();
+            visible.busy = Some(command.to_string());
+            visible.waiting = None;
+        }
+        self.activity.started();
+        if self.jobs.send(command).is_err() {
+            self.activity.finished();
+        }
+    }
+
+    /// The outcome of the command it was given, once it has one.
+    pub fn try_result(&self) -> Option<Outcome> {
+        self.results.try_recv().ok()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let (closed, _) = unbounded();
+        self.jobs = closed;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The session thread's state.
+struct Worker {
+    name: String,
+    client: Client,
+    txn: Option<Transaction>,
+    read_only: bool,
+    visible: Arc<Mutex<Visible>>,
+    activity: Activity,
+}
+
+impl Worker {
+    fn run(mut self, jobs: Receiver<Command>, results: Sender<Outcome>) {
+        while let Ok(command) = jobs.recv() {
+            let mut outcome = Outcome::new(command.to_string(), Some(self.name.clone()));
+            if let Err(error) = self.execute(command, &mut outcome) {
+                if matches!(error, Error::Aborted { .. }) {
+                    self.txn = None;
+                }
+                outcome.fail(error.to_string());
+            }
+            {
+                let mut visible = self.visible.lock();
+                visible.tid = self.txn.as_ref().map(Transaction::id);
+                visible.busy = None;
+                visible.waiting = None;
+            }
+            let _ = results.send(outcome);
+            self.activity.finished();
+        }
+        if let Some(txn) = self.txn.take() {
+            let _ = txn.abort();
+        }
+    }
+
+    fn execute(&mut self, command: Command, outcome: &mut Outcome) -> crate::Result<()> {
+        match command {
+            Command::Begin { read_only } => self.begin(read_only, outcome),
+            Command::Get { key } => {
+                let value = match &mut self.txn {
+                    Some(txn) => txn.get(&key)?,
+                    None => self.client.get(&key)?,
+                };
+                match value {
+                    Some(value) => outcome.say(format!("{} = {}", Text(&key), Text(&value))),
+                    None => outcome.say(format!("{} is not set", Text(&key))),
+                }
+                Ok(())
+            }
+            Command::Put { key, value } => self.write(&key, Some(&value), outcome),
+            Command::Del { key } => self.write(&key, None, outcome),
+            Command::Commit => self.commit(outcome),
+            Command::Abort => {
+                let txn = self.txn.take().ok_or_else(no_transaction)?;
+                let tid = txn.id();
+                txn.abort()?;
+                outcome.say(format!("{tid} aborted"));
+                Ok(())
+            }
+            other => Err(Error::InvalidInput(format!(
+                "{} is not a transaction command",
+                other.name()
+            ))),
+        }
+    }
+
+    fn begin(&mut self, read_only: bool, outcome: &mut Outcome) -> crate::Result<()> {
+        if let Some(txn) = &self.txn {
+            return Err(Error::InvalidInput(format!(
+                "{} is still open in session {}; COMMIT or ABORT it first",
+                txn.id(),
+                self.name
+            )));
+        }
+        let txn = self.client.begin()?;
+        let kind = if read_only {
+            "read-only transaction"
+        } else {
+            "transaction"
+        };
+        outcome.say(format!(
+            "{} started: a {kind} coordinated by node {}",
+            txn.id(),
+            self.client.coordinator()
+        ));
+        self.visible.lock().tid = Some(txn.id());
+        self.txn = Some(txn);
+        self.read_only = read_only;
+        Ok(())
+    }
+
+    fn write(
+        &mut self,
+        key: &str,
+        value: Option<&str>,
+        outcome: &mut Outcome,
+    ) -> crate::Result<()> {
+        match &mut self.txn {
+            Some(txn) if self.read_only => {
+                return Err(Error::InvalidInput(format!(
+                    "{} is READ ONLY; COMMIT it and BEGIN a read-write transaction to write",
+                    txn.id()
+                )));
+            }
+            Some(txn) => match value {
+                Some(value) => txn.put(key, value)?,
+                None => txn.delete(key)?,
+            },
+            None => match value {
+                Some(value) => self.client.put(key, value)?,
+                None => self.client.delete(key)?,
+            },
+        }
+        outcome.say("ok");
+        Ok(())
+    }
+
+    fn commit(&mut self, outcome: &mut Outcome) -> crate::Result<()> {
+        let txn = self.txn.take().ok_or_else(no_transaction)?;
+        let tid = txn.id();
+        let participants = txn.participants();
+        txn.commit()?;
+        let nodes: Vec<String> = participants.iter().map(u32::to_string).collect();
+        outcome.say(match participants.len() {
+            0 => format!("{tid} committed (it touched no keys)"),
+            1 => format!("{tid} committed on node {} in one phase", nodes[0]),
+            _ => format!("{tid} committed on nodes {}", nodes.join(", ")),
+        });
+        Ok(())
+    }
+}
+
+fn no_transaction() -> Error {
+    Error::InvalidInput("no transaction is open in this session; BEGIN one first".into())
+}
