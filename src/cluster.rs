@@ -96,7 +96,11 @@ impl Cluster {
         } else {
             Clock::real()
         };
-        let shared = Arc::new(Shared::new(config.nodes, dir, clock, config.settings));
+        let mut shared = Shared::new(config.nodes, dir, clock, config.settings);
+        if let Ok(text) = std::env::var(crate::crash::FAILPOINT_VAR) {
+            shared.failpoint = Some(crate::crash::parse_failpoint(&text)?);
+        }
+        let shared = Arc::new(shared);
         let mut cluster = Cluster {
             shared,
             threads: Mutex::new((0..config.nodes).map(|_| None).collect()),
@@ -135,6 +139,7 @@ impl Cluster {
             resent: state.coordinator().decided().keys().copied().collect(),
             warnings: recovery.warnings,
         };
+        self.shared.set_failure(node, None);
         let (inbox_sender, inbox) = unbounded();
         self.shared.begin_work();
         self.shared.attach(node, inbox_sender);
@@ -229,6 +234,7 @@ impl Cluster {
             log_bytes: log_bytes_on_disk(&self.node_dir(node)),
             fsyncs: 0,
             armed: None,
+            failure: self.shared.failure(node),
         }
     }
 

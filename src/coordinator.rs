@@ -248,7 +248,8 @@ impl Coordinator {
         }
     }
 
-    /// Every vote is YES or READ-ONLY: log the decision, then send it.
+    /// Every vote is YES or READ-ONLY: log the decision, then send it to the YES voters in
+    /// node order (so a crash part-way through the broadcast is the same every run).
     fn decide_commit(&mut self, tid: TxnId, clock: &mut Timestamp, out: &mut Vec<Effect>) {
         let Some(collecting) = self.collecting.remove(&tid) else {
             return;
@@ -259,7 +260,8 @@ impl Coordinator {
         out.push(Effect::CrashPoint(CrashPoint::Decide));
         let commit_ts = (*clock).max(collecting.max_prepare_ts) + 1;
         *clock = commit_ts;
-        let participants = collecting.yes;
+        let mut participants = collecting.yes;
+        participants.sort_unstable();
         out.push(Effect::Append(Record::Decision {
             tid,
             participants: participants.clone(),

@@ -73,6 +73,25 @@ impl CrashPoint {
     }
 }
 
+/// The environment variable that makes the whole process abort at a protocol point, for
+/// tests of real process deaths: `KV2PC_FAILPOINT=node1:vote`.
+pub const FAILPOINT_VAR: &str = "KV2PC_FAILPOINT";
+
+/// Reads a fail point written `node<N>:<point>`.
+pub fn parse_failpoint(text: &str) -> crate::Result<(u32, CrashPoint)> {
+    let wrong = || {
+        crate::Error::InvalidInput(format!(
+            "{FAILPOINT_VAR} must look like node1:vote (a node, a colon, a crash point), not '{text}'"
+        ))
+    };
+    let (node, point) = text.trim().split_once(':').ok_or_else(wrong)?;
+    let node = node
+        .strip_prefix("node")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(wrong)?;
+    Ok((node, point.parse()?))
+}
+
 impl fmt::Display for CrashPoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -42,6 +42,7 @@ pub enum Input {
 #[derive(Debug)]
 pub struct Node {
     id: NodeId,
+    nodes: u32,
     participant: Participant,
     coordinator: Coordinator,
     /// The Lamport clock behind prepare and commit timestamps.
@@ -55,6 +56,9 @@ struct Replay {
     decided: BTreeMap<TxnId, Decided>,
     lease: u64,
     clock: Timestamp,
+    /// Outcomes the log shows, remembered for peers in doubt.
+    committed: BTreeMap<TxnId, Timestamp>,
+    aborted: Vec<TxnId>,
 }
 
 impl Replay {
@@ -65,6 +69,8 @@ impl Replay {
             decided: BTreeMap::new(),
             lease: 0,
             clock: 0,
+            committed: BTreeMap::new(),
+            aborted: Vec::new(),
         };
         if let Some(snapshot) = snapshot {
             replay.store = Store::from_snapshot(snapshot);
@@ -90,10 +96,12 @@ impl Replay {
                 self.clock = self.clock.max(*commit_ts);
                 if let Some(prepared) = self.prepared.remove(tid) {
                     self.store.apply(&prepared.writes, *commit_ts);
+                    self.committed.insert(*tid, *commit_ts);
                 }
             }
             Record::Abort { tid } => {
                 self.prepared.remove(tid);
+                self.aborted.push(*tid);
             }
             Record::OnePhaseCommit {
                 writes, commit_ts, ..
@@ -127,6 +135,7 @@ impl Node {
     pub fn new(id: NodeId, nodes: u32) -> Node {
         Node {
             id,
+            nodes,
             participant: Participant::new(id, nodes, Store::default()),
             coordinator: Coordinator::new(id, nodes, 0, BTreeMap::new()),
             clock: 0,
@@ -150,10 +159,12 @@ impl Node {
         }
         let mut node = Node {
             id,
+            nodes,
             participant: Participant::new(id, nodes, replay.store),
             coordinator: Coordinator::new(id, nodes, replay.lease, replay.decided),
             clock: replay.clock,
         };
+        node.participant.remember(replay.committed, replay.aborted);
         let mut out = Vec::new();
         for (tid, prepared) in replay.prepared {
             node.participant
@@ -212,7 +223,7 @@ impl Node {
             } => self.participant.write(req, tid, key, value, first, out),
             // Coordinator: start phase 1 (or one-phase commit).
             Request::Commit { tid, participants } => {
-                let deadline = now + settings.vote_timeout;
+                let deadline = now.saturating_add(settings.vote_timeout);
                 self.coordinator
                     .commit(req, tid, participants, deadline, out)
             }
@@ -238,7 +249,7 @@ impl Node {
                 tid,
                 from,
                 participants,
-                now + settings.inquiry_interval,
+                now.saturating_add(settings.inquiry_interval),
                 clock,
                 out,
             ),
@@ -263,8 +274,11 @@ impl Node {
             Message::OnePhaseOutcome { tid, aborted } => {
                 self.coordinator.one_phase_outcome(tid, aborted, out)
             }
-            // Coordinator: an in-doubt participant asks for the outcome.
-            Message::Inquire { tid } => self.coordinator.inquire(from, tid, out),
+            // An in-doubt participant asks: the coordinator decides, a peer may know.
+            Message::Inquire { tid } if tid.coordinator(self.nodes) == self.id => {
+                self.coordinator.inquire(from, tid, out)
+            }
+            Message::Inquire { tid } => self.participant.peer_inquire(from, tid, out),
             // Both roles: a peer recovered.
             Message::Restarted { live_from } => {
                 self.participant.peer_restarted(from, live_from, out);

@@ -24,6 +24,17 @@
 //! A transaction with this node as its only participant commits in one phase: one forced
 //! `OnePhaseCommit` record holds its writes and its outcome.
 //!
+//! # Cooperative termination
+//!
+//! An in-doubt participant asks its coordinator for the outcome, and also asks the other
+//! participants named in its `Prepare` record, so it need not wait for a crashed
+//! coordinator when a peer can settle it: a peer that committed (it remembers recent
+//! commits) answers COMMIT; a peer that aborted, or that has not voted yet (it then aborts
+//! at once, so it will vote NO), answers ABORT. A peer that is in doubt too, or does not
+//! know the transaction, stays silent. Only if every participant voted YES and none heard
+//! the decision does the transaction block until the coordinator returns: the blocking
+//! window of 2PC, which cooperation narrows but cannot close.
+//!
 //! # Idempotence
 //!
 //! Every message may arrive twice or late: a duplicate PREPARE of a prepared transaction
@@ -100,7 +111,13 @@ pub struct Participant {
     tombstones: BTreeMap<TxnId, String>,
     /// Per coordinator, the first counter of its current incarnation (from `Restarted`).
     live_from: BTreeMap<NodeId, u64>,
+    /// Recently committed prepared transactions and their commit timestamps, so a peer
+    /// in doubt can learn the outcome here (bounded by [`REMEMBERED_COMMITS`]).
+    recent_commits: BTreeMap<TxnId, Timestamp>,
 }
+
+/// How many committed transactions a participant remembers for its peers.
+pub const REMEMBERED_COMMITS: usize = 10_000;
 
 impl Participant {
     /// A participant with the given committed data and nothing in flight.
@@ -113,6 +130,25 @@ impl Participant {
             txns: BTreeMap::new(),
             tombstones: BTreeMap::new(),
             live_from: BTreeMap::new(),
+            recent_commits: BTreeMap::new(),
+        }
+    }
+
+    /// Recovery: the outcomes the log still shows, so peers in doubt can be answered.
+    pub fn remember(&mut self, committed: BTreeMap<TxnId, Timestamp>, aborted: Vec<TxnId>) {
+        for (tid, commit_ts) in committed {
+            self.remember_commit(tid, commit_ts);
+        }
+        for tid in aborted {
+            let reason = format!("node {} aborted it before it restarted", self.node);
+            self.tombstones.insert(tid, reason);
+        }
+    }
+
+    fn remember_commit(&mut self, tid: TxnId, commit_ts: Timestamp) {
+        self.recent_commits.insert(tid, commit_ts);
+        if self.recent_commits.len() > REMEMBERED_COMMITS {
+            self.recent_commits.pop_first();
         }
     }
 
@@ -360,9 +396,17 @@ impl Participant {
                 out.push(Effect::CrashPoint(CrashPoint::Commit));
                 out.push(Effect::Append(Record::Commit { tid, commit_ts }));
                 self.store.apply(&prepared.writes, commit_ts);
+                self.remember_commit(tid, commit_ts);
                 let grants = self.locks.release_all(tid);
                 self.granted(grants, out);
                 out.push(Effect::CrashPoint(CrashPoint::Ack));
+                // The outcome may have come from a peer; the coordinator awaits the ack.
+                let message = Message::Ack { tid };
+                out.push(Effect::Send {
+                    to: prepared.coordinator,
+                    message,
+                });
+                return;
             }
             // A commit decision needs this node's YES, so an active transaction cannot be
             // committed; keep it and do not acknowledge.
@@ -491,17 +535,57 @@ impl Participant {
 
     /// Time passed: ask again about transactions whose outcome is overdue.
     pub fn tick(&mut self, now: Duration, inquiry_interval: Duration, out: &mut Vec<Effect>) {
+        let mut overdue = Vec::new();
         for (tid, state) in &mut self.txns {
             if let TxnState::Prepared(prepared) = state
                 && now >= prepared.next_inquiry
             {
-                prepared.next_inquiry = now + inquiry_interval;
-                let message = Message::Inquire { tid: *tid };
+                prepared.next_inquiry = now.saturating_add(inquiry_interval);
+                overdue.push(*tid);
+            }
+        }
+        for tid in overdue {
+            self.inquire(tid, out);
+        }
+    }
+
+    /// Asks the coordinator, and every other participant, for an in-doubt outcome.
+    fn inquire(&self, tid: TxnId, out: &mut Vec<Effect>) {
+        let Some(TxnState::Prepared(prepared)) = self.txns.get(&tid) else {
+            return;
+        };
+        let message = Message::Inquire { tid };
+        out.push(Effect::Send {
+            to: prepared.coordinator,
+            message,
+        });
+        for peer in &prepared.participants {
+            if *peer != self.node && *peer != prepared.coordinator {
                 out.push(Effect::Send {
-                    to: prepared.coordinator,
-                    message,
+                    to: *peer,
+                    message: Message::Inquire { tid },
                 });
             }
+        }
+    }
+
+    /// A peer in doubt asks what this node knows of `tid` (cooperative termination).
+    pub fn peer_inquire(&mut self, from: NodeId, tid: TxnId, out: &mut Vec<Effect>) {
+        let answer = match self.txns.get(&tid) {
+            Some(TxnState::Prepared(_)) => None,
+            Some(TxnState::Active(_)) => {
+                let reason = format!("node {from} was in doubt about it before it voted here");
+                self.abort_here(tid, reason, out);
+                Some(Message::Abort { tid })
+            }
+            None if self.tombstones.contains_key(&tid) => Some(Message::Abort { tid }),
+            None => (self.recent_commits.get(&tid)).map(|commit_ts| Message::Commit {
+                tid,
+                commit_ts: *commit_ts,
+            }),
+        };
+        if let Some(message) = answer {
+            out.push(Effect::Send { to: from, message });
         }
     }
 
@@ -524,18 +608,7 @@ impl Participant {
         }
         prepared.next_inquiry = now;
         self.txns.insert(tid, TxnState::Prepared(prepared));
-        let message = Message::Inquire { tid };
-        out.push(Effect::Send {
-            to: self.txns_coordinator(tid),
-            message,
-        });
-    }
-
-    fn txns_coordinator(&self, tid: TxnId) -> NodeId {
-        match self.txns.get(&tid) {
-            Some(TxnState::Prepared(prepared)) => prepared.coordinator,
-            _ => tid.coordinator(self.nodes),
-        }
+        self.inquire(tid, out);
     }
 
     /// The committed data.

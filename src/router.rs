@@ -43,6 +43,8 @@ pub struct NodeStatus {
     pub fsyncs: u64,
     /// The crash point armed on it, if any.
     pub armed: Option<CrashPoint>,
+    /// Why it stopped, if it stopped on an error (a failed log write) rather than a crash.
+    pub failure: Option<String>,
 }
 
 /// Requests to a node thread from the cluster, outside the protocol.
@@ -91,6 +93,10 @@ pub struct Shared {
     pub tracer: Tracer,
     /// The deadlock detector.
     pub detector: Detector,
+    /// Where the whole process aborts (`KV2PC_FAILPOINT`), if anywhere.
+    pub failpoint: Option<(NodeId, CrashPoint)>,
+    /// Per node, why it stopped on an error, until it restarts.
+    failures: parking_lot::Mutex<Vec<Option<String>>>,
 }
 
 impl Shared {
@@ -105,7 +111,21 @@ impl Shared {
             settings: RwLock::new(settings),
             tracer: Tracer::default(),
             detector: Detector::new(nodes),
+            failpoint: None,
+            failures: parking_lot::Mutex::new(vec![None; nodes as usize]),
         }
+    }
+
+    /// Records why `node` stopped (`None` clears it, at restart).
+    pub fn set_failure(&self, node: NodeId, failure: Option<String>) {
+        if let Some(slot) = self.failures.lock().get_mut(node as usize) {
+            *slot = failure;
+        }
+    }
+
+    /// Why `node` stopped on an error, if it did.
+    pub fn failure(&self, node: NodeId) -> Option<String> {
+        self.failures.lock().get(node as usize).cloned().flatten()
     }
 
     /// Puts mail in `node`'s inbox; gives it back if the node is down.

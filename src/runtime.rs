@@ -102,13 +102,19 @@ impl Runtime {
         if flow == Flow::Continue {
             flow = self.finish_batch();
         }
+        if flow != Flow::Continue {
+            self.leave();
+        }
         self.shared.handled(1);
         while flow == Flow::Continue {
             flow = self.serve_batch();
         }
+        let inbox = self.inbox.clone();
         if flow == Flow::Crashed {
-            self.die();
+            let _ = self.wal.simulate_crash();
         }
+        let dropped = inbox.try_iter().count();
+        self.shared.handled(dropped);
     }
 
     /// Waits for mail, handles everything waiting, and group-commits.
@@ -140,8 +146,18 @@ impl Runtime {
         if flow == Flow::Continue {
             flow = self.finish_batch();
         }
+        if flow != Flow::Continue {
+            self.leave();
+        }
         self.shared.handled(count);
         flow
+    }
+
+    /// Leaves the routing table before the batch stops counting as in flight, so that
+    /// whoever waits for the cluster to settle sees this node down.
+    fn leave(&self) {
+        self.shared.detach(self.id);
+        self.shared.detector.update(self.id, &[]);
     }
 
     fn handle(&mut self, mail: Mail) -> Flow {
@@ -188,6 +204,11 @@ impl Runtime {
                     self.held.push(Held::Send { to, message, depth });
                 }
                 Effect::Reply { req, reply } => self.hold_reply(req, reply),
+                Effect::CrashPoint(point)
+                    if self.shared.failpoint.is_some() && self.armed != Some(point) =>
+                {
+                    self.failpoint(point);
+                }
                 Effect::CrashPoint(point) if self.armed == Some(point) => {
                     self.shared.tracer.emit(|| TraceEvent::Crash {
                         depth,
@@ -367,23 +388,25 @@ impl Runtime {
             log_bytes: self.wal.size(),
             fsyncs: self.wal.fsyncs(),
             armed: self.armed,
+            failure: None,
         }
     }
 
-    /// Reports an I/O failure: the node cannot go on without its log, so it dies.
+    /// Records an I/O failure: the node cannot go on without its log, so it dies, and
+    /// `STATUS` says why.
     fn fail(&self, error: crate::Error) {
-        eprintln!("node {} stopped: {error}", self.id);
+        self.shared.set_failure(self.id, Some(error.to_string()));
     }
 
-    /// Dies: loses what was not fsynced, leaves the cluster, drops its inbox.
-    fn die(self) {
-        self.shared.detach(self.id);
-        self.shared.detector.update(self.id, &[]);
-        let _ = self.wal.simulate_crash();
-        let mut dropped = 0;
-        while self.inbox.try_recv().is_ok() {
-            dropped += 1;
+    /// `KV2PC_FAILPOINT`: makes durable what precedes the point, then kills the process.
+    fn failpoint(&mut self, point: CrashPoint) {
+        if self.shared.failpoint == Some((self.id, point)) {
+            let _ = self.wal.flush(true);
+            eprintln!(
+                "kv2pc: fail point node{}:{point} reached; aborting the process",
+                self.id
+            );
+            std::process::abort();
         }
-        self.shared.handled(dropped);
     }
 }

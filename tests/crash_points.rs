@@ -3,7 +3,9 @@
 //! doubt, and a commit the client saw survives. While a participant is in doubt, its
 //! keys stay locked and other keys stay available.
 
-use kv2pc::{Cluster, Config, CrashPoint, Error, Settings};
+use kv2pc::cluster::Activity;
+use kv2pc::{ClientObserver, Cluster, Config, CrashPoint, Error, Settings, WaitInfo};
+use std::sync::Arc;
 use std::time::Duration;
 use tempfile::TempDir;
 
@@ -14,6 +16,20 @@ fn keys_on(cluster: &Cluster, node: u32, count: usize) -> Vec<String> {
         .filter(|k| cluster.owner(k) == node)
         .take(count)
         .collect()
+}
+
+/// Counts the committing thread as in flight except while it waits for the cluster, so
+/// `settle` returns only once the commit is done or blocked.
+struct Tracked(Activity);
+
+impl ClientObserver for Tracked {
+    fn waiting(&self, _: &WaitInfo) {}
+    fn blocking(&self) {
+        self.0.finished();
+    }
+    fn resumed(&self) {
+        self.0.started();
+    }
 }
 
 /// What the client was told.
@@ -27,18 +43,27 @@ enum Told {
 /// Runs one transaction writing on nodes 1 and 2, coordinated by node 0, with `point`
 /// armed on `victim`. Returns what the client was told.
 fn run_with_crash(cluster: &Cluster, victim: u32, point: CrashPoint, x: &str, y: &str) -> Told {
-    let client = cluster.client(0).unwrap();
+    let mut client = cluster.client(0).unwrap();
+    let activity = cluster.activity();
+    client.observe(Arc::new(Tracked(activity.clone())));
     let mut txn = client.begin().unwrap();
     txn.put(x, "1").unwrap();
     txn.put(y, "2").unwrap();
     cluster.arm_crash(victim, point).unwrap();
-    let committing = std::thread::spawn(move || txn.commit());
-    // A crashed participant never votes: let the vote timeout pass.
-    while !committing.is_finished() {
+    activity.started();
+    let committing = std::thread::spawn(move || {
+        let result = txn.commit();
+        activity.finished();
+        result
+    });
+    // A crashed participant never votes: let the coordinator's vote timeout pass. (A
+    // crashed coordinator answers nothing; its client learns that without a tick.)
+    for _ in 0..100 {
         cluster.settle();
-        if !committing.is_finished() {
-            cluster.tick(Duration::from_secs(2)).unwrap();
+        if committing.is_finished() || !cluster.is_up(0) {
+            break;
         }
+        cluster.tick(Duration::from_secs(2)).unwrap();
     }
     match committing.join().unwrap() {
         Ok(()) => Told::Committed,
@@ -161,4 +186,40 @@ fn an_in_doubt_participant_blocks_its_keys_only() {
     assert!(!read.is_finished());
     cluster.restart(0).unwrap();
     assert_eq!(read.join().unwrap().unwrap().as_deref(), Some("1"));
+}
+
+#[test]
+fn cooperative_termination_resolves_without_the_coordinator() {
+    let dir = TempDir::new().unwrap();
+    let config = Config {
+        nodes: 3,
+        manual_clock: true,
+        settings: Settings::default(),
+    };
+    let cluster = Cluster::open(dir.path(), config).unwrap();
+    let (x, y) = (
+        keys_on(&cluster, 1, 1).remove(0),
+        keys_on(&cluster, 2, 1).remove(0),
+    );
+    // The coordinator dies after COMMIT reached node 1 only.
+    let told = run_with_crash(&cluster, 0, CrashPoint::Broadcast, &x, &y);
+    assert_eq!(told, Told::Unknown);
+    cluster.settle();
+    assert_eq!(
+        cluster.status()[2].in_doubt.len(),
+        1,
+        "node 2 should be in doubt"
+    );
+    // At its next inquiry node 2 asks node 1, which committed, and commits too.
+    cluster.tick(Duration::from_secs(1)).unwrap();
+    cluster.settle();
+    assert!(
+        cluster.status()[2].in_doubt.is_empty(),
+        "node 2 should have learned COMMIT"
+    );
+    let reader = cluster.client(1).unwrap();
+    assert_eq!(reader.get(&y).unwrap().as_deref(), Some("2"));
+    cluster.restart(0).unwrap();
+    cluster.settle();
+    assert!(cluster.status()[0].unacknowledged.is_empty());
 }

@@ -723,3 +723,119 @@ fn checkpoint_plus_log_recovers_the_same_state_as_the_full_log() {
     assert_eq!(from_checkpoint.snapshot(), from_log.snapshot());
     assert_eq!(from_log.participant().store().get("b"), Some("2"));
 }
+
+#[test]
+fn cooperative_termination_learns_a_commit_from_a_peer() {
+    let mut h = Harness::new();
+    let tid = h.prepared_pair();
+    h.prepare(1, tid);
+    h.prepare(2, tid);
+    // Node 1 heard COMMIT; node 2 did not (the coordinator died mid-broadcast).
+    h.message(0, 1, Message::Commit { tid, commit_ts: 2 });
+    h.now = Duration::from_secs(1);
+    let asked = moves(h.input(2, Input::Tick));
+    assert_eq!(
+        asked,
+        vec![
+            Fx::Send(0, Message::Inquire { tid }),
+            Fx::Send(1, Message::Inquire { tid }),
+        ]
+    );
+    let answer = moves(h.message(2, 1, Message::Inquire { tid }));
+    assert_eq!(
+        answer,
+        vec![Fx::Send(2, Message::Commit { tid, commit_ts: 2 })]
+    );
+    // The peer's answer commits node 2, whose acknowledgement goes to the coordinator.
+    assert_eq!(
+        moves(h.message(1, 2, Message::Commit { tid, commit_ts: 2 })),
+        vec![
+            Fx::Log(Record::Commit { tid, commit_ts: 2 }),
+            Fx::Send(0, Message::Ack { tid }),
+        ]
+    );
+    assert_eq!(h.nodes[2].participant().store().get("y"), Some("2"));
+}
+
+#[test]
+fn cooperative_termination_aborts_at_a_peer_that_has_not_voted() {
+    let mut h = Harness::new();
+    let tid = h.prepared_pair();
+    h.prepare(1, tid);
+    // Node 2 has not voted: asked by node 1, it aborts at once and says so.
+    assert_eq!(
+        moves(h.message(1, 2, Message::Inquire { tid })),
+        vec![Fx::Send(1, Message::Abort { tid })]
+    );
+    let vote = moves(h.message(
+        0,
+        2,
+        Message::Prepare {
+            tid,
+            participants: vec![1, 2],
+        },
+    ));
+    assert!(matches!(
+        &vote[..],
+        [Fx::Send(
+            0,
+            Message::Vote {
+                vote: Vote::No { .. },
+                ..
+            }
+        )]
+    ));
+    // A peer that is in doubt too stays silent.
+    let mut h = Harness::new();
+    let other = h.prepared_pair();
+    h.prepare(1, other);
+    h.prepare(2, other);
+    assert!(h.message(1, 2, Message::Inquire { tid: other }).is_empty());
+}
+
+#[test]
+fn recovery_remembers_outcomes_for_peers() {
+    let (t1, t2) = (TxnId(1), TxnId(4));
+    let records = vec![
+        prepare_record(t1, "a", "1", 1),
+        Record::Commit {
+            tid: t1,
+            commit_ts: 2,
+        },
+        prepare_record(t2, "b", "2", 3),
+        Record::Abort { tid: t2 },
+    ];
+    let (mut node, _) = Node::recover(1, NODES, None, &records, Duration::ZERO);
+    let mut out = Vec::new();
+    node.handle(
+        Input::Peer {
+            from: 2,
+            message: Message::Inquire { tid: t1 },
+        },
+        Duration::ZERO,
+        &Settings::default(),
+        &mut out,
+    );
+    node.handle(
+        Input::Peer {
+            from: 2,
+            message: Message::Inquire { tid: t2 },
+        },
+        Duration::ZERO,
+        &Settings::default(),
+        &mut out,
+    );
+    assert_eq!(
+        moves(out),
+        vec![
+            Fx::Send(
+                2,
+                Message::Commit {
+                    tid: t1,
+                    commit_ts: 2
+                }
+            ),
+            Fx::Send(2, Message::Abort { tid: t2 }),
+        ]
+    );
+}

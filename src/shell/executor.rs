@@ -353,8 +353,17 @@ impl Shell {
     }
 
     fn status(&self, outcome: &mut Outcome) {
-        for line in format::status_table(&self.cluster.status()) {
+        let statuses = self.cluster.status();
+        for line in format::status_table(&statuses) {
             outcome.say(line);
+        }
+        for status in &statuses {
+            if let Some(failure) = &status.failure {
+                outcome.push(
+                    Style::Warning,
+                    format!("node {} stopped on an error: {failure}", status.node),
+                );
+            }
         }
         let sessions: Vec<String> = (self.sessions.values())
             .map(|session| {
