@@ -9,18 +9,19 @@
 
 use crate::error::{Error, Result};
 use crate::lock::LockMode;
-use crate::message::{Answer, Reply, Request};
+use crate::message::{Answer, ReadAt, Reply, Request};
 use crate::router::Shared;
-use crate::types::{NodeId, TxnId, check_key, check_value, owner_of};
+use crate::types::{NodeId, Timestamp, TxnId, check_key, check_value, owner_of};
 use crossbeam::channel::{Receiver, RecvError, bounded};
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A request of this client is queued for a lock.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WaitInfo {
-    /// The waiting transaction.
-    pub tid: TxnId,
+    /// The waiting transaction (`None` for a read outside a read-write transaction).
+    pub tid: Option<TxnId>,
     /// The key.
     pub key: String,
     /// The node that owns it.
@@ -50,6 +51,9 @@ pub struct Client {
     shared: Arc<Shared>,
     coordinator: NodeId,
     observer: Option<Arc<dyn ClientObserver>>,
+    /// The newest timestamp this session has seen (its commits and snapshot reads): its
+    /// later snapshot reads see at least that much, so it always sees its own writes.
+    seen: Arc<AtomicU64>,
 }
 
 impl Client {
@@ -58,6 +62,7 @@ impl Client {
             shared,
             coordinator,
             observer: None,
+            seen: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -85,12 +90,47 @@ impl Client {
     }
 
     /// Reads `key` in a transaction of its own.
+    ///
+    /// The read takes no lock and costs one round trip to the key's owner: it reads the
+    /// newest committed snapshot that need not wait for an undecided transaction, and at
+    /// least everything this session has seen.
     pub fn get(&self, key: &str) -> Result<Option<String>> {
         check_key(key)?;
-        let mut txn = self.begin()?;
-        let value = txn.get(key)?;
-        txn.commit()?;
-        Ok(value)
+        let floor = self.seen.load(Ordering::SeqCst);
+        self.snapshot_read(key, ReadAt::AtLeast(floor))
+    }
+
+    fn snapshot_read(&self, key: &str, at: ReadAt) -> Result<Option<String>> {
+        let node = owner_of(key, self.shared.nodes);
+        let request = Request::SnapshotRead {
+            key: key.to_string(),
+            at,
+        };
+        match self.call(node, request, None)? {
+            Answer::Snapshot { value, read_ts } => {
+                self.seen.fetch_max(read_ts, Ordering::SeqCst);
+                Ok(value)
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Starts a read-only transaction: every read sees one committed snapshot, takes no
+    /// lock, never waits for a writer's lock and never aborts. The snapshot is the newest
+    /// that no undecided transaction holds back, but never older than what this session
+    /// has seen (then a read of a key written by an undecided transaction waits).
+    pub fn begin_read_only(&self) -> ReadOnly {
+        let seen = self.seen.load(Ordering::SeqCst);
+        ReadOnly {
+            client: self.clone(),
+            read_ts: seen.max(self.shared.safe_ts()),
+        }
+    }
+
+    /// Notes that this session committed: its later snapshots include the commit.
+    fn committed(&self) {
+        self.seen
+            .fetch_max(self.shared.ts.current(), Ordering::SeqCst);
     }
 
     /// Writes `key` in a transaction of its own.
@@ -125,7 +165,7 @@ impl Client {
                     mode,
                     blockers,
                 }) => {
-                    if let (Some(observer), Some(tid)) = (&self.observer, tid) {
+                    if let Some(observer) = &self.observer {
                         observer.waiting(&WaitInfo {
                             tid,
                             key,
@@ -134,6 +174,7 @@ impl Client {
                             blockers,
                         });
                     }
+                    self.shared.handled(1);
                 }
                 Ok(Reply::Done(result)) => {
                     self.shared.handled(1);
@@ -259,7 +300,10 @@ impl Transaction {
             participants: self.participants(),
         };
         match self.client.call(coordinator, request, Some(self.tid)) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.client.committed();
+                Ok(())
+            }
             Err(Error::NodeDown { node, .. }) if node == coordinator => {
                 Err(Error::OutcomeUnknown {
                     tid: self.tid,
@@ -300,6 +344,29 @@ impl Drop for Transaction {
             self.abort_everywhere();
         }
     }
+}
+
+/// A read-only transaction: reads of one committed snapshot, without locks.
+pub struct ReadOnly {
+    client: Client,
+    read_ts: Timestamp,
+}
+
+impl ReadOnly {
+    /// The snapshot's timestamp.
+    pub fn read_ts(&self) -> Timestamp {
+        self.read_ts
+    }
+
+    /// Reads `key` in the snapshot.
+    pub fn get(&self, key: &str) -> Result<Option<String>> {
+        check_key(key)?;
+        self.client
+            .snapshot_read(key, ReadAt::Exactly(self.read_ts))
+    }
+
+    /// Ends the transaction. Nothing was locked or written, so there is nothing to send.
+    pub fn commit(self) {}
 }
 
 fn unexpected(answer: Answer) -> Error {

@@ -124,8 +124,14 @@ impl Cluster {
         let (wal, recovery) = Wal::open(&self.node_dir(node))?;
         let now = self.shared.clock.now();
         let snapshot = recovery.snapshot.as_ref();
-        let (state, effects) =
-            Node::recover(node, self.shared.nodes, snapshot, &recovery.records, now);
+        let (state, effects) = Node::recover(
+            node,
+            self.shared.nodes,
+            self.shared.ts.clone(),
+            snapshot,
+            &recovery.records,
+            now,
+        );
         let report = RecoveryReport {
             node,
             records: recovery.records.len(),
@@ -271,7 +277,7 @@ impl Cluster {
     pub fn tick(&self, by: Duration) -> Result<()> {
         if !self.shared.clock.advance(by) {
             return Err(Error::InvalidInput(
-                "this cluster runs on real time; TICK needs the manual clock (scripts use it)"
+                "this cluster runs on real time; TICK needs the manual clock, which scripts use (start the shell with --manual-clock to use it interactively)"
                     .into(),
             ));
         }
@@ -355,7 +361,9 @@ impl Cluster {
         drop(self);
     }
 
-    fn shutdown(&self) {
+    /// Stops every node after flushing its log; clients waiting on a node are told it is
+    /// down. Dropping the cluster does the same.
+    pub fn shutdown(&self) {
         for node in 0..self.shared.nodes {
             let _ = self.shared.deliver(node, Mail::Control(Control::Shutdown));
         }

@@ -8,7 +8,11 @@
 //! `COMMIT` names the participants the client touched:
 //! - none: committed at once;
 //! - one: the participant commits in one phase (it alone decides, in one forced record),
-//!   and the coordinator relays its outcome;
+//!   and the coordinator relays its outcome. If none comes by the vote timeout (the
+//!   participant crashed, or the request reached it while it was down), the client is
+//!   told the participant is down and the outcome unknown: the coordinator cannot abort
+//!   what the participant alone may have committed, and must not leave the client waiting
+//!   for an answer that will never come;
 //! - more: phase 1 sends PREPARE to each and collects votes until the vote timeout.
 //!   Every vote YES or READ-ONLY: the coordinator appends a forced `Decision` record
 //!   (commit, the YES voters, a commit timestamp above every prepare timestamp) and only
@@ -31,6 +35,7 @@
 //! `Restarted { live_from }` tells participants to abort their workspaces, and a late
 //! COMMIT request for one is refused.
 
+use crate::clock::Timestamps;
 use crate::crash::CrashPoint;
 use crate::error::Error;
 use crate::message::{Answer, Effect, Message, Reply, ReqId, Vote};
@@ -59,6 +64,17 @@ struct Collecting {
     deadline: Duration,
 }
 
+/// A transaction committing in one phase at its only participant.
+#[derive(Debug)]
+struct OnePhase {
+    /// The client's COMMIT request, answered with the participant's outcome.
+    req: ReqId,
+    /// The only participant, which decides.
+    participant: NodeId,
+    /// When to stop waiting for its outcome.
+    deadline: Duration,
+}
+
 /// A committed transaction whose acknowledgements are not all in.
 #[derive(Debug, Clone)]
 pub struct Decided {
@@ -84,8 +100,8 @@ pub struct Coordinator {
     /// Begun in this incarnation, not yet committing or aborted.
     begun: BTreeSet<TxnId>,
     collecting: BTreeMap<TxnId, Collecting>,
-    /// Transactions committing in one phase, with the client's request.
-    one_phase: BTreeMap<TxnId, ReqId>,
+    /// Transactions committing in one phase.
+    one_phase: BTreeMap<TxnId, OnePhase>,
     decided: BTreeMap<TxnId, Decided>,
 }
 
@@ -160,7 +176,12 @@ impl Coordinator {
         match participants.as_slice() {
             [] => reply(out, req, Ok(Answer::Committed)),
             [only] => {
-                self.one_phase.insert(tid, req);
+                let one_phase = OnePhase {
+                    req,
+                    participant: *only,
+                    deadline,
+                };
+                self.one_phase.insert(tid, one_phase);
                 out.push(Effect::Send {
                     to: *only,
                     message: Message::CommitOnePhase { tid },
@@ -224,7 +245,7 @@ impl Coordinator {
         from: NodeId,
         tid: TxnId,
         vote: Vote,
-        clock: &mut Timestamp,
+        ts: &Timestamps,
         out: &mut Vec<Effect>,
     ) {
         let Some(collecting) = self.collecting.get_mut(&tid) else {
@@ -244,13 +265,13 @@ impl Coordinator {
             }
         }
         if collecting.votes_pending.is_empty() {
-            self.decide_commit(tid, clock, out);
+            self.decide_commit(tid, ts, out);
         }
     }
 
     /// Every vote is YES or READ-ONLY: log the decision, then send it to the YES voters in
     /// node order (so a crash part-way through the broadcast is the same every run).
-    fn decide_commit(&mut self, tid: TxnId, clock: &mut Timestamp, out: &mut Vec<Effect>) {
+    fn decide_commit(&mut self, tid: TxnId, ts: &Timestamps, out: &mut Vec<Effect>) {
         let Some(collecting) = self.collecting.remove(&tid) else {
             return;
         };
@@ -258,8 +279,7 @@ impl Coordinator {
             return reply(out, collecting.req, Ok(Answer::Committed));
         }
         out.push(Effect::CrashPoint(CrashPoint::Decide));
-        let commit_ts = (*clock).max(collecting.max_prepare_ts) + 1;
-        *clock = commit_ts;
+        let commit_ts = ts.next().max(collecting.max_prepare_ts + 1);
         let mut participants = collecting.yes;
         participants.sort_unstable();
         out.push(Effect::Append(Record::Decision {
@@ -317,7 +337,7 @@ impl Coordinator {
         aborted: Option<String>,
         out: &mut Vec<Effect>,
     ) {
-        let Some(req) = self.one_phase.remove(&tid) else {
+        let Some(OnePhase { req, .. }) = self.one_phase.remove(&tid) else {
             return;
         };
         let result = match aborted {
@@ -356,8 +376,10 @@ impl Coordinator {
         }
     }
 
-    /// Time passed: abort the transactions whose votes are overdue.
+    /// Time passed: abort the transactions whose votes are overdue, and give up on
+    /// one-phase outcomes that are.
     pub fn tick(&mut self, now: Duration, vote_timeout: Duration, out: &mut Vec<Effect>) {
+        self.tick_one_phase(now, vote_timeout, out);
         let overdue: Vec<(TxnId, Vec<NodeId>)> = self
             .collecting
             .iter()
@@ -372,6 +394,35 @@ impl Coordinator {
                 crate::clock::format_duration(vote_timeout)
             );
             self.abort_collecting(tid, reason, out);
+        }
+    }
+
+    /// The only participant of a one-phase commit has not answered in time: it crashed
+    /// (or was down when asked). It alone knows whether it logged the commit, so the
+    /// client is told the outcome is unknown rather than left waiting forever.
+    fn tick_one_phase(&mut self, now: Duration, vote_timeout: Duration, out: &mut Vec<Effect>) {
+        let overdue: Vec<TxnId> = (self.one_phase.iter())
+            .filter(|(_, one_phase)| now >= one_phase.deadline)
+            .map(|(tid, _)| *tid)
+            .collect();
+        for tid in overdue {
+            let Some(OnePhase {
+                req, participant, ..
+            }) = self.one_phase.remove(&tid)
+            else {
+                continue;
+            };
+            let detail = format!(
+                "it did not answer the one-phase commit of {tid} within {}; {tid} committed \
+                 if node {participant} logged it before it crashed: read its keys once it is \
+                 back",
+                crate::clock::format_duration(vote_timeout)
+            );
+            let error = Error::NodeDown {
+                node: participant,
+                detail,
+            };
+            reply(out, req, Err(error));
         }
     }
 

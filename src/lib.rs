@@ -8,6 +8,7 @@
 //!   machines, stepped without threads or I/O;
 //! - [`wal`] and [`store`]: the write-ahead log, checkpoints and committed data.
 
+pub mod bench;
 pub mod client;
 pub mod clock;
 pub mod cluster;
@@ -28,7 +29,7 @@ pub mod trace;
 pub mod types;
 pub mod wal;
 
-pub use client::{Client, ClientObserver, Transaction, WaitInfo};
+pub use client::{Client, ClientObserver, ReadOnly, Transaction, WaitInfo};
 pub use cluster::{Cluster, RecoveryReport};
 pub use config::{Config, DeadlockPolicy, Settings};
 pub use crash::CrashPoint;

@@ -159,6 +159,16 @@ impl Message {
 /// reply channel.
 pub type ReqId = u64;
 
+/// Which snapshot a lock-free read sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadAt {
+    /// Any recent snapshot at or above this timestamp (an autocommit read: the session
+    /// must see what it has already seen). The owner picks the newest that need not wait.
+    AtLeast(Timestamp),
+    /// Exactly this snapshot (a read-only transaction: all its reads see one snapshot).
+    Exactly(Timestamp),
+}
+
 /// A client's request to one node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
@@ -173,6 +183,13 @@ pub enum Request {
         /// Whether this is the transaction's first operation on this node; a later one
         /// that finds no workspace knows the node lost it in a crash.
         first: bool,
+    },
+    /// To the key's owner: read `key` in a committed snapshot, without locks.
+    SnapshotRead {
+        /// The key.
+        key: String,
+        /// The snapshot.
+        at: ReadAt,
     },
     /// To the key's owner: buffer a write (`None` deletes) under an exclusive lock.
     Write {
@@ -208,6 +225,13 @@ pub enum Answer {
     Begun(TxnId),
     /// `Read`: the value, if the key exists.
     Value(Option<String>),
+    /// `SnapshotRead`: the value, and the snapshot it was read at.
+    Snapshot {
+        /// The value, if the key existed in the snapshot.
+        value: Option<String>,
+        /// The snapshot's timestamp.
+        read_ts: Timestamp,
+    },
     /// `Write` or `Abort` done.
     Done,
     /// `Commit`: committed, durably.

@@ -7,6 +7,7 @@
 //! log records after it, and returns the effects that resume the protocol (inquiries for
 //! in-doubt transactions, re-sent commit decisions).
 
+use crate::clock::Timestamps;
 use crate::config::Settings;
 use crate::coordinator::{Coordinator, Decided};
 use crate::message::{Effect, Message, ReqId, Request};
@@ -15,6 +16,7 @@ use crate::store::Store;
 use crate::types::{NodeId, Timestamp, TxnId};
 use crate::wal::{Record, Snapshot};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Something a node reacts to.
@@ -45,8 +47,8 @@ pub struct Node {
     nodes: u32,
     participant: Participant,
     coordinator: Coordinator,
-    /// The Lamport clock behind prepare and commit timestamps.
-    clock: Timestamp,
+    /// The cluster's timestamps, shared with every node.
+    ts: Arc<Timestamps>,
 }
 
 /// What replaying a log yields before the node resumes.
@@ -131,14 +133,14 @@ impl Replay {
 }
 
 impl Node {
-    /// A node of a fresh cluster.
-    pub fn new(id: NodeId, nodes: u32) -> Node {
+    /// A node of a fresh cluster, taking timestamps from `ts`.
+    pub fn new(id: NodeId, nodes: u32, ts: Arc<Timestamps>) -> Node {
         Node {
             id,
             nodes,
-            participant: Participant::new(id, nodes, Store::default()),
+            participant: Participant::new(id, nodes, Store::default(), ts.clone()),
             coordinator: Coordinator::new(id, nodes, 0, BTreeMap::new()),
-            clock: 0,
+            ts,
         }
     }
 
@@ -146,9 +148,11 @@ impl Node {
     /// must run before the node serves anyone: they re-lock nothing (that is done here)
     /// but ask about in-doubt transactions, re-send commit decisions and announce the
     /// restart to every node, so dead transactions this node coordinated are released.
+    /// The timestamps move past every timestamp in the log.
     pub fn recover(
         id: NodeId,
         nodes: u32,
+        ts: Arc<Timestamps>,
         snapshot: Option<&Snapshot>,
         records: &[Record],
         now: Duration,
@@ -157,12 +161,13 @@ impl Node {
         for record in records {
             replay.apply(record);
         }
+        ts.observe(replay.clock);
         let mut node = Node {
             id,
             nodes,
-            participant: Participant::new(id, nodes, replay.store),
+            participant: Participant::new(id, nodes, replay.store, ts.clone()),
             coordinator: Coordinator::new(id, nodes, replay.lease, replay.decided),
-            clock: replay.clock,
+            ts,
         };
         node.participant.remember(replay.committed, replay.aborted);
         let mut out = Vec::new();
@@ -214,6 +219,8 @@ impl Node {
             Request::Begin => self.coordinator.begin(req, out),
             // Participant: a read under a shared lock.
             Request::Read { tid, key, first } => self.participant.read(req, tid, key, first, out),
+            // Participant: a read of a committed snapshot, without locks.
+            Request::SnapshotRead { key, at } => self.participant.snapshot_read(req, key, at, out),
             // Participant: a buffered write under an exclusive lock.
             Request::Write {
                 tid,
@@ -242,7 +249,6 @@ impl Node {
         settings: &Settings,
         out: &mut Vec<Effect>,
     ) {
-        let clock = &mut self.clock;
         match message {
             // Participant, phase 1: log the writes and vote.
             Message::Prepare { tid, participants } => self.participant.prepare(
@@ -250,14 +256,13 @@ impl Node {
                 from,
                 participants,
                 now.saturating_add(settings.inquiry_interval),
-                clock,
                 out,
             ),
             // Coordinator: count the vote; decide when all are in.
-            Message::Vote { tid, vote } => self.coordinator.vote(from, tid, vote, clock, out),
+            Message::Vote { tid, vote } => self.coordinator.vote(from, tid, vote, &self.ts, out),
             // Participant, phase 2: log, apply, release, acknowledge.
             Message::Commit { tid, commit_ts } => {
-                self.participant.commit(tid, from, commit_ts, clock, out)
+                self.participant.commit(tid, from, commit_ts, out)
             }
             // Participant: drop the workspace and release.
             Message::Abort { tid } => {
@@ -267,9 +272,7 @@ impl Node {
             // Coordinator: one more participant has logged the commit.
             Message::Ack { tid } => self.coordinator.ack(from, tid, out),
             // Participant: the only one; commit in one phase.
-            Message::CommitOnePhase { tid } => {
-                self.participant.commit_one_phase(tid, from, clock, out)
-            }
+            Message::CommitOnePhase { tid } => self.participant.commit_one_phase(tid, from, out),
             // Coordinator: relay the one-phase outcome.
             Message::OnePhaseOutcome { tid, aborted } => {
                 self.coordinator.one_phase_outcome(tid, aborted, out)
@@ -306,7 +309,7 @@ impl Node {
                 })
                 .collect(),
             tid_lease: self.coordinator.lease(),
-            clock: self.clock,
+            clock: self.ts.current(),
         }
     }
 
@@ -323,5 +326,10 @@ impl Node {
     /// The coordinator role.
     pub fn coordinator(&self) -> &Coordinator {
         &self.coordinator
+    }
+
+    /// The cluster's timestamps.
+    pub fn timestamps(&self) -> &Arc<Timestamps> {
+        &self.ts
     }
 }

@@ -49,14 +49,16 @@
 //! has none, which is safe: an unknown transaction votes NO, and an operation that is not
 //! the transaction's first on this node is refused (see `Request::Read::first`).
 
+use crate::clock::Timestamps;
 use crate::crash::CrashPoint;
 use crate::error::Error;
 use crate::lock::{Acquire, LockMode, LockTable, Wait};
-use crate::message::{Answer, Effect, Message, Reply, ReqId, Vote};
+use crate::message::{Answer, Effect, Message, ReadAt, Reply, ReqId, Vote};
 use crate::store::Store;
 use crate::types::{MAX_WRITES_PER_TXN, NodeId, Timestamp, TxnId, Write};
 use crate::wal::Record;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// An operation waiting for its lock.
@@ -111,6 +113,12 @@ pub struct Participant {
     tombstones: BTreeMap<TxnId, String>,
     /// Per coordinator, the first counter of its current incarnation (from `Restarted`).
     live_from: BTreeMap<NodeId, u64>,
+    /// The cluster's timestamps.
+    ts: Arc<Timestamps>,
+    /// Keys with a prepared, undecided write, and the transaction that wrote it.
+    prepared_keys: BTreeMap<String, TxnId>,
+    /// Snapshot reads waiting for a prepared transaction's outcome, by transaction.
+    blocked_reads: BTreeMap<TxnId, Vec<(ReqId, String, ReadAt)>>,
     /// Recently committed prepared transactions and their commit timestamps, so a peer
     /// in doubt can learn the outcome here (bounded by [`REMEMBERED_COMMITS`]).
     recent_commits: BTreeMap<TxnId, Timestamp>,
@@ -121,10 +129,13 @@ pub const REMEMBERED_COMMITS: usize = 10_000;
 
 impl Participant {
     /// A participant with the given committed data and nothing in flight.
-    pub fn new(node: NodeId, nodes: u32, store: Store) -> Participant {
+    pub fn new(node: NodeId, nodes: u32, store: Store, ts: Arc<Timestamps>) -> Participant {
         Participant {
             node,
             nodes,
+            ts,
+            prepared_keys: BTreeMap::new(),
+            blocked_reads: BTreeMap::new(),
             store,
             locks: LockTable::default(),
             txns: BTreeMap::new(),
@@ -309,7 +320,6 @@ impl Participant {
         coordinator: NodeId,
         participants: Vec<NodeId>,
         next_inquiry: Duration,
-        clock: &mut Timestamp,
         out: &mut Vec<Effect>,
     ) {
         out.push(Effect::CrashPoint(CrashPoint::Prepare));
@@ -338,27 +348,27 @@ impl Participant {
                 Vote::ReadOnly
             }
             Some(TxnState::Active(active)) => {
-                *clock += 1;
+                let prepare_ts = self.ts.current();
                 let writes: Vec<Write> = active.writes.into_iter().collect();
                 out.push(Effect::Append(Record::Prepare {
                     tid,
                     coordinator,
                     participants: participants.clone(),
                     writes: writes.clone(),
-                    prepare_ts: *clock,
+                    prepare_ts,
                 }));
                 let prepared = Prepared {
                     coordinator,
                     participants,
                     writes,
-                    prepare_ts: *clock,
+                    prepare_ts,
                     next_inquiry,
                 };
-                self.txns.insert(tid, TxnState::Prepared(prepared));
+                self.mark_prepared(tid, prepared);
                 let grants = self.locks.release_shared(tid);
                 self.granted(grants, out);
                 out.push(Effect::CrashPoint(CrashPoint::Vote));
-                Vote::Yes { prepare_ts: *clock }
+                Vote::Yes { prepare_ts }
             }
             None => Vote::No {
                 reason: self.forgotten(tid),
@@ -387,16 +397,16 @@ impl Participant {
         tid: TxnId,
         coordinator: NodeId,
         commit_ts: Timestamp,
-        clock: &mut Timestamp,
         out: &mut Vec<Effect>,
     ) {
-        *clock = (*clock).max(commit_ts);
+        self.ts.observe(commit_ts);
         match self.txns.remove(&tid) {
             Some(TxnState::Prepared(prepared)) => {
                 out.push(Effect::CrashPoint(CrashPoint::Commit));
                 out.push(Effect::Append(Record::Commit { tid, commit_ts }));
                 self.store.apply(&prepared.writes, commit_ts);
                 self.remember_commit(tid, commit_ts);
+                self.unmark_prepared(tid, &prepared, out);
                 let grants = self.locks.release_all(tid);
                 self.granted(grants, out);
                 out.push(Effect::CrashPoint(CrashPoint::Ack));
@@ -430,7 +440,10 @@ impl Participant {
 
     fn abort_here(&mut self, tid: TxnId, reason: String, out: &mut Vec<Effect>) {
         match self.txns.remove(&tid) {
-            Some(TxnState::Prepared(_)) => out.push(Effect::Append(Record::Abort { tid })),
+            Some(TxnState::Prepared(prepared)) => {
+                out.push(Effect::Append(Record::Abort { tid }));
+                self.unmark_prepared(tid, &prepared, out);
+            }
             Some(TxnState::Active(active)) => {
                 if let Some((req, _)) = active.pending {
                     let error = Error::Aborted {
@@ -448,25 +461,19 @@ impl Participant {
     }
 
     /// COMMIT ONE-PHASE from `coordinator`: this node is the only participant and decides.
-    pub fn commit_one_phase(
-        &mut self,
-        tid: TxnId,
-        coordinator: NodeId,
-        clock: &mut Timestamp,
-        out: &mut Vec<Effect>,
-    ) {
+    pub fn commit_one_phase(&mut self, tid: TxnId, coordinator: NodeId, out: &mut Vec<Effect>) {
         let aborted = match self.txns.remove(&tid) {
             Some(TxnState::Active(active)) if active.pending.is_none() => {
                 if !active.writes.is_empty() {
-                    *clock += 1;
+                    let commit_ts = self.ts.next();
                     let writes: Vec<Write> = active.writes.into_iter().collect();
                     out.push(Effect::CrashPoint(CrashPoint::Commit));
                     out.push(Effect::Append(Record::OnePhaseCommit {
                         tid,
                         writes: writes.clone(),
-                        commit_ts: *clock,
+                        commit_ts,
                     }));
-                    self.store.apply(&writes, *clock);
+                    self.store.apply(&writes, commit_ts);
                 }
                 let grants = self.locks.release_all(tid);
                 self.granted(grants, out);
@@ -607,8 +614,85 @@ impl Participant {
             );
         }
         prepared.next_inquiry = now;
-        self.txns.insert(tid, TxnState::Prepared(prepared));
+        self.mark_prepared(tid, prepared);
         self.inquire(tid, out);
+    }
+
+    /// Records a transaction as prepared, with its keys, for snapshot readers.
+    fn mark_prepared(&mut self, tid: TxnId, prepared: Prepared) {
+        for (key, _) in &prepared.writes {
+            self.prepared_keys.insert(key.clone(), tid);
+        }
+        self.txns.insert(tid, TxnState::Prepared(prepared));
+    }
+
+    /// A prepared transaction was decided here: its keys no longer hold snapshot readers
+    /// back, so the reads that waited for it run again.
+    fn unmark_prepared(&mut self, tid: TxnId, prepared: &Prepared, out: &mut Vec<Effect>) {
+        for (key, _) in &prepared.writes {
+            self.prepared_keys.remove(key);
+        }
+        for (req, key, at) in self.blocked_reads.remove(&tid).unwrap_or_default() {
+            self.snapshot_read(req, key, at, out);
+        }
+    }
+
+    /// A read without locks, of the committed snapshot at a timestamp (see `ReadAt`).
+    ///
+    /// The reader never waits for a lock. It waits only when the key has a prepared,
+    /// undecided write whose outcome could be in its snapshot: that write's commit
+    /// timestamp will be above its prepare timestamp `p`, so a snapshot at or below `p`
+    /// cannot contain it and is read at once; a snapshot above `p` must wait for the
+    /// outcome. `AtLeast` reads pick their snapshot below `p` when they may.
+    pub fn snapshot_read(&mut self, req: ReqId, key: String, at: ReadAt, out: &mut Vec<Effect>) {
+        let prepared = (self.prepared_keys.get(&key)).and_then(|tid| match self.txns.get(tid) {
+            Some(TxnState::Prepared(prepared)) => Some((*tid, prepared.prepare_ts)),
+            _ => None,
+        });
+        let read_ts = match at {
+            ReadAt::Exactly(ts) => ts,
+            ReadAt::AtLeast(floor) => {
+                let newest = self.ts.current();
+                floor.max(prepared.map_or(newest, |(_, p)| newest.min(p)))
+            }
+        };
+        if let Some((tid, p)) = prepared
+            && p < read_ts
+        {
+            self.blocked_reads
+                .entry(tid)
+                .or_default()
+                .push((req, key.clone(), at));
+            let reply = Reply::Waiting {
+                key,
+                mode: LockMode::Shared,
+                blockers: vec![tid],
+            };
+            return out.push(Effect::Reply { req, reply });
+        }
+        let answer = match self.store.get_at(&key, read_ts) {
+            Ok(value) => Ok(Answer::Snapshot {
+                value: value.map(str::to_string),
+                read_ts,
+            }),
+            Err(too_old) => Err(Error::InvalidInput(format!(
+                "node {} no longer keeps the version of {key} at timestamp {read_ts} (its oldest \
+                 is at {}); retry the read-only transaction",
+                self.node, too_old.oldest
+            ))),
+        };
+        reply(out, req, answer);
+    }
+
+    /// The lowest prepare timestamp of a transaction prepared here, if any: snapshots at
+    /// or below it never wait here.
+    pub fn prepare_floor(&self) -> Option<Timestamp> {
+        (self.txns.values())
+            .filter_map(|state| match state {
+                TxnState::Prepared(prepared) => Some(prepared.prepare_ts),
+                TxnState::Active(_) => None,
+            })
+            .min()
     }
 
     /// The committed data.

@@ -5,7 +5,7 @@
 //! A message to a node that is down is dropped, as a crashed machine drops packets; the
 //! network never loses one otherwise (the problem statement assumes a reliable network).
 
-use crate::clock::Clock;
+use crate::clock::{Clock, Timestamps};
 use crate::config::Settings;
 use crate::crash::CrashPoint;
 use crate::deadlock::Detector;
@@ -14,11 +14,12 @@ use crate::lock::KeyLocks;
 use crate::message::{Message, Reply, Request};
 use crate::node::Input;
 use crate::trace::{TraceEvent, Tracer};
-use crate::types::{NodeId, TxnId};
+use crate::types::{NodeId, Timestamp, TxnId};
 use crossbeam::channel::Sender;
 use parking_lot::RwLock;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// A node's status, for `STATUS`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -93,6 +94,11 @@ pub struct Shared {
     pub tracer: Tracer,
     /// The deadlock detector.
     pub detector: Detector,
+    /// The cluster's prepare and commit timestamps.
+    pub ts: Arc<Timestamps>,
+    /// Per node, the lowest prepare timestamp of its undecided transactions (`u64::MAX`
+    /// if none): snapshots at or below every node's floor never wait.
+    prepare_floors: Vec<AtomicU64>,
     /// Where the whole process aborts (`KV2PC_FAILPOINT`), if anywhere.
     pub failpoint: Option<(NodeId, CrashPoint)>,
     /// Per node, why it stopped on an error, until it restarts.
@@ -111,9 +117,29 @@ impl Shared {
             settings: RwLock::new(settings),
             tracer: Tracer::default(),
             detector: Detector::new(nodes),
+            ts: Arc::new(Timestamps::default()),
+            prepare_floors: (0..nodes).map(|_| AtomicU64::new(u64::MAX)).collect(),
             failpoint: None,
             failures: parking_lot::Mutex::new(vec![None; nodes as usize]),
         }
+    }
+
+    /// Publishes `node`'s lowest undecided prepare timestamp (`None`: it has none).
+    pub fn publish_prepare_floor(&self, node: NodeId, floor: Option<Timestamp>) {
+        if let Some(slot) = self.prepare_floors.get(node as usize) {
+            slot.store(floor.unwrap_or(u64::MAX), Ordering::SeqCst);
+        }
+    }
+
+    /// A snapshot timestamp that no undecided transaction can make a reader wait for:
+    /// the newest timestamp, or just at the lowest prepare timestamp anywhere.
+    pub fn safe_ts(&self) -> Timestamp {
+        let floor = self
+            .prepare_floors
+            .iter()
+            .map(|f| f.load(Ordering::SeqCst))
+            .min();
+        self.ts.current().min(floor.unwrap_or(u64::MAX))
     }
 
     /// Records why `node` stopped (`None` clears it, at restart).

@@ -13,9 +13,11 @@
 //!
 //! A crash point is an effect: when the armed one is reached, the thread makes durable
 //! what came before it (the forced records, and the messages already sent), then dies:
-//! it truncates the log to what was fsynced, drops its inbox and every reply channel (so
-//! waiting clients learn the node is down), and leaves the routing table. `Control::Crash`
-//! dies at once, without even that: nothing of the current batch escapes.
+//! it answers every client still waiting with "node down", leaves the routing table,
+//! truncates the log to what was fsynced and drops its inbox. `Control::Crash` dies at
+//! once, without even that: nothing of the current batch escapes (its held answers turn
+//! into "node down" too). The "node down" answers count as in flight until the clients
+//! take them, like every reply, so `Cluster::settle` returns only once they have woken.
 
 use crate::crash::CrashPoint;
 use crate::error::Result;
@@ -154,9 +156,11 @@ impl Runtime {
     }
 
     /// Leaves the routing table before the batch stops counting as in flight, so that
-    /// whoever waits for the cluster to settle sees this node down.
-    fn leave(&self) {
+    /// whoever waits for the cluster to settle sees this node down and its clients awake.
+    fn leave(&mut self) {
+        self.answer_down();
         self.shared.detach(self.id);
+        self.shared.publish_prepare_floor(self.id, None);
         self.shared.detector.update(self.id, &[]);
     }
 
@@ -273,18 +277,41 @@ impl Runtime {
             }
         }
         self.report_waits();
+        let floor = self.node.participant().prepare_floor();
+        self.shared.publish_prepare_floor(self.id, floor);
         self.maybe_checkpoint()
     }
 
-    /// Sends a reply. A final answer counts as in flight until the client has taken it
+    /// Sends a reply. A reply counts as in flight until the client has taken it
     /// (`Client::call`), so that `Cluster::settle` also waits for clients to wake.
     fn release_reply(&self, reply: Sender<Reply>, message: Reply) {
-        let counted = matches!(message, Reply::Done(_));
-        if counted {
-            self.shared.begin_work();
-        }
-        if reply.send(message).is_err() && counted {
+        self.shared.begin_work();
+        if reply.send(message).is_err() {
             self.shared.handled(1);
+        }
+    }
+
+    /// Dying: tells every client still waiting for an answer (queued for a lock, or
+    /// answered in a batch that never finished) that this node is down. Dropping their
+    /// channels would wake them too, but unseen by `Cluster::settle`.
+    fn answer_down(&mut self) {
+        let held_answers = (self.held.drain(..)).filter_map(|held| match held {
+            Held::Reply {
+                reply,
+                message: Reply::Done(_),
+            } => Some(reply),
+            // A held `Waiting`'s channel is still in `replies`; messages are lost.
+            Held::Reply { .. } | Held::Send { .. } => None,
+        });
+        let waiting: Vec<Sender<Reply>> = held_answers
+            .chain(self.replies.drain().map(|(_, reply)| reply))
+            .collect();
+        for reply in waiting {
+            let down = crate::Error::NodeDown {
+                node: self.id,
+                detail: "it crashed before answering".into(),
+            };
+            self.release_reply(reply, Reply::Done(Err(down)));
         }
     }
 
@@ -333,7 +360,8 @@ impl Runtime {
     fn control(&mut self, control: Control) -> Flow {
         match control {
             Control::Crash => {
-                self.held.clear();
+                // Held messages are lost; held answers turn into "node down" in `leave`.
+                self.held.retain(|held| matches!(held, Held::Reply { .. }));
                 self.shared.tracer.emit(|| TraceEvent::Crash {
                     depth: 0,
                     node: self.id,

@@ -1,67 +1,172 @@
-//! A node's committed data: each key's latest committed value and the timestamp of the
-//! transaction that wrote it.
+//! A node's committed data, multi-versioned: each key keeps its recent committed values
+//! with the commit timestamps that wrote them, so a snapshot read at timestamp `ts` sees
+//! the newest version at or below `ts`.
 //!
 //! Only committed writes reach the store; uncommitted ones live in a transaction's
-//! workspace at the participant until COMMIT. A delete removes the key.
+//! workspace at the participant until COMMIT. A delete is a version too (a tombstone), so
+//! a snapshot before it still sees the value.
+//!
+//! Each key keeps at most [`MAX_VERSIONS`] versions. A snapshot older than every version
+//! kept of a key whose history was cut gets [`TooOld`] rather than a wrong answer; after
+//! recovery from a checkpoint only the latest version of each key is known.
 
 use crate::types::{Timestamp, Write};
 use crate::wal::Snapshot;
 use std::collections::BTreeMap;
 
+/// How many versions of a key are kept for snapshot reads.
+pub const MAX_VERSIONS: usize = 8;
+
+/// A snapshot read asked for a version older than the store keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooOld {
+    /// The oldest timestamp the key can still be read at.
+    pub oldest: Timestamp,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Versions {
+    /// Oldest first; `None` is a delete.
+    versions: Vec<(Timestamp, Option<String>)>,
+    /// Whether older versions were dropped (or never known, after a checkpoint).
+    cut: bool,
+}
+
 /// The committed key-value data of one node.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Store {
-    data: BTreeMap<String, (String, Timestamp)>,
+    data: BTreeMap<String, Versions>,
+    /// Keys whose newest version is not a delete.
+    live: usize,
 }
 
 impl Store {
-    /// Rebuilds the store from a checkpoint's data.
+    /// Rebuilds the store from a checkpoint's data (latest versions only).
     pub fn from_snapshot(snapshot: &Snapshot) -> Store {
-        let data = snapshot
+        let data: BTreeMap<String, Versions> = snapshot
             .data
             .iter()
-            .map(|(key, value, ts)| (key.clone(), (value.clone(), *ts)))
+            .map(|(key, value, ts)| {
+                let versions = Versions {
+                    versions: vec![(*ts, Some(value.clone()))],
+                    cut: true,
+                };
+                (key.clone(), versions)
+            })
             .collect();
-        Store { data }
+        let live = data.len();
+        Store { data, live }
     }
 
-    /// The committed value of `key`.
+    /// The latest committed value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.data.get(key).map(|(value, _)| value.as_str())
+        let versions = self.data.get(key)?;
+        versions.versions.last()?.1.as_deref()
+    }
+
+    /// The value of `key` in the snapshot at `ts`.
+    pub fn get_at(&self, key: &str, ts: Timestamp) -> Result<Option<&str>, TooOld> {
+        let Some(versions) = self.data.get(key) else {
+            return Ok(None);
+        };
+        match versions
+            .versions
+            .iter()
+            .rev()
+            .find(|(written, _)| *written <= ts)
+        {
+            Some((_, value)) => Ok(value.as_deref()),
+            None if versions.cut => Err(TooOld {
+                oldest: versions.versions.first().map_or(0, |v| v.0),
+            }),
+            None => Ok(None),
+        }
     }
 
     /// Applies a committed transaction's writes at `commit_ts`.
     pub fn apply(&mut self, writes: &[Write], commit_ts: Timestamp) {
         for (key, value) in writes {
-            match value {
-                Some(value) => self.data.insert(key.clone(), (value.clone(), commit_ts)),
-                None => self.data.remove(key),
-            };
+            let versions = self.data.entry(key.clone()).or_default();
+            let was_live = versions.versions.last().is_some_and(|v| v.1.is_some());
+            versions.versions.push((commit_ts, value.clone()));
+            if versions.versions.len() > MAX_VERSIONS {
+                versions.versions.remove(0);
+                versions.cut = true;
+            }
+            match (was_live, value.is_some()) {
+                (false, true) => self.live += 1,
+                (true, false) => self.live -= 1,
+                _ => {}
+            }
         }
     }
 
-    /// The data as a checkpoint stores it, sorted by key.
+    /// The latest data as a checkpoint stores it, sorted by key, without deleted keys.
     pub fn to_snapshot_data(&self) -> Vec<(String, String, Timestamp)> {
-        self.data
-            .iter()
-            .map(|(key, (value, ts))| (key.clone(), value.clone(), *ts))
+        self.iter_versions()
+            .map(|(key, value, ts)| (key.to_string(), value.to_string(), ts))
             .collect()
     }
 
-    /// Every key and value, sorted by key.
+    fn iter_versions(&self) -> impl Iterator<Item = (&str, &str, Timestamp)> {
+        self.data.iter().filter_map(|(key, versions)| {
+            let (ts, value) = versions.versions.last()?;
+            Some((key.as_str(), value.as_deref()?, *ts))
+        })
+    }
+
+    /// Every live key and its latest value, sorted by key.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.data
-            .iter()
-            .map(|(key, (value, _))| (key.as_str(), value.as_str()))
+        self.iter_versions().map(|(key, value, _)| (key, value))
     }
 
-    /// The number of keys.
+    /// The number of live keys.
     pub fn len(&self) -> usize {
-        self.data.len()
+        self.live
     }
 
-    /// Whether the store holds no key.
+    /// Whether the store holds no live key.
     pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
+        self.live == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(key: &str, value: &str) -> Write {
+        (key.to_string(), Some(value.to_string()))
+    }
+
+    #[test]
+    fn snapshots_see_the_newest_version_at_or_below_them() {
+        let mut store = Store::default();
+        store.apply(&[put("x", "1")], 5);
+        store.apply(&[put("x", "2")], 9);
+        store.apply(&[("x".to_string(), None)], 12);
+        assert_eq!(store.get_at("x", 4), Ok(None));
+        assert_eq!(store.get_at("x", 5), Ok(Some("1")));
+        assert_eq!(store.get_at("x", 11), Ok(Some("2")));
+        assert_eq!(store.get_at("x", 12), Ok(None));
+        assert_eq!(store.get("x"), None);
+        assert_eq!(store.len(), 0);
+    }
+
+    #[test]
+    fn cut_history_is_too_old_rather_than_wrong() {
+        let mut store = Store::default();
+        for ts in 1..=(MAX_VERSIONS as u64 + 2) {
+            store.apply(&[put("x", &ts.to_string())], ts * 10);
+        }
+        assert_eq!(store.get_at("x", 15), Err(TooOld { oldest: 30 }));
+        assert_eq!(store.get_at("x", 35), Ok(Some("3")));
+        let checkpointed = Store::from_snapshot(&Snapshot {
+            data: store.to_snapshot_data(),
+            ..Default::default()
+        });
+        assert_eq!(checkpointed.get("x"), Some("10"));
+        assert!(checkpointed.get_at("x", 50).is_err());
+        assert_eq!(checkpointed.len(), 1);
     }
 }

@@ -206,8 +206,19 @@ fn increment_all(client: &Client, counters: &[String]) -> kv2pc::Result<()> {
     txn.commit()
 }
 
-/// Every increment touches all counters, so a consistent read sees them equal.
+/// Every increment touches all counters, so a consistent read sees them equal: a
+/// read-only snapshot, and a locking read-write transaction, alternately.
 fn assert_consistent_read(client: &Client, counters: &[String]) {
+    let snapshot = client.begin_read_only();
+    let seen: Vec<_> = counters.iter().map(|c| snapshot.get(c).unwrap()).collect();
+    assert!(
+        seen.windows(2).all(|w| w[0] == w[1]),
+        "snapshot saw a partial transaction: {seen:?}"
+    );
+    assert_locked_read(client, counters);
+}
+
+fn assert_locked_read(client: &Client, counters: &[String]) {
     let Ok(mut txn) = client.begin() else { return };
     let mut seen = Vec::new();
     for counter in counters {

@@ -162,13 +162,26 @@ fn an_in_doubt_participant_blocks_its_keys_only() {
         1,
         "node 1 should be in doubt: {status:?}"
     );
-    // Other keys on the in-doubt node are served.
+    // Other keys on the in-doubt node are served, and a new session's snapshot reads of
+    // the in-doubt key itself see the value before the undecided write, without waiting.
+    // (The first reader has seen a newer snapshot, so it would wait: sessions never go
+    // back in time.)
     let reader = cluster.client(1).unwrap();
     assert_eq!(reader.get(other).unwrap().as_deref(), Some("free"));
+    let fresh = cluster.client(2).unwrap();
+    assert_eq!(fresh.get(x).unwrap(), None);
+    assert_eq!(
+        cluster.client(2).unwrap().begin_read_only().get(x).unwrap(),
+        None
+    );
     // The in-doubt key blocks a reader until the coordinator returns.
     let blocked_reader = cluster.client(1).unwrap();
     let x_owned = x.clone();
-    let read = std::thread::spawn(move || blocked_reader.get(&x_owned));
+    let read = std::thread::spawn(move || {
+        let mut txn = blocked_reader.begin()?;
+        let value = txn.get(&x_owned)?;
+        txn.commit().map(|_| value)
+    });
     cluster.settle();
     std::thread::sleep(Duration::from_millis(20));
     assert!(!read.is_finished(), "a read of an in-doubt key must wait");

@@ -2,11 +2,17 @@
 //! Each test drives `Node::handle` with inputs and checks the exact effects, so every
 //! transition of the protocol (and its duplicates and late messages) is pinned down.
 
+use kv2pc::clock::Timestamps;
 use kv2pc::message::{Answer, Effect, Message, Reply, Request, Vote};
 use kv2pc::node::{Input, Node};
 use kv2pc::wal::Record;
 use kv2pc::{CrashPoint, Settings, TxnId};
+use std::sync::Arc;
 use std::time::Duration;
+
+fn fresh() -> Arc<Timestamps> {
+    Arc::new(Timestamps::default())
+}
 
 const NODES: u32 = 3;
 
@@ -61,7 +67,12 @@ struct Harness {
 impl Harness {
     fn new() -> Harness {
         Harness {
-            nodes: (0..NODES).map(|id| Node::new(id, NODES)).collect(),
+            nodes: {
+                let ts = Arc::new(Timestamps::default());
+                (0..NODES)
+                    .map(|id| Node::new(id, NODES, ts.clone()))
+                    .collect()
+            },
             now: Duration::ZERO,
             settings: Settings::default(),
         }
@@ -205,13 +216,13 @@ fn two_phase_commit_in_protocol_order() {
         h.prepare(1, tid),
         vec![
             Fx::Point(CrashPoint::Prepare),
-            Fx::Log(prepare_record(tid, "x", "1", 1)),
+            Fx::Log(prepare_record(tid, "x", "1", 0)),
             Fx::Point(CrashPoint::Vote),
             Fx::Send(
                 0,
                 Message::Vote {
                     tid,
-                    vote: Vote::Yes { prepare_ts: 1 }
+                    vote: Vote::Yes { prepare_ts: 0 }
                 }
             ),
         ]
@@ -276,7 +287,7 @@ fn duplicates_are_harmless() {
             0,
             Message::Vote {
                 tid,
-                vote: Vote::Yes { prepare_ts: 1 }
+                vote: Vote::Yes { prepare_ts: 0 }
             }
         )]
     );
@@ -615,7 +626,7 @@ fn a_deadlock_victim_is_aborted_where_it_waits() {
 fn recovery_restores_in_doubt_transactions_locked() {
     let tid = TxnId(1);
     let records = vec![prepare_record(tid, "x", "1", 3)];
-    let (node, effects) = Node::recover(1, NODES, None, &records, Duration::ZERO);
+    let (node, effects) = Node::recover(1, NODES, fresh(), None, &records, Duration::ZERO);
     assert_eq!(node.participant().in_doubt().len(), 1);
     assert_eq!(node.participant().locks().snapshot()[0].key, "x");
     let effects = moves(effects);
@@ -641,7 +652,7 @@ fn recovery_redoes_commits_and_drops_aborts() {
             commit_ts: 4,
         },
     ];
-    let (node, _) = Node::recover(1, NODES, None, &records, Duration::ZERO);
+    let (node, _) = Node::recover(1, NODES, fresh(), None, &records, Duration::ZERO);
     let store = node.participant().store();
     assert_eq!(
         (store.get("a"), store.get("b"), store.get("c")),
@@ -668,7 +679,7 @@ fn recovery_resends_unended_decisions_and_continues_ids_after_the_lease() {
         },
         Record::End { tid: TxnId(4) },
     ];
-    let (mut node, effects) = Node::recover(0, NODES, None, &records, Duration::ZERO);
+    let (mut node, effects) = Node::recover(0, NODES, fresh(), None, &records, Duration::ZERO);
     let effects = moves(effects);
     assert_eq!(
         &effects[..2],
@@ -715,11 +726,12 @@ fn checkpoint_plus_log_recovers_the_same_state_as_the_full_log() {
         tid: t2,
         commit_ts: 4,
     }];
-    let (mid, _) = Node::recover(1, NODES, None, &before, Duration::ZERO);
+    let (mid, _) = Node::recover(1, NODES, fresh(), None, &before, Duration::ZERO);
     let snapshot = mid.snapshot();
-    let (from_checkpoint, _) = Node::recover(1, NODES, Some(&snapshot), &after, Duration::ZERO);
+    let (from_checkpoint, _) =
+        Node::recover(1, NODES, fresh(), Some(&snapshot), &after, Duration::ZERO);
     let full: Vec<Record> = before.into_iter().chain(after).collect();
-    let (from_log, _) = Node::recover(1, NODES, None, &full, Duration::ZERO);
+    let (from_log, _) = Node::recover(1, NODES, fresh(), None, &full, Duration::ZERO);
     assert_eq!(from_checkpoint.snapshot(), from_log.snapshot());
     assert_eq!(from_log.participant().store().get("b"), Some("2"));
 }
@@ -805,7 +817,7 @@ fn recovery_remembers_outcomes_for_peers() {
         prepare_record(t2, "b", "2", 3),
         Record::Abort { tid: t2 },
     ];
-    let (mut node, _) = Node::recover(1, NODES, None, &records, Duration::ZERO);
+    let (mut node, _) = Node::recover(1, NODES, fresh(), None, &records, Duration::ZERO);
     let mut out = Vec::new();
     node.handle(
         Input::Peer {
@@ -837,5 +849,61 @@ fn recovery_remembers_outcomes_for_peers() {
             ),
             Fx::Send(2, Message::Abort { tid: t2 }),
         ]
+    );
+}
+
+#[test]
+fn snapshot_reads_pass_undecided_writes_unless_they_must_see_them() {
+    use kv2pc::message::ReadAt;
+    let mut h = Harness::new();
+    let setup = h.begin(0);
+    h.write(1, setup, "x", "old", true);
+    h.request(
+        0,
+        Request::Commit {
+            tid: setup,
+            participants: vec![1],
+        },
+    );
+    h.message(0, 1, Message::CommitOnePhase { tid: setup });
+    let tid = h.prepared_pair();
+    let prepared = h.prepare(1, tid);
+    let Fx::Log(Record::Prepare { prepare_ts, .. }) = &prepared[1] else {
+        panic!("{prepared:?}")
+    };
+    let p = *prepare_ts;
+    // A read that may pick its snapshot reads below the prepare, at once.
+    let read = Request::SnapshotRead {
+        key: "x".into(),
+        at: ReadAt::AtLeast(0),
+    };
+    assert_eq!(
+        h.request(1, read),
+        vec![Fx::Ok(Answer::Snapshot {
+            value: Some("old".into()),
+            read_ts: p
+        })]
+    );
+    // A read that must see past the prepare waits for the outcome ...
+    let read = Request::SnapshotRead {
+        key: "x".into(),
+        at: ReadAt::Exactly(p + 5),
+    };
+    assert_eq!(h.request(1, read), vec![Fx::Waiting("x".into(), vec![tid])]);
+    // ... and sees the write once it commits at or below its snapshot.
+    let done = moves(h.message(
+        0,
+        1,
+        Message::Commit {
+            tid,
+            commit_ts: p + 1,
+        },
+    ));
+    assert!(
+        done.contains(&Fx::Ok(Answer::Snapshot {
+            value: Some("1".into()),
+            read_ts: p + 5
+        })),
+        "{done:?}"
     );
 }

@@ -49,6 +49,17 @@ pub struct Shell {
     source_depth: usize,
 }
 
+impl Drop for Shell {
+    /// Stops the cluster before the sessions, so a session blocked on a lock is told its
+    /// node is down rather than waited for forever.
+    fn drop(&mut self) {
+        for session in self.sessions.values_mut() {
+            session.close();
+        }
+        self.cluster.shutdown();
+    }
+}
+
 impl Shell {
     /// A shell over `cluster`, in session `main` coordinated by node 0.
     pub fn new(cluster: Cluster) -> Shell {
@@ -90,8 +101,8 @@ impl Shell {
 
     /// The prompt: `kv2pc[main]> `, or `kv2pc[alice T3]> ` with a transaction open.
     pub fn prompt(&self) -> String {
-        match self.sessions.get(&self.current).and_then(Session::tid) {
-            Some(tid) => format!("kv2pc[{} {tid}]> ", self.current),
+        match self.sessions.get(&self.current).and_then(Session::label) {
+            Some(label) => format!("kv2pc[{} {label}]> ", self.current),
             None => format!("kv2pc[{}]> ", self.current),
         }
     }
@@ -154,9 +165,11 @@ impl Shell {
         let (session, command) = match command {
             Command::In { session, command } => {
                 if !self.sessions.contains_key(&session) {
-                    return Err(format!(
-                        "there is no session {session}; create it with SESSION {session}"
-                    ));
+                    self.add_session(&session, 0);
+                    outcome.push(
+                        Style::Event,
+                        format!("session {session} created; node 0 coordinates its transactions"),
+                    );
                 }
                 (session, *command)
             }
@@ -187,7 +200,7 @@ impl Shell {
     fn collect(&mut self, mut outcome: Outcome, dispatched: Option<String>, output: &mut Output) {
         let mut events = std::mem::take(&mut *self.events.lock());
         events.sort_by_key(format::event_order);
-        let mut lines = Vec::new();
+        let mut lines = std::mem::take(&mut outcome.lines);
         for event in &events {
             let style = match event {
                 TraceEvent::Crash { .. } | TraceEvent::Deadlock { .. } => Style::Event,
@@ -368,8 +381,8 @@ impl Shell {
         let sessions: Vec<String> = (self.sessions.values())
             .map(|session| {
                 let mut text = format!("{} (node {}", session.name(), session.node());
-                if let Some(tid) = session.tid() {
-                    text.push_str(&format!(", {tid} open"));
+                if let Some(label) = session.label() {
+                    text.push_str(&format!(", {label} open"));
                 }
                 if session.busy().is_some() {
                     text.push_str(", waiting");

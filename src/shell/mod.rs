@@ -10,6 +10,7 @@ pub mod help;
 pub mod output;
 pub mod parser;
 pub mod session;
+pub mod transcript;
 
 pub use command::Command;
 pub use executor::Shell;

@@ -9,7 +9,7 @@
 use super::command::{Command, Text};
 use super::output::Outcome;
 use crate::cluster::Activity;
-use crate::{Client, ClientObserver, Error, NodeId, Transaction, TxnId, WaitInfo};
+use crate::{Client, ClientObserver, Error, NodeId, ReadOnly, Transaction, TxnId, WaitInfo};
 use crossbeam::channel::{Receiver, Sender, unbounded};
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -18,8 +18,10 @@ use std::thread::JoinHandle;
 /// What the shell can see of a session while it runs.
 #[derive(Default)]
 struct Visible {
-    /// The open transaction.
+    /// The open read-write transaction.
     tid: Option<TxnId>,
+    /// How the prompt names the open transaction, if any.
+    label: Option<String>,
     /// The command running, if any.
     busy: Option<String>,
     /// The lock the running command waits for, if it does.
@@ -72,8 +74,7 @@ impl Session {
         let worker = Worker {
             name: name.to_string(),
             client,
-            txn: None,
-            read_only: false,
+            open: None,
             visible: visible.clone(),
             activity: activity.clone(),
         };
@@ -107,6 +108,11 @@ impl Session {
         self.visible.lock().tid
     }
 
+    /// How the prompt names its open transaction (`T3`, `snapshot@7`), if any.
+    pub fn label(&self) -> Option<String> {
+        self.visible.lock().label.clone()
+    }
+
     /// The command it is still running, if any.
     pub fn busy(&self) -> Option<String> {
         self.visible.lock().busy.clone()
@@ -116,6 +122,15 @@ impl Session {
     pub fn waiting_line(&self) -> String {
         let visible = self.visible.lock();
         match (&visible.waiting, visible.tid) {
+            (Some(wait), _) if wait.tid.is_none() => format!(
+                "<waiting for the outcome of {}, which wrote {} and has not been decided>",
+                wait.blockers
+                    .iter()
+                    .map(TxnId::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                Text(&wait.key)
+            ),
             (Some(wait), _) => {
                 let holders: Vec<String> = wait.blockers.iter().map(TxnId::to_string).collect();
                 format!(
@@ -152,14 +167,37 @@ impl Session {
     pub fn try_result(&self) -> Option<Outcome> {
         self.results.try_recv().ok()
     }
+
+    /// Tells the session thread to stop once its current command ends.
+    pub fn close(&mut self) {
+        let (closed, _) = unbounded();
+        self.jobs = closed;
+    }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let (closed, _) = unbounded();
-        self.jobs = closed;
+        self.close();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+        }
+    }
+}
+
+/// The transaction a session has open.
+enum Open {
+    /// A read-write transaction under strict two-phase locking.
+    ReadWrite(Transaction),
+    /// A read-only transaction over one snapshot.
+    ReadOnly(ReadOnly),
+}
+
+impl Open {
+    /// How the prompt names it: `T3`, or `snapshot@7`.
+    fn label(&self) -> String {
+        match self {
+            Open::ReadWrite(txn) => txn.id().to_string(),
+            Open::ReadOnly(snapshot) => format!("snapshot@{}", snapshot.read_ts()),
         }
     }
 }
@@ -168,8 +206,7 @@ impl Drop for Session {
 struct Worker {
     name: String,
     client: Client,
-    txn: Option<Transaction>,
-    read_only: bool,
+    open: Option<Open>,
     visible: Arc<Mutex<Visible>>,
     activity: Activity,
 }
@@ -180,30 +217,37 @@ impl Worker {
             let mut outcome = Outcome::new(command.to_string(), Some(self.name.clone()));
             if let Err(error) = self.execute(command, &mut outcome) {
                 if matches!(error, Error::Aborted { .. }) {
-                    self.txn = None;
+                    self.open = None;
                 }
                 outcome.fail(error.to_string());
             }
-            {
-                let mut visible = self.visible.lock();
-                visible.tid = self.txn.as_ref().map(Transaction::id);
-                visible.busy = None;
-                visible.waiting = None;
-            }
+            self.show_state();
             let _ = results.send(outcome);
             self.activity.finished();
         }
-        if let Some(txn) = self.txn.take() {
+        if let Some(Open::ReadWrite(txn)) = self.open.take() {
             let _ = txn.abort();
         }
+    }
+
+    fn show_state(&self) {
+        let mut visible = self.visible.lock();
+        visible.tid = match &self.open {
+            Some(Open::ReadWrite(txn)) => Some(txn.id()),
+            _ => None,
+        };
+        visible.label = self.open.as_ref().map(Open::label);
+        visible.busy = None;
+        visible.waiting = None;
     }
 
     fn execute(&mut self, command: Command, outcome: &mut Outcome) -> crate::Result<()> {
         match command {
             Command::Begin { read_only } => self.begin(read_only, outcome),
             Command::Get { key } => {
-                let value = match &mut self.txn {
-                    Some(txn) => txn.get(&key)?,
+                let value = match &mut self.open {
+                    Some(Open::ReadWrite(txn)) => txn.get(&key)?,
+                    Some(Open::ReadOnly(snapshot)) => snapshot.get(&key)?,
                     None => self.client.get(&key)?,
                 };
                 match value {
@@ -216,10 +260,19 @@ impl Worker {
             Command::Del { key } => self.write(&key, None, outcome),
             Command::Commit => self.commit(outcome),
             Command::Abort => {
-                let txn = self.txn.take().ok_or_else(no_transaction)?;
-                let tid = txn.id();
-                txn.abort()?;
-                outcome.say(format!("{tid} aborted"));
+                match self.open.take().ok_or_else(no_transaction)? {
+                    Open::ReadWrite(txn) => {
+                        let tid = txn.id();
+                        txn.abort()?;
+                        outcome.say(format!("{tid} aborted"));
+                    }
+                    Open::ReadOnly(snapshot) => {
+                        outcome.say(format!(
+                            "read-only transaction at snapshot {} ended",
+                            snapshot.read_ts()
+                        ));
+                    }
+                }
                 Ok(())
             }
             other => Err(Error::InvalidInput(format!(
@@ -230,27 +283,31 @@ impl Worker {
     }
 
     fn begin(&mut self, read_only: bool, outcome: &mut Outcome) -> crate::Result<()> {
-        if let Some(txn) = &self.txn {
+        if let Some(open) = &self.open {
             return Err(Error::InvalidInput(format!(
                 "{} is still open in session {}; COMMIT or ABORT it first",
-                txn.id(),
+                open.label(),
                 self.name
             )));
         }
-        let txn = self.client.begin()?;
-        let kind = if read_only {
-            "read-only transaction"
+        let open = if read_only {
+            let snapshot = self.client.begin_read_only();
+            outcome.say(format!(
+                "read-only transaction started: it reads the snapshot at timestamp {}, takes no locks and never waits for a writer",
+                snapshot.read_ts()
+            ));
+            Open::ReadOnly(snapshot)
         } else {
-            "transaction"
+            let txn = self.client.begin()?;
+            outcome.say(format!(
+                "{} started: a transaction coordinated by node {}",
+                txn.id(),
+                self.client.coordinator()
+            ));
+            Open::ReadWrite(txn)
         };
-        outcome.say(format!(
-            "{} started: a {kind} coordinated by node {}",
-            txn.id(),
-            self.client.coordinator()
-        ));
-        self.visible.lock().tid = Some(txn.id());
-        self.txn = Some(txn);
-        self.read_only = read_only;
+        self.open = Some(open);
+        self.show_state();
         Ok(())
     }
 
@@ -260,14 +317,13 @@ impl Worker {
         value: Option<&str>,
         outcome: &mut Outcome,
     ) -> crate::Result<()> {
-        match &mut self.txn {
-            Some(txn) if self.read_only => {
-                return Err(Error::InvalidInput(format!(
-                    "{} is READ ONLY; COMMIT it and BEGIN a read-write transaction to write",
-                    txn.id()
-                )));
+        match &mut self.open {
+            Some(Open::ReadOnly(_)) => {
+                return Err(Error::InvalidInput(
+                    "this transaction is READ ONLY; COMMIT it and BEGIN a read-write transaction to write".into(),
+                ));
             }
-            Some(txn) => match value {
+            Some(Open::ReadWrite(txn)) => match value {
                 Some(value) => txn.put(key, value)?,
                 None => txn.delete(key)?,
             },
@@ -281,7 +337,17 @@ impl Worker {
     }
 
     fn commit(&mut self, outcome: &mut Outcome) -> crate::Result<()> {
-        let txn = self.txn.take().ok_or_else(no_transaction)?;
+        let txn = match self.open.take().ok_or_else(no_transaction)? {
+            Open::ReadWrite(txn) => txn,
+            Open::ReadOnly(snapshot) => {
+                outcome.say(format!(
+                    "read-only transaction at snapshot {} committed (nothing to write)",
+                    snapshot.read_ts()
+                ));
+                snapshot.commit();
+                return Ok(());
+            }
+        };
         let tid = txn.id();
         let participants = txn.participants();
         txn.commit()?;

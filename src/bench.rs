@@ -1,0 +1,505 @@
+//! `kv2pc bench`: measures the embedded cluster and, in the same run, the machine limits
+//! it is bound by, so every figure can be read as a ratio to those limits on whatever
+//! machine it ran (these machines are shared and noisy; absolute numbers alone mislead).
+//!
+//! # What is measured
+//!
+//! First the limits: the latency of an fsync of a small append (the floor under every
+//! forced log record) and of a blocking channel round trip between two threads (the floor
+//! under every message). Then each workload, on a fresh cluster per run, for each client
+//! count of the sweep, each client a thread with its own session:
+//!
+//! | workload | one operation |
+//! |---|---|
+//! | `get` | an autocommit `GET` of a random key |
+//! | `read-only` | a read-only transaction reading 3 keys on 3 nodes |
+//! | `write-one` | an autocommit `PUT` (one participant: one-phase commit) |
+//! | `cross-2` | a transaction writing one key on each of 2 nodes |
+//! | `cross-3` | a transaction writing one key on each of 3 nodes |
+//! | `read-mix` | 90% `get`, 10% `cross-2` |
+//! | `hot-key` | a transaction incrementing one shared counter (read, then write) |
+//!
+//! Reported per run: operations per second, latency p50/p99/p999, fsyncs per operation
+//! (all logs together, and of the busiest log), aborts (deadlock victims and other
+//! aborted attempts, which are retried) and lock waits. Latency is measured per
+//! operation with `Instant`; no figure is ever asserted by a test.
+
+use crate::Cluster;
+use crate::client::{Client, ClientObserver, WaitInfo};
+use crate::config::{Config, Settings};
+use crate::error::{Error, Result};
+use crate::types::NodeId;
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A workload of the bench.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// Autocommit reads.
+    Get,
+    /// Read-only transactions over 3 nodes.
+    ReadOnly,
+    /// Autocommit writes (one participant).
+    WriteOne,
+    /// Transactions writing on 2 nodes.
+    Cross2,
+    /// Transactions writing on 3 nodes.
+    Cross3,
+    /// 90% reads, 10% 2-node transactions.
+    ReadMix,
+    /// Increments of one shared counter.
+    HotKey,
+}
+
+impl Workload {
+    /// Every workload, in report order.
+    pub const ALL: [Workload; 7] = [
+        Workload::Get,
+        Workload::ReadOnly,
+        Workload::WriteOne,
+        Workload::Cross2,
+        Workload::Cross3,
+        Workload::ReadMix,
+        Workload::HotKey,
+    ];
+
+    /// The workload's name, as `--workload` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Get => "get",
+            Workload::ReadOnly => "read-only",
+            Workload::WriteOne => "write-one",
+            Workload::Cross2 => "cross-2",
+            Workload::Cross3 => "cross-3",
+            Workload::ReadMix => "read-mix",
+            Workload::HotKey => "hot-key",
+        }
+    }
+
+    /// Whether an operation commits writes (and so counts for fsyncs per commit).
+    fn writes(self) -> bool {
+        !matches!(self, Workload::Get | Workload::ReadOnly)
+    }
+}
+
+impl std::str::FromStr for Workload {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Workload> {
+        Workload::ALL
+            .into_iter()
+            .find(|w| w.name() == text)
+            .ok_or_else(|| {
+                let names: Vec<_> = Workload::ALL.iter().map(|w| w.name()).collect();
+                Error::InvalidInput(format!(
+                    "unknown workload '{text}'; the workloads are {}",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+/// How to run the bench.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The workloads to run.
+    pub workloads: Vec<Workload>,
+    /// The client counts of the sweep.
+    pub clients: Vec<usize>,
+    /// How long each run lasts.
+    pub duration: Duration,
+    /// Nodes per cluster (at least 3, for the 3-node workloads).
+    pub nodes: u32,
+    /// Where to make the clusters' directories (default: the system's temp directory).
+    pub dir: Option<PathBuf>,
+}
+
+impl Options {
+    /// The full sweep: every workload at 1, 4, 16, 64 and 256 clients, 1 s each.
+    pub fn full() -> Options {
+        Options {
+            workloads: Workload::ALL.to_vec(),
+            clients: vec![1, 4, 16, 64, 256],
+            duration: Duration::from_secs(1),
+            nodes: 3,
+            dir: None,
+        }
+    }
+
+    /// `--quick`: every workload at 1 and 16 clients, 250 ms each (under 30 s in all).
+    pub fn quick() -> Options {
+        Options {
+            clients: vec![1, 16],
+            duration: Duration::from_millis(250),
+            ..Options::full()
+        }
+    }
+}
+
+/// The machine's limits, measured in the same run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Limits {
+    /// fsync of a small append, median, microseconds.
+    pub fsync_p50_us: f64,
+    /// fsync of a small append, 99th percentile, microseconds.
+    pub fsync_p99_us: f64,
+    /// A blocking round trip between two threads over crossbeam channels, median, µs.
+    pub round_trip_p50_us: f64,
+}
+
+/// One run: a workload at a client count.
+#[derive(Clone, Debug, Serialize)]
+pub struct Run {
+    /// The workload.
+    pub workload: Workload,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Operations completed.
+    pub operations: u64,
+    /// Operations per second.
+    pub per_second: f64,
+    /// Latency percentiles, microseconds.
+    pub p50_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// 99.9th percentile.
+    pub p999_us: f64,
+    /// fsyncs of all logs per operation.
+    pub fsyncs_per_op: f64,
+    /// fsyncs of the busiest log per operation.
+    pub fsyncs_per_op_busiest_log: f64,
+    /// Aborted attempts (retried).
+    pub aborts: u64,
+    /// Requests that waited for a lock.
+    pub lock_waits: u64,
+    /// p50 latency as a multiple of the fsync p50.
+    pub p50_over_fsync: f64,
+    /// p50 latency as a multiple of a channel round trip.
+    pub p50_over_round_trip: f64,
+}
+
+/// A whole bench report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// The limits measured first.
+    pub limits: Limits,
+    /// Every run, in order.
+    pub runs: Vec<Run>,
+}
+
+/// Runs the bench, calling `progress` with a label before each step.
+pub fn run(options: &Options, mut progress: impl FnMut(&str)) -> Result<Report> {
+    if options.nodes < 3 {
+        return Err(Error::InvalidInput(
+            "the bench needs at least 3 nodes".into(),
+        ));
+    }
+    let base = options.dir.clone().unwrap_or_else(std::env::temp_dir);
+    progress("measuring fsync and channel round trips");
+    let limits = measure_limits(&base)?;
+    let mut runs = Vec::new();
+    for workload in &options.workloads {
+        for clients in &options.clients {
+            progress(&format!("{} with {clients} clients", workload.name()));
+            runs.push(run_one(*workload, *clients, options, &base, &limits)?);
+        }
+    }
+    Ok(Report { limits, runs })
+}
+
+/// The number of steps `run` reports to `progress`.
+pub fn steps(options: &Options) -> u64 {
+    1 + (options.workloads.len() * options.clients.len()) as u64
+}
+
+fn measure_limits(base: &Path) -> Result<Limits> {
+    let dir = tempfile::Builder::new()
+        .prefix("kv2pc-bench")
+        .tempdir_in(base)
+        .map_err(|e| Error::io(format!("creating a directory in {}", base.display()), e))?;
+    let path = dir.path().join("fsync-probe");
+    let mut file =
+        std::fs::File::create(&path).map_err(|e| Error::io("creating the fsync probe", e))?;
+    let mut fsyncs = Vec::new();
+    for _ in 0..200 {
+        let start = Instant::now();
+        file.write_all(&[7u8; 64])
+            .and_then(|_| file.sync_data())
+            .map_err(|e| Error::io("probing fsync", e))?;
+        fsyncs.push(start.elapsed());
+    }
+    let (ping, pong) = (
+        crossbeam::channel::bounded::<u64>(1),
+        crossbeam::channel::bounded::<u64>(1),
+    );
+    let echo = std::thread::spawn(move || {
+        while let Ok(n) = ping.1.recv() {
+            if pong.0.send(n).is_err() {
+                break;
+            }
+        }
+    });
+    let mut trips = Vec::new();
+    for n in 0..20_000u64 {
+        let start = Instant::now();
+        if ping.0.send(n).is_err() || pong.1.recv().is_err() {
+            break;
+        }
+        trips.push(start.elapsed());
+    }
+    drop(ping.0);
+    let _ = echo.join();
+    fsyncs.sort();
+    trips.sort();
+    Ok(Limits {
+        fsync_p50_us: micros(percentile(&fsyncs, 0.5)),
+        fsync_p99_us: micros(percentile(&fsyncs, 0.99)),
+        round_trip_p50_us: micros(percentile(&trips, 0.5)),
+    })
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn micros(duration: Duration) -> f64 {
+    duration.as_nanos() as f64 / 1000.0
+}
+
+/// Counts lock waits of a client.
+struct Waits(Arc<AtomicU64>);
+
+impl ClientObserver for Waits {
+    fn waiting(&self, _: &WaitInfo) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    fn blocking(&self) {}
+    fn resumed(&self) {}
+}
+
+/// Keys grouped by the node that owns them.
+struct Keys {
+    by_node: Vec<Vec<String>>,
+}
+
+const KEYS_PER_NODE: usize = 1000;
+const HOT_KEY: &str = "hot";
+
+impl Keys {
+    fn new(cluster: &Cluster) -> Keys {
+        let mut by_node = vec![Vec::new(); cluster.nodes() as usize];
+        let mut index = 0;
+        while by_node.iter().any(|keys| keys.len() < KEYS_PER_NODE) {
+            let key = format!("key{index}");
+            let node = cluster.owner(&key) as usize;
+            if by_node[node].len() < KEYS_PER_NODE {
+                by_node[node].push(key);
+            }
+            index += 1;
+        }
+        Keys { by_node }
+    }
+
+    fn pick(&self, node: NodeId, rng: &mut u64) -> &str {
+        let keys = &self.by_node[node as usize];
+        &keys[next(rng) as usize % keys.len()]
+    }
+
+    fn any(&self, rng: &mut u64) -> &str {
+        let node = next(rng) as usize % self.by_node.len();
+        self.pick(node as NodeId, rng)
+    }
+
+    /// `count` distinct nodes, at random.
+    fn nodes(&self, count: usize, rng: &mut u64) -> Vec<NodeId> {
+        let n = self.by_node.len();
+        let first = next(rng) as usize % n;
+        (0..count).map(|i| ((first + i) % n) as NodeId).collect()
+    }
+}
+
+/// A small, fast, seeded generator (splitmix64).
+fn next(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn preload(cluster: &Cluster, keys: &Keys) -> Result<()> {
+    let client = cluster.client(0)?;
+    for chunk in keys.by_node.concat().chunks(200) {
+        let mut txn = client.begin()?;
+        for key in chunk {
+            txn.put(key, "0")?;
+        }
+        txn.commit()?;
+    }
+    client.put(HOT_KEY, "0")
+}
+
+fn run_one(
+    workload: Workload,
+    clients: usize,
+    options: &Options,
+    base: &Path,
+    limits: &Limits,
+) -> Result<Run> {
+    let dir = tempfile::Builder::new()
+        .prefix("kv2pc-bench")
+        .tempdir_in(base)
+        .map_err(|e| Error::io(format!("creating a directory in {}", base.display()), e))?;
+    let config = Config {
+        nodes: options.nodes,
+        manual_clock: false,
+        settings: Settings::default(),
+    };
+    let cluster = Arc::new(Cluster::open(dir.path(), config)?);
+    let keys = Arc::new(Keys::new(&cluster));
+    preload(&cluster, &keys)?;
+    let fsyncs_before: Vec<u64> = cluster.status().iter().map(|s| s.fsyncs).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (aborts, waits) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|index| {
+            let mut client = cluster.client((index % cluster.nodes() as usize) as NodeId)?;
+            client.observe(Arc::new(Waits(waits.clone())));
+            let (keys, stop, aborts) = (keys.clone(), stop.clone(), aborts.clone());
+            Ok(std::thread::spawn(move || {
+                let mut rng = index as u64 * 0x2545_f491 + 1;
+                let mut latencies = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let start = Instant::now();
+                    while operate(workload, &client, &keys, &mut rng).is_err() {
+                        aborts.fetch_add(1, Ordering::Relaxed);
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                    }
+                    latencies.push(start.elapsed());
+                }
+                latencies
+            }))
+        })
+        .collect::<Result<_>>()?;
+    std::thread::sleep(options.duration);
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies: Vec<Duration> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap_or_default())
+        .collect();
+    let elapsed = started.elapsed();
+    let fsyncs: Vec<u64> = (cluster.status().iter().zip(&fsyncs_before))
+        .map(|(status, before)| status.fsyncs.saturating_sub(*before))
+        .collect();
+    latencies.sort();
+    let operations = latencies.len() as u64;
+    let ops = operations.max(1) as f64;
+    let p50 = micros(percentile(&latencies, 0.5));
+    let counted = if workload.writes() { ops } else { ops.max(1.0) };
+    Ok(Run {
+        workload,
+        clients,
+        operations,
+        per_second: operations as f64 / elapsed.as_secs_f64(),
+        p50_us: p50,
+        p99_us: micros(percentile(&latencies, 0.99)),
+        p999_us: micros(percentile(&latencies, 0.999)),
+        fsyncs_per_op: fsyncs.iter().sum::<u64>() as f64 / counted,
+        fsyncs_per_op_busiest_log: fsyncs.iter().copied().max().unwrap_or(0) as f64 / counted,
+        aborts: aborts.load(Ordering::Relaxed),
+        lock_waits: waits.load(Ordering::Relaxed),
+        p50_over_fsync: p50 / limits.fsync_p50_us.max(0.001),
+        p50_over_round_trip: p50 / limits.round_trip_p50_us.max(0.001),
+    })
+}
+
+/// One operation of `workload`.
+fn operate(workload: Workload, client: &Client, keys: &Keys, rng: &mut u64) -> Result<()> {
+    match workload {
+        Workload::Get => client.get(keys.any(rng)).map(|_| ()),
+        Workload::ReadOnly => {
+            let mut txn = client.begin()?;
+            for node in keys.nodes(3, rng) {
+                txn.get(keys.pick(node, rng))?;
+            }
+            txn.commit()
+        }
+        Workload::WriteOne => client.put(keys.any(rng), "v"),
+        Workload::Cross2 | Workload::Cross3 => {
+            let count = if workload == Workload::Cross2 { 2 } else { 3 };
+            let mut txn = client.begin()?;
+            for node in keys.nodes(count, rng) {
+                txn.put(keys.pick(node, rng), "v")?;
+            }
+            txn.commit()
+        }
+        Workload::ReadMix if next(rng).is_multiple_of(10) => {
+            operate(Workload::Cross2, client, keys, rng)
+        }
+        Workload::ReadMix => operate(Workload::Get, client, keys, rng),
+        Workload::HotKey => {
+            let mut txn = client.begin()?;
+            let value: u64 = txn.get(HOT_KEY)?.and_then(|v| v.parse().ok()).unwrap_or(0);
+            txn.put(HOT_KEY, &(value + 1).to_string())?;
+            txn.commit()
+        }
+    }
+}
+
+impl Report {
+    /// The report as a table, with the limits above it.
+    pub fn render(&self) -> String {
+        let limits = &self.limits;
+        let mut text = format!(
+            "limits: fsync p50 {:.0} us (p99 {:.0} us), channel round trip p50 {:.1} us\n\n",
+            limits.fsync_p50_us, limits.fsync_p99_us, limits.round_trip_p50_us
+        );
+        let mut rows = vec![vec![
+            "workload".to_string(),
+            "clients".into(),
+            "ops/s".into(),
+            "p50 us".into(),
+            "p99 us".into(),
+            "p999 us".into(),
+            "p50/fsync".into(),
+            "p50/rtt".into(),
+            "fsync/op".into(),
+            "busiest log".into(),
+            "aborts".into(),
+            "lock waits".into(),
+        ]];
+        for run in &self.runs {
+            rows.push(vec![
+                run.workload.name().to_string(),
+                run.clients.to_string(),
+                format!("{:.0}", run.per_second),
+                format!("{:.0}", run.p50_us),
+                format!("{:.0}", run.p99_us),
+                format!("{:.0}", run.p999_us),
+                format!("{:.2}", run.p50_over_fsync),
+                format!("{:.1}", run.p50_over_round_trip),
+                format!("{:.3}", run.fsyncs_per_op),
+                format!("{:.3}", run.fsyncs_per_op_busiest_log),
+                run.aborts.to_string(),
+                run.lock_waits.to_string(),
+            ]);
+        }
+        for line in crate::shell::format::table(&rows) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    }
+}

@@ -1,0 +1,306 @@
+//! The command line: what `kv2pc` was asked to do, and the exit status that says how it
+//! went.
+//!
+//! Three ways in, one shell: the interactive prompt (`repl`), a script (a file, a pipe
+//! on standard input, or `-c`), and `kv2pc check` on recorded transcripts. The first two
+//! open a cluster on a data directory and hand each line to `Shell::execute`; what the
+//! shell printed goes through one [`printer::Printer`] (text or JSON, and the transcript
+//! being recorded).
+//!
+//! Scripts run on the manual clock, so that a timeout fires only at `TICK` and a script
+//! prints the same every run; the interactive shell runs on real time (unless
+//! `--manual-clock`). A command's error is part of its output, on standard output;
+//! standard error carries only what concerns the program itself (bad usage, the data
+//! directory, recovery warnings).
+//!
+//! Exit statuses are returned as an `Exit` value rather than by `process::exit`, so that
+//! everything is dropped (the cluster's threads stopped, a `--temp` directory removed)
+//! before the process ends.
+
+mod check;
+pub mod printer;
+mod script;
+
+use crate::repl;
+use clap::{CommandFactory, Parser, Subcommand};
+use kv2pc::shell::Shell;
+use kv2pc::types::MAX_NODES;
+use kv2pc::{Cluster, Config};
+use printer::{Printer, Recorder, Style};
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// The exit statuses, in increasing gravity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Exit {
+    /// Everything ran and every command succeeded.
+    Success = 0,
+    /// A command failed (a script goes on after it unless `--bail`), or a transcript
+    /// differs from what the shell prints now.
+    Failed = 1,
+    /// Bad usage: an unknown option, an unreadable script or transcript file.
+    Usage = 2,
+    /// The data directory cannot be used.
+    DataDir = 3,
+}
+
+impl Exit {
+    /// `Failed` if `failed`, else `Success`.
+    pub fn from_failed(failed: bool) -> Exit {
+        if failed { Exit::Failed } else { Exit::Success }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit as u8)
+    }
+}
+
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  success
+  1  a command failed (a script runs on after it unless --bail), or a transcript differs
+  2  bad usage: an unknown option, an unreadable script or transcript file
+  3  the data directory cannot be used: another node count, in use by another process,
+     corrupt, or not a kv2pc directory";
+
+/// kv2pc: a transactional key-value store whose nodes commit with two-phase commit.
+///
+/// Without FILE or -c, and with a terminal on standard input, kv2pc opens an interactive
+/// shell on a cluster in its data directory (type HELP there). With FILE, -c, or a pipe
+/// on standard input it runs a script: no prompt, no colour, one command line per line,
+/// on the manual clock (timeouts happen only at TICK).
+#[derive(Parser, Debug)]
+#[command(name = "kv2pc", version, after_help = EXIT_STATUS)]
+pub struct Args {
+    /// What to do instead of running the shell.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Run this script file instead of the interactive shell.
+    #[arg(value_name = "FILE")]
+    pub script: Option<PathBuf>,
+    /// Run these commands (separated by ;) instead of the interactive shell.
+    #[arg(
+        short = 'c',
+        long = "command",
+        value_name = "COMMANDS",
+        conflicts_with = "script"
+    )]
+    pub commands: Option<String>,
+    /// Print each command, as "> COMMAND", before its output.
+    #[arg(long, conflicts_with = "json")]
+    pub echo: bool,
+    /// The number of nodes; a data directory keeps the count it was created with.
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_NODES)))]
+    pub nodes: u32,
+    /// The data directory [default: kv2pc/ in the user's data directory].
+    #[arg(long, value_name = "DIR", conflicts_with = "temp")]
+    pub data_dir: Option<PathBuf>,
+    /// Use a throwaway data directory, removed at exit.
+    #[arg(long)]
+    pub temp: bool,
+    /// Print one JSON object per command result (see the README for the fields).
+    #[arg(long)]
+    pub json: bool,
+    /// Stop the script at the first command that fails.
+    #[arg(long)]
+    pub bail: bool,
+    /// Never colour the output (NO_COLOR=1 does the same).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Write the session to FILE as a transcript that `kv2pc check` can replay.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Run the interactive shell on the manual clock too, advanced only by TICK.
+    #[arg(long)]
+    pub manual_clock: bool,
+}
+
+impl Args {
+    /// Whether an option that only a shell session uses was given.
+    fn has_session_options(&self) -> bool {
+        self.script.is_some()
+            || self.commands.is_some()
+            || self.echo
+            || self.json
+            || self.bail
+            || self.record.is_some()
+            || self.temp
+            || self.data_dir.is_some()
+            || self.manual_clock
+    }
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Replay recorded transcripts on fresh clusters; show a diff and exit 1 on any
+    /// difference.
+    Check {
+        /// The transcripts.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    // `bench` (measured figures for the README's scaling discussion) goes here.
+}
+
+/// Where the commands come from.
+enum Input {
+    /// The interactive prompt.
+    Interactive,
+    /// A script's lines, with the folder its `SOURCE` paths are relative to.
+    Script(Box<dyn Iterator<Item = std::io::Result<String>>>, PathBuf),
+}
+
+/// Runs kv2pc as the command line asks.
+pub fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2));
+        }
+    };
+    if args.command.is_some() && args.has_session_options() {
+        let message = "the options of a shell session (FILE, -c, --echo, --json, --bail, \
+                       --record, --temp, --data-dir, --manual-clock) do not apply to a subcommand";
+        Args::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, message)
+            .exit();
+    }
+    if args.no_color {
+        colored::control::set_override(false);
+    }
+    let color = !args.no_color && colored::control::SHOULD_COLORIZE.should_colorize();
+    let exit = match &args.command {
+        Some(Command::Check { files }) => check::run(files, color),
+        None => run_shell(&args, color),
+    };
+    exit.into()
+}
+
+/// Opens the cluster and runs the interactive shell or the script.
+fn run_shell(args: &Args, color: bool) -> Exit {
+    let input = match input(args) {
+        Ok(input) => input,
+        Err(exit) => return exit,
+    };
+    let interactive = matches!(input, Input::Interactive);
+    let (dir, temp) = match data_dir(args) {
+        Ok(dir) => dir,
+        Err(exit) => return exit,
+    };
+    let config = Config {
+        nodes: args.nodes,
+        manual_clock: !interactive || args.manual_clock,
+        ..Config::default()
+    };
+    let cluster = match Cluster::open(&dir, config) {
+        Ok(cluster) => cluster,
+        Err(error) => {
+            eprintln!("kv2pc: {error}");
+            return Exit::DataDir;
+        }
+    };
+    report_recovery(&cluster);
+    let recorder = match &args.record {
+        Some(path) => match Recorder::create(path, args.nodes) {
+            Ok(recorder) => Some(recorder),
+            Err(error) => {
+                eprintln!("kv2pc: cannot write {}: {error}", path.display());
+                return Exit::Usage;
+            }
+        },
+        None => None,
+    };
+    let style = Style {
+        json: args.json,
+        color: interactive && color,
+        echo: args.echo && !interactive,
+    };
+    let mut printer = Printer::new(style, recorder);
+    let mut shell = Shell::new(cluster);
+    let exit = match input {
+        Input::Interactive => {
+            let place = repl::Place {
+                dir: &dir,
+                temporary: temp.is_some(),
+            };
+            repl::run(&mut shell, &mut printer, place, style.color)
+        }
+        Input::Script(lines, base_dir) => {
+            shell.set_base_dir(&base_dir);
+            script::run(&mut shell, lines, &mut printer, args.bail)
+        }
+    };
+    drop(shell);
+    drop(temp);
+    exit
+}
+
+/// Where the commands come from: a script file, `-c`, a pipe, or the terminal.
+fn input(args: &Args) -> Result<Input, Exit> {
+    if let Some(path) = &args.script {
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            eprintln!("kv2pc: cannot read the script {}: {error}", path.display());
+            Exit::Usage
+        })?;
+        let lines: Vec<_> = text.lines().map(|line| Ok(line.to_string())).collect();
+        let base = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        return Ok(Input::Script(Box::new(lines.into_iter()), base));
+    }
+    if let Some(commands) = &args.commands {
+        let line = std::iter::once(Ok(commands.clone()));
+        return Ok(Input::Script(Box::new(line), PathBuf::from(".")));
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Ok(Input::Interactive);
+    }
+    Ok(Input::Script(
+        Box::new(stdin.lock().lines()),
+        PathBuf::from("."),
+    ))
+}
+
+/// The data directory, and the guard that removes it at the end if it is temporary.
+fn data_dir(args: &Args) -> Result<(PathBuf, Option<tempfile::TempDir>), Exit> {
+    if args.temp {
+        let temp = tempfile::Builder::new()
+            .prefix("kv2pc-")
+            .tempdir()
+            .map_err(|error| {
+                eprintln!("kv2pc: cannot create a temporary directory: {error}");
+                Exit::DataDir
+            })?;
+        return Ok((temp.path().to_path_buf(), Some(temp)));
+    }
+    let dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => default_data_dir(),
+    };
+    Ok((dir, None))
+}
+
+/// `kv2pc/` in the user's data directory (or the local one, or the current one).
+fn default_data_dir() -> PathBuf {
+    let base = dirs::data_dir()
+        .or_else(dirs::data_local_dir)
+        .unwrap_or_else(|| Path::new(".").to_path_buf());
+    base.join("kv2pc")
+}
+
+/// Prints what recovery warned about when the cluster opened (a torn log tail cut off).
+fn report_recovery(cluster: &Cluster) {
+    for report in cluster.recovery_reports() {
+        for warning in &report.warnings {
+            eprintln!("kv2pc: warning: node {}: {warning}", report.node);
+        }
+    }
+}

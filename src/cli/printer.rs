@@ -1,0 +1,90 @@
+//! Where a command's output goes: standard output, rendered for a reader or as JSON
+//! lines, and the transcript being recorded. The prompt loop and the script runner both
+//! hand every executed line to one [`Printer`], so `--json` and `--record` behave the
+//! same in both.
+
+use kv2pc::shell::Output;
+use kv2pc::shell::transcript::{record_entry, record_header};
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// How output is shown.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Style {
+    /// One JSON object per outcome instead of text.
+    pub json: bool,
+    /// Colour the text (only ever on for a terminal).
+    pub color: bool,
+    /// Print each command line before its output, as a transcript writes it.
+    pub echo: bool,
+}
+
+/// Prints outputs and records them.
+pub struct Printer {
+    style: Style,
+    recorder: Option<Recorder>,
+}
+
+impl Printer {
+    /// A printer in `style`, recording to `recorder` if given.
+    pub fn new(style: Style, recorder: Option<Recorder>) -> Printer {
+        Printer { style, recorder }
+    }
+
+    /// Shows the output of `line`. An error means standard output is gone (a closed
+    /// pipe): the caller should stop. A failure to record is reported once on standard
+    /// error, and recording stops.
+    pub fn show(&mut self, line: &str, output: &Output) -> io::Result<()> {
+        let mut text = String::new();
+        if self.style.echo {
+            text.push_str(&record_entry(line, &Output::default()));
+        }
+        if self.style.json {
+            text.push_str(&output.to_json_lines());
+        } else {
+            text.push_str(&output.render(self.style.color));
+        }
+        let mut stdout = io::stdout().lock();
+        stdout.write_all(text.as_bytes())?;
+        stdout.flush()?;
+        self.record(line, output);
+        Ok(())
+    }
+
+    fn record(&mut self, line: &str, output: &Output) {
+        let Some(recorder) = &mut self.recorder else {
+            return;
+        };
+        if let Err(error) = recorder.record(line, output) {
+            eprintln!(
+                "kv2pc: warning: stopped recording to {}: {error}",
+                recorder.path.display()
+            );
+            self.recorder = None;
+        }
+    }
+}
+
+/// Writes the session as a transcript (see `kv2pc::shell::transcript`), one entry per
+/// command line as it runs, so that what was recorded survives a crash of the process.
+pub struct Recorder {
+    file: File,
+    path: PathBuf,
+}
+
+impl Recorder {
+    /// Creates (or truncates) `path` and writes the header for a cluster of `nodes`.
+    pub fn create(path: &Path, nodes: u32) -> io::Result<Recorder> {
+        let mut file = File::create(path)?;
+        file.write_all(record_header(nodes).as_bytes())?;
+        Ok(Recorder {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn record(&mut self, line: &str, output: &Output) -> io::Result<()> {
+        self.file.write_all(record_entry(line, output).as_bytes())
+    }
+}

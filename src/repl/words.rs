@@ -1,0 +1,141 @@
+//! What the line editor knows of the command language, shared by completion and hints:
+//! each command's usage, the settings, and how to read the statement typed so far.
+//!
+//! The usages copy the `Usage:` lines of `grammar/help.md`; a test keeps them in step,
+//! and another checks that every keyword is a command of the parser.
+
+/// Each command's keywords and the rest of its usage, as `HELP` gives them.
+pub const USAGES: &[(&str, &str)] = &[
+    ("BEGIN", "[READ ONLY]"),
+    ("GET", "<key>"),
+    ("PUT", "<key> <value>"),
+    ("DEL", "<key>"),
+    ("COMMIT", ""),
+    ("ABORT", ""),
+    ("ROLLBACK", ""),
+    ("SESSION", "<name> [ON node <N>]"),
+    ("CRASH", "node <N> [AT <point>]"),
+    ("RESTART", "node <N>"),
+    ("CHECKPOINT", "node <N>"),
+    ("STATUS", ""),
+    ("SHOW", "LOCKS | LOG node <N> [LAST <n>]"),
+    ("SHOW LOCKS", ""),
+    ("SHOW LOG", "node <N> [LAST <n>]"),
+    ("WHERE", "<key>"),
+    ("TRACE", "ON | OFF"),
+    ("TICK", "<duration>"),
+    ("SET", "<name> <value>"),
+    ("SOURCE", "<path>"),
+    ("HELP", "[topic]"),
+    ("QUIT", ""),
+    ("EXIT", ""),
+];
+
+/// The settings `SET` knows.
+pub const SETTINGS: [&str; 4] = [
+    "vote_timeout",
+    "inquiry_interval",
+    "deadlock",
+    "checkpoint_bytes",
+];
+
+/// Whether the user is typing in lower case.
+pub fn is_lower(partial: &str) -> bool {
+    partial.chars().any(char::is_lowercase) && !partial.chars().any(char::is_uppercase)
+}
+
+/// The first word of every command, in the order of `USAGES`.
+pub fn command_keywords() -> impl Iterator<Item = &'static str> {
+    USAGES
+        .iter()
+        .map(|(keywords, _)| *keywords)
+        .filter(|keywords| !keywords.contains(' '))
+}
+
+/// The statement typed before the cursor: its complete words (upper-cased, without a
+/// session prefix) and where the word being typed starts.
+pub struct Typed {
+    /// The complete words, upper-cased, without a session prefix.
+    pub words: Vec<String>,
+    /// Where the word being typed starts (the end of the text if none is).
+    pub start: usize,
+}
+
+impl Typed {
+    /// Reads the statement that ends at the end of `before`.
+    pub fn read(before: &str) -> Typed {
+        let mut words: Vec<String> = Vec::new();
+        let mut word_start: Option<usize> = None;
+        let (mut quoted, mut escaped) = (false, false);
+        for (index, c) in before.char_indices() {
+            if quoted {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' => escaped = true,
+                    '"' => quoted = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match c {
+                c if c.is_whitespace() => {
+                    if let Some(start) = word_start.take() {
+                        words.push(before[start..index].to_ascii_uppercase());
+                    }
+                }
+                ';' => {
+                    words.clear();
+                    word_start = None;
+                }
+                _ => {
+                    word_start.get_or_insert(index);
+                    quoted = c == '"';
+                }
+            }
+        }
+        if words
+            .first()
+            .is_some_and(|w| w.len() > 1 && w.ends_with(':'))
+        {
+            words.remove(0);
+        }
+        let start = word_start.unwrap_or(before.len());
+        Typed { words, start }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usages_match_the_help() {
+        for (keywords, usage) in USAGES {
+            if ["SHOW", "TRACE"].contains(keywords) {
+                continue;
+            }
+            let help = kv2pc::shell::help::help(Some(keywords)).unwrap();
+            let expected = format!("{keywords} {usage}");
+            assert!(
+                help.contains(expected.trim_end()),
+                "{expected:?} not in HELP"
+            );
+        }
+    }
+
+    #[test]
+    fn every_keyword_is_a_command_of_the_parser() {
+        for keyword in command_keywords() {
+            if let Err(error) = kv2pc::shell::parse_command(keyword) {
+                assert!(!error.message.contains("unknown command"), "{keyword}");
+            }
+        }
+    }
+
+    #[test]
+    fn words_skip_quotes_session_prefixes_and_earlier_statements() {
+        let typed = Typed::read("PUT \"a b\" 1; bob: crash no");
+        assert_eq!((typed.words, typed.start), (vec!["CRASH".to_string()], 24));
+        assert_eq!(Typed::read("GET x ").start, 6);
+    }
+}

@@ -1,0 +1,396 @@
+//! The `kv2pc` binary end to end: scripts from a pipe, a file and `-c`; `--echo`,
+//! `--json`, `--bail`; bad lines that each get an error and change nothing; colour off
+//! without a terminal; the data directory's exit status and persistence; `--record` and
+//! `kv2pc check`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use tempfile::TempDir;
+
+/// What a run printed and how it ended.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().expect("an exit code, not a signal"),
+            stdout: String::from_utf8(output.stdout).expect("UTF-8 output"),
+            stderr: String::from_utf8(output.stderr).expect("UTF-8 errors"),
+        }
+    }
+}
+
+/// The binary, with the user's directories and colour settings out of the way.
+fn kv2pc(home: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kv2pc"));
+    command
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("XDG_STATE_HOME", home.join("state"))
+        .env("KV2PC_HISTFILE", "")
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR")
+        .env_remove("CLICOLOR_FORCE");
+    command
+}
+
+/// Runs the binary with `args`, `stdin` piped in.
+fn run(home: &Path, args: &[&str], stdin: &str) -> Run {
+    let mut child = kv2pc(home)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(stdin.as_bytes()).expect("writing stdin");
+    drop(input);
+    child.wait_with_output().expect("the binary ends").into()
+}
+
+fn home() -> TempDir {
+    tempfile::tempdir().expect("a temporary directory")
+}
+
+/// A data directory argument inside `home`.
+fn data_dir(home: &TempDir) -> String {
+    home.path().join("cluster").display().to_string()
+}
+
+#[test]
+fn a_piped_script_runs_without_prompt_or_colour() {
+    let home = home();
+    let run = run(
+        home.path(),
+        &["--temp"],
+        "PUT x 1\nBEGIN\nPUT y 2\nCOMMIT\nGET y\n",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let expected = "ok\nT4 started: a transaction coordinated by node 0\nok\n\
+                    T4 committed on node 1 in one phase\ny = 2\n";
+    assert_eq!(run.stdout, expected);
+    assert!(!run.stdout.contains("kv2pc["), "no prompt in a script");
+}
+
+#[test]
+fn a_script_file_runs_with_source_relative_to_it() {
+    let home = home();
+    let folder = home.path().join("scripts");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("setup.kv"), "PUT x 1\n").unwrap();
+    std::fs::write(
+        folder.join("main.kv"),
+        "# sets x, then reads it\nSOURCE setup.kv\nGET x\n",
+    )
+    .unwrap();
+    let script = folder.join("main.kv").display().to_string();
+    let run = run(home.path(), &["--temp", &script], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "ok\nx = 1\n");
+}
+
+#[test]
+fn dash_c_runs_each_command_and_echo_shows_them() {
+    let home = home();
+    let plain = run(home.path(), &["--temp", "-c", "PUT x 1; get x"], "");
+    assert_eq!((plain.code, plain.stdout.as_str()), (0, "ok\nx = 1\n"));
+    let echoed = run(
+        home.path(),
+        &["--temp", "--echo", "-c", "PUT x 1; get x"],
+        "",
+    );
+    assert_eq!(echoed.stdout, "> PUT x 1\nok\n> GET x\nx = 1\n");
+    let script = "# a comment\nPUT x 1\n\nGET x\n";
+    let echoed = run(home.path(), &["--temp", "--echo"], script);
+    assert_eq!(
+        echoed.stdout,
+        "# a comment\n> PUT x 1\nok\n> GET x\nx = 1\n"
+    );
+}
+
+#[test]
+fn json_gives_one_object_per_result_with_the_documented_fields() {
+    let home = home();
+    let script = "TRACE ON; PUT x 1; GET x\nCOMMIT\nCRASH node two\n";
+    let run = run(home.path(), &["--temp", "--json"], script);
+    assert_eq!(run.code, 1);
+    let objects: Vec<serde_json::Value> = (run.stdout.lines())
+        .map(|line| serde_json::from_str(line).expect("a JSON object per line"))
+        .collect();
+    assert_eq!(objects.len(), 5);
+    for object in &objects {
+        let keys: Vec<&str> = object.as_object().unwrap().keys().map(|k| &k[..]).collect();
+        let fields = ["command", "completed_later", "error", "ok", "output"];
+        assert_eq!(keys, [&fields[..], &["session", "trace"]].concat());
+        assert!(object["completed_later"].is_boolean());
+        assert!(object["output"].is_array() && object["trace"].is_array());
+    }
+    let put = &objects[1];
+    assert_eq!(put["command"], "PUT x 1");
+    assert_eq!(put["session"], "main");
+    assert_eq!(put["ok"], true);
+    assert_eq!(put["output"], serde_json::json!(["ok"]));
+    assert!(put["trace"].as_array().unwrap().len() >= 2, "{put}");
+    assert_eq!(objects[2]["output"], serde_json::json!(["x = 1"]));
+    let commit = &objects[3];
+    assert_eq!(
+        (commit["ok"].clone(), commit["session"].clone()),
+        (false.into(), "main".into())
+    );
+    assert!(
+        commit["error"]
+            .as_str()
+            .unwrap()
+            .contains("no transaction is open")
+    );
+    assert_eq!(objects[4]["session"], serde_json::Value::Null);
+    assert!(
+        objects[4]["error"]
+            .as_str()
+            .unwrap()
+            .contains("expected a node number")
+    );
+}
+
+#[test]
+fn bail_stops_at_the_first_failed_command() {
+    let home = home();
+    let dir = data_dir(&home);
+    let script = "PUT x 1\nCOMMIT\nPUT y 2\n";
+    let run_bail = run(home.path(), &["--data-dir", &dir, "--bail"], script);
+    assert_eq!(run_bail.code, 1);
+    assert_eq!(
+        run_bail.stdout,
+        "ok\nerror: no transaction is open in this session; BEGIN one first\n"
+    );
+    let after = run(home.path(), &["--data-dir", &dir, "-c", "GET y; GET x"], "");
+    assert_eq!(after.stdout, "y is not set\nx = 1\n");
+}
+
+#[test]
+fn bad_lines_each_get_an_error_and_change_nothing() {
+    let home = home();
+    let long_key = "k".repeat(1025);
+    let bad = [
+        "PUT x",
+        "CRASH node two",
+        "CRASH node 9",
+        "RESTART node 1",
+        "GET \"\"",
+        &format!("GET {long_key}"),
+        &format!("PUT {long_key} 1"),
+        "COMMIT",
+        "ABORT",
+        "SET nope 1",
+        "SET vote_timeout soon",
+        "SOURCE /nonexistent/script.kv",
+        "TICK 5",
+        "PUT x \"unterminated",
+        "BEGINX",
+        "SHOW LOG node 7",
+        "HELP nothing",
+    ];
+    let script = format!("PUT x 1\n{}\nGET x\nSTATUS\n", bad.join("\n"));
+    let run = run(home.path(), &["--temp"], &script);
+    assert_eq!(run.code, 1);
+    let errors = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .count();
+    assert_eq!(errors, bad.len(), "{}", run.stdout);
+    assert!(run.stdout.contains("\nx = 1\n"), "{}", run.stdout);
+    let nodes_up = run.stdout.lines().filter(|l| l.contains("  up  ")).count();
+    assert_eq!(nodes_up, 3, "{}", run.stdout);
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+}
+
+#[test]
+fn no_colour_without_a_terminal_or_with_no_color() {
+    let home = home();
+    let script = "CRASH node 1\nCOMMIT\nTRACE ON\nRESTART node 1\nHELP\n";
+    for no_color in [false, true] {
+        let mut command = kv2pc(home.path());
+        if no_color {
+            command.env("NO_COLOR", "1");
+        }
+        let output = command
+            .args(["--temp", "-c", script.replace('\n', ";").as_str()])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(stdout.contains("error: "), "{stdout}");
+        assert!(!stdout.contains('\u{1b}'), "an escape in {stdout:?}");
+    }
+}
+
+#[test]
+fn a_data_directory_keeps_its_data_and_its_node_count() {
+    let home = home();
+    let dir = data_dir(&home);
+    let first = run(
+        home.path(),
+        &["--data-dir", &dir, "--nodes", "4"],
+        "PUT x 1\n",
+    );
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let again = run(
+        home.path(),
+        &["--data-dir", &dir, "--nodes", "4", "-c", "GET x"],
+        "",
+    );
+    assert_eq!((again.code, again.stdout.as_str()), (0, "x = 1\n"));
+    let wrong = run(home.path(), &["--data-dir", &dir, "-c", "GET x"], "");
+    assert_eq!(wrong.code, 3);
+    assert!(wrong.stdout.is_empty());
+    assert!(wrong.stderr.contains(&dir), "{}", wrong.stderr);
+    assert!(wrong.stderr.contains("--nodes 4"), "{}", wrong.stderr);
+}
+
+#[test]
+fn a_data_directory_in_use_is_refused() {
+    let home = home();
+    let dir = data_dir(&home);
+    let mut holder = kv2pc(home.path())
+        .args(["--data-dir", &dir])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = holder.stdin.take().unwrap();
+    input.write_all(b"PUT x 1\n").unwrap();
+    let mut reader = BufReader::new(holder.stdout.take().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "ok\n", "the holder has opened the directory");
+    let second = run(home.path(), &["--data-dir", &dir, "-c", "GET x"], "");
+    assert_eq!(second.code, 3);
+    assert!(second.stderr.contains(&dir), "{}", second.stderr);
+    drop(input);
+    assert!(holder.wait().unwrap().success());
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_documents_the_exit_statuses() {
+    let home = home();
+    assert_eq!(run(home.path(), &["--no-such-option"], "").code, 2);
+    assert_eq!(
+        run(home.path(), &["--temp", "/no/such/script.kv"], "").code,
+        2
+    );
+    assert_eq!(
+        run(home.path(), &["--nodes", "0", "--temp", "-c", "STATUS"], "").code,
+        2
+    );
+    assert_eq!(run(home.path(), &["--json", "check", "x.txt"], "").code, 2);
+    let help = run(home.path(), &["--help"], "");
+    assert_eq!(help.code, 0);
+    for status in [
+        "0  success",
+        "1  a command failed",
+        "2  bad usage",
+        "3  the data",
+    ] {
+        assert!(
+            help.stdout.contains(status),
+            "{status:?} in {}",
+            help.stdout
+        );
+    }
+}
+
+#[test]
+fn check_passes_a_good_transcript_and_shows_a_diff_for_a_tampered_one() {
+    let home = home();
+    let good = home.path().join("good.txt");
+    std::fs::write(&good, "# a comment\n> PUT x 1\nok\n\n> GET x\nx = 1\n").unwrap();
+    let passed = run(home.path(), &["check", good.to_str().unwrap()], "");
+    assert_eq!(passed.code, 0, "{}{}", passed.stdout, passed.stderr);
+    assert!(passed.stdout.starts_with("ok "), "{}", passed.stdout);
+    let tampered = home.path().join("tampered.txt");
+    std::fs::write(&tampered, "# a comment\n> PUT x 1\nok\n\n> GET x\nx = 2\n").unwrap();
+    let args = ["check", good.to_str().unwrap(), tampered.to_str().unwrap()];
+    let failed = run(home.path(), &args, "");
+    assert_eq!(failed.code, 1);
+    assert!(failed.stdout.contains("FAIL  "), "{}", failed.stdout);
+    assert!(
+        failed.stdout.contains("\n-x = 2\n+x = 1\n"),
+        "{}",
+        failed.stdout
+    );
+    let missing = run(home.path(), &["check", "/no/such/transcript.txt"], "");
+    assert_eq!(missing.code, 2);
+}
+
+#[test]
+fn a_recorded_session_checks() {
+    let home = home();
+    let record = home.path().join("session.txt");
+    let record_arg = record.display().to_string();
+    let script =
+        "# a recorded session\nPUT x 1; PUT y 2\nBEGIN\nGET x\nCOMMIT\nCOMMIT\nHELP sessions\n";
+    let recorded = run(
+        home.path(),
+        &["--temp", "--nodes", "2", "--record", &record_arg],
+        script,
+    );
+    assert_eq!(recorded.code, 1, "the second COMMIT fails");
+    let text = std::fs::read_to_string(&record).unwrap();
+    assert!(text.starts_with("#! nodes 2\n# a recorded session\n> PUT x 1\nok\n> PUT y 2\n"));
+    let checked = run(home.path(), &["check", &record_arg], "");
+    assert_eq!(checked.code, 0, "{}\n{text}", checked.stdout);
+}
+
+/// The log files of node `node` in the data directory `dir`.
+fn node_logs(dir: &str, node: u32) -> Vec<std::path::PathBuf> {
+    let folder = Path::new(dir).join(format!("node{node}"));
+    let mut logs: Vec<_> = (std::fs::read_dir(folder).unwrap())
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("log.")
+        })
+        .collect();
+    logs.sort();
+    logs
+}
+
+#[test]
+fn a_torn_log_tail_is_cut_with_a_warning_and_corruption_exits_3() {
+    let home = home();
+    let dir = data_dir(&home);
+    let writes = "PUT y 1; PUT y 2; PUT y 3; PUT y 4; WHERE y";
+    let first = run(home.path(), &["--data-dir", &dir, "-c", writes], "");
+    assert!(
+        first.stdout.ends_with("y is on node 1\n"),
+        "{}",
+        first.stdout
+    );
+    let last_log = node_logs(&dir, 1).pop().expect("node 1 has a log");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&last_log)
+        .unwrap();
+    file.write_all(&[5, 0, 0]).unwrap();
+    drop(file);
+    let torn = run(home.path(), &["--data-dir", &dir, "-c", "GET y"], "");
+    assert_eq!((torn.code, torn.stdout.as_str()), (0, "y = 4\n"));
+    assert!(torn.stderr.contains("warning: node 1"), "{}", torn.stderr);
+
+    let first_log = node_logs(&dir, 1).remove(0);
+    let mut bytes = std::fs::read(&first_log).unwrap();
+    bytes[12] ^= 0xff;
+    std::fs::write(&first_log, bytes).unwrap();
+    let corrupt = run(home.path(), &["--data-dir", &dir, "-c", "GET y"], "");
+    assert_eq!(corrupt.code, 3);
+    assert!(corrupt.stdout.is_empty());
+    let name = first_log.file_name().unwrap().to_string_lossy();
+    assert!(corrupt.stderr.contains(&*name), "{}", corrupt.stderr);
+}
