@@ -47,8 +47,10 @@ pub enum Workload {
     /// Autocommit writes (one participant).
     WriteOne,
     /// Transactions writing on 2 nodes.
+    #[serde(rename = "cross-2")]
     Cross2,
     /// Transactions writing on 3 nodes.
+    #[serde(rename = "cross-3")]
     Cross3,
     /// 90% reads, 10% 2-node transactions.
     ReadMix,

@@ -17,9 +17,11 @@
 //! everything is dropped (the cluster's threads stopped, a `--temp` directory removed)
 //! before the process ends.
 
+mod bench;
 mod check;
 pub mod printer;
 mod script;
+mod workload;
 
 use crate::repl;
 use clap::{CommandFactory, Parser, Subcommand};
@@ -144,7 +146,13 @@ pub enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
-    // `bench` (measured figures for the README's scaling discussion) goes here.
+    /// Measure throughput and latency of each workload, as ratios to this machine's
+    /// fsync and channel round-trip latency measured in the same run (see the README).
+    Bench(bench::BenchArgs),
+    /// A test tool: a concurrent transfer workload that prints each acknowledged commit
+    /// (see `src/cli/workload.rs`).
+    #[command(hide = true)]
+    Workload(workload::WorkloadArgs),
 }
 
 /// Where the commands come from.
@@ -177,6 +185,8 @@ pub fn main() -> ExitCode {
     let color = !args.no_color && colored::control::SHOULD_COLORIZE.should_colorize();
     let exit = match &args.command {
         Some(Command::Check { files }) => check::run(files, color),
+        Some(Command::Bench(bench_args)) => bench::run(bench_args),
+        Some(Command::Workload(workload_args)) => workload::run(workload_args),
         None => run_shell(&args, color),
     };
     exit.into()

@@ -1,0 +1,98 @@
+//! `kv2pc bench`: runs `kv2pc::bench` and prints its table (or JSON), with a progress bar
+//! on a terminal. The measuring itself lives in the library (`src/bench.rs`).
+
+use super::Exit;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kv2pc::bench::{self, Options, Workload};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The bench's options as the command line gives them.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// The short sweep (1 and 16 clients, 250 ms per run): under 30 seconds.
+    #[arg(long)]
+    quick: bool,
+    /// Print the report as one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Run only these workloads (get, read-only, write-one, cross-2, cross-3, read-mix,
+    /// hot-key); repeatable.
+    #[arg(long = "workload", value_name = "NAME")]
+    workloads: Vec<String>,
+    /// Client counts to sweep, e.g. `--clients 1,16,256`.
+    #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
+    clients: Vec<usize>,
+    /// Milliseconds per run.
+    #[arg(long, value_name = "MS")]
+    millis: Option<u64>,
+    /// Where to create the clusters' directories (default: the system temp directory).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+/// Runs the bench.
+pub fn run(args: &BenchArgs) -> Exit {
+    let mut options = if args.quick {
+        Options::quick()
+    } else {
+        Options::full()
+    };
+    if !args.workloads.is_empty() {
+        match args
+            .workloads
+            .iter()
+            .map(|w| w.parse::<Workload>())
+            .collect()
+        {
+            Ok(workloads) => options.workloads = workloads,
+            Err(error) => {
+                eprintln!("kv2pc bench: {error}");
+                return Exit::Usage;
+            }
+        }
+    }
+    if !args.clients.is_empty() {
+        options.clients = args.clients.clone();
+    }
+    if let Some(millis) = args.millis {
+        options.duration = Duration::from_millis(millis);
+    }
+    options.dir = args.dir.clone();
+    let progress = progress_bar(bench::steps(&options));
+    let report = bench::run(&options, |step| {
+        progress.inc(1);
+        progress.set_message(step.to_string());
+    });
+    progress.finish_and_clear();
+    match report {
+        Ok(report) if args.json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
+            Exit::Success
+        }
+        Ok(report) => {
+            print!("{}", report.render());
+            Exit::Success
+        }
+        Err(error) => {
+            eprintln!("kv2pc bench: {error}");
+            Exit::Failed
+        }
+    }
+}
+
+/// A progress bar on stderr, hidden when stderr is not a terminal.
+fn progress_bar(steps: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(steps), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}") {
+        bar.set_style(style);
+    }
+    bar
+}

@@ -1,0 +1,61 @@
+//! `kv2pc bench --quick` runs and its JSON report parses, with every workload at every
+//! client count of the quick sweep. No timing is asserted: these machines are shared and
+//! noisy, and the bench reports ratios for people to read, not for tests to judge.
+
+use std::process::Command;
+
+#[test]
+fn the_quick_bench_runs_and_reports_json() {
+    let output = Command::new(env!("CARGO_BIN_EXE_kv2pc"))
+        .args(["bench", "--quick", "--json"])
+        .output()
+        .expect("run kv2pc bench");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    assert!(
+        report["limits"]["fsync_p50_us"]
+            .as_f64()
+            .is_some_and(|us| us > 0.0)
+    );
+    let runs = report["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 7 * 2, "every workload at 1 and 16 clients");
+    for run in runs {
+        assert!(
+            run["operations"].as_u64().is_some_and(|ops| ops > 0),
+            "{run}"
+        );
+        assert!(run["p50_us"].as_f64().is_some(), "{run}");
+    }
+    let names: Vec<&str> = runs
+        .iter()
+        .filter_map(|run| run["workload"].as_str())
+        .collect();
+    for workload in [
+        "get",
+        "read-only",
+        "write-one",
+        "cross-2",
+        "cross-3",
+        "read-mix",
+        "hot-key",
+    ] {
+        assert!(
+            names.contains(&workload),
+            "{workload} missing from {names:?}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_workload_is_a_usage_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_kv2pc"))
+        .args(["bench", "--workload", "nope"])
+        .output()
+        .expect("run kv2pc bench");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown workload 'nope'"));
+}
