@@ -34,6 +34,8 @@ pub const FORMAT_VERSION: u32 = 1;
 
 const MANIFEST: &str = "MANIFEST";
 const LOCK: &str = "LOCK";
+/// The manifest being written; a process killed while creating a directory leaves it.
+const MANIFEST_TMP: &str = "MANIFEST.tmp";
 
 /// What recovering a node found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -442,7 +444,7 @@ fn check_manifest(dir: &Path, nodes: u32) -> Result<()> {
             let stray = std::fs::read_dir(dir)
                 .map_err(|e| Error::io(format!("reading {}", dir.display()), e))?
                 .filter_map(|entry| entry.ok())
-                .any(|entry| entry.file_name() != LOCK);
+                .any(|entry| entry.file_name() != LOCK && entry.file_name() != MANIFEST_TMP);
             if stray {
                 return Err(data_dir_error(format!(
                     "it is not empty and has no kv2pc {MANIFEST}; choose a new or empty directory"
@@ -473,7 +475,7 @@ fn parse_manifest(text: &str) -> Option<(u32, u32)> {
 
 fn write_manifest(dir: &Path, nodes: u32) -> Result<()> {
     let path = dir.join(MANIFEST);
-    let temp = dir.join("MANIFEST.tmp");
+    let temp = dir.join(MANIFEST_TMP);
     let text = format!("kv2pc data directory\nformat {FORMAT_VERSION}\nnodes {nodes}\n");
     let io = |e| Error::io(format!("writing {}", path.display()), e);
     let mut file = File::create(&temp).map_err(io)?;

@@ -267,6 +267,14 @@ pub enum Effect {
         /// The message.
         message: Message,
     },
+    /// Send a message once everything appended so far is fsynced, without holding back
+    /// what follows (a participant's acknowledgement of its `Commit` record).
+    SendDurable {
+        /// The receiver.
+        to: NodeId,
+        /// The message.
+        message: Message,
+    },
     /// Answer a client request.
     Reply {
         /// The request.

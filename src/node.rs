@@ -261,9 +261,7 @@ impl Node {
             // Coordinator: count the vote; decide when all are in.
             Message::Vote { tid, vote } => self.coordinator.vote(from, tid, vote, &self.ts, out),
             // Participant, phase 2: log, apply, release, acknowledge.
-            Message::Commit { tid, commit_ts } => {
-                self.participant.commit(tid, from, commit_ts, out)
-            }
+            Message::Commit { tid, commit_ts } => self.participant.commit(tid, commit_ts, out),
             // Participant: drop the workspace and release.
             Message::Abort { tid } => {
                 let reason = format!("its coordinator node {from} aborted it");

@@ -391,14 +391,9 @@ impl Participant {
         }
     }
 
-    /// COMMIT from `coordinator`: log, apply, release, acknowledge.
-    pub fn commit(
-        &mut self,
-        tid: TxnId,
-        coordinator: NodeId,
-        commit_ts: Timestamp,
-        out: &mut Vec<Effect>,
-    ) {
+    /// COMMIT (from the coordinator, or a peer that knows): log, apply, release,
+    /// acknowledge to the coordinator.
+    pub fn commit(&mut self, tid: TxnId, commit_ts: Timestamp, out: &mut Vec<Effect>) {
         self.ts.observe(commit_ts);
         match self.txns.remove(&tid) {
             Some(TxnState::Prepared(prepared)) => {
@@ -410,9 +405,10 @@ impl Participant {
                 let grants = self.locks.release_all(tid);
                 self.granted(grants, out);
                 out.push(Effect::CrashPoint(CrashPoint::Ack));
-                // The outcome may have come from a peer; the coordinator awaits the ack.
+                // The outcome may have come from a peer; the coordinator awaits the ack,
+                // which leaves once the Commit record is on disk.
                 let message = Message::Ack { tid };
-                out.push(Effect::Send {
+                out.push(Effect::SendDurable {
                     to: prepared.coordinator,
                     message,
                 });
@@ -424,11 +420,16 @@ impl Participant {
                 self.txns.insert(tid, active);
                 return;
             }
-            // Committed and forgotten already: acknowledge again.
+            // Committed and forgotten already: acknowledge again, once the `Commit` record
+            // is on disk. It may not be yet (a duplicate COMMIT, say from the inquiry of an
+            // in-doubt node, can follow the first in the same batch), and an ack sent now
+            // would let the coordinator forget a decision this node could still lose.
             None => {}
         }
+        // To the transaction's coordinator even if a peer told us: only it awaits acks,
+        // and the trace stays the same whichever COMMIT arrived first.
         out.push(Effect::Send {
-            to: coordinator,
+            to: tid.coordinator(self.nodes),
             message: Message::Ack { tid },
         });
     }

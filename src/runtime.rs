@@ -35,6 +35,10 @@ use std::time::Duration;
 /// The most inputs handled before one group fsync.
 pub const MAX_BATCH: usize = 512;
 
+/// How long an idle node with acknowledgements waiting for an fsync lingers for more
+/// work (whose fsync they can share) before it syncs for them alone.
+const LINGER: Duration = Duration::from_micros(300);
+
 /// How often a node on the real clock checks its timeouts.
 const TICK_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -74,6 +78,9 @@ pub struct Runtime {
     effects: Vec<Effect>,
     held: Vec<Held>,
     needs_sync: bool,
+    /// Messages waiting for the next fsync (acknowledgements of `Commit` records), each
+    /// counted as in flight until sent.
+    durable: Vec<(NodeId, crate::message::Message, u32)>,
     /// Whether the detector holds waits from this node.
     reported_waits: bool,
 }
@@ -93,6 +100,7 @@ impl Runtime {
             effects: Vec::new(),
             held: Vec::new(),
             needs_sync: false,
+            durable: Vec::new(),
             reported_waits: false,
         }
     }
@@ -121,7 +129,13 @@ impl Runtime {
 
     /// Waits for mail, handles everything waiting, and group-commits.
     fn serve_batch(&mut self) -> Flow {
-        let first = if self.shared.clock.is_manual() {
+        let first = if !self.durable.is_empty() {
+            match self.inbox.recv_timeout(LINGER) {
+                Ok(mail) => mail,
+                Err(RecvTimeoutError::Timeout) => return self.sync_durable(),
+                Err(RecvTimeoutError::Disconnected) => return Flow::Stopped,
+            }
+        } else if self.shared.clock.is_manual() {
             match self.inbox.recv() {
                 Ok(mail) => mail,
                 Err(_) => return Flow::Stopped,
@@ -159,6 +173,8 @@ impl Runtime {
     /// whoever waits for the cluster to settle sees this node down and its clients awake.
     fn leave(&mut self) {
         self.answer_down();
+        let lost = std::mem::take(&mut self.durable).len();
+        self.shared.handled(lost);
         self.shared.detach(self.id);
         self.shared.publish_prepare_floor(self.id, None);
         self.shared.detector.update(self.id, &[]);
@@ -207,6 +223,10 @@ impl Runtime {
                     current_tid = message.tid().or(current_tid);
                     self.held.push(Held::Send { to, message, depth });
                 }
+                Effect::SendDurable { to, message } => {
+                    self.shared.begin_work();
+                    self.durable.push((to, message, depth));
+                }
                 Effect::Reply { req, reply } => self.hold_reply(req, reply),
                 Effect::CrashPoint(point)
                     if self.shared.failpoint.is_some() && self.armed != Some(point) =>
@@ -220,6 +240,7 @@ impl Runtime {
                         point: Some(point),
                         tid: current_tid,
                     });
+                    self.needs_sync = true;
                     flow = match self.finish_batch() {
                         Flow::Continue => Flow::Crashed,
                         other => other,
@@ -237,7 +258,7 @@ impl Runtime {
     fn append(&mut self, record: &crate::wal::Record, depth: u32) -> Result<()> {
         self.wal.append(record)?;
         let forced = record.forced();
-        self.needs_sync |= forced;
+        self.needs_sync |= record.barrier();
         self.shared.tracer.emit(|| TraceEvent::Log {
             depth,
             node: self.id,
@@ -265,9 +286,17 @@ impl Runtime {
 
     /// Makes the batch durable, then releases what it held back.
     fn finish_batch(&mut self) -> Flow {
+        // On the manual clock (scripts, transcripts) acknowledgements do not linger for
+        // company: each batch is synced at once, so the trace is the same every run.
+        if !self.durable.is_empty() && self.shared.clock.is_manual() {
+            self.needs_sync = true;
+        }
         if let Err(error) = self.wal.flush(self.needs_sync) {
             self.fail(error);
             return Flow::Crashed;
+        }
+        if self.needs_sync {
+            self.release_durable();
         }
         self.needs_sync = false;
         for held in std::mem::take(&mut self.held) {
@@ -280,6 +309,26 @@ impl Runtime {
         let floor = self.node.participant().prepare_floor();
         self.shared.publish_prepare_floor(self.id, floor);
         self.maybe_checkpoint()
+    }
+
+    /// The node is idle with acknowledgements waiting: fsync now and send them.
+    fn sync_durable(&mut self) -> Flow {
+        self.needs_sync = true;
+        match self.finish_batch() {
+            Flow::Continue => Flow::Continue,
+            other => {
+                self.leave();
+                other
+            }
+        }
+    }
+
+    /// Sends the messages that waited for an fsync, which has just happened.
+    fn release_durable(&mut self) {
+        for (to, message, depth) in std::mem::take(&mut self.durable) {
+            self.shared.send(self.id, to, message, depth);
+            self.shared.handled(1);
+        }
     }
 
     /// Sends a reply. A reply counts as in flight until the client has taken it
@@ -362,6 +411,8 @@ impl Runtime {
             Control::Crash => {
                 // Held messages are lost; held answers turn into "node down" in `leave`.
                 self.held.retain(|held| matches!(held, Held::Reply { .. }));
+                let lost = std::mem::take(&mut self.durable).len();
+                self.shared.handled(lost);
                 self.shared.tracer.emit(|| TraceEvent::Crash {
                     depth: 0,
                     node: self.id,
@@ -392,6 +443,7 @@ impl Runtime {
                 let _ = reply.send(data.map(|(k, v)| (k.to_string(), v.to_string())).collect());
             }
             Control::Shutdown => {
+                self.needs_sync = true;
                 return match self.finish_batch() {
                     Flow::Continue => Flow::Stopped,
                     other => other,

@@ -32,7 +32,9 @@ fn view(effects: Vec<Effect>) -> Vec<Fx> {
         .into_iter()
         .map(|effect| match effect {
             Effect::Append(record) => Fx::Log(record),
-            Effect::Send { to, message } => Fx::Send(to, message),
+            Effect::Send { to, message } | Effect::SendDurable { to, message } => {
+                Fx::Send(to, message)
+            }
             Effect::Reply {
                 reply: Reply::Done(Ok(answer)),
                 ..

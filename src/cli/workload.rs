@@ -66,6 +66,10 @@ pub struct WorkloadArgs {
     #[arg(long, value_name = "N", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_NODES)))]
     nodes: u32,
+    /// Checkpoint a node when its log passes this many bytes (small values make kills
+    /// land in checkpoints) [default: the library's].
+    #[arg(long, value_name = "BYTES")]
+    checkpoint_bytes: Option<u64>,
 }
 
 /// One committed transfer.
@@ -77,11 +81,14 @@ struct Transfer {
 
 /// Runs the workload as `args` ask.
 pub fn run(args: &WorkloadArgs) -> Exit {
-    let config = Config {
+    let mut config = Config {
         nodes: args.nodes,
         manual_clock: false,
         ..Config::default()
     };
+    if let Some(bytes) = args.checkpoint_bytes {
+        config.settings.checkpoint_bytes = bytes;
+    }
     let cluster = match Cluster::open(&args.data_dir, config) {
         Ok(cluster) => cluster,
         Err(error) => {

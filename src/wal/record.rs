@@ -80,6 +80,15 @@ impl Record {
         !matches!(self, Record::Abort { .. } | Record::End { .. })
     }
 
+    /// Whether everything the node sends after appending it waits for its fsync. True of
+    /// every forced record but `Commit`, on which only the participant's acknowledgement
+    /// depends (the outcome is already durable in the coordinator's `Decision`), so the
+    /// node need not stall other work for it: the acknowledgement waits for the next
+    /// fsync, which the next forced record, or a moment of idleness, brings.
+    pub fn barrier(&self) -> bool {
+        self.forced() && !matches!(self, Record::Commit { .. })
+    }
+
     /// The record's kind, as shown in traces and `SHOW LOG`.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -1,0 +1,7 @@
+//! The machinery of the randomized fault runs (`tests/random_faults.rs`): a seeded
+//! [`scenario`] generator, the [`client`] threads that run each transaction's calls, and
+//! the [`driver`] that executes a scenario deterministically and records its history.
+
+pub mod client;
+pub mod driver;
+pub mod scenario;

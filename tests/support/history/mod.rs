@@ -1,0 +1,210 @@
+//! A serializability checker for list-append histories, after Elle (Kingsbury and
+//! Alvaro, "Elle: Inferring Isolation Anomalies from Experimental Observations", 2020).
+//!
+//! # The workload it reads
+//!
+//! Every key holds a list, stored as its elements joined by commas. A transaction reads
+//! keys and appends to them (a read of the key, then a write of the list with one more
+//! element). Every element appended in a history is unique, so a read names the writer of
+//! each element it returns, and a list's order *is* its key's version order: a read that
+//! returns `[a, b]` read the version installed by the writer of `b`, which came after the
+//! writer of `a`'s.
+//!
+//! # What it infers
+//!
+//! - **Version order** of a key: the longest list any committed transaction read (the
+//!   runs end with a read of every key). Every other read must be a prefix of it, or the
+//!   reads cannot come from one order of versions ([`Anomaly::IncompatibleOrder`]).
+//! - **ww** `U -> V`: V appended the element right after U's in the version order.
+//! - **wr** `U -> T`: T read a list whose last element (not its own) U appended.
+//! - **rw** `T -> V`: T read a list and V appended the next element after it: T did not
+//!   see V's write, so T comes first (an anti-dependency).
+//!
+//! # What it reports (Adya's phenomena)
+//!
+//! - **G1a** aborted read: a committed transaction read an element an aborted one appended.
+//! - **G1b** intermediate read: it read a list ending with an element that was not its
+//!   writer's last append to that key.
+//! - **G0** write cycle: a cycle of ww edges.
+//! - **G1c** circular information flow: a cycle of ww and wr edges, at least one wr.
+//! - **G2** anti-dependency cycle: a cycle with at least one rw edge.
+//!
+//! A history with none of these (and whose reads are compatible) is serializable: the
+//! dependency graph is acyclic, so a topological order of it is an equivalent serial one.
+//! Separately, [`check_final`] holds the final contents of every key against what each
+//! client was told (committed appends all there, aborted ones absent).
+//!
+//! The parts: this module holds the history's model; `check` infers the version orders
+//! and the edges and checks each read; `graph` finds and classifies the cycles; `anomaly`
+//! holds what is reported.
+//!
+//! # Limits
+//!
+//! A transaction whose outcome the client does not know counts as committed when another
+//! transaction read one of its elements, and is left out otherwise (Elle's `:info`).
+//! Reads by aborted transactions are not checked: strict two-phase locking promises them
+//! nothing once they abort. The version order is known as far as reads reveal it, so a
+//! history should end with a read of every key. A read of an intermediate version adds no
+//! anti-dependency to its writer (it is reported as G1b instead). Each strongly connected
+//! component of the graph reports its most severe cycle only.
+
+mod anomaly;
+mod check;
+mod graph;
+
+pub use anomaly::{Anomaly, Dep, Edge, Report};
+pub use check::check;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// What the client learned about a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The client was told it committed.
+    Committed,
+    /// The client was told it aborted (or aborted it itself).
+    Aborted,
+    /// The client does not know (its coordinator crashed while it committed).
+    Unknown,
+}
+
+/// One operation of a transaction, as it happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Read `key` and saw `list`.
+    Read {
+        /// The key.
+        key: String,
+        /// The elements read, in order.
+        list: Vec<String>,
+    },
+    /// Appended `elem` to `key` (the write was buffered in the transaction).
+    Append {
+        /// The key.
+        key: String,
+        /// The element, unique in the history.
+        elem: String,
+    },
+}
+
+/// One transaction of a history.
+#[derive(Clone, Debug)]
+pub struct Txn {
+    /// A name for reports, such as `T12`.
+    pub name: String,
+    /// What its client was told.
+    pub outcome: Outcome,
+    /// Its operations, in order.
+    pub ops: Vec<Op>,
+}
+
+impl Txn {
+    /// A transaction with no operations yet.
+    pub fn new(name: impl Into<String>, outcome: Outcome) -> Txn {
+        Txn {
+            name: name.into(),
+            outcome,
+            ops: Vec::new(),
+        }
+    }
+
+    /// Adds a read of `key` that saw `list`.
+    pub fn read(mut self, key: &str, list: &[&str]) -> Txn {
+        self.ops.push(Op::Read {
+            key: key.to_string(),
+            list: list.iter().map(|e| e.to_string()).collect(),
+        });
+        self
+    }
+
+    /// Adds an append of `elem` to `key`.
+    pub fn append(mut self, key: &str, elem: &str) -> Txn {
+        self.ops.push(Op::Append {
+            key: key.to_string(),
+            elem: elem.to_string(),
+        });
+        self
+    }
+}
+
+/// The list a stored value holds: absent or empty is the empty list.
+pub fn parse_list(value: Option<&str>) -> Vec<String> {
+    match value {
+        None | Some("") => Vec::new(),
+        Some(text) => text.split(',').map(str::to_string).collect(),
+    }
+}
+
+/// The stored value after appending `elem` to `value`.
+pub fn appended(value: Option<&str>, elem: &str) -> String {
+    match value {
+        None | Some("") => elem.to_string(),
+        Some(text) => format!("{text},{elem}"),
+    }
+}
+
+/// A history of transactions, in any order.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    /// The transactions.
+    pub txns: Vec<Txn>,
+}
+
+/// Compares the final contents of every key (as lists) with what the clients were told:
+/// every append of a transaction told Committed is there, once; nothing of one told
+/// Aborted is; a transaction with an unknown outcome is there whole or not at all; and no
+/// element comes from nowhere. Returns each problem found.
+pub fn check_final(history: &History, lists: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut present: HashMap<&str, usize> = HashMap::new();
+    for (key, list) in lists {
+        for elem in list {
+            let count = present.entry(elem.as_str()).or_default();
+            *count += 1;
+            if *count == 2 {
+                problems.push(format!("{elem} appears twice in {key}: {list:?}"));
+            }
+        }
+    }
+    let mut known: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for txn in &history.txns {
+        let appends: Vec<(&str, &str)> = (txn.ops.iter())
+            .filter_map(|op| match op {
+                Op::Append { key, elem } => Some((key.as_str(), elem.as_str())),
+                Op::Read { .. } => None,
+            })
+            .collect();
+        known.extend(appends.iter().copied());
+        let visible: Vec<bool> = (appends.iter())
+            .map(|(key, elem)| lists.get(*key).is_some_and(|l| l.iter().any(|e| e == elem)))
+            .collect();
+        let name = &txn.name;
+        match txn.outcome {
+            Outcome::Committed if !visible.iter().all(|v| *v) => problems.push(format!(
+                "{name} was told Committed, but not all its appends survived: {appends:?} \
+                 visible {visible:?}"
+            )),
+            Outcome::Aborted if visible.iter().any(|v| *v) => problems.push(format!(
+                "{name} was told Aborted, but some of its appends are visible: {appends:?} \
+                 visible {visible:?}"
+            )),
+            Outcome::Unknown if visible.iter().any(|v| *v) && !visible.iter().all(|v| *v) => {
+                problems.push(format!(
+                    "{name} (outcome unknown) is visible in part only: {appends:?} visible \
+                     {visible:?}"
+                ))
+            }
+            _ => {}
+        }
+    }
+    for (key, list) in lists {
+        for elem in list {
+            if !known.contains(&(key.as_str(), elem.as_str())) {
+                problems.push(format!(
+                    "{elem} in {key} was appended there by no transaction"
+                ));
+            }
+        }
+    }
+    problems
+}
