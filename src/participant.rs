@@ -428,7 +428,7 @@ impl Participant {
         }
         // To the transaction's coordinator even if a peer told us: only it awaits acks,
         // and the trace stays the same whichever COMMIT arrived first.
-        out.push(Effect::Send {
+        out.push(Effect::SendDurable {
             to: tid.coordinator(self.nodes),
             message: Message::Ack { tid },
         });

@@ -62,6 +62,9 @@ pub enum Control {
     Locks(Sender<Vec<KeyLocks>>),
     /// Report the committed data, sorted by key.
     Data(Sender<Vec<(String, String)>>),
+    /// Nothing but the end-of-batch work (deadlock check, published state): a poke
+    /// after the settings change.
+    Wake,
     /// Stop cleanly, flushing the log.
     Shutdown,
 }

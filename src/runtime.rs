@@ -234,17 +234,20 @@ impl Runtime {
                     self.failpoint(point);
                 }
                 Effect::CrashPoint(point) if self.armed == Some(point) => {
+                    // Leave first, so answers to what goes out now are lost, as they
+                    // would be: the node is dead once its last messages leave.
+                    self.shared.detach(self.id);
+                    self.needs_sync = true;
+                    flow = match self.finish_batch() {
+                        Flow::Continue => Flow::Crashed,
+                        other => other,
+                    };
                     self.shared.tracer.emit(|| TraceEvent::Crash {
                         depth,
                         node: self.id,
                         point: Some(point),
                         tid: current_tid,
                     });
-                    self.needs_sync = true;
-                    flow = match self.finish_batch() {
-                        Flow::Continue => Flow::Crashed,
-                        other => other,
-                    };
                     break;
                 }
                 Effect::CrashPoint(_) => {}
@@ -422,6 +425,7 @@ impl Runtime {
                 return Flow::Crashed;
             }
             Control::Arm(point) => self.armed = Some(point),
+            Control::Wake => self.reported_waits = true,
             Control::Checkpoint(reply) => {
                 let result = match self.finish_batch() {
                     Flow::Continue => self.wal.checkpoint(&self.node.snapshot()),

@@ -11,6 +11,13 @@
 //!   committed, but never in part), and the total is unchanged;
 //! - no leaks: nothing in doubt, no decision unacknowledged, no lock held.
 //!
+//! Every other workload run checkpoints often, so kills also land in checkpoints; most
+//! deaths are checked at once, the others are left for the next run to recover while its
+//! clients work; and a few kills land while the first run creates the directory. Each fail
+//! point is hit twice: by a shell script whose one transaction spans two participants
+//! (its expected outcome, and what recovery finds on disk, are checked exactly), and by
+//! the workload.
+//!
 //! `KV2PC_KILLS` changes the number of kills (default 40) and `KV2PC_KILL_SEED` the seed
 //! of the kill moments; a failure prints the seed.
 

@@ -14,9 +14,17 @@
 //! thread has either its answer or is blocked in the cluster, and the cluster is settled,
 //! before the next. So the same seed replays the same run.
 //!
+//! Events include lock-free snapshot transactions and whole-process restarts (every node
+//! dies at once and the cluster is opened again), besides the faults above.
+//!
 //! CI runs a fixed set of seeds. `KV2PC_SEEDS=N` runs N seeds; `KV2PC_SEED=S` replays seed
 //! S alone and prints its events and what each did. A failure prints the seed and the
-//! full event list.
+//! full event list. A test replays seeds to prove they run the same (`KV2PC_REPLAYS=N`
+//! replays N), and another proves what that rests on: the cluster settles only once the
+//! clients of a node that died have been told.
+//!
+//! Finally, a free-running test lets clients and faults race (`KV2PC_CHAOS=N` rounds):
+//! not replayable, but it reaches interleavings that stepping one event at a time cannot.
 
 mod support;
 
@@ -24,14 +32,14 @@ use kv2pc::{CrashPoint, Error};
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use support::Harness;
 use support::faults::client::Blocked;
 use support::faults::driver::{Driver, Failure};
-use support::faults::scenario::{Call, Scenario, generate};
+use support::faults::free;
+use support::faults::scenario::{Scenario, generate};
 use support::history::{self, History, Outcome};
-use support::rng::Rng;
 
 /// Seeds CI runs when `KV2PC_SEEDS` is not set.
 const DEFAULT_SEEDS: u64 = 500;
@@ -313,281 +321,23 @@ const CHAOS_ROUNDS: u64 = 4;
 /// The seeded runs step one event at a time, so two things never race in them. Here they
 /// do: client threads run transactions freely (retrying aborts) while a fault thread
 /// crashes, arms, restarts, ticks and checkpoints at random. Not replayable, but it finds
-/// what only a race shows; the same invariants and the serializability checker judge it.
+/// what only a race shows (it found an acknowledgement that outran its `Commit` record);
+/// the same invariants and the serializability checker judge it.
 #[test]
 fn free_running_clients_under_faults_keep_every_invariant() {
     let rounds = env_number("KV2PC_CHAOS").unwrap_or(CHAOS_ROUNDS);
     let (mut txns, mut committed) = (0, 0);
     for round in 0..rounds {
-        let (history, report) = chaos(round);
-        txns += history.txns.len();
-        committed += report.committed;
+        match free::run(round) {
+            Ok((history, report)) => {
+                txns += history.txns.len();
+                committed += report.committed;
+            }
+            Err(failure) => panic!("free-running round {round}: {failure}"),
+        }
     }
     println!(
         "free-running faults: {rounds} rounds, {txns} transactions ({committed} committed or \
          seen) checked"
     );
-}
-
-/// What one free-running client recorded.
-#[derive(Default)]
-struct Recorded {
-    txns: Vec<history::Txn>,
-    /// Elements whose write failed with the node down: they must never appear.
-    lost: Vec<(String, String)>,
-}
-
-fn chaos(seed: u64) -> (History, history::Report) {
-    const NODES: u32 = 3;
-    const CLIENTS: usize = 6;
-    const FAULTS: usize = 150;
-    let harness = Harness::open(NODES);
-    let keys: Arc<Vec<String>> = Arc::new(support::faults::scenario::keys(NODES, 2));
-    let stop = Arc::new(AtomicBool::new(false));
-    // Everything that happens, for explaining a failure: the trace and the faults.
-    let journal: Arc<parking_lot::Mutex<Vec<String>>> = Arc::default();
-    let tracing = journal.clone();
-    harness
-        .cluster()
-        .set_trace(Some(Arc::new(move |event: &kv2pc::TraceEvent| {
-            tracing.lock().push(event.to_string())
-        })));
-    let note = |text: String| journal.lock().push(text);
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|client| {
-            let handle = harness.cluster().client(client as u32 % NODES).unwrap();
-            let (keys, stop) = (keys.clone(), stop.clone());
-            let seed = seed * 1000 + client as u64;
-            std::thread::spawn(move || free_client(&handle, &keys, &stop, client, seed))
-        })
-        .collect();
-    let mut rng = Rng::new(seed);
-    let cluster = harness.cluster();
-    for _ in 0..FAULTS {
-        std::thread::sleep(Duration::from_micros(500 + rng.below(1500) as u64));
-        let node = rng.below(NODES as usize) as u32;
-        match rng.below(10) {
-            0 => note(format!(
-                "FAULT crash node {node}: {:?}",
-                cluster.crash(node).err()
-            )),
-            1 | 2 => {
-                let point = *rng.pick(&CrashPoint::ALL);
-                let result = cluster.arm_crash(node, point);
-                note(format!(
-                    "FAULT arm node {node} at {point}: {:?}",
-                    result.err()
-                ))
-            }
-            3..=5 => note(format!(
-                "FAULT restart node {node}: {:?}",
-                cluster.restart(node)
-            )),
-            6 | 7 => note(format!(
-                "FAULT tick: {:?}",
-                cluster.tick(support::TICK).err()
-            )),
-            _ => note(format!(
-                "FAULT checkpoint node {node}: {:?}",
-                cluster.checkpoint(node)
-            )),
-        }
-    }
-    stop.store(true, Ordering::SeqCst);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut recorded = Vec::new();
-    for client in clients {
-        while !client.is_finished() {
-            assert!(
-                Instant::now() < deadline,
-                "chaos {seed}: a client never finished; status {:?}; locks {:?}",
-                cluster.status(),
-                cluster.locks()
-            );
-            for node in 0..NODES {
-                if !cluster.is_up(node) {
-                    let _ = cluster.restart(node);
-                }
-            }
-            let _ = cluster.tick(support::TICK);
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        recorded.push(client.join().expect("a client thread panicked"));
-    }
-    if let Err(left) = harness.recover(&"the chaos's end") {
-        panic!("chaos {seed}: left over after recovery: {left:?}");
-    }
-    let lists: BTreeMap<String, Vec<String>> = (harness.data().into_iter())
-        .map(|(key, value)| (key, history::parse_list(Some(&value))))
-        .collect();
-    let mut history = History::default();
-    let mut final_read = history::Txn::new("final", Outcome::Committed);
-    for key in keys.iter() {
-        let list = lists.get(key).cloned().unwrap_or_default();
-        final_read.ops.push(history::Op::Read {
-            key: key.clone(),
-            list,
-        });
-    }
-    let mut problems = Vec::new();
-    for client in recorded {
-        for (key, elem) in client.lost {
-            if lists.get(&key).is_some_and(|l| l.contains(&elem)) {
-                problems.push(format!(
-                    "{elem} in {key} was written to a dead node, yet is visible"
-                ));
-            }
-        }
-        history.txns.extend(client.txns);
-    }
-    history.txns.push(final_read);
-    problems.extend(history::check_final(&history, &lists));
-    let report = history::check(&history);
-    if !report.is_serializable() {
-        problems.push(format!("not serializable:\n{}", report.explain(&history)));
-    }
-    if !problems.is_empty() {
-        let journal = journal.lock();
-        let _ = std::fs::write(format!("/tmp/chaos_journal_{seed}.txt"), journal.join("\n")); // TMPDEBUG
-        let mut involved: Vec<String> = (report.anomalies.iter())
-            .flat_map(|a| a.transactions())
-            .filter_map(|name| name.split_once('/').map(|(_, tid)| tid.to_string()))
-            .collect();
-        involved.extend(problems.iter().filter_map(|p| {
-            let name = p.split_whitespace().next()?;
-            name.split_once('/').map(|(_, tid)| tid.to_string())
-        }));
-        let relevant: Vec<&String> = (journal.iter())
-            .filter(|line| {
-                line.starts_with("FAULT")
-                    || line.contains("CRASH")
-                    || involved.iter().any(|tid| {
-                        line.ends_with(tid.as_str()) || line.contains(&format!("{tid} "))
-                    })
-            })
-            .collect();
-        panic!(
-            "chaos {seed}:\n{}\n\nfaults, crashes and the trace of {involved:?}:\n{}",
-            problems.join("\n"),
-            relevant
-                .iter()
-                .map(|l| format!("  {l}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-    }
-    (history, report)
-}
-
-/// One client of the free-running test: runs list-append transactions (some of them
-/// lock-free snapshots) until told to stop, recording each attempt.
-fn free_client(
-    client: &kv2pc::Client,
-    keys: &[String],
-    stop: &AtomicBool,
-    number: usize,
-    seed: u64,
-) -> Recorded {
-    let mut rng = Rng::new(seed);
-    let mut recorded = Recorded::default();
-    let mut elems = 0;
-    while !stop.load(Ordering::SeqCst) {
-        let snapshot = rng.chance(15);
-        let calls = support::faults::scenario::plan(&mut rng, keys, snapshot);
-        let txn = if snapshot {
-            snapshot_attempt(client, &calls, recorded.txns.len(), number)
-        } else {
-            locking_attempt(client, &calls, number, &mut elems, &mut recorded.lost)
-        };
-        if let Some(txn) = txn {
-            recorded.txns.push(txn);
-        } else {
-            // The coordinator is down: wait for the fault thread to restart it.
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    }
-    recorded
-}
-
-fn snapshot_attempt(
-    client: &kv2pc::Client,
-    calls: &[Call],
-    count: usize,
-    number: usize,
-) -> Option<history::Txn> {
-    let snapshot = client.begin_read_only();
-    let name = format!("c{number}.{count}/snapshot@{}", snapshot.read_ts());
-    let mut txn = history::Txn::new(name, Outcome::Committed);
-    for call in calls {
-        let Call::Read(key) = call else { continue };
-        match snapshot.get(key) {
-            Ok(value) => txn.ops.push(history::Op::Read {
-                key: key.clone(),
-                list: history::parse_list(value.as_deref()),
-            }),
-            // A node down, or a snapshot older than a recovered node keeps.
-            Err(Error::NodeDown { .. } | Error::InvalidInput(_)) => break,
-            Err(other) => panic!("{}: a snapshot read failed: {other}", txn.name),
-        }
-    }
-    snapshot.commit();
-    Some(txn)
-}
-
-/// One attempt of a locking transaction; `None` if it could not even begin.
-fn locking_attempt(
-    client: &kv2pc::Client,
-    calls: &[Call],
-    number: usize,
-    elems: &mut usize,
-    lost: &mut Vec<(String, String)>,
-) -> Option<history::Txn> {
-    let mut txn = client.begin().ok()?;
-    let mut record = history::Txn::new(format!("c{number}/{}", txn.id()), Outcome::Unknown);
-    let mut known: BTreeMap<&str, Option<String>> = BTreeMap::new();
-    for call in calls {
-        let result = match call {
-            Call::Read(key) => txn.get(key).map(|value| {
-                record.ops.push(history::Op::Read {
-                    key: key.clone(),
-                    list: history::parse_list(value.as_deref()),
-                });
-                known.insert(key, value);
-            }),
-            Call::Append(key) => {
-                *elems += 1;
-                let elem = format!("c{number}.{elems}");
-                let value = history::appended(known[key.as_str()].as_deref(), &elem);
-                let result = txn.put(key, &value);
-                match &result {
-                    Ok(()) => {
-                        record.ops.push(history::Op::Append {
-                            key: key.clone(),
-                            elem,
-                        });
-                        known.insert(key, Some(value));
-                    }
-                    Err(Error::NodeDown { .. }) => lost.push((key.clone(), elem)),
-                    Err(_) => {}
-                }
-                result
-            }
-        };
-        match result {
-            Ok(()) => {}
-            // Dropping the transaction aborts it: it never commits.
-            Err(Error::Aborted { .. } | Error::NodeDown { .. }) => {
-                record.outcome = Outcome::Aborted;
-                return Some(record);
-            }
-            Err(other) => panic!("{}: unexpected error: {other}", record.name),
-        }
-    }
-    record.outcome = match txn.commit() {
-        Ok(()) => Outcome::Committed,
-        Err(Error::Aborted { .. }) => Outcome::Aborted,
-        Err(Error::OutcomeUnknown { .. } | Error::NodeDown { .. }) => Outcome::Unknown,
-        Err(other) => panic!("{}: commit failed unexpectedly: {other}", record.name),
-    };
-    Some(record)
 }

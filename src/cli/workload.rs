@@ -25,7 +25,8 @@
 //! half visible). Standard error gets one summary line at the end, and any error.
 //!
 //! It runs until `--transfers` transfers have committed, or without that option until
-//! it is killed. Exit status: 0 when done, 3 if the data directory cannot be used, 1 on
+//! it is killed. `--checkpoint-bytes` lowers the log size that triggers a checkpoint, so
+//! that kills also land in checkpoints. Exit status: 0 when done, 3 if the data directory cannot be used, 1 on
 //! any other error (no error is expected while the process lives).
 
 use super::Exit;
@@ -72,6 +73,15 @@ pub struct WorkloadArgs {
     checkpoint_bytes: Option<u64>,
 }
 
+/// What the clients share: how many transfers were claimed and committed, and how
+/// many attempts were aborted and retried.
+#[derive(Default)]
+struct Counts {
+    claimed: AtomicU64,
+    committed: AtomicU64,
+    retries: AtomicU64,
+}
+
 /// One committed transfer.
 struct Transfer {
     from: u32,
@@ -100,16 +110,15 @@ pub fn run(args: &WorkloadArgs) -> Exit {
         eprintln!("kv2pc workload: creating the accounts: {error}");
         return Exit::Failed;
     }
-    let claimed = AtomicU64::new(0);
-    let retries = AtomicU64::new(0);
+    let counts = Counts::default();
     let results: Vec<Result<()>> = std::thread::scope(|scope| {
         let threads: Vec<_> = (0..args.clients)
             .map(|index| {
                 let client = cluster.client(index % args.nodes);
-                let (claimed, retries) = (&claimed, &retries);
+                let counts = &counts;
                 scope.spawn(move || {
                     let mut rng = Rng::new(args.seed, index);
-                    run_client(&client?, args, &mut rng, claimed, retries)
+                    run_client(&client?, args, &mut rng, counts)
                 })
             })
             .collect();
@@ -125,29 +134,23 @@ pub fn run(args: &WorkloadArgs) -> Exit {
     }
     eprintln!(
         "kv2pc workload: {} transfers committed, {} retried after an abort",
-        claimed.load(Ordering::SeqCst),
-        retries.load(Ordering::SeqCst)
+        counts.committed.load(Ordering::SeqCst),
+        counts.retries.load(Ordering::SeqCst)
     );
     exit
 }
 
 /// One client: claims a transfer, commits it (retrying aborts) and prints it, until the
 /// limit is reached.
-fn run_client(
-    client: &Client,
-    args: &WorkloadArgs,
-    rng: &mut Rng,
-    claimed: &AtomicU64,
-    retries: &AtomicU64,
-) -> Result<()> {
+fn run_client(client: &Client, args: &WorkloadArgs, rng: &mut Rng, counts: &Counts) -> Result<()> {
     loop {
-        let slot = claimed.fetch_add(1, Ordering::SeqCst);
+        let slot = counts.claimed.fetch_add(1, Ordering::SeqCst);
         if args.transfers.is_some_and(|limit| slot >= limit) {
-            claimed.fetch_sub(1, Ordering::SeqCst);
             return Ok(());
         }
-        let (tid, transfer) = commit_one(client, args.accounts, rng, retries)?;
+        let (tid, transfer) = commit_one(client, args.accounts, rng, &counts.retries)?;
         print_committed(&tid, &transfer)?;
+        counts.committed.fetch_add(1, Ordering::SeqCst);
     }
 }
 

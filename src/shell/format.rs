@@ -240,6 +240,6 @@ pub fn event_order(event: &TraceEvent) -> (u32, u32) {
         TraceEvent::Log { depth, node, .. } | TraceEvent::Crash { depth, node, .. } => {
             (*depth, *node)
         }
-        TraceEvent::Deadlock { .. } => (u32::MAX, u32::MAX),
+        TraceEvent::Deadlock { depth, .. } => (*depth, u32::MAX),
     }
 }

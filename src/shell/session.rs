@@ -293,7 +293,7 @@ impl Worker {
         let open = if read_only {
             let snapshot = self.client.begin_read_only();
             outcome.say(format!(
-                "read-only transaction started: it reads the snapshot at timestamp {}, takes no locks and never waits for a writer",
+                "read-only transaction started: it reads the snapshot at timestamp {}, takes no locks, and waits only for an undecided write it must see",
                 snapshot.read_ts()
             ));
             Open::ReadOnly(snapshot)

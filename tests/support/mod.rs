@@ -286,8 +286,9 @@ impl Drop for Harness {
 
 /// Whether `handle`'s thread ends within a moment: a client thread takes its answer
 /// just after the cluster settles. Misjudging a slow thread as blocked costs one tick
-/// too many, which only fires timeouts that were due anyway.
-pub fn wait_briefly<T>(handle: &JoinHandle<T>) -> bool {
+/// too many, harmless once the thread has sent its last request (see
+/// [`Harness::finish`]).
+fn wait_briefly<T>(handle: &JoinHandle<T>) -> bool {
     let deadline = Instant::now() + Duration::from_millis(5);
     loop {
         if handle.is_finished() {

@@ -1,7 +1,9 @@
 //! The machinery of the randomized fault runs (`tests/random_faults.rs`): a seeded
 //! [`scenario`] generator, the [`client`] threads that run each transaction's calls, and
-//! the [`driver`] that executes a scenario deterministically and records its history.
+//! the [`driver`] that executes a scenario deterministically and records its history;
+//! and the [`free`]-running runs, where clients and faults race.
 
 pub mod client;
 pub mod driver;
+pub mod free;
 pub mod scenario;
