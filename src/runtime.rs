@@ -37,7 +37,7 @@ pub const MAX_BATCH: usize = 512;
 
 /// How long an idle node with acknowledgements waiting for an fsync lingers for more
 /// work (whose fsync they can share) before it syncs for them alone.
-const LINGER: Duration = Duration::from_micros(300);
+const LINGER: Duration = Duration::from_millis(2);
 
 /// How often a node on the real clock checks its timeouts.
 const TICK_INTERVAL: Duration = Duration::from_millis(20);
