@@ -198,6 +198,12 @@ impl Cluster {
         self.control(node, Control::Arm(point))
     }
 
+    /// Makes `node`'s next log write fail as a full disk would: the node stops, and
+    /// `status` says why (fault injection, for tests).
+    pub fn fail_next_write(&self, node: NodeId) -> Result<()> {
+        self.control(node, Control::FailNextWrite)
+    }
+
     /// Restarts a crashed node: recovery replays its checkpoint and log, re-locks in-doubt
     /// keys before it serves anyone, and resumes the protocol.
     pub fn restart(&self, node: NodeId) -> Result<RecoveryReport> {

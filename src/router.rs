@@ -62,6 +62,8 @@ pub enum Control {
     Locks(Sender<Vec<KeyLocks>>),
     /// Report the committed data, sorted by key.
     Data(Sender<Vec<(String, String)>>),
+    /// Make the node's next log write fail as a full disk would (fault injection).
+    FailNextWrite,
     /// Nothing but the end-of-batch work (deadlock check, published state): a poke
     /// after the settings change.
     Wake,

@@ -426,6 +426,7 @@ impl Runtime {
             }
             Control::Arm(point) => self.armed = Some(point),
             Control::Wake => self.reported_waits = true,
+            Control::FailNextWrite => self.wal.fail_next_write(),
             Control::Checkpoint(reply) => {
                 let result = match self.finish_batch() {
                     Flow::Continue => self.wal.checkpoint(&self.node.snapshot()),

@@ -314,3 +314,48 @@ fn bad_input_is_refused_and_changes_nothing() {
     assert!(cluster.crash(9).is_err());
     assert_eq!(client.get("k").unwrap(), None);
 }
+
+#[test]
+fn a_failed_log_write_stops_the_node_and_loses_nothing_committed() {
+    let dir = TempDir::new().unwrap();
+    let cluster = open(&dir, 3);
+    let (x, y) = (
+        keys_on(&cluster, 1, 1).remove(0),
+        keys_on(&cluster, 2, 1).remove(0),
+    );
+    let client = cluster.client(0).unwrap();
+    client.put(&x, "kept").unwrap();
+    client.put(&y, "kept").unwrap();
+    // Node 1's disk "fills up" as it forces the Prepare of the next transaction.
+    cluster.fail_next_write(1).unwrap();
+    let mut txn = client.begin().unwrap();
+    txn.put(&x, "lost").unwrap();
+    txn.put(&y, "lost").unwrap();
+    let committing = std::thread::spawn(move || txn.commit());
+    while !committing.is_finished() {
+        cluster.settle();
+        std::thread::sleep(Duration::from_millis(5));
+        cluster.tick(Duration::from_secs(2)).unwrap();
+    }
+    let error = committing.join().unwrap().unwrap_err();
+    assert!(matches!(error, Error::Aborted { .. }), "{error}");
+    let status = &cluster.status()[1];
+    assert!(!status.up);
+    let failure = status.failure.clone().unwrap_or_default();
+    assert!(failure.contains("no space left on device"), "{failure}");
+    assert!(
+        failure.contains("node1"),
+        "the failure names the file: {failure}"
+    );
+    cluster.restart(1).unwrap();
+    cluster.settle();
+    assert_eq!(client.get(&x).unwrap().as_deref(), Some("kept"));
+    assert_eq!(client.get(&y).unwrap().as_deref(), Some("kept"));
+    assert!(cluster.locks().is_empty());
+    assert!(
+        cluster
+            .status()
+            .iter()
+            .all(|s| s.in_doubt.is_empty() && s.failure.is_none())
+    );
+}

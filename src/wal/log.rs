@@ -71,6 +71,8 @@ pub struct Wal {
     earlier_bytes: u64,
     segment_bytes: u64,
     failure: Option<String>,
+    /// Make the next write fail as a full disk would (fault injection for tests).
+    fail_next_write: bool,
 }
 
 /// What [`Wal::open`] found: the state to rebuild a node from.
@@ -222,10 +224,19 @@ impl Wal {
             earlier_bytes,
             segment_bytes: SEGMENT_BYTES,
             failure: None,
+            fail_next_write: false,
         })
     }
 
     fn write_pending(&mut self, sync: bool) -> Result<()> {
+        if !self.pending.is_empty() && std::mem::take(&mut self.fail_next_write) {
+            let path = self.dir.segment_path(self.segment);
+            let full = std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "no space left on device (injected)",
+            );
+            return Err(Error::io(format!("appending to {}", path.display()), full));
+        }
         if !self.pending.is_empty() {
             let has_records = self.written_len > HEADER_LEN;
             if has_records && self.written_len >= self.segment_bytes {
@@ -276,6 +287,12 @@ impl Wal {
             self.dir.remove(&self.dir.segment_path(number))?;
         }
         Ok(())
+    }
+
+    /// Makes the next write of records fail as a full disk would, so tests can check
+    /// that a node that cannot write its log stops, loses nothing committed, and says why.
+    pub fn fail_next_write(&mut self) {
+        self.fail_next_write = true;
     }
 
     fn check_usable(&self) -> Result<()> {

@@ -18,8 +18,11 @@ use std::time::{Duration, Instant};
 
 const NODES: u32 = 3;
 const CLIENTS: usize = 6;
-/// Faults per run, one every 0.5 to 2 ms.
+/// The most faults per run, one every 0.5 to 2 ms while the clients work.
 const FAULTS: usize = 150;
+/// Transactions each client attempts (a `TICK` settles the cluster, so the faults alone
+/// would not bound how much the clients do).
+const ATTEMPTS: usize = 150;
 
 /// Everything that happened in a run: the cluster's trace and the faults, in order.
 type Journal = Arc<Mutex<Vec<String>>>;
@@ -49,7 +52,8 @@ pub fn run(seed: u64) -> Result<(History, Report), String> {
             std::thread::spawn(move || free_client(&client, &keys, &stop, number, seed))
         })
         .collect();
-    inject_faults(harness.cluster(), &mut Rng::new(seed), &journal);
+    let working = || clients.iter().any(|client| !client.is_finished());
+    inject_faults(harness.cluster(), &mut Rng::new(seed), &journal, working);
     stop.store(true, Ordering::SeqCst);
     let recorded = finish_clients(harness.cluster(), clients)?;
     harness
@@ -63,10 +67,13 @@ pub fn run(seed: u64) -> Result<(History, Report), String> {
     Err(explain(&history, &report, &problems, &journal.lock()))
 }
 
-/// Crashes, arms, restarts, ticks and checkpoints at random while the clients run.
-fn inject_faults(cluster: &Cluster, rng: &mut Rng, journal: &Journal) {
+/// Crashes, arms, restarts, ticks and checkpoints at random while the clients work.
+fn inject_faults(cluster: &Cluster, rng: &mut Rng, journal: &Journal, working: impl Fn() -> bool) {
     let note = |text: String| journal.lock().push(text);
     for _ in 0..FAULTS {
+        if !working() {
+            return;
+        }
         std::thread::sleep(Duration::from_micros(500 + rng.below(1500) as u64));
         let node = rng.below(NODES as usize) as u32;
         match rng.below(10) {
@@ -193,7 +200,10 @@ fn free_client(
     let mut rng = Rng::new(seed);
     let mut recorded = Recorded::default();
     let mut elems = 0;
-    while !stop.load(Ordering::SeqCst) {
+    for _ in 0..ATTEMPTS {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
         let snapshot = rng.chance(15);
         let calls = plan(&mut rng, keys, snapshot);
         let txn = if snapshot {
