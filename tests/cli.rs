@@ -394,3 +394,25 @@ fn a_torn_log_tail_is_cut_with_a_warning_and_corruption_exits_3() {
     let name = first_log.file_name().unwrap().to_string_lossy();
     assert!(corrupt.stderr.contains(&*name), "{}", corrupt.stderr);
 }
+
+/// A data directory that cannot be created or written (here: in sysfs, which refuses
+/// even root) is a clear error naming it, exit 3, and no panic.
+#[test]
+fn an_unwritable_data_directory_exits_3_naming_it() {
+    if !Path::new("/sys/kernel").is_dir() {
+        return;
+    }
+    let home = home();
+    let run = run(
+        home.path(),
+        &["--data-dir", "/sys/kernel/kv2pc-data", "-c", "GET x"],
+        "",
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("/sys/kernel/kv2pc-data"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}

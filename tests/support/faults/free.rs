@@ -22,7 +22,7 @@ const CLIENTS: usize = 6;
 const FAULTS: usize = 150;
 /// Transactions each client attempts (a `TICK` settles the cluster, so the faults alone
 /// would not bound how much the clients do).
-const ATTEMPTS: usize = 150;
+const ATTEMPTS: usize = 300;
 
 /// Everything that happened in a run: the cluster's trace and the faults, in order.
 type Journal = Arc<Mutex<Vec<String>>>;
@@ -189,7 +189,8 @@ fn explain(history: &History, report: &Report, problems: &[String], journal: &[S
 }
 
 /// One client of the free-running test: runs list-append transactions (some of them
-/// lock-free snapshots) until told to stop, recording each attempt.
+/// lock-free snapshots) until it has made [`ATTEMPTS`] or is told to stop, recording
+/// each attempt.
 fn free_client(
     client: &Client,
     keys: &[String],
@@ -200,10 +201,7 @@ fn free_client(
     let mut rng = Rng::new(seed);
     let mut recorded = Recorded::default();
     let mut elems = 0;
-    for _ in 0..ATTEMPTS {
-        if stop.load(Ordering::SeqCst) {
-            break;
-        }
+    while recorded.txns.len() < ATTEMPTS && !stop.load(Ordering::SeqCst) {
         let snapshot = rng.chance(15);
         let calls = plan(&mut rng, keys, snapshot);
         let txn = if snapshot {
