@@ -21,6 +21,8 @@ const NODES: u32 = 3;
 enum Fx {
     Log(Record),
     Send(u32, Message),
+    /// Sent only once what was logged before it is fsynced.
+    Durable(u32, Message),
     Ok(Answer),
     Err(String),
     Waiting(String, Vec<TxnId>),
@@ -32,9 +34,8 @@ fn view(effects: Vec<Effect>) -> Vec<Fx> {
         .into_iter()
         .map(|effect| match effect {
             Effect::Append(record) => Fx::Log(record),
-            Effect::Send { to, message } | Effect::SendDurable { to, message } => {
-                Fx::Send(to, message)
-            }
+            Effect::Send { to, message } => Fx::Send(to, message),
+            Effect::SendDurable { to, message } => Fx::Durable(to, message),
             Effect::Reply {
                 reply: Reply::Done(Ok(answer)),
                 ..
@@ -257,7 +258,7 @@ fn two_phase_commit_in_protocol_order() {
             Fx::Point(CrashPoint::Commit),
             Fx::Log(Record::Commit { tid, commit_ts: 2 }),
             Fx::Point(CrashPoint::Ack),
-            Fx::Send(0, Message::Ack { tid }),
+            Fx::Durable(0, Message::Ack { tid }),
         ]
     );
     assert_eq!(h.nodes[1].participant().store().get("x"), Some("1"));
@@ -294,10 +295,11 @@ fn duplicates_are_harmless() {
         )]
     );
     h.message(0, 1, Message::Commit { tid, commit_ts: 5 });
-    // A second COMMIT is acknowledged again, nothing logged or applied twice.
+    // A second COMMIT is acknowledged again, nothing logged or applied twice; the ack
+    // still waits for the fsync, since the first Commit record may not be on disk yet.
     assert_eq!(
         moves(h.message(0, 1, Message::Commit { tid, commit_ts: 5 })),
-        vec![Fx::Send(0, Message::Ack { tid })]
+        vec![Fx::Durable(0, Message::Ack { tid })]
     );
     // A duplicate vote for a transaction no longer collecting is ignored.
     h.prepare(2, tid);
@@ -765,7 +767,7 @@ fn cooperative_termination_learns_a_commit_from_a_peer() {
         moves(h.message(1, 2, Message::Commit { tid, commit_ts: 2 })),
         vec![
             Fx::Log(Record::Commit { tid, commit_ts: 2 }),
-            Fx::Send(0, Message::Ack { tid }),
+            Fx::Durable(0, Message::Ack { tid }),
         ]
     );
     assert_eq!(h.nodes[2].participant().store().get("y"), Some("2"));
