@@ -9,6 +9,16 @@ use std::sync::Arc;
 use std::time::Duration;
 use tempfile::TempDir;
 
+/// A 3-node cluster on the manual clock, so timeouts happen only at `tick`.
+fn manual_cluster(dir: &TempDir) -> Cluster {
+    let config = Config {
+        nodes: 3,
+        manual_clock: true,
+        settings: Settings::default(),
+    };
+    Cluster::open(dir.path(), config).unwrap()
+}
+
 /// Keys owned by `node`, found by probing names.
 fn keys_on(cluster: &Cluster, node: u32, count: usize) -> Vec<String> {
     (0..)
@@ -86,15 +96,7 @@ fn expected(point: CrashPoint) -> (Told, bool) {
 fn every_crash_point_recovers_to_one_outcome() {
     for point in CrashPoint::ALL {
         let dir = TempDir::new().unwrap();
-        let cluster = Cluster::open(
-            dir.path(),
-            Config {
-                nodes: 3,
-                manual_clock: true,
-                settings: Settings::default(),
-            },
-        )
-        .unwrap();
+        let cluster = manual_cluster(&dir);
         let (x, y) = (
             keys_on(&cluster, 1, 1).remove(0),
             keys_on(&cluster, 2, 1).remove(0),
@@ -140,15 +142,7 @@ fn every_crash_point_recovers_to_one_outcome() {
 #[test]
 fn an_in_doubt_participant_blocks_its_keys_only() {
     let dir = TempDir::new().unwrap();
-    let cluster = Cluster::open(
-        dir.path(),
-        Config {
-            nodes: 3,
-            manual_clock: true,
-            settings: Settings::default(),
-        },
-    )
-    .unwrap();
+    let cluster = manual_cluster(&dir);
     let on_one = keys_on(&cluster, 1, 2);
     let (x, other) = (&on_one[0], &on_one[1]);
     let y = keys_on(&cluster, 2, 1).remove(0);
@@ -204,12 +198,7 @@ fn an_in_doubt_participant_blocks_its_keys_only() {
 #[test]
 fn cooperative_termination_resolves_without_the_coordinator() {
     let dir = TempDir::new().unwrap();
-    let config = Config {
-        nodes: 3,
-        manual_clock: true,
-        settings: Settings::default(),
-    };
-    let cluster = Cluster::open(dir.path(), config).unwrap();
+    let cluster = manual_cluster(&dir);
     let (x, y) = (
         keys_on(&cluster, 1, 1).remove(0),
         keys_on(&cluster, 2, 1).remove(0),

@@ -103,11 +103,6 @@ impl Session {
         self.node
     }
 
-    /// Its open transaction.
-    pub fn tid(&self) -> Option<TxnId> {
-        self.visible.lock().tid
-    }
-
     /// How the prompt names its open transaction (`T3`, `snapshot@7`), if any.
     pub fn label(&self) -> Option<String> {
         self.visible.lock().label.clone()
