@@ -150,9 +150,9 @@ impl Cluster {
         };
         self.shared.set_failure(node, None);
         let (inbox_sender, inbox) = unbounded();
+        let runtime = Runtime::new(state, wal, self.shared.clone(), inbox)?;
         self.shared.begin_work();
         self.shared.attach(node, inbox_sender);
-        let runtime = Runtime::new(state, wal, self.shared.clone(), inbox);
         let handle = std::thread::Builder::new()
             .name(format!("node{node}"))
             .spawn(move || runtime.run(effects))

@@ -10,6 +10,11 @@
 //! [`Wal::synced_len`] is that boundary in the current segment, and
 //! [`Wal::simulate_crash`] throws away everything past it, as a power failure would.
 //!
+//! Positions in the log are also counted as LSNs (bytes of records written since the
+//! `Wal` was opened, across segments), so that the fsync can run on another thread: the
+//! node thread writes, hands [`Wal::sync_target`] to its syncer, goes on working, and
+//! learns by [`Wal::note_synced`] which LSN the fsync covered.
+//!
 //! The log is a sequence of segment files. A new one starts when the current one has
 //! grown past [`Wal::set_segment_bytes`] (checked before each write, so a segment can
 //! overshoot by one flush) and at every checkpoint. Before a new segment is created the
@@ -50,7 +55,8 @@ use super::{Record, Snapshot};
 use crate::error::{Error, Result};
 use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The default size past which a new segment is started.
 pub const SEGMENT_BYTES: u64 = 64 << 20;
@@ -62,7 +68,8 @@ pub const SEGMENT_BYTES: u64 = 64 << 20;
 #[derive(Debug)]
 pub struct Wal {
     dir: LogDir,
-    file: File,
+    /// Shared with the node's syncer thread, which fsyncs it (see [`Wal::sync_target`]).
+    file: Arc<File>,
     first_segment: u64,
     segment: u64,
     pending: Vec<u8>,
@@ -73,6 +80,25 @@ pub struct Wal {
     failure: Option<String>,
     /// Make the next write fail as a full disk would (fault injection for tests).
     fail_next_write: bool,
+    /// Log sequence numbers: positions in the stream of record bytes this `Wal` has
+    /// written since it was opened, across segments. `written_lsn` counts what was
+    /// handed to the OS; `synced_lsn <= written_lsn` what an fsync is known to cover.
+    written_lsn: u64,
+    synced_lsn: u64,
+    /// An LSN in the current segment and its byte offset there, to map one to the other.
+    segment_lsn: u64,
+    segment_offset: u64,
+}
+
+/// What to fsync to make the log durable through an LSN, for a syncer thread.
+#[derive(Clone, Debug)]
+pub struct SyncTarget {
+    /// The current segment file.
+    pub file: Arc<File>,
+    /// Its path, for error messages.
+    pub path: PathBuf,
+    /// Everything before this LSN is durable once `file` is fsynced.
+    pub lsn: u64,
 }
 
 /// What [`Wal::open`] found: the state to rebuild a node from.
@@ -180,6 +206,40 @@ impl Wal {
         self.synced_len
     }
 
+    /// The LSN just past the last record appended, pending ones included: a record is
+    /// durable once [`Wal::synced_lsn`] reaches the value this had right after it was
+    /// appended.
+    pub fn end_lsn(&self) -> u64 {
+        self.written_lsn + self.pending.len() as u64
+    }
+
+    /// The LSN through which the log is known to be durable.
+    pub fn synced_lsn(&self) -> u64 {
+        self.synced_lsn
+    }
+
+    /// What another thread must fsync to make everything written so far durable, if
+    /// anything is written and not yet known durable. The fsync may run while this
+    /// `Wal` goes on writing; report it back with [`Wal::note_synced`].
+    pub fn sync_target(&self) -> Option<SyncTarget> {
+        (self.synced_lsn < self.written_lsn).then(|| SyncTarget {
+            file: self.file.clone(),
+            path: self.dir.segment_path(self.segment),
+            lsn: self.written_lsn,
+        })
+    }
+
+    /// Another thread fsynced a [`SyncTarget`] taken at `lsn`: everything before it is
+    /// durable. A target of an earlier segment changes nothing, since a segment is
+    /// synced whole before the next one starts.
+    pub fn note_synced(&mut self, lsn: u64) {
+        self.dir.count_fsync();
+        if lsn > self.synced_lsn && lsn >= self.segment_lsn {
+            self.synced_lsn = lsn.min(self.written_lsn);
+            self.synced_len = self.segment_offset + (self.synced_lsn - self.segment_lsn);
+        }
+    }
+
     /// The number of the segment being appended to.
     pub fn segment(&self) -> u64 {
         self.segment
@@ -215,7 +275,7 @@ impl Wal {
         dir.reset_fsyncs();
         Ok(Wal {
             dir,
-            file,
+            file: Arc::new(file),
             first_segment,
             segment,
             pending: Vec::new(),
@@ -225,6 +285,10 @@ impl Wal {
             segment_bytes: SEGMENT_BYTES,
             failure: None,
             fail_next_write: false,
+            written_lsn: 0,
+            synced_lsn: 0,
+            segment_lsn: 0,
+            segment_offset: written_len,
         })
     }
 
@@ -243,10 +307,11 @@ impl Wal {
                 self.start_segment()?;
             }
             let path = self.dir.segment_path(self.segment);
-            self.file
+            (&*self.file)
                 .write_all(&self.pending)
                 .map_err(|e| Error::io(format!("appending to {}", path.display()), e))?;
             self.written_len += self.pending.len() as u64;
+            self.written_lsn += self.pending.len() as u64;
             self.pending.clear();
         }
         if sync && self.synced_len < self.written_len {
@@ -259,6 +324,7 @@ impl Wal {
         let path = self.dir.segment_path(self.segment);
         self.dir.sync_file(&self.file, &path)?;
         self.synced_len = self.written_len;
+        self.synced_lsn = self.written_lsn;
         Ok(())
     }
 
@@ -268,7 +334,8 @@ impl Wal {
             self.sync_current()?;
         }
         let next = self.segment + 1;
-        self.file = self.dir.create_segment(next)?;
+        self.file = Arc::new(self.dir.create_segment(next)?);
+        (self.segment_lsn, self.segment_offset) = (self.written_lsn, HEADER_LEN);
         self.earlier_bytes += self.written_len - HEADER_LEN;
         self.segment = next;
         self.written_len = HEADER_LEN;

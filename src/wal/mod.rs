@@ -17,5 +17,5 @@ pub mod record;
 
 pub use checkpoint::MAX_CHECKPOINT_BYTES;
 pub use frame::MAX_RECORD_BYTES;
-pub use log::{Recovery, SEGMENT_BYTES, Wal};
+pub use log::{Recovery, SEGMENT_BYTES, SyncTarget, Wal};
 pub use record::{Record, Snapshot};
