@@ -9,6 +9,7 @@
 use super::command::{Command, Text};
 use super::output::Outcome;
 use crate::cluster::Activity;
+use crate::lock::LockMode;
 use crate::{Client, ClientObserver, Error, NodeId, ReadOnly, Transaction, TxnId, WaitInfo};
 use crossbeam::channel::{Receiver, Sender, unbounded};
 use parking_lot::Mutex;
@@ -127,14 +128,18 @@ impl Session {
                 Text(&wait.key)
             ),
             (Some(wait), _) => {
-                let holders: Vec<String> = wait.blockers.iter().map(TxnId::to_string).collect();
+                let blockers: Vec<String> = wait.blockers.iter().map(TxnId::to_string).collect();
                 format!(
-                    "<waiting for {} held by {}>",
+                    "<waiting for {} lock on {}, blocked by {}>",
+                    match wait.mode {
+                        LockMode::Shared => "a shared",
+                        LockMode::Exclusive => "an exclusive",
+                    },
                     Text(&wait.key),
-                    if holders.is_empty() {
+                    if blockers.is_empty() {
                         "an earlier waiter".into()
                     } else {
-                        holders.join(", ")
+                        blockers.join(", ")
                     }
                 )
             }
