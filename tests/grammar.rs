@@ -52,6 +52,14 @@ fn assert_round_trip(line: &str) {
     }
 }
 
+/// `GET key`, a plain read.
+fn get(key: &str) -> Command {
+    Command::Get {
+        key: key.into(),
+        for_update: false,
+    }
+}
+
 /// The index of a command's variant: a `match` without a wildcard, so that a new variant
 /// does not compile until the coverage test below accounts for it.
 fn variant(command: &Command) -> usize {
@@ -554,7 +562,7 @@ fn keywords_ignore_case_but_keys_do_not() {
     );
     assert_eq!(one("rollback"), Command::Abort);
     assert_eq!(one("Exit"), Command::Quit);
-    assert_eq!(one("get Key"), Command::Get { key: "Key".into() });
+    assert_eq!(one("get Key"), get("Key"));
 }
 
 #[test]
@@ -617,6 +625,28 @@ fn every_command_parses_into_its_variant() {
 }
 
 #[test]
+fn get_for_update_is_a_suffix_that_keys_named_for_do_not_confuse() {
+    let for_update = |key: &str| Command::Get {
+        key: key.into(),
+        for_update: true,
+    };
+    assert_eq!(one("GET x FOR UPDATE"), for_update("x"));
+    assert_eq!(one("get x for update"), for_update("x"));
+    assert_eq!(one("GET for FOR UPDATE"), for_update("for"));
+    assert_eq!(one("GET for"), get("for"));
+    assert_eq!(one("GET \"FOR UPDATE\""), get("FOR UPDATE"));
+    assert_eq!(for_update("a b").to_string(), "GET \"a b\" FOR UPDATE");
+    assert_round_trip("GET x FOR UPDATE; GET \"for\" for update");
+    let expected = "expected UPDATE after FOR, as in: GET x FOR UPDATE".to_string();
+    assert_eq!(error("GET x FOR"), (10, expected.clone()));
+    assert_eq!(error("GET x FOR SHARE"), (11, expected));
+    assert_eq!(
+        error("GET x FOR UPDATE NOW").1,
+        "unexpected 'NOW' after the command"
+    );
+}
+
+#[test]
 fn quoted_strings_hold_escapes_spaces_and_semicolons() {
     let commands = parsed(r#"PUT "a;b" "say \"hi\"\\ \n\t;"; GET "a;b""#);
     let value = "say \"hi\"\\ \n\t;".to_string();
@@ -627,7 +657,7 @@ fn quoted_strings_hold_escapes_spaces_and_semicolons() {
                 key: "a;b".into(),
                 value
             },
-            Command::Get { key: "a;b".into() },
+            get("a;b"),
         ]
     );
     assert_eq!(
@@ -637,12 +667,7 @@ fn quoted_strings_hold_escapes_spaces_and_semicolons() {
             value: String::new()
         }
     );
-    assert_eq!(
-        one("GET \"日本 語\""),
-        Command::Get {
-            key: "日本 語".into()
-        }
-    );
+    assert_eq!(one("GET \"日本 語\""), get("日本 語"));
 }
 
 #[test]
@@ -694,7 +719,7 @@ fn a_session_prefix_runs_one_command_elsewhere() {
     );
     assert_eq!(one("bob:\tCOMMIT"), in_bob(Command::Commit));
     assert_eq!(parsed("bob: BEGIN; alice-2: GET x").len(), 2);
-    assert_eq!(one("GET bob:"), Command::Get { key: "bob:".into() });
+    assert_eq!(one("GET bob:"), get("bob:"));
     assert_eq!(
         error("bob:PUT x 1").1,
         "unknown command 'bob:PUT'; type HELP for the list"
@@ -715,13 +740,8 @@ fn a_kelvin_sign_is_not_a_k_and_does_not_panic() {
 #[test]
 fn bare_words_take_letters_digits_and_some_punctuation() {
     let key = "user/42:name.first-name_x";
-    assert_eq!(one(&format!("GET {key}")), Command::Get { key: key.into() });
-    assert_eq!(
-        one("GET café"),
-        Command::Get {
-            key: "café".into()
-        }
-    );
+    assert_eq!(one(&format!("GET {key}")), get(key));
+    assert_eq!(one("GET café"), get("café"));
 }
 
 // ---- Properties ----

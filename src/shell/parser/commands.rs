@@ -63,11 +63,23 @@ pub(super) fn read_only(input: &str) -> Parsed<'_, ()> {
     preceded(keyword("READ"), cut(only)).parse(input)
 }
 
-/// `get = "GET" , key ;`
+/// `get = "GET" , key , [ for_update ] ;`
 pub(super) fn get(input: &str) -> Parsed<'_, Command> {
-    preceded(keyword("GET"), cut(key))
-        .map(|key| Command::Get { key })
+    preceded(keyword("GET"), cut((key, opt(for_update))))
+        .map(|(key, for_update)| Command::Get {
+            key,
+            for_update: for_update.is_some(),
+        })
         .parse(input)
+}
+
+/// `for_update = "FOR" , "UPDATE" ;`
+pub(super) fn for_update(input: &str) -> Parsed<'_, ()> {
+    let update = context(
+        "expected UPDATE after FOR, as in: GET x FOR UPDATE",
+        keyword("UPDATE"),
+    );
+    preceded(keyword("FOR"), cut(update)).parse(input)
 }
 
 /// `put = "PUT" , key , value ;`
