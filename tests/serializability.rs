@@ -6,9 +6,9 @@
 //! history passes. Then concurrent list-append workloads (many client threads over
 //! several nodes; read-modify-append transactions over keys on different nodes,
 //! read-only transactions, double appends, reads for update; every aborted attempt
-//! retried) are recorded
-//! and checked: the dependency graph has no cycle, no committed transaction read an
-//! aborted or intermediate write, and the final lists hold exactly the committed appends.
+//! retried) are recorded and checked: the dependency graph has no cycle, no committed
+//! transaction read an aborted or intermediate write, and the final lists hold exactly
+//! the committed appends.
 
 mod support;
 
