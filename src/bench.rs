@@ -17,7 +17,7 @@
 //! | `cross-2` | a transaction writing one key on each of 2 nodes |
 //! | `cross-3` | a transaction writing one key on each of 3 nodes |
 //! | `read-mix` | 90% `get`, 10% `cross-2` |
-//! | `hot-key` | a transaction incrementing one shared counter (read, then write) |
+//! | `hot-key` | a transaction incrementing one shared counter (a read for update, then a write) |
 //!
 //! Reported per run: operations per second, latency p50/p99/p999, fsyncs per operation
 //! (all logs together, and of the busiest log), aborts (deadlock victims and other
@@ -453,7 +453,10 @@ fn operate(workload: Workload, client: &Client, keys: &Keys, rng: &mut u64) -> R
         Workload::ReadMix => operate(Workload::Get, client, keys, rng),
         Workload::HotKey => {
             let mut txn = client.begin()?;
-            let value: u64 = txn.get(HOT_KEY)?.and_then(|v| v.parse().ok()).unwrap_or(0);
+            let value: u64 = txn
+                .get_for_update(HOT_KEY)?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             txn.put(HOT_KEY, &(value + 1).to_string())?;
             txn.commit()
         }

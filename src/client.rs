@@ -223,12 +223,32 @@ impl Transaction {
         self.participants.iter().copied().collect()
     }
 
-    /// Reads `key`, seeing this transaction's own writes.
+    /// Reads `key` under a shared lock, seeing this transaction's own writes.
     pub fn get(&mut self, key: &str) -> Result<Option<String>> {
+        self.read(key, LockMode::Shared)
+    }
+
+    /// Reads `key` under an exclusive lock held until the transaction ends (`SELECT ...
+    /// FOR UPDATE`), seeing this transaction's own writes. Use it to read a key that the
+    /// transaction will then write: with `get`, two transactions that read and then write
+    /// one key both hold shared locks and deadlock when each upgrades; with
+    /// `get_for_update` the second waits at its read until the first ends. If nothing is
+    /// written, the lock is released at COMMIT like a shared one (READ-ONLY vote).
+    pub fn get_for_update(&mut self, key: &str) -> Result<Option<String>> {
+        self.read(key, LockMode::Exclusive)
+    }
+
+    fn read(&mut self, key: &str, mode: LockMode) -> Result<Option<String>> {
         check_key(key)?;
         let node = owner_of(key, self.client.shared.nodes);
         let key = key.to_string();
-        match self.operate(node, |tid, first| Request::Read { tid, key, first })? {
+        let request = |tid, first| Request::Read {
+            tid,
+            key,
+            mode,
+            first,
+        };
+        match self.operate(node, request)? {
             Answer::Value(value) => Ok(value),
             other => Err(unexpected(other)),
         }

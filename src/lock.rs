@@ -1,7 +1,10 @@
 //! The lock table of one participant: strict two-phase locking on keys.
 //!
-//! A read takes a shared lock, a write an exclusive one; a transaction holding the only
-//! shared lock on a key upgrades it in place. A request that conflicts waits in the key's
+//! A read takes a shared lock, a write an exclusive one, and so does a read for update
+//! (`GET k FOR UPDATE`: a read that means to write next); a transaction holding the only
+//! shared lock on a key upgrades it in place. Two transactions that both hold a shared lock
+//! and both want to upgrade wait for each other, a deadlock; reading for update avoids it,
+//! since the second reader already waits at its read. A request that conflicts waits in the key's
 //! FIFO queue. A waiter is blocked by the holders it conflicts with and by the conflicting
 //! requests queued ahead of it (so a writer is not starved by a stream of readers); the
 //! blockers are reported so the cluster's deadlock detector can see the wait-for graph.
@@ -136,14 +139,17 @@ impl LockTable {
         }
     }
 
-    /// Releases `tid`'s shared locks only (at prepare: the transaction will read no more),
-    /// returning the requests this grants as `(tid, key, mode)`.
-    pub fn release_shared(&mut self, tid: TxnId) -> Vec<(TxnId, String)> {
-        let keys: Vec<String> = self
-            .keys_of
-            .get(&tid)
-            .into_iter()
-            .flatten()
+    /// Releases `tid`'s locks on the keys it did not write, whatever their mode (at
+    /// prepare: the transaction will read no more, and a key it only read, even under an
+    /// exclusive lock taken by a read for update, needs no protection while the outcome is
+    /// decided), returning the requests this grants as `(tid, key)`.
+    pub fn release_unwritten(
+        &mut self,
+        tid: TxnId,
+        written: impl Fn(&str) -> bool,
+    ) -> Vec<(TxnId, String)> {
+        let keys: Vec<String> = (self.keys_of.get(&tid).into_iter().flatten())
+            .filter(|key| !written(key))
             .cloned()
             .collect();
         let mut granted = Vec::new();
@@ -151,8 +157,7 @@ impl LockTable {
             let Some(entry) = self.entries.get_mut(&key) else {
                 continue;
             };
-            if entry.holders.get(&tid) == Some(&LockMode::Shared) {
-                entry.holders.remove(&tid);
+            if entry.holders.remove(&tid).is_some() {
                 if let Some(keys) = self.keys_of.get_mut(&tid) {
                     keys.remove(&key);
                 }
@@ -294,12 +299,18 @@ mod tests {
     }
 
     #[test]
-    fn release_shared_keeps_exclusive_locks() {
+    fn release_unwritten_keeps_the_locks_of_written_keys() {
         let mut table = LockTable::default();
         table.acquire(T1, "r", Shared);
+        table.acquire(T1, "u", Exclusive);
         table.acquire(T1, "w", Exclusive);
         table.acquire(T2, "r", Exclusive);
-        assert_eq!(table.release_shared(T1), vec![(T2, "r".to_string())]);
+        table.acquire(T3, "u", Shared);
+        assert_eq!(
+            table.release_unwritten(T1, |key| key == "w"),
+            vec![(T2, "r".to_string()), (T3, "u".to_string())]
+        );
+        table.release_all(T3);
         assert_eq!(
             table.acquire(T3, "w", Shared),
             Acquire::Waiting { blockers: vec![T1] }

@@ -174,12 +174,16 @@ pub enum ReadAt {
 pub enum Request {
     /// To the coordinator: start a transaction.
     Begin,
-    /// To the key's owner: read `key` under a shared lock.
+    /// To the key's owner: read `key` under a lock, seeing the transaction's own writes.
     Read {
         /// The transaction.
         tid: TxnId,
         /// The key.
         key: String,
+        /// `Shared` for a plain read; `Exclusive` for a read for update, which locks the
+        /// key against other readers at once so that the write that follows need not
+        /// upgrade (two upgraders of one key deadlock).
+        mode: LockMode,
         /// Whether this is the transaction's first operation on this node; a later one
         /// that finds no workspace knows the node lost it in a crash.
         first: bool,

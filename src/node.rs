@@ -217,8 +217,13 @@ impl Node {
         match request {
             // Coordinator: allocate an id.
             Request::Begin => self.coordinator.begin(req, out),
-            // Participant: a read under a shared lock.
-            Request::Read { tid, key, first } => self.participant.read(req, tid, key, first, out),
+            // Participant: a read under a shared lock, or an exclusive one for update.
+            Request::Read {
+                tid,
+                key,
+                mode,
+                first,
+            } => self.participant.read(req, tid, key, mode, first, out),
             // Participant: a read of a committed snapshot, without locks.
             Request::SnapshotRead { key, at } => self.participant.snapshot_read(req, key, at, out),
             // Participant: a buffered write under an exclusive lock.

@@ -4,17 +4,28 @@
 //!
 //! A transaction's reads and writes arrive from its client. A read takes a shared lock and
 //! sees the transaction's own buffered writes first; a write takes an exclusive lock and
-//! is buffered in the transaction's workspace. Nothing reaches the log before PREPARE
+//! is buffered in the transaction's workspace. A read *for update* (`GET k FOR UPDATE`)
+//! takes the exclusive lock at once: a transaction that reads a key in order to write it
+//! (an increment) would otherwise hold a shared lock and then upgrade it, and two of them
+//! doing so on one key each wait for the other's shared lock, a deadlock every time; for
+//! update, the second one simply waits at its read. Nothing reaches the log before PREPARE
 //! (strict two-phase locking: every lock is held until the outcome is applied).
 //!
 //! On PREPARE the participant votes:
 //! - **YES** if it still holds the workspace and it has writes: it appends a forced
 //!   `Prepare` record (the writes, the coordinator, every participant) and only after the
-//!   fsync does the vote leave. Its shared locks are released (it will read no more); its
-//!   exclusive locks are held until the outcome. From here the transaction is **in doubt**:
-//!   the participant may not decide alone, and asks the coordinator if no outcome comes.
+//!   fsync does the vote leave. Its locks on the keys it only read are released (it will
+//!   read no more), exclusive ones taken for update included; the locks on the keys it
+//!   wrote are held until the outcome, and are exactly those recovery takes again from the
+//!   `Prepare` record. From here the transaction is **in doubt**: the participant may not
+//!   decide alone, and asks the coordinator if no outcome comes.
 //! - **READ-ONLY** if it only read: it releases its locks and forgets the transaction;
-//!   phase 2 skips it.
+//!   phase 2 skips it. This holds for reads for update too: their exclusive locks protected
+//!   a write that never came, and there is nothing to make durable or to undo. Releasing
+//!   them before the outcome keeps the history serializable because PREPARE comes after
+//!   the transaction's last operation: it will take no lock any more (it is past its lock
+//!   point), and whatever later takes the key is serialized after it, as if it had
+//!   committed here. Only writes need their locks until the outcome is applied.
 //! - **NO** if it has no workspace (it crashed since the transaction wrote there, or
 //!   aborted it as a deadlock victim): a tombstone remembers why.
 //!
@@ -64,7 +75,8 @@ use std::time::Duration;
 /// An operation waiting for its lock.
 #[derive(Debug)]
 enum PendingOp {
-    Read(String),
+    /// A locked read, under a shared lock or, for update, an exclusive one.
+    Read(String, LockMode),
     Write(String, Option<String>),
 }
 
@@ -163,16 +175,18 @@ impl Participant {
         }
     }
 
-    /// A client's read of `key` within `tid`.
+    /// A client's read of `key` within `tid`, under a lock of `mode`: `Shared` for a plain
+    /// read, `Exclusive` for a read for update.
     pub fn read(
         &mut self,
         req: ReqId,
         tid: TxnId,
         key: String,
+        mode: LockMode,
         first: bool,
         out: &mut Vec<Effect>,
     ) {
-        self.operate(req, tid, PendingOp::Read(key), first, out);
+        self.operate(req, tid, PendingOp::Read(key, mode), first, out);
     }
 
     /// A client's write (`None` deletes) of `key` within `tid`.
@@ -200,7 +214,7 @@ impl Participant {
             return reply(out, req, Err(error));
         }
         let (key, mode) = match &op {
-            PendingOp::Read(key) => (key.clone(), LockMode::Shared),
+            PendingOp::Read(key, mode) => (key.clone(), *mode),
             PendingOp::Write(key, _) => (key.clone(), LockMode::Exclusive),
         };
         match self.locks.acquire(tid, &key, mode) {
@@ -276,7 +290,7 @@ impl Participant {
             return;
         };
         let answer = match op {
-            PendingOp::Read(key) => {
+            PendingOp::Read(key, _) => {
                 let value = match active.writes.get(&key) {
                     Some(buffered) => buffered.clone(),
                     None => self.store.get(&key).map(str::to_string),
@@ -348,6 +362,8 @@ impl Participant {
                 Vote::ReadOnly
             }
             Some(TxnState::Active(active)) => {
+                let released =
+                    (self.locks).release_unwritten(tid, |key| active.writes.contains_key(key));
                 let prepare_ts = self.ts.current();
                 let writes: Vec<Write> = active.writes.into_iter().collect();
                 out.push(Effect::Append(Record::Prepare {
@@ -365,8 +381,7 @@ impl Participant {
                     next_inquiry,
                 };
                 self.mark_prepared(tid, prepared);
-                let grants = self.locks.release_shared(tid);
-                self.granted(grants, out);
+                self.granted(released, out);
                 out.push(Effect::CrashPoint(CrashPoint::Vote));
                 Vote::Yes { prepare_ts }
             }

@@ -13,7 +13,14 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 const GRAMMAR: &str = include_str!("../grammar/kv2pc.ebnf");
-const PARSER: &str = include_str!("../src/shell/parser.rs");
+/// The parser's source: `src/shell/parser/`, one file per part of the grammar.
+const PARSER: &str = concat!(
+    include_str!("../src/shell/parser/mod.rs"),
+    include_str!("../src/shell/parser/statements.rs"),
+    include_str!("../src/shell/parser/commands.rs"),
+    include_str!("../src/shell/parser/arguments.rs"),
+    include_str!("../src/shell/parser/tokens.rs"),
+);
 
 /// Parses a line that must parse, showing the rendered error otherwise.
 fn parsed(line: &str) -> Vec<Command> {
@@ -42,6 +49,14 @@ fn assert_round_trip(line: &str) {
             panic!("{printed:?} from {line:?}:\n{}", error.render(&printed))
         });
         assert_eq!(again, command, "{line:?} printed as {printed:?}");
+    }
+}
+
+/// `GET key`, a plain read.
+fn get(key: &str) -> Command {
+    Command::Get {
+        key: key.into(),
+        for_update: false,
     }
 }
 
@@ -141,6 +156,20 @@ fn every_grammar_rule_has_its_parser_function_quoting_it() {
 }
 
 #[test]
+fn the_parser_source_read_here_holds_every_parser_file() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/shell/parser");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let source = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            PARSER.contains(&source),
+            "add {} to PARSER in tests/grammar.rs",
+            path.display()
+        );
+    }
+}
+
+#[test]
 fn every_quoted_rule_in_the_parser_is_in_the_grammar() {
     let rules: BTreeSet<String> = grammar_rules().into_iter().map(|(_, rule)| rule).collect();
     for line in PARSER.lines().map(str::trim) {
@@ -153,7 +182,7 @@ fn every_quoted_rule_in_the_parser_is_in_the_grammar() {
         if quoted.contains(" = ") && quoted.ends_with(" ;") {
             assert!(
                 rules.contains(quoted),
-                "parser.rs quotes a rule the grammar lacks: {quoted}"
+                "the parser quotes a rule the grammar lacks: {quoted}"
             );
         }
     }
@@ -533,7 +562,7 @@ fn keywords_ignore_case_but_keys_do_not() {
     );
     assert_eq!(one("rollback"), Command::Abort);
     assert_eq!(one("Exit"), Command::Quit);
-    assert_eq!(one("get Key"), Command::Get { key: "Key".into() });
+    assert_eq!(one("get Key"), get("Key"));
 }
 
 #[test]
@@ -596,6 +625,28 @@ fn every_command_parses_into_its_variant() {
 }
 
 #[test]
+fn get_for_update_is_a_suffix_that_keys_named_for_do_not_confuse() {
+    let for_update = |key: &str| Command::Get {
+        key: key.into(),
+        for_update: true,
+    };
+    assert_eq!(one("GET x FOR UPDATE"), for_update("x"));
+    assert_eq!(one("get x for update"), for_update("x"));
+    assert_eq!(one("GET for FOR UPDATE"), for_update("for"));
+    assert_eq!(one("GET for"), get("for"));
+    assert_eq!(one("GET \"FOR UPDATE\""), get("FOR UPDATE"));
+    assert_eq!(for_update("a b").to_string(), "GET \"a b\" FOR UPDATE");
+    assert_round_trip("GET x FOR UPDATE; GET \"for\" for update");
+    let expected = "expected UPDATE after FOR, as in: GET x FOR UPDATE".to_string();
+    assert_eq!(error("GET x FOR"), (10, expected.clone()));
+    assert_eq!(error("GET x FOR SHARE"), (11, expected));
+    assert_eq!(
+        error("GET x FOR UPDATE NOW").1,
+        "unexpected 'NOW' after the command"
+    );
+}
+
+#[test]
 fn quoted_strings_hold_escapes_spaces_and_semicolons() {
     let commands = parsed(r#"PUT "a;b" "say \"hi\"\\ \n\t;"; GET "a;b""#);
     let value = "say \"hi\"\\ \n\t;".to_string();
@@ -606,7 +657,7 @@ fn quoted_strings_hold_escapes_spaces_and_semicolons() {
                 key: "a;b".into(),
                 value
             },
-            Command::Get { key: "a;b".into() },
+            get("a;b"),
         ]
     );
     assert_eq!(
@@ -616,12 +667,7 @@ fn quoted_strings_hold_escapes_spaces_and_semicolons() {
             value: String::new()
         }
     );
-    assert_eq!(
-        one("GET \"日本 語\""),
-        Command::Get {
-            key: "日本 語".into()
-        }
-    );
+    assert_eq!(one("GET \"日本 語\""), get("日本 語"));
 }
 
 #[test]
@@ -673,7 +719,7 @@ fn a_session_prefix_runs_one_command_elsewhere() {
     );
     assert_eq!(one("bob:\tCOMMIT"), in_bob(Command::Commit));
     assert_eq!(parsed("bob: BEGIN; alice-2: GET x").len(), 2);
-    assert_eq!(one("GET bob:"), Command::Get { key: "bob:".into() });
+    assert_eq!(one("GET bob:"), get("bob:"));
     assert_eq!(
         error("bob:PUT x 1").1,
         "unknown command 'bob:PUT'; type HELP for the list"
@@ -694,13 +740,8 @@ fn a_kelvin_sign_is_not_a_k_and_does_not_panic() {
 #[test]
 fn bare_words_take_letters_digits_and_some_punctuation() {
     let key = "user/42:name.first-name_x";
-    assert_eq!(one(&format!("GET {key}")), Command::Get { key: key.into() });
-    assert_eq!(
-        one("GET café"),
-        Command::Get {
-            key: "café".into()
-        }
-    );
+    assert_eq!(one(&format!("GET {key}")), get(key));
+    assert_eq!(one("GET café"), get("café"));
 }
 
 // ---- Properties ----

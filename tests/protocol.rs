@@ -3,12 +3,17 @@
 //! transition of the protocol (and its duplicates and late messages) is pinned down.
 
 use kv2pc::clock::Timestamps;
+use kv2pc::lock::LockMode;
 use kv2pc::message::{Answer, Effect, Message, Reply, Request, Vote};
 use kv2pc::node::{Input, Node};
 use kv2pc::wal::Record;
 use kv2pc::{CrashPoint, Settings, TxnId};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Reads for update (`GET key FOR UPDATE`): exclusive locks at the read.
+#[path = "protocol/for_update.rs"]
+mod for_update;
 
 fn fresh() -> Arc<Timestamps> {
     Arc::new(Timestamps::default())
@@ -114,14 +119,30 @@ impl Harness {
     }
 
     fn read(&mut self, node: u32, tid: TxnId, key: &str, first: bool) -> Vec<Fx> {
-        self.request(
-            node,
-            Request::Read {
-                tid,
-                key: key.into(),
-                first,
-            },
-        )
+        self.locked_read(node, tid, key, LockMode::Shared, first)
+    }
+
+    /// `GET key FOR UPDATE`: a read under an exclusive lock.
+    fn read_for_update(&mut self, node: u32, tid: TxnId, key: &str, first: bool) -> Vec<Fx> {
+        self.locked_read(node, tid, key, LockMode::Exclusive, first)
+    }
+
+    fn locked_read(
+        &mut self,
+        node: u32,
+        tid: TxnId,
+        key: &str,
+        mode: LockMode,
+        first: bool,
+    ) -> Vec<Fx> {
+        let key = key.into();
+        let request = Request::Read {
+            tid,
+            key,
+            mode,
+            first,
+        };
+        self.request(node, request)
     }
 
     /// A transaction begun at node 0 that wrote `x` on node 1 and `y` on node 2, with

@@ -5,9 +5,10 @@
 //! each of Adya's anomalies (G0, G1a, G1b, G1c, G2) are caught and named, and a valid
 //! history passes. Then concurrent list-append workloads (many client threads over
 //! several nodes; read-modify-append transactions over keys on different nodes,
-//! read-only transactions, double appends; every aborted attempt retried) are recorded
-//! and checked: the dependency graph has no cycle, no committed transaction read an
-//! aborted or intermediate write, and the final lists hold exactly the committed appends.
+//! read-only transactions, double appends, reads for update; every aborted attempt
+//! retried) are recorded and checked: the dependency graph has no cycle, no committed
+//! transaction read an aborted or intermediate write, and the final lists hold exactly
+//! the committed appends.
 
 mod support;
 
@@ -185,6 +186,8 @@ fn the_final_state_is_checked_against_what_clients_were_told() {
 #[derive(Clone, Debug)]
 enum Planned {
     Read(String),
+    /// A locked read under an exclusive lock (`Transaction::get_for_update`).
+    ReadForUpdate(String),
     Append(String),
 }
 
@@ -207,7 +210,8 @@ struct Plan {
 
 /// A transaction's plan over random keys, and so usually several nodes: reads followed
 /// by appends to the keys read (some twice, then read again), or only reads, under locks
-/// or in a snapshot.
+/// or in a snapshot. A third of the locking plans read for update (their read-only ones
+/// too, which then vote READ-ONLY holding exclusive locks).
 fn plan(rng: &mut Rng, keys: &[String]) -> Plan {
     let kind = match rng.below(100) {
         0..=14 => Kind::Snapshot,
@@ -227,9 +231,13 @@ fn plan(rng: &mut Rng, keys: &[String]) -> Plan {
         }
     }
     let read_only = kind == Kind::Snapshot || rng.chance(20);
+    let for_update = kind == Kind::Locking && rng.chance(33);
     let mut ops = Vec::new();
     for key in chosen {
-        ops.push(Planned::Read(key.clone()));
+        ops.push(match for_update {
+            true => Planned::ReadForUpdate(key.clone()),
+            false => Planned::Read(key.clone()),
+        });
         if !read_only {
             ops.push(Planned::Append(key.clone()));
             if rng.chance(10) {
@@ -275,13 +283,19 @@ fn attempt(client: &Client, plan: &[Planned], thread: usize, elems: &mut usize) 
     let mut known: BTreeMap<String, Option<String>> = BTreeMap::new();
     for op in plan {
         let result = match op {
-            Planned::Read(key) => txn.get(key).map(|value| {
-                record.ops.push(Op::Read {
-                    key: key.clone(),
-                    list: parse_list(value.as_deref()),
-                });
-                known.insert(key.clone(), value);
-            }),
+            Planned::Read(key) | Planned::ReadForUpdate(key) => {
+                let value = match op {
+                    Planned::ReadForUpdate(_) => txn.get_for_update(key),
+                    _ => txn.get(key),
+                };
+                value.map(|value| {
+                    record.ops.push(Op::Read {
+                        key: key.clone(),
+                        list: parse_list(value.as_deref()),
+                    });
+                    known.insert(key.clone(), value);
+                })
+            }
             Planned::Append(key) => {
                 *elems += 1;
                 let elem = format!("{thread}.{elems}");

@@ -56,6 +56,8 @@ impl KvHelper {
             [] => self.first_words(),
             ["BEGIN"] => keywords(&["READ"]),
             ["BEGIN", "READ"] => keywords(&["ONLY"]),
+            ["GET", _] => keywords(&["FOR"]),
+            ["GET", _, "FOR"] => keywords(&["UPDATE"]),
             ["CRASH" | "RESTART" | "CHECKPOINT"] | ["SHOW", "LOG"] | ["SESSION", _, "ON"] => {
                 names(&["node"])
             }
@@ -220,6 +222,8 @@ mod tests {
         assert_eq!(complete("help cr"), ["crash"]);
         assert_eq!(complete("HELP sy"), ["syntax"]);
         assert!(complete("GET ").is_empty());
+        assert_eq!(complete("GET x "), ["FOR"]);
+        assert_eq!(complete("get x for u"), ["update"]);
         assert!(complete("PUT \"a b").is_empty());
     }
 

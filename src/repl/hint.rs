@@ -148,6 +148,8 @@ mod tests {
         assert_eq!(hint("begin read "), Some("ONLY".into()));
         assert_eq!(hint("SHOW LOG "), Some("node <N> [LAST <n>]".into()));
         assert_eq!(hint("alice: PUT "), Some("<key> <value>".into()));
+        assert_eq!(hint("GET x "), Some("[FOR UPDATE]".into()));
+        assert_eq!(hint("GET x FOR "), Some("UPDATE".into()));
         assert_eq!(hint("CRASH no"), None);
         assert_eq!(hint("COMMIT"), None);
     }

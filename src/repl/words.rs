@@ -7,7 +7,7 @@
 /// Each command's keywords and the rest of its usage, as `HELP` gives them.
 pub const USAGES: &[(&str, &str)] = &[
     ("BEGIN", "[READ ONLY]"),
-    ("GET", "<key>"),
+    ("GET", "<key> [FOR UPDATE]"),
     ("PUT", "<key> <value>"),
     ("DEL", "<key>"),
     ("COMMIT", ""),

@@ -27,10 +27,14 @@ pub enum Command {
         /// and skip phase two.
         read_only: bool,
     },
-    /// `GET key`: read a key in the current transaction (a shared lock at its owner).
+    /// `GET key [FOR UPDATE]`: read a key in the current transaction (a shared lock at
+    /// its owner, or an exclusive one for update).
     Get {
         /// The key.
         key: String,
+        /// Lock the key exclusively at the read, for a transaction that will write it
+        /// next; only a read-write transaction takes locks, so only it may ask.
+        for_update: bool,
     },
     /// `PUT key value`: write a key in the current transaction (an exclusive lock at its
     /// owner; the write is buffered until commit).
@@ -170,7 +174,14 @@ impl fmt::Display for Command {
         match self {
             Command::Begin { read_only: false } => f.write_str("BEGIN"),
             Command::Begin { read_only: true } => f.write_str("BEGIN READ ONLY"),
-            Command::Get { key } => write!(f, "GET {}", Text(key)),
+            Command::Get {
+                key,
+                for_update: false,
+            } => write!(f, "GET {}", Text(key)),
+            Command::Get {
+                key,
+                for_update: true,
+            } => write!(f, "GET {} FOR UPDATE", Text(key)),
             Command::Put { key, value } => write!(f, "PUT {} {}", Text(key), Text(value)),
             Command::Del { key } => write!(f, "DEL {}", Text(key)),
             Command::Commit => f.write_str("COMMIT"),

@@ -9,6 +9,7 @@
 use super::command::{Command, Text};
 use super::output::Outcome;
 use crate::cluster::Activity;
+use crate::lock::LockMode;
 use crate::{Client, ClientObserver, Error, NodeId, ReadOnly, Transaction, TxnId, WaitInfo};
 use crossbeam::channel::{Receiver, Sender, unbounded};
 use parking_lot::Mutex;
@@ -127,14 +128,18 @@ impl Session {
                 Text(&wait.key)
             ),
             (Some(wait), _) => {
-                let holders: Vec<String> = wait.blockers.iter().map(TxnId::to_string).collect();
+                let blockers: Vec<String> = wait.blockers.iter().map(TxnId::to_string).collect();
                 format!(
-                    "<waiting for {} held by {}>",
+                    "<waiting for {} lock on {}, blocked by {}>",
+                    match wait.mode {
+                        LockMode::Shared => "a shared",
+                        LockMode::Exclusive => "an exclusive",
+                    },
                     Text(&wait.key),
-                    if holders.is_empty() {
+                    if blockers.is_empty() {
                         "an earlier waiter".into()
                     } else {
-                        holders.join(", ")
+                        blockers.join(", ")
                     }
                 )
             }
@@ -239,10 +244,22 @@ impl Worker {
     fn execute(&mut self, command: Command, outcome: &mut Outcome) -> crate::Result<()> {
         match command {
             Command::Begin { read_only } => self.begin(read_only, outcome),
-            Command::Get { key } => {
+            Command::Get { key, for_update } => {
                 let value = match &mut self.open {
+                    Some(Open::ReadWrite(txn)) if for_update => txn.get_for_update(&key)?,
                     Some(Open::ReadWrite(txn)) => txn.get(&key)?,
+                    Some(Open::ReadOnly(_)) if for_update => {
+                        return Err(Error::InvalidInput(
+                            "this transaction is READ ONLY: it reads a snapshot and takes no locks, so there is nothing to lock FOR UPDATE; COMMIT it and BEGIN a read-write transaction to read for update".into(),
+                        ));
+                    }
                     Some(Open::ReadOnly(snapshot)) => snapshot.get(&key)?,
+                    None if for_update => {
+                        return Err(Error::InvalidInput(format!(
+                            "FOR UPDATE locks {} until the transaction ends, but no transaction is open in this session; BEGIN one first (a GET on its own reads a snapshot and locks nothing)",
+                            Text(&key)
+                        )));
+                    }
                     None => self.client.get(&key)?,
                 };
                 match value {

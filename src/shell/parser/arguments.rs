@@ -1,0 +1,143 @@
+//! The arguments of commands: nodes, crash points, durations, keys, values and names,
+//! each checked for what the parser can know alone.
+
+use super::tokens::{integer, is_name_char, keyword, text, word};
+use super::{Parsed, failure, shown};
+use crate::CrashPoint;
+use crate::types::{self, MAX_NODES, NodeId};
+use nom::Parser;
+use nom::combinator::cut;
+use nom::error::context;
+use nom::sequence::preceded;
+use std::time::Duration;
+
+/// `node = "node" , node_number ;`
+pub(super) fn node(input: &str) -> Parsed<'_, NodeId> {
+    let node = preceded(keyword("node"), cut(node_number));
+    context("expected 'node' and a node number, as in: node 1", node).parse(input)
+}
+
+/// `node_number = integer ;` (below `MAX_NODES`)
+pub(super) fn node_number(input: &str) -> Parsed<'_, NodeId> {
+    let (rest, number) = context("expected a node number", integer).parse(input)?;
+    let last = MAX_NODES - 1;
+    match NodeId::try_from(number) {
+        Ok(node) if node <= last => Ok((rest, node)),
+        _ => {
+            let message = format!(
+                "there is no node {number}: a cluster has at most {MAX_NODES} nodes, \
+                 numbered from 0 to {last}"
+            );
+            Err(failure(input, message))
+        }
+    }
+}
+
+/// `crash_point = "prepare" | "vote" | "commit" | "ack" | "decide" | "decision" | "broadcast" ;`
+pub(super) fn crash_point(input: &str) -> Parsed<'_, CrashPoint> {
+    let names: Vec<_> = CrashPoint::ALL.iter().map(|point| point.name()).collect();
+    let expected = || {
+        failure(
+            input,
+            format!("expected a crash point ({})", names.join(", ")),
+        )
+    };
+    let (rest, name) = word(input).map_err(|error| match error {
+        nom::Err::Error(_) => expected(),
+        other => other,
+    })?;
+    let point = name.parse().map_err(|_| expected())?;
+    Ok((rest, point))
+}
+
+/// `count = integer ;`
+pub(super) fn count(input: &str) -> Parsed<'_, usize> {
+    let (rest, number) =
+        context("expected a number of records after LAST", integer).parse(input)?;
+    match usize::try_from(number) {
+        Ok(count) => Ok((rest, count)),
+        Err(_) => Err(failure(input, format!("{number} is too large a number"))),
+    }
+}
+
+/// `duration = digit , { digit } , ( "ms" | "s" ) , separation ;`
+pub(super) fn duration(input: &str) -> Parsed<'_, Duration> {
+    const EXPECTED: &str = "expected a duration such as 500ms or 2s";
+    let (rest, token) = word(input).map_err(|error| match error {
+        nom::Err::Error(_) => failure(input, EXPECTED),
+        other => other,
+    })?;
+    let digits_end = token
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(token.len());
+    let (digits, unit) = token.split_at(digits_end);
+    if digits.is_empty() {
+        return Err(failure(input, EXPECTED));
+    }
+    let too_long = || format!("{} is too long a duration", shown(token));
+    let amount: u64 = digits.parse().map_err(|_| failure(input, too_long()))?;
+    let message = match unit.to_ascii_lowercase().as_str() {
+        "ms" => return Ok((rest, Duration::from_millis(amount))),
+        "s" => return Ok((rest, Duration::from_secs(amount))),
+        "" => format!("a duration needs a unit: write {amount}ms or {amount}s"),
+        _ => format!(
+            "unknown unit '{}': use ms or s, as in 500ms or 2s",
+            shown(unit)
+        ),
+    };
+    Err(failure(input, message))
+}
+
+/// `key = text ;` (not empty, at most `MAX_KEY_LEN` bytes)
+pub(super) fn key(input: &str) -> Parsed<'_, String> {
+    let (rest, key) = context("expected a key", text).parse(input)?;
+    match types::check_key(&key) {
+        Ok(()) => Ok((rest, key)),
+        Err(error) => Err(failure(input, error.to_string())),
+    }
+}
+
+/// `value = text ;` (at most `MAX_VALUE_LEN` bytes)
+pub(super) fn value(input: &str) -> Parsed<'_, String> {
+    let (rest, value) = context("expected a value after the key", text).parse(input)?;
+    match types::check_value(&value) {
+        Ok(()) => Ok((rest, value)),
+        Err(error) => Err(failure(input, error.to_string())),
+    }
+}
+
+/// `path = text ;`
+pub(super) fn path(input: &str) -> Parsed<'_, String> {
+    context("expected a file path (quote it if it holds spaces)", text).parse(input)
+}
+
+/// `session_name = word ;` (letters, digits, `_` and `-` only)
+pub(super) fn session_name(input: &str) -> Parsed<'_, String> {
+    let (rest, name) = context("expected a session name", word).parse(input)?;
+    if name.chars().all(is_name_char) {
+        return Ok((rest, name.to_string()));
+    }
+    let message = format!(
+        "'{}' cannot name a session: use letters, digits, _ and -",
+        shown(name)
+    );
+    Err(failure(input, message))
+}
+
+/// `setting_name = word ;`
+pub(super) fn setting_name(input: &str) -> Parsed<'_, String> {
+    context("expected a setting name; type HELP SET for the list", word)
+        .map(String::from)
+        .parse(input)
+}
+
+/// `setting_value = text ;`
+pub(super) fn setting_value(input: &str) -> Parsed<'_, String> {
+    let expected = "expected a value for the setting, as in: SET vote_timeout 2s";
+    context(expected, text).parse(input)
+}
+
+/// `topic = text ;`
+pub(super) fn topic(input: &str) -> Parsed<'_, String> {
+    text(input)
+}

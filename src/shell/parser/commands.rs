@@ -1,0 +1,232 @@
+//! The commands: one function per command rule, each reading its keyword and then
+//! committing (`cut`) to its arguments.
+
+use super::arguments::{
+    count, crash_point, duration, key, node, path, session_name, setting_name, setting_value,
+    topic, value,
+};
+use super::statements::comment;
+use super::tokens::{bare_word, keyword};
+use super::{Parsed, failure, no_match, token_at};
+use crate::shell::command::Command;
+use nom::Parser;
+use nom::branch::alt;
+use nom::combinator::{cut, opt};
+use nom::error::context;
+use nom::sequence::preceded;
+
+/// `command = transaction_command | cluster_command | inspect_command | shell_command | unknown_command ;`
+pub(super) fn command(input: &str) -> Parsed<'_, Command> {
+    alt((
+        transaction_command,
+        cluster_command,
+        inspect_command,
+        shell_command,
+        unknown_command,
+    ))
+    .parse(input)
+}
+
+/// `unknown_command = bare_word | ? any other character but ";" or a comment ? ;`
+pub(super) fn unknown_command(input: &str) -> Parsed<'_, Command> {
+    let Some(token) = token_at(input) else {
+        return Err(no_match(input));
+    };
+    if input.starts_with(';') || comment(input).is_ok() {
+        return Err(no_match(input));
+    }
+    let message = if bare_word(input).is_ok() {
+        format!("unknown command '{token}'; type HELP for the list")
+    } else {
+        format!("expected a command, not '{token}'; type HELP for the list")
+    };
+    Err(failure(input, message))
+}
+
+/// `transaction_command = begin | get | put | del | commit | abort ;`
+pub(super) fn transaction_command(input: &str) -> Parsed<'_, Command> {
+    alt((begin, get, put, del, commit, abort)).parse(input)
+}
+
+/// `begin = "BEGIN" , [ read_only ] ;`
+pub(super) fn begin(input: &str) -> Parsed<'_, Command> {
+    preceded(keyword("BEGIN"), opt(read_only))
+        .map(|read_only| Command::Begin {
+            read_only: read_only.is_some(),
+        })
+        .parse(input)
+}
+
+/// `read_only = "READ" , "ONLY" ;`
+pub(super) fn read_only(input: &str) -> Parsed<'_, ()> {
+    let only = context("expected ONLY after READ", keyword("ONLY"));
+    preceded(keyword("READ"), cut(only)).parse(input)
+}
+
+/// `get = "GET" , key , [ for_update ] ;`
+pub(super) fn get(input: &str) -> Parsed<'_, Command> {
+    preceded(keyword("GET"), cut((key, opt(for_update))))
+        .map(|(key, for_update)| Command::Get {
+            key,
+            for_update: for_update.is_some(),
+        })
+        .parse(input)
+}
+
+/// `for_update = "FOR" , "UPDATE" ;`
+pub(super) fn for_update(input: &str) -> Parsed<'_, ()> {
+    let update = context(
+        "expected UPDATE after FOR, as in: GET x FOR UPDATE",
+        keyword("UPDATE"),
+    );
+    preceded(keyword("FOR"), cut(update)).parse(input)
+}
+
+/// `put = "PUT" , key , value ;`
+pub(super) fn put(input: &str) -> Parsed<'_, Command> {
+    preceded(keyword("PUT"), cut((key, value)))
+        .map(|(key, value)| Command::Put { key, value })
+        .parse(input)
+}
+
+/// `del = "DEL" , key ;`
+pub(super) fn del(input: &str) -> Parsed<'_, Command> {
+    preceded(keyword("DEL"), cut(key))
+        .map(|key| Command::Del { key })
+        .parse(input)
+}
+
+/// `commit = "COMMIT" ;`
+pub(super) fn commit(input: &str) -> Parsed<'_, Command> {
+    keyword("COMMIT").map(|()| Command::Commit).parse(input)
+}
+
+/// `abort = "ABORT" | "ROLLBACK" ;`
+pub(super) fn abort(input: &str) -> Parsed<'_, Command> {
+    alt((keyword("ABORT"), keyword("ROLLBACK")))
+        .map(|()| Command::Abort)
+        .parse(input)
+}
+
+/// `cluster_command = session | crash | restart | checkpoint | tick | set ;`
+pub(super) fn cluster_command(input: &str) -> Parsed<'_, Command> {
+    alt((session, crash, restart, checkpoint, tick, set)).parse(input)
+}
+
+/// `session = "SESSION" , session_name , [ "ON" , node ] ;`
+pub(super) fn session(input: &str) -> Parsed<'_, Command> {
+    let on_node = preceded(keyword("ON"), cut(node));
+    preceded(keyword("SESSION"), cut((session_name, opt(on_node))))
+        .map(|(name, node)| Command::Session { name, node })
+        .parse(input)
+}
+
+/// `crash = "CRASH" , node , [ "AT" , crash_point ] ;`
+pub(super) fn crash(input: &str) -> Parsed<'_, Command> {
+    let at_point = preceded(keyword("AT"), cut(crash_point));
+    preceded(keyword("CRASH"), cut((node, opt(at_point))))
+        .map(|(node, at)| Command::Crash { node, at })
+        .parse(input)
+}
+
+/// `restart = "RESTART" , node ;`
+pub(super) fn restart(input: &str) -> Parsed<'_, Command> {
+    preceded(keyword("RESTART"), cut(node))
+        .map(|node| Command::Restart { node })
+        .parse(input)
+}
+
+/// `checkpoint = "CHECKPOINT" , node ;`
+pub(super) fn checkpoint(input: &str) -> Parsed<'_, Command> {
+    preceded(keyword("CHECKPOINT"), cut(node))
+        .map(|node| Command::Checkpoint { node })
+        .parse(input)
+}
+
+/// `tick = "TICK" , duration ;`
+pub(super) fn tick(input: &str) -> Parsed<'_, Command> {
+    preceded(keyword("TICK"), cut(duration))
+        .map(|duration| Command::Tick { duration })
+        .parse(input)
+}
+
+/// `set = "SET" , setting_name , setting_value ;`
+pub(super) fn set(input: &str) -> Parsed<'_, Command> {
+    preceded(keyword("SET"), cut((setting_name, setting_value)))
+        .map(|(name, value)| Command::Set { name, value })
+        .parse(input)
+}
+
+/// `inspect_command = status | show | where | trace ;`
+pub(super) fn inspect_command(input: &str) -> Parsed<'_, Command> {
+    alt((status, show, r#where, trace)).parse(input)
+}
+
+/// `status = "STATUS" ;`
+pub(super) fn status(input: &str) -> Parsed<'_, Command> {
+    keyword("STATUS").map(|()| Command::Status).parse(input)
+}
+
+/// `show = "SHOW" , ( show_locks | show_log ) ;`
+pub(super) fn show(input: &str) -> Parsed<'_, Command> {
+    let what = context(
+        "expected LOCKS or LOG after SHOW",
+        alt((show_locks, show_log)),
+    );
+    preceded(keyword("SHOW"), cut(what)).parse(input)
+}
+
+/// `show_locks = "LOCKS" ;`
+pub(super) fn show_locks(input: &str) -> Parsed<'_, Command> {
+    keyword("LOCKS").map(|()| Command::ShowLocks).parse(input)
+}
+
+/// `show_log = "LOG" , node , [ "LAST" , count ] ;`
+pub(super) fn show_log(input: &str) -> Parsed<'_, Command> {
+    let last = preceded(keyword("LAST"), cut(count));
+    preceded(keyword("LOG"), cut((node, opt(last))))
+        .map(|(node, last)| Command::ShowLog { node, last })
+        .parse(input)
+}
+
+/// `where = "WHERE" , key ;`
+pub(super) fn r#where(input: &str) -> Parsed<'_, Command> {
+    preceded(keyword("WHERE"), cut(key))
+        .map(|key| Command::Where { key })
+        .parse(input)
+}
+
+/// `trace = "TRACE" , ( "ON" | "OFF" ) ;`
+pub(super) fn trace(input: &str) -> Parsed<'_, Command> {
+    let on_off = alt((keyword("ON").map(|()| true), keyword("OFF").map(|()| false)));
+    let on_off = context("expected ON or OFF after TRACE", on_off);
+    preceded(keyword("TRACE"), cut(on_off))
+        .map(|on| Command::Trace { on })
+        .parse(input)
+}
+
+/// `shell_command = source | help | quit ;`
+pub(super) fn shell_command(input: &str) -> Parsed<'_, Command> {
+    alt((source, help, quit)).parse(input)
+}
+
+/// `source = "SOURCE" , path ;`
+pub(super) fn source(input: &str) -> Parsed<'_, Command> {
+    preceded(keyword("SOURCE"), cut(path))
+        .map(|path| Command::Source { path })
+        .parse(input)
+}
+
+/// `help = "HELP" , [ topic ] ;`
+pub(super) fn help(input: &str) -> Parsed<'_, Command> {
+    preceded(keyword("HELP"), opt(topic))
+        .map(|topic| Command::Help { topic })
+        .parse(input)
+}
+
+/// `quit = "QUIT" | "EXIT" ;`
+pub(super) fn quit(input: &str) -> Parsed<'_, Command> {
+    alt((keyword("QUIT"), keyword("EXIT")))
+        .map(|()| Command::Quit)
+        .parse(input)
+}
