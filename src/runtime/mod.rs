@@ -38,12 +38,12 @@ use crate::router::{Control, Mail, NodeStatus, Shared};
 use crate::trace::TraceEvent;
 use crate::types::{NodeId, TxnId};
 use crate::wal::{Record, Wal};
-use crossbeam::channel::{Receiver, Sender, select};
-use outbox::{Held, Outbox};
+use crossbeam::channel::{Receiver, RecvTimeoutError, Sender};
+use outbox::Held;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use syncer::{Synced, Syncer};
+use syncer::Syncer;
 
 /// The most inputs handled in one batch.
 pub const MAX_BATCH: usize = 512;
@@ -68,7 +68,6 @@ enum Flow {
 /// What the thread woke up for.
 enum Wakeup {
     Mail(Mail),
-    Synced(Synced),
     /// Acknowledgements have lingered long enough: fsync for them.
     Linger,
     /// Time to check timeouts.
@@ -88,7 +87,7 @@ pub struct Runtime {
     next_req: u64,
     armed: Option<CrashPoint>,
     effects: Vec<Effect>,
-    outbox: Outbox,
+    /// The syncer thread, and the outbox it shares with this one.
     syncer: Syncer,
     /// The LSN just past the newest barrier record appended: what a message said now
     /// depends on.
@@ -97,10 +96,6 @@ pub struct Runtime {
     lease_lsn: u64,
     /// The newest LSN an fsync was asked for (or done).
     sync_asked: u64,
-    /// Requests to the syncer not yet reported, each counted as in flight.
-    sync_jobs: usize,
-    /// Requests reported in this batch, to count as handled when the batch ends.
-    sync_jobs_done: usize,
     /// Whether the detector holds waits from this node.
     reported_waits: bool,
 }
@@ -118,19 +113,16 @@ impl Runtime {
             id,
             node,
             wal,
+            syncer: Syncer::start(id, shared.clone())?,
             shared,
             inbox,
             replies: HashMap::new(),
             next_req: 0,
             armed: None,
             effects: Vec::new(),
-            outbox: Outbox::default(),
-            syncer: Syncer::start(id)?,
             barrier_lsn: 0,
             lease_lsn: 0,
             sync_asked: 0,
-            sync_jobs: 0,
-            sync_jobs_done: 0,
             reported_waits: false,
         })
     }
@@ -151,13 +143,14 @@ impl Runtime {
         }
         let inbox = self.inbox.clone();
         if flow == Flow::Crashed {
+            self.wal.note_synced(self.syncer.durability.synced());
             let _ = self.wal.simulate_crash();
         }
         let dropped = inbox.try_iter().count();
         self.shared.handled(dropped);
     }
 
-    /// Waits for mail (or an fsync done), handles everything waiting, and ends the batch.
+    /// Waits for mail, handles everything waiting, and ends the batch.
     fn serve_batch(&mut self) -> Flow {
         let mut count = 0;
         let mut flow = match self.wait() {
@@ -165,7 +158,6 @@ impl Runtime {
                 count += 1;
                 self.handle(mail)
             }
-            Wakeup::Synced(synced) => self.synced(synced),
             Wakeup::Linger => self.ask_sync(),
             Wakeup::Tick => {
                 self.shared.begin_work();
@@ -174,19 +166,16 @@ impl Runtime {
             }
             Wakeup::Disconnected => Flow::Stopped,
         };
-        while flow == Flow::Continue {
-            if let Ok(synced) = self.syncer.done.try_recv() {
-                flow = self.synced(synced);
-                continue;
-            }
-            if count >= MAX_BATCH {
-                break;
-            }
+        while flow == Flow::Continue && count < MAX_BATCH {
             let Ok(mail) = self.inbox.try_recv() else {
                 break;
             };
             count += 1;
             flow = self.handle(mail);
+        }
+        if let Some(error) = self.syncer.take_failure() {
+            self.fail(error);
+            flow = Flow::Crashed;
         }
         if flow == Flow::Continue {
             flow = self.finish_batch();
@@ -194,53 +183,27 @@ impl Runtime {
         if flow != Flow::Continue {
             self.leave();
         }
-        self.shared
-            .handled(count + std::mem::take(&mut self.sync_jobs_done));
+        self.shared.handled(count);
         flow
     }
 
     /// Blocks until there is something to do.
     fn wait(&self) -> Wakeup {
-        let lingering = (self.outbox.durable_wanted()).is_some_and(|lsn| lsn > self.sync_asked);
-        let timeout = if lingering {
-            Some(LINGER)
-        } else if self.shared.clock.is_manual() {
-            None
-        } else {
-            Some(TICK_INTERVAL)
-        };
-        let on_timeout = if lingering {
-            Wakeup::Linger
-        } else {
-            Wakeup::Tick
-        };
-        let done = &self.syncer.done;
-        match timeout {
-            Some(timeout) => select! {
-                recv(self.inbox) -> mail => mail.map_or(Wakeup::Disconnected, Wakeup::Mail),
-                recv(done) -> synced => synced.map_or(Wakeup::Disconnected, Wakeup::Synced),
-                default(timeout) => on_timeout,
-            },
-            None => select! {
-                recv(self.inbox) -> mail => mail.map_or(Wakeup::Disconnected, Wakeup::Mail),
-                recv(done) -> synced => synced.map_or(Wakeup::Disconnected, Wakeup::Synced),
-            },
+        let durable_wanted = self.syncer.durability.outbox.lock().durable_wanted();
+        if durable_wanted.is_some_and(|lsn| lsn > self.sync_asked) {
+            return match self.inbox.recv_timeout(LINGER) {
+                Ok(mail) => Wakeup::Mail(mail),
+                Err(RecvTimeoutError::Timeout) => Wakeup::Linger,
+                Err(RecvTimeoutError::Disconnected) => Wakeup::Disconnected,
+            };
         }
-    }
-
-    /// The syncer made the log durable through an LSN (or failed to).
-    fn synced(&mut self, synced: Synced) -> Flow {
-        self.sync_jobs -= synced.requests;
-        self.sync_jobs_done += synced.requests;
-        match synced.lsn {
-            Ok(lsn) => {
-                self.wal.note_synced(lsn);
-                Flow::Continue
-            }
-            Err(error) => {
-                self.fail(error);
-                Flow::Crashed
-            }
+        if self.shared.clock.is_manual() {
+            return self.inbox.recv().map_or(Wakeup::Disconnected, Wakeup::Mail);
+        }
+        match self.inbox.recv_timeout(TICK_INTERVAL) {
+            Ok(mail) => Wakeup::Mail(mail),
+            Err(RecvTimeoutError::Timeout) => Wakeup::Tick,
+            Err(RecvTimeoutError::Disconnected) => Wakeup::Disconnected,
         }
     }
 
@@ -248,9 +211,6 @@ impl Runtime {
     /// whoever waits for the cluster to settle sees this node down and its clients awake.
     fn leave(&mut self) {
         self.syncer.stop();
-        let reported: usize = self.syncer.done.try_iter().map(|s| s.requests).sum();
-        debug_assert!(reported <= self.sync_jobs);
-        self.shared.handled(std::mem::take(&mut self.sync_jobs));
         self.answer_down();
         self.shared.detach(self.id);
         self.shared.publish_prepare_floor(self.id, None);
@@ -299,13 +259,12 @@ impl Runtime {
                 Effect::Send { to, message } => {
                     current_tid = message.tid().or(current_tid);
                     let held = Held::Send { to, message, depth };
-                    self.outbox
-                        .hold(self.barrier_lsn, self.wal.synced_lsn(), held);
+                    self.hold(self.barrier_lsn, held);
                 }
                 Effect::SendDurable { to, message } => {
                     self.shared.begin_work();
-                    self.outbox
-                        .hold_durable(self.wal.end_lsn(), to, message, depth);
+                    let mut outbox = self.syncer.durability.outbox.lock();
+                    outbox.hold_durable(self.wal.end_lsn(), to, message, depth);
                 }
                 Effect::Reply { req, reply } => self.hold_reply(req, reply),
                 Effect::CrashPoint(point)
@@ -377,25 +336,42 @@ impl Runtime {
                 reply: channel,
                 message: reply,
             };
-            self.outbox.hold(lsn, self.wal.synced_lsn(), held);
+            self.hold(lsn, held);
         }
     }
 
-    /// Ends a batch: writes its records, asks for the fsync they need, lets out what is
-    /// durable, and publishes the node's state.
+    /// Holds `held` until the log is durable through `lsn`.
+    fn hold(&self, lsn: u64, held: Held) {
+        let durability = &self.syncer.durability;
+        let mut outbox = durability.outbox.lock();
+        outbox.hold(lsn, durability.synced(), held);
+    }
+
+    /// Ends a batch: writes its records, has them fsynced if anything depends on them,
+    /// lets out what is durable, and publishes the node's state.
+    ///
+    /// The fsync runs on this thread when there is nothing else to do (no mail waiting,
+    /// no fsync running): handing it over would only add a thread's wake-up to the
+    /// latency. Otherwise the syncer runs it, and this thread goes on.
     fn finish_batch(&mut self) -> Flow {
         if let Err(error) = self.wal.flush(false) {
             self.fail(error);
             return Flow::Crashed;
         }
+        self.wal.note_synced(self.syncer.durability.synced());
         // On the manual clock (scripts, transcripts) acknowledgements do not linger for
         // company: their fsync is asked for at once, so the trace is the same every run.
         let mut wanted = self.barrier_lsn;
         if self.shared.clock.is_manual() {
-            wanted = wanted.max(self.outbox.durable_wanted().unwrap_or(0));
+            let durable_wanted = self.syncer.durability.outbox.lock().durable_wanted();
+            wanted = wanted.max(durable_wanted.unwrap_or(0));
         }
         if wanted > self.sync_asked.max(self.wal.synced_lsn()) {
-            let flow = self.ask_sync();
+            let flow = if self.syncer.busy() || !self.inbox.is_empty() {
+                self.ask_sync()
+            } else {
+                self.sync_now()
+            };
             if flow != Flow::Continue {
                 return flow;
             }
@@ -413,48 +389,36 @@ impl Runtime {
             return Flow::Continue;
         };
         let lsn = target.lsn;
-        self.shared.begin_work();
-        self.sync_jobs += 1;
-        if !self.syncer.request(target) {
-            self.sync_jobs -= 1;
-            self.shared.handled(1);
+        if !self.syncer.request(target, &self.shared) {
             return self.sync_now();
         }
         self.sync_asked = lsn;
         Flow::Continue
     }
 
-    /// Writes and fsyncs on this thread, then lets out everything held.
+    /// Writes and fsyncs on this thread, then lets out what that covers.
     fn sync_now(&mut self) -> Flow {
         if let Err(error) = self.wal.flush(true) {
             self.fail(error);
             return Flow::Crashed;
         }
-        self.sync_asked = self.sync_asked.max(self.wal.synced_lsn());
-        self.release();
+        self.synced_here();
         Flow::Continue
     }
 
-    /// Lets out everything the log is now durable enough for.
-    fn release(&mut self) {
-        for held in self.outbox.release(self.wal.synced_lsn()) {
-            match held {
-                Held::Send { to, message, depth } => self.shared.send(self.id, to, message, depth),
-                Held::Reply { reply, message } => self.release_reply(reply, message),
-                Held::Ack { to, message, depth } => {
-                    self.shared.send(self.id, to, message, depth);
-                    self.shared.handled(1);
-                }
-            }
-        }
+    /// This thread has just fsynced the log (also by a checkpoint): let out what waited.
+    fn synced_here(&mut self) {
+        let lsn = self.wal.synced_lsn();
+        self.sync_asked = self.sync_asked.max(lsn);
+        (self.syncer.durability).synced_through(lsn, self.id, &self.shared);
     }
 
-    /// Sends a reply. A reply counts as in flight until the client has taken it
-    /// (`Client::call`), so that `Cluster::settle` also waits for clients to wake.
-    fn release_reply(&self, reply: Sender<Reply>, message: Reply) {
-        self.shared.begin_work();
-        if reply.send(message).is_err() {
-            self.shared.handled(1);
+    /// Lets out everything the log is now durable enough for.
+    fn release(&self) {
+        let durability = &self.syncer.durability;
+        let mut outbox = durability.outbox.lock();
+        for held in outbox.release(durability.synced()) {
+            syncer::release(held, self.id, &self.shared);
         }
     }
 
@@ -462,7 +426,7 @@ impl Runtime {
     /// answered but held back) that this node is down; what it said to nodes is lost.
     /// Dropping their channels would wake them too, but unseen by `Cluster::settle`.
     fn answer_down(&mut self) {
-        let (held, acks) = self.outbox.drain();
+        let (held, acks) = self.syncer.durability.outbox.lock().drain();
         self.shared.handled(acks);
         let held_answers = held.into_iter().filter_map(|held| match held {
             Held::Reply {
@@ -480,7 +444,11 @@ impl Runtime {
                 node: self.id,
                 detail: "it crashed before answering".into(),
             };
-            self.release_reply(reply, Reply::Done(Err(down)));
+            let held = Held::Reply {
+                reply,
+                message: Reply::Done(Err(down)),
+            };
+            syncer::release(held, self.id, &self.shared);
         }
     }
 
@@ -523,7 +491,7 @@ impl Runtime {
                 return Flow::Crashed;
             }
             // The checkpoint synced the log: what waited for it may leave.
-            self.release();
+            self.synced_here();
         }
         Flow::Continue
     }
@@ -551,8 +519,11 @@ impl Runtime {
                         detail: "it failed while checkpointing".into(),
                     }),
                 };
+                let synced = result.is_ok();
                 let _ = reply.send(result);
-                self.release();
+                if synced {
+                    self.synced_here();
+                }
             }
             Control::Status(reply) => {
                 let _ = reply.send(self.status());
@@ -587,7 +558,7 @@ impl Runtime {
             unacknowledged: self.node.coordinator().decided().keys().copied().collect(),
             keys: participant.store().len(),
             log_bytes: self.wal.size(),
-            fsyncs: self.wal.fsyncs(),
+            fsyncs: self.wal.fsyncs() + self.syncer.fsyncs(),
             armed: self.armed,
             failure: None,
         }

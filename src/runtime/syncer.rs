@@ -1,63 +1,142 @@
-//! A node's syncer: the thread that fsyncs the node's log, so the node thread never waits
-//! for the disk.
+//! A node's syncer: the thread that fsyncs the node's log and lets out what the fsync
+//! made safe to say, so the node thread need not wait for the disk.
 //!
 //! The node thread writes its batch of records to the file (into the page cache, a few
-//! microseconds) and hands the syncer a [`SyncTarget`]; it then goes on handling mail
-//! while the fsync runs, and what depends on the records waits in its outbox until the
-//! syncer reports the LSN it made durable. Requests that arrive while an fsync runs are
-//! served together by the next one: that is group commit without a timer, and under load
-//! the disk is kept busy back to back.
+//! microseconds) and, when it has other work waiting, hands the syncer a [`SyncTarget`]
+//! and goes on handling mail while the fsync runs. What depends on the records waits in
+//! the node's [`Outbox`], which both threads share: when the fsync returns, the syncer
+//! itself sends what it covers, so an answer costs no extra wake-up of the node thread.
+//! Requests that arrive while an fsync runs are served together by the next one: group
+//! commit without a timer, with the disk kept busy back to back under load.
 //!
-//! The syncer never touches the node's state; it only fsyncs a file handle it was given
-//! and reports, on its own channel, the LSN that fsync covered and how many requests it
-//! served. An fsync that fails is reported too; the node then dies, as after any failed
-//! log write.
+//! The syncer never touches the node's protocol state. An fsync that fails is recorded
+//! for the node thread (which is woken to find it) and the node dies, as after any
+//! failed log write.
 
+use super::outbox::{Held, Outbox};
 use crate::error::{Error, Result};
+use crate::router::{Control, Mail, Shared};
+use crate::types::NodeId;
 use crate::wal::SyncTarget;
 use crossbeam::channel::{Receiver, Sender, unbounded};
+use parking_lot::Mutex;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
-/// What one fsync made durable.
-#[derive(Debug)]
-pub struct Synced {
-    /// Everything before this LSN is durable (or the fsync failed).
-    pub lsn: Result<u64>,
-    /// How many requests the fsync served.
-    pub requests: usize,
+/// What the node thread and its syncer share.
+pub struct Durability {
+    /// What waits for an fsync.
+    pub outbox: Mutex<Outbox>,
+    /// The LSN through which the log is known durable.
+    synced: AtomicU64,
+    /// Requests not yet served, each counted as in flight in [`Shared`].
+    pending: AtomicUsize,
+    /// fsyncs the syncer issued.
+    fsyncs: AtomicU64,
+    /// Why an fsync failed, until the node thread takes it.
+    failure: Mutex<Option<Error>>,
+}
+
+impl Durability {
+    /// Notes that the log is durable through `lsn` and lets out what that covers.
+    pub fn synced_through(&self, lsn: u64, node: NodeId, shared: &Shared) {
+        self.synced.fetch_max(lsn, Ordering::SeqCst);
+        let mut outbox = self.outbox.lock();
+        for held in outbox.release(self.synced()) {
+            release(held, node, shared);
+        }
+    }
+
+    /// The LSN through which the log is known durable.
+    pub fn synced(&self) -> u64 {
+        self.synced.load(Ordering::SeqCst)
+    }
+}
+
+/// Sends one held item. A reply counts as in flight until the client has taken it
+/// (`Client::call`), so that `Cluster::settle` also waits for clients to wake; an
+/// acknowledgement counted as in flight while it waited.
+pub fn release(held: Held, node: NodeId, shared: &Shared) {
+    match held {
+        Held::Send { to, message, depth } => shared.send(node, to, message, depth),
+        Held::Reply { reply, message } => {
+            shared.begin_work();
+            if reply.send(message).is_err() {
+                shared.handled(1);
+            }
+        }
+        Held::Ack { to, message, depth } => {
+            shared.send(node, to, message, depth);
+            shared.handled(1);
+        }
+    }
 }
 
 /// The node thread's handle on its syncer.
 pub struct Syncer {
     requests: Option<Sender<SyncTarget>>,
-    /// Where the syncer reports; the node thread selects on it beside its inbox.
-    pub done: Receiver<Synced>,
+    /// Shared with the syncer thread.
+    pub durability: Arc<Durability>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Syncer {
     /// Starts the syncer thread of `node`.
-    pub fn start(node: crate::NodeId) -> Result<Syncer> {
+    pub fn start(node: NodeId, shared: Arc<Shared>) -> Result<Syncer> {
+        let durability = Arc::new(Durability {
+            outbox: Mutex::new(Outbox::default()),
+            synced: AtomicU64::new(0),
+            pending: AtomicUsize::new(0),
+            fsyncs: AtomicU64::new(0),
+            failure: Mutex::new(None),
+        });
         let (requests, inbox) = unbounded::<SyncTarget>();
-        let (report, done) = unbounded();
+        let serving = durability.clone();
         let thread = std::thread::Builder::new()
             .name(format!("node{node}-sync"))
-            .spawn(move || serve(inbox, report))
+            .spawn(move || serve(node, inbox, &serving, &shared))
             .map_err(|error| Error::io("starting a log syncer thread", error))?;
         Ok(Syncer {
             requests: Some(requests),
-            done,
+            durability,
             thread: Some(thread),
         })
     }
 
-    /// Asks for `target` to be fsynced. Returns false if the syncer is gone.
-    pub fn request(&self, target: SyncTarget) -> bool {
-        (self.requests.as_ref()).is_some_and(|requests| requests.send(target).is_ok())
+    /// Asks for `target` to be fsynced, counting the request as in flight. Returns false
+    /// if the syncer is gone.
+    pub fn request(&self, target: SyncTarget, shared: &Shared) -> bool {
+        let Some(requests) = &self.requests else {
+            return false;
+        };
+        shared.begin_work();
+        self.durability.pending.fetch_add(1, Ordering::SeqCst);
+        if requests.send(target).is_err() {
+            self.durability.pending.fetch_sub(1, Ordering::SeqCst);
+            shared.handled(1);
+            return false;
+        }
+        true
     }
 
-    /// Stops the syncer, waiting for an fsync in progress to finish, so that nothing is
-    /// reported after this returns. Reports already made stay in `done`.
+    /// Whether an fsync is asked for or running.
+    pub fn busy(&self) -> bool {
+        self.durability.pending.load(Ordering::SeqCst) > 0
+    }
+
+    /// fsyncs this syncer issued.
+    pub fn fsyncs(&self) -> u64 {
+        self.durability.fsyncs.load(Ordering::SeqCst)
+    }
+
+    /// Why an fsync failed, if one did since the last call.
+    pub fn take_failure(&self) -> Option<Error> {
+        self.durability.failure.lock().take()
+    }
+
+    /// Stops the syncer, waiting for an fsync in progress to finish (and to let out what
+    /// it covered), so that nothing more leaves through it after this returns.
     pub fn stop(&mut self) {
         self.requests = None;
         if let Some(thread) = self.thread.take() {
@@ -72,21 +151,26 @@ impl Drop for Syncer {
     }
 }
 
-/// The syncer thread: fsync the newest target asked for, covering every earlier request.
-fn serve(inbox: Receiver<SyncTarget>, report: Sender<Synced>) {
+/// The syncer thread: fsync the newest target asked for, which covers every earlier
+/// request (a target of an older segment is covered too: a segment is synced whole
+/// before the next one starts), then let out what it covers.
+fn serve(node: NodeId, inbox: Receiver<SyncTarget>, durability: &Durability, shared: &Shared) {
     while let Ok(mut target) = inbox.recv() {
         let mut requests = 1;
         for newer in inbox.try_iter() {
             target = newer;
             requests += 1;
         }
-        let lsn = target
-            .file
-            .sync_data()
-            .map(|()| target.lsn)
-            .map_err(|e| Error::io(format!("fsyncing {}", target.path.display()), e));
-        if report.send(Synced { lsn, requests }).is_err() {
-            return;
+        durability.fsyncs.fetch_add(1, Ordering::SeqCst);
+        match target.file.sync_data() {
+            Ok(()) => durability.synced_through(target.lsn, node, shared),
+            Err(e) => {
+                let error = Error::io(format!("fsyncing {}", target.path.display()), e);
+                *durability.failure.lock() = Some(error);
+                let _ = shared.deliver(node, Mail::Control(Control::Wake));
+            }
         }
+        durability.pending.fetch_sub(requests, Ordering::SeqCst);
+        shared.handled(requests);
     }
 }

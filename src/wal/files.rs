@@ -47,12 +47,6 @@ impl LogDir {
         self.fsyncs
     }
 
-    /// Counts an fsync of one of this directory's files issued elsewhere (a syncer
-    /// thread).
-    pub fn count_fsync(&mut self) {
-        self.fsyncs += 1;
-    }
-
     /// Starts counting fsyncs from zero.
     pub fn reset_fsyncs(&mut self) {
         self.fsyncs = 0;

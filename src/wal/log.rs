@@ -231,9 +231,8 @@ impl Wal {
 
     /// Another thread fsynced a [`SyncTarget`] taken at `lsn`: everything before it is
     /// durable. A target of an earlier segment changes nothing, since a segment is
-    /// synced whole before the next one starts.
+    /// synced whole before the next one starts. (That thread counts its own fsyncs.)
     pub fn note_synced(&mut self, lsn: u64) {
-        self.dir.count_fsync();
         if lsn > self.synced_lsn && lsn >= self.segment_lsn {
             self.synced_lsn = lsn.min(self.written_lsn);
             self.synced_len = self.segment_offset + (self.synced_lsn - self.segment_lsn);
