@@ -9,10 +9,10 @@
 
 use crate::error::{Error, Result};
 use crate::lock::LockMode;
+use crate::mailbox::{Mailbox, mailbox};
 use crate::message::{Answer, ReadAt, Reply, Request};
 use crate::router::Shared;
 use crate::types::{NodeId, Timestamp, TxnId, check_key, check_value, owner_of};
-use crossbeam::channel::{Receiver, RecvError, bounded};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -152,15 +152,15 @@ impl Client {
 
     /// Sends `request` to `node` and waits for its answer, reporting lock waits.
     fn call(&self, node: NodeId, request: Request, tid: Option<TxnId>) -> Result<Answer> {
-        let (reply, answers) = bounded(2);
+        let (reply, answers) = mailbox();
         self.shared.request(node, request, reply)?;
         loop {
             let answer = match answers.try_recv() {
-                Ok(answer) => Ok(answer),
-                Err(_) => self.blocking_recv(&answers),
+                Some(answer) => Some(answer),
+                None => self.blocking_recv(&answers),
             };
             match answer {
-                Ok(Reply::Waiting {
+                Some(Reply::Waiting {
                     key,
                     mode,
                     blockers,
@@ -176,11 +176,11 @@ impl Client {
                     }
                     self.shared.handled(1);
                 }
-                Ok(Reply::Done(result)) => {
+                Some(Reply::Done(result)) => {
                     self.shared.handled(1);
                     return result;
                 }
-                Err(_) => {
+                None => {
                     return Err(Error::NodeDown {
                         node,
                         detail: "it crashed before answering".into(),
@@ -190,7 +190,7 @@ impl Client {
         }
     }
 
-    fn blocking_recv(&self, answers: &Receiver<Reply>) -> std::result::Result<Reply, RecvError> {
+    fn blocking_recv(&self, answers: &Mailbox) -> Option<Reply> {
         if let Some(observer) = &self.observer {
             observer.blocking();
         }

@@ -18,6 +18,7 @@ pub mod crash;
 pub mod deadlock;
 pub mod error;
 pub mod lock;
+pub mod mailbox;
 pub mod message;
 pub mod node;
 pub mod participant;

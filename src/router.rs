@@ -11,7 +11,8 @@ use crate::crash::CrashPoint;
 use crate::deadlock::Detector;
 use crate::error::{Error, Result};
 use crate::lock::KeyLocks;
-use crate::message::{Message, Reply, Request};
+use crate::mailbox::ReplySender;
+use crate::message::{Message, Request};
 use crate::node::Input;
 use crate::trace::{TraceEvent, Tracer};
 use crate::types::{NodeId, Timestamp, TxnId};
@@ -76,7 +77,7 @@ pub enum Mail {
     /// A protocol input, with its causal depth.
     Input(Input, u32),
     /// A client request and where to reply.
-    Client(Request, Sender<Reply>),
+    Client(Request, ReplySender),
     /// A control request.
     Control(Control),
 }
@@ -195,7 +196,7 @@ impl Shared {
     }
 
     /// Sends a client request to `node`.
-    pub fn request(&self, node: NodeId, request: Request, reply: Sender<Reply>) -> Result<()> {
+    pub fn request(&self, node: NodeId, request: Request, reply: ReplySender) -> Result<()> {
         self.check_node(node)?;
         self.deliver(node, Mail::Client(request, reply))
             .map_err(|_| Error::NodeDown {

@@ -16,10 +16,27 @@ fn the_quick_bench_runs_and_reports_json() {
         String::from_utf8_lossy(&output.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    for limit in [
+        "fsync_p50_us",
+        "fsync_preallocated_p50_us",
+        "round_trip_p50_us",
+        "round_trip_parked_p50_us",
+    ] {
+        let value = report["limits"][limit].as_f64();
+        assert!(value.is_some_and(|us| us > 0.0), "{limit}: {value:?}");
+    }
+    let recovery = &report["recovery"];
+    assert_eq!(recovery["records"].as_u64(), Some(100_000), "{recovery}");
     assert!(
-        report["limits"]["fsync_p50_us"]
+        recovery["records_per_second"]
             .as_f64()
-            .is_some_and(|us| us > 0.0)
+            .is_some_and(|rate| rate > 0.0),
+        "{recovery}"
+    );
+    assert_eq!(
+        recovery["after_checkpoint_records"].as_u64(),
+        Some(0),
+        "a checkpoint leaves nothing to replay: {recovery}"
     );
     let runs = report["runs"].as_array().expect("runs");
     assert_eq!(runs.len(), 7 * 2, "every workload at 1 and 16 clients");
@@ -48,6 +65,27 @@ fn the_quick_bench_runs_and_reports_json() {
             "{workload} missing from {names:?}"
         );
     }
+}
+
+#[test]
+fn the_recovery_measurement_runs_alone() {
+    let output = Command::new(env!("CARGO_BIN_EXE_kv2pc"))
+        .args([
+            "bench",
+            "--workload",
+            "recovery",
+            "--recovery-records",
+            "5000",
+        ])
+        .output()
+        .expect("run kv2pc bench");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.contains("recovery: 5000 records"), "{table}");
 }
 
 #[test]

@@ -18,12 +18,16 @@ pub struct BenchArgs {
     #[arg(long)]
     json: bool,
     /// Run only these workloads (get, read-only, write-one, cross-2, cross-3, read-mix,
-    /// hot-key); repeatable.
+    /// hot-key, and recovery, the replay of a long log); repeatable.
     #[arg(long = "workload", value_name = "NAME")]
     workloads: Vec<String>,
     /// Client counts to sweep, e.g. `--clients 1,16,256`.
     #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
     clients: Vec<usize>,
+    /// Records in the log the recovery measurement replays (default 1,000,000; 100,000
+    /// with --quick).
+    #[arg(long, value_name = "N")]
+    recovery_records: Option<u64>,
     /// Milliseconds per run.
     #[arg(long, value_name = "MS")]
     millis: Option<u64>,
@@ -40,9 +44,12 @@ pub fn run(args: &BenchArgs) -> Exit {
         Options::full()
     };
     if !args.workloads.is_empty() {
-        match args
-            .workloads
-            .iter()
+        let recovery = args.workloads.iter().any(|w| w == "recovery");
+        if !recovery {
+            options.recovery_records = None;
+        }
+        match (args.workloads.iter())
+            .filter(|w| *w != "recovery")
             .map(|w| w.parse::<Workload>())
             .collect()
         {
@@ -55,6 +62,9 @@ pub fn run(args: &BenchArgs) -> Exit {
     }
     if !args.clients.is_empty() {
         options.clients = args.clients.clone();
+    }
+    if let Some(records) = args.recovery_records {
+        options.recovery_records = Some(records);
     }
     if let Some(millis) = args.millis {
         options.duration = Duration::from_millis(millis);

@@ -32,13 +32,14 @@ mod syncer;
 
 use crate::crash::CrashPoint;
 use crate::error::Result;
+use crate::mailbox::ReplySender;
 use crate::message::{Answer, Effect, Reply};
 use crate::node::{Input, Node};
 use crate::router::{Control, Mail, NodeStatus, Shared};
 use crate::trace::TraceEvent;
 use crate::types::{NodeId, TxnId};
 use crate::wal::{Record, Wal};
-use crossbeam::channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam::channel::{Receiver, RecvTimeoutError};
 use outbox::Held;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -83,7 +84,7 @@ pub struct Runtime {
     wal: Wal,
     shared: Arc<Shared>,
     inbox: Receiver<Mail>,
-    replies: HashMap<u64, Sender<Reply>>,
+    replies: HashMap<u64, ReplySender>,
     next_req: u64,
     armed: Option<CrashPoint>,
     effects: Vec<Effect>,
@@ -436,7 +437,7 @@ impl Runtime {
             // A held `Waiting`'s channel is still in `replies`; messages are lost.
             Held::Reply { .. } | Held::Send { .. } | Held::Ack { .. } => None,
         });
-        let waiting: Vec<Sender<Reply>> = held_answers
+        let waiting: Vec<ReplySender> = held_answers
             .chain(self.replies.drain().map(|(_, reply)| reply))
             .collect();
         for reply in waiting {

@@ -20,9 +20,9 @@
 //! Tags of the first kind never decrease, so those items leave in the order they were
 //! said, and a node's messages to another node arrive in order.
 
+use crate::mailbox::ReplySender;
 use crate::message::{Message, Reply};
 use crate::types::NodeId;
-use crossbeam::channel::Sender;
 use std::collections::VecDeque;
 
 /// A message or reply held back.
@@ -39,7 +39,7 @@ pub enum Held {
     /// A reply to a client.
     Reply {
         /// Where it goes.
-        reply: Sender<Reply>,
+        reply: ReplySender,
         /// What it says.
         message: Reply,
     },

@@ -24,13 +24,18 @@
 //! aborted attempts, which are retried) and lock waits. Latency is measured per
 //! operation with `Instant`; no figure is ever asserted by a test.
 
+mod limits;
+mod recovery;
+
+pub use limits::Limits;
+pub use recovery::RecoveryRun;
+
 use crate::Cluster;
 use crate::client::{Client, ClientObserver, WaitInfo};
 use crate::config::{Config, Settings};
 use crate::error::{Error, Result};
 use crate::types::NodeId;
 use serde::Serialize;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -119,6 +124,8 @@ pub struct Options {
     pub nodes: u32,
     /// Where to make the clusters' directories (default: the system's temp directory).
     pub dir: Option<PathBuf>,
+    /// Records in the log of the recovery measurement, or `None` to skip it.
+    pub recovery_records: Option<u64>,
 }
 
 impl Options {
@@ -130,6 +137,7 @@ impl Options {
             duration: Duration::from_secs(1),
             nodes: 3,
             dir: None,
+            recovery_records: Some(1_000_000),
         }
     }
 
@@ -138,20 +146,10 @@ impl Options {
         Options {
             clients: vec![1, 16],
             duration: Duration::from_millis(250),
+            recovery_records: Some(100_000),
             ..Options::full()
         }
     }
-}
-
-/// The machine's limits, measured in the same run.
-#[derive(Clone, Debug, Serialize)]
-pub struct Limits {
-    /// fsync of a small append, median, microseconds.
-    pub fsync_p50_us: f64,
-    /// fsync of a small append, 99th percentile, microseconds.
-    pub fsync_p99_us: f64,
-    /// A blocking round trip between two threads over crossbeam channels, median, µs.
-    pub round_trip_p50_us: f64,
 }
 
 /// One run: a workload at a client count.
@@ -179,9 +177,9 @@ pub struct Run {
     pub aborts: u64,
     /// Requests that waited for a lock.
     pub lock_waits: u64,
-    /// p50 latency as a multiple of the fsync p50.
+    /// p50 latency as a multiple of the fsync p50 over preallocated bytes.
     pub p50_over_fsync: f64,
-    /// p50 latency as a multiple of a channel round trip.
+    /// p50 latency as a multiple of a channel round trip to a parked thread.
     pub p50_over_round_trip: f64,
 }
 
@@ -192,6 +190,8 @@ pub struct Report {
     pub limits: Limits,
     /// Every run, in order.
     pub runs: Vec<Run>,
+    /// The recovery measurement, if it ran.
+    pub recovery: Option<RecoveryRun>,
 }
 
 /// Runs the bench, calling `progress` with a label before each step.
@@ -203,7 +203,11 @@ pub fn run(options: &Options, mut progress: impl FnMut(&str)) -> Result<Report> 
     }
     let base = options.dir.clone().unwrap_or_else(std::env::temp_dir);
     progress("measuring fsync and channel round trips");
-    let limits = measure_limits(&base)?;
+    let probe_dir = tempfile::Builder::new()
+        .prefix("kv2pc-bench")
+        .tempdir_in(&base)
+        .map_err(|e| Error::io(format!("creating a directory in {}", base.display()), e))?;
+    let limits = limits::measure(probe_dir.path())?;
     let mut runs = Vec::new();
     for workload in &options.workloads {
         for clients in &options.clients {
@@ -211,61 +215,27 @@ pub fn run(options: &Options, mut progress: impl FnMut(&str)) -> Result<Report> 
             runs.push(run_one(*workload, *clients, options, &base, &limits)?);
         }
     }
-    Ok(Report { limits, runs })
+    let recovery = match options.recovery_records {
+        Some(records) => {
+            progress(&format!("recovery of a {records}-record log"));
+            Some(recovery::measure(probe_dir.path(), records)?)
+        }
+        None => None,
+    };
+    Ok(Report {
+        limits,
+        runs,
+        recovery,
+    })
 }
 
 /// The number of steps `run` reports to `progress`.
 pub fn steps(options: &Options) -> u64 {
-    1 + (options.workloads.len() * options.clients.len()) as u64
+    let recovery = u64::from(options.recovery_records.is_some());
+    1 + (options.workloads.len() * options.clients.len()) as u64 + recovery
 }
 
-fn measure_limits(base: &Path) -> Result<Limits> {
-    let dir = tempfile::Builder::new()
-        .prefix("kv2pc-bench")
-        .tempdir_in(base)
-        .map_err(|e| Error::io(format!("creating a directory in {}", base.display()), e))?;
-    let path = dir.path().join("fsync-probe");
-    let mut file =
-        std::fs::File::create(&path).map_err(|e| Error::io("creating the fsync probe", e))?;
-    let mut fsyncs = Vec::new();
-    for _ in 0..200 {
-        let start = Instant::now();
-        file.write_all(&[7u8; 64])
-            .and_then(|_| file.sync_data())
-            .map_err(|e| Error::io("probing fsync", e))?;
-        fsyncs.push(start.elapsed());
-    }
-    let (ping, pong) = (
-        crossbeam::channel::bounded::<u64>(1),
-        crossbeam::channel::bounded::<u64>(1),
-    );
-    let echo = std::thread::spawn(move || {
-        while let Ok(n) = ping.1.recv() {
-            if pong.0.send(n).is_err() {
-                break;
-            }
-        }
-    });
-    let mut trips = Vec::new();
-    for n in 0..20_000u64 {
-        let start = Instant::now();
-        if ping.0.send(n).is_err() || pong.1.recv().is_err() {
-            break;
-        }
-        trips.push(start.elapsed());
-    }
-    drop(ping.0);
-    let _ = echo.join();
-    fsyncs.sort();
-    trips.sort();
-    Ok(Limits {
-        fsync_p50_us: micros(percentile(&fsyncs, 0.5)),
-        fsync_p99_us: micros(percentile(&fsyncs, 0.99)),
-        round_trip_p50_us: micros(percentile(&trips, 0.5)),
-    })
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -273,7 +243,7 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
-fn micros(duration: Duration) -> f64 {
+pub(crate) fn micros(duration: Duration) -> f64 {
     duration.as_nanos() as f64 / 1000.0
 }
 
@@ -422,8 +392,8 @@ fn run_one(
         fsyncs_per_op_busiest_log: fsyncs.iter().copied().max().unwrap_or(0) as f64 / counted,
         aborts: aborts.load(Ordering::Relaxed),
         lock_waits: waits.load(Ordering::Relaxed),
-        p50_over_fsync: p50 / limits.fsync_p50_us.max(0.001),
-        p50_over_round_trip: p50 / limits.round_trip_p50_us.max(0.001),
+        p50_over_fsync: p50 / limits.fsync_preallocated_p50_us.max(0.001),
+        p50_over_round_trip: p50 / limits.round_trip_parked_p50_us.max(0.001),
     })
 }
 
@@ -468,8 +438,15 @@ impl Report {
     pub fn render(&self) -> String {
         let limits = &self.limits;
         let mut text = format!(
-            "limits: fsync p50 {:.0} us (p99 {:.0} us), channel round trip p50 {:.1} us\n\n",
-            limits.fsync_p50_us, limits.fsync_p99_us, limits.round_trip_p50_us
+            "limits: fsync p50 {:.0} us growing the file (p99 {:.0} us), {:.0} us over \
+             preallocated bytes; channel round trip p50 {:.1} us to a parked thread, {:.1} \
+             us back to back\n(p50/fsync is to the preallocated fsync, p50/rtt to the parked \
+             round trip)\n\n",
+            limits.fsync_p50_us,
+            limits.fsync_p99_us,
+            limits.fsync_preallocated_p50_us,
+            limits.round_trip_parked_p50_us,
+            limits.round_trip_p50_us
         );
         let mut rows = vec![vec![
             "workload".to_string(),
@@ -504,6 +481,19 @@ impl Report {
         for line in crate::shell::format::table(&rows) {
             text.push_str(&line);
             text.push('\n');
+        }
+        if let Some(recovery) = &self.recovery {
+            text.push_str(&format!(
+                "\nrecovery: {} records ({:.1} MiB) read in {:.0} ms and replayed in {:.0} ms: \
+                 {:.0} records/s; after a checkpoint, {:.0} ms ({} records to replay)\n",
+                recovery.records,
+                recovery.log_bytes as f64 / (1 << 20) as f64,
+                recovery.read_ms,
+                recovery.replay_ms,
+                recovery.records_per_second,
+                recovery.after_checkpoint_ms,
+                recovery.after_checkpoint_records
+            ));
         }
         text
     }
