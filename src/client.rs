@@ -76,16 +76,29 @@ impl Client {
         self.observer = Some(observer);
     }
 
-    /// Starts a transaction.
+    /// Starts a transaction now: the coordinator allocates its id at once.
     pub fn begin(&self) -> Result<Transaction> {
         match self.call(self.coordinator, Request::Begin, None)? {
-            Answer::Begun(tid) => Ok(Transaction {
-                client: self.clone(),
-                tid,
-                participants: BTreeSet::new(),
-                finished: false,
-            }),
+            Answer::Begun(tid) => {
+                let mut txn = self.begin_lazily();
+                txn.tid = Some(tid);
+                Ok(txn)
+            }
             other => Err(unexpected(other)),
+        }
+    }
+
+    /// A transaction that begins with its first read or write: that operation goes to
+    /// the coordinator, which allocates the id and hands the operation on to the key's
+    /// owner, so beginning costs no round trip of its own. Its [`Transaction::id`] is
+    /// known from then on; one that never reads or writes never begins, and commits or
+    /// aborts without a message.
+    pub fn begin_lazily(&self) -> Transaction {
+        Transaction {
+            client: self.clone(),
+            tid: None,
+            participants: BTreeSet::new(),
+            finished: false,
         }
     }
 
@@ -137,7 +150,7 @@ impl Client {
     pub fn put(&self, key: &str, value: &str) -> Result<()> {
         check_key(key)?;
         check_value(value)?;
-        let mut txn = self.begin()?;
+        let mut txn = self.begin_lazily();
         txn.put(key, value)?;
         txn.commit()
     }
@@ -145,13 +158,23 @@ impl Client {
     /// Deletes `key` in a transaction of its own.
     pub fn delete(&self, key: &str) -> Result<()> {
         check_key(key)?;
-        let mut txn = self.begin()?;
+        let mut txn = self.begin_lazily();
         txn.delete(key)?;
         txn.commit()
     }
 
     /// Sends `request` to `node` and waits for its answer, reporting lock waits.
-    fn call(&self, node: NodeId, request: Request, tid: Option<TxnId>) -> Result<Answer> {
+    fn call(&self, node: NodeId, request: Request, mut tid: Option<TxnId>) -> Result<Answer> {
+        self.call_tracking(node, request, &mut tid)
+    }
+
+    /// As `call`, and a `Reply::Begun` sets `tid`.
+    fn call_tracking(
+        &self,
+        node: NodeId,
+        request: Request,
+        tid: &mut Option<TxnId>,
+    ) -> Result<Answer> {
         let (reply, answers) = mailbox();
         self.shared.request(node, request, reply)?;
         loop {
@@ -167,13 +190,17 @@ impl Client {
                 }) => {
                     if let Some(observer) = &self.observer {
                         observer.waiting(&WaitInfo {
-                            tid,
+                            tid: *tid,
                             key,
                             node,
                             mode,
                             blockers,
                         });
                     }
+                    self.shared.handled(1);
+                }
+                Some(Reply::Begun(begun)) => {
+                    *tid = Some(begun);
                     self.shared.handled(1);
                 }
                 Some(Reply::Done(result)) => {
@@ -205,7 +232,8 @@ impl Client {
 /// An open transaction. Dropping it without `commit` aborts it.
 pub struct Transaction {
     client: Client,
-    tid: TxnId,
+    /// `None` until a transaction from `begin_lazily` has begun.
+    tid: Option<TxnId>,
     /// The nodes this transaction has read or written on.
     participants: BTreeSet<NodeId>,
     /// Committed, aborted, or known aborted by a participant.
@@ -213,8 +241,9 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    /// The transaction's id.
-    pub fn id(&self) -> TxnId {
+    /// The transaction's id; `None` for one from [`Client::begin_lazily`] that has not
+    /// read or written yet.
+    pub fn id(&self) -> Option<TxnId> {
         self.tid
     }
 
@@ -287,9 +316,21 @@ impl Transaction {
     ) -> Result<Answer> {
         self.check_open()?;
         let first = self.participants.insert(node);
-        let result = self
-            .client
-            .call(node, request(self.tid, first), Some(self.tid));
+        let result = match self.tid {
+            Some(tid) => self.client.call(node, request(tid, first), Some(tid)),
+            None => {
+                let then = Box::new(request(TxnId(0), true));
+                let begin = Request::BeginAnd { owner: node, then };
+                let coordinator = self.client.coordinator;
+                let result = self.client.call_tracking(coordinator, begin, &mut self.tid);
+                if self.tid.is_none() {
+                    // The coordinator never began it: nothing to end anywhere.
+                    self.participants.remove(&node);
+                    return result;
+                }
+                result
+            }
+        };
         match &result {
             Err(Error::Aborted { .. }) => self.abort_everywhere(),
             Err(Error::NodeDown { .. }) if first => {
@@ -302,10 +343,10 @@ impl Transaction {
 
     fn check_open(&self) -> Result<()> {
         if self.finished {
-            return Err(Error::InvalidInput(format!(
-                "{} has already ended",
-                self.tid
-            )));
+            let what = self
+                .tid
+                .map_or("the transaction".into(), |tid| tid.to_string());
+            return Err(Error::InvalidInput(format!("{what} has already ended")));
         }
         Ok(())
     }
@@ -314,21 +355,21 @@ impl Transaction {
     pub fn commit(mut self) -> Result<()> {
         self.check_open()?;
         self.finished = true;
+        let Some(tid) = self.tid else {
+            return Ok(());
+        };
         let coordinator = self.client.coordinator;
         let request = Request::Commit {
-            tid: self.tid,
+            tid,
             participants: self.participants(),
         };
-        match self.client.call(coordinator, request, Some(self.tid)) {
+        match self.client.call(coordinator, request, Some(tid)) {
             Ok(_) => {
                 self.client.committed();
                 Ok(())
             }
             Err(Error::NodeDown { node, .. }) if node == coordinator => {
-                Err(Error::OutcomeUnknown {
-                    tid: self.tid,
-                    coordinator,
-                })
+                Err(Error::OutcomeUnknown { tid, coordinator })
             }
             Err(error) => Err(error),
         }
@@ -338,8 +379,11 @@ impl Transaction {
     pub fn abort(mut self) -> Result<()> {
         self.check_open()?;
         self.finished = true;
+        let Some(tid) = self.tid else {
+            return Ok(());
+        };
         let request = Request::Abort {
-            tid: self.tid,
+            tid,
             participants: self.participants(),
         };
         self.client
@@ -350,8 +394,11 @@ impl Transaction {
     /// After a participant aborted the transaction: tell the others, best effort.
     fn abort_everywhere(&mut self) {
         self.finished = true;
+        let Some(tid) = self.tid else {
+            return;
+        };
         let request = Request::Abort {
-            tid: self.tid,
+            tid,
             participants: self.participants(),
         };
         let _ = self.client.call(self.client.coordinator, request, None);

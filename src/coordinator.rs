@@ -3,7 +3,10 @@
 //! # Protocol (presumed abort)
 //!
 //! `BEGIN` allocates an id (see `types`): ids come from blocks of the coordinator's counter
-//! reserved by a forced `TidLease` record, so no id is reused after a restart.
+//! reserved by a forced `TidLease` record, so no id is reused after a restart. A client
+//! may send its first read or write with the BEGIN (`Request::BeginAnd`): the coordinator
+//! then hands the operation, now with its id, to the key's owner, which answers the
+//! client, so beginning costs the client no round trip of its own.
 //!
 //! `COMMIT` names the participants the client touched:
 //! - none: committed at once;
@@ -38,7 +41,7 @@
 use crate::clock::Timestamps;
 use crate::crash::CrashPoint;
 use crate::error::Error;
-use crate::message::{Answer, Effect, Message, Reply, ReqId, Vote};
+use crate::message::{Answer, Effect, Message, Reply, ReqId, Request, Vote};
 use crate::types::{NodeId, Timestamp, TxnId};
 use crate::wal::Record;
 use std::collections::{BTreeMap, BTreeSet};
@@ -148,8 +151,35 @@ impl Coordinator {
         }
     }
 
-    /// BEGIN: allocate an id, reserving a new block of counters first if needed.
+    /// BEGIN: allocate an id.
     pub fn begin(&mut self, req: ReqId, out: &mut Vec<Effect>) {
+        let tid = self.allocate(out);
+        reply(out, req, Ok(Answer::Begun(tid)));
+    }
+
+    /// BEGIN with the first operation, `then`: allocate an id, tell the client, and hand
+    /// the operation to `owner`, which answers the client.
+    pub fn begin_and(&mut self, req: ReqId, owner: NodeId, then: Request, out: &mut Vec<Effect>) {
+        let tid = self.allocate(out);
+        let Some(request) = then.first_of(tid) else {
+            self.begun.remove(&tid);
+            let error =
+                Error::InvalidInput("only a read or a write can begin a transaction".into());
+            return reply(out, req, Err(error));
+        };
+        out.push(Effect::Reply {
+            req,
+            reply: Reply::Begun(tid),
+        });
+        out.push(Effect::Forward {
+            req,
+            to: owner,
+            request,
+        });
+    }
+
+    /// Allocates a transaction id, reserving a new block of counters first if needed.
+    fn allocate(&mut self, out: &mut Vec<Effect>) -> TxnId {
         if self.counter >= self.lease {
             self.lease = self.counter + LEASE_BLOCK;
             out.push(Effect::Append(Record::TidLease { upto: self.lease }));
@@ -157,7 +187,7 @@ impl Coordinator {
         let tid = TxnId::new(self.node, self.counter, self.nodes);
         self.counter += 1;
         self.begun.insert(tid);
-        reply(out, req, Ok(Answer::Begun(tid)));
+        tid
     }
 
     /// The client's COMMIT of `tid`, which touched `participants`.

@@ -61,13 +61,25 @@ impl ReplySender {
     /// Queues a reply and wakes the receiver. Never blocks; if the receiver is gone the
     /// reply is handed back.
     pub fn send(&self, reply: Reply) -> Result<(), Reply> {
+        self.push(reply, true)
+    }
+
+    /// Queues a reply without waking a receiver that is asleep: for a reply that a later
+    /// one is sure to follow (the receiver takes both when that one wakes it).
+    pub fn send_quiet(&self, reply: Reply) -> Result<(), Reply> {
+        self.push(reply, false)
+    }
+
+    fn push(&self, reply: Reply, wake: bool) -> Result<(), Reply> {
         if Arc::strong_count(&self.inner) <= self.inner.senders.load(Ordering::SeqCst) {
             return Err(reply);
         }
         let mut replies = self.inner.replies.lock();
         replies.push_back(reply);
         self.inner.ready.store(true, Ordering::SeqCst);
-        self.inner.wake.notify_one();
+        if wake {
+            self.inner.wake.notify_one();
+        }
         Ok(())
     }
 }

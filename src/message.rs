@@ -174,6 +174,17 @@ pub enum ReadAt {
 pub enum Request {
     /// To the coordinator: start a transaction.
     Begin,
+    /// To the coordinator: start a transaction and hand its first operation, `then` (a
+    /// `Read` or `Write`, whose `tid` and `first` are filled in), to `owner`, the node
+    /// that owns its key, which answers the client directly. The client learns the id
+    /// from a [`Reply::Begun`] before `then`'s own replies, and the begin costs it no
+    /// round trip of its own.
+    BeginAnd {
+        /// The node `then` goes to.
+        owner: NodeId,
+        /// The first operation.
+        then: Box<Request>,
+    },
     /// To the key's owner: read `key` under a lock, seeing the transaction's own writes.
     Read {
         /// The transaction.
@@ -254,8 +265,33 @@ pub enum Reply {
         /// The transactions it waits for.
         blockers: Vec<TxnId>,
     },
+    /// A `BeginAnd` began this transaction; its operation's replies follow. (The
+    /// client need not wake for this one: it arrives before the answer it waits for.)
+    Begun(TxnId),
     /// The request finished.
     Done(Result<Answer, Error>),
+}
+
+impl Request {
+    /// The first operation of a `BeginAnd`, made part of transaction `tid`; `None` if
+    /// `self` is not an operation that can begin a transaction.
+    pub fn first_of(self, tid: TxnId) -> Option<Request> {
+        match self {
+            Request::Read { key, mode, .. } => Some(Request::Read {
+                tid,
+                key,
+                mode,
+                first: true,
+            }),
+            Request::Write { key, value, .. } => Some(Request::Write {
+                tid,
+                key,
+                value,
+                first: true,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// What a state machine asks the node runtime to do, in order.
@@ -285,6 +321,15 @@ pub enum Effect {
         req: ReqId,
         /// The answer.
         reply: Reply,
+    },
+    /// Hand a client's request on to another node, which answers the client directly.
+    Forward {
+        /// The client's request here, whose reply channel goes along.
+        req: ReqId,
+        /// The node that takes over the request.
+        to: NodeId,
+        /// The request it is given.
+        request: Request,
     },
     /// The protocol reached this point: the runtime dies here if it is armed.
     CrashPoint(CrashPoint),

@@ -217,6 +217,8 @@ impl Node {
         match request {
             // Coordinator: allocate an id.
             Request::Begin => self.coordinator.begin(req, out),
+            // Coordinator: allocate an id and hand the first operation to its key's owner.
+            Request::BeginAnd { owner, then } => self.coordinator.begin_and(req, owner, *then, out),
             // Participant: a read under a shared lock, or an exclusive one for update.
             Request::Read {
                 tid,

@@ -205,6 +205,28 @@ impl Shared {
             })
     }
 
+    /// Hands a client's request on to `node` (from the node that began its transaction);
+    /// if `node` is down the client is told so on `reply`.
+    pub fn forward(&self, node: NodeId, request: Request, reply: ReplySender) {
+        let reply = match self.check_node(node) {
+            Err(error) => Some((reply, error)),
+            Ok(()) => match self.deliver(node, Mail::Client(request, reply)) {
+                Ok(()) => None,
+                Err(Mail::Client(_, reply)) => {
+                    let detail = "it is crashed; RESTART it first".into();
+                    Some((reply, Error::NodeDown { node, detail }))
+                }
+                Err(_) => None,
+            },
+        };
+        if let Some((reply, error)) = reply {
+            self.begin_work();
+            if reply.send(crate::message::Reply::Done(Err(error))).is_err() {
+                self.handled(1);
+            }
+        }
+    }
+
     /// Checks that `node` exists in this cluster.
     pub fn check_node(&self, node: NodeId) -> Result<()> {
         if node < self.nodes {

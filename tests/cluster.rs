@@ -359,3 +359,48 @@ fn a_failed_log_write_stops_the_node_and_loses_nothing_committed() {
             .all(|s| s.in_doubt.is_empty() && s.failure.is_none())
     );
 }
+
+#[test]
+fn a_transaction_begun_with_its_first_operation_commits_and_reports_a_down_node() {
+    let dir = TempDir::new().unwrap();
+    let cluster = open(&dir, 3);
+    let client = cluster.client(0).unwrap();
+    let (x, y) = (
+        keys_on(&cluster, 1, 1).remove(0),
+        keys_on(&cluster, 2, 1).remove(0),
+    );
+    let mut txn = client.begin_lazily();
+    assert_eq!(txn.id(), None, "nothing has begun yet");
+    assert_eq!(txn.get(&x).unwrap(), None);
+    let tid = txn.id().expect("the first read began it");
+    txn.put(&x, "1").unwrap();
+    txn.put(&y, "2").unwrap();
+    txn.commit().unwrap();
+    assert_eq!(client.get(&y).unwrap().as_deref(), Some("2"));
+    // A lazy transaction that never operated ends without a message.
+    client.begin_lazily().commit().unwrap();
+
+    // The owner of the first key is down: the client hears so from the coordinator,
+    // and the transaction, begun, goes on elsewhere.
+    cluster.crash(1).unwrap();
+    let mut txn = client.begin_lazily();
+    match txn.put(&x, "2") {
+        Err(Error::NodeDown { node: 1, .. }) => {}
+        other => panic!("expected node 1 down, got {other:?}"),
+    }
+    assert!(txn.id().is_some_and(|later| later > tid));
+    txn.put(&y, "3").unwrap();
+    txn.commit().unwrap();
+    assert_eq!(client.get(&y).unwrap().as_deref(), Some("3"));
+
+    // The coordinator is down: nothing began.
+    cluster.restart(1).unwrap();
+    cluster.crash(0).unwrap();
+    let mut txn = client.begin_lazily();
+    assert!(matches!(
+        txn.put(&x, "4"),
+        Err(Error::NodeDown { node: 0, .. })
+    ));
+    assert_eq!(txn.id(), None);
+    assert!(txn.participants().is_empty());
+}

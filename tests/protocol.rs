@@ -31,6 +31,10 @@ enum Fx {
     Ok(Answer),
     Err(String),
     Waiting(String, Vec<TxnId>),
+    /// `BeginAnd` told the client this id.
+    Begun(TxnId),
+    /// A request handed on to a node.
+    Forward(u32, Request),
     Point(CrashPoint),
 }
 
@@ -53,6 +57,11 @@ fn view(effects: Vec<Effect>) -> Vec<Fx> {
                 reply: Reply::Waiting { key, blockers, .. },
                 ..
             } => Fx::Waiting(key, blockers),
+            Effect::Reply {
+                reply: Reply::Begun(tid),
+                ..
+            } => Fx::Begun(tid),
+            Effect::Forward { to, request, .. } => Fx::Forward(to, request),
             Effect::CrashPoint(point) => Fx::Point(point),
         })
         .collect()
@@ -229,6 +238,60 @@ fn begin_reserves_a_lease_then_numbers_from_it() {
     assert_eq!(
         h.request(1, Request::Begin).last(),
         Some(&Fx::Ok(Answer::Begun(TxnId(2))))
+    );
+}
+
+#[test]
+fn a_begin_with_its_first_operation_hands_it_to_the_owner_with_the_new_id() {
+    let mut h = Harness::new();
+    let write = |key: &str| Request::Write {
+        tid: TxnId(0),
+        key: key.into(),
+        value: Some("v".into()),
+        first: false,
+    };
+    let begin = Request::BeginAnd {
+        owner: 2,
+        then: Box::new(write("y")),
+    };
+    let expected = Request::Write {
+        tid: TxnId(1),
+        key: "y".into(),
+        value: Some("v".into()),
+        first: true,
+    };
+    assert_eq!(
+        h.request(0, begin),
+        vec![
+            Fx::Log(Record::TidLease { upto: 1000 }),
+            Fx::Begun(TxnId(1)),
+            Fx::Forward(2, expected.clone()),
+        ]
+    );
+    // The owner takes it like any first write; the id then commits as usual.
+    assert_eq!(h.request(2, expected), vec![Fx::Ok(Answer::Done)]);
+    let commit = Request::Commit {
+        tid: TxnId(1),
+        participants: vec![2],
+    };
+    assert_eq!(
+        h.request(0, commit),
+        vec![Fx::Send(2, Message::CommitOnePhase { tid: TxnId(1) })]
+    );
+    // Only a read or a write can begin a transaction, and the id is not left open.
+    let refused = Request::BeginAnd {
+        owner: 1,
+        then: Box::new(Request::Begin),
+    };
+    assert_eq!(
+        h.request(0, refused),
+        vec![Fx::Err(
+            "only a read or a write can begin a transaction".into()
+        )]
+    );
+    assert_eq!(
+        h.request(0, Request::Begin),
+        vec![Fx::Ok(Answer::Begun(TxnId(7)))]
     );
 }
 

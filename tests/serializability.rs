@@ -277,9 +277,21 @@ fn read_lock_free(client: &Client, plan: &Plan, name: String) -> Txn {
 
 /// Runs one attempt of a locking `plan`, recording it; `elems` numbers this thread's
 /// elements.
+///
+/// Every other attempt begins lazily (with its first operation, `Request::BeginAnd`), so
+/// both ways of beginning are checked; its name is its id once it has one.
 fn attempt(client: &Client, plan: &[Planned], thread: usize, elems: &mut usize) -> Txn {
-    let mut txn = client.begin().expect("begin: no node is down");
-    let mut record = Txn::new(txn.id().to_string(), Outcome::Unknown);
+    let lazily = elems.is_multiple_of(2);
+    let mut txn = if lazily {
+        client.begin_lazily()
+    } else {
+        client.begin().expect("begin: no node is down")
+    };
+    let name = |txn: &kv2pc::Transaction| match txn.id() {
+        Some(tid) => tid.to_string(),
+        None => format!("thread {thread}'s unbegun transaction"),
+    };
+    let mut record = Txn::new(name(&txn), Outcome::Unknown);
     let mut known: BTreeMap<String, Option<String>> = BTreeMap::new();
     for op in plan {
         let result = match op {
@@ -309,6 +321,9 @@ fn attempt(client: &Client, plan: &[Planned], thread: usize, elems: &mut usize) 
                 })
             }
         };
+        if lazily {
+            record.name = name(&txn);
+        }
         match result {
             Ok(()) => {}
             Err(Error::Aborted { .. }) => {
@@ -397,7 +412,8 @@ fn record(workload: &Workload) -> (History, BTreeMap<String, Vec<String>>, usize
     harness.settle(&"the workload's end");
     let reader = harness.cluster().client(0).unwrap();
     let mut last = reader.begin().unwrap();
-    let mut final_read = Txn::new(format!("{}(final)", last.id()), Outcome::Committed);
+    let tid = last.id().expect("an eager begin has an id");
+    let mut final_read = Txn::new(format!("{tid}(final)"), Outcome::Committed);
     let mut lists = BTreeMap::new();
     for key in keys.iter() {
         let list = parse_list(last.get(key).unwrap().as_deref());

@@ -12,7 +12,7 @@
 //! | workload | one operation |
 //! |---|---|
 //! | `get` | an autocommit `GET` of a random key |
-//! | `read-only` | a read-only transaction reading 3 keys on 3 nodes |
+//! | `read-only` | a read-only transaction (`BEGIN READ ONLY`: one snapshot, no locks) reading 3 keys on 3 nodes |
 //! | `write-one` | an autocommit `PUT` (one participant: one-phase commit) |
 //! | `cross-2` | a transaction writing one key on each of 2 nodes |
 //! | `cross-3` | a transaction writing one key on each of 3 nodes |
@@ -311,7 +311,7 @@ fn next(state: &mut u64) -> u64 {
 fn preload(cluster: &Cluster, keys: &Keys) -> Result<()> {
     let client = cluster.client(0)?;
     for chunk in keys.by_node.concat().chunks(200) {
-        let mut txn = client.begin()?;
+        let mut txn = client.begin_lazily();
         for key in chunk {
             txn.put(key, "0")?;
         }
@@ -402,16 +402,17 @@ fn operate(workload: Workload, client: &Client, keys: &Keys, rng: &mut u64) -> R
     match workload {
         Workload::Get => client.get(keys.any(rng)).map(|_| ()),
         Workload::ReadOnly => {
-            let mut txn = client.begin()?;
+            let snapshot = client.begin_read_only();
             for node in keys.nodes(3, rng) {
-                txn.get(keys.pick(node, rng))?;
+                snapshot.get(keys.pick(node, rng))?;
             }
-            txn.commit()
+            snapshot.commit();
+            Ok(())
         }
         Workload::WriteOne => client.put(keys.any(rng), "v"),
         Workload::Cross2 | Workload::Cross3 => {
             let count = if workload == Workload::Cross2 { 2 } else { 3 };
-            let mut txn = client.begin()?;
+            let mut txn = client.begin_lazily();
             for node in keys.nodes(count, rng) {
                 txn.put(keys.pick(node, rng), "v")?;
             }
@@ -422,7 +423,7 @@ fn operate(workload: Workload, client: &Client, keys: &Keys, rng: &mut u64) -> R
         }
         Workload::ReadMix => operate(Workload::Get, client, keys, rng),
         Workload::HotKey => {
-            let mut txn = client.begin()?;
+            let mut txn = client.begin_lazily();
             let value: u64 = txn
                 .get_for_update(HOT_KEY)?
                 .and_then(|v| v.parse().ok())

@@ -217,7 +217,7 @@ fn try_transfer(
     to: u32,
     wanted: i64,
 ) -> Result<Option<(String, Transfer)>> {
-    let mut txn = client.begin()?;
+    let mut txn = client.begin_lazily();
     let from_balance = read_balance(&mut txn, from)?;
     let to_balance = read_balance(&mut txn, to)?;
     let amount = wanted.min(from_balance);
@@ -225,7 +225,9 @@ fn try_transfer(
         txn.abort()?;
         return Ok(None);
     }
-    let tid = txn.id().to_string();
+    let tid = (txn.id())
+        .ok_or_else(|| Error::InvalidInput("a transaction that read has no id".into()))?
+        .to_string();
     txn.put(&account_key(from), &(from_balance - amount).to_string())?;
     txn.put(&account_key(to), &(to_balance + amount).to_string())?;
     txn.put(&format!("xfer/{tid}"), &format!("{from},{to},{amount}"))?;

@@ -268,6 +268,12 @@ impl Runtime {
                     outbox.hold_durable(self.wal.end_lsn(), to, message, depth);
                 }
                 Effect::Reply { req, reply } => self.hold_reply(req, reply),
+                Effect::Forward { req, to, request } => {
+                    if let Some(reply) = self.replies.remove(&req) {
+                        let held = Held::Forward { to, request, reply };
+                        self.hold(self.lease_lsn, held);
+                    }
+                }
                 Effect::CrashPoint(point)
                     if self.shared.failpoint.is_some() && self.armed != Some(point) =>
                 {
@@ -322,7 +328,7 @@ impl Runtime {
             // an abort done.
             Reply::Waiting { .. } | Reply::Done(Ok(Answer::Done)) => 0,
             // A transaction id, which must come from a durable lease.
-            Reply::Done(Ok(Answer::Begun(_))) => self.lease_lsn,
+            Reply::Done(Ok(Answer::Begun(_))) | Reply::Begun(_) => self.lease_lsn,
             // Values read, outcomes: they may reveal any record appended so far.
             Reply::Done(_) => self.barrier_lsn,
         };
@@ -433,7 +439,8 @@ impl Runtime {
             Held::Reply {
                 reply,
                 message: Reply::Done(_),
-            } => Some(reply),
+            }
+            | Held::Forward { reply, .. } => Some(reply),
             // A held `Waiting`'s channel is still in `replies`; messages are lost.
             Held::Reply { .. } | Held::Send { .. } | Held::Ack { .. } => None,
         });

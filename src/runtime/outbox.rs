@@ -11,9 +11,9 @@
 //!   commit applied), and anything said from that memory could reveal them: an inquiry
 //!   answered COMMIT from a decision that a crash then loses would break atomicity;
 //! - a reply that carries nothing but the fate of the client's own request (a write
-//!   buffered, a lock wait, a transaction id, an abort done) waits only for the barrier
-//!   records its own request appended (a transaction id lease), and so does not queue
-//!   behind other transactions' fsyncs;
+//!   buffered, a lock wait, an abort done) does not wait, and a transaction id (or a
+//!   request handed on with one) waits only for the lease it came from: they do not
+//!   queue behind other transactions' fsyncs;
 //! - an acknowledgement of a `Commit` record ([`Outbox::hold_durable`]) waits for that
 //!   record, but asks for no fsync of its own: it leaves with the next one.
 //!
@@ -21,7 +21,7 @@
 //! said, and a node's messages to another node arrive in order.
 
 use crate::mailbox::ReplySender;
-use crate::message::{Message, Reply};
+use crate::message::{Message, Reply, Request};
 use crate::types::NodeId;
 use std::collections::VecDeque;
 
@@ -42,6 +42,15 @@ pub enum Held {
         reply: ReplySender,
         /// What it says.
         message: Reply,
+    },
+    /// A client's request handed on to another node, with its reply channel.
+    Forward {
+        /// The node that takes it over.
+        to: NodeId,
+        /// The request.
+        request: Request,
+        /// Where that node answers.
+        reply: ReplySender,
     },
     /// An acknowledgement whose `Commit` record is now durable; it counted as in flight
     /// while it waited.
@@ -140,7 +149,7 @@ mod tests {
                 Held::Send { message, .. } | Held::Ack { message, .. } => {
                     message.tid().map_or(0, |tid| tid.0)
                 }
-                Held::Reply { .. } => 0,
+                Held::Reply { .. } | Held::Forward { .. } => 0,
             })
             .collect()
     }

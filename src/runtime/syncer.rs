@@ -15,6 +15,7 @@
 
 use super::outbox::{Held, Outbox};
 use crate::error::{Error, Result};
+use crate::message::Reply;
 use crate::router::{Control, Mail, Shared};
 use crate::types::NodeId;
 use crate::wal::SyncTarget;
@@ -62,10 +63,17 @@ pub fn release(held: Held, node: NodeId, shared: &Shared) {
         Held::Send { to, message, depth } => shared.send(node, to, message, depth),
         Held::Reply { reply, message } => {
             shared.begin_work();
-            if reply.send(message).is_err() {
+            // The id of a transaction begun with its first operation arrives before that
+            // operation's answer, which wakes the client: it need not wake for this.
+            let sent = match message {
+                Reply::Begun(_) => reply.send_quiet(message),
+                _ => reply.send(message),
+            };
+            if sent.is_err() {
                 shared.handled(1);
             }
         }
+        Held::Forward { to, request, reply } => shared.forward(to, request, reply),
         Held::Ack { to, message, depth } => {
             shared.send(node, to, message, depth);
             shared.handled(1);

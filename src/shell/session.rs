@@ -186,8 +186,9 @@ impl Drop for Session {
 
 /// The transaction a session has open.
 enum Open {
-    /// A read-write transaction under strict two-phase locking.
-    ReadWrite(Transaction),
+    /// A read-write transaction under strict two-phase locking, begun at once (so its
+    /// id is known) and that id.
+    ReadWrite(Transaction, TxnId),
     /// A read-only transaction over one snapshot.
     ReadOnly(ReadOnly),
 }
@@ -196,7 +197,7 @@ impl Open {
     /// How the prompt names it: `T3`, or `snapshot@7`.
     fn label(&self) -> String {
         match self {
-            Open::ReadWrite(txn) => txn.id().to_string(),
+            Open::ReadWrite(_, tid) => tid.to_string(),
             Open::ReadOnly(snapshot) => format!("snapshot@{}", snapshot.read_ts()),
         }
     }
@@ -225,7 +226,7 @@ impl Worker {
             let _ = results.send(outcome);
             self.activity.finished();
         }
-        if let Some(Open::ReadWrite(txn)) = self.open.take() {
+        if let Some(Open::ReadWrite(txn, _)) = self.open.take() {
             let _ = txn.abort();
         }
     }
@@ -233,7 +234,7 @@ impl Worker {
     fn show_state(&self) {
         let mut visible = self.visible.lock();
         visible.tid = match &self.open {
-            Some(Open::ReadWrite(txn)) => Some(txn.id()),
+            Some(Open::ReadWrite(_, tid)) => Some(*tid),
             _ => None,
         };
         visible.label = self.open.as_ref().map(Open::label);
@@ -246,8 +247,8 @@ impl Worker {
             Command::Begin { read_only } => self.begin(read_only, outcome),
             Command::Get { key, for_update } => {
                 let value = match &mut self.open {
-                    Some(Open::ReadWrite(txn)) if for_update => txn.get_for_update(&key)?,
-                    Some(Open::ReadWrite(txn)) => txn.get(&key)?,
+                    Some(Open::ReadWrite(txn, _)) if for_update => txn.get_for_update(&key)?,
+                    Some(Open::ReadWrite(txn, _)) => txn.get(&key)?,
                     Some(Open::ReadOnly(_)) if for_update => {
                         return Err(Error::InvalidInput(
                             "this transaction is READ ONLY: it reads a snapshot and takes no locks, so there is nothing to lock FOR UPDATE; COMMIT it and BEGIN a read-write transaction to read for update".into(),
@@ -273,8 +274,7 @@ impl Worker {
             Command::Commit => self.commit(outcome),
             Command::Abort => {
                 match self.open.take().ok_or_else(no_transaction)? {
-                    Open::ReadWrite(txn) => {
-                        let tid = txn.id();
+                    Open::ReadWrite(txn, tid) => {
                         txn.abort()?;
                         outcome.say(format!("{tid} aborted"));
                     }
@@ -311,12 +311,16 @@ impl Worker {
             Open::ReadOnly(snapshot)
         } else {
             let txn = self.client.begin()?;
+            let Some(tid) = txn.id() else {
+                return Err(Error::InvalidInput(
+                    "the coordinator began a transaction without an id".into(),
+                ));
+            };
             outcome.say(format!(
-                "{} started: a transaction coordinated by node {}",
-                txn.id(),
+                "{tid} started: a transaction coordinated by node {}",
                 self.client.coordinator()
             ));
-            Open::ReadWrite(txn)
+            Open::ReadWrite(txn, tid)
         };
         self.open = Some(open);
         self.show_state();
@@ -335,7 +339,7 @@ impl Worker {
                     "this transaction is READ ONLY; COMMIT it and BEGIN a read-write transaction to write".into(),
                 ));
             }
-            Some(Open::ReadWrite(txn)) => match value {
+            Some(Open::ReadWrite(txn, _)) => match value {
                 Some(value) => txn.put(key, value)?,
                 None => txn.delete(key)?,
             },
@@ -349,8 +353,8 @@ impl Worker {
     }
 
     fn commit(&mut self, outcome: &mut Outcome) -> crate::Result<()> {
-        let txn = match self.open.take().ok_or_else(no_transaction)? {
-            Open::ReadWrite(txn) => txn,
+        let (txn, tid) = match self.open.take().ok_or_else(no_transaction)? {
+            Open::ReadWrite(txn, tid) => (txn, tid),
             Open::ReadOnly(snapshot) => {
                 outcome.say(format!(
                     "read-only transaction at snapshot {} committed (nothing to write)",
@@ -360,7 +364,6 @@ impl Worker {
                 return Ok(());
             }
         };
-        let tid = txn.id();
         let participants = txn.participants();
         txn.commit()?;
         let nodes: Vec<String> = participants.iter().map(u32::to_string).collect();

@@ -80,7 +80,7 @@ pub fn client_thread(
     for command in commands {
         let answer = match command {
             Command::Begin => client.begin().map(|t| {
-                let tid = t.id();
+                let tid = t.id().expect("an eager begin has an id");
                 txn = Some(t);
                 Answer::Begun(tid)
             }),

@@ -248,7 +248,8 @@ fn locking_attempt(
     lost: &mut Vec<(String, String)>,
 ) -> Option<Txn> {
     let mut txn = client.begin().ok()?;
-    let mut record = Txn::new(format!("c{number}/{}", txn.id()), Outcome::Unknown);
+    let tid = txn.id().map(|tid| tid.to_string()).unwrap_or_default();
+    let mut record = Txn::new(format!("c{number}/{tid}"), Outcome::Unknown);
     let mut known: BTreeMap<&str, Option<String>> = BTreeMap::new();
     for call in calls {
         let result = match call {
