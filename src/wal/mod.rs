@@ -14,8 +14,10 @@ mod files;
 pub mod frame;
 mod log;
 pub mod record;
+mod recover;
 
 pub use checkpoint::MAX_CHECKPOINT_BYTES;
 pub use frame::MAX_RECORD_BYTES;
-pub use log::{Recovery, SEGMENT_BYTES, Wal};
+pub use log::{MAX_GROWTH, SEGMENT_BYTES, Wal};
 pub use record::{Record, Snapshot};
+pub use recover::Recovery;
