@@ -1,13 +1,22 @@
-//! The log directory on disk: file names, listing, and creating files durably.
+//! The log directory on disk: file names, listing, and creating, preallocating and
+//! recycling segment files durably.
 //!
 //! A node's directory holds `log.000001`, `log.000002`, ... (segment numbers are
 //! zero-padded to six digits so that names sort; larger numbers simply grow longer), an
-//! optional `checkpoint`, and `checkpoint.tmp` while a checkpoint is being written.
-//! Files with other names are left alone.
+//! optional `checkpoint`, `checkpoint.tmp` while a checkpoint is being written, and up to
+//! [`MAX_SPARES`] `spare.NNNNNN` files: segments a checkpoint retired, named after their
+//! old number, kept so that a later segment reuses their blocks instead of zero-filling
+//! new ones. Spares are never read. Files with other names are left alone.
+//!
+//! A segment file is always longer than its log: [`LogDir::create_segment`] zero-fills a
+//! new one to [`PREALLOCATED_BYTES`], with real writes, and [`LogDir::initialize`] turns
+//! any old file into an empty segment by writing only its header and end marker (the old
+//! bytes past them cannot check out as the new segment's; see [`super::frame`]).
 //!
 //! Creating a file is durable only once the file *and* its directory entry are fsynced,
-//! so every creation here syncs both. [`LogDir`] counts the fsyncs it issues, which is
-//! the figure group commit exists to keep low.
+//! so every creation here syncs both; a spare is renamed into place only after its new
+//! header is fsynced. [`LogDir`] counts the fsyncs it issues, which is the figure group
+//! commit exists to keep low.
 
 use super::frame::v2;
 use crate::error::{Error, Result};

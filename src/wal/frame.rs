@@ -2,18 +2,27 @@
 //! from damage. Pure functions over byte slices: no I/O here, so every rule is tested on
 //! bytes directly. `logs/FORMAT.md` is the reader's version of this file.
 //!
-//! A file is a 12-byte header (8 magic bytes, then the format version as a `u32` LE)
-//! followed by frames. A frame is `len: u32 LE`, `crc: u32 LE` and `len` bytes of
-//! payload (one bincode value, see [`codec`]). The CRC-32 covers the four
-//! length bytes and the payload, so a damaged length is caught like damaged data.
+//! A frame is `len: u32 LE`, `crc: u32 LE` and `len` bytes of payload (one bincode value,
+//! see [`codec`]); the CRC covers the length, so a damaged length is caught like damaged
+//! data. A checkpoint is a 12-byte header (8 magic bytes, the format version as a `u32`
+//! LE) and one frame whose CRC covers the length and payload; its layout is the same in
+//! both versions. Log segments come in two versions.
 //!
 //! # Torn or damaged
 //!
-//! A crash while appending leaves the file cut somewhere inside the last write. Such a
-//! tail is *torn*: recovery may cut it off, because nothing in it was fsynced, so nothing
-//! in it was acknowledged. Anything else that does not check out is *damage*, and the
-//! node refuses to start rather than silently lose a committed record. A tail is torn when
-//! it is:
+//! A crash while appending leaves the last write cut short, or (since disks persist
+//! sectors in any order) with any of its sectors missing. Such a tail is *torn*: recovery
+//! may cut it off, because nothing in it was fsynced, so nothing in it was acknowledged.
+//! Anything else that does not check out is *damage*, and the node refuses to start
+//! rather than silently lose a record that was fsynced. Whether a torn tail is acceptable
+//! depends on where it is (only the last segment may have one), which is the caller's
+//! decision.
+//!
+//! ## Version 1: files that grow
+//!
+//! A segment is the 12-byte header and frames to the end of the file, appended to a file
+//! that grows. The file's length, which `fdatasync` makes durable with the data, says
+//! where the log ends. A tail is torn when it is:
 //!
 //! - shorter than a frame header (or than the file header, if it is a prefix of it);
 //! - a frame whose length runs past the end of the file and whose payload bytes are a
@@ -25,8 +34,49 @@
 //!   follows an append that grew the file; no frame is all zeros, since a valid CRC of a
 //!   zero length is not zero).
 //!
-//! Whether a torn tail is acceptable depends on where it is (only the last segment may
-//! have one), which is the caller's decision.
+//! A whole frame with a bad checksum is damage, wherever it is.
+//!
+//! ## Version 2: preallocated, recycled files
+//!
+//! The file is longer than the log: past the log come zeros (preallocated space) or, in a
+//! recycled file, stale bytes of its earlier use, so the file's length says nothing. In
+//! their place:
+//!
+//! - The 24-byte header holds the magic, version 2, the segment number (`u64` LE, which
+//!   must match the file name) and a CRC-32 of those 20 bytes.
+//! - A frame's CRC covers the segment number, the frame's offset in the file (both `u64`
+//!   LE), the length bytes and the payload. A frame *checks out at offset p of segment n*
+//!   when its length is 1 to [`MAX_RECORD_BYTES`], it fits in the file, and its CRC
+//!   matches for n and p. Segment numbers are never reused, so nothing a recycled file
+//!   held before, and no frame copied or shifted, checks out.
+//! - Every write ends with an *end marker* just after its last record: a zero length and
+//!   the CRC of (segment number, offset, zero length) with its lowest bit set, so it is
+//!   never zeros. The next write starts over it.
+//!
+//! A header that is the beginning of a header followed only by zeros (or the end of the
+//! file) is torn: the segment's creation was cut off, and it holds no records. Any other
+//! header that does not check out is damage.
+//!
+//! Recovery walks frames from the header while they check out. Where the walk stops, at
+//! `end`, the log ends:
+//!
+//! 1. *Cleanly* if an end marker checks out at `end`, or the file ends exactly there.
+//!    Nothing past a marker was ever fsynced: the write that followed it would have
+//!    replaced it first, and a sync covers the whole write. So the bytes past it are not
+//!    read at all.
+//! 2. Otherwise the last write was cut or damage hides the rest, and the rest of the
+//!    segment is searched: if a frame or an end marker checks out at *any* later offset,
+//!    that is **damage** at `end` (a record after it was written later, so it may have
+//!    been fsynced: for example a flipped bit in a record followed by more records, or in
+//!    the last record followed by its write's marker). The search skips zeros a word at a
+//!    time and decodes a candidate before computing its CRC, so it costs about a read.
+//! 3. If nothing checks out past `end`, the tail is **torn** and cut at `end`.
+//!
+//! Known limit of rule 2: if a crash persists a later sector of an unsynced write but not
+//! an earlier one, its later records check out past a failed one, and the segment is
+//! reported as damaged although nothing fsynced was lost. The error names the offset; if
+//! nothing from there on was acknowledged, truncating the file there is safe (the file
+//! then ends at the end of a record, which reads as a clean end).
 
 use super::Record;
 use super::codec::{self, Prefix};
