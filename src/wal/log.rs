@@ -87,14 +87,21 @@ pub struct Wal {
     fail_next_write: bool,
 }
 
-/// Where appending continues when a log is opened.
+/// Where appending continues when a log is opened (built by recovery).
 pub(super) struct Resume {
+    /// The log directory.
     pub dir: LogDir,
+    /// The segment to append to, open for writing.
     pub file: File,
+    /// The first segment after the checkpoint.
     pub first_segment: u64,
+    /// The number of the segment to append to (version 2, durable up to `written_len`).
     pub segment: u64,
+    /// Where its records end and its end marker is.
     pub written_len: u64,
+    /// Its file's length.
     pub allocated: u64,
+    /// The bytes of records in the live segments before it.
     pub earlier_bytes: u64,
 }
 
