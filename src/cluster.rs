@@ -246,7 +246,7 @@ impl Cluster {
             coordinating: Vec::new(),
             unacknowledged: Vec::new(),
             keys: 0,
-            log_bytes: log_bytes_on_disk(&self.node_dir(node)),
+            log_bytes: Wal::logged_bytes(&self.node_dir(node)).unwrap_or(0),
             fsyncs: 0,
             armed: None,
             failure: self.shared.failure(node),
@@ -500,18 +500,4 @@ fn write_manifest(dir: &Path, nodes: u32) -> Result<()> {
     file.sync_all().map_err(io)?;
     std::fs::rename(&temp, &path).map_err(io)?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(io)
-}
-
-/// The bytes of log segments in a node's directory, read from the file system (for a node
-/// that is down).
-fn log_bytes_on_disk(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .filter_map(|entry| entry.ok())
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with("log."))
-        .filter_map(|entry| entry.metadata().ok())
-        .map(|metadata| metadata.len().saturating_sub(crate::wal::frame::HEADER_LEN))
-        .sum()
 }

@@ -362,6 +362,17 @@ fn node_logs(dir: &str, node: u32) -> Vec<std::path::PathBuf> {
     logs
 }
 
+/// Where the end marker of the log segment at `path` is: just before the zeros of its
+/// preallocated space.
+fn end_marker(path: &Path, bytes: &[u8]) -> usize {
+    let name = path.file_name().unwrap().to_string_lossy();
+    let number: u64 = name.trim_start_matches("log.").parse().unwrap();
+    let last = bytes.iter().rposition(|b| *b != 0).unwrap();
+    (last.saturating_sub(7)..=last)
+        .find(|at| bytes[*at..*at + 8] == kv2pc::wal::frame::v2::marker(number, *at as u64))
+        .expect("an end marker")
+}
+
 #[test]
 fn a_torn_log_tail_is_cut_with_a_warning_and_corruption_exits_3() {
     let home = home();
@@ -373,13 +384,13 @@ fn a_torn_log_tail_is_cut_with_a_warning_and_corruption_exits_3() {
         "{}",
         first.stdout
     );
+    // A torn record where the log ends: over the end marker that follows its records
+    // (segments are preallocated, so the file goes on past it).
     let last_log = node_logs(&dir, 1).pop().expect("node 1 has a log");
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&last_log)
-        .unwrap();
-    file.write_all(&[5, 0, 0]).unwrap();
-    drop(file);
+    let mut bytes = std::fs::read(&last_log).unwrap();
+    let marker = end_marker(&last_log, &bytes);
+    bytes[marker..marker + 3].copy_from_slice(&[5, 0, 0]);
+    std::fs::write(&last_log, bytes).unwrap();
     let torn = run(home.path(), &["--data-dir", &dir, "-c", "GET y"], "");
     assert_eq!((torn.code, torn.stdout.as_str()), (0, "y = 4\n"));
     assert!(torn.stderr.contains("warning: node 1"), "{}", torn.stderr);

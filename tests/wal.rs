@@ -1,12 +1,21 @@
 //! The write-ahead log as recovery sees it: every record kind survives a restart, a crash
 //! loses exactly what was not fsynced, a torn tail is cut at any byte, damage anywhere is
 //! refused with the file and offset, checkpoints survive a crash between any two steps,
-//! and the golden logs of earlier versions still read. Files live in temporary
-//! directories; `KV2PC_WRITE_GOLDEN=1 cargo test --test wal golden_writer` rewrites
-//! `logs/golden/v1`.
+//! and the golden logs of earlier versions still read (`golden`). `torn` holds the cut
+//! and bit-flip tests of both format versions, `recycled` those of preallocated and
+//! recycled segments. Files live in temporary directories; `KV2PC_WRITE_GOLDEN=1 cargo
+//! test --test wal golden_writer` rewrites `logs/golden/v2`.
+
+#[path = "wal/golden.rs"]
+mod golden;
+#[path = "wal/recycled.rs"]
+mod recycled;
+#[path = "wal/torn.rs"]
+mod torn;
 
 use kv2pc::types::TxnId;
-use kv2pc::wal::{MAX_RECORD_BYTES, Record, Recovery, Snapshot, Wal};
+use kv2pc::wal::frame::v2;
+use kv2pc::wal::{Record, Recovery, Snapshot, Wal};
 use kv2pc::{Error, Result};
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -14,7 +23,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
-const HEADER: usize = 12;
+/// The length of a version 2 segment header.
+const HEADER: usize = v2::HEADER_LEN as usize;
+/// The length of a frame header, and of an end marker.
+const FRAME: usize = 8;
+/// The length of a new segment file.
+const PREALLOCATED: u64 = 64 << 10;
 
 fn tempdir() -> TempDir {
     tempfile::tempdir().expect("a temporary directory")
@@ -103,6 +117,32 @@ fn logged_bytes(dir: &Path, records: &[Record]) -> Vec<u8> {
     fs::read(dir.join("log.000001")).expect("segment")
 }
 
+/// Where the records of segment `number` end (where its end marker is), from `wal`.
+fn log_end(wal: &Wal) -> usize {
+    wal.synced_len() as usize
+}
+
+/// A version 1 segment holding `records`, built by hand as version 1 wrote them.
+fn v1_segment(records: &[Record]) -> Vec<u8> {
+    let mut bytes = b"KV2PCLOG\x01\0\0\0".to_vec();
+    for record in records {
+        let mut payload = Vec::new();
+        kv2pc::wal::codec::encode_into(record, &mut payload).expect("encode");
+        bytes.extend_from_slice(&frame(&payload));
+    }
+    bytes
+}
+
+/// The starts of the records of segment `number` in the log at `dir`.
+fn frame_starts_in(dir: &Path, number: u64) -> Vec<usize> {
+    let listed = Wal::read_records(dir).expect("read_records");
+    listed
+        .into_iter()
+        .filter(|(segment, _, _)| *segment == number)
+        .map(|(_, offset, _)| offset as usize)
+        .collect()
+}
+
 /// The offset where each record's frame starts, from `SHOW LOG`'s listing.
 fn frame_starts(dir: &Path) -> Vec<usize> {
     let listed = Wal::read_records(dir).expect("read_records");
@@ -168,163 +208,19 @@ fn every_record_kind_survives_a_restart() {
 }
 
 #[test]
-fn a_fresh_log_is_one_segment_holding_a_header() {
+fn a_fresh_log_is_one_preallocated_segment_holding_a_header_and_an_end_marker() {
     let dir = tempdir();
     let node = dir.path().join("data").join("node1");
     let (wal, _) = open(&node);
     assert_eq!(file_names(&node), ["log.000001"]);
     let bytes = fs::read(node.join("log.000001")).expect("segment");
-    assert_eq!(bytes, b"KV2PCLOG\x01\x00\x00\x00");
+    assert_eq!(bytes.len() as u64, PREALLOCATED);
+    assert_eq!(&bytes[..12], b"KV2PCLOG\x02\x00\x00\x00");
+    assert_eq!(&bytes[12..20], &1u64.to_le_bytes());
+    assert_eq!(bytes[..HEADER], v2::header(1));
+    assert_eq!(bytes[HEADER..HEADER + FRAME], v2::marker(1, HEADER as u64));
+    assert!(bytes[HEADER + FRAME..].iter().all(|b| *b == 0));
     assert_eq!((wal.size(), wal.segment(), wal.fsyncs()), (0, 1, 0));
-}
-
-#[test]
-fn a_cut_at_every_byte_recovers_exactly_the_whole_records_before_it() {
-    let source = tempdir();
-    let records = every_kind()[..4].to_vec();
-    let bytes = logged_bytes(source.path(), &records);
-    let mut ends = frame_starts(source.path())[1..].to_vec();
-    ends.push(bytes.len());
-    for cut in 0..=bytes.len() {
-        let dir = tempdir();
-        let path = dir.path().join("log.000001");
-        fs::write(&path, &bytes[..cut]).expect("write the cut log");
-        let (mut wal, recovery) = open(dir.path());
-        let whole = ends.iter().filter(|end| **end <= cut).count();
-        let kept = ends[..whole].last().copied().unwrap_or(HEADER);
-        assert_eq!(recovery.records, records[..whole], "cut at {cut}");
-        let expected_warning = if cut < HEADER {
-            Some(format!(
-                "node log {}: rewrote a torn segment header ({cut} bytes)",
-                path.display()
-            ))
-        } else if cut > kept {
-            let dropped = cut - kept;
-            Some(format!(
-                "node log {}: cut a torn record at byte {kept} ({dropped} bytes)",
-                path.display()
-            ))
-        } else {
-            None
-        };
-        assert_eq!(
-            recovery.warnings,
-            Vec::from_iter(expected_warning),
-            "cut at {cut}"
-        );
-        assert_eq!(
-            fs::metadata(&path).expect("stat").len(),
-            kept as u64,
-            "cut at {cut}"
-        );
-        assert_eq!(wal.size(), (kept - HEADER) as u64);
-        append_all(&mut wal, &[Record::End { tid: TxnId(99) }], true);
-        drop(wal);
-        let (_, again) = open(dir.path());
-        assert!(
-            again.warnings.is_empty(),
-            "cut at {cut}: {:?}",
-            again.warnings
-        );
-        assert_eq!(again.records.len(), whole + 1, "cut at {cut}");
-    }
-}
-
-/// Flips bits of every byte in `range` of a four-record log and expects `Corrupt` at the
-/// header field or frame holding that byte, with the file left as it was.
-fn assert_every_flip_is_reported(range: impl Fn(&[usize], usize) -> std::ops::Range<usize>) {
-    let source = tempdir();
-    let bytes = logged_bytes(source.path(), &every_kind()[1..5]);
-    let starts = frame_starts(source.path());
-    for at in range(&starts, bytes.len()) {
-        let expected_offset = match at {
-            0..8 => 0,
-            8..HEADER => 8,
-            _ => *starts
-                .iter()
-                .rev()
-                .find(|start| **start <= at)
-                .expect("a frame"),
-        };
-        for mask in [0x01, 0x80, 0xff] {
-            let dir = tempdir();
-            let path = dir.path().join("log.000001");
-            let mut damaged = bytes.clone();
-            damaged[at] ^= mask;
-            fs::write(&path, &damaged).expect("write the damaged log");
-            let (file, offset, detail) = corrupt(Wal::open(dir.path()));
-            assert_eq!(
-                (file, offset),
-                (path.clone(), expected_offset as u64),
-                "byte {at} ^ {mask:#x}: {detail}"
-            );
-            assert_eq!(
-                fs::read(&path).expect("read back"),
-                damaged,
-                "recovery changed a damaged file"
-            );
-        }
-    }
-}
-
-#[test]
-fn a_damaged_byte_before_the_last_record_is_refused_with_file_and_offset() {
-    assert_every_flip_is_reported(|starts, _| 0..starts[starts.len() - 1]);
-}
-
-#[test]
-fn a_damaged_byte_in_the_last_record_is_refused_not_cut_off() {
-    assert_every_flip_is_reported(|starts, len| starts[starts.len() - 1]..len);
-}
-
-#[test]
-fn the_checksum_mismatch_is_explained() {
-    let dir = tempdir();
-    let mut bytes = logged_bytes(dir.path(), &[Record::Abort { tid: TxnId(2) }]);
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0x40;
-    fs::write(dir.path().join("log.000001"), &bytes).expect("write");
-    let (_, offset, detail) = corrupt(Wal::open(dir.path()));
-    let payload = bytes.len() - HEADER - 8;
-    assert_eq!(offset, HEADER as u64);
-    assert_eq!(
-        detail,
-        format!("checksum mismatch in a record of {payload} bytes")
-    );
-    let error = Wal::open(dir.path())
-        .expect_err("still corrupt")
-        .to_string();
-    assert!(
-        error.contains("log.000001 is corrupt at byte 12"),
-        "{error}"
-    );
-}
-
-#[test]
-fn a_newer_format_version_is_refused() {
-    let dir = tempdir();
-    let mut bytes = logged_bytes(dir.path(), &every_kind());
-    bytes[8] = 9;
-    fs::write(dir.path().join("log.000001"), &bytes).expect("write");
-    let (_, offset, detail) = corrupt(Wal::open(dir.path()));
-    assert_eq!(offset, 8);
-    assert_eq!(
-        detail,
-        "log format version 9 is newer than this kv2pc understands (1)"
-    );
-}
-
-#[test]
-fn a_length_above_the_limit_is_damage_not_a_torn_tail() {
-    let dir = tempdir();
-    let mut bytes = logged_bytes(dir.path(), &every_kind()[..2]);
-    let end = bytes.len() as u64;
-    bytes.extend_from_slice(&(MAX_RECORD_BYTES + 1).to_le_bytes());
-    bytes.extend_from_slice(&[0xaa; 6]);
-    fs::write(dir.path().join("log.000001"), &bytes).expect("write");
-    let (_, offset, detail) = corrupt(Wal::open(dir.path()));
-    assert_eq!(offset, end);
-    assert!(detail.contains("above the limit"), "{detail}");
 }
 
 #[test]
@@ -348,13 +244,20 @@ fn a_crash_loses_what_was_not_fsynced_and_keeps_what_was() {
     wal.append(&records[4]).expect("append");
     assert_eq!(wal.synced_len(), synced);
     assert_eq!(wal.fsyncs(), 1);
+    let path = dir.path().join("log.000001");
+    let written = fs::read(&path).expect("segment");
+    assert!(written[synced as usize + FRAME..].iter().any(|b| *b != 0));
     wal.simulate_crash().expect("crash");
+    let left = fs::read(&path).expect("segment");
     assert_eq!(
-        fs::metadata(dir.path().join("log.000001"))
-            .expect("stat")
-            .len(),
-        synced
+        left.len(),
+        written.len(),
+        "a crash does not change the length"
     );
+    assert_eq!(left[..synced as usize], written[..synced as usize]);
+    let marker = synced as usize..synced as usize + FRAME;
+    assert_eq!(left[marker], v2::marker(1, synced));
+    assert!(left[synced as usize + FRAME..].iter().all(|b| *b == 0));
     let (_, recovery) = open(dir.path());
     assert_eq!(recovery.records, records[..2]);
     assert!(recovery.warnings.is_empty(), "{:?}", recovery.warnings);
@@ -439,11 +342,15 @@ fn a_crash_after_the_checkpoint_rename_recovers_from_the_checkpoint() {
                 .any(|w| w.contains("log.000001: removed")),
             "{new_segment}"
         );
-        assert_eq!(
-            file_names(dir.path()),
-            ["checkpoint", "log.000002"],
-            "{new_segment}"
-        );
+        // The covered segment's file is kept as a spare, and taken by the next new
+        // segment: the one the crash prevented, or the one after a recycled segment
+        // (which holds stale bytes past its end marker).
+        let expected: &[&str] = match new_segment {
+            "missing" => &["checkpoint", "log.000002"],
+            "torn" => &["checkpoint", "log.000002", "spare.000001"],
+            _ => &["checkpoint", "log.000002", "log.000003"],
+        };
+        assert_eq!(file_names(dir.path()), expected, "{new_segment}");
         append_all(&mut wal, &every_kind()[..1], true);
         drop(wal);
         assert_eq!(
@@ -464,7 +371,7 @@ fn a_damaged_checkpoint_is_refused() {
     bytes[middle] ^= 0x10;
     fs::write(&path, &bytes).expect("write");
     let (file, offset, detail) = corrupt(Wal::open(dir.path()));
-    assert_eq!((file, offset), (path, HEADER as u64));
+    assert_eq!((file, offset), (path, 12));
     assert!(detail.contains("checksum mismatch"), "{detail}");
 }
 
@@ -523,18 +430,29 @@ fn a_torn_record_in_an_earlier_segment_is_refused() {
     let dir = tempdir();
     three_segments(dir.path());
     let path = dir.path().join("log.000002");
-    let bytes = fs::read(&path).expect("segment");
-    fs::write(&path, &bytes[..bytes.len() - 3]).expect("cut");
-    let (file, offset, _) = corrupt(Wal::open(dir.path()));
+    let mut bytes = fs::read(&path).expect("segment");
+    let end = bytes[FRAME..]
+        .iter()
+        .rposition(|b| *b != 0)
+        .expect("a marker")
+        + 1;
+    bytes[end - 3..end + FRAME].fill(0);
+    fs::write(&path, &bytes).expect("a torn record, then zeros");
+    let (file, offset, detail) = corrupt(Wal::open(dir.path()));
     assert_eq!((file, offset), (path, HEADER as u64));
+    assert!(detail.contains("only the last segment"), "{detail}");
 }
 
 #[test]
 fn listing_the_log_changes_nothing() {
     let dir = tempdir();
-    let mut bytes = logged_bytes(dir.path(), &every_kind()[..3]);
-    bytes.truncate(bytes.len() - 2);
+    let (mut wal, _) = open(dir.path());
+    append_all(&mut wal, &every_kind()[..3], true);
+    let end = log_end(&wal);
+    drop(wal);
     let path = dir.path().join("log.000001");
+    let mut bytes = fs::read(&path).expect("segment");
+    bytes[end - 2..end + FRAME].fill(0);
     fs::write(&path, &bytes).expect("a torn tail");
     let listed = Wal::read_records(dir.path()).expect("read_records");
     let records: Vec<Record> = listed.into_iter().map(|(_, _, record)| record).collect();
@@ -542,59 +460,25 @@ fn listing_the_log_changes_nothing() {
     assert_eq!(fs::read(&path).expect("read back"), bytes);
 }
 
-// Golden logs: written once by a version, read by every later one.
-
-fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("logs/golden/v1/node0")
-}
-
-/// Writes the v1 golden log: records before a checkpoint (dropped by it), the checkpoint,
-/// then one record of every kind spread over two segments.
-fn write_golden(dir: &Path) {
-    let (mut wal, _) = open(dir);
-    append_all(&mut wal, &every_kind()[..2], true);
-    wal.checkpoint(&snapshot()).expect("checkpoint");
-    wal.set_segment_bytes(100);
-    for record in every_kind() {
-        append_all(&mut wal, std::slice::from_ref(&record), record.forced());
-    }
-    wal.flush(true).expect("flush");
-}
-
-#[test]
-fn the_golden_writer_still_produces_v1_bytes() {
-    if std::env::var_os("KV2PC_WRITE_GOLDEN").is_some_and(|v| v == "1") {
-        let _ = fs::remove_dir_all(golden_dir());
-        write_golden(&golden_dir());
-    }
-    let dir = tempdir();
-    write_golden(dir.path());
-    assert_eq!(file_names(dir.path()), file_names(&golden_dir()));
-    for name in file_names(dir.path()) {
-        let written = fs::read(dir.path().join(&name)).expect("written");
-        let golden = fs::read(golden_dir().join(&name)).expect("golden");
-        assert!(written == golden, "{name} differs from the v1 golden file");
-    }
-}
-
-#[test]
-fn the_v1_golden_log_is_still_read() {
-    let listed = Wal::read_records(&golden_dir()).expect("listing the golden log");
-    let segments: Vec<u64> = listed.iter().map(|(segment, _, _)| *segment).collect();
-    assert_eq!(segments, [2, 2, 2, 2, 2, 3, 3]);
-    let dir = tempdir();
-    copy_dir(&golden_dir(), dir.path());
-    let (_, recovery) = open(dir.path());
-    assert_eq!(recovery.snapshot, Some(snapshot()));
-    assert_eq!(recovery.records, every_kind());
-    assert!(recovery.warnings.is_empty(), "{:?}", recovery.warnings);
-}
-
 // Whatever the bytes, opening a log returns records or an error; it never panics.
 
 fn frame(payload: &[u8]) -> Vec<u8> {
     let len = (payload.len() as u32).to_le_bytes();
     let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&len);
+    hasher.update(payload);
+    let mut bytes = len.to_vec();
+    bytes.extend_from_slice(&hasher.finalize().to_le_bytes());
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+/// A version 2 frame of segment `number` at `offset`, built by hand.
+fn v2_frame(number: u64, offset: u64, payload: &[u8]) -> Vec<u8> {
+    let len = (payload.len() as u32).to_le_bytes();
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&number.to_le_bytes());
+    hasher.update(&offset.to_le_bytes());
     hasher.update(&len);
     hasher.update(payload);
     let mut bytes = len.to_vec();
@@ -617,9 +501,14 @@ proptest! {
     #[test]
     fn appended_garbage_never_panics_or_loses_a_whole_record(garbage in vec(any::<u8>(), 1..120)) {
         let dir = tempdir();
-        let mut bytes = logged_bytes(dir.path(), &every_kind()[..3]);
-        bytes.extend_from_slice(&garbage);
-        fs::write(dir.path().join("log.000001"), &bytes).expect("write");
+        let (mut wal, _) = open(dir.path());
+        append_all(&mut wal, &every_kind()[..3], true);
+        let end = log_end(&wal);
+        drop(wal);
+        let path = dir.path().join("log.000001");
+        let mut bytes = fs::read(&path).expect("segment");
+        bytes[end..end + garbage.len()].copy_from_slice(&garbage);
+        fs::write(&path, &bytes).expect("write");
         if let Ok((_, recovery)) = Wal::open(dir.path()) {
             prop_assert_eq!(&recovery.records[..3], &every_kind()[..3]);
         }
@@ -628,11 +517,15 @@ proptest! {
     #[test]
     fn garbage_files_never_panic(
         segment in vec(any::<u8>(), 0..200),
-        with_header in any::<bool>(),
+        header in 0..3,
         checkpoint in proptest::option::of(vec(any::<u8>(), 0..80)),
     ) {
         let dir = tempdir();
-        let mut bytes = if with_header { b"KV2PCLOG\x01\0\0\0".to_vec() } else { Vec::new() };
+        let mut bytes = match header {
+            0 => Vec::new(),
+            1 => b"KV2PCLOG\x01\0\0\0".to_vec(),
+            _ => v2::header(1).to_vec(),
+        };
         bytes.extend_from_slice(&segment);
         fs::write(dir.path().join("log.000001"), &bytes).expect("write");
         if let Some(checkpoint) = checkpoint {
@@ -646,6 +539,10 @@ proptest! {
         let dir = tempdir();
         let mut bytes = b"KV2PCLOG\x01\0\0\0".to_vec();
         bytes.extend_from_slice(&frame(&payload));
+        fs::write(dir.path().join("log.000001"), &bytes).expect("write");
+        open_survives(dir.path())?;
+        let mut bytes = v2::header(1).to_vec();
+        bytes.extend_from_slice(&v2_frame(1, HEADER as u64, &payload));
         fs::write(dir.path().join("log.000001"), &bytes).expect("write");
         open_survives(dir.path())?;
         let mut checkpoint = b"KV2PCCKP\x01\0\0\0".to_vec();

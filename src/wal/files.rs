@@ -1,24 +1,37 @@
-//! The log directory on disk: file names, listing, and creating files durably.
+//! The log directory on disk: file names, listing, and creating, preallocating and
+//! recycling segment files durably.
 //!
 //! A node's directory holds `log.000001`, `log.000002`, ... (segment numbers are
 //! zero-padded to six digits so that names sort; larger numbers simply grow longer), an
-//! optional `checkpoint`, and `checkpoint.tmp` while a checkpoint is being written.
-//! Files with other names are left alone.
+//! optional `checkpoint`, `checkpoint.tmp` while a checkpoint is being written, and up to
+//! [`MAX_SPARES`] `spare.NNNNNN` files: segments a checkpoint retired, named after their
+//! old number, kept so that a later segment reuses their blocks instead of zero-filling
+//! new ones. Spares are never read. Files with other names are left alone.
+//!
+//! A segment file is always longer than its log: [`LogDir::create_segment`] zero-fills a
+//! new one to [`PREALLOCATED_BYTES`], with real writes, and [`LogDir::initialize`] turns
+//! any old file into an empty segment by writing only its header and end marker (the old
+//! bytes past them cannot check out as the new segment's; see [`super::frame`]).
 //!
 //! Creating a file is durable only once the file *and* its directory entry are fsynced,
-//! so every creation here syncs both. [`LogDir`] counts the fsyncs it issues, which is
-//! the figure group commit exists to keep low.
+//! so every creation here syncs both; a spare is renamed into place only after its new
+//! header is fsynced. [`LogDir`] counts the fsyncs it issues, which is the figure group
+//! commit exists to keep low.
 
-use super::frame::{self, LOG_MAGIC};
+use super::frame::v2;
 use crate::error::{Error, Result};
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// The checkpoint's file name.
 pub const CHECKPOINT_FILE: &str = "checkpoint";
 /// The name a checkpoint is written under before it is renamed into place.
 pub const CHECKPOINT_TMP: &str = "checkpoint.tmp";
+/// How much of a new segment is zero-filled when it is created.
+pub const PREALLOCATED_BYTES: u64 = 64 << 10;
+/// How many retired segment files are kept for reuse; a checkpoint removes the others.
+pub const MAX_SPARES: usize = 2;
 
 /// A node's log directory, and how many fsyncs have been issued in it.
 #[derive(Debug)]
@@ -83,11 +96,15 @@ impl LogDir {
 
     /// The numbers of the segments present, in increasing order.
     pub fn segments(&self) -> Result<Vec<u64>> {
+        self.numbered(parse_segment_name)
+    }
+
+    fn numbered(&self, parse: fn(&str) -> Option<u64>) -> Result<Vec<u64>> {
         let context = || format!("listing the log directory {}", self.path.display());
         let mut numbers = Vec::new();
         for entry in fs::read_dir(&self.path).map_err(|e| Error::io(context(), e))? {
             let entry = entry.map_err(|e| Error::io(context(), e))?;
-            if let Some(number) = entry.file_name().to_str().and_then(parse_segment_name) {
+            if let Some(number) = entry.file_name().to_str().and_then(parse) {
                 numbers.push(number);
             }
         }
@@ -115,40 +132,120 @@ impl LogDir {
         handle.sync_all().map_err(|e| Error::io(context(), e))
     }
 
-    /// Creates segment `number` holding just a header, durably, and opens it for
-    /// appending. The segment must not exist yet.
-    pub fn create_segment(&mut self, number: u64) -> Result<File> {
+    /// Creates segment `number` as an empty version 2 segment (header, end marker, zeros
+    /// to [`PREALLOCATED_BYTES`]), durably, and opens it for writing. The segment must not
+    /// exist yet.
+    pub fn create_segment(&mut self, number: u64) -> Result<(File, u64)> {
         let path = self.segment_path(number);
         let context = || format!("creating the log segment {}", path.display());
-        let mut file = OpenOptions::new()
-            .append(true)
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
             .create_new(true)
             .open(&path)
             .map_err(|e| Error::io(context(), e))?;
-        file.write_all(&frame::header(LOG_MAGIC))
-            .map_err(|e| Error::io(context(), e))?;
-        self.sync_file(&file, &path)?;
+        let allocated = self.initialize(&file, &path, number)?;
         self.sync_dir()?;
-        Ok(file)
+        Ok((file, allocated))
     }
 
-    /// Truncates segment `number` to `len` bytes, rewriting its header if `len` does not
-    /// cover it, fsyncs it, and opens it for appending.
-    pub fn repair_segment(&mut self, number: u64, len: u64) -> Result<File> {
-        let path = self.segment_path(number);
-        let context = || format!("repairing the log segment {}", path.display());
-        let mut file = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::io(context(), e))?;
-        let keep = if len < frame::HEADER_LEN { 0 } else { len };
-        file.set_len(keep).map_err(|e| Error::io(context(), e))?;
-        if keep == 0 {
-            file.write_all(&frame::header(LOG_MAGIC))
-                .map_err(|e| Error::io(context(), e))?;
+    /// Makes segment `number` out of an old file: a spare if there is one (renamed into
+    /// place), else a new file. Either way the segment is durable and empty.
+    pub fn new_segment(&mut self, number: u64) -> Result<(File, u64)> {
+        match self.spares()?.first() {
+            Some(spare) => {
+                let spare = self.path.join(spare_name(*spare));
+                let file = open_rw(&spare)?;
+                let allocated = self.reuse(&file, &spare, number)?;
+                self.sync_dir()?;
+                Ok((file, allocated))
+            }
+            None => self.create_segment(number),
         }
-        self.sync_file(&file, &path)?;
-        Ok(file)
+    }
+
+    /// Turns the open file at `from`, whose contents are no longer needed, into the empty
+    /// segment `number`: writes its header and end marker, fsyncs it, and renames it into
+    /// place. The caller fsyncs the directory.
+    pub fn reuse(&mut self, file: &File, from: &Path, number: u64) -> Result<u64> {
+        let allocated = self.initialize(file, from, number)?;
+        let path = self.segment_path(number);
+        fs::rename(from, &path).map_err(|e| {
+            let context = format!("renaming {} to {}", from.display(), path.display());
+            Error::io(context, e)
+        })?;
+        Ok(allocated)
+    }
+
+    /// Writes the header and end marker of empty segment `number` at the start of `file`,
+    /// zero-fills it up to [`PREALLOCATED_BYTES`] if it is shorter, and fsyncs it. Returns
+    /// the file's length. Old bytes past the marker stay: they cannot check out as this
+    /// segment's.
+    pub fn initialize(&mut self, file: &File, path: &Path, number: u64) -> Result<u64> {
+        let context = || format!("preparing the log segment {}", path.display());
+        let mut start = v2::header(number).to_vec();
+        start.extend_from_slice(&v2::marker(number, v2::HEADER_LEN));
+        let len = file.metadata().map_err(|e| Error::io(context(), e))?.len();
+        let allocated = len.max(PREALLOCATED_BYTES);
+        file.write_all_at(&start, 0)
+            .map_err(|e| Error::io(context(), e))?;
+        write_zeros(file, (start.len() as u64).max(len), allocated)
+            .map_err(|e| Error::io(context(), e))?;
+        self.sync_file(file, path)?;
+        Ok(allocated)
+    }
+
+    /// Writes `bytes` at `offset` of the open segment `number`.
+    pub fn write_at(&self, file: &File, number: u64, bytes: &[u8], offset: u64) -> Result<()> {
+        file.write_all_at(bytes, offset).map_err(|e| {
+            let path = self.segment_path(number);
+            Error::io(format!("writing to {}", path.display()), e)
+        })
+    }
+
+    /// Writes zeros to `from..to` of the open segment `number`.
+    pub fn zero(&self, file: &File, number: u64, from: u64, to: u64) -> Result<()> {
+        write_zeros(file, from, to).map_err(|e| {
+            let path = self.segment_path(number);
+            Error::io(format!("zero-filling {}", path.display()), e)
+        })
+    }
+
+    /// Opens the existing segment `number` for writing.
+    pub fn open_segment(&self, number: u64) -> Result<File> {
+        open_rw(&self.segment_path(number))
+    }
+
+    /// Truncates the version 1 segment `number` to `len` bytes and fsyncs it.
+    pub fn truncate_segment(&mut self, number: u64, len: u64) -> Result<()> {
+        let path = self.segment_path(number);
+        let file = open_rw(&path)?;
+        file.set_len(len)
+            .map_err(|e| Error::io(format!("repairing the log segment {}", path.display()), e))?;
+        self.sync_file(&file, &path)
+    }
+
+    /// Retires segment `number`, which a checkpoint covers: it becomes a spare if fewer
+    /// than [`MAX_SPARES`] are kept, else it is removed. Returns the spare's name, if
+    /// kept. The caller fsyncs the directory (until then either name may be found, and
+    /// both are handled).
+    pub fn retire(&self, number: u64) -> Result<Option<String>> {
+        let path = self.segment_path(number);
+        if self.spares()?.len() >= MAX_SPARES {
+            self.remove(&path)?;
+            return Ok(None);
+        }
+        let spare = spare_name(number);
+        fs::rename(&path, self.path.join(&spare)).map_err(|e| {
+            let context = format!("renaming {} to {spare}", path.display());
+            Error::io(context, e)
+        })?;
+        Ok(Some(spare))
+    }
+
+    /// The old segment numbers of the spare files present, in increasing order.
+    pub fn spares(&self) -> Result<Vec<u64>> {
+        self.numbered(parse_spare_name)
     }
 
     /// Removes a file, if it is there.
@@ -181,10 +278,43 @@ pub fn segment_name(number: u64) -> String {
     format!("log.{number:06}")
 }
 
+/// The file name of the spare that was segment `number`.
+pub fn spare_name(number: u64) -> String {
+    format!("spare.{number:06}")
+}
+
 fn parse_segment_name(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix("log.")?;
+    parse_number(name.strip_prefix("log.")?)
+}
+
+fn parse_spare_name(name: &str) -> Option<u64> {
+    parse_number(name.strip_prefix("spare.")?)
+}
+
+fn parse_number(digits: &str) -> Option<u64> {
     let well_formed = digits.len() >= 6 && digits.bytes().all(|b| b.is_ascii_digit());
     well_formed.then(|| digits.parse().ok()).flatten()
+}
+
+fn open_rw(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))
+}
+
+/// Writes zeros to `from..to` of `file` (really writes them: space that `fallocate`
+/// reserves is marked unwritten, and converting it on the first write is metadata again).
+fn write_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+    static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(ZEROS.len() as u64);
+        file.write_all_at(&ZEROS[..n as usize], at)?;
+        at += n;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

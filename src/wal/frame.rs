@@ -2,18 +2,27 @@
 //! from damage. Pure functions over byte slices: no I/O here, so every rule is tested on
 //! bytes directly. `logs/FORMAT.md` is the reader's version of this file.
 //!
-//! A file is a 12-byte header (8 magic bytes, then the format version as a `u32` LE)
-//! followed by frames. A frame is `len: u32 LE`, `crc: u32 LE` and `len` bytes of
-//! payload (one bincode value, see [`codec`]). The CRC-32 covers the four
-//! length bytes and the payload, so a damaged length is caught like damaged data.
+//! A frame is `len: u32 LE`, `crc: u32 LE` and `len` bytes of payload (one bincode value,
+//! see [`codec`]); the CRC covers the length, so a damaged length is caught like damaged
+//! data. A checkpoint is a 12-byte header (8 magic bytes, the format version as a `u32`
+//! LE) and one frame whose CRC covers the length and payload; its layout is the same in
+//! both versions. Log segments come in two versions.
 //!
 //! # Torn or damaged
 //!
-//! A crash while appending leaves the file cut somewhere inside the last write. Such a
-//! tail is *torn*: recovery may cut it off, because nothing in it was fsynced, so nothing
-//! in it was acknowledged. Anything else that does not check out is *damage*, and the
-//! node refuses to start rather than silently lose a committed record. A tail is torn when
-//! it is:
+//! A crash while appending leaves the last write cut short, or (since disks persist
+//! sectors in any order) with any of its sectors missing. Such a tail is *torn*: recovery
+//! may cut it off, because nothing in it was fsynced, so nothing in it was acknowledged.
+//! Anything else that does not check out is *damage*, and the node refuses to start
+//! rather than silently lose a record that was fsynced. Whether a torn tail is acceptable
+//! depends on where it is (only the last segment may have one), which is the caller's
+//! decision.
+//!
+//! ## Version 1: files that grow
+//!
+//! A segment is the 12-byte header and frames to the end of the file, appended to a file
+//! that grows. The file's length, which `fdatasync` makes durable with the data, says
+//! where the log ends. A tail is torn when it is:
 //!
 //! - shorter than a frame header (or than the file header, if it is a prefix of it);
 //! - a frame whose length runs past the end of the file and whose payload bytes are a
@@ -25,8 +34,49 @@
 //!   follows an append that grew the file; no frame is all zeros, since a valid CRC of a
 //!   zero length is not zero).
 //!
-//! Whether a torn tail is acceptable depends on where it is (only the last segment may
-//! have one), which is the caller's decision.
+//! A whole frame with a bad checksum is damage, wherever it is.
+//!
+//! ## Version 2: preallocated, recycled files
+//!
+//! The file is longer than the log: past the log come zeros (preallocated space) or, in a
+//! recycled file, stale bytes of its earlier use, so the file's length says nothing. In
+//! their place:
+//!
+//! - The 24-byte header holds the magic, version 2, the segment number (`u64` LE, which
+//!   must match the file name) and a CRC-32 of those 20 bytes.
+//! - A frame's CRC covers the segment number, the frame's offset in the file (both `u64`
+//!   LE), the length bytes and the payload. A frame *checks out at offset p of segment n*
+//!   when its length is 1 to [`MAX_RECORD_BYTES`], it fits in the file, and its CRC
+//!   matches for n and p. Segment numbers are never reused, so nothing a recycled file
+//!   held before, and no frame copied or shifted, checks out.
+//! - Every write ends with an *end marker* just after its last record: a zero length and
+//!   the CRC of (segment number, offset, zero length) with its lowest bit set, so it is
+//!   never zeros. The next write starts over it.
+//!
+//! A header that is the beginning of a header followed only by zeros (or the end of the
+//! file) is torn: the segment's creation was cut off, and it holds no records. Any other
+//! header that does not check out is damage.
+//!
+//! Recovery walks frames from the header while they check out. Where the walk stops, at
+//! `end`, the log ends:
+//!
+//! 1. *Cleanly* if an end marker checks out at `end`, or the file ends exactly there.
+//!    Nothing past a marker was ever fsynced: the write that followed it would have
+//!    replaced it first, and a sync covers the whole write. So the bytes past it are not
+//!    read at all.
+//! 2. Otherwise the last write was cut or damage hides the rest, and the rest of the
+//!    segment is searched: if a frame or an end marker checks out at *any* later offset,
+//!    that is **damage** at `end` (a record after it was written later, so it may have
+//!    been fsynced: for example a flipped bit in a record followed by more records, or in
+//!    the last record followed by its write's marker). The search skips zeros a word at a
+//!    time and decodes a candidate before computing its CRC, so it costs about a read.
+//! 3. If nothing checks out past `end`, the tail is **torn** and cut at `end`.
+//!
+//! Known limit of rule 2: if a crash persists a later sector of an unsynced write but not
+//! an earlier one, its later records check out past a failed one, and the segment is
+//! reported as damaged although nothing fsynced was lost. The error names the offset; if
+//! nothing from there on was acknowledged, truncating the file there is safe (the file
+//! then ends at the end of a record, which reads as a clean end).
 
 use super::Record;
 use super::codec::{self, Prefix};
@@ -34,13 +84,16 @@ use crate::error::Error;
 use serde::Serialize;
 use std::path::Path;
 
+pub mod v2;
+
 /// The magic bytes at the start of every log segment.
 pub const LOG_MAGIC: [u8; 8] = *b"KV2PCLOG";
 /// The magic bytes at the start of a checkpoint file.
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"KV2PCCKP";
 /// The format version this code writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
-/// The length of a file header: magic and version.
+pub const FORMAT_VERSION: u32 = 2;
+/// The length of a checkpoint header and of a version 1 segment header: magic and
+/// version. A version 2 segment header is longer ([`v2::HEADER_LEN`]).
 pub const HEADER_LEN: u64 = 12;
 /// The length of a frame header: payload length and CRC.
 pub const FRAME_HEADER_LEN: u64 = 8;
@@ -69,11 +122,15 @@ impl Damage {
     }
 }
 
-/// The header of a file with the given magic, in the current format version.
+/// The header of a checkpoint file (`magic` and the current format version).
 pub fn header(magic: [u8; 8]) -> [u8; HEADER_LEN as usize] {
+    header_with(magic, FORMAT_VERSION)
+}
+
+fn header_with(magic: [u8; 8], version: u32) -> [u8; HEADER_LEN as usize] {
     let mut bytes = [0u8; HEADER_LEN as usize];
     bytes[..8].copy_from_slice(&magic);
-    bytes[8..].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    bytes[8..].copy_from_slice(&version.to_le_bytes());
     bytes
 }
 
@@ -86,13 +143,17 @@ pub enum HeaderCheck {
     Torn,
 }
 
-/// Checks the header at the start of `bytes` against `magic`.
+/// Checks the 12-byte header at the start of `bytes` against `magic`: the magic and a
+/// version this code reads.
 pub fn check_header(bytes: &[u8], magic: [u8; 8]) -> Result<HeaderCheck, Damage> {
-    let expected = header(magic);
-    if bytes.len() < expected.len() && expected.starts_with(bytes) || all_zero(bytes) {
+    let is_prefix = |version| {
+        let expected = header_with(magic, version);
+        bytes.len() < expected.len() && expected.starts_with(bytes)
+    };
+    if is_prefix(1) || is_prefix(FORMAT_VERSION) || all_zero(bytes) {
         return Ok(HeaderCheck::Torn);
     }
-    if bytes.len() < expected.len() || bytes[..8] != magic {
+    if bytes.len() < HEADER_LEN as usize || bytes[..8] != magic {
         let found = String::from_utf8_lossy(&bytes[..bytes.len().min(8)]).into_owned();
         let wanted = String::from_utf8_lossy(&magic).into_owned();
         let detail =
@@ -112,13 +173,28 @@ pub fn check_header(bytes: &[u8], magic: [u8; 8]) -> Result<HeaderCheck, Damage>
     }
 }
 
-/// Appends one frame holding the encoding of `value` to `buf`. On error `buf` is left as
-/// it was.
+/// Appends one frame holding the encoding of `value` to `buf`, with the version 1
+/// checksum (checkpoints and version 1 segments). On error `buf` is left as it was.
 pub fn push_frame<T: Serialize + ?Sized>(
     buf: &mut Vec<u8>,
     value: &T,
     limit: u32,
 ) -> Result<(), String> {
+    let start = push_unsealed(buf, value, limit)?;
+    let len = [buf[start], buf[start + 1], buf[start + 2], buf[start + 3]];
+    let crc = checksum(len, &buf[start + FRAME_HEADER_LEN as usize..]);
+    buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
+}
+
+/// Appends one frame holding the encoding of `value` to `buf`, with its length and a zero
+/// checksum to be filled in later ([`v2::seal`]), and returns where the frame starts. On
+/// error `buf` is left as it was.
+pub fn push_unsealed<T: Serialize + ?Sized>(
+    buf: &mut Vec<u8>,
+    value: &T,
+    limit: u32,
+) -> Result<usize, String> {
     let start = buf.len();
     buf.extend_from_slice(&[0u8; FRAME_HEADER_LEN as usize]);
     let encoded = codec::encode_into(value, buf).and_then(|()| {
@@ -128,17 +204,16 @@ pub fn push_frame<T: Serialize + ?Sized>(
             .filter(|len| *len <= limit)
             .ok_or_else(|| format!("a record of {len} bytes is above the limit of {limit}"))
     });
-    let len = match encoded {
-        Ok(len) => len.to_le_bytes(),
+    match encoded {
+        Ok(len) => {
+            buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
+            Ok(start)
+        }
         Err(e) => {
             buf.truncate(start);
-            return Err(e);
+            Err(e)
         }
-    };
-    buf[start..start + 4].copy_from_slice(&len);
-    let crc = checksum(len, &buf[start + FRAME_HEADER_LEN as usize..]);
-    buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-    Ok(())
+    }
 }
 
 /// What starts at an offset where a frame is expected.
@@ -190,17 +265,25 @@ pub fn read_frame(bytes: &[u8], at: usize, limit: u32) -> Result<Frame<'_>, Dama
 pub struct Scanned {
     /// Each whole record with the offset of its frame.
     pub records: Vec<(u64, Record)>,
-    /// The offset just after the last whole record (or after the header): where a torn
-    /// tail starts.
+    /// The segment's format version (the current one for a torn header).
+    pub version: u32,
+    /// The offset just after the last whole record (or after the header): where the log
+    /// ends, and where a torn tail starts.
     pub end: u64,
     /// How the segment ends.
     pub tail: Tail,
+    /// How many bytes of a torn write follow `end`, as far as the file holds them.
+    pub torn_bytes: u64,
+    /// Whether appending may continue at `end`: nothing after it can ever check out as
+    /// written in this segment (version 2 only; see the module docs).
+    pub appendable: bool,
 }
 
 /// How a segment's bytes end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tail {
-    /// With a whole record (or a whole header and no records).
+    /// With a whole record (or a whole header and no records), then (version 2) the end
+    /// marker or the end of the file.
     Clean,
     /// Inside the file header: the segment's creation was cut off.
     TornHeader,
@@ -208,17 +291,48 @@ pub enum Tail {
     TornRecord,
 }
 
-/// Reads every record of a log segment. Damage is an error; a torn tail is reported in
-/// [`Scanned::tail`], with the records before it.
-pub fn scan_segment(bytes: &[u8]) -> Result<Scanned, Damage> {
-    let mut records = Vec::new();
-    if check_header(bytes, LOG_MAGIC)? == HeaderCheck::Torn {
-        return Ok(Scanned {
-            records,
+/// Checks the header of segment `number`: its version, or `None` if the header is torn
+/// (the beginning of a header followed by zeros or the end of the file, or a file of
+/// zeros: its creation was cut off).
+pub fn check_segment_header(bytes: &[u8], number: u64) -> Result<Option<u32>, Damage> {
+    // Torn: the beginning of a header, then nothing but zeros (or the end of the file).
+    let torn = |header: &[u8]| {
+        let common = bytes.iter().zip(header).take_while(|(a, b)| a == b).count();
+        common < header.len() && v2::first_nonzero(&bytes[common..]).is_none()
+    };
+    if torn(&header_with(LOG_MAGIC, 1)) || torn(&v2::header(number)) {
+        return Ok(None);
+    }
+    let version = match check_header(bytes, LOG_MAGIC)? {
+        HeaderCheck::Whole => u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]),
+        HeaderCheck::Torn => return Ok(None),
+    };
+    if version == v2::VERSION {
+        v2::check_header(bytes, number)?;
+    }
+    Ok(Some(version))
+}
+
+/// Reads every record of log segment `number`. Damage is an error; a torn tail is
+/// reported in [`Scanned::tail`], with the records before it.
+pub fn scan_segment(bytes: &[u8], number: u64) -> Result<Scanned, Damage> {
+    match check_segment_header(bytes, number)? {
+        None => Ok(Scanned {
+            records: Vec::new(),
+            version: FORMAT_VERSION,
             end: 0,
             tail: Tail::TornHeader,
-        });
+            torn_bytes: bytes.len() as u64,
+            appendable: true,
+        }),
+        Some(1) => scan_v1(bytes),
+        Some(_) => v2::scan(bytes, number),
     }
+}
+
+/// Reads a version 1 segment, whose header is checked.
+fn scan_v1(bytes: &[u8]) -> Result<Scanned, Damage> {
+    let mut records = Vec::new();
     let mut at = HEADER_LEN as usize;
     let tail = loop {
         if all_zero(&bytes[at..]) {
@@ -238,8 +352,11 @@ pub fn scan_segment(bytes: &[u8]) -> Result<Scanned, Damage> {
     };
     Ok(Scanned {
         records,
+        version: 1,
         end: at as u64,
         tail,
+        torn_bytes: (bytes.len() - at) as u64,
+        appendable: false,
     })
 }
 
@@ -295,7 +412,7 @@ mod tests {
     use crate::types::TxnId;
 
     fn segment(records: &[Record]) -> Vec<u8> {
-        let mut bytes = header(LOG_MAGIC).to_vec();
+        let mut bytes = header_with(LOG_MAGIC, 1).to_vec();
         for record in records {
             push_frame(&mut bytes, record, MAX_RECORD_BYTES).expect("encode");
         }
@@ -312,7 +429,7 @@ mod tests {
     #[test]
     fn a_clean_segment_scans_to_its_records_and_offsets() {
         let bytes = segment(&two_records());
-        let scanned = scan_segment(&bytes).expect("clean");
+        let scanned = scan_segment(&bytes, 1).expect("clean");
         assert_eq!(scanned.tail, Tail::Clean);
         assert_eq!(scanned.end, bytes.len() as u64);
         let offsets: Vec<u64> = scanned.records.iter().map(|(at, _)| *at).collect();
@@ -327,7 +444,7 @@ mod tests {
         let mut bytes = segment(&[Record::TidLease { upto: 64 }]);
         let at = HEADER_LEN as usize;
         bytes[at] -= 1;
-        let err = scan_segment(&bytes).expect_err("shorter length");
+        let err = scan_segment(&bytes, 1).expect_err("shorter length");
         assert_eq!(err.offset, HEADER_LEN);
         assert!(err.detail.contains("checksum mismatch"), "{}", err.detail);
     }
@@ -337,7 +454,7 @@ mod tests {
         let mut bytes = segment(&two_records());
         let at = HEADER_LEN as usize;
         bytes[at + 1] = 0x10;
-        let err = scan_segment(&bytes).expect_err("damaged length");
+        let err = scan_segment(&bytes, 1).expect_err("damaged length");
         assert_eq!(err.offset, HEADER_LEN);
         assert!(
             err.detail.contains("the length is damaged"),
@@ -351,14 +468,14 @@ mod tests {
         let mut bytes = segment(&two_records());
         let end = bytes.len() as u64;
         bytes.extend_from_slice(&[0u8; 40]);
-        let scanned = scan_segment(&bytes).expect("zeros are torn");
+        let scanned = scan_segment(&bytes, 1).expect("zeros are torn");
         assert_eq!((scanned.end, scanned.tail), (end, Tail::TornRecord));
         assert_eq!(scanned.records.len(), 2);
     }
 
     #[test]
     fn headers_are_checked() {
-        let good = header(LOG_MAGIC);
+        let good = header_with(LOG_MAGIC, 1);
         assert_eq!(check_header(&good, LOG_MAGIC), Ok(HeaderCheck::Whole));
         assert_eq!(check_header(&good[..5], LOG_MAGIC), Ok(HeaderCheck::Torn));
         assert_eq!(check_header(&[], LOG_MAGIC), Ok(HeaderCheck::Torn));
@@ -372,7 +489,7 @@ mod tests {
         assert_eq!(err.offset, 8);
         assert_eq!(
             err.detail,
-            "log format version 9 is newer than this kv2pc understands (1)"
+            "log format version 9 is newer than this kv2pc understands (2)"
         );
     }
 
@@ -389,7 +506,7 @@ mod tests {
         let mut bytes = segment(&[]);
         bytes.extend_from_slice(&(MAX_RECORD_BYTES + 1).to_le_bytes());
         bytes.extend_from_slice(&[1, 2, 3, 4, 5]);
-        let err = scan_segment(&bytes).expect_err("too long");
+        let err = scan_segment(&bytes, 1).expect_err("too long");
         assert!(err.detail.contains("above the limit"), "{}", err.detail);
     }
 }

@@ -1,0 +1,313 @@
+//! Opening a log: recovery of what it holds, and repair of what a crash left behind.
+//!
+//! [`Wal::open`] reads the checkpoint, then every segment from the one the checkpoint
+//! names, in order, by the rules of [`super::frame`]. It checks everything before it
+//! changes anything: damage anywhere is an [`Error::Corrupt`] naming the file and offset,
+//! and leaves the directory untouched. Then it repairs, each with a warning: a leftover
+//! `checkpoint.tmp` is removed, segments older than the checkpoint are retired (kept as
+//! spares or removed), and the last segment is made ready to append to:
+//!
+//! - a torn header (its creation was cut off) is rewritten, and appending starts after it;
+//! - a version 2 segment whose walk ended torn gets an end marker at the end of its last
+//!   whole record, zeros over the rest of the torn record, and appending continues there. That is safe because the walk found no
+//!   frame or marker of this segment anywhere after that point, and appending only ever
+//!   writes at that point: nothing already past it can come to check out;
+//! - a version 2 segment that ended cleanly continues in place if only zeros follow its
+//!   end marker. Otherwise (stale bytes of a recycled file, or bytes of a write that
+//!   never was synced) it is left as it is, sealed by its marker, and a new segment is
+//!   started: recovery never has to tell what lies past a marker;
+//! - a version 1 segment is cut at its torn tail as version 1 always was, and a new
+//!   version 2 segment is started after it.
+//!
+//! Finally the last segment is fsynced (or, when a new one starts, the one before it), so
+//! that nothing recovery replays can still vanish: a process that crashed may have left
+//! writes in the page cache only.
+//!
+//! Known limits: recovery holds a segment's bytes in memory while it reads it, and reads
+//! every record since the last checkpoint, so checkpoints keep restarts quick. Each
+//! restart after a checkpoint starts a new segment (the recycled one holds stale bytes
+//! past its end), until the next checkpoint recycles them.
+
+use super::checkpoint;
+use super::files::{self, LogDir, PREALLOCATED_BYTES};
+use super::frame::{self, Scanned, Tail, v2};
+use super::log::{Resume, Wal};
+use super::{Record, Snapshot};
+use crate::error::{Error, Result};
+use std::path::Path;
+
+/// What [`Wal::open`] found: the state to rebuild a node from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// The latest checkpoint's contents, if a checkpoint was ever taken.
+    pub snapshot: Option<Snapshot>,
+    /// Every record logged after the checkpoint, in order.
+    pub records: Vec<Record>,
+    /// What recovery repaired (a torn tail cut off, leftovers removed), for the operator.
+    pub warnings: Vec<String>,
+}
+
+/// One segment as recovery read it.
+struct SegmentScan {
+    number: u64,
+    scanned: Scanned,
+}
+
+impl SegmentScan {
+    /// The bytes of its whole records.
+    fn record_bytes(&self) -> u64 {
+        let header = match self.scanned.version {
+            1 => frame::HEADER_LEN,
+            _ => v2::HEADER_LEN,
+        };
+        self.scanned.end.saturating_sub(header)
+    }
+}
+
+impl Wal {
+    /// Opens (creating if needed) the log in `dir` and recovers what it holds.
+    pub fn open(dir: &Path) -> Result<(Wal, Recovery)> {
+        let mut log_dir = LogDir::new(dir);
+        log_dir.create()?;
+        let checkpoint = checkpoint::read(&log_dir)?;
+        let first_segment = checkpoint.as_ref().map_or(1, |c| c.first_segment);
+        let (covered, live) = live_segments(&log_dir, first_segment)?;
+        let scans = scan_segments(&log_dir, &live)?;
+        let mut warnings = remove_leftovers(&log_dir, &covered)?;
+        let resume = resume(log_dir, first_segment, &scans, &mut warnings)?;
+        let records = scans.into_iter().flat_map(|scan| scan.scanned.records);
+        let recovery = Recovery {
+            snapshot: checkpoint.map(|c| c.snapshot),
+            records: records.map(|(_, record)| record).collect(),
+            warnings,
+        };
+        Ok((Wal::resume(resume), recovery))
+    }
+
+    /// Lists the records in the log's segments now, as `(segment, offset, record)`, for
+    /// `SHOW LOG` on a running or crashed node. Changes nothing on disk: a torn tail, the
+    /// preallocated zeros and a recycled file's stale bytes are not listed, and segments
+    /// the checkpoint covers are skipped.
+    pub fn read_records(dir: &Path) -> Result<Vec<(u64, u64, Record)>> {
+        let scans = read_live(dir)?;
+        let listed = scans.into_iter().flat_map(|scan| {
+            let number = scan.number;
+            let records = scan.scanned.records.into_iter();
+            records.map(move |(offset, record)| (number, offset, record))
+        });
+        Ok(listed.collect())
+    }
+
+    /// The bytes of log records since the last checkpoint in the log at `dir`, as
+    /// [`Wal::size`] would report after opening it (for a node that is down). Changes
+    /// nothing on disk.
+    pub fn logged_bytes(dir: &Path) -> Result<u64> {
+        Ok(read_live(dir)?.iter().map(SegmentScan::record_bytes).sum())
+    }
+}
+
+fn read_live(dir: &Path) -> Result<Vec<SegmentScan>> {
+    let log_dir = LogDir::new(dir);
+    let checkpoint = checkpoint::read(&log_dir)?;
+    let first_segment = checkpoint.map_or(1, |c| c.first_segment);
+    let (_, live) = live_segments(&log_dir, first_segment)?;
+    scan_segments(&log_dir, &live)
+}
+
+/// Makes the last segment ready to append to (or starts a new one), per the module docs.
+fn resume(
+    mut dir: LogDir,
+    first_segment: u64,
+    scans: &[SegmentScan],
+    warnings: &mut Vec<String>,
+) -> Result<Resume> {
+    let Some((last, earlier)) = scans.split_last() else {
+        let (file, allocated) = dir.new_segment(first_segment)?;
+        return Ok(Resume {
+            dir,
+            file,
+            first_segment,
+            segment: first_segment,
+            written_len: v2::HEADER_LEN,
+            allocated,
+            earlier_bytes: 0,
+        });
+    };
+    let earlier_bytes: u64 = earlier.iter().map(SegmentScan::record_bytes).sum();
+    let number = last.number;
+    let path = dir.segment_path(number);
+    let scanned = &last.scanned;
+    let (end, torn) = (scanned.end, scanned.torn_bytes);
+    let file = dir.open_segment(number)?;
+    let continues = match (scanned.tail, scanned.version) {
+        (Tail::TornHeader, _) => {
+            warnings.push(format!(
+                "node log {}: rewrote a torn segment header ({torn} bytes)",
+                path.display()
+            ));
+            let allocated = dir.initialize(&file, &path, number)?;
+            Some((v2::HEADER_LEN, allocated))
+        }
+        (tail, 1) => {
+            if tail == Tail::TornRecord {
+                warnings.push(torn_warning(&path, end, torn));
+                dir.truncate_segment(number, end)?;
+            } else {
+                dir.sync_file(&file, &path)?;
+            }
+            None
+        }
+        (Tail::TornRecord, _) => {
+            warnings.push(torn_warning(&path, end, torn));
+            Some((end, mark_end(&mut dir, &file, number, end, torn)?))
+        }
+        (_, _) if scanned.appendable => Some((end, mark_end(&mut dir, &file, number, end, torn)?)),
+        (_, _) => {
+            dir.sync_file(&file, &path)?;
+            None
+        }
+    };
+    let (file, segment, written_len, allocated, earlier_bytes) = match continues {
+        Some((written_len, allocated)) => (file, number, written_len, allocated, earlier_bytes),
+        None => {
+            let (file, allocated) = dir.new_segment(number + 1)?;
+            let sealed = earlier_bytes + last.record_bytes();
+            (file, number + 1, v2::HEADER_LEN, allocated, sealed)
+        }
+    };
+    Ok(Resume {
+        dir,
+        file,
+        first_segment,
+        segment,
+        written_len,
+        allocated,
+        earlier_bytes,
+    })
+}
+
+fn torn_warning(path: &Path, end: u64, torn: u64) -> String {
+    if torn == 0 {
+        format!(
+            "node log {}: wrote the missing end marker at byte {end} (an append was cut \
+             short after its records)",
+            path.display()
+        )
+    } else {
+        format!(
+            "node log {}: cut a torn record at byte {end} ({torn} bytes)",
+            path.display()
+        )
+    }
+}
+
+/// Writes the end marker at `end` of segment `number` over the first of the `torn`
+/// bytes there, zeros over the rest of them, zero-fills the file up to the preallocated
+/// size if it is shorter, and fsyncs it. Returns the file's length.
+fn mark_end(
+    dir: &mut LogDir,
+    file: &std::fs::File,
+    number: u64,
+    end: u64,
+    torn: u64,
+) -> Result<u64> {
+    let path = dir.segment_path(number);
+    let io = |e| Error::io(format!("repairing the log segment {}", path.display()), e);
+    let len = file.metadata().map_err(io)?.len();
+    let after = end + v2::MARKER_LEN.max(torn);
+    let mut repair = v2::marker(number, end).to_vec();
+    repair.resize((after - end) as usize, 0);
+    dir.write_at(file, number, &repair, end)?;
+    let allocated = len.max(after).max(PREALLOCATED_BYTES);
+    dir.zero(file, number, len.max(after), allocated)?;
+    dir.sync_file(file, &path)?;
+    Ok(allocated)
+}
+
+/// Splits the segments present into those the checkpoint covers and the live ones from
+/// `first_segment` on, which must be numbered without a gap.
+fn live_segments(dir: &LogDir, first_segment: u64) -> Result<(Vec<u64>, Vec<u64>)> {
+    let (covered, live): (Vec<u64>, Vec<u64>) = dir
+        .segments()?
+        .into_iter()
+        .partition(|number| *number < first_segment);
+    for (expected, found) in (first_segment..).zip(&live) {
+        if expected != *found {
+            let detail = missing_segment(expected, *found, first_segment);
+            let path = dir.path().to_path_buf();
+            return Err(Error::Corrupt {
+                path,
+                offset: 0,
+                detail,
+            });
+        }
+    }
+    Ok((covered, live))
+}
+
+fn missing_segment(expected: u64, found: u64, first_segment: u64) -> String {
+    let (missing, found) = (files::segment_name(expected), files::segment_name(found));
+    if expected == first_segment {
+        format!(
+            "log segment {missing} is missing: the log starts there, but its first segment \
+             is {found}"
+        )
+    } else {
+        let before = files::segment_name(expected - 1);
+        format!("log segment {missing} is missing between {before} and {found}")
+    }
+}
+
+/// Reads and checks every live segment; only the last may end torn.
+fn scan_segments(dir: &LogDir, numbers: &[u64]) -> Result<Vec<SegmentScan>> {
+    let mut scans = Vec::with_capacity(numbers.len());
+    for (index, number) in numbers.iter().enumerate() {
+        let path = dir.segment_path(*number);
+        let bytes = files::read(&path)?;
+        let scanned =
+            frame::scan_segment(&bytes, *number).map_err(|damage| damage.in_file(&path))?;
+        let is_last = index + 1 == numbers.len();
+        if !is_last && scanned.tail != Tail::Clean {
+            let detail = "the segment ends inside a record, but later segments follow it; \
+                          only the last segment can end in a torn write";
+            let offset = scanned.end;
+            return Err(Error::Corrupt {
+                path,
+                offset,
+                detail: detail.into(),
+            });
+        }
+        scans.push(SegmentScan {
+            number: *number,
+            scanned,
+        });
+    }
+    Ok(scans)
+}
+
+/// Removes what an interrupted checkpoint leaves: `checkpoint.tmp`, and covered segments
+/// (retired: kept as spares, or removed).
+fn remove_leftovers(dir: &LogDir, covered: &[u64]) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    let tmp = dir.checkpoint_tmp_path();
+    if tmp.exists() {
+        dir.remove(&tmp)?;
+        warnings.push(format!(
+            "node log {}: removed an unfinished checkpoint",
+            tmp.display()
+        ));
+    }
+    for number in covered {
+        let path = dir.segment_path(*number);
+        let kept = match dir.retire(*number)? {
+            Some(spare) => format!(" (its file is kept as {spare}, to be reused)"),
+            None => String::new(),
+        };
+        let warning = format!(
+            "node log {}: removed, the checkpoint covers it{kept}",
+            path.display()
+        );
+        warnings.push(warning);
+    }
+    Ok(warnings)
+}
