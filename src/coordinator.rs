@@ -20,7 +20,9 @@
 //!   Every vote YES or READ-ONLY: the coordinator appends a forced `Decision` record
 //!   (commit, the YES voters, a commit timestamp above every prepare timestamp) and only
 //!   after the fsync sends COMMIT to the YES voters and answers the client. READ-ONLY
-//!   voters are done already. Any NO or a timeout: ABORT goes to every participant and
+//!   voters get COMMIT too, which only ends their read locks: they log nothing and do not
+//!   acknowledge, and the decision record does not name them (if the coordinator crashes
+//!   first, its `Restarted` ends them). Any NO or a timeout: ABORT goes to every participant and
 //!   nothing is logged: a transaction with no decision record is aborted, so a participant
 //!   that asks about it later is told ABORT (presumed abort).
 //! - When every YES voter has acknowledged, a lazy `End` lets recovery forget the decision.
@@ -61,6 +63,9 @@ struct Collecting {
     votes_pending: BTreeSet<NodeId>,
     /// Participants that voted YES.
     yes: Vec<NodeId>,
+    /// Participants that voted READ-ONLY: they hold their read locks until told the
+    /// outcome.
+    read_only: Vec<NodeId>,
     /// The largest prepare timestamp among the YES votes.
     max_prepare_ts: Timestamp,
     /// When to give up waiting and abort.
@@ -233,6 +238,7 @@ impl Coordinator {
                     votes_pending: participants.iter().copied().collect(),
                     participants,
                     yes: Vec::new(),
+                    read_only: Vec::new(),
                     max_prepare_ts: 0,
                     deadline,
                 };
@@ -289,7 +295,7 @@ impl Coordinator {
                 collecting.yes.push(from);
                 collecting.max_prepare_ts = collecting.max_prepare_ts.max(prepare_ts);
             }
-            Vote::ReadOnly => {}
+            Vote::ReadOnly => collecting.read_only.push(from),
             Vote::No { reason } => {
                 return self.abort_collecting(tid, format!("node {from} voted NO: {reason}"), out);
             }
@@ -305,7 +311,11 @@ impl Coordinator {
         let Some(collecting) = self.collecting.remove(&tid) else {
             return;
         };
+        let mut read_only = collecting.read_only;
+        read_only.sort_unstable();
         if collecting.yes.is_empty() {
+            // Nothing was written: nothing to decide durably, only the read locks to end.
+            release_read_only(&read_only, tid, ts.current(), out);
             return reply(out, collecting.req, Ok(Answer::Committed));
         }
         out.push(Effect::CrashPoint(CrashPoint::Decide));
@@ -328,6 +338,7 @@ impl Coordinator {
                 out.push(Effect::CrashPoint(CrashPoint::Broadcast));
             }
         }
+        release_read_only(&read_only, tid, commit_ts, out);
         reply(out, collecting.req, Ok(Answer::Committed));
         let unacked = participants.iter().copied().collect();
         self.decided.insert(
@@ -468,6 +479,19 @@ impl Coordinator {
         open.extend(self.one_phase.keys());
         open.sort();
         open
+    }
+}
+
+/// Tells the READ-ONLY voters the transaction committed, which ends their part: they
+/// release their read locks (no record, no acknowledgement). They are told only once
+/// the commit timestamp is chosen, so that nothing serialized after the transaction can
+/// take their keys and commit below it (see `participant`).
+fn release_read_only(voters: &[NodeId], tid: TxnId, commit_ts: Timestamp, out: &mut Vec<Effect>) {
+    for voter in voters {
+        out.push(Effect::Send {
+            to: *voter,
+            message: Message::Commit { tid, commit_ts },
+        });
     }
 }
 

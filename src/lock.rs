@@ -139,34 +139,6 @@ impl LockTable {
         }
     }
 
-    /// Releases `tid`'s locks on the keys it did not write, whatever their mode (at
-    /// prepare: the transaction will read no more, and a key it only read, even under an
-    /// exclusive lock taken by a read for update, needs no protection while the outcome is
-    /// decided), returning the requests this grants as `(tid, key)`.
-    pub fn release_unwritten(
-        &mut self,
-        tid: TxnId,
-        written: impl Fn(&str) -> bool,
-    ) -> Vec<(TxnId, String)> {
-        let keys: Vec<String> = (self.keys_of.get(&tid).into_iter().flatten())
-            .filter(|key| !written(key))
-            .cloned()
-            .collect();
-        let mut granted = Vec::new();
-        for key in keys {
-            let Some(entry) = self.entries.get_mut(&key) else {
-                continue;
-            };
-            if entry.holders.remove(&tid).is_some() {
-                if let Some(keys) = self.keys_of.get_mut(&tid) {
-                    keys.remove(&key);
-                }
-                granted.extend(self.grant_waiters(&key));
-            }
-        }
-        granted
-    }
-
     /// Releases every lock `tid` holds and withdraws any request it has queued, returning
     /// the requests this grants as `(tid, key)`, in grant order.
     pub fn release_all(&mut self, tid: TxnId) -> Vec<(TxnId, String)> {
@@ -296,28 +268,6 @@ mod tests {
         );
         assert_eq!(table.release_all(T1), vec![(T2, "x".to_string())]);
         assert_eq!(table.release_all(T2), vec![(T3, "x".to_string())]);
-    }
-
-    #[test]
-    fn release_unwritten_keeps_the_locks_of_written_keys() {
-        let mut table = LockTable::default();
-        table.acquire(T1, "r", Shared);
-        table.acquire(T1, "u", Exclusive);
-        table.acquire(T1, "w", Exclusive);
-        table.acquire(T2, "r", Exclusive);
-        table.acquire(T3, "u", Shared);
-        assert_eq!(
-            table.release_unwritten(T1, |key| key == "w"),
-            vec![(T2, "r".to_string()), (T3, "u".to_string())]
-        );
-        table.release_all(T3);
-        assert_eq!(
-            table.acquire(T3, "w", Shared),
-            Acquire::Waiting { blockers: vec![T1] }
-        );
-        let waits = table.waits();
-        assert_eq!(waits.len(), 1);
-        assert_eq!(waits[0].key, "w");
     }
 
     #[test]

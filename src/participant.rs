@@ -14,18 +14,23 @@
 //! On PREPARE the participant votes:
 //! - **YES** if it still holds the workspace and it has writes: it appends a forced
 //!   `Prepare` record (the writes, the coordinator, every participant) and only after the
-//!   fsync does the vote leave. Its locks on the keys it only read are released (it will
-//!   read no more), exclusive ones taken for update included; the locks on the keys it
-//!   wrote are held until the outcome, and are exactly those recovery takes again from the
-//!   `Prepare` record. From here the transaction is **in doubt**: the participant may not
-//!   decide alone, and asks the coordinator if no outcome comes.
-//! - **READ-ONLY** if it only read: it releases its locks and forgets the transaction;
-//!   phase 2 skips it. This holds for reads for update too: their exclusive locks protected
-//!   a write that never came, and there is nothing to make durable or to undo. Releasing
-//!   them before the outcome keeps the history serializable because PREPARE comes after
-//!   the transaction's last operation: it will take no lock any more (it is past its lock
-//!   point), and whatever later takes the key is serialized after it, as if it had
-//!   committed here. Only writes need their locks until the outcome is applied.
+//!   fsync does the vote leave. From here the transaction is **in doubt**: the
+//!   participant may not decide alone, and asks the coordinator if no outcome comes.
+//! - **READ-ONLY** if it only read: nothing is logged, and phase 2 needs nothing of it
+//!   but the end: the coordinator's COMMIT (or ABORT) releases its locks, with no record
+//!   and no acknowledgement.
+//!
+//! Either way, every lock (shared, exclusive, taken for update) is held until the
+//! outcome arrives. Two-phase locking alone would allow releasing read locks at PREPARE,
+//! past the transaction's lock point, but snapshot readers need more: commit timestamps
+//! that follow the serialization order (see `store`). Were a read lock on `x` released at
+//! PREPARE, a writer of `x` could commit, with a timestamp, before this transaction's
+//! own (larger) commit timestamp was chosen, though it is serialized after it; a snapshot
+//! between the two would see the writer without this transaction. Holding every lock
+//! until the outcome (whose timestamp is chosen before it is sent) rules that out. A
+//! participant that crashes in doubt re-takes only the locks of what it wrote (the
+//! `Prepare` record holds no reads): for that window, a key it only read may be written
+//! again before the outcome.
 //! - **NO** if it has no workspace (it crashed since the transaction wrote there, or
 //!   aborted it as a deadlock victim): a tombstone remembers why.
 //!
@@ -134,6 +139,9 @@ pub struct Participant {
     /// Recently committed prepared transactions and their commit timestamps, so a peer
     /// in doubt can learn the outcome here (bounded by [`REMEMBERED_COMMITS`]).
     recent_commits: BTreeMap<TxnId, Timestamp>,
+    /// Transactions that voted READ-ONLY here and hold their read locks until the
+    /// outcome, with their coordinators.
+    read_only: BTreeMap<TxnId, NodeId>,
 }
 
 /// How many committed transactions a participant remembers for its peers.
@@ -154,6 +162,7 @@ impl Participant {
             tombstones: BTreeMap::new(),
             live_from: BTreeMap::new(),
             recent_commits: BTreeMap::new(),
+            read_only: BTreeMap::new(),
         }
     }
 
@@ -251,6 +260,11 @@ impl Participant {
                 tid,
                 reason: reason.clone(),
             });
+        }
+        if self.read_only.contains_key(&tid) {
+            return Err(Error::InvalidInput(format!(
+                "{tid} is committing; it cannot read or write any more"
+            )));
         }
         let coordinator = tid.coordinator(self.nodes);
         if self
@@ -357,13 +371,11 @@ impl Participant {
                 }
             }
             Some(TxnState::Active(active)) if active.writes.is_empty() => {
-                let grants = self.locks.release_all(tid);
-                self.granted(grants, out);
+                self.read_only.insert(tid, coordinator);
                 Vote::ReadOnly
             }
+            None if self.read_only.contains_key(&tid) => Vote::ReadOnly,
             Some(TxnState::Active(active)) => {
-                let released =
-                    (self.locks).release_unwritten(tid, |key| active.writes.contains_key(key));
                 let prepare_ts = self.ts.current();
                 let writes: Vec<Write> = active.writes.into_iter().collect();
                 out.push(Effect::Append(Record::Prepare {
@@ -381,7 +393,6 @@ impl Participant {
                     next_inquiry,
                 };
                 self.mark_prepared(tid, prepared);
-                self.granted(released, out);
                 out.push(Effect::CrashPoint(CrashPoint::Vote));
                 Vote::Yes { prepare_ts }
             }
@@ -410,6 +421,11 @@ impl Participant {
     /// acknowledge to the coordinator.
     pub fn commit(&mut self, tid: TxnId, commit_ts: Timestamp, out: &mut Vec<Effect>) {
         self.ts.observe(commit_ts);
+        if self.read_only.remove(&tid).is_some() {
+            // It only read here: the outcome ends it, with nothing to log or acknowledge.
+            let grants = self.locks.release_all(tid);
+            return self.granted(grants, out);
+        }
         match self.txns.remove(&tid) {
             Some(TxnState::Prepared(prepared)) => {
                 out.push(Effect::CrashPoint(CrashPoint::Commit));
@@ -471,6 +487,7 @@ impl Participant {
             }
             None => {}
         }
+        self.read_only.remove(&tid);
         self.tombstones.entry(tid).or_insert(reason);
         let grants = self.locks.release_all(tid);
         self.granted(grants, out);
@@ -530,6 +547,17 @@ impl Participant {
             let reason =
                 format!("its coordinator node {peer} crashed before deciding it, which aborts it");
             self.abort_here(tid, reason, out);
+        }
+        // A restarted coordinator sends no outcome to read-only voters (it logs none for
+        // them): whatever it decided, their part is over.
+        let ended: Vec<TxnId> = (self.read_only.iter())
+            .filter(|(tid, coordinator)| **coordinator == peer && tid.counter(nodes) < live_from)
+            .map(|(tid, _)| *tid)
+            .collect();
+        for tid in ended {
+            self.read_only.remove(&tid);
+            let grants = self.locks.release_all(tid);
+            self.granted(grants, out);
         }
         for (tid, prepared) in self.in_doubt() {
             if prepared.coordinator == peer {

@@ -463,7 +463,7 @@ fn a_participant_without_the_workspace_votes_no() {
 }
 
 #[test]
-fn a_read_only_participant_skips_phase_two() {
+fn a_read_only_participant_logs_nothing_and_holds_its_read_locks_until_the_outcome() {
     let mut h = Harness::new();
     let tid = h.begin(0);
     assert_eq!(h.read(1, tid, "r", true), vec![Fx::Ok(Answer::Value(None))]);
@@ -488,7 +488,14 @@ fn a_read_only_participant_skips_phase_two() {
             ),
         ]
     );
-    assert!(h.nodes[1].participant().locks().is_empty());
+    // Its read lock outlives the vote, so no writer of r can commit below this
+    // transaction's commit timestamp.
+    assert!(!h.nodes[1].participant().locks().is_empty());
+    let writer = h.begin(2);
+    assert!(matches!(
+        h.write(1, writer, "r", "x", true).as_slice(),
+        [Fx::Waiting(key, blockers)] if key == "r" && blockers == &vec![tid]
+    ));
     h.prepare(2, tid);
     h.message(
         1,
@@ -515,9 +522,17 @@ fn a_read_only_participant_skips_phase_two() {
                 commit_ts: 2
             }),
             Fx::Send(2, Message::Commit { tid, commit_ts: 2 }),
+            Fx::Send(1, Message::Commit { tid, commit_ts: 2 }),
             Fx::Ok(Answer::Committed),
         ]
     );
+    // COMMIT ends the read-only part: no record, no acknowledgement, and the waiting
+    // writer gets the lock.
+    assert_eq!(
+        view(h.message(0, 1, Message::Commit { tid, commit_ts: 2 })),
+        vec![Fx::Ok(Answer::Done)]
+    );
+    assert!(h.nodes[1].participant().active() == vec![writer]);
 }
 
 #[test]
@@ -550,8 +565,24 @@ fn all_read_only_commits_without_logging() {
                 vote: Vote::ReadOnly
             }
         )),
-        vec![Fx::Ok(Answer::Committed)]
+        vec![
+            Fx::Send(1, Message::Commit { tid, commit_ts: 0 }),
+            Fx::Send(2, Message::Commit { tid, commit_ts: 0 }),
+            Fx::Ok(Answer::Committed)
+        ]
     );
+}
+
+#[test]
+fn a_restarted_coordinator_ends_the_read_only_part_of_its_old_transactions() {
+    let mut h = Harness::new();
+    let tid = h.begin(0);
+    h.read(1, tid, "a", true);
+    h.prepare(1, tid);
+    assert!(!h.nodes[1].participant().locks().is_empty());
+    let restarted = Message::Restarted { live_from: 1000 };
+    assert!(moves(h.message(0, 1, restarted)).is_empty());
+    assert!(h.nodes[1].participant().locks().is_empty());
 }
 
 #[test]

@@ -87,13 +87,12 @@ fn plain_reads_and_reads_for_update_block_a_read_for_update() {
         h.read_for_update(1, updater, "x", true),
         vec![Fx::Waiting("x".into(), vec![reader])]
     );
-    // The plain reader commits: it only read, so it votes READ-ONLY, and releasing its
-    // shared lock grants the read for update.
+    // The plain reader commits: it only read, so it votes READ-ONLY, and the outcome
+    // (COMMIT) releases its shared lock, which grants the read for update.
     assert_eq!(
         h.prepare(1, reader),
         vec![
             Fx::Point(CrashPoint::Prepare),
-            Fx::Ok(Answer::Value(None)),
             Fx::Send(
                 0,
                 Message::Vote {
@@ -102,6 +101,14 @@ fn plain_reads_and_reads_for_update_block_a_read_for_update() {
                 }
             ),
         ]
+    );
+    let commit = Message::Commit {
+        tid: reader,
+        commit_ts: 0,
+    };
+    assert_eq!(
+        moves(h.message(0, 1, commit)),
+        vec![Fx::Ok(Answer::Value(None))]
     );
     assert_eq!(
         h.read_for_update(1, second, "x", true),
@@ -130,7 +137,7 @@ fn a_read_for_update_sees_the_transactions_own_write() {
 }
 
 #[test]
-fn a_read_for_update_that_writes_nothing_votes_read_only_and_releases_its_lock() {
+fn a_read_for_update_that_writes_nothing_votes_read_only_and_the_outcome_releases_it() {
     let mut h = Harness::new();
     let t1 = h.begin(0);
     let t2 = h.begin(0);
@@ -140,7 +147,6 @@ fn a_read_for_update_that_writes_nothing_votes_read_only_and_releases_its_lock()
         h.prepare(1, t1),
         vec![
             Fx::Point(CrashPoint::Prepare),
-            Fx::Ok(Answer::Value(None)),
             Fx::Send(
                 0,
                 Message::Vote {
@@ -150,11 +156,23 @@ fn a_read_for_update_that_writes_nothing_votes_read_only_and_releases_its_lock()
             ),
         ]
     );
+    assert_eq!(
+        locks_of(&h, 1, "x"),
+        (vec![(t1, Exclusive)], vec![(t2, Exclusive)])
+    );
+    let commit = Message::Commit {
+        tid: t1,
+        commit_ts: 0,
+    };
+    assert_eq!(
+        moves(h.message(0, 1, commit)),
+        vec![Fx::Ok(Answer::Value(None))]
+    );
     assert_eq!(locks_of(&h, 1, "x"), (vec![(t2, Exclusive)], vec![]));
 }
 
 #[test]
-fn a_yes_voter_keeps_the_locks_it_wrote_and_releases_those_it_only_read_for_update() {
+fn a_yes_voter_keeps_every_lock_until_the_outcome() {
     let mut h = Harness::new();
     let t1 = h.begin(0);
     let t2 = h.begin(0);
@@ -173,7 +191,6 @@ fn a_yes_voter_keeps_the_locks_it_wrote_and_releases_those_it_only_read_for_upda
                 writes: vec![("w".into(), Some("1".into()))],
                 prepare_ts,
             }),
-            Fx::Ok(Answer::Value(None)),
             Fx::Point(CrashPoint::Vote),
             Fx::Send(
                 0,
@@ -184,9 +201,20 @@ fn a_yes_voter_keeps_the_locks_it_wrote_and_releases_those_it_only_read_for_upda
             ),
         ]
     );
-    // What stays locked in doubt is what recovery would lock again: the written key.
-    assert_eq!(locks_of(&h, 1, "r").0, vec![(t2, Shared)]);
+    // The key read for update stays locked with the written one until the outcome (a
+    // restart in doubt would lock only the written key again: the Prepare record holds
+    // no reads).
+    assert_eq!(
+        locks_of(&h, 1, "r"),
+        (vec![(t1, Exclusive)], vec![(t2, Shared)])
+    );
     assert_eq!(locks_of(&h, 1, "w").0, vec![(t1, Exclusive)]);
+    let commit = Message::Commit {
+        tid: t1,
+        commit_ts: 1,
+    };
+    assert!(moves(h.message(0, 1, commit)).contains(&Fx::Ok(Answer::Value(None))));
+    assert_eq!(locks_of(&h, 1, "r").0, vec![(t2, Shared)]);
 }
 
 #[test]
