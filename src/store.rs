@@ -9,6 +9,54 @@
 //! Each key keeps at most [`MAX_VERSIONS`] versions. A snapshot older than every version
 //! kept of a key whose history was cut gets [`TooOld`] rather than a wrong answer; after
 //! recovery from a checkpoint only the latest version of each key is known.
+//!
+//! # Snapshot reads: the design
+//!
+//! Autocommit `GET`s and read-only transactions (`BEGIN READ ONLY`) read these versions
+//! without locks. Read-write transactions keep strict two-phase locking; the two meet in
+//! the timestamps, which come from one cluster-wide counter ([`crate::clock::Timestamps`]):
+//!
+//! - a participant that prepares takes `prepare_ts` = the counter's current value;
+//! - the coordinator takes a fresh `commit_ts` above every participant's `prepare_ts`
+//!   (a one-phase commit takes a fresh one at its participant) and every participant
+//!   applies the writes at that `commit_ts`;
+//! - a read at snapshot `read_ts` returns, at the key's owner, the newest version at or
+//!   below `read_ts`, after waiting if the key has a prepared, undecided write whose
+//!   `prepare_ts < read_ts` (its `commit_ts` may still fall at or below `read_ts`).
+//!   A write prepared with `prepare_ts >= read_ts` cannot commit at or below it, and a
+//!   transaction that prepares after the read takes a `prepare_ts >= read_ts` (the
+//!   counter only grows, and `read_ts` was taken from it): neither can make a read wait.
+//!
+//! **Which snapshot.** An autocommit `GET` (`ReadAt::AtLeast`) takes the newest value
+//! that needs no wait: just below an undecided write of its key. A read-only transaction
+//! takes one `read_ts` for all its reads: the counter, capped just at the lowest
+//! undecided `prepare_ts` anywhere (each node publishes its own after every batch,
+//! `Shared::safe_ts`), so none of its reads waits. A transaction crashed in doubt does not
+//! block readers: they read below it. The one exception is the session's own history: a
+//! session never reads below what it has already seen or committed (`Client::seen`), and
+//! if that is above an undecided write of the key, the read waits for the outcome.
+//!
+//! **No partial transactions.** A transaction's writes carry one `commit_ts` on every
+//! participant. A reader at `read_ts >= commit_ts` finds them applied at each owner or
+//! waits there until they are (the transaction is prepared there with a `prepare_ts`
+//! below it); a reader below finds none of them.
+//!
+//! **Why it stays serializable.** Locking transactions are serializable by strict 2PL.
+//! Every lock, read locks at READ-ONLY voters included, is held until the outcome reaches
+//! the participant, and the outcome carries a `commit_ts` chosen before it was sent; a
+//! transaction that conflicts later takes its lock after that, and its own `commit_ts`
+//! after that. So commit timestamps follow the serialization order of every conflict
+//! (write-read, write-write and read-write alike), and a snapshot, being every
+//! transaction with `commit_ts <= read_ts`, is a prefix of a serial order: the reader
+//! fits in it at `read_ts`. (Releasing read locks at PREPARE, which two-phase locking
+//! alone would allow, breaks this: a writer of a key read by T could commit below T's
+//! later `commit_ts`, and a snapshot between them would see the writer but not T.)
+//!
+//! **Limits.** A participant that restarts with a transaction in doubt re-takes only the
+//! locks of its writes (the `Prepare` record holds no reads), so until that outcome a key
+//! it only read may be written and committed below it. Versions are bounded per key, so
+//! a long read-only transaction may be told to retry ([`TooOld`]), never given a wrong
+//! value.
 
 use crate::types::{Timestamp, Write};
 use crate::wal::Snapshot;

@@ -5,8 +5,8 @@
 //! The thread takes every input waiting in its inbox (up to [`MAX_BATCH`]) and handles
 //! them one after another, appending their records to the log buffer. At the end of the
 //! batch it writes the buffer to the file and, if a record that others depend on was
-//! appended, asks its [`syncer`] thread to fsync it; then it goes straight back to its
-//! inbox. What its state machines said is held in the [`outbox`] until the fsync covering
+//! appended, asks its `syncer` thread to fsync it; then it goes straight back to its
+//! inbox. What its state machines said is held in the `outbox` until the fsync covering
 //! what it depends on is done, by the rule described there. So the node thread never
 //! waits for the disk: while one fsync runs it handles the next inputs, whose records the
 //! next fsync covers together, and requests that need no log write (a read, a buffered
@@ -321,7 +321,7 @@ impl Runtime {
         Ok(())
     }
 
-    /// Holds a reply until what it depends on is durable (see [`outbox`]).
+    /// Holds a reply until what it depends on is durable (see `outbox`).
     fn hold_reply(&mut self, req: u64, reply: Reply) {
         let lsn = match &reply {
             // Only the fate of the client's own request: a lock wait, a write buffered,
