@@ -38,6 +38,10 @@ pub struct Victim {
 struct Graph {
     /// Each waiting transaction: the node where it waits and whom it waits for.
     edges: BTreeMap<TxnId, (NodeId, Vec<TxnId>)>,
+    /// How many waits name each transaction as a blocker. One that blocks no one is on
+    /// no cycle, so a wait that changed need not be searched from (the newest waiter at
+    /// the end of a long queue, the common case, costs nothing).
+    blocking: BTreeMap<TxnId, usize>,
 }
 
 /// The cluster-wide wait-for graph.
@@ -58,17 +62,28 @@ impl Detector {
     /// Replaces `node`'s waits and returns the victims of any cycle through them.
     pub fn update(&self, node: NodeId, waits: &[Wait]) -> Vec<Victim> {
         let mut graph = self.graph.lock();
-        graph.edges.retain(|_, (at, _)| *at != node);
-        for wait in waits {
-            graph.edges.insert(wait.tid, (node, wait.blockers.clone()));
+        let old: BTreeMap<TxnId, (NodeId, Vec<TxnId>)> =
+            (graph.edges.extract_if(.., |_, (at, _)| *at == node)).collect();
+        for (_, blockers) in old.values() {
+            graph.count_blocking(blockers, false);
         }
-        let mut victims: Vec<Victim> = Vec::new();
+        // A new cycle must pass through a wait that is new or changed, whose waiter
+        // blocks someone: search from those.
+        let mut changed = Vec::new();
         for wait in waits {
-            if let Some(cycle) = graph.cycle_from(wait.tid) {
-                let victim = self.choose(&graph, cycle);
-                if !victims.iter().any(|v| v.tid == victim.tid) {
-                    victims.push(victim);
-                }
+            let edge = (node, wait.blockers.clone());
+            if old.get(&wait.tid) != Some(&edge) {
+                changed.push(wait.tid);
+            }
+            graph.count_blocking(&edge.1, true);
+            graph.edges.insert(wait.tid, edge);
+        }
+        changed.retain(|tid| graph.blocking.contains_key(tid));
+        let mut victims: Vec<Victim> = Vec::new();
+        for cycle in graph.cycles_from(&changed) {
+            let victim = self.choose(&graph, cycle);
+            if !victims.iter().any(|v| v.tid == victim.tid) {
+                victims.push(victim);
             }
         }
         victims
@@ -97,38 +112,66 @@ impl Detector {
 }
 
 impl Graph {
-    /// A cycle through `start`, as the list of its transactions from `start`, if any.
-    fn cycle_from(&self, start: TxnId) -> Option<Vec<TxnId>> {
-        let mut path = vec![start];
-        let mut visited = BTreeSet::from([start]);
-        self.search(start, start, &mut path, &mut visited)
-            .then_some(path)
-    }
-
-    fn search(
-        &self,
-        start: TxnId,
-        at: TxnId,
-        path: &mut Vec<TxnId>,
-        visited: &mut BTreeSet<TxnId>,
-    ) -> bool {
-        let Some((_, blockers)) = self.edges.get(&at) else {
-            return false;
-        };
-        for next in blockers {
-            if *next == start {
-                return true;
-            }
-            if visited.insert(*next) {
-                path.push(*next);
-                if self.search(start, *next, path, visited) {
-                    return true;
+    /// Counts (or uncounts) one wait for each of `blockers`.
+    fn count_blocking(&mut self, blockers: &[TxnId], add: bool) {
+        for blocker in blockers {
+            let count = self.blocking.entry(*blocker).or_insert(0);
+            if add {
+                *count += 1;
+            } else {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    self.blocking.remove(blocker);
                 }
-                path.pop();
             }
         }
-        false
     }
+
+    /// The cycles reachable from `starts`, each as the list of its transactions, found by
+    /// one depth-first search with the usual colours: a transaction fully explored leads
+    /// to no cycle not yet found, so it is never explored again, and the search costs
+    /// O(waits) however long the queues are.
+    fn cycles_from(&self, starts: &[TxnId]) -> Vec<Vec<TxnId>> {
+        let mut search = Search::default();
+        for start in starts {
+            self.search(*start, &mut search);
+        }
+        search.cycles
+    }
+
+    fn search(&self, at: TxnId, search: &mut Search) {
+        if search.done.contains(&at) {
+            return;
+        }
+        if search.on_path.contains(&at) {
+            let position = search.path.iter().position(|on| *on == at).unwrap_or(0);
+            search.cycles.push(search.path[position..].to_vec());
+            return;
+        }
+        let Some((_, blockers)) = self.edges.get(&at) else {
+            search.done.insert(at);
+            return;
+        };
+        search.path.push(at);
+        search.on_path.insert(at);
+        for next in blockers {
+            self.search(*next, search);
+        }
+        search.path.pop();
+        search.on_path.remove(&at);
+        search.done.insert(at);
+    }
+}
+
+/// The state of one depth-first search for cycles.
+#[derive(Default)]
+struct Search {
+    /// The transactions from the start to where the search is.
+    path: Vec<TxnId>,
+    on_path: BTreeSet<TxnId>,
+    /// Fully explored.
+    done: BTreeSet<TxnId>,
+    cycles: Vec<Vec<TxnId>>,
 }
 
 #[cfg(test)]
