@@ -189,6 +189,24 @@ mod tests {
     }
 
     #[test]
+    fn a_cycle_through_a_long_queue_is_found_from_the_wait_that_closes_it() {
+        let detector = Detector::new(3);
+        // On node 0, T2..T6 queue for a key held by T1, each behind the one before.
+        let queue: Vec<Wait> = (2..=6).map(|t| wait(t, &[t - 1])).collect();
+        assert!(detector.update(0, &queue).is_empty());
+        // On node 1, T1 waits for T6: the cycle T1 -> T6 -> ... -> T2 -> T1.
+        let victims = detector.update(1, &[wait(1, &[6])]);
+        assert_eq!(victims.len(), 1, "{victims:?}");
+        assert_eq!(victims[0].tid, TxnId(6), "the youngest");
+        assert_eq!(victims[0].cycle.len(), 7);
+        // Reporting the same waits again finds nothing new to search, and a newcomer at
+        // the end of the queue blocks no one: no search, no victim.
+        let mut longer = queue.clone();
+        longer.push(wait(7, &[6]));
+        assert_eq!(detector.update(0, &longer).len(), 0);
+    }
+
+    #[test]
     fn a_cycle_across_nodes_aborts_the_youngest() {
         let detector = Detector::new(3);
         assert!(detector.update(0, &[wait(1, &[4])]).is_empty());

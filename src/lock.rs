@@ -257,6 +257,33 @@ mod tests {
     const T3: TxnId = TxnId(3);
 
     #[test]
+    fn each_waiter_reports_the_holders_and_the_nearest_conflicting_request_ahead() {
+        let mut table = LockTable::default();
+        let (holder, e1, s1, s2, x) = (TxnId(9), TxnId(10), TxnId(11), TxnId(12), TxnId(13));
+        table.acquire(holder, "k", Exclusive);
+        for (tid, mode) in [(e1, Exclusive), (s1, Shared), (s2, Shared), (x, Exclusive)] {
+            assert!(matches!(
+                table.acquire(tid, "k", mode),
+                Acquire::Waiting { .. }
+            ));
+        }
+        let edges: Vec<(TxnId, Vec<TxnId>)> = (table.waits().into_iter())
+            .map(|wait| (wait.tid, wait.blockers))
+            .collect();
+        assert_eq!(
+            edges,
+            vec![
+                (e1, vec![holder]),
+                // Shared requests wait for the exclusive one ahead, not for each other.
+                (s1, vec![holder, e1]),
+                (s2, vec![holder, e1]),
+                // An exclusive request waits for the one just ahead, which leads on.
+                (x, vec![holder, s2]),
+            ]
+        );
+    }
+
+    #[test]
     fn shared_locks_coexist_and_exclusive_waits() {
         let mut table = LockTable::default();
         assert_eq!(table.acquire(T1, "x", Shared), Acquire::Granted);
