@@ -51,8 +51,11 @@ pub struct Client {
     shared: Arc<Shared>,
     coordinator: NodeId,
     observer: Option<Arc<dyn ClientObserver>>,
-    /// The newest timestamp this session has seen (its commits and snapshot reads): its
-    /// later snapshot reads see at least that much, so it always sees its own writes.
+    /// The timestamp after this session's latest commit: its later snapshot reads see at
+    /// least that much, so it always sees its own writes. Reads do not move it: a read
+    /// of a key with an undecided write may then go below that write instead of waiting
+    /// for it (each autocommit read is a consistent snapshot of its own; a consistent
+    /// view of several keys is what `begin_read_only` is for).
     seen: Arc<AtomicU64>,
 }
 
@@ -106,7 +109,8 @@ impl Client {
     ///
     /// The read takes no lock and costs one round trip to the key's owner: it reads the
     /// newest committed snapshot that need not wait for an undecided transaction, and at
-    /// least everything this session has seen.
+    /// least everything this session has committed (only then does it wait: when the
+    /// key has an undecided write older than the session's last commit).
     pub fn get(&self, key: &str) -> Result<Option<String>> {
         check_key(key)?;
         let floor = self.seen.load(Ordering::SeqCst);
@@ -120,18 +124,16 @@ impl Client {
             at,
         };
         match self.call(node, request, None)? {
-            Answer::Snapshot { value, read_ts } => {
-                self.seen.fetch_max(read_ts, Ordering::SeqCst);
-                Ok(value)
-            }
+            Answer::Snapshot { value, .. } => Ok(value),
             other => Err(unexpected(other)),
         }
     }
 
     /// Starts a read-only transaction: every read sees one committed snapshot, takes no
     /// lock, never waits for a writer's lock and never aborts. The snapshot is the newest
-    /// that no undecided transaction holds back, but never older than what this session
-    /// has seen (then a read of a key written by an undecided transaction waits).
+    /// that no undecided transaction holds back, but never older than this session's last
+    /// commit (then a read of a key written by an undecided transaction older than that
+    /// commit waits).
     pub fn begin_read_only(&self) -> ReadOnly {
         let seen = self.seen.load(Ordering::SeqCst);
         ReadOnly {

@@ -32,9 +32,12 @@
 //! takes one `read_ts` for all its reads: the counter, capped just at the lowest
 //! undecided `prepare_ts` anywhere (each node publishes its own after every batch,
 //! `Shared::safe_ts`), so none of its reads waits. A transaction crashed in doubt does not
-//! block readers: they read below it. The one exception is the session's own history: a
-//! session never reads below what it has already seen or committed (`Client::seen`), and
-//! if that is above an undecided write of the key, the read waits for the outcome.
+//! block readers: they read below it. The one exception is the session's own commits: a
+//! session never reads below its last commit (`Client::seen`), so it always sees its own
+//! writes, and if that commit is newer than an undecided write of the key, the read
+//! waits for the outcome. (Reads do not move the session forward: two autocommit reads
+//! of different keys are two snapshots, possibly the second older than the first. A
+//! read-only transaction is the consistent view of several keys.)
 //!
 //! **No partial transactions.** A transaction's writes carry one `commit_ts` on every
 //! participant. A reader at `read_ts >= commit_ts` finds them applied at each owner or

@@ -39,7 +39,7 @@ fn the_quick_bench_runs_and_reports_json() {
         "a checkpoint leaves nothing to replay: {recovery}"
     );
     let runs = report["runs"].as_array().expect("runs");
-    assert_eq!(runs.len(), 7 * 2, "every workload at 1 and 16 clients");
+    assert_eq!(runs.len(), 8 * 2, "every workload at 1 and 16 clients");
     for run in runs {
         assert!(
             run["operations"].as_u64().is_some_and(|ops| ops > 0),
@@ -59,6 +59,7 @@ fn the_quick_bench_runs_and_reports_json() {
         "cross-3",
         "read-mix",
         "hot-key",
+        "get-hot",
     ] {
         assert!(
             names.contains(&workload),

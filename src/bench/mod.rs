@@ -17,6 +17,7 @@
 //! | `cross-2` | a transaction writing one key on each of 2 nodes |
 //! | `cross-3` | a transaction writing one key on each of 3 nodes |
 //! | `read-mix` | 90% `get`, 10% `cross-2` |
+//! | `get-hot` | an autocommit `GET` of one of 16 keys that one more client keeps rewriting in 2-node transactions, so they are often prepared and undecided |
 //! | `hot-key` | a transaction incrementing one shared counter (a read for update, then a write) |
 //!
 //! Reported per run: operations per second, latency p50/p99/p999, fsyncs per operation
@@ -61,11 +62,13 @@ pub enum Workload {
     ReadMix,
     /// Increments of one shared counter.
     HotKey,
+    /// Autocommit reads of keys a writer keeps rewriting.
+    GetHot,
 }
 
 impl Workload {
     /// Every workload, in report order.
-    pub const ALL: [Workload; 7] = [
+    pub const ALL: [Workload; 8] = [
         Workload::Get,
         Workload::ReadOnly,
         Workload::WriteOne,
@@ -73,6 +76,7 @@ impl Workload {
         Workload::Cross3,
         Workload::ReadMix,
         Workload::HotKey,
+        Workload::GetHot,
     ];
 
     /// The workload's name, as `--workload` takes it.
@@ -85,12 +89,13 @@ impl Workload {
             Workload::Cross3 => "cross-3",
             Workload::ReadMix => "read-mix",
             Workload::HotKey => "hot-key",
+            Workload::GetHot => "get-hot",
         }
     }
 
     /// Whether an operation commits writes (and so counts for fsyncs per commit).
     fn writes(self) -> bool {
-        !matches!(self, Workload::Get | Workload::ReadOnly)
+        !matches!(self, Workload::Get | Workload::ReadOnly | Workload::GetHot)
     }
 }
 
@@ -365,8 +370,14 @@ fn run_one(
             }))
         })
         .collect::<Result<_>>()?;
+    let writer = (workload == Workload::GetHot)
+        .then(|| start_hot_writer(&cluster, keys.clone(), stop.clone()))
+        .transpose()?;
     std::thread::sleep(options.duration);
     stop.store(true, Ordering::Relaxed);
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
     let mut latencies: Vec<Duration> = threads
         .into_iter()
         .flat_map(|t| t.join().unwrap_or_default())
@@ -397,6 +408,33 @@ fn run_one(
     })
 }
 
+/// How many keys on each of nodes 0 and 1 `get-hot` reads and its writer rewrites.
+const HOT_KEYS_PER_NODE: usize = 8;
+
+/// The `get-hot` writer: one client rewriting the hot keys in 2-node transactions as
+/// fast as it can, so that at any moment some of them are prepared and undecided.
+fn start_hot_writer(
+    cluster: &Cluster,
+    keys: Arc<Keys>,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>> {
+    let client = cluster.client(2)?;
+    let mut rng = 0x5eed;
+    Ok(std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            let mut txn = client.begin_lazily();
+            let index = next(&mut rng) as usize % HOT_KEYS_PER_NODE;
+            let value = next(&mut rng).to_string();
+            let wrote = [0, 1]
+                .iter()
+                .try_for_each(|node| txn.put(&keys.by_node[*node][index], &value));
+            if wrote.is_ok() {
+                let _ = txn.commit();
+            }
+        }
+    }))
+}
+
 /// One operation of `workload`.
 fn operate(workload: Workload, client: &Client, keys: &Keys, rng: &mut u64) -> Result<()> {
     match workload {
@@ -422,6 +460,11 @@ fn operate(workload: Workload, client: &Client, keys: &Keys, rng: &mut u64) -> R
             operate(Workload::Cross2, client, keys, rng)
         }
         Workload::ReadMix => operate(Workload::Get, client, keys, rng),
+        Workload::GetHot => {
+            let node = (next(rng) % 2) as usize;
+            let index = next(rng) as usize % HOT_KEYS_PER_NODE;
+            client.get(&keys.by_node[node][index]).map(|_| ())
+        }
         Workload::HotKey => {
             let mut txn = client.begin_lazily();
             let value: u64 = txn

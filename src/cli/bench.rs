@@ -18,7 +18,7 @@ pub struct BenchArgs {
     #[arg(long)]
     json: bool,
     /// Run only these workloads (get, read-only, write-one, cross-2, cross-3, read-mix,
-    /// hot-key, and recovery, the replay of a long log); repeatable.
+    /// get-hot, hot-key, and recovery, the replay of a long log); repeatable.
     #[arg(long = "workload", value_name = "NAME")]
     workloads: Vec<String>,
     /// Client counts to sweep, e.g. `--clients 1,16,256`.
