@@ -61,6 +61,12 @@ pub struct ReplySender {
     inner: Arc<Inner>,
 }
 
+/// How many receivers are waiting for an answer now, cluster-wide: a measure of load
+/// the node threads use to decide whether to fsync themselves.
+pub fn receivers_waiting() -> usize {
+    WAITING.load(Ordering::Relaxed)
+}
+
 /// A new mailbox and its first sender.
 pub fn mailbox() -> (ReplySender, Mailbox) {
     let inner = Arc::new(Inner {

@@ -357,9 +357,11 @@ impl Runtime {
     /// Ends a batch: writes its records, has them fsynced if anything depends on them,
     /// lets out what is durable, and publishes the node's state.
     ///
-    /// The fsync runs on this thread when there is nothing else to do (no mail waiting,
-    /// no fsync running): handing it over would only add a thread's wake-up to the
-    /// latency. Otherwise the syncer runs it, and this thread goes on.
+    /// The fsync runs on this thread when there is nothing else to do and nothing else
+    /// is coming (no mail waiting, no fsync running, at most one client waiting for an
+    /// answer): handing it over would only add a thread's wake-up to that client's
+    /// latency (about 50 µs of a one-phase commit's 140 here). Otherwise the syncer runs
+    /// it, and this thread goes on serving the others.
     fn finish_batch(&mut self) -> Flow {
         if let Err(error) = self.wal.flush(false) {
             self.fail(error);
@@ -374,10 +376,11 @@ impl Runtime {
             wanted = wanted.max(durable_wanted.unwrap_or(0));
         }
         if wanted > self.sync_asked.max(self.wal.synced_lsn()) {
-            let flow = if self.syncer.busy() || !self.inbox.is_empty() {
-                self.ask_sync()
-            } else {
+            let alone = crate::mailbox::receivers_waiting() <= 1;
+            let flow = if alone && !self.syncer.busy() && self.inbox.is_empty() {
                 self.sync_now()
+            } else {
+                self.ask_sync()
             };
             if flow != Flow::Continue {
                 return flow;
