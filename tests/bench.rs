@@ -4,10 +4,11 @@
 
 use std::process::Command;
 
-#[test]
-fn the_quick_bench_runs_and_reports_json() {
+/// Runs `kv2pc bench` with `args` and returns its standard output; it must succeed.
+fn bench(args: &[&str]) -> Vec<u8> {
     let output = Command::new(env!("CARGO_BIN_EXE_kv2pc"))
-        .args(["bench", "--quick", "--json"])
+        .arg("bench")
+        .args(args)
         .output()
         .expect("run kv2pc bench");
     assert!(
@@ -15,7 +16,13 @@ fn the_quick_bench_runs_and_reports_json() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    output.stdout
+}
+
+#[test]
+fn the_quick_bench_runs_and_reports_json() {
+    let stdout = bench(&["--quick", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&stdout).expect("JSON report");
     for limit in [
         "fsync_p50_us",
         "fsync_preallocated_p50_us",
@@ -70,22 +77,8 @@ fn the_quick_bench_runs_and_reports_json() {
 
 #[test]
 fn the_recovery_measurement_runs_alone() {
-    let output = Command::new(env!("CARGO_BIN_EXE_kv2pc"))
-        .args([
-            "bench",
-            "--workload",
-            "recovery",
-            "--recovery-records",
-            "5000",
-        ])
-        .output()
-        .expect("run kv2pc bench");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let table = String::from_utf8_lossy(&output.stdout);
+    let stdout = bench(&["--workload", "recovery", "--recovery-records", "5000"]);
+    let table = String::from_utf8_lossy(&stdout);
     assert!(table.contains("recovery: 5000 records"), "{table}");
 }
 

@@ -28,15 +28,20 @@ fn keys_on(cluster: &Cluster, node: u32, count: usize) -> Vec<String> {
         .collect()
 }
 
+/// A key owned by node 1 and one owned by node 2.
+fn key_on_1_and_2(cluster: &Cluster) -> (String, String) {
+    (
+        keys_on(cluster, 1, 1).remove(0),
+        keys_on(cluster, 2, 1).remove(0),
+    )
+}
+
 #[test]
 fn a_commit_across_nodes_is_visible_and_survives_crashes_and_reopening() {
     let dir = TempDir::new().unwrap();
     let cluster = open(&dir, 3);
     let client = cluster.client(0).unwrap();
-    let (x, y) = (
-        keys_on(&cluster, 1, 1).remove(0),
-        keys_on(&cluster, 2, 1).remove(0),
-    );
+    let (x, y) = key_on_1_and_2(&cluster);
     let mut txn = client.begin().unwrap();
     txn.put(&x, "1").unwrap();
     txn.put(&y, "2").unwrap();
@@ -319,10 +324,7 @@ fn bad_input_is_refused_and_changes_nothing() {
 fn a_failed_log_write_stops_the_node_and_loses_nothing_committed() {
     let dir = TempDir::new().unwrap();
     let cluster = open(&dir, 3);
-    let (x, y) = (
-        keys_on(&cluster, 1, 1).remove(0),
-        keys_on(&cluster, 2, 1).remove(0),
-    );
+    let (x, y) = key_on_1_and_2(&cluster);
     let client = cluster.client(0).unwrap();
     client.put(&x, "kept").unwrap();
     client.put(&y, "kept").unwrap();
@@ -365,10 +367,7 @@ fn a_transaction_begun_with_its_first_operation_commits_and_reports_a_down_node(
     let dir = TempDir::new().unwrap();
     let cluster = open(&dir, 3);
     let client = cluster.client(0).unwrap();
-    let (x, y) = (
-        keys_on(&cluster, 1, 1).remove(0),
-        keys_on(&cluster, 2, 1).remove(0),
-    );
+    let (x, y) = key_on_1_and_2(&cluster);
     let mut txn = client.begin_lazily();
     assert_eq!(txn.id(), None, "nothing has begun yet");
     assert_eq!(txn.get(&x).unwrap(), None);

@@ -462,23 +462,22 @@ fn listing_the_log_changes_nothing() {
 
 // Whatever the bytes, opening a log returns records or an error; it never panics.
 
+/// A version 1 frame, built by hand.
 fn frame(payload: &[u8]) -> Vec<u8> {
-    let len = (payload.len() as u32).to_le_bytes();
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&len);
-    hasher.update(payload);
-    let mut bytes = len.to_vec();
-    bytes.extend_from_slice(&hasher.finalize().to_le_bytes());
-    bytes.extend_from_slice(payload);
-    bytes
+    salted_frame(&[], payload)
 }
 
 /// A version 2 frame of segment `number` at `offset`, built by hand.
 fn v2_frame(number: u64, offset: u64, payload: &[u8]) -> Vec<u8> {
+    let salt = [number.to_le_bytes(), offset.to_le_bytes()].concat();
+    salted_frame(&salt, payload)
+}
+
+/// A frame whose CRC covers `salt`, then the length and the payload.
+fn salted_frame(salt: &[u8], payload: &[u8]) -> Vec<u8> {
     let len = (payload.len() as u32).to_le_bytes();
     let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&number.to_le_bytes());
-    hasher.update(&offset.to_le_bytes());
+    hasher.update(salt);
     hasher.update(&len);
     hasher.update(payload);
     let mut bytes = len.to_vec();

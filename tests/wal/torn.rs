@@ -71,19 +71,8 @@ fn a_cut_at_every_byte_recovers_exactly_the_whole_records_before_it() {
             assert_eq!(recovery.records, records[..whole], "{case}");
             let expected_warning = if zeros_after {
                 warning_after_zeros(&path, &cut_bytes, cut, &ends)
-            } else if cut < HEADER {
-                Some(format!(
-                    "node log {}: rewrote a torn segment header ({cut} bytes)",
-                    path.display()
-                ))
-            } else if cut > kept && cut != end + FRAME {
-                let dropped = cut - kept;
-                Some(format!(
-                    "node log {}: cut a torn record at byte {kept} ({dropped} bytes)",
-                    path.display()
-                ))
             } else {
-                None
+                torn_warning(&path, cut, kept, HEADER, cut != end + FRAME)
             };
             assert_eq!(
                 recovery.warnings,
@@ -122,20 +111,7 @@ fn a_version_1_log_cut_at_every_byte_is_read_as_version_1_always_was() {
         let whole = ends.iter().filter(|end| **end <= cut).count();
         let kept = ends[..whole].last().copied().unwrap_or(12);
         assert_eq!(recovery.records, records[..whole], "cut at {cut}");
-        let expected_warning = if cut < 12 {
-            Some(format!(
-                "node log {}: rewrote a torn segment header ({cut} bytes)",
-                path.display()
-            ))
-        } else if cut > kept {
-            let dropped = cut - kept;
-            Some(format!(
-                "node log {}: cut a torn record at byte {kept} ({dropped} bytes)",
-                path.display()
-            ))
-        } else {
-            None
-        };
+        let expected_warning = torn_warning(&path, cut, kept, 12, true);
         assert_eq!(
             recovery.warnings,
             Vec::from_iter(expected_warning),
@@ -323,4 +299,30 @@ fn a_version_1_length_above_the_limit_is_damage_not_a_torn_tail() {
     let (_, offset, detail) = corrupt(Wal::open(dir.path()));
     assert_eq!(offset, end);
     assert!(detail.contains("above the limit"), "{detail}");
+}
+
+/// The warning recovery gives for a segment cut at `cut` whose whole records end at
+/// `kept`: a rewritten header if the cut is inside the `header`, a cut record if bytes
+/// past `kept` were dropped (and `counts` says the cut is not a clean end), else none.
+fn torn_warning(
+    path: &std::path::Path,
+    cut: usize,
+    kept: usize,
+    header: usize,
+    counts: bool,
+) -> Option<String> {
+    if cut < header {
+        Some(format!(
+            "node log {}: rewrote a torn segment header ({cut} bytes)",
+            path.display()
+        ))
+    } else if cut > kept && counts {
+        let dropped = cut - kept;
+        Some(format!(
+            "node log {}: cut a torn record at byte {kept} ({dropped} bytes)",
+            path.display()
+        ))
+    } else {
+        None
+    }
 }
