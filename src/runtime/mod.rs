@@ -95,6 +95,9 @@ pub struct Runtime {
     barrier_lsn: u64,
     /// The LSN just past the newest transaction id lease appended.
     lease_lsn: u64,
+    /// The LSN just past the newest one-phase commit appended: the only record whose
+    /// writes readers can see before it is durable.
+    visible_lsn: u64,
     /// The newest LSN an fsync was asked for (or done).
     sync_asked: u64,
     /// Whether the detector holds waits from this node.
@@ -123,6 +126,7 @@ impl Runtime {
             effects: Vec::new(),
             barrier_lsn: 0,
             lease_lsn: 0,
+            visible_lsn: 0,
             sync_asked: 0,
             reported_waits: false,
         })
@@ -308,8 +312,10 @@ impl Runtime {
         if record.barrier() {
             self.barrier_lsn = self.wal.end_lsn();
         }
-        if matches!(record, Record::TidLease { .. }) {
-            self.lease_lsn = self.wal.end_lsn();
+        match record {
+            Record::TidLease { .. } => self.lease_lsn = self.wal.end_lsn(),
+            Record::OnePhaseCommit { .. } => self.visible_lsn = self.wal.end_lsn(),
+            _ => {}
         }
         self.shared.tracer.emit(|| TraceEvent::Log {
             depth,
@@ -329,7 +335,10 @@ impl Runtime {
             Reply::Waiting { .. } | Reply::Done(Ok(Answer::Done)) => 0,
             // A transaction id, which must come from a durable lease.
             Reply::Done(Ok(Answer::Begun(_))) | Reply::Begun(_) => self.lease_lsn,
-            // Values read, outcomes: they may reveal any record appended so far.
+            // A value read: committed data, which is durable here or at its coordinator
+            // except the writes of a one-phase commit not yet fsynced.
+            Reply::Done(Ok(Answer::Value(_) | Answer::Snapshot { .. })) => self.visible_lsn,
+            // Outcomes and errors: they may reveal any record appended so far.
             Reply::Done(_) => self.barrier_lsn,
         };
         let done = matches!(reply, Reply::Done(_));
