@@ -1,0 +1,94 @@
+//! The participant's side of snapshot reads: which keys have a prepared, undecided
+//! write, the reads that wait for one, and the lowest prepare timestamp a read-only
+//! transaction's snapshot must stay below. The design, and why it stays serializable, is
+//! in the `store` module's doc.
+
+use super::{Participant, Prepared, TxnState, reply};
+use crate::error::Error;
+use crate::lock::LockMode;
+use crate::message::{Answer, Effect, ReadAt, Reply, ReqId};
+use crate::types::{Timestamp, TxnId};
+
+impl Participant {
+    /// Records a transaction as prepared, with its keys, for snapshot readers.
+    pub(super) fn mark_prepared(&mut self, tid: TxnId, prepared: Prepared) {
+        for (key, _) in &prepared.writes {
+            self.prepared_keys.insert(key.clone(), tid);
+        }
+        self.txns.insert(tid, TxnState::Prepared(prepared));
+    }
+
+    /// A prepared transaction was decided here: its keys no longer hold snapshot readers
+    /// back, so the reads that waited for it run again.
+    pub(super) fn unmark_prepared(
+        &mut self,
+        tid: TxnId,
+        prepared: &Prepared,
+        out: &mut Vec<Effect>,
+    ) {
+        for (key, _) in &prepared.writes {
+            self.prepared_keys.remove(key);
+        }
+        for (req, key, at) in self.blocked_reads.remove(&tid).unwrap_or_default() {
+            self.snapshot_read(req, key, at, out);
+        }
+    }
+
+    /// A read without locks, of the committed snapshot at a timestamp (see `ReadAt`).
+    ///
+    /// The reader never waits for a lock. It waits only when the key has a prepared,
+    /// undecided write whose outcome could be in its snapshot: that write's commit
+    /// timestamp will be above its prepare timestamp `p`, so a snapshot at or below `p`
+    /// cannot contain it and is read at once; a snapshot above `p` must wait for the
+    /// outcome. `AtLeast` reads pick their snapshot below `p` when they may.
+    pub fn snapshot_read(&mut self, req: ReqId, key: String, at: ReadAt, out: &mut Vec<Effect>) {
+        let prepared = (self.prepared_keys.get(&key)).and_then(|tid| match self.txns.get(tid) {
+            Some(TxnState::Prepared(prepared)) => Some((*tid, prepared.prepare_ts)),
+            _ => None,
+        });
+        let read_ts = match at {
+            ReadAt::Exactly(ts) => ts,
+            ReadAt::AtLeast(floor) => {
+                let newest = self.ts.current();
+                floor.max(prepared.map_or(newest, |(_, p)| newest.min(p)))
+            }
+        };
+        if let Some((tid, p)) = prepared
+            && p < read_ts
+        {
+            self.blocked_reads
+                .entry(tid)
+                .or_default()
+                .push((req, key.clone(), at));
+            let reply = Reply::Waiting {
+                key,
+                mode: LockMode::Shared,
+                blockers: vec![tid],
+            };
+            return out.push(Effect::Reply { req, reply });
+        }
+        let answer = match self.store.get_at(&key, read_ts) {
+            Ok(value) => Ok(Answer::Snapshot {
+                value: value.map(str::to_string),
+                read_ts,
+            }),
+            Err(too_old) => Err(Error::InvalidInput(format!(
+                "node {} no longer keeps the version of {key} at timestamp {read_ts} (its oldest \
+                 is at {}); retry the read-only transaction",
+                self.node, too_old.oldest
+            ))),
+        };
+        reply(out, req, answer);
+    }
+
+    /// The lowest prepare timestamp of a transaction prepared here, if any: snapshots at
+    /// or below it never wait here.
+    pub fn prepare_floor(&self) -> Option<Timestamp> {
+        (self.txns.values())
+            .filter_map(|state| match state {
+                TxnState::Prepared(prepared) => Some(prepared.prepare_ts),
+                TxnState::Active(_) => None,
+            })
+            .min()
+    }
+}

@@ -1,0 +1,146 @@
+//! How a participant's transactions end other than by their coordinator's outcome
+//! message: a coordinator that restarted, a deadlock victim, an outcome overdue (the
+//! in-doubt participant asks its coordinator and its peers: cooperative termination, in
+//! the module doc above), and recovery re-creating what was in doubt.
+
+use super::{Participant, Prepared, TxnState};
+use crate::lock::{Acquire, LockMode};
+use crate::message::{Effect, Message};
+use crate::types::{NodeId, TxnId};
+use std::time::Duration;
+
+impl Participant {
+    /// A node finished recovery: if it coordinated transactions active here, they are dead;
+    /// if it coordinates transactions in doubt here, ask it again.
+    pub fn peer_restarted(&mut self, peer: NodeId, live_from: u64, out: &mut Vec<Effect>) {
+        self.live_from.insert(peer, live_from);
+        let nodes = self.nodes;
+        let dead: Vec<TxnId> = self
+            .txns
+            .iter()
+            .filter(|(tid, state)| {
+                matches!(state, TxnState::Active(_))
+                    && tid.coordinator(nodes) == peer
+                    && tid.counter(nodes) < live_from
+            })
+            .map(|(tid, _)| *tid)
+            .collect();
+        for tid in dead {
+            let reason =
+                format!("its coordinator node {peer} crashed before deciding it, which aborts it");
+            self.abort_here(tid, reason, out);
+        }
+        // A restarted coordinator sends no outcome to read-only voters (it logs none for
+        // them): whatever it decided, their part is over.
+        let ended: Vec<TxnId> = (self.read_only.iter())
+            .filter(|(tid, coordinator)| **coordinator == peer && tid.counter(nodes) < live_from)
+            .map(|(tid, _)| *tid)
+            .collect();
+        for tid in ended {
+            self.read_only.remove(&tid);
+            let grants = self.locks.release_all(tid);
+            self.granted(grants, out);
+        }
+        for (tid, prepared) in self.in_doubt() {
+            if prepared.coordinator == peer {
+                out.push(Effect::Send {
+                    to: peer,
+                    message: Message::Inquire { tid },
+                });
+            }
+        }
+    }
+
+    /// The deadlock detector chose `tid` as a victim while it waits here.
+    pub fn deadlock_victim(&mut self, tid: TxnId, cycle: &[TxnId], out: &mut Vec<Effect>) {
+        let waiting =
+            matches!(self.txns.get(&tid), Some(TxnState::Active(a)) if a.pending.is_some());
+        if !waiting {
+            return;
+        }
+        let path: Vec<String> = cycle.iter().map(TxnId::to_string).collect();
+        let reason = format!(
+            "deadlock {}; {tid} began last of them, so it was chosen as the victim",
+            path.join(" -> ")
+        );
+        self.abort_here(tid, reason, out);
+    }
+
+    /// Time passed: ask again about transactions whose outcome is overdue.
+    pub fn tick(&mut self, now: Duration, inquiry_interval: Duration, out: &mut Vec<Effect>) {
+        let mut overdue = Vec::new();
+        for (tid, state) in &mut self.txns {
+            if let TxnState::Prepared(prepared) = state
+                && now >= prepared.next_inquiry
+            {
+                prepared.next_inquiry = now.saturating_add(inquiry_interval);
+                overdue.push(*tid);
+            }
+        }
+        for tid in overdue {
+            self.inquire(tid, out);
+        }
+    }
+
+    /// Asks the coordinator, and every other participant, for an in-doubt outcome.
+    fn inquire(&self, tid: TxnId, out: &mut Vec<Effect>) {
+        let Some(TxnState::Prepared(prepared)) = self.txns.get(&tid) else {
+            return;
+        };
+        let message = Message::Inquire { tid };
+        out.push(Effect::Send {
+            to: prepared.coordinator,
+            message,
+        });
+        for peer in &prepared.participants {
+            if *peer != self.node && *peer != prepared.coordinator {
+                out.push(Effect::Send {
+                    to: *peer,
+                    message: Message::Inquire { tid },
+                });
+            }
+        }
+    }
+
+    /// A peer in doubt asks what this node knows of `tid` (cooperative termination).
+    pub fn peer_inquire(&mut self, from: NodeId, tid: TxnId, out: &mut Vec<Effect>) {
+        let answer = match self.txns.get(&tid) {
+            Some(TxnState::Prepared(_)) => None,
+            Some(TxnState::Active(_)) => {
+                let reason = format!("node {from} was in doubt about it before it voted here");
+                self.abort_here(tid, reason, out);
+                Some(Message::Abort { tid })
+            }
+            None if self.tombstones.contains_key(&tid) => Some(Message::Abort { tid }),
+            None => (self.recent_commits.get(&tid)).map(|commit_ts| Message::Commit {
+                tid,
+                commit_ts: *commit_ts,
+            }),
+        };
+        if let Some(message) = answer {
+            out.push(Effect::Send { to: from, message });
+        }
+    }
+
+    /// Recovery: re-creates a transaction prepared and undecided, re-locking its writes
+    /// before the node serves anyone, and asks its coordinator for the outcome.
+    pub fn restore_in_doubt(
+        &mut self,
+        tid: TxnId,
+        mut prepared: Prepared,
+        now: Duration,
+        out: &mut Vec<Effect>,
+    ) {
+        for (key, _) in &prepared.writes {
+            let granted = self.locks.acquire(tid, key, LockMode::Exclusive);
+            assert_eq!(
+                granted,
+                Acquire::Granted,
+                "in-doubt writes cannot conflict at recovery"
+            );
+        }
+        prepared.next_inquiry = now;
+        self.mark_prepared(tid, prepared);
+        self.inquire(tid, out);
+    }
+}
