@@ -7,11 +7,13 @@
 //! batch it writes the buffer to the file and, if a record that others depend on was
 //! appended, asks its `syncer` thread to fsync it; then it goes straight back to its
 //! inbox. What its state machines said is held in the `outbox` until the fsync covering
-//! what it depends on is done, by the rule described there. So the node thread never
-//! waits for the disk: while one fsync runs it handles the next inputs, whose records the
-//! next fsync covers together, and requests that need no log write (a read, a buffered
-//! write, a new transaction id) are answered at once rather than after someone else's
-//! fsync.
+//! what it depends on is done, by the rules described there. So under load the node
+//! thread does not wait for the disk: while one fsync runs it handles the next inputs,
+//! whose records the next fsync covers together, and requests that depend on no pending
+//! record (a buffered write, a new transaction id, a read of data already durable) are
+//! answered at once rather than after someone else's fsync. When nothing else is
+//! waiting or coming (see [`Runtime`]'s `finish_batch`), it fsyncs itself instead, which
+//! saves the hand-over.
 //!
 //! Nothing that depends on a record leaves before the record is durable; nothing is
 //! counted as handled (`Cluster::settle`) while a held item or an fsync is outstanding.
