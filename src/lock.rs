@@ -115,7 +115,7 @@ impl Entry {
     }
 }
 
-/// A waiter and what it waits for, as reported to the deadlock detector and `SHOW LOCKS`.
+/// A waiter and what it waits for, as reported to the deadlock detector.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Wait {
     /// The waiting transaction.
@@ -124,7 +124,8 @@ pub struct Wait {
     pub key: String,
     /// The mode it asked for.
     pub mode: LockMode,
-    /// The transactions it waits for.
+    /// The conflicting holders, and the nearest conflicting request queued ahead (which
+    /// leads on to the rest; see `Entry::wait_edges`). A waiting client is told them all.
     pub blockers: Vec<TxnId>,
 }
 
@@ -215,7 +216,8 @@ impl LockTable {
         granted
     }
 
-    /// Every current wait, with its blockers recomputed from the table as it is now.
+    /// Every current wait, for the deadlock detector: one edge to each conflicting holder
+    /// and one to the nearest conflicting request ahead, recomputed from the table now.
     pub fn waits(&self) -> Vec<Wait> {
         let mut waits = Vec::new();
         for (key, entry) in &self.entries {

@@ -82,8 +82,8 @@ pub struct ReplySender {
     inner: Arc<Inner>,
 }
 
-/// How many receivers are waiting for an answer now, cluster-wide: a measure of load
-/// the node threads use to decide whether to fsync themselves.
+/// How many receivers are waiting for an answer now, in this process (every cluster in
+/// it): a measure of load the node threads use to decide whether to fsync themselves.
 pub fn receivers_waiting() -> usize {
     WAITING.load(Ordering::Relaxed)
 }

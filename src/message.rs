@@ -163,7 +163,7 @@ pub type ReqId = u64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadAt {
     /// Any recent snapshot at or above this timestamp (an autocommit read: the session
-    /// must see what it has already seen). The owner picks the newest that need not wait.
+    /// must see its own last commit). The owner picks the newest that need not wait.
     AtLeast(Timestamp),
     /// Exactly this snapshot (a read-only transaction: all its reads see one snapshot).
     Exactly(Timestamp),

@@ -198,32 +198,23 @@ impl Shared {
     /// Sends a client request to `node`.
     pub fn request(&self, node: NodeId, request: Request, reply: ReplySender) -> Result<()> {
         self.check_node(node)?;
-        self.deliver(node, Mail::Client(request, reply))
-            .map_err(|_| Error::NodeDown {
-                node,
-                detail: "it is crashed; RESTART it first".into(),
-            })
+        (self.deliver(node, Mail::Client(request, reply))).map_err(|_| crashed(node))
     }
 
-    /// Hands a client's request on to `node` (from the node that began its transaction);
-    /// if `node` is down the client is told so on `reply`.
-    pub fn forward(&self, node: NodeId, request: Request, reply: ReplySender) {
-        let reply = match self.check_node(node) {
-            Err(error) => Some((reply, error)),
-            Ok(()) => match self.deliver(node, Mail::Client(request, reply)) {
-                Ok(()) => None,
-                Err(Mail::Client(_, reply)) => {
-                    let detail = "it is crashed; RESTART it first".into();
-                    Some((reply, Error::NodeDown { node, detail }))
-                }
-                Err(_) => None,
-            },
-        };
-        if let Some((reply, error)) = reply {
-            self.begin_work();
-            if reply.send(crate::message::Reply::Done(Err(error))).is_err() {
-                self.handled(1);
-            }
+    /// Hands a client's request on to `node` (from the node that began its transaction).
+    /// If `node` is down, gives back the reply channel with the error to answer on it.
+    pub fn forward(
+        &self,
+        node: NodeId,
+        request: Request,
+        reply: ReplySender,
+    ) -> std::result::Result<(), (ReplySender, Error)> {
+        if let Err(error) = self.check_node(node) {
+            return Err((reply, error));
+        }
+        match self.deliver(node, Mail::Client(request, reply)) {
+            Err(Mail::Client(_, reply)) => Err((reply, crashed(node))),
+            _ => Ok(()),
         }
     }
 
@@ -270,5 +261,13 @@ impl Shared {
     /// Whether no mail is in flight.
     pub fn is_quiet(&self) -> bool {
         self.inflight.load(Ordering::SeqCst) == 0
+    }
+}
+
+/// The error for a request to a node that is down.
+fn crashed(node: NodeId) -> Error {
+    Error::NodeDown {
+        node,
+        detail: "it is crashed; RESTART it first".into(),
     }
 }

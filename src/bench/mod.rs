@@ -4,10 +4,11 @@
 //!
 //! # What is measured
 //!
-//! First the limits: the latency of an fsync of a small append (the floor under every
-//! forced log record) and of a blocking channel round trip between two threads (the floor
-//! under every message). Then each workload, on a fresh cluster per run, for each client
-//! count of the sweep, each client a thread with its own session:
+//! First the limits (`limits`): the latency of an fsync of a small append (the floor under
+//! every forced log record), growing the file and over preallocated bytes, and of a
+//! channel round trip between two threads (the floor under every message), to a parked
+//! thread and back to back. Then each workload, on a fresh cluster per run, for each
+//! client count of the sweep, each client a thread with its own session:
 //!
 //! | workload | one operation |
 //! |---|---|
@@ -19,6 +20,8 @@
 //! | `read-mix` | 90% `get`, 10% `cross-2` |
 //! | `get-hot` | an autocommit `GET` of one of 16 keys that one more client keeps rewriting in 2-node transactions, so they are often prepared and undecided |
 //! | `hot-key` | a transaction incrementing one shared counter (a read for update, then a write) |
+//!
+//! Last, `recovery`: the replay of a long log, and of the same state after a checkpoint.
 //!
 //! Reported per run: operations per second, latency p50/p99/p999, fsyncs per operation
 //! (all logs together, and of the busiest log), aborts (deadlock victims and other
@@ -92,11 +95,6 @@ impl Workload {
             Workload::GetHot => "get-hot",
         }
     }
-
-    /// Whether an operation commits writes (and so counts for fsyncs per commit).
-    fn writes(self) -> bool {
-        !matches!(self, Workload::Get | Workload::ReadOnly | Workload::GetHot)
-    }
 }
 
 impl std::str::FromStr for Workload {
@@ -109,7 +107,8 @@ impl std::str::FromStr for Workload {
             .ok_or_else(|| {
                 let names: Vec<_> = Workload::ALL.iter().map(|w| w.name()).collect();
                 Error::InvalidInput(format!(
-                    "unknown workload '{text}'; the workloads are {}",
+                    "unknown workload '{text}'; the workloads are {}, and recovery (the \
+                     replay of a long log)",
                     names.join(", ")
                 ))
             })
@@ -390,7 +389,6 @@ fn run_one(
     let operations = latencies.len() as u64;
     let ops = operations.max(1) as f64;
     let p50 = micros(percentile(&latencies, 0.5));
-    let counted = if workload.writes() { ops } else { ops.max(1.0) };
     Ok(Run {
         workload,
         clients,
@@ -399,8 +397,8 @@ fn run_one(
         p50_us: p50,
         p99_us: micros(percentile(&latencies, 0.99)),
         p999_us: micros(percentile(&latencies, 0.999)),
-        fsyncs_per_op: fsyncs.iter().sum::<u64>() as f64 / counted,
-        fsyncs_per_op_busiest_log: fsyncs.iter().copied().max().unwrap_or(0) as f64 / counted,
+        fsyncs_per_op: fsyncs.iter().sum::<u64>() as f64 / ops,
+        fsyncs_per_op_busiest_log: fsyncs.iter().copied().max().unwrap_or(0) as f64 / ops,
         aborts: aborts.load(Ordering::Relaxed),
         lock_waits: waits.load(Ordering::Relaxed),
         p50_over_fsync: p50 / limits.fsync_preallocated_p50_us.max(0.001),

@@ -436,11 +436,7 @@ impl Runtime {
 
     /// Lets out everything the log is now durable enough for.
     fn release(&self) {
-        let durability = &self.syncer.durability;
-        let mut outbox = durability.outbox.lock();
-        for held in outbox.release(durability.synced()) {
-            syncer::release(held, self.id, &self.shared);
-        }
+        self.syncer.durability.release(self.id, &self.shared);
     }
 
     /// Dying: tells every client still waiting for an answer (queued for a lock, or
@@ -470,7 +466,7 @@ impl Runtime {
                 reply,
                 message: Reply::Done(Err(down)),
             };
-            syncer::release(held, self.id, &self.shared);
+            held.release(self.id, &self.shared);
         }
     }
 

@@ -26,6 +26,7 @@
 
 use crate::mailbox::ReplySender;
 use crate::message::{Message, Reply, Request};
+use crate::router::Shared;
 use crate::types::NodeId;
 use std::collections::VecDeque;
 
@@ -66,6 +67,40 @@ pub enum Held {
         /// The causal depth of what caused it.
         depth: u32,
     },
+}
+
+impl Held {
+    /// Sends it. A reply counts as in flight until the client has taken it
+    /// (`Client::call`), so that `Cluster::settle` also waits for clients to wake; an
+    /// acknowledgement counted as in flight while it waited.
+    pub fn release(self, node: NodeId, shared: &Shared) {
+        match self {
+            Held::Send { to, message, depth } => shared.send(node, to, message, depth),
+            Held::Reply { reply, message } => {
+                shared.begin_work();
+                // The id of a transaction begun with its first operation arrives before
+                // that operation's answer, which wakes the client: it need not wake for
+                // this.
+                let sent = match message {
+                    Reply::Begun(_) => reply.send_quiet(message),
+                    _ => reply.send(message),
+                };
+                if sent.is_err() {
+                    shared.handled(1);
+                }
+            }
+            Held::Forward { to, request, reply } => {
+                if let Err((reply, error)) = shared.forward(to, request, reply) {
+                    let message = Reply::Done(Err(error));
+                    Held::Reply { reply, message }.release(node, shared);
+                }
+            }
+            Held::Ack { to, message, depth } => {
+                shared.send(node, to, message, depth);
+                shared.handled(1);
+            }
+        }
+    }
 }
 
 /// The held items of one node, by the LSN each waits for.

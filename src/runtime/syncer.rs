@@ -13,9 +13,8 @@
 //! for the node thread (which is woken to find it) and the node dies, as after any
 //! failed log write.
 
-use super::outbox::{Held, Outbox};
+use super::outbox::Outbox;
 use crate::error::{Error, Result};
-use crate::message::Reply;
 use crate::router::{Control, Mail, Shared};
 use crate::types::NodeId;
 use crate::wal::SyncTarget;
@@ -43,41 +42,21 @@ impl Durability {
     /// Notes that the log is durable through `lsn` and lets out what that covers.
     pub fn synced_through(&self, lsn: u64, node: NodeId, shared: &Shared) {
         self.synced.fetch_max(lsn, Ordering::SeqCst);
+        self.release(node, shared);
+    }
+
+    /// Lets out everything the log is durable enough for, in order (under the outbox's
+    /// lock, so that the node thread and the syncer never interleave what they send).
+    pub fn release(&self, node: NodeId, shared: &Shared) {
         let mut outbox = self.outbox.lock();
         for held in outbox.release(self.synced()) {
-            release(held, node, shared);
+            held.release(node, shared);
         }
     }
 
     /// The LSN through which the log is known durable.
     pub fn synced(&self) -> u64 {
         self.synced.load(Ordering::SeqCst)
-    }
-}
-
-/// Sends one held item. A reply counts as in flight until the client has taken it
-/// (`Client::call`), so that `Cluster::settle` also waits for clients to wake; an
-/// acknowledgement counted as in flight while it waited.
-pub fn release(held: Held, node: NodeId, shared: &Shared) {
-    match held {
-        Held::Send { to, message, depth } => shared.send(node, to, message, depth),
-        Held::Reply { reply, message } => {
-            shared.begin_work();
-            // The id of a transaction begun with its first operation arrives before that
-            // operation's answer, which wakes the client: it need not wake for this.
-            let sent = match message {
-                Reply::Begun(_) => reply.send_quiet(message),
-                _ => reply.send(message),
-            };
-            if sent.is_err() {
-                shared.handled(1);
-            }
-        }
-        Held::Forward { to, request, reply } => shared.forward(to, request, reply),
-        Held::Ack { to, message, depth } => {
-            shared.send(node, to, message, depth);
-            shared.handled(1);
-        }
     }
 }
 
