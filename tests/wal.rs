@@ -443,15 +443,22 @@ fn a_torn_record_in_an_earlier_segment_is_refused() {
     assert!(detail.contains("only the last segment"), "{detail}");
 }
 
-#[test]
-fn listing_the_log_changes_nothing() {
+/// A log of three synced records: its directory, its segment's path and bytes, and
+/// where its records end.
+fn three_records() -> (TempDir, std::path::PathBuf, Vec<u8>, usize) {
     let dir = tempdir();
     let (mut wal, _) = open(dir.path());
     append_all(&mut wal, &every_kind()[..3], true);
     let end = log_end(&wal);
     drop(wal);
     let path = dir.path().join("log.000001");
-    let mut bytes = fs::read(&path).expect("segment");
+    let bytes = fs::read(&path).expect("segment");
+    (dir, path, bytes, end)
+}
+
+#[test]
+fn listing_the_log_changes_nothing() {
+    let (dir, path, mut bytes, end) = three_records();
     bytes[end - 2..end + FRAME].fill(0);
     fs::write(&path, &bytes).expect("a torn tail");
     let listed = Wal::read_records(dir.path()).expect("read_records");
@@ -499,13 +506,7 @@ proptest! {
 
     #[test]
     fn appended_garbage_never_panics_or_loses_a_whole_record(garbage in vec(any::<u8>(), 1..120)) {
-        let dir = tempdir();
-        let (mut wal, _) = open(dir.path());
-        append_all(&mut wal, &every_kind()[..3], true);
-        let end = log_end(&wal);
-        drop(wal);
-        let path = dir.path().join("log.000001");
-        let mut bytes = fs::read(&path).expect("segment");
+        let (dir, path, mut bytes, end) = three_records();
         bytes[end..end + garbage.len()].copy_from_slice(&garbage);
         fs::write(&path, &bytes).expect("write");
         if let Ok((_, recovery)) = Wal::open(dir.path()) {
