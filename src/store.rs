@@ -44,9 +44,18 @@
 //! **Which snapshot.** An autocommit `GET` (`ReadAt::AtLeast`) takes the newest value
 //! that needs no wait: just below an undecided write of its key. A read-only transaction
 //! takes one `read_ts` for all its reads: the counter, capped just at the lowest
-//! undecided `prepare_ts` anywhere (each node publishes its own after every batch,
-//! `Shared::safe_ts`), so none of its reads waits. A transaction crashed in doubt does not
-//! block readers: they read below it. The one exception is the session's own commits: a
+//! undecided `prepare_ts` anywhere (each node publishes its own, `Shared::safe_ts`), so
+//! none of its reads waits. A transaction crashed in doubt does not block readers: they
+//! read below it. That holds because a reader loads the counter, `r`, before the floors,
+//! and a floor at or below a transaction's `prepare_ts` is published before its vote
+//! leaves and stays published until its outcome is durable at that participant, across
+//! a crash of the participant (a down node keeps its floor; a restarted one publishes what
+//! it restored before anyone can reach it: `runtime::floor`). So for any transaction
+//! undecided at a participant: if its `commit_ts <= r`, that commit timestamp was taken
+//! after every vote left, so after the floor was published, and the reader sees it and
+//! stays at or below its `prepare_ts`; if the reader misses the floor, the floor was
+//! published after `r` was loaded, and the `prepare_ts` taken after it is `>= r`. Either
+//! way no read at the snapshot waits for it. The one exception is the session's own commits: a
 //! session never reads below its last commit (`Client::seen`), so it always sees its own
 //! writes, and if that commit is newer than an undecided write of the key, the read
 //! waits for the outcome. (Reads do not move the session forward: two autocommit reads
@@ -73,7 +82,10 @@
 //! locks of its writes (the `Prepare` record holds no reads), so until that outcome a key
 //! it only read may be written and committed below it. Versions are bounded per key, so
 //! a long read-only transaction may be told to retry ([`TooOld`]), never given a wrong
-//! value.
+//! value; so may one whose snapshot predates a checkpoint its node restarted from. While
+//! a transaction stays in doubt (its coordinator down), new snapshots stay below it, so
+//! they fall further behind, and a key rewritten often since may be refused until it is
+//! settled.
 
 use crate::types::{Timestamp, Write};
 use crate::wal::Snapshot;
