@@ -103,7 +103,8 @@ pub struct Shared {
     /// The cluster's prepare and commit timestamps.
     pub ts: Arc<Timestamps>,
     /// Per node, the lowest prepare timestamp of its undecided transactions (`u64::MAX`
-    /// if none): snapshots at or below every node's floor never wait.
+    /// if none), kept while the node is down: snapshots at or below every node's floor
+    /// never wait. The runtime's `floor` module says when a node publishes it.
     prepare_floors: Vec<AtomicU64>,
     /// Where the whole process aborts (`KV2PC_FAILPOINT`), if anywhere.
     pub failpoint: Option<(NodeId, CrashPoint)>,
@@ -138,14 +139,18 @@ impl Shared {
     }
 
     /// A snapshot timestamp that no undecided transaction can make a reader wait for:
-    /// the newest timestamp, or just at the lowest prepare timestamp anywhere.
+    /// the newest timestamp, or just at the lowest prepare timestamp anywhere, down nodes
+    /// included. The counter is read first: a commit timestamp at or below it was chosen
+    /// after every vote of its transaction left, so after each participant published a
+    /// floor at or below its prepare timestamp, which the loads after see.
     pub fn safe_ts(&self) -> Timestamp {
+        let newest = self.ts.current();
         let floor = self
             .prepare_floors
             .iter()
             .map(|f| f.load(Ordering::SeqCst))
             .min();
-        self.ts.current().min(floor.unwrap_or(u64::MAX))
+        newest.min(floor.unwrap_or(u64::MAX))
     }
 
     /// Records why `node` stopped (`None` clears it, at restart).

@@ -7,8 +7,22 @@
 //! a snapshot before it still sees the value.
 //!
 //! Each key keeps at most [`MAX_VERSIONS`] versions. A snapshot older than every version
-//! kept of a key whose history was cut gets [`TooOld`] rather than a wrong answer; after
-//! recovery from a checkpoint only the latest version of each key is known.
+//! kept of a key whose history was cut gets [`TooOld`] rather than a wrong answer.
+//!
+//! **After a checkpoint.** A checkpoint keeps only the latest version of each live key and
+//! leaves deleted keys out, so a store recovered from one knows nothing of what happened
+//! before it but those latest values. Its history is complete only from the checkpoint's
+//! clock up (`complete_from`): every commit applied here at or below that clock is
+//! summarized in the checkpoint (the clock is the cluster's counter when it was taken, at
+//! or above every commit timestamp applied before, deletes included), and every commit
+//! after it is in the log replayed after it, whatever its timestamp (a transaction
+//! prepared at the checkpoint may commit after it below its clock: its version is
+//! replayed). So a read below `complete_from` of a key with no version at or below it (a
+//! key deleted then, or deleted and written again since) is [`TooOld`], not "not set":
+//! the key may have had a value then. A restarted node thus answers every snapshot read
+//! as it would have before, or refuses it. Without a checkpoint, recovery replays the
+//! whole log through [`Store::apply`], in the order the node applied it, so it keeps and
+//! cuts exactly the versions the node had.
 //!
 //! # Snapshot reads: the design
 //!
@@ -30,9 +44,18 @@
 //! **Which snapshot.** An autocommit `GET` (`ReadAt::AtLeast`) takes the newest value
 //! that needs no wait: just below an undecided write of its key. A read-only transaction
 //! takes one `read_ts` for all its reads: the counter, capped just at the lowest
-//! undecided `prepare_ts` anywhere (each node publishes its own after every batch,
-//! `Shared::safe_ts`), so none of its reads waits. A transaction crashed in doubt does not
-//! block readers: they read below it. The one exception is the session's own commits: a
+//! undecided `prepare_ts` anywhere (each node publishes its own, `Shared::safe_ts`), so
+//! none of its reads waits. A transaction crashed in doubt does not block readers: they
+//! read below it. That holds because a reader loads the counter, `r`, before the floors,
+//! and a floor at or below a transaction's `prepare_ts` is published before its vote
+//! leaves and stays published until its outcome is durable at that participant, across
+//! a crash of the participant (a down node keeps its floor; a restarted one publishes what
+//! it restored before anyone can reach it: `runtime::floor`). So for any transaction
+//! undecided at a participant: if its `commit_ts <= r`, that commit timestamp was taken
+//! after every vote left, so after the floor was published, and the reader sees it and
+//! stays at or below its `prepare_ts`; if the reader misses the floor, the floor was
+//! published after `r` was loaded, and the `prepare_ts` taken after it is `>= r`. Either
+//! way no read at the snapshot waits for it. The one exception is the session's own commits: a
 //! session never reads below its last commit (`Client::seen`), so it always sees its own
 //! writes, and if that commit is newer than an undecided write of the key, the read
 //! waits for the outcome. (Reads do not move the session forward: two autocommit reads
@@ -59,7 +82,10 @@
 //! locks of its writes (the `Prepare` record holds no reads), so until that outcome a key
 //! it only read may be written and committed below it. Versions are bounded per key, so
 //! a long read-only transaction may be told to retry ([`TooOld`]), never given a wrong
-//! value.
+//! value; so may one whose snapshot predates a checkpoint its node restarted from. While
+//! a transaction stays in doubt (its coordinator down), new snapshots stay below it, so
+//! they fall further behind, and a key rewritten often since may be refused until it is
+//! settled.
 
 use crate::types::{Timestamp, Write};
 use crate::wal::Snapshot;
@@ -89,10 +115,15 @@ pub struct Store {
     data: BTreeMap<String, Versions>,
     /// Keys whose newest version is not a delete.
     live: usize,
+    /// Reads at or above this timestamp see every commit applied here (0 for a fresh
+    /// store, the checkpoint's clock after recovery from one); below it, a key without a
+    /// version at or below the read is unknown, not unset.
+    complete_from: Timestamp,
 }
 
 impl Store {
-    /// Rebuilds the store from a checkpoint's data (latest versions only).
+    /// Rebuilds the store from a checkpoint's data (latest versions only), complete from
+    /// the checkpoint's clock up.
     pub fn from_snapshot(snapshot: &Snapshot) -> Store {
         let data: BTreeMap<String, Versions> = snapshot
             .data
@@ -106,7 +137,11 @@ impl Store {
             })
             .collect();
         let live = data.len();
-        Store { data, live }
+        Store {
+            data,
+            live,
+            complete_from: snapshot.clock,
+        }
     }
 
     /// The latest committed value of `key`.
@@ -115,22 +150,23 @@ impl Store {
         versions.versions.last()?.1.as_deref()
     }
 
-    /// The value of `key` in the snapshot at `ts`.
+    /// The value of `key` in the snapshot at `ts`, or [`TooOld`] if this store no longer
+    /// knows it (versions cut, or before the checkpoint it was recovered from).
     pub fn get_at(&self, key: &str, ts: Timestamp) -> Result<Option<&str>, TooOld> {
-        let Some(versions) = self.data.get(key) else {
-            return Ok(None);
-        };
-        match versions
-            .versions
-            .iter()
-            .rev()
-            .find(|(written, _)| *written <= ts)
-        {
-            Some((_, value)) => Ok(value.as_deref()),
-            None if versions.cut => Err(TooOld {
+        let versions = self.data.get(key);
+        let newest_below =
+            versions.and_then(|versions| versions.versions.iter().rev().find(|v| v.0 <= ts));
+        if let Some((_, value)) = newest_below {
+            return Ok(value.as_deref());
+        }
+        match versions {
+            Some(versions) if versions.cut => Err(TooOld {
                 oldest: versions.versions.first().map_or(0, |v| v.0),
             }),
-            None => Ok(None),
+            _ if ts < self.complete_from => Err(TooOld {
+                oldest: self.complete_from,
+            }),
+            _ => Ok(None),
         }
     }
 
@@ -219,5 +255,23 @@ mod tests {
         assert_eq!(checkpointed.get("x"), Some("10"));
         assert!(checkpointed.get_at("x", 50).is_err());
         assert_eq!(checkpointed.len(), 1);
+    }
+
+    #[test]
+    fn before_a_checkpoint_a_key_without_a_version_is_unknown_not_unset() {
+        let mut store = Store::default();
+        store.apply(&[put("x", "1")], 2);
+        store.apply(&[("x".to_string(), None)], 5);
+        let mut recovered = Store::from_snapshot(&Snapshot {
+            data: store.to_snapshot_data(),
+            clock: 6,
+            ..Default::default()
+        });
+        assert_eq!(recovered.get_at("x", 3), Err(TooOld { oldest: 6 }));
+        assert_eq!(recovered.get_at("x", 6), Ok(None));
+        recovered.apply(&[put("x", "2")], 8);
+        assert_eq!(recovered.get_at("x", 4), Err(TooOld { oldest: 6 }));
+        assert_eq!(recovered.get_at("x", 7), Ok(None));
+        assert_eq!(recovered.get_at("x", 8), Ok(Some("2")));
     }
 }

@@ -29,19 +29,21 @@
 //! the clients take them, like every reply, so `Cluster::settle` returns only once they
 //! have woken.
 
+mod floor;
 mod outbox;
 mod syncer;
 
 use crate::crash::CrashPoint;
 use crate::error::Result;
 use crate::mailbox::ReplySender;
-use crate::message::{Answer, Effect, Reply};
+use crate::message::{Answer, Effect, Message, Reply};
 use crate::node::{Input, Node};
 use crate::router::{Control, Mail, NodeStatus, Shared};
 use crate::trace::TraceEvent;
 use crate::types::{NodeId, TxnId};
 use crate::wal::{Record, Wal};
 use crossbeam::channel::{Receiver, RecvTimeoutError};
+use floor::Floor;
 use outbox::Held;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -104,6 +106,8 @@ pub struct Runtime {
     sync_asked: u64,
     /// Whether the detector holds waits from this node.
     reported_waits: bool,
+    /// The prepare floor published for read-only snapshots (see `floor`).
+    floor: Floor,
 }
 
 impl Runtime {
@@ -115,6 +119,7 @@ impl Runtime {
         inbox: Receiver<Mail>,
     ) -> Result<Runtime> {
         let id = node.id();
+        let floor = Floor::restored(id, node.participant().prepare_floor(), &shared);
         Ok(Runtime {
             id,
             node,
@@ -131,6 +136,7 @@ impl Runtime {
             visible_lsn: 0,
             sync_asked: 0,
             reported_waits: false,
+            floor,
         })
     }
 
@@ -220,7 +226,8 @@ impl Runtime {
         self.syncer.stop();
         self.answer_down();
         self.shared.detach(self.id);
-        self.shared.publish_prepare_floor(self.id, None);
+        // A down node keeps its floor: what it prepared durably is still undecided.
+        self.lower_floor();
         self.shared.detector.update(self.id, &[]);
     }
 
@@ -229,6 +236,15 @@ impl Runtime {
         let now = self.shared.clock.now();
         match mail {
             Mail::Input(input, depth) => {
+                if let Input::Peer {
+                    message: Message::Prepare { .. },
+                    ..
+                } = input
+                {
+                    // At or below the prepare timestamp it is about to take.
+                    let current = self.node.timestamps().current();
+                    self.floor.lower(self.id, Some(current), &self.shared);
+                }
                 self.node.handle(input, now, &settings, &mut self.effects);
                 self.execute(depth)
             }
@@ -287,8 +303,10 @@ impl Runtime {
                 }
                 Effect::CrashPoint(point) if self.armed == Some(point) => {
                     // Leave first, so answers to what goes out now are lost, as they
-                    // would be: the node is dead once its last messages leave.
+                    // would be: the node is dead once its last messages leave. A vote
+                    // may leave now: its floor goes first.
                     self.shared.detach(self.id);
+                    self.lower_floor();
                     flow = match self.sync_now() {
                         Flow::Continue => Flow::Crashed,
                         other => other,
@@ -316,6 +334,7 @@ impl Runtime {
         }
         match record {
             Record::TidLease { .. } => self.lease_lsn = self.wal.end_lsn(),
+            Record::Commit { .. } | Record::Abort { .. } => self.floor.decided(self.wal.end_lsn()),
             Record::OnePhaseCommit { .. } => self.visible_lsn = self.wal.end_lsn(),
             _ => {}
         }
@@ -374,6 +393,8 @@ impl Runtime {
     /// latency (about 50 µs of a one-phase commit's 140 here). Otherwise the syncer runs
     /// it, and this thread goes on serving the others.
     fn finish_batch(&mut self) -> Flow {
+        // Before any fsync lets this batch's votes out.
+        self.lower_floor();
         if let Err(error) = self.wal.flush(false) {
             self.fail(error);
             return Flow::Crashed;
@@ -400,8 +421,15 @@ impl Runtime {
         self.release();
         self.report_waits();
         let floor = self.node.participant().prepare_floor();
-        self.shared.publish_prepare_floor(self.id, floor);
+        let synced = self.syncer.durability.synced();
+        self.floor.settle(self.id, floor, synced, &self.shared);
         self.maybe_checkpoint()
+    }
+
+    /// Publishes the floor of what is prepared here now, if that is lower (see `floor`).
+    fn lower_floor(&mut self) {
+        let floor = self.node.participant().prepare_floor();
+        self.floor.lower(self.id, floor, &self.shared);
     }
 
     /// Asks the syncer to fsync everything written so far.

@@ -130,6 +130,8 @@ pub struct Snapshot {
     pub decisions: Vec<Record>,
     /// The transaction-counter lease: counters below it may have been used.
     pub tid_lease: u64,
-    /// The node's logical clock.
+    /// The cluster's timestamp when the checkpoint was taken: at or above every commit
+    /// applied before it, deletes (left out of `data`) included, so the recovered store
+    /// refuses reads below it of keys it has no version of (see `store`).
     pub clock: Timestamp,
 }
