@@ -65,6 +65,7 @@
 //! has none, which is safe: an unknown transaction votes NO, and an operation that is not
 //! the transaction's first on this node is refused (see `Request::Read::first`).
 
+mod rejoin;
 mod snapshot;
 mod termination;
 
@@ -145,6 +146,9 @@ pub struct Participant {
     /// Transactions that voted READ-ONLY here and hold their read locks until the
     /// outcome, with their coordinators.
     read_only: BTreeMap<TxnId, NodeId>,
+    /// After a restart, until every peer has answered the announcement: the locking
+    /// operations held meanwhile (see `rejoin`).
+    rejoin: Option<rejoin::Rejoin>,
 }
 
 /// How many committed transactions a participant remembers for its peers.
@@ -166,6 +170,7 @@ impl Participant {
             live_from: BTreeMap::new(),
             recent_commits: BTreeMap::new(),
             read_only: BTreeMap::new(),
+            rejoin: None,
         }
     }
 
@@ -222,6 +227,9 @@ impl Participant {
         first: bool,
         out: &mut Vec<Effect>,
     ) {
+        let Some(op) = self.hold_while_rejoining(req, tid, op, first) else {
+            return;
+        };
         if let Err(error) = self.admit(tid, first) {
             return reply(out, req, Err(error));
         }
