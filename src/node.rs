@@ -302,11 +302,13 @@ impl Node {
             Message::Inquire { tid } => self.participant.peer_inquire(from, tid, out),
             // Both roles: a peer recovered. The coordinator first aborts what the peer's
             // old votes vouched for, then the answer lets the peer serve again; and a peer
-            // that restarted holds no vote of this node's old incarnation either.
+            // that restarted holds no vote of this node's old incarnation either. The
+            // answer needs no record, but it leaves in line with the acknowledgements
+            // said before it (as one of them), so the trace is the same every run.
             Message::Restarted { live_from } => {
                 self.participant.peer_restarted(from, live_from, out);
                 self.coordinator.peer_restarted(from, out);
-                out.push(Effect::Send {
+                out.push(Effect::SendDurable {
                     to: from,
                     message: Message::RestartAck,
                 });

@@ -587,7 +587,7 @@ fn a_restarted_coordinator_ends_the_read_only_part_of_its_old_transactions() {
     let restarted = Message::Restarted { live_from: 1000 };
     assert_eq!(
         moves(h.message(0, 1, restarted)),
-        vec![Fx::Send(0, Message::RestartAck)]
+        vec![Fx::Durable(0, Message::RestartAck)]
     );
     assert!(h.nodes[1].participant().locks().is_empty());
 }

@@ -28,9 +28,9 @@
 //! own (larger) commit timestamp was chosen, though it is serialized after it; a snapshot
 //! between the two would see the writer without this transaction. Holding every lock
 //! until the outcome (whose timestamp is chosen before it is sent) rules that out. A
-//! participant that crashes in doubt re-takes only the locks of what it wrote (the
-//! `Prepare` record holds no reads): for that window, a key it only read may be written
-//! again before the outcome.
+//! participant that crashes keeps, of all its locks, only those of the writes it holds
+//! in doubt (the `Prepare` record holds no reads; a READ-ONLY voter logs nothing):
+//! "Restarts" below says why that does not reopen the window.
 //! - **NO** if it has no workspace (it crashed since the transaction wrote there, or
 //!   aborted it as a deadlock victim): a tombstone remembers why.
 //!
@@ -50,6 +50,45 @@
 //! know the transaction, stays silent. Only if every participant voted YES and none heard
 //! the decision does the transaction block until the coordinator returns: the blocking
 //! window of 2PC, which cooperation narrows but cannot close.
+//!
+//! # Restarts: the locks a crash loses
+//!
+//! A restarted participant re-takes only the write locks of its in-doubt transactions.
+//! The locks of active transactions are gone with their workspaces, which is harmless
+//! (such a transaction votes NO here, or its next operation here is refused); but so are
+//! the read locks of a transaction T1 that voted YES or READ-ONLY and awaits the outcome,
+//! and that vote told the coordinator "I hold these until you decide". Were a writer T2
+//! of a key T1 read here to take it now and commit (in one phase: a timestamp taken
+//! now), and T1 be decided after (a larger timestamp), the timestamps would contradict
+//! the serialization order T1 -> T2, and a snapshot between them would see T2 without T1.
+//!
+//! The rule, a handshake (`rejoin`): a restarted node announces `Restarted` to every peer
+//! and admits no locking operation (snapshot reads, PREPAREs and outcomes go on; reads
+//! and writes under locks are held, and run in order afterwards) until each peer has
+//! answered `RestartAck` or is known to be down. A coordinator, when it handles the
+//! announcement, first aborts every transaction still collecting votes that counted a
+//! vote from the restarted node.
+//!
+//! Why that is enough. T2 locks a key here only after T1's coordinator C handled the
+//! announcement (or was found down). Messages between two nodes arrive in order, so
+//! every vote of this node's old incarnation that C ever receives, C handled before the
+//! announcement. At that moment T1 was one of:
+//! - decided: its commit timestamp was chosen already, and T2's, chosen after T2's lock,
+//!   is larger (the counter only grows): the timestamps follow the order;
+//! - collecting, with this node's vote counted: C aborts it;
+//! - collecting, with the vote not counted: the vote is lost, so the new incarnation,
+//!   which has no workspace for T1, votes NO if the PREPARE reaches it, and otherwise the
+//!   vote times out: T1 aborts;
+//! - unknown to C, which crashed since: with no `Decision` logged it is presumed aborted,
+//!   and a peer that was down when the announcement was sent had nothing collecting.
+//!
+//! The handshake is what makes the coordinator's rule sound. Aborting on the
+//! announcement alone would leave a race: this node could serve T2 before C handles the
+//! announcement, and C could meanwhile decide T1 from a vote already in its inbox. The
+//! restarted node cannot tell which of its votes were counted; only C can, in order.
+//! Logging the read set in the `Prepare` record, so that recovery re-takes it, would
+//! cover only YES voters: a READ-ONLY voter logs nothing, and forcing a record for each
+//! would cost every read-only participant an fsync.
 //!
 //! # Idempotence
 //!

@@ -248,7 +248,7 @@ fn a_coordinator_told_of_a_restart_aborts_what_the_old_votes_vouched_for() {
                 if e.contains("T1 aborted") && e.contains("node 1 crashed and restarted"))),
             "{effects:?}"
         );
-        assert_eq!(effects.last(), Some(&Fx::Send(1, Message::RestartAck)));
+        assert_eq!(effects.last(), Some(&Fx::Durable(1, Message::RestartAck)));
         // Node 2's vote comes too late to commit anything.
         let vote_2 = take(&mut wire, |(from, _, m)| {
             *from == 2 && matches!(m, Message::Vote { .. })
@@ -286,7 +286,7 @@ fn a_restarted_node_holds_locking_operations_until_every_peer_has_answered() {
     // Node 0 answers; node 2 has not yet: still held.
     let to_0 = take(&mut wire, |(_, to, _)| *to == 0);
     let ack_0 = deliver(&mut h, &mut wire, to_0);
-    assert_eq!(ack_0, vec![Fx::Send(1, Message::RestartAck)]);
+    assert_eq!(ack_0, vec![Fx::Durable(1, Message::RestartAck)]);
     let ack = take(&mut wire, |(from, _, _)| *from == 0);
     assert!(deliver(&mut h, &mut wire, ack).is_empty());
     // Node 2's answer lets both operations through, in the order they came.
@@ -330,7 +330,7 @@ fn a_restarted_node_does_not_wait_for_a_peer_that_is_down() {
     let effects = deliver(&mut h, &mut wire, to_1);
     assert_eq!(
         effects,
-        vec![Fx::Send(0, Message::RestartAck), Fx::Ok(Answer::Done)]
+        vec![Fx::Durable(0, Message::RestartAck), Fx::Ok(Answer::Done)]
     );
 }
 
@@ -390,7 +390,7 @@ fn a_repeated_announcement_aborts_nothing_begun_after_the_restart() {
     // incarnation is counted, so nothing is aborted.
     assert_eq!(
         deliver(&mut h, &mut wire, announcement),
-        vec![Fx::Send(1, Message::RestartAck)]
+        vec![Fx::Durable(1, Message::RestartAck)]
     );
     let seen = drain(&mut h, &mut wire);
     assert!(
