@@ -23,6 +23,16 @@
 //! answers, or down, and the router reports it. A repeated announcement that arrives
 //! after the handshake aborts nothing the new incarnation voted for: it was sent before
 //! any of its votes, and messages between two nodes arrive in order.
+//!
+//! # Limits
+//!
+//! "Down" is exact here: nodes are threads of one process, and the router knows which
+//! inboxes are attached. Across a network it would be a failure detector's verdict, and
+//! a wrong one (a slow peer judged down) would reopen the window, unless the peer judged
+//! down were fenced first (its incarnation ended before this node serves). The shell has
+//! no words yet for an operation held here: it shows as a plain wait, which in the
+//! scripts' manual clock lasts only when a peer died before its answer left, until the
+//! next TICK re-announces.
 
 use super::{Participant, PendingOp};
 use crate::message::{Effect, Message, ReqId};
