@@ -419,8 +419,9 @@ impl Coordinator {
     /// pending from it is no promise: the new incarnation votes NO, having lost the
     /// workspace, or never receives the PREPARE and the vote times out. Messages between
     /// two nodes arrive in order, so every vote of the old incarnation that reaches this
-    /// node at all was counted before this announcement; and no vote of the new one can
-    /// be counted yet, since it serves no locking operation before this node answers.
+    /// node at all was counted before this announcement; and no vote of the new one is
+    /// counted yet: it announces (and announces again) only before it serves any locking
+    /// operation, so before any vote of its own.
     pub fn peer_restarted(&mut self, peer: NodeId, out: &mut Vec<Effect>) {
         let vouched: Vec<TxnId> = (self.collecting.iter())
             .filter(|(_, collecting)| {

@@ -274,6 +274,7 @@ fn a_restarted_node_holds_locking_operations_until_every_peer_has_answered() {
     let t3 = h.begin(2);
     assert!(h.read(1, t3, "q", true).is_empty(), "held, not answered");
     assert!(h.nodes[1].participant().locks().is_empty());
+    assert_eq!(h.nodes[1].participant().rejoining(), vec![0, 2]);
     // Snapshot reads take no locks: they go on.
     let snapshot = Request::SnapshotRead {
         key: "r".into(),
@@ -289,6 +290,7 @@ fn a_restarted_node_holds_locking_operations_until_every_peer_has_answered() {
     assert_eq!(ack_0, vec![Fx::Durable(1, Message::RestartAck)]);
     let ack = take(&mut wire, |(from, _, _)| *from == 0);
     assert!(deliver(&mut h, &mut wire, ack).is_empty());
+    assert_eq!(h.nodes[1].participant().rejoining(), vec![2]);
     // Node 2's answer lets both operations through, in the order they came.
     let to_2 = take(&mut wire, |(_, to, _)| *to == 2);
     deliver(&mut h, &mut wire, to_2);
@@ -298,6 +300,7 @@ fn a_restarted_node_holds_locking_operations_until_every_peer_has_answered() {
         vec![Fx::Ok(Answer::Done), Fx::Ok(Answer::Value(None))]
     );
     assert_eq!(h.nodes[1].participant().active(), vec![t2, t3]);
+    assert!(h.nodes[1].participant().rejoining().is_empty());
     // Once rejoined, it serves at once.
     assert_eq!(h.write(1, t2, "s", "2", false), vec![Fx::Ok(Answer::Done)]);
 }
@@ -307,7 +310,8 @@ fn a_restarted_node_does_not_wait_for_a_peer_that_is_down() {
     let mut h = Harness::new();
     let mut wire = Wire::new();
     restart_node_1(&mut h, &[], &mut wire);
-    let t2 = h.begin(0);
+    // Coordinated by node 1 itself, so node 0's restart below does not end it.
+    let t2 = h.begin(1);
     assert!(h.write(1, t2, "r", "2", true).is_empty());
     // Node 2 is down: the router hands the announcement back, undelivered.
     let (_, _, lost) = take(&mut wire, |(_, to, _)| *to == 2);
@@ -319,8 +323,8 @@ fn a_restarted_node_does_not_wait_for_a_peer_that_is_down() {
         moves(h.input(1, undelivered)).is_empty(),
         "node 0 has not answered"
     );
-    // A restarted peer has no votes of this node's old incarnation: its own
-    // announcement answers this node's.
+    // Node 0 restarts (from its log, which is empty): a restarted peer has no votes of
+    // this node's old incarnation, so its own announcement answers this node's.
     let ts = h.nodes[0].timestamps().clone();
     let (node, recovery) = Node::recover(0, super::NODES, ts, None, &[], h.now);
     h.nodes[0] = node;
