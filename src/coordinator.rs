@@ -39,6 +39,11 @@
 //! Transactions begun but not decided before the crash are dead: the restarted node's
 //! `Restarted { live_from }` tells participants to abort their workspaces, and a late
 //! COMMIT request for one is refused.
+//!
+//! A participant's `Restarted` aborts every transaction still collecting votes whose
+//! vote from it was counted: that vote vouched for locks the crash lost. The coordinator
+//! then answers `RestartAck`, and the restarted node serves no locking operation until
+//! every peer has answered (see `participant`'s "Restarts" for why that is enough).
 
 use crate::clock::Timestamps;
 use crate::crash::CrashPoint;
@@ -404,8 +409,33 @@ impl Coordinator {
         }
     }
 
-    /// A participant restarted: re-send the decisions it has not acknowledged.
+    /// A participant restarted: abort every transaction still collecting votes that
+    /// counted its vote, and re-send the decisions it has not acknowledged.
+    ///
+    /// A YES or READ-ONLY vote promises that the voter holds the transaction's locks
+    /// until the outcome; the restarted voter holds none of its read locks (a READ-ONLY
+    /// voter, nothing at all), so a conflicting writer could take them and commit below
+    /// the commit timestamp this transaction would get (see `participant`). A vote still
+    /// pending from it is no promise: the new incarnation votes NO, having lost the
+    /// workspace, or never receives the PREPARE and the vote times out. Messages between
+    /// two nodes arrive in order, so every vote of the old incarnation that reaches this
+    /// node at all was counted before this announcement; and no vote of the new one is
+    /// counted yet: it announces (and announces again) only before it serves any locking
+    /// operation, so before any vote of its own.
     pub fn peer_restarted(&mut self, peer: NodeId, out: &mut Vec<Effect>) {
+        let vouched: Vec<TxnId> = (self.collecting.iter())
+            .filter(|(_, collecting)| {
+                collecting.yes.contains(&peer) || collecting.read_only.contains(&peer)
+            })
+            .map(|(tid, _)| *tid)
+            .collect();
+        for tid in vouched {
+            let reason = format!(
+                "node {peer} crashed and restarted after it voted, losing the locks its vote \
+                 promised to hold until the outcome"
+            );
+            self.abort_collecting(tid, reason, out);
+        }
         for (tid, decided) in &self.decided {
             if decided.unacked.contains(&peer) {
                 let message = Message::Commit {

@@ -95,11 +95,19 @@ pub enum Message {
     },
     /// A node finished recovery. Participants abort the active transactions this node
     /// coordinated before it crashed (their counter is below `live_from`) and re-ask about
-    /// in-doubt ones; coordinators re-send commit decisions it has not acknowledged.
+    /// in-doubt ones; coordinators abort the transactions still collecting votes whose
+    /// vote from this node they counted (it vouched for locks the crash lost) and re-send
+    /// commit decisions it has not acknowledged. Every node then answers `RestartAck`.
+    /// The restarted node re-sends it to the peers that have not answered, until they do
+    /// or turn out to be down (see `participant::rejoin`).
     Restarted {
         /// The first transaction counter of the new incarnation.
         live_from: u64,
     },
+    /// The answer to `Restarted`: nothing this node decides from now on counts a vote of
+    /// the sender's old incarnation, so the sender may serve locking operations again
+    /// once every peer has said so.
+    RestartAck,
     /// Deadlock detector to the node where the victim waits: abort it.
     DeadlockVictim {
         /// The victim.
@@ -134,8 +142,16 @@ impl Message {
             Message::OnePhaseOutcome { .. } => "ONE-PHASE ABORTED".into(),
             Message::Inquire { .. } => "INQUIRE".into(),
             Message::Restarted { .. } => "RESTARTED".into(),
+            Message::RestartAck => "RESTART ACK".into(),
             Message::DeadlockVictim { .. } => "DEADLOCK VICTIM".into(),
         }
+    }
+
+    /// Whether the sender must be told if this message is lost to a down node
+    /// (`Input::Undelivered`): a restart announcement, which waits for an answer from
+    /// every node that is up.
+    pub fn reports_loss(&self) -> bool {
+        matches!(self, Message::Restarted { .. })
     }
 
     /// The transaction the message is about, if any.
@@ -150,7 +166,7 @@ impl Message {
             | Message::OnePhaseOutcome { tid, .. }
             | Message::Inquire { tid }
             | Message::DeadlockVictim { tid, .. } => Some(*tid),
-            Message::Restarted { .. } => None,
+            Message::Restarted { .. } | Message::RestartAck => None,
         }
     }
 }

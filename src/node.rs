@@ -38,6 +38,15 @@ pub enum Input {
     },
     /// Time passed: check timeouts.
     Tick,
+    /// The router could not deliver `message`, which this node sent, to `to`: it was
+    /// down, or died with the message unread in its inbox. Only messages whose loss the
+    /// sender must learn come back (`Message::reports_loss`).
+    Undelivered {
+        /// The node that was down.
+        to: NodeId,
+        /// The message it never received.
+        message: Message,
+    },
 }
 
 /// One node's protocol state.
@@ -147,8 +156,10 @@ impl Node {
     /// Rebuilds a node from its checkpoint and the records after it. The returned effects
     /// must run before the node serves anyone: they re-lock nothing (that is done here)
     /// but ask about in-doubt transactions, re-send commit decisions and announce the
-    /// restart to every node, so dead transactions this node coordinated are released.
-    /// The timestamps move past every timestamp in the log.
+    /// restart to every node, so dead transactions this node coordinated are released and
+    /// undecided ones its old votes vouched for are aborted. Until every peer has answered
+    /// the announcement (or is known to be down), the node holds locking operations
+    /// (`participant::rejoin`). The timestamps move past every timestamp in the log.
     pub fn recover(
         id: NodeId,
         nodes: u32,
@@ -179,12 +190,7 @@ impl Node {
         let live_from = node.coordinator.live_from();
         let mut local = Vec::new();
         node.participant.peer_restarted(id, live_from, &mut local);
-        for peer in (0..nodes).filter(|peer| *peer != id) {
-            out.push(Effect::Send {
-                to: peer,
-                message: Message::Restarted { live_from },
-            });
-        }
+        node.participant.rejoin(live_from, &mut out);
         (node, out)
     }
 
@@ -203,6 +209,13 @@ impl Node {
                 self.coordinator.tick(now, settings.vote_timeout, out);
                 self.participant.tick(now, settings.inquiry_interval, out);
             }
+            // Participant: a peer that never got the restart announcement was down, so it
+            // holds no vote of the old incarnation.
+            Input::Undelivered {
+                to,
+                message: Message::Restarted { .. },
+            } => self.participant.peer_settled(to, out),
+            Input::Undelivered { .. } => {}
         }
     }
 
@@ -287,11 +300,22 @@ impl Node {
                 self.coordinator.inquire(from, tid, out)
             }
             Message::Inquire { tid } => self.participant.peer_inquire(from, tid, out),
-            // Both roles: a peer recovered.
+            // Both roles: a peer recovered. The coordinator first aborts what the peer's
+            // old votes vouched for, then the answer lets the peer serve again; and a peer
+            // that restarted holds no vote of this node's old incarnation either. The
+            // answer needs no record, but it leaves in line with the acknowledgements
+            // said before it (as one of them), so the trace is the same every run.
             Message::Restarted { live_from } => {
                 self.participant.peer_restarted(from, live_from, out);
                 self.coordinator.peer_restarted(from, out);
+                out.push(Effect::SendDurable {
+                    to: from,
+                    message: Message::RestartAck,
+                });
+                self.participant.peer_settled(from, out);
             }
+            // Participant: one more peer has answered this node's restart.
+            Message::RestartAck => self.participant.peer_settled(from, out),
             // Participant: the deadlock detector chose a victim waiting here.
             Message::DeadlockVictim { tid, cycle } => {
                 self.participant.deadlock_victim(tid, &cycle, out)

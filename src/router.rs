@@ -180,14 +180,19 @@ impl Shared {
         }
     }
 
-    /// Sends a protocol message, tracing it; a message to a down node is lost.
+    /// Sends a protocol message, tracing it; a message to a down node is lost (and the
+    /// sender told, if it must know: `Message::reports_loss`).
     pub fn send(&self, from: NodeId, to: NodeId, message: Message, depth: u32) {
         let traced = self
             .tracer
             .enabled()
             .then(|| (message.label(), message.tid()));
+        let notice = message.reports_loss().then(|| message.clone());
         let input = Input::Peer { from, message };
         let dropped = self.deliver(to, Mail::Input(input, depth + 1)).is_err();
+        if dropped && let Some(message) = notice {
+            self.undelivered(from, to, message, depth);
+        }
         if let Some((label, tid)) = traced {
             self.tracer.emit(|| TraceEvent::Message {
                 depth,
@@ -198,6 +203,13 @@ impl Shared {
                 dropped,
             });
         }
+    }
+
+    /// Tells `from` that `message`, which it sent, never reached `to`: `to` was down, or
+    /// died before reading it.
+    pub fn undelivered(&self, from: NodeId, to: NodeId, message: Message, depth: u32) {
+        let input = Input::Undelivered { to, message };
+        let _ = self.deliver(from, Mail::Input(input, depth + 1));
     }
 
     /// Sends a client request to `node`.

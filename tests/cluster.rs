@@ -403,3 +403,41 @@ fn a_transaction_begun_with_its_first_operation_commits_and_reports_a_down_node(
     assert_eq!(txn.id(), None);
     assert!(txn.participants().is_empty());
 }
+
+/// A node restarted while a peer is down serves locked reads and writes at once: the
+/// router tells it that its restart announcement to the down peer was lost, so it does
+/// not wait for that peer's answer (the manual clock never ticks here, so nothing else
+/// would end the wait).
+#[test]
+fn a_node_restarted_while_a_peer_is_down_serves_without_waiting_for_it() {
+    let dir = TempDir::new().unwrap();
+    let cluster = Arc::new(open(&dir, 3));
+    let (x, _) = key_on_1_and_2(&cluster);
+    cluster.crash(2).unwrap();
+    cluster.crash(1).unwrap();
+    cluster.restart(1).unwrap();
+    cluster.settle();
+    let (done, finished) = crossbeam::channel::bounded(1);
+    let worker = {
+        let (cluster, x) = (cluster.clone(), x.clone());
+        std::thread::spawn(move || {
+            let client = cluster.client(0).unwrap();
+            let mut txn = client.begin_lazily();
+            let read = txn
+                .get(&x)
+                .and_then(|_| txn.put(&x, "1"))
+                .and_then(|()| txn.commit());
+            let _ = done.send(read);
+        })
+    };
+    let outcome = finished.recv_timeout(Duration::from_secs(20));
+    assert!(
+        matches!(outcome, Ok(Ok(()))),
+        "node 1 still holds locked operations for node 2, which is down: {outcome:?}"
+    );
+    worker.join().unwrap();
+    assert_eq!(
+        cluster.client(0).unwrap().get(&x).unwrap().as_deref(),
+        Some("1")
+    );
+}

@@ -15,6 +15,10 @@ use std::time::Duration;
 #[path = "protocol/for_update.rs"]
 mod for_update;
 
+/// Read locks lost at a restart: the restarted node's handshake with its peers.
+#[path = "protocol/restart_reads.rs"]
+mod restart_reads;
+
 fn fresh() -> Arc<Timestamps> {
     Arc::new(Timestamps::default())
 }
@@ -581,7 +585,10 @@ fn a_restarted_coordinator_ends_the_read_only_part_of_its_old_transactions() {
     h.prepare(1, tid);
     assert!(!h.nodes[1].participant().locks().is_empty());
     let restarted = Message::Restarted { live_from: 1000 };
-    assert!(moves(h.message(0, 1, restarted)).is_empty());
+    assert_eq!(
+        moves(h.message(0, 1, restarted)),
+        vec![Fx::Durable(0, Message::RestartAck)]
+    );
     assert!(h.nodes[1].participant().locks().is_empty());
 }
 

@@ -28,9 +28,9 @@
 //! own (larger) commit timestamp was chosen, though it is serialized after it; a snapshot
 //! between the two would see the writer without this transaction. Holding every lock
 //! until the outcome (whose timestamp is chosen before it is sent) rules that out. A
-//! participant that crashes in doubt re-takes only the locks of what it wrote (the
-//! `Prepare` record holds no reads): for that window, a key it only read may be written
-//! again before the outcome.
+//! participant that crashes keeps, of all its locks, only those of the writes it holds
+//! in doubt (the `Prepare` record holds no reads; a READ-ONLY voter logs nothing):
+//! "Restarts" below says why that does not reopen the window.
 //! - **NO** if it has no workspace (it crashed since the transaction wrote there, or
 //!   aborted it as a deadlock victim): a tombstone remembers why.
 //!
@@ -51,6 +51,45 @@
 //! the decision does the transaction block until the coordinator returns: the blocking
 //! window of 2PC, which cooperation narrows but cannot close.
 //!
+//! # Restarts: the locks a crash loses
+//!
+//! A restarted participant re-takes only the write locks of its in-doubt transactions.
+//! The locks of active transactions are gone with their workspaces, which is harmless
+//! (such a transaction votes NO here, or its next operation here is refused); but so are
+//! the read locks of a transaction T1 that voted YES or READ-ONLY and awaits the outcome,
+//! and that vote told the coordinator "I hold these until you decide". Were a writer T2
+//! of a key T1 read here to take it now and commit (in one phase: a timestamp taken
+//! now), and T1 be decided after (a larger timestamp), the timestamps would contradict
+//! the serialization order T1 -> T2, and a snapshot between them would see T2 without T1.
+//!
+//! The rule, a handshake (`rejoin`): a restarted node announces `Restarted` to every peer
+//! and admits no locking operation (snapshot reads, PREPAREs and outcomes go on; reads
+//! and writes under locks are held, and run in order afterwards) until each peer has
+//! answered `RestartAck` or is known to be down. A coordinator, when it handles the
+//! announcement, first aborts every transaction still collecting votes that counted a
+//! vote from the restarted node.
+//!
+//! Why that is enough. T2 locks a key here only after T1's coordinator C handled the
+//! announcement (or was found down). Messages between two nodes arrive in order, so
+//! every vote of this node's old incarnation that C ever receives, C handled before the
+//! announcement. At that moment T1 was one of:
+//! - decided: its commit timestamp was chosen already, and T2's, chosen after T2's lock,
+//!   is larger (the counter only grows): the timestamps follow the order;
+//! - collecting, with this node's vote counted: C aborts it;
+//! - collecting, with the vote not counted: the vote is lost, so the new incarnation,
+//!   which has no workspace for T1, votes NO if the PREPARE reaches it, and otherwise the
+//!   vote times out: T1 aborts;
+//! - unknown to C, which crashed since: with no `Decision` logged it is presumed aborted,
+//!   and a peer that was down when the announcement was sent had nothing collecting.
+//!
+//! The handshake is what makes the coordinator's rule sound. Aborting on the
+//! announcement alone would leave a race: this node could serve T2 before C handles the
+//! announcement, and C could meanwhile decide T1 from a vote already in its inbox. The
+//! restarted node cannot tell which of its votes were counted; only C can, in order.
+//! Logging the read set in the `Prepare` record, so that recovery re-takes it, would
+//! cover only YES voters: a READ-ONLY voter logs nothing, and forcing a record for each
+//! would cost every read-only participant an fsync.
+//!
 //! # Idempotence
 //!
 //! Every message may arrive twice or late: a duplicate PREPARE of a prepared transaction
@@ -65,6 +104,7 @@
 //! has none, which is safe: an unknown transaction votes NO, and an operation that is not
 //! the transaction's first on this node is refused (see `Request::Read::first`).
 
+mod rejoin;
 mod snapshot;
 mod termination;
 
@@ -145,6 +185,9 @@ pub struct Participant {
     /// Transactions that voted READ-ONLY here and hold their read locks until the
     /// outcome, with their coordinators.
     read_only: BTreeMap<TxnId, NodeId>,
+    /// After a restart, until every peer has answered the announcement: the locking
+    /// operations held meanwhile (see `rejoin`).
+    rejoin: Option<rejoin::Rejoin>,
 }
 
 /// How many committed transactions a participant remembers for its peers.
@@ -166,6 +209,7 @@ impl Participant {
             live_from: BTreeMap::new(),
             recent_commits: BTreeMap::new(),
             read_only: BTreeMap::new(),
+            rejoin: None,
         }
     }
 
@@ -222,6 +266,9 @@ impl Participant {
         first: bool,
         out: &mut Vec<Effect>,
     ) {
+        let Some(op) = self.hold_while_rejoining(req, tid, op, first) else {
+            return;
+        };
         if let Err(error) = self.admit(tid, first) {
             return reply(out, req, Err(error));
         }

@@ -66,8 +66,10 @@ impl Participant {
         self.abort_here(tid, reason, out);
     }
 
-    /// Time passed: ask again about transactions whose outcome is overdue.
+    /// Time passed: ask again about transactions whose outcome is overdue, and announce
+    /// a restart again to the peers that have not answered it.
     pub fn tick(&mut self, now: Duration, inquiry_interval: Duration, out: &mut Vec<Effect>) {
+        self.rejoin_tick(now, inquiry_interval, out);
         let mut overdue = Vec::new();
         for (tid, state) in &mut self.txns {
             if let TxnState::Prepared(prepared) = state

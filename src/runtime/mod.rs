@@ -159,8 +159,11 @@ impl Runtime {
             self.wal.note_synced(self.syncer.durability.synced());
             let _ = self.wal.simulate_crash();
         }
-        let dropped = inbox.try_iter().count();
-        self.shared.handled(dropped);
+        let (id, shared) = (self.id, self.shared.clone());
+        let dropped = (inbox.try_iter())
+            .map(|mail| drop_mail(id, &shared, mail))
+            .count();
+        shared.handled(dropped);
     }
 
     /// Waits for mail, handles everything waiting, and ends the batch.
@@ -626,5 +629,15 @@ impl Runtime {
             );
             std::process::abort();
         }
+    }
+}
+
+/// Mail left in a dead node's inbox is lost, as if it had been sent while the node was
+/// down: a sender that must learn of the loss is told.
+fn drop_mail(node: NodeId, shared: &Shared, mail: Mail) {
+    if let Mail::Input(Input::Peer { from, message }, depth) = mail
+        && message.reports_loss()
+    {
+        shared.undelivered(from, node, message, depth);
     }
 }
