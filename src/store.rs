@@ -78,9 +78,13 @@
 //! alone would allow, breaks this: a writer of a key read by T could commit below T's
 //! later `commit_ts`, and a snapshot between them would see the writer but not T.)
 //!
-//! **Limits.** A participant that restarts with a transaction in doubt re-takes only the
-//! locks of its writes (the `Prepare` record holds no reads), so until that outcome a key
-//! it only read may be written and committed below it. Versions are bounded per key, so
+//! **Restarts.** A restarted participant has lost the read locks of the transactions that
+//! voted there (the `Prepare` record holds no reads; a READ-ONLY vote logs nothing), but
+//! it serves no locked operation until every coordinator has aborted those still
+//! collecting votes (see `participant`, "Restarts"), so nothing can commit below them a
+//! write of a key they read.
+//!
+//! **Limits.** Versions are bounded per key, so
 //! a long read-only transaction may be told to retry ([`TooOld`]), never given a wrong
 //! value; so may one whose snapshot predates a checkpoint its node restarted from. While
 //! a transaction stays in doubt (its coordinator down), new snapshots stay below it, so
