@@ -58,7 +58,7 @@ fn view(effects: Vec<Effect>) -> Vec<Fx> {
                 ..
             } => Fx::Waiting(key, blockers),
             Effect::Reply {
-                reply: Reply::Begun(tid),
+                reply: Reply::Begun(tid, _),
                 ..
             } => Fx::Begun(tid),
             Effect::Forward { to, request, .. } => Fx::Forward(to, request),
@@ -112,7 +112,7 @@ impl Harness {
     fn begin(&mut self, coordinator: u32) -> TxnId {
         let effects = self.request(coordinator, Request::Begin);
         match effects.last() {
-            Some(Fx::Ok(Answer::Begun(tid))) => *tid,
+            Some(Fx::Ok(Answer::Begun(tid, _))) => *tid,
             other => panic!("BEGIN answered {other:?}"),
         }
     }
@@ -123,6 +123,7 @@ impl Harness {
             key: key.into(),
             value: Some(value.into()),
             first,
+            began: 0,
         };
         self.request(node, request)
     }
@@ -150,6 +151,7 @@ impl Harness {
             key,
             mode,
             first,
+            began: 0,
         };
         self.request(node, request)
     }
@@ -228,16 +230,16 @@ fn begin_reserves_a_lease_then_numbers_from_it() {
         first,
         vec![
             Fx::Log(Record::TidLease { upto: 1000 }),
-            Fx::Ok(Answer::Begun(TxnId(1))),
+            Fx::Ok(Answer::Begun(TxnId(1), 1)),
         ]
     );
     assert_eq!(
         h.request(0, Request::Begin),
-        vec![Fx::Ok(Answer::Begun(TxnId(4)))]
+        vec![Fx::Ok(Answer::Begun(TxnId(4), 2))]
     );
     assert_eq!(
         h.request(1, Request::Begin).last(),
-        Some(&Fx::Ok(Answer::Begun(TxnId(2))))
+        Some(&Fx::Ok(Answer::Begun(TxnId(2), 3)))
     );
 }
 
@@ -249,6 +251,7 @@ fn a_begin_with_its_first_operation_hands_it_to_the_owner_with_the_new_id() {
         key: key.into(),
         value: Some("v".into()),
         first: false,
+        began: 0,
     };
     let begin = Request::BeginAnd {
         owner: 2,
@@ -259,6 +262,7 @@ fn a_begin_with_its_first_operation_hands_it_to_the_owner_with_the_new_id() {
         key: "y".into(),
         value: Some("v".into()),
         first: true,
+        began: 1,
     };
     assert_eq!(
         h.request(0, begin),
@@ -291,7 +295,7 @@ fn a_begin_with_its_first_operation_hands_it_to_the_owner_with_the_new_id() {
     );
     assert_eq!(
         h.request(0, Request::Begin),
-        vec![Fx::Ok(Answer::Begun(TxnId(7)))]
+        vec![Fx::Ok(Answer::Begun(TxnId(7), 3))]
     );
 }
 
@@ -822,7 +826,7 @@ fn recovery_resends_unended_decisions_and_continues_ids_after_the_lease() {
         moves(out),
         vec![
             Fx::Log(Record::TidLease { upto: 2000 }),
-            Fx::Ok(Answer::Begun(TxnId::new(0, 1000, NODES))),
+            Fx::Ok(Answer::Begun(TxnId::new(0, 1000, NODES), 1)),
         ]
     );
     // A checkpoint keeps the unended decision.

@@ -4,6 +4,7 @@
 //! `execute`.
 
 use colored::Colorize;
+use crate::TxnId;
 use serde::Serialize;
 
 /// The role of a line, which decides its colour.
@@ -44,6 +45,10 @@ pub struct Outcome {
     pub lines: Vec<Line>,
     /// Why it failed, if it did.
     pub error: Option<String>,
+    /// The transaction this command's failure aborted, and why (not printed: the error
+    /// says it; the shell uses it to remind a session that was not looking).
+    #[serde(skip)]
+    pub aborted: Option<(TxnId, String)>,
 }
 
 impl Outcome {
@@ -55,6 +60,7 @@ impl Outcome {
             completed_later: false,
             lines: Vec::new(),
             error: None,
+            aborted: None,
         }
     }
 
