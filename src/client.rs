@@ -500,3 +500,82 @@ impl ReadOnly {
 fn unexpected(answer: Answer) -> Error {
     Error::InvalidInput(format!("the cluster gave an unexpected answer: {answer:?}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Cluster, Config, Settings};
+    use tempfile::TempDir;
+
+    fn cluster(dir: &TempDir) -> Cluster {
+        let config = Config {
+            nodes: 3,
+            manual_clock: true,
+            settings: Settings::default(),
+        };
+        Cluster::open(dir.path(), config).expect("open cluster")
+    }
+
+    fn key_on(cluster: &Cluster, node: NodeId, index: usize) -> String {
+        (0..)
+            .map(|i| format!("k{i}"))
+            .filter(|key| cluster.owner(key) == node)
+            .nth(index)
+            .expect("a key on every node")
+    }
+
+    /// After a failed operation: nothing is locked, `commit` says the transaction was
+    /// aborted, and `first` kept its old value.
+    fn assert_aborted(cluster: &Cluster, txn: Transaction, first: &str) {
+        cluster.settle();
+        assert!(cluster.locks().is_empty(), "{:?}", cluster.locks());
+        let client = cluster.client(0).expect("a client");
+        match txn.commit() {
+            Err(Error::Aborted { reason, .. }) => assert!(reason.contains("failed"), "{reason}"),
+            other => panic!("commit after a failed operation gave {other:?}"),
+        }
+        assert_eq!(client.get(first).expect("a read"), None);
+    }
+
+    #[test]
+    fn a_write_to_a_down_node_aborts_the_transaction_everywhere() {
+        let dir = TempDir::new().expect("a temp dir");
+        let cluster = cluster(&dir);
+        let (x, y) = (key_on(&cluster, 1, 0), key_on(&cluster, 2, 0));
+        let mut txn = cluster.client(0).expect("a client").begin().expect("begin");
+        txn.put(&x, "1").expect("a write on node 1");
+        cluster.crash(2).expect("crash node 2");
+        assert!(matches!(txn.put(&y, "1"), Err(Error::NodeDown { node: 2, .. })));
+        assert!(matches!(txn.get(&x), Err(Error::Aborted { .. })));
+        assert_aborted(&cluster, txn, &x);
+    }
+
+    #[test]
+    fn a_write_over_the_per_node_limit_aborts_the_transaction() {
+        let dir = TempDir::new().expect("a temp dir");
+        let cluster = cluster(&dir);
+        let mut txn = cluster.client(0).expect("a client").begin().expect("begin");
+        for index in 0..crate::types::MAX_WRITES_PER_TXN {
+            txn.put(&key_on(&cluster, 1, index), "v").expect("a write under the limit");
+        }
+        let over = key_on(&cluster, 1, crate::types::MAX_WRITES_PER_TXN);
+        assert!(matches!(txn.put(&over, "v"), Err(Error::InvalidInput(_))));
+        assert_aborted(&cluster, txn, &key_on(&cluster, 1, 0));
+    }
+
+    #[test]
+    fn a_key_the_library_refuses_aborts_the_transaction_too() {
+        let dir = TempDir::new().expect("a temp dir");
+        let cluster = cluster(&dir);
+        let client = cluster.client(0).expect("a client");
+        let x = key_on(&cluster, 1, 0);
+        let mut txn = client.begin().expect("begin");
+        txn.put(&x, "1").expect("a write");
+        assert!(matches!(txn.put("", "1"), Err(Error::InvalidInput(_))));
+        assert_aborted(&cluster, txn, &x);
+        // Aborting a transaction that a failed operation aborted is not an error.
+        let mut txn = client.begin().expect("begin");
+        assert!(txn.get("").is_err());
+        assert!(txn.abort().is_ok());
+    }
+}
