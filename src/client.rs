@@ -545,7 +545,10 @@ mod tests {
         let mut txn = cluster.client(0).expect("a client").begin().expect("begin");
         txn.put(&x, "1").expect("a write on node 1");
         cluster.crash(2).expect("crash node 2");
-        assert!(matches!(txn.put(&y, "1"), Err(Error::NodeDown { node: 2, .. })));
+        assert!(matches!(
+            txn.put(&y, "1"),
+            Err(Error::NodeDown { node: 2, .. })
+        ));
         assert!(matches!(txn.get(&x), Err(Error::Aborted { .. })));
         assert_aborted(&cluster, txn, &x);
     }
@@ -556,7 +559,8 @@ mod tests {
         let cluster = cluster(&dir);
         let mut txn = cluster.client(0).expect("a client").begin().expect("begin");
         for index in 0..crate::types::MAX_WRITES_PER_TXN {
-            txn.put(&key_on(&cluster, 1, index), "v").expect("a write under the limit");
+            txn.put(&key_on(&cluster, 1, index), "v")
+                .expect("a write under the limit");
         }
         let over = key_on(&cluster, 1, crate::types::MAX_WRITES_PER_TXN);
         assert!(matches!(txn.put(&over, "v"), Err(Error::InvalidInput(_))));

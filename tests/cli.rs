@@ -442,7 +442,11 @@ fn shell(home: &TempDir) -> kv2pc::shell::Shell {
 /// The text of every error `line` printed.
 fn errors(shell: &mut kv2pc::shell::Shell, line: &str) -> Vec<String> {
     let output = shell.execute(line);
-    output.outcomes.into_iter().filter_map(|o| o.error).collect()
+    output
+        .outcomes
+        .into_iter()
+        .filter_map(|o| o.error)
+        .collect()
 }
 
 #[test]
@@ -455,7 +459,10 @@ fn the_prompt_shows_a_transaction_aborted_out_of_sight_until_the_next_command() 
     assert!(errors(&mut shell, "CRASH node 0").is_empty());
     assert_eq!(shell.prompt(), "kv2pc[main T1 aborted]> ");
     let told = errors(&mut shell, "COMMIT");
-    assert!(told[0].starts_with("T1 was aborted before this COMMIT: its coordinator node 0 crashed"), "{told:?}");
+    assert!(
+        told[0].starts_with("T1 was aborted before this COMMIT: its coordinator node 0 crashed"),
+        "{told:?}"
+    );
     assert_eq!(shell.prompt(), "kv2pc[main]> ");
     // A deadlock victim whose waiting command completes under another session's command.
     let setup = "RESTART node 0; SESSION a ON node 2; SESSION b ON node 3; b: BEGIN; \
@@ -465,6 +472,9 @@ fn the_prompt_shows_a_transaction_aborted_out_of_sight_until_the_next_command() 
     assert!(errors(&mut shell, "PUT k1 2; SESSION a").len() == 1);
     assert_eq!(shell.prompt(), "kv2pc[a T3 aborted]> ");
     let told = errors(&mut shell, "GET k1");
-    assert!(told[0].starts_with("T3 was aborted before this command: deadlock"), "{told:?}");
+    assert!(
+        told[0].starts_with("T3 was aborted before this command: deadlock"),
+        "{told:?}"
+    );
     assert_eq!(shell.prompt(), "kv2pc[a]> ");
 }

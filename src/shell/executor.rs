@@ -99,7 +99,8 @@ impl Shell {
         &self.cluster
     }
 
-    /// The prompt: `kv2pc[main]> `, or `kv2pc[alice T3]> ` with a transaction open.
+    /// The prompt: `kv2pc[main]> `, or `kv2pc[alice T3]> ` with a transaction open, or
+    /// `kv2pc[alice T3 aborted]> ` after T3 was aborted out of sight (see `session`).
     pub fn prompt(&self) -> String {
         match self.sessions.get(&self.current).and_then(Session::label) {
             Some(label) => format!("kv2pc[{} {label}]> ", self.current),

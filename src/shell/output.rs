@@ -3,8 +3,8 @@
 //! Keeping output as data is what lets the prompt loop, scripts and tests share one
 //! `execute`.
 
-use colored::Colorize;
 use crate::TxnId;
+use colored::Colorize;
 use serde::Serialize;
 
 /// The role of a line, which decides its colour.
