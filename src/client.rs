@@ -6,6 +6,20 @@
 //! transaction used once and dropped without `commit` is aborted.
 //!
 //! Operations outside a transaction (`Client::get`, `put`, `delete`) commit on their own.
+//!
+//! # A failed operation aborts its transaction
+//!
+//! As in PostgreSQL, an error inside a read-write transaction aborts it: whether the
+//! cluster refused the operation (a node down, a deadlock victim, the per-node write
+//! limit) or the library did before sending it (an empty or too long key, a value too
+//! long), the transaction is aborted at its coordinator and at every participant it
+//! touched, which drop its writes and release its locks, and a later operation or
+//! `commit` returns [`Error::Aborted`] saying why. So a program that misses one error
+//! cannot commit the other half of its transaction. The library's own checks count too,
+//! because the program meant that write to be part of the transaction all the same.
+//! (The shell's parser is in front of all this: a line that does not parse is never an
+//! operation, and leaves the transaction as it was.) A read-only transaction has nothing
+//! to undo and nothing to commit: a failed read leaves its snapshot open, to read again.
 
 use crate::error::{Error, Result};
 use crate::lock::LockMode;
@@ -82,9 +96,10 @@ impl Client {
     /// Starts a transaction now: the coordinator allocates its id at once.
     pub fn begin(&self) -> Result<Transaction> {
         match self.call(self.coordinator, Request::Begin, None)? {
-            Answer::Begun(tid) => {
+            Answer::Begun(tid, began) => {
                 let mut txn = self.begin_lazily();
                 txn.tid = Some(tid);
+                txn.began = began;
                 Ok(txn)
             }
             other => Err(unexpected(other)),
@@ -100,8 +115,10 @@ impl Client {
         Transaction {
             client: self.clone(),
             tid: None,
+            began: 0,
             participants: BTreeSet::new(),
             finished: false,
+            aborted: None,
         }
     }
 
@@ -166,16 +183,16 @@ impl Client {
     }
 
     /// Sends `request` to `node` and waits for its answer, reporting lock waits.
-    fn call(&self, node: NodeId, request: Request, mut tid: Option<TxnId>) -> Result<Answer> {
-        self.call_tracking(node, request, &mut tid)
+    fn call(&self, node: NodeId, request: Request, tid: Option<TxnId>) -> Result<Answer> {
+        self.call_tracking(node, request, &mut (tid, 0))
     }
 
-    /// As `call`, and a `Reply::Begun` sets `tid`.
+    /// As `call`, and a `Reply::Begun` sets the transaction's id and begin stamp.
     fn call_tracking(
         &self,
         node: NodeId,
         request: Request,
-        tid: &mut Option<TxnId>,
+        (tid, began): &mut (Option<TxnId>, u64),
     ) -> Result<Answer> {
         let (reply, answers) = mailbox();
         self.shared.request(node, request, reply)?;
@@ -201,8 +218,9 @@ impl Client {
                     }
                     self.shared.handled(1);
                 }
-                Some(Reply::Begun(begun)) => {
+                Some(Reply::Begun(begun, stamp)) => {
                     *tid = Some(begun);
+                    *began = stamp;
                     self.shared.handled(1);
                 }
                 Some(Reply::Done(result)) => {
@@ -236,10 +254,15 @@ pub struct Transaction {
     client: Client,
     /// `None` until a transaction from `begin_lazily` has begun.
     tid: Option<TxnId>,
+    /// Its begin stamp from the coordinator, sent with every operation so that a lock
+    /// wait can tell the deadlock detector when the transaction began.
+    began: u64,
     /// The nodes this transaction has read or written on.
     participants: BTreeSet<NodeId>,
     /// Committed, aborted, or known aborted by a participant.
     finished: bool,
+    /// Why it was aborted, if an operation failed (see the module doc).
+    aborted: Option<String>,
 }
 
 impl Transaction {
@@ -270,80 +293,112 @@ impl Transaction {
     }
 
     fn read(&mut self, key: &str, mode: LockMode) -> Result<Option<String>> {
-        check_key(key)?;
-        let node = owner_of(key, self.client.shared.nodes);
-        let key = key.to_string();
-        let request = |tid, first| Request::Read {
-            tid,
-            key,
-            mode,
-            first,
+        self.check_open()?;
+        let what = match mode {
+            LockMode::Shared => "read",
+            LockMode::Exclusive => "read for update",
         };
-        match self.operate(node, request)? {
-            Answer::Value(value) => Ok(value),
-            other => Err(unexpected(other)),
-        }
+        let result = check_key(key).and_then(|()| {
+            let node = owner_of(key, self.client.shared.nodes);
+            let key = key.to_string();
+            let request = |tid, first, began| Request::Read {
+                tid,
+                key,
+                mode,
+                first,
+                began,
+            };
+            match self.operate(node, request)? {
+                Answer::Value(value) => Ok(value),
+                other => Err(unexpected(other)),
+            }
+        });
+        self.abort_on_error(result, what, key)
     }
 
     /// Writes `value` to `key`.
     pub fn put(&mut self, key: &str, value: &str) -> Result<()> {
-        check_value(value)?;
-        self.write(key, Some(value.to_string()))
+        self.check_open()?;
+        let result = check_value(value).and_then(|()| self.write(key, Some(value.to_string())));
+        self.abort_on_error(result, "write", key)
     }
 
     /// Deletes `key`.
     pub fn delete(&mut self, key: &str) -> Result<()> {
-        self.write(key, None)
+        self.check_open()?;
+        let result = self.write(key, None);
+        self.abort_on_error(result, "delete", key)
     }
 
     fn write(&mut self, key: &str, value: Option<String>) -> Result<()> {
         check_key(key)?;
         let node = owner_of(key, self.client.shared.nodes);
         let key = key.to_string();
-        self.operate(node, |tid, first| Request::Write {
+        self.operate(node, |tid, first, began| Request::Write {
             tid,
             key,
             value,
             first,
+            began,
         })?;
         Ok(())
     }
 
-    /// Sends an operation to `node`; an abort reported by a participant ends the
-    /// transaction everywhere.
+    /// Sends an operation to `node`, beginning the transaction with it if it has not
+    /// begun.
     fn operate(
         &mut self,
         node: NodeId,
-        request: impl FnOnce(TxnId, bool) -> Request,
+        request: impl FnOnce(TxnId, bool, u64) -> Request,
     ) -> Result<Answer> {
-        self.check_open()?;
         let first = self.participants.insert(node);
         let result = match self.tid {
-            Some(tid) => self.client.call(node, request(tid, first), Some(tid)),
+            Some(tid) => (self.client).call(node, request(tid, first, self.began), Some(tid)),
             None => {
-                let then = Box::new(request(TxnId(0), true));
+                let then = Box::new(request(TxnId(0), true, 0));
                 let begin = Request::BeginAnd { owner: node, then };
                 let coordinator = self.client.coordinator;
-                let result = self.client.call_tracking(coordinator, begin, &mut self.tid);
-                if self.tid.is_none() {
-                    // The coordinator never began it: nothing to end anywhere.
-                    self.participants.remove(&node);
-                    return result;
-                }
+                let mut begun = (None, 0);
+                let result = self.client.call_tracking(coordinator, begin, &mut begun);
+                (self.tid, self.began) = begun;
                 result
             }
         };
-        match &result {
-            Err(Error::Aborted { .. }) => self.abort_everywhere(),
-            Err(Error::NodeDown { .. }) if first => {
-                self.participants.remove(&node);
-            }
-            _ => {}
+        if matches!(result, Err(Error::NodeDown { .. })) && first {
+            // The node never held this transaction's work, or lost it as it crashed.
+            self.participants.remove(&node);
         }
         result
     }
 
+    /// After an operation failed (`what` of `key`): aborts the transaction everywhere
+    /// and remembers why, so that `commit` refuses (see the module doc).
+    fn abort_on_error<T>(&mut self, result: Result<T>, what: &str, key: &str) -> Result<T> {
+        let Err(error) = &result else {
+            return result;
+        };
+        let reason = match error {
+            Error::Aborted { reason, .. } => reason.clone(),
+            other => format!(
+                "its {what} of {key} failed ({other}), and a failed operation aborts its \
+                 transaction"
+            ),
+        };
+        self.aborted = Some(reason);
+        self.abort_everywhere();
+        result
+    }
+
     fn check_open(&self) -> Result<()> {
+        if let Some(reason) = &self.aborted {
+            return Err(match self.tid {
+                Some(tid) => Error::Aborted {
+                    tid,
+                    reason: reason.clone(),
+                },
+                None => Error::InvalidInput(format!("the transaction was aborted: {reason}")),
+            });
+        }
         if self.finished {
             let what = self
                 .tid
@@ -378,7 +433,11 @@ impl Transaction {
     }
 
     /// Aborts: every participant drops the transaction's writes and releases its locks.
+    /// A transaction a failed operation aborted is aborted already: nothing to do.
     pub fn abort(mut self) -> Result<()> {
+        if self.aborted.is_some() {
+            return Ok(());
+        }
         self.check_open()?;
         self.finished = true;
         let Some(tid) = self.tid else {
@@ -440,4 +499,87 @@ impl ReadOnly {
 
 fn unexpected(answer: Answer) -> Error {
     Error::InvalidInput(format!("the cluster gave an unexpected answer: {answer:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Cluster, Config, Settings};
+    use tempfile::TempDir;
+
+    fn cluster(dir: &TempDir) -> Cluster {
+        let config = Config {
+            nodes: 3,
+            manual_clock: true,
+            settings: Settings::default(),
+        };
+        Cluster::open(dir.path(), config).expect("open cluster")
+    }
+
+    fn key_on(cluster: &Cluster, node: NodeId, index: usize) -> String {
+        (0..)
+            .map(|i| format!("k{i}"))
+            .filter(|key| cluster.owner(key) == node)
+            .nth(index)
+            .expect("a key on every node")
+    }
+
+    /// After a failed operation: nothing is locked, `commit` says the transaction was
+    /// aborted, and `first` kept its old value.
+    fn assert_aborted(cluster: &Cluster, txn: Transaction, first: &str) {
+        cluster.settle();
+        assert!(cluster.locks().is_empty(), "{:?}", cluster.locks());
+        let client = cluster.client(0).expect("a client");
+        match txn.commit() {
+            Err(Error::Aborted { reason, .. }) => assert!(reason.contains("failed"), "{reason}"),
+            other => panic!("commit after a failed operation gave {other:?}"),
+        }
+        assert_eq!(client.get(first).expect("a read"), None);
+    }
+
+    #[test]
+    fn a_write_to_a_down_node_aborts_the_transaction_everywhere() {
+        let dir = TempDir::new().expect("a temp dir");
+        let cluster = cluster(&dir);
+        let (x, y) = (key_on(&cluster, 1, 0), key_on(&cluster, 2, 0));
+        let mut txn = cluster.client(0).expect("a client").begin().expect("begin");
+        txn.put(&x, "1").expect("a write on node 1");
+        cluster.crash(2).expect("crash node 2");
+        assert!(matches!(
+            txn.put(&y, "1"),
+            Err(Error::NodeDown { node: 2, .. })
+        ));
+        assert!(matches!(txn.get(&x), Err(Error::Aborted { .. })));
+        assert_aborted(&cluster, txn, &x);
+    }
+
+    #[test]
+    fn a_write_over_the_per_node_limit_aborts_the_transaction() {
+        let dir = TempDir::new().expect("a temp dir");
+        let cluster = cluster(&dir);
+        let mut txn = cluster.client(0).expect("a client").begin().expect("begin");
+        for index in 0..crate::types::MAX_WRITES_PER_TXN {
+            txn.put(&key_on(&cluster, 1, index), "v")
+                .expect("a write under the limit");
+        }
+        let over = key_on(&cluster, 1, crate::types::MAX_WRITES_PER_TXN);
+        assert!(matches!(txn.put(&over, "v"), Err(Error::InvalidInput(_))));
+        assert_aborted(&cluster, txn, &key_on(&cluster, 1, 0));
+    }
+
+    #[test]
+    fn a_key_the_library_refuses_aborts_the_transaction_too() {
+        let dir = TempDir::new().expect("a temp dir");
+        let cluster = cluster(&dir);
+        let client = cluster.client(0).expect("a client");
+        let x = key_on(&cluster, 1, 0);
+        let mut txn = client.begin().expect("begin");
+        txn.put(&x, "1").expect("a write");
+        assert!(matches!(txn.put("", "1"), Err(Error::InvalidInput(_))));
+        assert_aborted(&cluster, txn, &x);
+        // Aborting a transaction that a failed operation aborted is not an error.
+        let mut txn = client.begin().expect("begin");
+        assert!(txn.get("").is_err());
+        assert!(txn.abort().is_ok());
+    }
 }

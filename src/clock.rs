@@ -100,8 +100,15 @@ mod tests {
 /// values (which keeps transcripts identical run to run). Snapshot reads compare against
 /// these timestamps: a commit at or below a reader's timestamp has already been taken
 /// from this counter.
+///
+/// A second counter orders the beginnings of transactions across coordinators
+/// ([`Timestamps::begin_stamp`]), which transaction ids cannot (each coordinator numbers
+/// its own): the deadlock detector aborts the one that began last. It is separate so
+/// that beginning a transaction never moves commit timestamps. It need not survive the
+/// process: a transaction that waits for a lock is active, and no active transaction
+/// outlives the cluster's process.
 #[derive(Debug, Default)]
-pub struct Timestamps(AtomicU64);
+pub struct Timestamps(AtomicU64, AtomicU64);
 
 impl Timestamps {
     /// The latest timestamp handed out.
@@ -112,6 +119,11 @@ impl Timestamps {
     /// A timestamp above every one handed out before.
     pub fn next(&self) -> crate::Timestamp {
         self.0.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// A begin stamp above every one handed out before (see the type's doc).
+    pub fn begin_stamp(&self) -> u64 {
+        self.1.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     /// Moves the counter up to at least `ts` (recovery: past everything in the logs).

@@ -161,17 +161,25 @@ impl Coordinator {
         }
     }
 
-    /// BEGIN: allocate an id.
-    pub fn begin(&mut self, req: ReqId, out: &mut Vec<Effect>) {
+    /// BEGIN: allocate an id, and stamp when it began from the cluster's `ts`.
+    pub fn begin(&mut self, req: ReqId, ts: &Timestamps, out: &mut Vec<Effect>) {
         let tid = self.allocate(out);
-        reply(out, req, Ok(Answer::Begun(tid)));
+        reply(out, req, Ok(Answer::Begun(tid, ts.begin_stamp())));
     }
 
     /// BEGIN with the first operation, `then`: allocate an id, tell the client, and hand
     /// the operation to `owner`, which answers the client.
-    pub fn begin_and(&mut self, req: ReqId, owner: NodeId, then: Request, out: &mut Vec<Effect>) {
+    pub fn begin_and(
+        &mut self,
+        req: ReqId,
+        owner: NodeId,
+        then: Request,
+        ts: &Timestamps,
+        out: &mut Vec<Effect>,
+    ) {
         let tid = self.allocate(out);
-        let Some(request) = then.first_of(tid) else {
+        let began = ts.begin_stamp();
+        let Some(request) = then.first_of(tid, began) else {
             self.begun.remove(&tid);
             let error =
                 Error::InvalidInput("only a read or a write can begin a transaction".into());
@@ -179,7 +187,7 @@ impl Coordinator {
         };
         out.push(Effect::Reply {
             req,
-            reply: Reply::Begun(tid),
+            reply: Reply::Begun(tid, began),
         });
         out.push(Effect::Forward {
             req,

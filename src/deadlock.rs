@@ -5,7 +5,8 @@
 //! current waits (waiter -> blockers) whenever they change; the detector keeps the
 //! cluster-wide wait-for graph and, when a report closes a cycle, chooses the victim: the
 //! youngest transaction in the cycle (the one begun last, which has likely done the least
-//! work). The node where the victim waits aborts it and tells its client the cycle.
+//! work), by the begin stamp each wait carries (the cluster-wide order of BEGINs, which
+//! ids, numbered by each coordinator, do not give). The node where the victim waits aborts it and tells its client the cycle.
 //!
 //! The detector stands for what would be a service in a real deployment (a central
 //! detector, as in many distributed databases); here it is a shared object the node
@@ -42,6 +43,8 @@ struct Graph {
     /// no cycle, so a wait that changed need not be searched from (the newest waiter at
     /// the end of a long queue, the common case, costs nothing).
     blocking: BTreeMap<TxnId, usize>,
+    /// Each waiting transaction's begin stamp, by which the victim is chosen.
+    began: BTreeMap<TxnId, u64>,
 }
 
 /// The cluster-wide wait-for graph.
@@ -64,8 +67,9 @@ impl Detector {
         let mut graph = self.graph.lock();
         let old: BTreeMap<TxnId, (NodeId, Vec<TxnId>)> =
             (graph.edges.extract_if(.., |_, (at, _)| *at == node)).collect();
-        for (_, blockers) in old.values() {
+        for (tid, (_, blockers)) in &old {
             graph.count_blocking(blockers, false);
+            graph.began.remove(tid);
         }
         // A new cycle must pass through a wait that is new or changed, whose waiter
         // blocks someone: search from those.
@@ -77,6 +81,7 @@ impl Detector {
             }
             graph.count_blocking(&edge.1, true);
             graph.edges.insert(wait.tid, edge);
+            graph.began.insert(wait.tid, wait.began);
         }
         changed.retain(|tid| graph.blocking.contains_key(tid));
         let mut victims: Vec<Victim> = Vec::new();
@@ -89,11 +94,17 @@ impl Detector {
         victims
     }
 
-    /// The youngest transaction on the cycle, with the cycle rotated to start at it.
+    /// The transaction on the cycle that began last (the largest begin stamp; ids do
+    /// not tell, as each coordinator numbers its own), with the cycle rotated to start
+    /// at it. Every transaction on a cycle waits, so its stamp is known, and stamps are
+    /// unique; the coordinator's counter orders only waits reported without one.
     fn choose(&self, graph: &Graph, cycle: Vec<TxnId>) -> Victim {
         let tid = *cycle
             .iter()
-            .max_by_key(|tid| (tid.counter(self.nodes), **tid))
+            .max_by_key(|tid| {
+                let began = graph.began.get(tid).copied().unwrap_or(0);
+                (began, tid.counter(self.nodes), **tid)
+            })
             .expect("a cycle is never empty");
         let start = cycle.iter().position(|t| *t == tid).unwrap_or(0);
         let mut path: Vec<TxnId> = cycle[start..]
@@ -185,7 +196,24 @@ mod tests {
             key: "k".into(),
             mode: LockMode::Exclusive,
             blockers: blockers.iter().map(|b| TxnId(*b)).collect(),
+            began: 0,
         }
+    }
+
+    #[test]
+    fn the_victim_is_the_one_begun_last_whatever_its_id() {
+        // With 4 nodes, node 3 numbers T4 and node 2 T3; T4 began first (stamp 1).
+        let detector = Detector::new(4);
+        let began = |mut wait: Wait, stamp| {
+            wait.began = stamp;
+            wait
+        };
+        assert!(detector.update(1, &[began(wait(3, &[4]), 2)]).is_empty());
+        let victims = detector.update(2, &[began(wait(4, &[3]), 1)]);
+        assert_eq!(victims.len(), 1, "{victims:?}");
+        assert_eq!(victims[0].tid, TxnId(3), "T3 began last");
+        assert_eq!(victims[0].node, 1);
+        assert_eq!(victims[0].cycle, vec![TxnId(3), TxnId(4), TxnId(3)]);
     }
 
     #[test]

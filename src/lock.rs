@@ -89,6 +89,7 @@ impl Entry {
                 key: key.to_string(),
                 mode: *mode,
                 blockers,
+                began: 0,
             });
             previous = Some(*tid);
             if *mode == LockMode::Exclusive {
@@ -127,6 +128,10 @@ pub struct Wait {
     /// The conflicting holders, and the nearest conflicting request queued ahead (which
     /// leads on to the rest; see `Entry::wait_edges`). A waiting client is told them all.
     pub blockers: Vec<TxnId>,
+    /// The waiter's begin stamp (`Timestamps::begin_stamp`), by which the deadlock
+    /// detector picks its victim. The table does not know it (0 here); the participant,
+    /// which does, fills it in.
+    pub began: u64,
 }
 
 /// One key's lock state, for `SHOW LOCKS`.

@@ -214,6 +214,9 @@ pub enum Request {
         /// Whether this is the transaction's first operation on this node; a later one
         /// that finds no workspace knows the node lost it in a crash.
         first: bool,
+        /// The transaction's begin stamp (`Timestamps::begin_stamp`), which its lock
+        /// waits report to the deadlock detector.
+        began: u64,
     },
     /// To the key's owner: read `key` in a committed snapshot, without locks.
     SnapshotRead {
@@ -232,6 +235,8 @@ pub enum Request {
         value: Option<String>,
         /// As for `Read`.
         first: bool,
+        /// As for `Read`.
+        began: u64,
     },
     /// To the coordinator: commit across these participants.
     Commit {
@@ -252,8 +257,8 @@ pub enum Request {
 /// A successful answer to a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
-    /// `Begin`: the new transaction.
-    Begun(TxnId),
+    /// `Begin`: the new transaction and its begin stamp.
+    Begun(TxnId, u64),
     /// `Read`: the value, if the key exists.
     Value(Option<String>),
     /// `SnapshotRead`: the value, and the snapshot it was read at.
@@ -283,27 +288,30 @@ pub enum Reply {
     },
     /// A `BeginAnd` began this transaction; its operation's replies follow. (The
     /// client need not wake for this one: it arrives before the answer it waits for.)
-    Begun(TxnId),
+    /// With its begin stamp.
+    Begun(TxnId, u64),
     /// The request finished.
     Done(Result<Answer, Error>),
 }
 
 impl Request {
-    /// The first operation of a `BeginAnd`, made part of transaction `tid`; `None` if
-    /// `self` is not an operation that can begin a transaction.
-    pub fn first_of(self, tid: TxnId) -> Option<Request> {
+    /// The first operation of a `BeginAnd`, made part of transaction `tid` begun at
+    /// `began`; `None` if `self` is not an operation that can begin a transaction.
+    pub fn first_of(self, tid: TxnId, began: u64) -> Option<Request> {
         match self {
             Request::Read { key, mode, .. } => Some(Request::Read {
                 tid,
                 key,
                 mode,
                 first: true,
+                began,
             }),
             Request::Write { key, value, .. } => Some(Request::Write {
                 tid,
                 key,
                 value,
                 first: true,
+                began,
             }),
             _ => None,
         }

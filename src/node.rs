@@ -229,16 +229,19 @@ impl Node {
     ) {
         match request {
             // Coordinator: allocate an id.
-            Request::Begin => self.coordinator.begin(req, out),
+            Request::Begin => self.coordinator.begin(req, &self.ts, out),
             // Coordinator: allocate an id and hand the first operation to its key's owner.
-            Request::BeginAnd { owner, then } => self.coordinator.begin_and(req, owner, *then, out),
+            Request::BeginAnd { owner, then } => {
+                (self.coordinator).begin_and(req, owner, *then, &self.ts, out)
+            }
             // Participant: a read under a shared lock, or an exclusive one for update.
             Request::Read {
                 tid,
                 key,
                 mode,
                 first,
-            } => self.participant.read(req, tid, key, mode, first, out),
+                began,
+            } => (self.participant).read(req, (tid, began), key, mode, first, out),
             // Participant: a read of a committed snapshot, without locks.
             Request::SnapshotRead { key, at } => self.participant.snapshot_read(req, key, at, out),
             // Participant: a buffered write under an exclusive lock.
@@ -247,7 +250,8 @@ impl Node {
                 key,
                 value,
                 first,
-            } => self.participant.write(req, tid, key, value, first, out),
+                began,
+            } => (self.participant).write(req, (tid, began), key, value, first, out),
             // Coordinator: start phase 1 (or one-phase commit).
             Request::Commit { tid, participants } => {
                 let deadline = now.saturating_add(settings.vote_timeout);

@@ -1,7 +1,7 @@
 //! The `kv2pc` binary end to end: scripts from a pipe, a file and `-c`; `--echo`,
 //! `--json`, `--bail`; bad lines that each get an error and change nothing; colour off
 //! without a terminal; the data directory's exit status and persistence; `--record` and
-//! `kv2pc check`.
+//! `kv2pc check`; the prompt after a transaction is aborted out of the session's sight.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -426,4 +426,55 @@ fn an_unwritable_data_directory_exits_3_naming_it() {
         run.stderr
     );
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}
+
+/// The shell over a fresh 4-node cluster, and a way to run one line in it.
+fn shell(home: &TempDir) -> kv2pc::shell::Shell {
+    let config = kv2pc::Config {
+        nodes: 4,
+        manual_clock: true,
+        settings: kv2pc::Settings::default(),
+    };
+    let cluster = kv2pc::Cluster::open(home.path().join("data"), config).expect("a cluster");
+    kv2pc::shell::Shell::new(cluster)
+}
+
+/// The text of every error `line` printed.
+fn errors(shell: &mut kv2pc::shell::Shell, line: &str) -> Vec<String> {
+    let output = shell.execute(line);
+    output
+        .outcomes
+        .into_iter()
+        .filter_map(|o| o.error)
+        .collect()
+}
+
+#[test]
+fn the_prompt_shows_a_transaction_aborted_out_of_sight_until_the_next_command() {
+    let home = home();
+    let mut shell = shell(&home);
+    // Its coordinator crashes while the session is idle inside T1.
+    assert!(errors(&mut shell, "BEGIN; PUT a 1").is_empty());
+    assert_eq!(shell.prompt(), "kv2pc[main T1]> ");
+    assert!(errors(&mut shell, "CRASH node 0").is_empty());
+    assert_eq!(shell.prompt(), "kv2pc[main T1 aborted]> ");
+    let told = errors(&mut shell, "COMMIT");
+    assert!(
+        told[0].starts_with("T1 was aborted before this COMMIT: its coordinator node 0 crashed"),
+        "{told:?}"
+    );
+    assert_eq!(shell.prompt(), "kv2pc[main]> ");
+    // A deadlock victim whose waiting command completes under another session's command.
+    let setup = "RESTART node 0; SESSION a ON node 2; SESSION b ON node 3; b: BEGIN; \
+                 a: BEGIN; a: GET k1; b: GET k1; a: PUT k1 1; SESSION b";
+    assert!(errors(&mut shell, setup).is_empty());
+    assert_eq!(shell.prompt(), "kv2pc[b T4]> ");
+    assert!(errors(&mut shell, "PUT k1 2; SESSION a").len() == 1);
+    assert_eq!(shell.prompt(), "kv2pc[a T3 aborted]> ");
+    let told = errors(&mut shell, "GET k1");
+    assert!(
+        told[0].starts_with("T3 was aborted before this command: deadlock"),
+        "{told:?}"
+    );
+    assert_eq!(shell.prompt(), "kv2pc[a]> ");
 }

@@ -380,7 +380,8 @@ fn a_transaction_begun_with_its_first_operation_commits_and_reports_a_down_node(
     client.begin_lazily().commit().unwrap();
 
     // The owner of the first key is down: the client hears so from the coordinator,
-    // and the transaction, begun, goes on elsewhere.
+    // and the transaction, begun, is aborted (a failed operation aborts its
+    // transaction), so nothing else of it can commit.
     cluster.crash(1).unwrap();
     let mut txn = client.begin_lazily();
     match txn.put(&x, "2") {
@@ -388,9 +389,9 @@ fn a_transaction_begun_with_its_first_operation_commits_and_reports_a_down_node(
         other => panic!("expected node 1 down, got {other:?}"),
     }
     assert!(txn.id().is_some_and(|later| later > tid));
-    txn.put(&y, "3").unwrap();
-    txn.commit().unwrap();
-    assert_eq!(client.get(&y).unwrap().as_deref(), Some("3"));
+    assert!(matches!(txn.put(&y, "3"), Err(Error::Aborted { .. })));
+    assert!(matches!(txn.commit(), Err(Error::Aborted { .. })));
+    assert_eq!(client.get(&y).unwrap().as_deref(), Some("2"));
 
     // The coordinator is down: nothing began.
     cluster.restart(1).unwrap();

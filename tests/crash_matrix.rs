@@ -393,6 +393,7 @@ fn an_acknowledgement_waits_for_its_commit_record() {
         key: "x".into(),
         value: Some("1".into()),
         first: true,
+        began: 1,
     };
     participant.handle(
         Input::Request {

@@ -62,7 +62,7 @@ fn view(effects: Vec<Effect>) -> Vec<Fx> {
                 ..
             } => Fx::Waiting(key, blockers),
             Effect::Reply {
-                reply: Reply::Begun(tid),
+                reply: Reply::Begun(tid, _),
                 ..
             } => Fx::Begun(tid),
             Effect::Forward { to, request, .. } => Fx::Forward(to, request),
@@ -116,7 +116,7 @@ impl Harness {
     fn begin(&mut self, coordinator: u32) -> TxnId {
         let effects = self.request(coordinator, Request::Begin);
         match effects.last() {
-            Some(Fx::Ok(Answer::Begun(tid))) => *tid,
+            Some(Fx::Ok(Answer::Begun(tid, _))) => *tid,
             other => panic!("BEGIN answered {other:?}"),
         }
     }
@@ -127,6 +127,7 @@ impl Harness {
             key: key.into(),
             value: Some(value.into()),
             first,
+            began: 0,
         };
         self.request(node, request)
     }
@@ -154,6 +155,7 @@ impl Harness {
             key,
             mode,
             first,
+            began: 0,
         };
         self.request(node, request)
     }
@@ -232,16 +234,16 @@ fn begin_reserves_a_lease_then_numbers_from_it() {
         first,
         vec![
             Fx::Log(Record::TidLease { upto: 1000 }),
-            Fx::Ok(Answer::Begun(TxnId(1))),
+            Fx::Ok(Answer::Begun(TxnId(1), 1)),
         ]
     );
     assert_eq!(
         h.request(0, Request::Begin),
-        vec![Fx::Ok(Answer::Begun(TxnId(4)))]
+        vec![Fx::Ok(Answer::Begun(TxnId(4), 2))]
     );
     assert_eq!(
         h.request(1, Request::Begin).last(),
-        Some(&Fx::Ok(Answer::Begun(TxnId(2))))
+        Some(&Fx::Ok(Answer::Begun(TxnId(2), 3)))
     );
 }
 
@@ -253,6 +255,7 @@ fn a_begin_with_its_first_operation_hands_it_to_the_owner_with_the_new_id() {
         key: key.into(),
         value: Some("v".into()),
         first: false,
+        began: 0,
     };
     let begin = Request::BeginAnd {
         owner: 2,
@@ -263,6 +266,7 @@ fn a_begin_with_its_first_operation_hands_it_to_the_owner_with_the_new_id() {
         key: "y".into(),
         value: Some("v".into()),
         first: true,
+        began: 1,
     };
     assert_eq!(
         h.request(0, begin),
@@ -295,7 +299,7 @@ fn a_begin_with_its_first_operation_hands_it_to_the_owner_with_the_new_id() {
     );
     assert_eq!(
         h.request(0, Request::Begin),
-        vec![Fx::Ok(Answer::Begun(TxnId(7)))]
+        vec![Fx::Ok(Answer::Begun(TxnId(7), 3))]
     );
 }
 
@@ -829,7 +833,7 @@ fn recovery_resends_unended_decisions_and_continues_ids_after_the_lease() {
         moves(out),
         vec![
             Fx::Log(Record::TidLease { upto: 2000 }),
-            Fx::Ok(Answer::Begun(TxnId::new(0, 1000, NODES))),
+            Fx::Ok(Answer::Begun(TxnId::new(0, 1000, NODES), 1)),
         ]
     );
     // A checkpoint keeps the unended decision.

@@ -135,6 +135,8 @@ struct Active {
     writes: BTreeMap<String, Option<String>>,
     /// The operation queued for a lock, with its request.
     pending: Option<(ReqId, PendingOp)>,
+    /// The transaction's begin stamp, which its waits report to the deadlock detector.
+    began: u64,
 }
 
 /// A transaction that voted YES and awaits the outcome.
@@ -231,45 +233,45 @@ impl Participant {
         }
     }
 
-    /// A client's read of `key` within `tid`, under a lock of `mode`: `Shared` for a plain
-    /// read, `Exclusive` for a read for update.
+    /// A client's read of `key` within `tid` (begun at stamp `began`), under a lock of
+    /// `mode`: `Shared` for a plain read, `Exclusive` for a read for update.
     pub fn read(
         &mut self,
         req: ReqId,
-        tid: TxnId,
+        (tid, began): (TxnId, u64),
         key: String,
         mode: LockMode,
         first: bool,
         out: &mut Vec<Effect>,
     ) {
-        self.operate(req, tid, PendingOp::Read(key, mode), first, out);
+        self.operate(req, (tid, began), PendingOp::Read(key, mode), first, out);
     }
 
-    /// A client's write (`None` deletes) of `key` within `tid`.
+    /// A client's write (`None` deletes) of `key` within `tid` (begun at stamp `began`).
     pub fn write(
         &mut self,
         req: ReqId,
-        tid: TxnId,
+        (tid, began): (TxnId, u64),
         key: String,
         value: Option<String>,
         first: bool,
         out: &mut Vec<Effect>,
     ) {
-        self.operate(req, tid, PendingOp::Write(key, value), first, out);
+        self.operate(req, (tid, began), PendingOp::Write(key, value), first, out);
     }
 
     fn operate(
         &mut self,
         req: ReqId,
-        tid: TxnId,
+        (tid, began): (TxnId, u64),
         op: PendingOp,
         first: bool,
         out: &mut Vec<Effect>,
     ) {
-        let Some(op) = self.hold_while_rejoining(req, tid, op, first) else {
+        let Some(op) = self.hold_while_rejoining(req, (tid, began), op, first) else {
             return;
         };
-        if let Err(error) = self.admit(tid, first) {
+        if let Err(error) = self.admit(tid, began, first) {
             return reply(out, req, Err(error));
         }
         let (key, mode) = match &op {
@@ -295,7 +297,7 @@ impl Participant {
     }
 
     /// Checks that `tid` may operate here, creating its workspace on its first operation.
-    fn admit(&mut self, tid: TxnId, first: bool) -> Result<(), Error> {
+    fn admit(&mut self, tid: TxnId, began: u64, first: bool) -> Result<(), Error> {
         match self.txns.get(&tid) {
             Some(TxnState::Active(_)) => return Ok(()),
             Some(TxnState::Prepared(_)) => {
@@ -339,7 +341,11 @@ impl Participant {
                 ),
             ));
         }
-        self.txns.insert(tid, TxnState::Active(Active::default()));
+        let active = Active {
+            began,
+            ..Active::default()
+        };
+        self.txns.insert(tid, TxnState::Active(active));
         Ok(())
     }
 
@@ -608,9 +614,15 @@ impl Participant {
         &self.locks
     }
 
-    /// Every lock wait, for the deadlock detector.
+    /// Every lock wait, for the deadlock detector, with its waiter's begin stamp.
     pub fn waits(&self) -> Vec<Wait> {
-        self.locks.waits()
+        let mut waits = self.locks.waits();
+        for wait in &mut waits {
+            if let Some(TxnState::Active(active)) = self.txns.get(&wait.tid) {
+                wait.began = active.began;
+            }
+        }
+        waits
     }
 }
 

@@ -44,7 +44,8 @@ use std::time::Duration;
 #[derive(Debug)]
 struct HeldOp {
     req: ReqId,
-    tid: TxnId,
+    /// The transaction and its begin stamp.
+    txn: (TxnId, u64),
     op: PendingOp,
     first: bool,
 }
@@ -91,12 +92,12 @@ impl Participant {
         let held = self.rejoin.take().map(|rejoin| rejoin.held);
         for HeldOp {
             req,
-            tid,
+            txn,
             op,
             first,
         } in held.unwrap_or_default()
         {
-            self.operate(req, tid, op, first, out);
+            self.operate(req, txn, op, first, out);
         }
     }
 
@@ -112,7 +113,7 @@ impl Participant {
     pub(super) fn hold_while_rejoining(
         &mut self,
         req: ReqId,
-        tid: TxnId,
+        txn: (TxnId, u64),
         op: PendingOp,
         first: bool,
     ) -> Option<PendingOp> {
@@ -120,7 +121,7 @@ impl Participant {
             Some(rejoin) => {
                 rejoin.held.push(HeldOp {
                     req,
-                    tid,
+                    txn,
                     op,
                     first,
                 });

@@ -358,7 +358,7 @@ impl Runtime {
             // an abort done.
             Reply::Waiting { .. } | Reply::Done(Ok(Answer::Done)) => 0,
             // A transaction id, which must come from a durable lease.
-            Reply::Done(Ok(Answer::Begun(_))) | Reply::Begun(_) => self.lease_lsn,
+            Reply::Done(Ok(Answer::Begun(..))) | Reply::Begun(..) => self.lease_lsn,
             // A value read: committed data, which is durable here or at its coordinator
             // except the writes of a one-phase commit not yet fsynced.
             Reply::Done(Ok(Answer::Value(_) | Answer::Snapshot { .. })) => self.visible_lsn,

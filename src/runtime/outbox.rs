@@ -82,7 +82,7 @@ impl Held {
                 // that operation's answer, which wakes the client: it need not wake for
                 // this.
                 let sent = match message {
-                    Reply::Begun(_) => reply.send_quiet(message),
+                    Reply::Begun(..) => reply.send_quiet(message),
                     _ => reply.send(message),
                 };
                 if sent.is_err() {

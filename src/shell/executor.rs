@@ -99,7 +99,8 @@ impl Shell {
         &self.cluster
     }
 
-    /// The prompt: `kv2pc[main]> `, or `kv2pc[alice T3]> ` with a transaction open.
+    /// The prompt: `kv2pc[main]> `, or `kv2pc[alice T3]> ` with a transaction open, or
+    /// `kv2pc[alice T3 aborted]> ` after T3 was aborted out of sight (see `session`).
     pub fn prompt(&self) -> String {
         match self.sessions.get(&self.current).and_then(Session::label) {
             Some(label) => format!("kv2pc[{} {label}]> ", self.current),
@@ -212,12 +213,18 @@ impl Shell {
                     text: event.to_string(),
                 });
             }
+            if let TraceEvent::Crash { node, .. } = event {
+                lines.extend(self.coordinator_crashed(*node));
+            }
         }
         if let Some(name) = &dispatched {
             let session = &self.sessions[name];
             match session.try_result() {
                 Some(result) => {
                     self.waiting.retain(|waiting| waiting != name);
+                    if result.aborted.is_some() {
+                        session.aborted_in_sight();
+                    }
                     outcome = result;
                 }
                 None => {
@@ -232,6 +239,24 @@ impl Shell {
         self.collect_completions(dispatched.as_deref(), output);
     }
 
+    /// Node `node` crashed: the open transactions it coordinated die with it. Marks
+    /// their sessions and says which.
+    fn coordinator_crashed(&self, node: NodeId) -> Vec<super::output::Line> {
+        (self.sessions.values())
+            .filter(|session| session.node() == node)
+            .filter_map(|session| {
+                let tid = session.coordinator_crashed()?;
+                Some(super::output::Line {
+                    style: Style::Event,
+                    text: format!(
+                        "{}: {tid} was aborted: its coordinator node {node} crashed before deciding it",
+                        session.name()
+                    ),
+                })
+            })
+            .collect()
+    }
+
     fn collect_completions(&mut self, except: Option<&str>, output: &mut Output) {
         let mut still_waiting = Vec::new();
         for name in std::mem::take(&mut self.waiting) {
@@ -239,8 +264,14 @@ impl Shell {
                 still_waiting.push(name);
                 continue;
             }
-            match self.sessions.get(&name).and_then(Session::try_result) {
+            let Some(session) = self.sessions.get(&name) else {
+                continue;
+            };
+            match session.try_result() {
                 Some(mut result) => {
+                    if let Some(aborted) = result.aborted.clone() {
+                        session.aborted_out_of_sight(aborted);
+                    }
                     result.completed_later = true;
                     output.outcomes.push(result);
                 }
@@ -381,8 +412,10 @@ impl Shell {
         let sessions: Vec<String> = (self.sessions.values())
             .map(|session| {
                 let mut text = format!("{} (node {}", session.name(), session.node());
-                if let Some(label) = session.label() {
-                    text.push_str(&format!(", {label} open"));
+                match session.label() {
+                    Some(label) if session.is_open() => text.push_str(&format!(", {label} open")),
+                    Some(label) => text.push_str(&format!(", {label}")),
+                    None => {}
                 }
                 if session.busy().is_some() {
                     text.push_str(", waiting");

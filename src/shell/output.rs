@@ -3,6 +3,7 @@
 //! Keeping output as data is what lets the prompt loop, scripts and tests share one
 //! `execute`.
 
+use crate::TxnId;
 use colored::Colorize;
 use serde::Serialize;
 
@@ -44,6 +45,10 @@ pub struct Outcome {
     pub lines: Vec<Line>,
     /// Why it failed, if it did.
     pub error: Option<String>,
+    /// The transaction this command's failure aborted, and why (not printed: the error
+    /// says it; the shell uses it to remind a session that was not looking).
+    #[serde(skip)]
+    pub aborted: Option<(TxnId, String)>,
 }
 
 impl Outcome {
@@ -55,6 +60,7 @@ impl Outcome {
             completed_later: false,
             lines: Vec::new(),
             error: None,
+            aborted: None,
         }
     }
 

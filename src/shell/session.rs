@@ -5,9 +5,22 @@
 //! working (in the cluster's in-flight count) while it runs, except while its thread is
 //! blocked waiting for the cluster; so when the cluster settles, every session is either
 //! idle or blocked, and the shell can say which, the same way every run.
+//!
+//! # Aborted transactions
+//!
+//! An error from an operation of a read-write transaction aborts it (see `client`): the
+//! session leaves it and says so, and its next command runs outside it. A transaction
+//! can also be aborted where the user does not see it: a waiting command of this session
+//! completes with the abort under another command's output, or the node coordinating it
+//! crashes while the session is idle inside it (the transaction dies with its
+//! coordinator). Then the session is marked: the prompt and STATUS show `T3 aborted` at
+//! once, and its next command is told which transaction was aborted and why, and does
+//! not run as if it were still open: a COMMIT commits nothing, a read or write is not run
+//! on its own (outside a transaction it would commit by itself), an ABORT has nothing
+//! left to do, and a BEGIN begins.
 
 use super::command::{Command, Text};
-use super::output::Outcome;
+use super::output::{Outcome, Style};
 use crate::cluster::Activity;
 use crate::lock::LockMode;
 use crate::{Client, ClientObserver, Error, NodeId, ReadOnly, Transaction, TxnId, WaitInfo};
@@ -27,6 +40,11 @@ struct Visible {
     busy: Option<String>,
     /// The lock the running command waits for, if it does.
     waiting: Option<WaitInfo>,
+    /// Whether the running command is a COMMIT, whose own answer tells its outcome.
+    committing: bool,
+    /// A transaction of this session aborted out of the user's sight, and why: its next
+    /// command says so (see the module doc).
+    lost: Option<(TxnId, String)>,
 }
 
 /// Reports the session's lock waits and blocking to the shell and the cluster.
@@ -104,9 +122,48 @@ impl Session {
         self.node
     }
 
-    /// How the prompt names its open transaction (`T3`, `snapshot@7`), if any.
+    /// How the prompt names its open transaction (`T3`, `snapshot@7`), if any; or
+    /// `T3 aborted` after one was aborted out of sight, until its next command.
     pub fn label(&self) -> Option<String> {
-        self.visible.lock().label.clone()
+        let visible = self.visible.lock();
+        match (&visible.label, &visible.lost) {
+            (Some(label), _) => Some(label.clone()),
+            (None, Some((tid, _))) => Some(format!("{tid} aborted")),
+            (None, None) => None,
+        }
+    }
+
+    /// Whether a transaction (read-write or read-only) is open in it.
+    pub fn is_open(&self) -> bool {
+        self.visible.lock().label.is_some()
+    }
+
+    /// A waiting command of this session completed with `aborted`, reported under
+    /// another command: mark the session, so its next command says so again.
+    pub fn aborted_out_of_sight(&self, aborted: (TxnId, String)) {
+        self.visible.lock().lost = Some(aborted);
+    }
+
+    /// Its command's outcome, which said itself that its transaction was aborted, was
+    /// shown as the direct answer: nothing is left to tell.
+    pub fn aborted_in_sight(&self) {
+        self.visible.lock().lost = None;
+    }
+
+    /// This session's coordinator crashed: an open read-write transaction dies with it
+    /// (unless it is committing: the COMMIT's answer tells its outcome). Returns it.
+    pub fn coordinator_crashed(&self) -> Option<TxnId> {
+        let mut visible = self.visible.lock();
+        let tid = visible.tid.filter(|_| !visible.committing)?;
+        let why = format!(
+            "its coordinator node {} crashed before deciding it (its participants \
+             release its locks when node {} restarts)",
+            self.node, self.node
+        );
+        visible.lost = Some((tid, why));
+        visible.tid = None;
+        visible.label = None;
+        Some(tid)
     }
 
     /// The command it is still running, if any.
@@ -156,6 +213,7 @@ impl Session {
             let mut visible = self.visible.lock();
             visible.busy = Some(command.to_string());
             visible.waiting = None;
+            visible.committing = command == Command::Commit;
         }
         self.activity.started();
         if self.jobs.send(command).is_err() {
@@ -212,15 +270,26 @@ struct Worker {
     activity: Activity,
 }
 
+/// Why a session's command failed, as the shell prints it.
+struct Failed(String);
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Failed {
+        Failed(error.to_string())
+    }
+}
+
 impl Worker {
     fn run(mut self, jobs: Receiver<Command>, results: Sender<Outcome>) {
         while let Ok(command) = jobs.recv() {
             let mut outcome = Outcome::new(command.to_string(), Some(self.name.clone()));
-            if let Err(error) = self.execute(command, &mut outcome) {
-                if matches!(error, Error::Aborted { .. }) {
-                    self.open = None;
-                }
-                outcome.fail(error.to_string());
+            let lost = self.visible.lock().lost.take();
+            let result = match lost {
+                Some(lost) => self.after_lost(lost, command, &mut outcome),
+                None => self.execute(command, &mut outcome),
+            };
+            if let Err(Failed(error)) = result {
+                outcome.fail(error);
             }
             self.show_state();
             let _ = results.send(outcome);
@@ -231,8 +300,44 @@ impl Worker {
         }
     }
 
-    fn show_state(&self) {
+    /// The next command after a transaction was aborted out of sight: says so, and runs
+    /// only a BEGIN (see the module doc).
+    fn after_lost(
+        &mut self,
+        (tid, why): (TxnId, String),
+        command: Command,
+        outcome: &mut Outcome,
+    ) -> Result<(), Failed> {
+        if matches!(&self.open, Some(Open::ReadWrite(_, open)) if *open == tid) {
+            self.open = None;
+        }
+        match command {
+            Command::Begin { .. } => {
+                let note = format!("note: {tid} was aborted before this BEGIN: {why}");
+                outcome.push(Style::Warning, note);
+                self.execute(command, outcome)
+            }
+            Command::Abort => {
+                outcome.say(format!("{tid} had already been aborted: {why}"));
+                Ok(())
+            }
+            Command::Commit => Err(Failed(format!(
+                "{tid} was aborted before this COMMIT: {why}; nothing was committed; BEGIN again"
+            ))),
+            other => Err(Failed(format!(
+                "{tid} was aborted before this command: {why}; {other} was not run, since \
+                 outside a transaction it would run on its own; BEGIN again"
+            ))),
+        }
+    }
+
+    fn show_state(&mut self) {
         let mut visible = self.visible.lock();
+        let lost = visible.lost.as_ref().map(|(tid, _)| *tid);
+        let dead = match &self.open {
+            Some(Open::ReadWrite(_, tid)) if lost == Some(*tid) => self.open.take(),
+            _ => None,
+        };
         visible.tid = match &self.open {
             Some(Open::ReadWrite(_, tid)) => Some(*tid),
             _ => None,
@@ -240,23 +345,59 @@ impl Worker {
         visible.label = self.open.as_ref().map(Open::label);
         visible.busy = None;
         visible.waiting = None;
+        visible.committing = false;
+        drop(visible);
+        // Dropping a transaction tells its coordinator, best effort: not under the lock.
+        drop(dead);
     }
 
-    fn execute(&mut self, command: Command, outcome: &mut Outcome) -> crate::Result<()> {
+    /// Runs an operation of the open read-write transaction. If it fails, the library
+    /// has aborted the transaction (see `client`): the session leaves it and says so.
+    fn transact<T>(
+        &mut self,
+        outcome: &mut Outcome,
+        op: impl FnOnce(&mut Transaction) -> crate::Result<T>,
+    ) -> Result<T, Failed> {
+        let Some(Open::ReadWrite(txn, tid)) = &mut self.open else {
+            return Err(no_transaction().into());
+        };
+        let tid = *tid;
+        let error = match op(txn) {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        self.open = None;
+        let (why, text) = match error {
+            Error::Aborted { reason, .. } => (reason.clone(), format!("{tid} aborted: {reason}")),
+            other => (
+                format!("its {} failed: {other}", outcome.command),
+                format!(
+                    "{other}; so {tid} was aborted: its writes are undone and its locks \
+                     released; BEGIN again"
+                ),
+            ),
+        };
+        outcome.aborted = Some((tid, why));
+        Err(Failed(text))
+    }
+
+    fn execute(&mut self, command: Command, outcome: &mut Outcome) -> Result<(), Failed> {
         match command {
             Command::Begin { read_only } => self.begin(read_only, outcome),
             Command::Get { key, for_update } => {
-                let value = match &mut self.open {
-                    Some(Open::ReadWrite(txn, _)) if for_update => txn.get_for_update(&key)?,
-                    Some(Open::ReadWrite(txn, _)) => txn.get(&key)?,
+                let value = match &self.open {
+                    Some(Open::ReadWrite(..)) if for_update => {
+                        self.transact(outcome, |txn| txn.get_for_update(&key))?
+                    }
+                    Some(Open::ReadWrite(..)) => self.transact(outcome, |txn| txn.get(&key))?,
                     Some(Open::ReadOnly(_)) if for_update => {
-                        return Err(Error::InvalidInput(
+                        return Err(Failed(
                             "this transaction is READ ONLY: it reads a snapshot and takes no locks, so there is nothing to lock FOR UPDATE; COMMIT it and BEGIN a read-write transaction to read for update".into(),
                         ));
                     }
                     Some(Open::ReadOnly(snapshot)) => snapshot.get(&key)?,
                     None if for_update => {
-                        return Err(Error::InvalidInput(format!(
+                        return Err(Failed(format!(
                             "FOR UPDATE locks {} until the transaction ends, but no transaction is open in this session; BEGIN one first (a GET on its own reads a snapshot and locks nothing)",
                             Text(&key)
                         )));
@@ -287,16 +428,16 @@ impl Worker {
                 }
                 Ok(())
             }
-            other => Err(Error::InvalidInput(format!(
+            other => Err(Failed(format!(
                 "{} is not a transaction command",
                 other.name()
             ))),
         }
     }
 
-    fn begin(&mut self, read_only: bool, outcome: &mut Outcome) -> crate::Result<()> {
+    fn begin(&mut self, read_only: bool, outcome: &mut Outcome) -> Result<(), Failed> {
         if let Some(open) = &self.open {
-            return Err(Error::InvalidInput(format!(
+            return Err(Failed(format!(
                 "{} is still open in session {}; COMMIT or ABORT it first",
                 open.label(),
                 self.name
@@ -312,7 +453,7 @@ impl Worker {
         } else {
             let txn = self.client.begin()?;
             let Some(tid) = txn.id() else {
-                return Err(Error::InvalidInput(
+                return Err(Failed(
                     "the coordinator began a transaction without an id".into(),
                 ));
             };
@@ -332,17 +473,17 @@ impl Worker {
         key: &str,
         value: Option<&str>,
         outcome: &mut Outcome,
-    ) -> crate::Result<()> {
-        match &mut self.open {
+    ) -> Result<(), Failed> {
+        match &self.open {
             Some(Open::ReadOnly(_)) => {
-                return Err(Error::InvalidInput(
+                return Err(Failed(
                     "this transaction is READ ONLY; COMMIT it and BEGIN a read-write transaction to write".into(),
                 ));
             }
-            Some(Open::ReadWrite(txn, _)) => match value {
-                Some(value) => txn.put(key, value)?,
-                None => txn.delete(key)?,
-            },
+            Some(Open::ReadWrite(..)) => self.transact(outcome, |txn| match value {
+                Some(value) => txn.put(key, value),
+                None => txn.delete(key),
+            })?,
             None => match value {
                 Some(value) => self.client.put(key, value)?,
                 None => self.client.delete(key)?,
@@ -352,7 +493,7 @@ impl Worker {
         Ok(())
     }
 
-    fn commit(&mut self, outcome: &mut Outcome) -> crate::Result<()> {
+    fn commit(&mut self, outcome: &mut Outcome) -> Result<(), Failed> {
         let (txn, tid) = match self.open.take().ok_or_else(no_transaction)? {
             Open::ReadWrite(txn, tid) => (txn, tid),
             Open::ReadOnly(snapshot) => {
