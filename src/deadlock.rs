@@ -206,6 +206,39 @@ mod tests {
         assert_eq!(detector.update(0, &longer).len(), 0);
     }
 
+    /// The scenario (K, M, N on node 1, L on node 2; p T1, x T4, w T7, v T10):
+    /// w's wait closes two cycles at once, T10 -> T4 -> T7 -> T1 -> T10 and T7 -> T4 ->
+    /// T7. The victim of the first, T10, is not on the second, so the second needs a
+    /// victim of its own, then or at a later report.
+    #[test]
+    fn two_cycles_closed_by_one_wait_both_get_a_victim() {
+        let detector = Detector::new(3);
+        let mut victims = Vec::new();
+        // x waits for w on N; p waits for v on L; v waits for x on M.
+        victims.extend(detector.update(1, &[wait(4, &[7])]));
+        victims.extend(detector.update(2, &[wait(1, &[10])]));
+        victims.extend(detector.update(1, &[wait(4, &[7]), wait(10, &[4])]));
+        assert!(victims.is_empty(), "{victims:?}");
+        // w waits for p and x, the shared holders of K.
+        let closing = [wait(4, &[7]), wait(10, &[4]), wait(7, &[1, 4])];
+        victims.extend(detector.update(1, &closing));
+        assert!(
+            victims.iter().any(|v| v.tid == TxnId(10)),
+            "the long cycle's victim: {victims:?}"
+        );
+        // T10 aborts: its wait on node 1 ends, and p gets L on node 2.
+        victims.extend(detector.update(1, &[wait(4, &[7]), wait(7, &[1, 4])]));
+        victims.extend(detector.update(2, &[]));
+        let second: Vec<&Victim> = (victims.iter())
+            .filter(|v| v.tid == TxnId(4) || v.tid == TxnId(7))
+            .collect();
+        assert_eq!(
+            second.len(),
+            1,
+            "one victim for T7 -> T4 -> T7: {victims:?}"
+        );
+    }
+
     #[test]
     fn a_cycle_across_nodes_aborts_the_youngest() {
         let detector = Detector::new(3);
