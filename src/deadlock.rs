@@ -2,10 +2,58 @@
 //!
 //! Strict two-phase locking waits, and waits across nodes can form a cycle no single node
 //! sees: T1 waits for T2 on node 0 while T2 waits for T1 on node 1. Each node reports its
-//! current waits (waiter -> blockers) whenever they change; the detector keeps the
-//! cluster-wide wait-for graph and, when a report closes a cycle, chooses the victim: the
-//! youngest transaction in the cycle (the one begun last, which has likely done the least
-//! work). The node where the victim waits aborts it and tells its client the cycle.
+//! current waits (waiter -> blockers) at the end of every batch in which they may have
+//! changed; the detector keeps the cluster-wide wait-for graph and, when a report leaves a
+//! cycle, chooses the victim: the youngest transaction in the cycle (the one begun last,
+//! which has likely done the least work). The node where the victim waits aborts it and
+//! tells its client the cycle.
+//!
+//! ## Victims being aborted
+//!
+//! A victim stays in the graph until its node reports again without it, and that report
+//! may come after others (the victim's message waits in its node's inbox). Until then the
+//! detector keeps it as *being aborted*: the search treats it as waiting for no one, so a
+//! cycle through it is taken as broken (no second victim on it), and any other cycle is
+//! still searched. The mark lasts while the graph shows the victim in the same wait (same
+//! node, key and mode) it was chosen in: the victim message goes to that node, which
+//! aborts the victim if it still waits there, so that wait ends at the node's next report
+//! after the message. If the wait ends or changes first (granted, now waiting elsewhere),
+//! the message may find nothing to abort, so the mark is dropped and the transaction is
+//! searched from again. A transaction granted a key holds it to its end, so it never waits
+//! for the same key in the same mode twice: a wait with the same node, key and mode is the
+//! very wait the victim was chosen in. A node that crashes reports no waits, which ends its
+//! victims' marks along with their waits.
+//!
+//! ## Why every cycle is found
+//!
+//! Invariant, after every report: every cycle of the graph holds a victim being aborted.
+//! A report changes only its node's waits (and ends the marks of victims whose wait
+//! changed), so a cycle with no victim on it afterwards passes through a wait that is new
+//! or changed in this report, or through a transaction whose mark just ended (otherwise it
+//! existed before, with no victim, against the invariant). The search starts from those
+//! transactions, less those that block no one (on no cycle, so the newest waiter at the
+//! end of a long queue, the common case, costs nothing).
+//!
+//! The search is a depth-first search that ignores victims being aborted and keeps one
+//! set of transactions *done*: a transaction is done when every transaction it waits for
+//! is done (or it waits for no one), so a done transaction reaches no cycle; choosing more
+//! victims only removes waits, so it stays so. When the search meets a transaction already
+//! on its path it has found a cycle: it chooses the victim, marks it, and starts again from
+//! the first start, keeping the done set (the transactions still on the path are not done:
+//! they may lie on another cycle, the fault of an earlier version that marked them done
+//! and so never reported a second cycle through them). A search that ends without a cycle
+//! has made every start done: no cycle through any start is left without a victim, and the
+//! invariant holds.
+//!
+//! Cost: a report with no cycle costs one search, O(waits reachable from the starts); each
+//! victim adds one more search, which skips what is done and so repeats only the path it
+//! was on (O(waits) at worst). Queues stay cheap because a queue of n waiters reports n
+//! waits, not n²/2 (see `Entry::wait_edges` in `lock`).
+//!
+//! Limits: the detector trusts the reports; a wait already ended on a node that has not
+//! reported since can still close a cycle, and its victim is then aborted for a cycle that
+//! no longer exists (a spurious abort, never a missed deadlock). The graph is one mutex
+//! held for the whole update, fine for a handful of node threads.
 //!
 //! The detector stands for what would be a service in a real deployment (a central
 //! detector, as in many distributed databases); here it is a shared object the node
@@ -18,7 +66,7 @@
 //! cycle, but aborts that a cycle would not have needed) and lock-wait timeouts (simple,
 //! but they abort slow transactions as well as deadlocked ones, and only after the wait).
 
-use crate::lock::Wait;
+use crate::lock::{LockMode, Wait};
 use crate::types::{NodeId, TxnId};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,14 +82,35 @@ pub struct Victim {
     pub cycle: Vec<TxnId>,
 }
 
+/// One waiting transaction as last reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Edge {
+    /// The node where it waits.
+    node: NodeId,
+    /// The key and mode it waits for: which wait this is.
+    key: String,
+    mode: LockMode,
+    /// Whom it waits for.
+    blockers: Vec<TxnId>,
+}
+
+impl Edge {
+    /// Whether `other` is the same wait, whatever its blockers now.
+    fn same_wait(&self, other: &Edge) -> bool {
+        self.node == other.node && self.key == other.key && self.mode == other.mode
+    }
+}
+
 #[derive(Default)]
 struct Graph {
-    /// Each waiting transaction: the node where it waits and whom it waits for.
-    edges: BTreeMap<TxnId, (NodeId, Vec<TxnId>)>,
+    /// Each waiting transaction and its wait.
+    edges: BTreeMap<TxnId, Edge>,
     /// How many waits name each transaction as a blocker. One that blocks no one is on
     /// no cycle, so a wait that changed need not be searched from (the newest waiter at
     /// the end of a long queue, the common case, costs nothing).
     blocking: BTreeMap<TxnId, usize>,
+    /// Victims being aborted, with the wait they were chosen in.
+    aborting: BTreeMap<TxnId, Edge>,
 }
 
 /// The cluster-wide wait-for graph.
@@ -59,32 +128,20 @@ impl Detector {
         }
     }
 
-    /// Replaces `node`'s waits and returns the victims of any cycle through them.
+    /// Replaces `node`'s waits and returns the victims that leave no cycle without one.
     pub fn update(&self, node: NodeId, waits: &[Wait]) -> Vec<Victim> {
         let mut graph = self.graph.lock();
-        let old: BTreeMap<TxnId, (NodeId, Vec<TxnId>)> =
-            (graph.edges.extract_if(.., |_, (at, _)| *at == node)).collect();
-        for (_, blockers) in old.values() {
-            graph.count_blocking(blockers, false);
-        }
-        // A new cycle must pass through a wait that is new or changed, whose waiter
-        // blocks someone: search from those.
-        let mut changed = Vec::new();
-        for wait in waits {
-            let edge = (node, wait.blockers.clone());
-            if old.get(&wait.tid) != Some(&edge) {
-                changed.push(wait.tid);
-            }
-            graph.count_blocking(&edge.1, true);
-            graph.edges.insert(wait.tid, edge);
-        }
-        changed.retain(|tid| graph.blocking.contains_key(tid));
+        let mut starts = graph.replace(node, waits);
+        starts.extend(graph.end_marks());
+        starts.retain(|tid| graph.blocking.contains_key(tid));
         let mut victims: Vec<Victim> = Vec::new();
-        for cycle in graph.cycles_from(&changed) {
+        let mut done = BTreeSet::new();
+        while let Some(cycle) = graph.find_cycle(&starts, &mut done) {
             let victim = self.choose(&graph, cycle);
-            if !victims.iter().any(|v| v.tid == victim.tid) {
-                victims.push(victim);
+            if let Some(edge) = graph.edges.get(&victim.tid).cloned() {
+                graph.aborting.insert(victim.tid, edge);
             }
+            victims.push(victim);
         }
         victims
     }
@@ -102,7 +159,7 @@ impl Detector {
             .copied()
             .collect();
         path.push(tid);
-        let node = graph.edges.get(&tid).map(|(node, _)| *node).unwrap_or(0);
+        let node = graph.edges.get(&tid).map(|edge| edge.node).unwrap_or(0);
         Victim {
             tid,
             node,
@@ -112,6 +169,47 @@ impl Detector {
 }
 
 impl Graph {
+    /// Replaces `node`'s waits, and returns the waiters whose wait is new or changed.
+    fn replace(&mut self, node: NodeId, waits: &[Wait]) -> Vec<TxnId> {
+        let old: BTreeMap<TxnId, Edge> =
+            (self.edges.extract_if(.., |_, edge| edge.node == node)).collect();
+        for edge in old.values() {
+            self.count_blocking(&edge.blockers, false);
+        }
+        let mut changed = Vec::new();
+        for wait in waits {
+            let edge = Edge {
+                node,
+                key: wait.key.clone(),
+                mode: wait.mode,
+                blockers: wait.blockers.clone(),
+            };
+            if old.get(&wait.tid) != Some(&edge) {
+                changed.push(wait.tid);
+            }
+            self.count_blocking(&edge.blockers, true);
+            // Reported by another node before: it was granted there since.
+            if let Some(elsewhere) = self.edges.insert(wait.tid, edge) {
+                self.count_blocking(&elsewhere.blockers, false);
+            }
+        }
+        changed
+    }
+
+    /// Ends the marks of victims no longer in the wait they were chosen in, and returns
+    /// those that still wait (elsewhere or otherwise), to be searched from again.
+    fn end_marks(&mut self) -> Vec<TxnId> {
+        let edges = &self.edges;
+        let ended = (self.aborting).extract_if(.., |tid, chosen| {
+            !edges.get(tid).is_some_and(|now| now.same_wait(chosen))
+        });
+        let ended: Vec<TxnId> = ended.map(|(tid, _)| tid).collect();
+        ended
+            .into_iter()
+            .filter(|tid| edges.contains_key(tid))
+            .collect()
+    }
+
     /// Counts (or uncounts) one wait for each of `blockers`.
     fn count_blocking(&mut self, blockers: &[TxnId], add: bool) {
         for blocker in blockers {
@@ -127,51 +225,51 @@ impl Graph {
         }
     }
 
-    /// The cycles reachable from `starts`, each as the list of its transactions, found by
-    /// one depth-first search with the usual colours: a transaction fully explored leads
-    /// to no cycle not yet found, so it is never explored again, and the search costs
-    /// O(waits) however long the queues are.
-    fn cycles_from(&self, starts: &[TxnId]) -> Vec<Vec<TxnId>> {
-        let mut search = Search::default();
-        for start in starts {
-            self.search(*start, &mut search);
+    /// Whom `tid` waits for, as the search sees it: no one if it is a victim being
+    /// aborted.
+    fn blockers(&self, tid: TxnId) -> &[TxnId] {
+        match self.edges.get(&tid) {
+            Some(edge) if !self.aborting.contains_key(&tid) => &edge.blockers,
+            _ => &[],
         }
-        search.cycles
     }
 
-    fn search(&self, at: TxnId, search: &mut Search) {
-        if search.done.contains(&at) {
-            return;
-        }
-        if search.on_path.contains(&at) {
-            let position = search.path.iter().position(|on| *on == at).unwrap_or(0);
-            search.cycles.push(search.path[position..].to_vec());
-            return;
-        }
-        let Some((_, blockers)) = self.edges.get(&at) else {
-            search.done.insert(at);
-            return;
-        };
-        search.path.push(at);
-        search.on_path.insert(at);
-        for next in blockers {
-            self.search(*next, search);
-        }
-        search.path.pop();
-        search.on_path.remove(&at);
-        search.done.insert(at);
+    /// A cycle reachable from `starts` with no victim being aborted on it, or `None` once
+    /// every start is `done` (reaches no such cycle).
+    fn find_cycle(&self, starts: &[TxnId], done: &mut BTreeSet<TxnId>) -> Option<Vec<TxnId>> {
+        starts.iter().find_map(|start| self.search(*start, done))
     }
-}
 
-/// The state of one depth-first search for cycles.
-#[derive(Default)]
-struct Search {
-    /// The transactions from the start to where the search is.
-    path: Vec<TxnId>,
-    on_path: BTreeSet<TxnId>,
-    /// Fully explored.
-    done: BTreeSet<TxnId>,
-    cycles: Vec<Vec<TxnId>>,
+    /// A depth-first search from `start`, with an explicit stack (a queue may be longer
+    /// than a thread's stack is deep). It stops at the first cycle, leaving the
+    /// transactions on its path not done.
+    fn search(&self, start: TxnId, done: &mut BTreeSet<TxnId>) -> Option<Vec<TxnId>> {
+        let mut path: Vec<(TxnId, std::slice::Iter<'_, TxnId>)> = Vec::new();
+        let mut on_path = BTreeSet::new();
+        let mut next = Some(start);
+        loop {
+            if let Some(at) = next.take() {
+                if on_path.contains(&at) {
+                    let position = path.iter().position(|(on, _)| *on == at).unwrap_or(0);
+                    return Some(path[position..].iter().map(|(tid, _)| *tid).collect());
+                }
+                if !done.contains(&at) {
+                    path.push((at, self.blockers(at).iter()));
+                    on_path.insert(at);
+                }
+            }
+            let (at, blockers) = path.last_mut()?;
+            match blockers.next() {
+                Some(blocker) => next = Some(*blocker),
+                None => {
+                    let at = *at;
+                    path.pop();
+                    on_path.remove(&at);
+                    done.insert(at);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -237,6 +335,39 @@ mod tests {
             1,
             "one victim for T7 -> T4 -> T7: {victims:?}"
         );
+    }
+
+    #[test]
+    fn a_victim_being_aborted_breaks_its_cycles_but_hides_no_other() {
+        let detector = Detector::new(1);
+        detector.update(0, &[wait(1, &[2])]);
+        let victims = detector.update(1, &[wait(2, &[1])]);
+        assert_eq!(victims.len(), 1, "{victims:?}");
+        assert_eq!(victims[0].tid, TxnId(2));
+        // Node 0 reports again before T2's abort shows: T3 now waits for T1 too, a new
+        // cycle T3 -> T1 -> T2 -> ... only through the victim: no second victim.
+        let victims = detector.update(0, &[wait(1, &[2]), wait(3, &[1])]);
+        assert!(victims.is_empty(), "{victims:?}");
+        // Node 1 still shows T2 waiting, and T1 now waits for T3 and T2 on node 0: the
+        // cycle T1 -> T3 -> T1 does not pass through T2 and needs its own victim.
+        let victims = detector.update(0, &[wait(1, &[2, 3]), wait(3, &[1])]);
+        assert_eq!(victims.len(), 1, "{victims:?}");
+        assert_eq!(victims[0].cycle, vec![TxnId(3), TxnId(1), TxnId(3)]);
+        // T2 is granted on node 1 and waits on node 0 instead: its message may find
+        // nothing to abort, so it is searched from again.
+        let victims = detector.update(0, &[wait(1, &[2, 3]), wait(3, &[1]), wait(2, &[1])]);
+        assert_eq!(victims.len(), 1, "{victims:?}");
+        assert_eq!(victims[0].cycle, vec![TxnId(2), TxnId(1), TxnId(2)]);
+    }
+
+    #[test]
+    fn a_cycle_through_a_queue_deeper_than_a_stack_is_found() {
+        let detector = Detector::new(1);
+        let queue: Vec<Wait> = (2..=200_000).map(|t| wait(t, &[t - 1])).collect();
+        assert!(detector.update(0, &queue).is_empty());
+        let victims = detector.update(1, &[wait(1, &[200_000])]);
+        assert_eq!(victims.len(), 1);
+        assert_eq!(victims[0].cycle.len(), 200_001);
     }
 
     #[test]

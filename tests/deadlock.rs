@@ -11,9 +11,11 @@
 //! node, and a transaction granted on one node may wait on another before the first one
 //! reports again. A crashed node reports no waits, and its messages are lost.
 //!
-//! After every report: each victim returned lies on a cycle of the reported graph with no
-//! victim still undelivered on it, and every cycle of the reported graph holds a victim
-//! still undelivered (whose abort will break it).
+//! A victim *counts* while its message is undelivered and the reported graph still shows
+//! it in the wait it was chosen in: its node will abort it (a victim granted since, or
+//! waiting elsewhere, may find nothing to abort, and its cycles need another look). After
+//! every report: each victim returned lies on a cycle of the reported graph with no victim
+//! that counts on it, and every cycle of the reported graph holds a victim that counts.
 
 use kv2pc::TxnId;
 use kv2pc::deadlock::{Detector, Victim};
@@ -59,7 +61,7 @@ fn batch() -> impl Strategy<Value = Batch> {
     (
         0..NODES,
         vec(any::<bool>(), 0..4),
-        vec(change(), 0..4),
+        vec(change(), 0..7),
         prop::bool::weighted(0.03),
     )
         .prop_map(|(node, deliver, changes, crash)| Batch {
@@ -89,9 +91,10 @@ struct Model {
     waiting: BTreeMap<TxnId, Waiting>,
     /// The reported graph, kept as the detector is specified to keep it: a report from a
     /// node replaces every wait last reported by that node.
-    reported: BTreeMap<TxnId, (u32, BTreeSet<TxnId>)>,
-    /// Victims whose message their node has not handled, in order sent.
-    undelivered: Vec<(TxnId, u32)>,
+    reported: BTreeMap<TxnId, Waiting>,
+    /// Victims whose message their node has not handled, in order sent, with the wait
+    /// they were chosen in.
+    undelivered: Vec<(TxnId, Waiting)>,
 }
 
 impl Model {
@@ -143,19 +146,23 @@ impl Model {
         for tid in here {
             self.end(tid);
         }
-        self.undelivered.retain(|(_, at)| *at != node);
+        self.undelivered.retain(|(_, chosen)| chosen.node != node);
     }
 
     fn deliver(&mut self, node: u32, which: &[bool]) {
-        let mine: Vec<(TxnId, u32)> = (self.undelivered.iter())
-            .filter(|(_, at)| *at == node)
-            .copied()
+        let mine: Vec<TxnId> = (self.undelivered.iter())
+            .filter(|(_, chosen)| chosen.node == node)
+            .map(|(tid, _)| *tid)
             .collect();
-        for ((tid, _), deliver) in mine.into_iter().zip(which) {
+        for (tid, deliver) in mine.into_iter().zip(which) {
             if !deliver {
                 continue;
             }
-            self.undelivered.retain(|(victim, _)| *victim != tid);
+            let sent = (self.undelivered.iter())
+                .position(|(victim, chosen)| *victim == tid && chosen.node == node);
+            if let Some(sent) = sent {
+                self.undelivered.remove(sent);
+            }
             let waits_here = self.waiting.get(&tid).is_some_and(|w| w.node == node);
             if waits_here {
                 self.end(tid);
@@ -217,16 +224,18 @@ impl Model {
                 blockers: waiting.blockers.iter().copied().collect(),
             })
             .collect();
-        self.reported.retain(|_, (at, _)| *at != node);
-        for wait in &waits {
-            let blockers = wait.blockers.iter().copied().collect();
-            self.reported.insert(wait.tid, (node, blockers));
+        self.reported.retain(|_, reported| reported.node != node);
+        for (tid, waiting) in &self.waiting {
+            if waiting.node == node {
+                self.reported.insert(*tid, waiting.clone());
+            }
         }
         for victim in self.detector.update(node, &waits) {
             self.check_victim(&victim)?;
-            self.undelivered.push((victim.tid, victim.node));
+            let chosen = self.reported[&victim.tid].clone();
+            self.undelivered.push((victim.tid, chosen));
         }
-        let pending: BTreeSet<TxnId> = self.undelivered.iter().map(|(tid, _)| *tid).collect();
+        let pending = self.counting();
         if let Some(cycle) = cycle_avoiding(&self.reported, &pending) {
             return Err(TestCaseError::fail(format!(
                 "after node {node}'s report the cycle {cycle:?} has no victim; graph \
@@ -237,6 +246,18 @@ impl Model {
         Ok(())
     }
 
+    /// The victims that count: undelivered, and shown in the wait they were chosen in.
+    fn counting(&self) -> BTreeSet<TxnId> {
+        let same = |tid: &TxnId, chosen: &Waiting| {
+            let now = self.reported.get(tid);
+            now.is_some_and(|now| now.node == chosen.node && now.episode == chosen.episode)
+        };
+        (self.undelivered.iter())
+            .filter(|(tid, chosen)| same(tid, chosen))
+            .map(|(tid, _)| *tid)
+            .collect()
+    }
+
     /// A victim lies on a cycle of the reported graph that no other victim breaks.
     fn check_victim(&self, victim: &Victim) -> Result<(), TestCaseError> {
         let cycle = &victim.cycle;
@@ -245,12 +266,12 @@ impl Model {
         prop_assert_eq!(cycle.last(), Some(&victim.tid), "{:?}", victim);
         for pair in cycle.windows(2) {
             let edge = self.reported.get(&pair[0]);
-            let waits = edge.is_some_and(|(_, blockers)| blockers.contains(&pair[1]));
+            let waits = edge.is_some_and(|edge| edge.blockers.contains(&pair[1]));
             prop_assert!(waits, "{victim:?}: {} waits not for {}", pair[0], pair[1]);
         }
-        let at = self.reported.get(&victim.tid).map(|(node, _)| *node);
+        let at = self.reported.get(&victim.tid).map(|edge| edge.node);
         prop_assert_eq!(at, Some(victim.node), "{:?}", victim);
-        for (pending, _) in &self.undelivered {
+        for pending in &self.counting() {
             prop_assert!(
                 !cycle.contains(pending),
                 "{victim:?}: {pending} is already a victim on that cycle"
@@ -264,7 +285,7 @@ impl Model {
 /// transaction that waits for no one left, until nothing changes; whoever is left waits
 /// for someone left, so following waits from any of them must come round.
 fn cycle_avoiding(
-    graph: &BTreeMap<TxnId, (u32, BTreeSet<TxnId>)>,
+    graph: &BTreeMap<TxnId, Waiting>,
     broken: &BTreeSet<TxnId>,
 ) -> Option<Vec<TxnId>> {
     let mut left: BTreeSet<TxnId> = (graph.keys())
@@ -272,7 +293,7 @@ fn cycle_avoiding(
         .copied()
         .collect();
     loop {
-        let stuck = |tid: &TxnId| graph[tid].1.iter().any(|b| left.contains(b));
+        let stuck = |tid: &TxnId| graph[tid].blockers.iter().any(|b| left.contains(b));
         let next: BTreeSet<TxnId> = left.iter().filter(|tid| stuck(tid)).copied().collect();
         if next.len() == left.len() {
             break;
@@ -282,7 +303,7 @@ fn cycle_avoiding(
     let mut path = vec![*left.first()?];
     loop {
         let at = *path.last()?;
-        let next = *graph[&at].1.iter().find(|b| left.contains(b))?;
+        let next = *graph[&at].blockers.iter().find(|b| left.contains(b))?;
         if let Some(start) = path.iter().position(|t| *t == next) {
             let mut cycle = path.split_off(start);
             cycle.push(next);
@@ -307,11 +328,16 @@ proptest! {
 #[test]
 fn the_oracle_finds_a_cycle_and_sees_it_broken() {
     let t = TxnId;
-    let graph: BTreeMap<TxnId, (u32, BTreeSet<TxnId>)> = [
-        (t(1), (0, BTreeSet::from([t(2)]))),
-        (t(2), (0, BTreeSet::from([t(3), t(5)]))),
-        (t(3), (1, BTreeSet::from([t(1)]))),
-        (t(4), (1, BTreeSet::from([t(2)]))),
+    let waits = |node, on: &[u64]| Waiting {
+        node,
+        episode: 0,
+        blockers: on.iter().map(|b| t(*b)).collect(),
+    };
+    let graph: BTreeMap<TxnId, Waiting> = [
+        (t(1), waits(0, &[2])),
+        (t(2), waits(0, &[3, 5])),
+        (t(3), waits(1, &[1])),
+        (t(4), waits(1, &[2])),
     ]
     .into();
     let cycle = cycle_avoiding(&graph, &BTreeSet::new());
