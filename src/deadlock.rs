@@ -2,11 +2,10 @@
 //!
 //! Strict two-phase locking waits, and waits across nodes can form a cycle no single node
 //! sees: T1 waits for T2 on node 0 while T2 waits for T1 on node 1. Each node reports its
-//! current waits (waiter -> blockers) at the end of every batch in which they may have
-//! changed; the detector keeps the cluster-wide wait-for graph and, when a report leaves a
-//! cycle, chooses the victim: the youngest transaction in the cycle (the one begun last,
-//! which has likely done the least work). The node where the victim waits aborts it and
-//! tells its client the cycle.
+//! current waits (waiter -> blockers) whenever they change; the detector keeps the
+//! cluster-wide wait-for graph and, when a report closes a cycle, chooses the victim: the
+//! youngest transaction in the cycle (the one begun last, which has likely done the least
+//! work). The node where the victim waits aborts it and tells its client the cycle.
 //!
 //! ## Victims being aborted
 //!
@@ -52,8 +51,9 @@
 //!
 //! Limits: the detector trusts the reports; a wait already ended on a node that has not
 //! reported since can still close a cycle, and its victim is then aborted for a cycle that
-//! no longer exists (a spurious abort, never a missed deadlock). The graph is one mutex
-//! held for the whole update, fine for a handful of node threads.
+//! no longer exists (a spurious abort, never a missed deadlock); so is a second victim
+//! chosen on a cycle whose first victim's wait changed before its message arrived. The
+//! graph is one mutex held for the whole update, fine for a handful of node threads.
 //!
 //! The detector stands for what would be a service in a real deployment (a central
 //! detector, as in many distributed databases); here it is a shared object the node
@@ -82,23 +82,22 @@ pub struct Victim {
     pub cycle: Vec<TxnId>,
 }
 
-/// One waiting transaction as last reported.
+/// One waiting transaction's wait, as last reported, with the node where it waits.
+type Edge = (NodeId, Waiting);
+
+/// What a transaction waits for.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Edge {
-    /// The node where it waits.
-    node: NodeId,
-    /// The key and mode it waits for: which wait this is.
+struct Waiting {
+    /// The key and mode it asked for: which wait this is.
     key: String,
     mode: LockMode,
     /// Whom it waits for.
     blockers: Vec<TxnId>,
 }
 
-impl Edge {
-    /// Whether `other` is the same wait, whatever its blockers now.
-    fn same_wait(&self, other: &Edge) -> bool {
-        self.node == other.node && self.key == other.key && self.mode == other.mode
-    }
+/// Whether two edges are the same wait, whatever its blockers now.
+fn same_wait((node, waiting): &Edge, (other_node, other): &Edge) -> bool {
+    node == other_node && waiting.key == other.key && waiting.mode == other.mode
 }
 
 #[derive(Default)]
@@ -159,7 +158,7 @@ impl Detector {
             .copied()
             .collect();
         path.push(tid);
-        let node = graph.edges.get(&tid).map(|edge| edge.node).unwrap_or(0);
+        let node = graph.edges.get(&tid).map(|(node, _)| *node).unwrap_or(0);
         Victim {
             tid,
             node,
@@ -172,24 +171,24 @@ impl Graph {
     /// Replaces `node`'s waits, and returns the waiters whose wait is new or changed.
     fn replace(&mut self, node: NodeId, waits: &[Wait]) -> Vec<TxnId> {
         let old: BTreeMap<TxnId, Edge> =
-            (self.edges.extract_if(.., |_, edge| edge.node == node)).collect();
-        for edge in old.values() {
-            self.count_blocking(&edge.blockers, false);
+            (self.edges.extract_if(.., |_, (at, _)| *at == node)).collect();
+        for (_, waiting) in old.values() {
+            self.count_blocking(&waiting.blockers, false);
         }
         let mut changed = Vec::new();
         for wait in waits {
-            let edge = Edge {
-                node,
+            let waiting = Waiting {
                 key: wait.key.clone(),
                 mode: wait.mode,
                 blockers: wait.blockers.clone(),
             };
+            let edge = (node, waiting);
             if old.get(&wait.tid) != Some(&edge) {
                 changed.push(wait.tid);
             }
-            self.count_blocking(&edge.blockers, true);
+            self.count_blocking(&edge.1.blockers, true);
             // Reported by another node before: it was granted there since.
-            if let Some(elsewhere) = self.edges.insert(wait.tid, edge) {
+            if let Some((_, elsewhere)) = self.edges.insert(wait.tid, edge) {
                 self.count_blocking(&elsewhere.blockers, false);
             }
         }
@@ -201,7 +200,7 @@ impl Graph {
     fn end_marks(&mut self) -> Vec<TxnId> {
         let edges = &self.edges;
         let ended = (self.aborting).extract_if(.., |tid, chosen| {
-            !edges.get(tid).is_some_and(|now| now.same_wait(chosen))
+            !edges.get(tid).is_some_and(|now| same_wait(now, chosen))
         });
         let ended: Vec<TxnId> = ended.map(|(tid, _)| tid).collect();
         ended
@@ -229,7 +228,7 @@ impl Graph {
     /// aborted.
     fn blockers(&self, tid: TxnId) -> &[TxnId] {
         match self.edges.get(&tid) {
-            Some(edge) if !self.aborting.contains_key(&tid) => &edge.blockers,
+            Some((_, waiting)) if !self.aborting.contains_key(&tid) => &waiting.blockers,
             _ => &[],
         }
     }
