@@ -109,6 +109,12 @@ impl ReplySender {
         self.push(reply, true)
     }
 
+    /// Which mailbox this sends to: equal for every sender of one mailbox, and unique
+    /// among mailboxes alive at once (the address of what they share).
+    pub fn id(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
     /// Queues a reply without waking a receiver that is asleep: for a reply that a later
     /// one is sure to follow (the receiver takes both when that one wakes it).
     pub fn send_quiet(&self, reply: Reply) -> Result<(), Reply> {

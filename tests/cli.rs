@@ -478,3 +478,132 @@ fn the_prompt_shows_a_transaction_aborted_out_of_sight_until_the_next_command() 
     );
     assert_eq!(shell.prompt(), "kv2pc[a]> ");
 }
+
+/// The entries of `dir` (a `TMPDIR` given to the binary), by name.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("the test's TMPDIR")
+        .map(|entry| {
+            entry
+                .expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Starts `kv2pc --temp` with its own `TMPDIR` inside `home` and `args` after, and
+/// waits for the answer to one command on standard input, so its temporary directory
+/// exists and the cluster is open; returns the process, its input and that `TMPDIR`.
+fn start_temp_session(
+    home: &Path,
+    args: &[&str],
+) -> (
+    std::process::Child,
+    std::process::ChildStdin,
+    std::path::PathBuf,
+) {
+    let tmp = home.join("tmp");
+    std::fs::create_dir_all(&tmp).expect("a TMPDIR");
+    let mut child = kv2pc(home)
+        .env("TMPDIR", &tmp)
+        .arg("--temp")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(b"PUT x 1\n").expect("writing stdin");
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("reading stdout");
+    assert_eq!(line, "ok\n", "the session has opened its cluster");
+    let made = entries(&tmp);
+    assert!(
+        made.len() == 1 && made[0].starts_with("kv2pc-"),
+        "one temporary directory: {made:?}"
+    );
+    (child, input, tmp)
+}
+
+/// Sends `signal` (a name, as `kill` takes it) to `child`.
+fn send_signal(child: &std::process::Child, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("running kill");
+    assert!(status.success(), "kill -{signal} failed");
+}
+
+/// Waits for `child` and checks it ended with 128 + `number`, saying why on stderr.
+fn assert_ended_by(child: std::process::Child, signal: &str, number: i32) {
+    let output = child.wait_with_output().expect("the binary ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(128 + number),
+        "SIG{signal} should end kv2pc with status {}; it ended with {}; stderr: {stderr}",
+        128 + number,
+        output.status
+    );
+    assert!(
+        stderr.contains(&format!("SIG{signal}")) && stderr.lines().count() <= 2,
+        "a short message naming SIG{signal}: {stderr}"
+    );
+}
+
+#[test]
+fn sigint_sigterm_and_sighup_remove_a_piped_scripts_temporary_directory() {
+    for (signal, number) in [("INT", 2), ("TERM", 15), ("HUP", 1)] {
+        let home = home();
+        let (child, input, tmp) = start_temp_session(home.path(), &[]);
+        send_signal(&child, signal);
+        assert_ended_by(child, signal, number);
+        drop(input);
+        assert_eq!(
+            entries(&tmp),
+            Vec::<String>::new(),
+            "SIG{signal}: the temporary directory is removed"
+        );
+    }
+}
+
+#[test]
+fn sigint_removes_a_script_files_temporary_directory() {
+    let home = home();
+    let tmp = home.path().join("tmp");
+    std::fs::create_dir_all(&tmp).expect("a TMPDIR");
+    // Long enough to be still running when the signal comes.
+    let script = home.path().join("long.kv");
+    let text: String = (0..200_000).map(|i| format!("PUT k{i} {i}\n")).collect();
+    std::fs::write(&script, text).expect("writing the script");
+    let mut child = kv2pc(home.path())
+        .env("TMPDIR", &tmp)
+        .arg("--temp")
+        .arg(&script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("reading stdout");
+    assert_eq!(line, "ok\n", "the script has begun");
+    send_signal(&child, "INT");
+    // Let the rest of its output drain so that it is not blocked writing.
+    let drained = std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    assert_ended_by(child, "INT", 2);
+    drained.join().expect("the reader").expect("reading stdout");
+    assert_eq!(
+        entries(&tmp),
+        Vec::<String>::new(),
+        "the directory is removed"
+    );
+}

@@ -19,7 +19,20 @@
 //! the workload.
 //!
 //! `KV2PC_KILLS` changes the number of kills (default 40) and `KV2PC_KILL_SEED` the seed
-//! of the kill moments; a failure prints the seed.
+//! of the kill moments; a failure prints the seed, and every failure that follows a
+//! process says how it ended and what it wrote on standard error.
+//!
+//! # Children and the directory's lock
+//!
+//! The tests run in parallel threads of one process, and open clusters in it while other
+//! threads start children. A child started (forked) while this process holds a data
+//! directory's `LOCK` shares that lock until it executes `kv2pc`; if this process closes
+//! the cluster in that moment, the lock stays held by the half-started child, and a
+//! workload started on the directory right after finds it "in use" and exits 3 before
+//! printing anything. (That was the flaky "printed no commit" failure under load.) So
+//! children are started, and clusters closed, under one lock ([`SPAWNING`]): `spawn`
+//! returns only once the child runs `kv2pc` (or failed to), so no child is half-started
+//! while a cluster closes.
 
 #![cfg(unix)]
 
@@ -32,6 +45,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -46,6 +60,22 @@ const SIGABRT: i32 = 6;
 const SETTLE_LIMIT: Duration = Duration::from_secs(30);
 /// How long a workload may take to print its first commit, or to reach a fail point.
 const PROCESS_LIMIT: Duration = Duration::from_secs(30);
+
+/// Held while a child starts and while this process closes a cluster (see the module doc).
+static SPAWNING: Mutex<()> = Mutex::new(());
+
+/// Starts `command`, with no child of this process half-started by another thread's
+/// hand on a cluster's lock.
+fn spawn(command: &mut Command) -> std::io::Result<Child> {
+    let _spawning = SPAWNING.lock().unwrap_or_else(PoisonError::into_inner);
+    command.spawn()
+}
+
+/// Closes a cluster opened in this process, releasing its directory's lock for good.
+fn close(cluster: Cluster) {
+    let _spawning = SPAWNING.lock().unwrap_or_else(PoisonError::into_inner);
+    drop(cluster);
+}
 
 /// A transfer as the workload printed it, or as its marker records it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,12 +130,11 @@ struct Death {
 
 impl Running {
     fn spawn(mut command: Command) -> Running {
-        let mut child = command
+        command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the kv2pc binary starts");
+            .stderr(Stdio::piped());
+        let mut child = spawn(&mut command).expect("the kv2pc binary starts");
         let (sender, lines) = mpsc::channel();
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let stdout = std::thread::spawn(move || {
@@ -142,17 +171,36 @@ impl Running {
         }
     }
 
-    /// Waits for the first line (the first acknowledged commit), within a bound.
-    fn first_line(&self, lines: &mut Vec<String>) {
+    /// Waits for the first line (the first acknowledged commit), within a bound; if none
+    /// comes, fails with how the process ended and what it said.
+    fn first_line(self, lines: &mut Vec<String>, what: &str) -> Running {
         match self.lines.recv_timeout(PROCESS_LIMIT) {
-            Ok(line) => lines.push(line),
-            Err(error) => panic!("the workload printed no commit in {PROCESS_LIMIT:?}: {error}"),
+            Ok(line) => {
+                lines.push(line);
+                self
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                let death = self.kill(std::mem::take(lines));
+                panic!(
+                    "{what}: the workload printed no commit in {PROCESS_LIMIT:?}; {}",
+                    death.describe()
+                )
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let death = self.reap(std::mem::take(lines));
+                panic!(
+                    "{what}: the workload closed its standard output before any commit; {}",
+                    death.describe()
+                )
+            }
         }
     }
 
-    /// SIGKILLs the process and gathers what it printed.
+    /// SIGKILLs the process (unless it has ended already) and gathers what it printed.
     fn kill(mut self, lines: Vec<String>) -> Death {
-        self.child.kill().expect("sending SIGKILL");
+        if self.child.try_wait().expect("waiting for kv2pc").is_none() {
+            self.child.kill().expect("sending SIGKILL");
+        }
         self.reap(lines)
     }
 
@@ -166,8 +214,8 @@ impl Running {
         }
         let death = self.kill(lines);
         panic!(
-            "kv2pc did not end within {limit:?}; its standard error:\n{}",
-            death.stderr
+            "kv2pc did not end within {limit:?} and was killed; {}",
+            death.describe()
         );
     }
 
@@ -176,12 +224,42 @@ impl Running {
         self.stdout.join().expect("the stdout reader");
         lines.extend(self.lines.try_iter());
         let stderr = self.stderr.join().expect("the stderr reader");
-        assert!(!stderr.contains("panicked"), "kv2pc panicked:\n{stderr}");
-        Death {
+        let death = Death {
             status,
             lines,
             stderr,
-        }
+        };
+        assert!(
+            !death.stderr.contains("panicked"),
+            "kv2pc panicked; {}",
+            death.describe()
+        );
+        death
+    }
+}
+
+impl Death {
+    /// How the process ended, its last lines of output and its standard error, for a
+    /// failure message.
+    fn describe(&self) -> String {
+        let last: Vec<&str> = self
+            .lines
+            .iter()
+            .rev()
+            .take(3)
+            .rev()
+            .map(String::as_str)
+            .collect();
+        let stderr = if self.stderr.trim().is_empty() {
+            "(empty)".to_string()
+        } else {
+            format!("\n{}", self.stderr.trim_end())
+        };
+        format!(
+            "it ended with {} after printing {} lines (the last: {last:?}); its standard error: {stderr}",
+            self.status,
+            self.lines.len()
+        )
     }
 }
 
@@ -211,11 +289,14 @@ fn workload(dir: &Path, seed: u64, transfers: Option<u64>) -> Command {
 }
 
 /// The acknowledged commits a workload printed, added to `acknowledged`; each tid once.
-fn record_acks(lines: &[String], acknowledged: &mut BTreeMap<String, Transfer>) -> usize {
-    for line in lines {
+fn record_acks(death: &Death, acknowledged: &mut BTreeMap<String, Transfer>) -> usize {
+    for line in &death.lines {
         let fields: Vec<&str> = line.split(' ').collect();
         let ["committed", tid, from, to, amount] = fields[..] else {
-            panic!("the workload printed '{line}', not a commit");
+            panic!(
+                "the workload printed '{line}', not a commit; {}",
+                death.describe()
+            );
         };
         let transfer = Transfer {
             from: from.parse().expect("an account"),
@@ -228,7 +309,7 @@ fn record_acks(lines: &[String], acknowledged: &mut BTreeMap<String, Transfer>) 
             "{tid} was acknowledged twice: ids reused"
         );
     }
-    lines.len()
+    death.lines.len()
 }
 
 /// Opens the directory in this process, on the real clock, with quick inquiries.
@@ -292,7 +373,7 @@ fn check_directory(dir: &Path, acknowledged: &BTreeMap<String, Transfer>, what: 
     let cluster = open(dir);
     settle_recovery(&cluster, what);
     let data = committed_data(&cluster);
-    drop(cluster);
+    close(cluster);
     let mut markers = BTreeMap::new();
     let mut balances = BTreeMap::new();
     for (key, value) in &data {
@@ -372,7 +453,7 @@ fn sigkill_during_transfers_loses_no_acknowledged_commit() {
         if rng.below(2) == 0 {
             command.arg("--checkpoint-bytes").arg("8192");
         }
-        let running = Running::spawn(command);
+        let mut running = Running::spawn(command);
         // Half the kills count from the start (they may hit recovery or the first
         // commits), half from the first acknowledged commit.
         let delay = Duration::from_millis(20 + rng.below(181));
@@ -381,7 +462,7 @@ fn sigkill_during_transfers_loses_no_acknowledged_commit() {
             running.started
         } else {
             timed_from_first += 1;
-            running.first_line(&mut lines);
+            running = running.first_line(&mut lines, &what);
             Instant::now()
         };
         running.collect_until(from + delay, &mut lines);
@@ -389,11 +470,11 @@ fn sigkill_during_transfers_loses_no_acknowledged_commit() {
         assert_eq!(
             death.status.signal(),
             Some(SIGKILL),
-            "{what}: the workload ended by itself ({}):\n{}",
-            death.status,
-            death.stderr
+            "{what}: the workload ended by itself; {}",
+            death.describe()
         );
-        record_acks(&death.lines, &mut acknowledged);
+        record_acks(&death, &mut acknowledged);
+        let what = format!("{what}, after a workload that {}", death.describe());
         // Most deaths are checked at once; the others leave their in-doubt transactions
         // for the next workload to recover while its clients run.
         if rng.below(3) != 0 || round + 1 == kills {
@@ -438,7 +519,8 @@ fn sigkill_while_creating_the_directory_leaves_it_usable() {
         running.collect_until(running.started + delay, &mut lines);
         let death = running.kill(lines);
         let mut acknowledged = BTreeMap::new();
-        record_acks(&death.lines, &mut acknowledged);
+        record_acks(&death, &mut acknowledged);
+        let what = format!("{what}, after a workload that {}", death.describe());
         check_directory(&dir, &acknowledged, &what);
     }
     println!("{rounds} SIGKILLs while creating a directory, each reopened and checked");
@@ -469,15 +551,14 @@ fn assert_aborted_at(death: &Death, failpoint: &str, what: &str) {
     assert_eq!(
         death.status.signal(),
         Some(SIGABRT),
-        "{what}: kv2pc should abort at {failpoint}, but ended with {}:\n{}",
-        death.status,
-        death.stderr
+        "{what}: kv2pc should abort at {failpoint}, but {}",
+        death.describe()
     );
     let said = format!("fail point {failpoint} reached");
     assert!(
         death.stderr.contains(&said),
-        "{what}: standard error should say '{said}':\n{}",
-        death.stderr
+        "{what}: standard error should say '{said}', but {}",
+        death.describe()
     );
 }
 
@@ -499,6 +580,7 @@ fn script_dies_at(point: CrashPoint) {
         .env(FAILPOINT_VAR, &failpoint);
     let death = Running::spawn(command).wait(PROCESS_LIMIT, Vec::new());
     assert_aborted_at(&death, &failpoint, &what);
+    let what = format!("{what}, after a process that {}", death.describe());
     let cluster = open(&dir);
     check_on_disk(&cluster, point, &what);
     settle_recovery(&cluster, &what);
@@ -512,6 +594,7 @@ fn script_dies_at(point: CrashPoint) {
     } else {
         (None, None)
     };
+    close(cluster);
     assert_eq!(values, want, "{what}: both keys or neither, as decided");
 }
 
@@ -562,15 +645,16 @@ fn workload_dies_at(failpoint: &str, seed: u64) -> usize {
     let done = Running::spawn(workload(&dir, seed, Some(20))).wait(PROCESS_LIMIT, Vec::new());
     assert!(
         done.status.success(),
-        "{what}: setup failed:\n{}",
-        done.stderr
+        "{what}: setup failed; {}",
+        done.describe()
     );
-    record_acks(&done.lines, &mut acknowledged);
+    record_acks(&done, &mut acknowledged);
     let mut command = workload(&dir, seed + 1, None);
     command.env(FAILPOINT_VAR, failpoint);
     let death = Running::spawn(command).wait(PROCESS_LIMIT, Vec::new());
     assert_aborted_at(&death, failpoint, &what);
-    record_acks(&death.lines, &mut acknowledged);
+    record_acks(&death, &mut acknowledged);
+    let what = format!("{what}, after a workload that {}", death.describe());
     check_directory(&dir, &acknowledged, &what);
     acknowledged.len()
 }
@@ -591,4 +675,41 @@ fn every_fail_point_aborts_the_process_and_recovery_keeps_atomicity() {
         CrashPoint::ALL.len(),
         started.elapsed()
     );
+}
+
+/// A directory closed here opens at once in a child, while other threads start children
+/// (the cause of the flaky "printed no commit": see the module doc).
+#[test]
+fn a_directory_closed_here_is_free_for_the_next_child_at_once() {
+    let home = tempfile::tempdir().expect("a temporary directory");
+    let dir = home.path().join("cluster");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let mut command = Command::new("true");
+                    let child = spawn(&mut command).map(|mut child| child.wait());
+                    child.expect("true starts").expect("true ends");
+                }
+            });
+        }
+        let result = std::panic::catch_unwind(|| {
+            for round in 0..100 {
+                close(open(&dir));
+                let mut command = kv2pc();
+                command.arg("--data-dir").arg(&dir).arg("-c").arg("GET x");
+                let death = Running::spawn(command).wait(PROCESS_LIMIT, Vec::new());
+                assert!(
+                    death.status.success(),
+                    "round {round}: the directory should be free; {}",
+                    death.describe()
+                );
+            }
+        });
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic);
+        }
+    });
 }

@@ -15,12 +15,14 @@
 //!
 //! Exit statuses are returned as an `Exit` value rather than by `process::exit`, so that
 //! everything is dropped (the cluster's threads stopped, a `--temp` directory removed)
-//! before the process ends.
+//! before the process ends. A `--temp` directory is removed on SIGINT, SIGTERM and
+//! SIGHUP too (`temp`).
 
 mod bench;
 mod check;
 pub mod printer;
 mod script;
+mod temp;
 mod workload;
 
 use crate::repl;
@@ -66,7 +68,9 @@ Exit status:
   1  a command failed (a script runs on after it unless --bail), or a transcript differs
   2  bad usage: an unknown option, an unreadable script or transcript file
   3  the data directory cannot be used: another node count, in use by another process,
-     corrupt, or not a kv2pc directory";
+     corrupt, or not a kv2pc directory
+  128+N  ended by signal N: SIGINT (130), SIGTERM (143), SIGHUP (129); with --temp the
+     directory is removed first";
 
 /// kv2pc: a transactional key-value store whose nodes commit with two-phase commit.
 ///
@@ -101,7 +105,7 @@ pub struct Args {
     /// The data directory [default: kv2pc/ in the user's data directory].
     #[arg(long, value_name = "DIR", conflicts_with = "temp")]
     pub data_dir: Option<PathBuf>,
-    /// Use a throwaway data directory, removed at exit.
+    /// Use a throwaway data directory, removed at exit (also on SIGINT, SIGTERM, SIGHUP).
     #[arg(long)]
     pub temp: bool,
     /// Print one JSON object per command result (see the README for the fields).
@@ -282,13 +286,10 @@ fn input(args: &Args) -> Result<Input, Exit> {
 /// The data directory, and the guard that removes it at the end if it is temporary.
 fn data_dir(args: &Args) -> Result<(PathBuf, Option<tempfile::TempDir>), Exit> {
     if args.temp {
-        let temp = tempfile::Builder::new()
-            .prefix("kv2pc-")
-            .tempdir()
-            .map_err(|error| {
-                eprintln!("kv2pc: cannot create a temporary directory: {error}");
-                Exit::DataDir
-            })?;
+        let temp = temp::create().map_err(|error| {
+            eprintln!("kv2pc: cannot create a temporary directory: {error}");
+            Exit::DataDir
+        })?;
         return Ok((temp.path().to_path_buf(), Some(temp)));
     }
     let dir = match &args.data_dir {

@@ -39,10 +39,15 @@ pub struct Durability {
 }
 
 impl Durability {
-    /// Notes that the log is durable through `lsn` and lets out what that covers.
+    /// Notes that the log is durable through `lsn` and lets out what that covers. Both
+    /// under the outbox's lock: a hold that saw the new LSN before the items it covers
+    /// had left could let a later item out ahead of them (see `outbox`'s order).
     pub fn synced_through(&self, lsn: u64, node: NodeId, shared: &Shared) {
+        let mut outbox = self.outbox.lock();
         self.synced.fetch_max(lsn, Ordering::SeqCst);
-        self.release(node, shared);
+        for held in outbox.release(self.synced()) {
+            held.release(node, shared);
+        }
     }
 
     /// Lets out everything the log is durable enough for, in order (under the outbox's
@@ -159,5 +164,144 @@ fn serve(node: NodeId, inbox: Receiver<SyncTarget>, durability: &Durability, sha
         }
         durability.pending.fetch_sub(requests, Ordering::SeqCst);
         shared.handled(requests);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::config::Settings;
+    use crate::mailbox::{Mailbox, ReplySender, mailbox};
+    use crate::message::{ReadAt, Reply, Request};
+    use crate::runtime::outbox::Held;
+    use crate::types::TxnId;
+    use std::path::PathBuf;
+    use std::time::{Duration, Instant};
+
+    fn durability() -> Durability {
+        Durability {
+            outbox: Mutex::new(Outbox::default()),
+            synced: AtomicU64::new(0),
+            pending: AtomicUsize::new(0),
+            fsyncs: AtomicU64::new(0),
+            failure: Mutex::new(None),
+        }
+    }
+
+    /// Two nodes, both down: a forward fails at once and answers its client "node down",
+    /// so the client's mailbox shows the order in which items were let out.
+    fn shared() -> Shared {
+        Shared::new(2, PathBuf::new(), Clock::manual(), Settings::default())
+    }
+
+    fn drain(answers: &Mailbox) -> Vec<Reply> {
+        std::iter::from_fn(|| answers.try_recv()).collect()
+    }
+
+    /// The node thread holds a `Begun` (waiting for the lease at 10), then the syncer's
+    /// fsync through 10 returns; the node holds the `Forward` of the first operation
+    /// while the syncer is between noting the fsync and letting out what it covers.
+    #[test]
+    fn a_hold_during_synced_through_leaves_after_what_it_covers() {
+        let (shared, durability) = (shared(), durability());
+        let (reply, answers) = mailbox();
+        let begun = Reply::Begun(TxnId(4), 1);
+        let held = Held::Reply {
+            reply: reply.clone(),
+            message: begun,
+        };
+        durability.outbox.lock().hold(10, durability.synced(), held);
+        std::thread::scope(|scope| {
+            let mut outbox = durability.outbox.lock();
+            scope.spawn(|| durability.synced_through(10, 0, &shared));
+            // Give the syncer time to reach the outbox's lock (with the fault, it has
+            // raised `synced` by then).
+            let start = Instant::now();
+            while durability.synced() < 10 && start.elapsed() < Duration::from_millis(200) {
+                std::thread::yield_now();
+            }
+            let request = Request::SnapshotRead {
+                key: "k".into(),
+                at: ReadAt::AtLeast(0),
+            };
+            let forward = Held::Forward {
+                to: 1,
+                request,
+                reply,
+            };
+            outbox.hold(10, durability.synced(), forward);
+        });
+        durability.release(0, &shared);
+        let replies = drain(&answers);
+        assert!(
+            matches!(
+                replies.as_slice(),
+                [Reply::Begun(..), Reply::Done(Err(Error::NodeDown { .. }))]
+            ),
+            "the id must reach the client before its operation's answer: {replies:?}"
+        );
+    }
+
+    /// A node thread holds replies to four clients, tagged with LSNs it appends, while
+    /// a syncer thread reports fsyncs that jump ahead by random amounts; each client
+    /// must receive its replies in the order they were held.
+    #[test]
+    fn replies_to_one_client_leave_in_order_under_a_jumping_syncer() {
+        let (shared, durability) = (shared(), durability());
+        let clients: Vec<(ReplySender, Mailbox)> = (0..4).map(|_| mailbox()).collect();
+        let end = AtomicU64::new(0);
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let mut state = 0x2545_F491_4F6C_DD1Du64;
+                while !done.load(Ordering::SeqCst) {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    let written = end.load(Ordering::SeqCst);
+                    let lsn = durability.synced() + state % 64;
+                    durability.synced_through(lsn.min(written), 0, &shared);
+                }
+            });
+            let mut state = 0x9E37_79B9_7F4A_7C15u64;
+            for seq in 1..=100_000u64 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                if state.is_multiple_of(3) {
+                    end.fetch_add(1 + state % 16, Ordering::SeqCst);
+                }
+                let (reply, _) = &clients[(state >> 8) as usize % clients.len()];
+                let held = Held::Reply {
+                    reply: reply.clone(),
+                    message: Reply::Begun(TxnId(seq), seq),
+                };
+                let tag = end.load(Ordering::SeqCst);
+                durability
+                    .outbox
+                    .lock()
+                    .hold(tag, durability.synced(), held);
+                if state.is_multiple_of(7) {
+                    durability.release(0, &shared);
+                }
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+        durability.synced_through(u64::MAX, 0, &shared);
+        for (client, (_, answers)) in clients.iter().enumerate() {
+            let seqs: Vec<u64> = (drain(answers).into_iter())
+                .filter_map(|reply| match reply {
+                    Reply::Begun(tid, _) => Some(tid.0),
+                    _ => None,
+                })
+                .collect();
+            assert!(!seqs.is_empty());
+            let first_disorder = seqs.windows(2).find(|pair| pair[0] > pair[1]);
+            assert_eq!(
+                first_disorder, None,
+                "client {client} got replies out of order"
+            );
+        }
     }
 }
