@@ -442,3 +442,60 @@ fn a_node_restarted_while_a_peer_is_down_serves_without_waiting_for_it() {
         Some("1")
     );
 }
+
+/// A node's prepare floor rises once an outcome is durable even when the node's syncer,
+/// not its own thread, did the fsync and nothing else wakes the node afterwards: a
+/// read-only transaction begun after the commit, in another session, reads a snapshot
+/// that includes it. Clients kept waiting on a lock make the nodes hand their fsyncs to
+/// the syncer, as under load.
+#[test]
+fn a_read_only_snapshot_begun_after_an_outcome_includes_it() {
+    let dir = TempDir::new().expect("temp dir");
+    let cluster = Arc::new(open(&dir, 3));
+    let (x, y) = key_on_1_and_2(&cluster);
+    let hot = keys_on(&cluster, 0, 1).remove(0);
+    let client = cluster.client(0).expect("client");
+    // Another session, so that the snapshot is not simply at or above the session's own
+    // last commit (see `Client::begin_read_only`).
+    let reader = cluster.client(1).expect("client");
+    client.put(&hot, "0").expect("put");
+    let holder = cluster.client(0).expect("client");
+    let mut held = holder.begin().expect("begin");
+    held.put(&hot, "held").expect("lock the hot key");
+    let waiters: Vec<_> = (0..3)
+        .map(|i| {
+            let cluster = cluster.clone();
+            let hot = hot.clone();
+            std::thread::spawn(move || {
+                let client = cluster.client(0).expect("client");
+                let mut txn = client.begin().expect("begin");
+                let _ = txn.put(&hot, &format!("waiter {i}"));
+                let _ = txn.abort();
+            })
+        })
+        .collect();
+    cluster.settle();
+    for round in 1..=20 {
+        let value = round.to_string();
+        let mut txn = client.begin().expect("begin");
+        txn.put(&x, &value).expect("put x");
+        txn.put(&y, &value).expect("put y");
+        txn.commit().expect("commit");
+        cluster.settle();
+        let snapshot = reader.begin_read_only();
+        let seen = (
+            snapshot.get(&x).expect("read x"),
+            snapshot.get(&y).expect("read y"),
+        );
+        assert_eq!(
+            seen,
+            (Some(value.clone()), Some(value.clone())),
+            "round {round}: a snapshot at {} begun after the commit misses it",
+            snapshot.read_ts()
+        );
+    }
+    held.abort().expect("abort");
+    for waiter in waiters {
+        waiter.join().expect("a waiter");
+    }
+}

@@ -16,7 +16,10 @@
 //! - **It rises only once the outcome is durable.** A commit or abort applied here but
 //!   not yet fsynced would be undone by a crash: the transaction would be in doubt again
 //!   at restart. The floor rises past it only at the end of a batch after its record
-//!   is durable.
+//!   is durable. A rise held back this way asks for that fsync (it waits for company
+//!   for a moment, like an acknowledgement) and holds a wake-up of the node until it is
+//!   done, so the floor rises even on a node that hears nothing more: otherwise every
+//!   read-only snapshot would stay below a transaction long decided.
 //! - **It stays while the node is down.** A crashed node keeps the lower of its last
 //!   published floor and the floor of what it had prepared in memory (a `Prepare` made
 //!   durable at a crash point may have sent its vote; one lost in the crash never did,
@@ -82,6 +85,18 @@ impl Floor {
             self.published = floor;
             shared.publish_prepare_floor(node, floor);
         }
+    }
+
+    /// The LSN the log must be durable through before the floor may rise to `floor`, if
+    /// it is held back now (`synced` as for [`Floor::settle`]): the node must look again
+    /// then, even if nothing else wakes it, or read-only snapshots would stay behind.
+    pub(super) fn rise_pending(&self, floor: Option<Timestamp>, synced: u64) -> Option<u64> {
+        let higher = match (floor, self.published) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(floor), Some(published)) => floor > published,
+        };
+        (higher && synced < self.decision_lsn).then_some(self.decision_lsn)
     }
 
     /// A `Commit` or `Abort` record was appended, ending at `lsn`.

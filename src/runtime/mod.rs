@@ -108,6 +108,8 @@ pub struct Runtime {
     reported_waits: bool,
     /// The prepare floor published for read-only snapshots (see `floor`).
     floor: Floor,
+    /// The LSN the node's pending wake-up to let its floor rise waits for (0: none).
+    floor_wake: u64,
 }
 
 impl Runtime {
@@ -137,6 +139,7 @@ impl Runtime {
             sync_asked: 0,
             reported_waits: false,
             floor,
+            floor_wake: 0,
         })
     }
 
@@ -206,7 +209,8 @@ impl Runtime {
     /// Blocks until there is something to do.
     fn wait(&self) -> Wakeup {
         let durable_wanted = self.syncer.durability.outbox.lock().durable_wanted();
-        if durable_wanted.is_some_and(|lsn| lsn > self.sync_asked) {
+        let wanted = durable_wanted.unwrap_or(0).max(self.floor_wake);
+        if wanted > self.sync_asked.max(self.wal.synced_lsn()) {
             return match self.inbox.recv_timeout(LINGER) {
                 Ok(mail) => Wakeup::Mail(mail),
                 Err(RecvTimeoutError::Timeout) => Wakeup::Linger,
@@ -408,7 +412,7 @@ impl Runtime {
         let mut wanted = self.barrier_lsn;
         if self.shared.clock.is_manual() {
             let durable_wanted = self.syncer.durability.outbox.lock().durable_wanted();
-            wanted = wanted.max(durable_wanted.unwrap_or(0));
+            wanted = wanted.max(durable_wanted.unwrap_or(0)).max(self.floor_wake);
         }
         if wanted > self.sync_asked.max(self.wal.synced_lsn()) {
             let alone = crate::mailbox::receivers_waiting() <= 1;
@@ -426,6 +430,13 @@ impl Runtime {
         let floor = self.node.participant().prepare_floor();
         let synced = self.syncer.durability.synced();
         self.floor.settle(self.id, floor, synced, &self.shared);
+        if let Some(lsn) = self.floor.rise_pending(floor, synced)
+            && self.floor_wake <= synced
+        {
+            self.floor_wake = lsn;
+            self.shared.begin_work();
+            self.hold(lsn, Held::Wake { node: self.id });
+        }
         self.maybe_checkpoint()
     }
 
@@ -475,7 +486,8 @@ impl Runtime {
     /// Dropping their channels would wake them too, but unseen by `Cluster::settle`.
     fn answer_down(&mut self) {
         let (held, acks) = self.syncer.durability.outbox.lock().drain();
-        self.shared.handled(acks);
+        let wakes = (held.iter()).filter(|held| matches!(held, Held::Wake { .. }));
+        self.shared.handled(acks + wakes.count());
         let held_answers = held.into_iter().filter_map(|held| match held {
             Held::Reply {
                 reply,
@@ -483,7 +495,7 @@ impl Runtime {
             }
             | Held::Forward { reply, .. } => Some(reply),
             // A held `Waiting`'s channel is still in `replies`; messages are lost.
-            Held::Reply { .. } | Held::Send { .. } | Held::Ack { .. } => None,
+            Held::Reply { .. } | Held::Send { .. } | Held::Ack { .. } | Held::Wake { .. } => None,
         });
         let waiting: Vec<ReplySender> = held_answers
             .chain(self.replies.drain().map(|(_, reply)| reply))

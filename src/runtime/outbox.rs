@@ -44,7 +44,7 @@
 
 use crate::mailbox::ReplySender;
 use crate::message::{Message, Reply, Request};
-use crate::router::Shared;
+use crate::router::{Control, Mail, Shared};
 use crate::types::NodeId;
 use std::collections::{HashMap, VecDeque};
 
@@ -83,6 +83,14 @@ pub enum Held {
         request: Request,
         /// Where that node answers.
         reply: ReplySender,
+    },
+    /// A poke to the node itself once a decision it appended is durable, so that it
+    /// publishes the prepare floor that decision lets rise (see `floor`), even if no
+    /// other mail comes. It counts as in flight while it waits, so `Cluster::settle`
+    /// returns only once the floor has risen.
+    Wake {
+        /// The node to poke.
+        node: NodeId,
     },
     /// An acknowledgement whose `Commit` record is now durable; it counted as in flight
     /// while it waited.
@@ -126,6 +134,11 @@ impl Held {
                 shared.send(node, to, message, depth);
                 shared.handled(1);
             }
+            Held::Wake { node } => {
+                // A node that is down publishes nothing: its floor is kept as it was.
+                let _ = shared.deliver(node, Mail::Control(Control::Wake));
+                shared.handled(1);
+            }
         }
     }
 }
@@ -135,7 +148,9 @@ impl Held {
     /// answer, to its client.
     fn destinations(&self) -> [Option<Destination>; 2] {
         match self {
-            Held::Send { to, .. } | Held::Ack { to, .. } => [Some(Destination::Node(*to)), None],
+            Held::Send { to, .. } | Held::Ack { to, .. } | Held::Wake { node: to } => {
+                [Some(Destination::Node(*to)), None]
+            }
             Held::Reply { reply, .. } => [Some(Destination::Client(reply.id())), None],
             Held::Forward { to, reply, .. } => [
                 Some(Destination::Node(*to)),
@@ -258,7 +273,7 @@ mod tests {
                 Held::Send { message, .. } | Held::Ack { message, .. } => {
                     message.tid().map_or(0, |tid| tid.0)
                 }
-                Held::Reply { .. } | Held::Forward { .. } => 0,
+                Held::Reply { .. } | Held::Forward { .. } | Held::Wake { .. } => 0,
             })
             .collect()
     }
@@ -437,7 +452,7 @@ mod tests {
                     out.push((*to, tid));
                 }
                 Held::Ack { message, .. } => acks.push(message.tid().map_or(0, |tid| tid.0)),
-                Held::Reply { .. } | Held::Forward { .. } => unreachable!(),
+                Held::Reply { .. } | Held::Forward { .. } | Held::Wake { .. } => unreachable!(),
             }
         }
     }
