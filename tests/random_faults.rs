@@ -38,7 +38,8 @@ use support::Harness;
 use support::faults::client::Blocked;
 use support::faults::driver::{Driver, Failure};
 use support::faults::free;
-use support::faults::scenario::{Scenario, generate};
+use support::faults::generate::generate;
+use support::faults::scenario::Scenario;
 use support::history::{self, History, Outcome};
 
 /// Seeds CI runs when `KV2PC_SEEDS` is not set.
