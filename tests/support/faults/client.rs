@@ -103,8 +103,12 @@ pub fn client_thread(
                 Ok(Answer::Done)
             }
             // A careless client goes on after an error: what follows must fail.
-            Command::Read(_) | Command::ReadForUpdate(_) | Command::Delete(_) | Command::Write(..)
-            | Command::Commit | Command::Abort
+            Command::Read(_)
+            | Command::ReadForUpdate(_)
+            | Command::Delete(_)
+            | Command::Write(..)
+            | Command::Commit
+            | Command::Abort
                 if txn.is_none() =>
             {
                 Err(kv2pc::Error::InvalidInput("no transaction is open".into()))

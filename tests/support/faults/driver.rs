@@ -6,8 +6,9 @@
 //! by releasing every held link, restarting every node and finishing every transaction;
 //! it records the history of what each client was told.
 //!
-//! Clients are careless, as a user at a shell is: after an operation fails they go on with
-//! their plan and try COMMIT. After each event at rest, the run checks what must hold at
+//! Every third transaction's client is careless, as a user at a shell may be: after an
+//! operation fails it goes on with its plan and tries COMMIT (the others skip the rest
+//! and abort). After each event at rest, the run checks what must hold at
 //! any moment (see `rest`): no wait-for cycle outlives the detector, no read-only read
 //! waits on a transaction whose coordinator is down, a deadlock victim is the one of its
 //! cycle that began last, and no transaction one of whose operations failed is told it
@@ -207,7 +208,11 @@ impl<'s> Driver<'s> {
     /// Writes every key blind, in one transaction, before the run: what makes a read of
     /// "not set" a read after a delete (see `history`'s deletes).
     fn set_up(&mut self) -> Result<(), Failure> {
-        let client = self.harness.cluster().client(0).map_err(|e| e.to_string())?;
+        let client = self
+            .harness
+            .cluster()
+            .client(0)
+            .map_err(|e| e.to_string())?;
         let mut txn = client.begin().map_err(|e| format!("setup: {e}"))?;
         for key in &self.scenario.keys {
             let elem = format!("s:{key}");
@@ -246,6 +251,11 @@ impl<'s> Driver<'s> {
                 snapshot,
             } => self.begin(*txn, *coordinator, *snapshot),
             Event::Call { txn, call } => self.call(*txn, call),
+            // A careful client aborts after a failed operation; a careless one (every third
+            // transaction) tries COMMIT, which must not commit.
+            Event::Commit { txn } if self.txns[*txn].failed.is_some() && !txn.is_multiple_of(3) => {
+                self.send(*txn, Command::Abort, Pending::Abort)
+            }
             Event::Commit { txn } => self.send(*txn, Command::Commit, Pending::Commit),
             Event::Abort { txn } => self.send(*txn, Command::Abort, Pending::Abort),
             Event::Crash { node } => describe(cluster.crash(*node)),
@@ -289,6 +299,9 @@ impl<'s> Driver<'s> {
 
     fn call(&mut self, txn: usize, call: &Call) -> String {
         let run = &mut self.txns[txn];
+        if run.failed.is_some() && !txn.is_multiple_of(3) && run.phase == Phase::Idle {
+            return "skipped: an earlier call failed".into();
+        }
         match call {
             Call::Read(key) => {
                 self.send(txn, Command::Read(key.clone()), Pending::Read(key.clone()))
@@ -302,7 +315,11 @@ impl<'s> Driver<'s> {
                 if let Some(other) = self.deleter_of(key) {
                     return format!("skipped: t{other} deletes {key}");
                 }
-                let did = self.send(txn, Command::Delete(key.clone()), Pending::Delete(key.clone()));
+                let did = self.send(
+                    txn,
+                    Command::Delete(key.clone()),
+                    Pending::Delete(key.clone()),
+                );
                 if did == "sent" {
                     self.txns[txn].deletes.push(key.clone());
                 }
@@ -437,8 +454,8 @@ impl<'s> Driver<'s> {
             }
             for txn in 0..self.txns.len() {
                 if self.txns[txn].phase == Phase::Idle {
-                    self.send(txn, Command::Commit, Pending::Commit);
-                    self.end_step(format!("t{txn}: COMMIT"))?;
+                    let did = self.event(&Event::Commit { txn })?;
+                    self.end_step(format!("t{txn}: COMMIT ({did})"))?;
                 }
             }
             let open = (self.txns.iter()).any(|t| !matches!(t.phase, Phase::Over(_)));

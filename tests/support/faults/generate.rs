@@ -148,10 +148,13 @@ impl Gen {
                 self.later(restart, Event::Restart { node: other });
             }
             let release = 2 + self.rng.below(10);
-            self.later(release, Event::Release {
-                from: held,
-                to: coordinator,
-            });
+            self.later(
+                release,
+                Event::Release {
+                    from: held,
+                    to: coordinator,
+                },
+            );
         } else if self.rng.chance(10) {
             let point = *self.rng.pick(&COORDINATOR_POINTS);
             self.push(Event::Arm {

@@ -6,7 +6,7 @@
 pub mod answers;
 pub mod client;
 pub mod driver;
-pub mod rest;
 pub mod free;
 pub mod generate;
+pub mod rest;
 pub mod scenario;

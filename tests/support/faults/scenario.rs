@@ -149,4 +149,3 @@ pub fn plan(rng: &mut Rng, keys: &[String], read_only: bool) -> Vec<Call> {
     }
     calls
 }
-

@@ -139,7 +139,8 @@ pub fn fresh_heads(history: &History) -> BTreeSet<&str> {
 
 /// Whether `list` was read after its key's delete.
 pub fn is_after(list: &[String], fresh: &BTreeSet<&str>) -> bool {
-    list.first().is_none_or(|head| fresh.contains(head.as_str()))
+    list.first()
+        .is_none_or(|head| fresh.contains(head.as_str()))
 }
 
 /// Per deleted key, the longest list read before the delete: by a transaction told
@@ -152,7 +153,11 @@ fn longest_before<'h>(
     fresh: &BTreeSet<&str>,
 ) -> BTreeMap<&'h str, Vec<String>> {
     let mut longest: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for txn in history.txns.iter().filter(|t| t.outcome != Outcome::Aborted) {
+    for txn in history
+        .txns
+        .iter()
+        .filter(|t| t.outcome != Outcome::Aborted)
+    {
         let own: BTreeSet<&str> = (txn.ops.iter())
             .filter_map(|op| match op {
                 Op::Append { elem, .. } => Some(elem.as_str()),

@@ -199,11 +199,10 @@ pub fn check_final(history: &History, lists: &BTreeMap<String, Vec<String>>) -> 
                 "{name} was told Committed, but not all its appends survived: {expected:?} \
                  visible {visible:?}"
             )),
-            Outcome::Aborted if appends.iter().any(|(k, e, _)| is_visible(&(*k, *e))) => {
-                problems.push(format!(
+            Outcome::Aborted if appends.iter().any(|(k, e, _)| is_visible(&(*k, *e))) => problems
+                .push(format!(
                     "{name} was told Aborted, but some of its appends are visible: {appends:?}"
-                ))
-            }
+                )),
             Outcome::Unknown if visible.iter().any(|v| *v) && !visible.iter().all(|v| *v) => {
                 problems.push(format!(
                     "{name} (outcome unknown) is visible in part only: {expected:?} visible \
