@@ -204,6 +204,27 @@ impl Cluster {
         self.control(node, Control::FailNextWrite)
     }
 
+    /// Holds back protocol messages from `from` to `to`, starting at the first whose label
+    /// (as traced: `VOTE YES`, `PREPARE`, `COMMIT`...) starts with `label` (any message,
+    /// if it is empty): that one and every later one on the link wait, in order, while
+    /// other links flow, until [`Cluster::release_link`]. Held messages are not in flight
+    /// for [`Cluster::settle`]; those held for a node that dies are dropped. Fault
+    /// injection, for tests: a message delayed on the network.
+    pub fn hold_link(&self, from: NodeId, to: NodeId, label: &str) -> Result<()> {
+        self.shared.hold_link(from, to, label)
+    }
+
+    /// Releases a link held by [`Cluster::hold_link`]: what waited on it is sent, in
+    /// order (dropped if `to` is down). Returns how many messages waited.
+    pub fn release_link(&self, from: NodeId, to: NodeId) -> usize {
+        self.shared.release_link(from, to)
+    }
+
+    /// The links held by [`Cluster::hold_link`], as `(from, to, messages waiting)`.
+    pub fn held_links(&self) -> Vec<(NodeId, NodeId, usize)> {
+        self.shared.held_links()
+    }
+
     /// Restarts a crashed node: recovery replays its checkpoint and log, re-locks in-doubt
     /// keys before it serves anyone, and resumes the protocol.
     pub fn restart(&self, node: NodeId) -> Result<RecoveryReport> {

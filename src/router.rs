@@ -4,6 +4,12 @@
 //!
 //! A message to a node that is down is dropped, as a crashed machine drops packets; the
 //! network never loses one otherwise (the problem statement assumes a reliable network).
+//!
+//! For tests, a link from one node to another can be held back ([`HeldLinks`], reached
+//! through `Cluster::hold_link`): protocol messages on it wait, in order, while every
+//! other link flows, and go out in order when it is released. Held mail is not in flight
+//! (`Cluster::settle` does not wait for it); mail held for a node that dies is dropped, as
+//! the crash would have dropped it on arrival.
 
 use crate::clock::{Clock, Timestamps};
 use crate::config::Settings;
@@ -92,6 +98,8 @@ pub struct Shared {
     inboxes: RwLock<Vec<Option<Sender<Mail>>>>,
     /// Mail sent and not yet fully handled.
     inflight: AtomicUsize,
+    /// Links held back by fault injection, with the messages waiting on them.
+    held: HeldLinks,
     /// The cluster's clock.
     pub clock: Clock,
     /// Settings the nodes read.
@@ -120,6 +128,7 @@ impl Shared {
             dir,
             inboxes: RwLock::new(vec![None; nodes as usize]),
             inflight: AtomicUsize::new(0),
+            held: HeldLinks::default(),
             clock,
             settings: RwLock::new(settings),
             tracer: Tracer::default(),
@@ -181,8 +190,17 @@ impl Shared {
     }
 
     /// Sends a protocol message, tracing it; a message to a down node is lost (and the
-    /// sender told, if it must know: `Message::reports_loss`).
+    /// sender told, if it must know: `Message::reports_loss`). On a held link it waits
+    /// instead (see [`HeldLinks`]).
     pub fn send(&self, from: NodeId, to: NodeId, message: Message, depth: u32) {
+        let Some((message, depth)) = self.held.offer(from, to, message, depth) else {
+            return;
+        };
+        self.transmit(from, to, message, depth);
+    }
+
+    /// Puts a protocol message in `to`'s inbox now, tracing it.
+    fn transmit(&self, from: NodeId, to: NodeId, message: Message, depth: u32) {
         let traced = self
             .tracer
             .enabled()
@@ -252,9 +270,36 @@ impl Shared {
         self.inboxes.write()[node as usize] = Some(inbox);
     }
 
-    /// Makes `node` unreachable; mail sent from now on is dropped.
+    /// Makes `node` unreachable; mail sent from now on is dropped, and so is mail held for
+    /// it on a held link.
     pub fn detach(&self, node: NodeId) {
         self.inboxes.write()[node as usize] = None;
+        for (from, message, depth) in self.held.drop_mail_to(node) {
+            self.undelivered(from, node, message, depth);
+        }
+    }
+
+    /// Starts holding back protocol messages from `from` to `to`: the first whose label
+    /// starts with `label` (any, if it is empty) and every later one on that link wait
+    /// until [`Shared::release_link`]. Fault injection, for tests.
+    pub fn hold_link(&self, from: NodeId, to: NodeId, label: &str) -> Result<()> {
+        self.check_node(from)?;
+        self.check_node(to)?;
+        self.held.hold(from, to, label);
+        Ok(())
+    }
+
+    /// Stops holding the link from `from` to `to` and sends what waited on it, in order
+    /// (dropped if `to` is down); returns how many messages waited.
+    pub fn release_link(&self, from: NodeId, to: NodeId) -> usize {
+        self.held.release(from, to, |message, depth| {
+            self.transmit(from, to, message, depth)
+        })
+    }
+
+    /// The held links, as `(from, to, messages waiting)`.
+    pub fn held_links(&self) -> Vec<(NodeId, NodeId, usize)> {
+        self.held.links()
     }
 
     /// Whether `node` is up.
@@ -286,5 +331,97 @@ fn crashed(node: NodeId) -> Error {
     Error::NodeDown {
         node,
         detail: "it is crashed; RESTART it first".into(),
+    }
+}
+
+/// One held link: the label that starts holding, and what waits, in order.
+struct Hold {
+    /// Holding starts at the first message whose label starts with this.
+    label: String,
+    /// The messages held, with their causal depths, oldest first.
+    waiting: std::collections::VecDeque<(Message, u32)>,
+}
+
+/// Links held back by fault injection (`Cluster::hold_link`), by `(from, to)`.
+///
+/// The network promises in-order delivery between two nodes, so a delay is a whole link
+/// held from one message on, not a message overtaken by later ones. Once a link holds a
+/// message, every later one on it waits behind it; `release` sends them under the same
+/// lock that `offer` takes, so nothing sent meanwhile can overtake them.
+#[derive(Default)]
+pub struct HeldLinks {
+    /// Whether any link is held: the common path takes no lock.
+    any: std::sync::atomic::AtomicBool,
+    links: parking_lot::Mutex<std::collections::BTreeMap<(NodeId, NodeId), Hold>>,
+}
+
+impl HeldLinks {
+    fn hold(&self, from: NodeId, to: NodeId, label: &str) {
+        let mut links = self.links.lock();
+        let hold = links.entry((from, to)).or_insert_with(|| Hold {
+            label: String::new(),
+            waiting: Default::default(),
+        });
+        if hold.waiting.is_empty() {
+            hold.label = label.to_string();
+        }
+        self.any.store(true, Ordering::SeqCst);
+    }
+
+    /// Keeps the message if its link holds it; gives it back to send now otherwise.
+    fn offer(
+        &self,
+        from: NodeId,
+        to: NodeId,
+        message: Message,
+        depth: u32,
+    ) -> Option<(Message, u32)> {
+        if !self.any.load(Ordering::SeqCst) {
+            return Some((message, depth));
+        }
+        let mut links = self.links.lock();
+        let Some(hold) = links.get_mut(&(from, to)) else {
+            return Some((message, depth));
+        };
+        if hold.waiting.is_empty() && !message.label().starts_with(&hold.label) {
+            return Some((message, depth));
+        }
+        hold.waiting.push_back((message, depth));
+        None
+    }
+
+    fn release(&self, from: NodeId, to: NodeId, mut send: impl FnMut(Message, u32)) -> usize {
+        let mut links = self.links.lock();
+        let Some(hold) = links.remove(&(from, to)) else {
+            return 0;
+        };
+        self.any.store(!links.is_empty(), Ordering::SeqCst);
+        let count = hold.waiting.len();
+        for (message, depth) in hold.waiting {
+            send(message, depth);
+        }
+        count
+    }
+
+    /// Drops the mail held for `node`, returning what of it its senders must hear was
+    /// lost (`Message::reports_loss`), with their ids.
+    fn drop_mail_to(&self, node: NodeId) -> Vec<(NodeId, Message, u32)> {
+        let mut links = self.links.lock();
+        let mut lost = Vec::new();
+        for ((from, to), hold) in links.iter_mut() {
+            if *to == node {
+                let dropped = hold.waiting.drain(..);
+                let told = dropped.filter(|(message, _)| message.reports_loss());
+                lost.extend(told.map(|(message, depth)| (*from, message, depth)));
+            }
+        }
+        lost
+    }
+
+    fn links(&self) -> Vec<(NodeId, NodeId, usize)> {
+        let links = self.links.lock();
+        (links.iter())
+            .map(|((from, to), hold)| (*from, *to, hold.waiting.len()))
+            .collect()
     }
 }

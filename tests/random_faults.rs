@@ -1,7 +1,12 @@
-//! Randomized fault runs: a seeded generator writes a run as a list of events
-//! (transactions of several clients through several coordinators, over random keys,
-//! interleaved step by step; crashes; crash points armed; restarts; clock ticks;
-//! checkpoints), which is executed against a manual-clock cluster. Each run ends by
+//! Randomized fault runs: a seeded generator writes a run as a list of events (up to 8
+//! concurrent transactions of several clients through several coordinators, with reads,
+//! reads for update, appends and deletes over a small key set, interleaved step by step;
+//! long read-only snapshots; crashes; crash points armed; restarts; clock ticks; manual
+//! and automatic checkpoints; messages held back on a link and released later), which is
+//! executed against a manual-clock cluster. After every event at rest the driver checks
+//! that no wait-for cycle survives, that no read-only read waits on a crashed coordinator,
+//! that each deadlock victim began last of its cycle, and that no transaction with a
+//! failed operation is told it committed. Each run ends by
 //! restarting every node and finishing every transaction, and then proves DESIGN.md's
 //! invariants: nothing in doubt, no lock held, no decision unacknowledged, no transaction
 //! left open; every append a client was told committed is visible, none told aborted is,
@@ -38,7 +43,8 @@ use support::Harness;
 use support::faults::client::Blocked;
 use support::faults::driver::{Driver, Failure};
 use support::faults::free;
-use support::faults::scenario::{Scenario, generate};
+use support::faults::generate::generate;
+use support::faults::scenario::Scenario;
 use support::history::{self, History, Outcome};
 
 /// Seeds CI runs when `KV2PC_SEEDS` is not set.

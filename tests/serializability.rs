@@ -436,7 +436,7 @@ fn assert_a_lost_update_would_be_caught(history: &History) {
         .flat_map(|t| t.ops.iter().map(move |op| (t, op)))
         .filter_map(|(t, op)| match op {
             Op::Append { elem, .. } => Some((elem.clone(), t.name.clone())),
-            Op::Read { .. } => None,
+            Op::Read { .. } | Op::Delete { .. } => None,
         })
         .collect();
     // Dropping the last element must not leave an intermediate version of its writer.

@@ -17,6 +17,10 @@ pub enum Command {
     BeginSnapshot,
     /// Read a key.
     Read(String),
+    /// Read a key under an exclusive lock.
+    ReadForUpdate(String),
+    /// Delete a key.
+    Delete(String),
     /// Write a key's new value.
     Write(String, String),
     /// Commit (a snapshot just ends).
@@ -98,7 +102,24 @@ pub fn client_thread(
                 snapshot.take().expect("begun").commit();
                 Ok(Answer::Done)
             }
+            // A careless client goes on after an error: what follows must fail.
+            Command::Read(_)
+            | Command::ReadForUpdate(_)
+            | Command::Delete(_)
+            | Command::Write(..)
+            | Command::Commit
+            | Command::Abort
+                if txn.is_none() =>
+            {
+                Err(kv2pc::Error::InvalidInput("no transaction is open".into()))
+            }
             Command::Read(key) => (txn.as_mut().expect("begun").get(&key)).map(Answer::Read),
+            Command::ReadForUpdate(key) => {
+                (txn.as_mut().expect("begun").get_for_update(&key)).map(Answer::Read)
+            }
+            Command::Delete(key) => {
+                (txn.as_mut().expect("begun").delete(&key)).map(|()| Answer::Done)
+            }
             Command::Write(key, value) => {
                 (txn.as_mut().expect("begun").put(&key, &value)).map(|()| Answer::Done)
             }

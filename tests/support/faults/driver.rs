@@ -1,9 +1,18 @@
 //! The driver of a run: executes a scenario's events one at a time against a
 //! manual-clock cluster, each client call on its transaction's thread, and waits after
 //! each event until the run is at rest (every thread answered or stuck in the cluster, the
-//! cluster settled), which makes a run deterministic. It ends the run by restarting every
-//! node and finishing every transaction, and records the history of what each client was
-//! told.
+//! cluster settled), which makes a run deterministic. A run begins with a setup
+//! transaction that writes every key blind (the rule of the checker's deletes), and ends
+//! by releasing every held link, restarting every node and finishing every transaction;
+//! it records the history of what each client was told.
+//!
+//! Every third transaction's client is careless, as a user at a shell may be: after an
+//! operation fails it goes on with its plan and tries COMMIT (the others skip the rest
+//! and abort). After each event at rest, the run checks what must hold at
+//! any moment (see `rest`): no wait-for cycle outlives the detector, no read-only read
+//! waits on a transaction whose coordinator is down, a deadlock victim is the one of its
+//! cycle that began last, and no transaction one of whose operations failed is told it
+//! committed.
 
 use super::client::{Answer, Blocked, Command, client_thread};
 use super::scenario::{Call, Event, Scenario};
@@ -22,7 +31,7 @@ const FINISH_ROUNDS: usize = 30;
 
 /// Where a transaction is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
+pub(super) enum Phase {
     /// Its BEGIN event has not run.
     NotBegun,
     /// Waiting for its next command.
@@ -34,10 +43,12 @@ enum Phase {
 }
 
 /// The call under way, to record when it answers.
-enum Pending {
+pub(super) enum Pending {
     Begin,
     /// Reading a key.
     Read(String),
+    /// Deleting a key.
+    Delete(String),
     /// Appending `elem` to `key`, which then holds `value`.
     Write {
         key: String,
@@ -48,35 +59,59 @@ enum Pending {
     Abort,
 }
 
+impl Pending {
+    /// The call, for messages.
+    pub(super) fn describe(&self) -> String {
+        match self {
+            Pending::Begin => "BEGIN".into(),
+            Pending::Read(key) => format!("GET {key}"),
+            Pending::Delete(key) => format!("DEL {key}"),
+            Pending::Write { key, elem, .. } => format!("APPEND {elem} to {key}"),
+            Pending::Commit => "COMMIT".into(),
+            Pending::Abort => "ABORT".into(),
+        }
+    }
+}
+
 /// One transaction of the run, as the driver sees it.
-struct TxnRun {
-    phase: Phase,
+pub(super) struct TxnRun {
+    pub(super) phase: Phase,
     /// To its thread, while it runs.
-    commands: Option<Sender<Command>>,
+    pub(super) commands: Option<Sender<Command>>,
     /// From its thread.
     answers: Option<Receiver<kv2pc::Result<Answer>>>,
     /// Whether its thread is stuck in the cluster.
-    blocked: Arc<Blocked>,
+    pub(super) blocked: Arc<Blocked>,
     thread: Option<std::thread::JoinHandle<()>>,
-    pending: Option<Pending>,
+    pub(super) pending: Option<Pending>,
     /// What it did, for the history.
-    record: Txn,
+    pub(super) record: Txn,
     /// The list value of each key as this transaction last read or wrote it.
-    known: BTreeMap<String, Option<String>>,
+    pub(super) known: BTreeMap<String, Option<String>>,
     /// Its appends so far, numbering its elements.
     appends: usize,
-    /// A call failed (its node was down, or a snapshot too old): the rest of the plan is
-    /// skipped.
-    doomed: bool,
+    /// The first call that failed (its node was down, a snapshot too old...), with the
+    /// error: the careless client goes on, but the transaction must not commit.
+    pub(super) failed: Option<String>,
     /// A lock-free read-only snapshot: it cannot abort, so its reads count as committed.
-    snapshot: bool,
+    pub(super) snapshot: bool,
+    /// Its id, once begun.
+    pub(super) tid: Option<kv2pc::TxnId>,
+    /// In which order it began, among the run's transactions.
+    pub(super) began: Option<usize>,
+    /// Keys it sent a delete for.
+    deletes: Vec<String>,
 }
 
 /// Executes a scenario.
 pub struct Driver<'s> {
-    scenario: &'s Scenario,
-    harness: Harness,
-    txns: Vec<TxnRun>,
+    pub(super) scenario: &'s Scenario,
+    pub(super) harness: Harness,
+    pub(super) txns: Vec<TxnRun>,
+    /// The setup transaction's record.
+    setup: Txn,
+    /// How many transactions began so far.
+    pub(super) begun: usize,
     /// Elements whose write failed because the node died: they must never appear.
     pub lost: Vec<(String, String)>,
     /// What each event did, for the failure report.
@@ -85,7 +120,7 @@ pub struct Driver<'s> {
     /// wording may name whichever of two NO votes came first).
     pub trace: Vec<String>,
     /// Answers that came in since the last log line: in full, and reduced.
-    notes: BTreeMap<usize, (String, String)>,
+    pub(super) notes: BTreeMap<usize, (String, String)>,
 }
 
 /// A run's failure: what went wrong.
@@ -108,14 +143,19 @@ impl<'s> Driver<'s> {
                 record: Txn::new(format!("t{txn}"), Outcome::Unknown),
                 known: BTreeMap::new(),
                 appends: 0,
-                doomed: false,
+                failed: None,
                 snapshot: false,
+                tid: None,
+                began: None,
+                deletes: Vec::new(),
             })
             .collect();
         Driver {
             scenario,
             harness: Harness::open_with(scenario.nodes, settings(scenario)),
             txns,
+            setup: Txn::new("setup", Outcome::Committed),
+            begun: 0,
             lost: Vec::new(),
             log: Vec::new(),
             trace: Vec::new(),
@@ -123,26 +163,31 @@ impl<'s> Driver<'s> {
         }
     }
 
-    fn context(&self) -> String {
+    pub(super) fn context(&self) -> String {
         format!("seed {}", self.scenario.seed)
     }
 
     /// Runs every event, then the ending; returns the history and the final lists.
     pub fn run(&mut self) -> Result<(History, BTreeMap<String, Vec<String>>), Failure> {
+        self.set_up()?;
         for (index, event) in self.scenario.events.iter().enumerate() {
             let did = self.event(event)?;
-            self.quiesce()?;
+            let at_rest = self.quiesce();
             let (notes, kinds) = self.take_notes();
             self.log
                 .push(format!("#{index:<3} {event:<24} {did:<10} {notes}"));
             self.trace.push(format!("#{index} {event} {did} {kinds}"));
+            at_rest?;
+            self.check_at_rest()?;
         }
+        self.release_links();
         self.finish()?;
         self.check_clean()?;
         let lists: BTreeMap<String, Vec<String>> = (self.harness.data().into_iter())
             .map(|(key, value)| (key, parse_list(Some(&value))))
             .collect();
         let mut history = History::default();
+        history.txns.push(self.setup.clone());
         for txn in &self.txns {
             if txn.phase != Phase::Over(None) {
                 history.txns.push(txn.record.clone());
@@ -160,6 +205,38 @@ impl<'s> Driver<'s> {
         Ok((history, lists))
     }
 
+    /// Writes every key blind, in one transaction, before the run: what makes a read of
+    /// "not set" a read after a delete (see `history`'s deletes).
+    fn set_up(&mut self) -> Result<(), Failure> {
+        let client = self
+            .harness
+            .cluster()
+            .client(0)
+            .map_err(|e| e.to_string())?;
+        let mut txn = client.begin().map_err(|e| format!("setup: {e}"))?;
+        for key in &self.scenario.keys {
+            let elem = format!("s:{key}");
+            txn.put(key, &elem).map_err(|e| format!("setup: {e}"))?;
+            self.setup = std::mem::replace(&mut self.setup, Txn::new("", Outcome::Committed))
+                .append(key, &elem);
+        }
+        txn.commit().map_err(|e| format!("setup: {e}"))?;
+        self.harness.settle(&self.context());
+        self.log.push("setup: every key written".into());
+        Ok(())
+    }
+
+    /// Releases every held link (the end of a run: every delayed message arrives).
+    fn release_links(&mut self) {
+        let cluster = self.harness.cluster().clone();
+        for (from, to, _) in cluster.held_links() {
+            let count = cluster.release_link(from, to);
+            self.log
+                .push(format!("end: RELEASE {from} -> {to}: {count} messages"));
+        }
+        self.harness.settle(&self.context());
+    }
+
     /// Performs one event; returns what it did.
     fn event(&mut self, event: &Event) -> Result<String, Failure> {
         if *event == Event::Reopen {
@@ -174,6 +251,11 @@ impl<'s> Driver<'s> {
                 snapshot,
             } => self.begin(*txn, *coordinator, *snapshot),
             Event::Call { txn, call } => self.call(*txn, call),
+            // A careful client aborts after a failed operation; a careless one (every third
+            // transaction) tries COMMIT, which must not commit.
+            Event::Commit { txn } if self.txns[*txn].failed.is_some() && !txn.is_multiple_of(3) => {
+                self.send(*txn, Command::Abort, Pending::Abort)
+            }
             Event::Commit { txn } => self.send(*txn, Command::Commit, Pending::Commit),
             Event::Abort { txn } => self.send(*txn, Command::Abort, Pending::Abort),
             Event::Crash { node } => describe(cluster.crash(*node)),
@@ -185,6 +267,10 @@ impl<'s> Driver<'s> {
                 Err(Error::NodeDown { .. }) => "node down".into(),
                 Err(other) => return Err(format!("checkpoint of node {node} failed: {other}")),
             },
+            Event::Hold { from, to, label } => describe(cluster.hold_link(*from, *to, label)),
+            Event::Release { from, to } => {
+                format!("{} held", cluster.release_link(*from, *to))
+            }
             Event::Reopen => unreachable!("handled above"),
         };
         Ok(did)
@@ -213,12 +299,31 @@ impl<'s> Driver<'s> {
 
     fn call(&mut self, txn: usize, call: &Call) -> String {
         let run = &mut self.txns[txn];
-        if run.doomed && run.phase == Phase::Idle {
+        if run.failed.is_some() && !txn.is_multiple_of(3) && run.phase == Phase::Idle {
             return "skipped: an earlier call failed".into();
         }
         match call {
             Call::Read(key) => {
                 self.send(txn, Command::Read(key.clone()), Pending::Read(key.clone()))
+            }
+            Call::ReadForUpdate(key) => self.send(
+                txn,
+                Command::ReadForUpdate(key.clone()),
+                Pending::Read(key.clone()),
+            ),
+            Call::Delete(key) => {
+                if let Some(other) = self.deleter_of(key) {
+                    return format!("skipped: t{other} deletes {key}");
+                }
+                let did = self.send(
+                    txn,
+                    Command::Delete(key.clone()),
+                    Pending::Delete(key.clone()),
+                );
+                if did == "sent" {
+                    self.txns[txn].deletes.push(key.clone());
+                }
+                did
             }
             Call::Append(key) => {
                 let Some(current) = run.known.get(key).cloned() else {
@@ -236,6 +341,15 @@ impl<'s> Driver<'s> {
                 self.send(txn, command, pending)
             }
         }
+    }
+
+    /// The transaction that sent a delete of `key` and was not told it aborted, if any:
+    /// the checker's deletes allow one per key.
+    fn deleter_of(&self, key: &str) -> Option<usize> {
+        (0..self.txns.len()).find(|t| {
+            let run = &self.txns[*t];
+            run.deletes.iter().any(|k| k == key) && run.phase != Phase::Over(Some(Outcome::Aborted))
+        })
     }
 
     /// Hands a command to an idle transaction's thread.
@@ -256,7 +370,7 @@ impl<'s> Driver<'s> {
     /// Waits until every client thread has its answer or is stuck in the cluster (in the
     /// same wait before and after a settle, see [`Blocked`]), and the cluster is settled:
     /// the run is then at rest, and the next event can come.
-    fn quiesce(&mut self) -> Result<(), Failure> {
+    pub(super) fn quiesce(&mut self) -> Result<(), Failure> {
         let deadline = Instant::now() + QUIESCE_LIMIT;
         let mut seen: BTreeMap<usize, u64> = BTreeMap::new();
         loop {
@@ -326,70 +440,11 @@ impl<'s> Driver<'s> {
         Ok(any)
     }
 
-    /// Records a call's answer.
-    fn answered(&mut self, txn: usize, answer: kv2pc::Result<Answer>) -> Result<(), Failure> {
-        let run = &mut self.txns[txn];
-        let pending = run.pending.take().expect("a call was under way");
-        run.phase = Phase::Idle;
-        let over = |outcome| Phase::Over(Some(outcome));
-        match (pending, answer) {
-            (Pending::Begin, Ok(Answer::Begun(tid))) => {
-                run.record.name = format!("t{txn}/{tid}");
-            }
-            (Pending::Begin, Ok(Answer::Snapshot(read_ts))) => {
-                run.record.name = format!("t{txn}/snapshot@{read_ts}");
-            }
-            // A snapshot older than a recovered node keeps (after a checkpoint) is refused;
-            // the reads made so far stand.
-            (Pending::Read(_), Err(Error::InvalidInput(_))) if run.snapshot => run.doomed = true,
-            (Pending::Commit | Pending::Abort, Ok(Answer::Done)) if run.snapshot => {
-                run.phase = over(Outcome::Committed)
-            }
-            (Pending::Begin, Err(Error::NodeDown { .. })) => run.phase = Phase::Over(None),
-            (Pending::Read(key), Ok(Answer::Read(value))) => {
-                run.record.ops.push(Op::Read {
-                    key: key.clone(),
-                    list: parse_list(value.as_deref()),
-                });
-                run.known.insert(key, value);
-            }
-            (Pending::Write { key, elem, value }, Ok(Answer::Done)) => {
-                run.record.ops.push(Op::Append {
-                    key: key.clone(),
-                    elem,
-                });
-                run.known.insert(key, Some(value));
-            }
-            (Pending::Write { key, elem, .. }, Err(Error::NodeDown { .. })) => {
-                run.doomed = true;
-                self.lost.push((key, elem));
-            }
-            (Pending::Read(_), Err(Error::NodeDown { .. })) => run.doomed = true,
-            (Pending::Read(_) | Pending::Write { .. }, Err(Error::Aborted { .. })) => {
-                run.phase = over(Outcome::Aborted)
-            }
-            (Pending::Commit, Ok(Answer::Done)) => run.phase = over(Outcome::Committed),
-            (Pending::Commit, Err(Error::Aborted { .. })) => run.phase = over(Outcome::Aborted),
-            // The coordinator died, or the only participant of a one-phase commit did.
-            (Pending::Commit, Err(Error::OutcomeUnknown { .. } | Error::NodeDown { .. })) => {
-                run.phase = over(Outcome::Unknown)
-            }
-            // Never committed, whether or not the abort reached the coordinator.
-            (Pending::Abort, _) => run.phase = over(Outcome::Aborted),
-            (_, Err(error)) => return Err(format!("t{txn}: unexpected error: {error}")),
-            (_, Ok(_)) => return Err(format!("t{txn}: an answer of the wrong kind")),
-        }
-        if let Phase::Over(Some(outcome)) = run.phase {
-            run.record.outcome = outcome;
-            run.commands = None;
-        }
-        Ok(())
-    }
-
     /// Restarts every node and commits every transaction still open, ticking so that
     /// blocked commits time out, until all are over.
     fn finish(&mut self) -> Result<(), Failure> {
         for round in 0..FINISH_ROUNDS {
+            self.release_links();
             let cluster = self.harness.cluster().clone();
             for node in 0..self.scenario.nodes {
                 if !cluster.is_up(node) {
@@ -399,8 +454,8 @@ impl<'s> Driver<'s> {
             }
             for txn in 0..self.txns.len() {
                 if self.txns[txn].phase == Phase::Idle {
-                    self.send(txn, Command::Commit, Pending::Commit);
-                    self.end_step(format!("t{txn}: COMMIT"))?;
+                    let did = self.event(&Event::Commit { txn })?;
+                    self.end_step(format!("t{txn}: COMMIT ({did})"))?;
                 }
             }
             let open = (self.txns.iter()).any(|t| !matches!(t.phase, Phase::Over(_)));
@@ -412,6 +467,7 @@ impl<'s> Driver<'s> {
             }
             let did = describe(cluster.tick(TICK));
             self.end_step(format!("TICK: {did}"))?;
+            self.check_at_rest()?;
         }
         let open: Vec<String> = (self.txns.iter())
             .filter(|t| !matches!(t.phase, Phase::Over(_)))
@@ -462,6 +518,7 @@ impl<'s> Driver<'s> {
 
     /// Nothing left over once every node is up again.
     fn check_clean(&mut self) -> Result<(), Failure> {
+        self.release_links();
         (self.harness.recover(&self.context()))
             .map_err(|left| format!("left over after recovery: {left:?}"))
     }

@@ -260,6 +260,9 @@ fn locking_attempt(
                 });
                 known.insert(key, value);
             }),
+            Call::ReadForUpdate(_) | Call::Delete(_) => {
+                unreachable!("`plan` makes only reads and appends")
+            }
             Call::Append(key) => {
                 *elems += 1;
                 let elem = format!("c{number}.{elems}");

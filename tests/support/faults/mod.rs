@@ -3,7 +3,10 @@
 //! the [`driver`] that executes a scenario deterministically and records its history;
 //! and the [`free`]-running runs, where clients and faults race.
 
+pub mod answers;
 pub mod client;
 pub mod driver;
 pub mod free;
+pub mod generate;
+pub mod rest;
 pub mod scenario;

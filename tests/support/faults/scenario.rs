@@ -1,13 +1,10 @@
-//! Scenarios: a seed generates a run as a list of [`Event`]s. Transactions of several
-//! clients, through every coordinator, over a few keys on every node, are interleaved call
-//! by call with faults (crashes, crash points armed, restarts), clock ticks and
-//! checkpoints. Restarts go mostly to nodes that a crash or an armed point may have
-//! brought down.
+//! Scenarios: what a run is made of ([`Event`]s, the [`Call`]s of a transaction's plan,
+//! the [`Scenario`]) and the simple plans the free-running test uses. The seeded
+//! generator is in `generate`.
 
 use crate::support::rng::Rng;
 use kv2pc::types::owner_of;
 use kv2pc::{CrashPoint, NodeId};
-use std::collections::VecDeque;
 use std::fmt;
 
 /// One client call of a transaction's plan.
@@ -15,8 +12,23 @@ use std::fmt;
 pub enum Call {
     /// Read the key's list.
     Read(String),
+    /// Read the key's list under an exclusive lock (`GET ... FOR UPDATE`).
+    ReadForUpdate(String),
     /// Append the transaction's next element to the list last read or written.
     Append(String),
+    /// Delete the key (its list becomes "not set").
+    Delete(String),
+}
+
+impl fmt::Display for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Call::Read(key) => write!(f, "GET {key}"),
+            Call::ReadForUpdate(key) => write!(f, "GET {key} FOR UPDATE"),
+            Call::Append(key) => write!(f, "APPEND {key}"),
+            Call::Delete(key) => write!(f, "DEL {key}"),
+        }
+    }
 }
 
 /// One step of a run.
@@ -46,6 +58,15 @@ pub enum Event {
     Checkpoint { node: NodeId },
     /// The whole process dies (every node, at once) and the cluster is opened again.
     Reopen,
+    /// Messages from `from` to `to` wait, from the first whose label starts with
+    /// `label` on, until the link is released (a message delayed on the network).
+    Hold {
+        from: NodeId,
+        to: NodeId,
+        label: &'static str,
+    },
+    /// What waited on the link from `from` to `to` goes out, in order.
+    Release { from: NodeId, to: NodeId },
 }
 
 impl fmt::Display for Event {
@@ -59,14 +80,7 @@ impl fmt::Display for Event {
                 let kind = if *snapshot { " READ ONLY" } else { "" };
                 write!(f, "t{txn}: BEGIN{kind} at node {coordinator}")
             }
-            Event::Call {
-                txn,
-                call: Call::Read(key),
-            } => write!(f, "t{txn}: GET {key}"),
-            Event::Call {
-                txn,
-                call: Call::Append(key),
-            } => write!(f, "t{txn}: APPEND {key}"),
+            Event::Call { txn, call } => write!(f, "t{txn}: {call}"),
             Event::Commit { txn } => write!(f, "t{txn}: COMMIT"),
             Event::Abort { txn } => write!(f, "t{txn}: ABORT"),
             Event::Crash { node } => write!(f, "CRASH node {node}"),
@@ -75,6 +89,10 @@ impl fmt::Display for Event {
             Event::Tick => write!(f, "TICK"),
             Event::Checkpoint { node } => write!(f, "CHECKPOINT node {node}"),
             Event::Reopen => write!(f, "REOPEN (the process dies and restarts)"),
+            Event::Hold { from, to, label } => {
+                write!(f, "HOLD {from} -> {to} from {label:?}")
+            }
+            Event::Release { from, to } => write!(f, "RELEASE {from} -> {to}"),
         }
     }
 }
@@ -130,79 +148,4 @@ pub fn plan(rng: &mut Rng, keys: &[String], read_only: bool) -> Vec<Call> {
         }
     }
     calls
-}
-
-/// The scenario of `seed`: 2 to 4 nodes, 1 to 3 keys on each, 5 to 12 transactions (at
-/// most 4 open at once, some of them lock-free snapshots), and faults between their calls.
-pub fn generate(seed: u64) -> Scenario {
-    let mut rng = Rng::new(seed);
-    let nodes = 2 + rng.below(3) as u32;
-    let eager_checkpoints = rng.chance(15);
-    let keys = keys(nodes, 1 + rng.below(3));
-    let total = 5 + rng.below(8);
-    let mut events = Vec::new();
-    let mut open: Vec<(usize, VecDeque<Call>)> = Vec::new();
-    let mut begun = 0;
-    // Nodes crashed or armed since their last restart: restarts go mostly to them.
-    let mut faulty: Vec<NodeId> = Vec::new();
-    while begun < total || !open.is_empty() {
-        let node = rng.below(nodes as usize) as NodeId;
-        match rng.below(100) {
-            0..=14 if begun < total && open.len() < 4 => {
-                let snapshot = rng.chance(15);
-                let calls = plan(&mut rng, &keys, snapshot).into();
-                events.push(Event::Begin {
-                    txn: begun,
-                    coordinator: node,
-                    snapshot,
-                });
-                open.push((begun, calls));
-                begun += 1;
-            }
-            15..=69 if !open.is_empty() => {
-                let index = rng.below(open.len());
-                let txn = open[index].0;
-                match open[index].1.pop_front() {
-                    Some(call) => events.push(Event::Call { txn, call }),
-                    None => {
-                        open.remove(index);
-                        events.push(if rng.chance(8) {
-                            Event::Abort { txn }
-                        } else {
-                            Event::Commit { txn }
-                        });
-                    }
-                }
-            }
-            70..=73 => {
-                events.push(Event::Crash { node });
-                faulty.push(node);
-            }
-            74..=79 => {
-                let point = *rng.pick(&CrashPoint::ALL);
-                events.push(Event::Arm { node, point });
-                faulty.push(node);
-            }
-            80..=88 => {
-                let node = if faulty.is_empty() || rng.chance(10) {
-                    node
-                } else {
-                    faulty.swap_remove(rng.below(faulty.len()))
-                };
-                faulty.retain(|n| *n != node);
-                events.push(Event::Restart { node });
-            }
-            89..=96 => events.push(Event::Tick),
-            97..=98 => events.push(Event::Checkpoint { node }),
-            99 => events.push(Event::Reopen),
-            _ => {}
-        }
-    }
-    Scenario {
-        seed,
-        nodes,
-        eager_checkpoints,
-        keys,
-        events,
-    }
 }

@@ -15,6 +15,8 @@ struct Writer {
 
 /// Checks `history` for serializability; see the module doc.
 pub fn check(history: &History) -> Report {
+    let resolved = super::deletes::resolve(history);
+    let history: &History = &resolved;
     let mut anomalies = Vec::new();
     let writers = index_writers(history, &mut anomalies);
     let committed = committed_set(history, &writers);

@@ -34,9 +34,11 @@
 //! Separately, [`check_final`] holds the final contents of every key against what each
 //! client was told (committed appends all there, aborted ones absent).
 //!
-//! The parts: this module holds the history's model; `check` infers the version orders
-//! and the edges and checks each read; `graph` finds and classifies the cycles; `anomaly`
-//! holds what is reported.
+//! The parts: this module holds the history's model; `deletes` places reads of deleted
+//! keys in the version order (a delete becomes a marker element; see its doc for the rule
+//! a history with deletes must keep); `check` infers the version orders and the edges and
+//! checks each read; `graph` finds and classifies the cycles; `anomaly` holds what is
+//! reported.
 //!
 //! # Limits
 //!
@@ -50,6 +52,7 @@
 
 mod anomaly;
 mod check;
+mod deletes;
 mod graph;
 
 pub use anomaly::{Anomaly, Dep, Edge, Report};
@@ -85,6 +88,11 @@ pub enum Op {
         /// The element, unique in the history.
         elem: String,
     },
+    /// Deleted `key`: its next read sees it as not set (an empty list).
+    Delete {
+        /// The key.
+        key: String,
+    },
 }
 
 /// One transaction of a history.
@@ -113,6 +121,14 @@ impl Txn {
         self.ops.push(Op::Read {
             key: key.to_string(),
             list: list.iter().map(|e| e.to_string()).collect(),
+        });
+        self
+    }
+
+    /// Adds a delete of `key`.
+    pub fn delete(mut self, key: &str) -> Txn {
+        self.ops.push(Op::Delete {
+            key: key.to_string(),
         });
         self
     }
@@ -153,48 +169,57 @@ pub struct History {
 /// Compares the final contents of every key (as lists) with what the clients were told:
 /// every append of a transaction told Committed is there, once; nothing of one told
 /// Aborted is; a transaction with an unknown outcome is there whole or not at all; and no
-/// element comes from nowhere. Returns each problem found.
+/// element comes from nowhere. Appends made before a key's delete (by a deleter not told
+/// Aborted) are expected neither there nor absent; a key whose deleter was told
+/// Committed must not hold a list from before the delete. Returns each problem found.
 pub fn check_final(history: &History, lists: &BTreeMap<String, Vec<String>>) -> Vec<String> {
-    let mut problems = Vec::new();
-    let mut present: HashMap<&str, usize> = HashMap::new();
-    for (key, list) in lists {
-        for elem in list {
-            let count = present.entry(elem.as_str()).or_default();
-            *count += 1;
-            if *count == 2 {
-                problems.push(format!("{elem} appears twice in {key}: {list:?}"));
-            }
-        }
-    }
+    let mut problems = duplicates(lists);
+    let deleters = deletes::deleters(history);
+    let fresh = deletes::fresh_heads(history);
+    let deleted = |key: &str| {
+        deleters
+            .get(key)
+            .is_some_and(|d| history.txns[*d].outcome != Outcome::Aborted)
+    };
     let mut known: BTreeSet<(&str, &str)> = BTreeSet::new();
     for txn in &history.txns {
-        let appends: Vec<(&str, &str)> = (txn.ops.iter())
-            .filter_map(|op| match op {
-                Op::Append { key, elem } => Some((key.as_str(), elem.as_str())),
-                Op::Read { .. } => None,
-            })
+        let appends = appends_after_deletes(txn, &fresh);
+        known.extend(appends.iter().map(|(key, elem, _)| (*key, *elem)));
+        let expected: Vec<(&str, &str)> = (appends.iter())
+            .filter(|(key, _, after)| *after || !deleted(key))
+            .map(|(key, elem, _)| (*key, *elem))
             .collect();
-        known.extend(appends.iter().copied());
-        let visible: Vec<bool> = (appends.iter())
-            .map(|(key, elem)| lists.get(*key).is_some_and(|l| l.iter().any(|e| e == elem)))
-            .collect();
+        let is_visible = |(key, elem): &(&str, &str)| {
+            lists.get(*key).is_some_and(|l| l.iter().any(|e| e == elem))
+        };
+        let visible: Vec<bool> = expected.iter().map(is_visible).collect();
         let name = &txn.name;
         match txn.outcome {
             Outcome::Committed if !visible.iter().all(|v| *v) => problems.push(format!(
-                "{name} was told Committed, but not all its appends survived: {appends:?} \
+                "{name} was told Committed, but not all its appends survived: {expected:?} \
                  visible {visible:?}"
             )),
-            Outcome::Aborted if visible.iter().any(|v| *v) => problems.push(format!(
-                "{name} was told Aborted, but some of its appends are visible: {appends:?} \
-                 visible {visible:?}"
-            )),
+            Outcome::Aborted if appends.iter().any(|(k, e, _)| is_visible(&(*k, *e))) => problems
+                .push(format!(
+                    "{name} was told Aborted, but some of its appends are visible: {appends:?}"
+                )),
             Outcome::Unknown if visible.iter().any(|v| *v) && !visible.iter().all(|v| *v) => {
                 problems.push(format!(
-                    "{name} (outcome unknown) is visible in part only: {appends:?} visible \
+                    "{name} (outcome unknown) is visible in part only: {expected:?} visible \
                      {visible:?}"
                 ))
             }
             _ => {}
+        }
+    }
+    for (key, deleter) in &deleters {
+        let txn = &history.txns[*deleter];
+        let list = lists.get(*key).map(Vec::as_slice).unwrap_or_default();
+        if txn.outcome == Outcome::Committed && !deletes::is_after(list, &fresh) {
+            problems.push(format!(
+                "{} was told Committed, but its delete of {key} is undone: {key} holds {list:?}",
+                txn.name
+            ));
         }
     }
     for (key, list) in lists {
@@ -207,4 +232,45 @@ pub fn check_final(history: &History, lists: &BTreeMap<String, Vec<String>>) -> 
         }
     }
     problems
+}
+
+/// Elements that appear twice in the final lists.
+fn duplicates(lists: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut present: HashMap<&str, usize> = HashMap::new();
+    for (key, list) in lists {
+        for elem in list {
+            let count = present.entry(elem.as_str()).or_default();
+            *count += 1;
+            if *count == 2 {
+                problems.push(format!("{elem} appears twice in {key}: {list:?}"));
+            }
+        }
+    }
+    problems
+}
+
+/// A transaction's appends as `(key, elem, after)`: `after` if the list it appended to
+/// was one written after the key's delete (see `deletes`).
+fn appends_after_deletes<'h>(
+    txn: &'h Txn,
+    fresh: &BTreeSet<&str>,
+) -> Vec<(&'h str, &'h str, bool)> {
+    let mut after: BTreeMap<&str, bool> = BTreeMap::new();
+    let mut appends = Vec::new();
+    for op in &txn.ops {
+        match op {
+            Op::Read { key, list } => {
+                after.insert(key, deletes::is_after(list, fresh));
+            }
+            Op::Delete { key } => {
+                after.insert(key, true);
+            }
+            Op::Append { key, elem } => {
+                let was_after = after.get(key.as_str()).copied().unwrap_or(false);
+                appends.push((key.as_str(), elem.as_str(), was_after));
+            }
+        }
+    }
+    appends
 }

@@ -1,0 +1,296 @@
+//! The seeded generator of a run. Up to 8 transactions of several clients, through every
+//! coordinator, over a small key set spread over the nodes, are interleaved call by call
+//! with faults (crashes, crash points armed, restarts, whole-process restarts), clock
+//! ticks, checkpoints (by hand, and automatic ones with a tiny log threshold) and message
+//! delays (a link between two nodes held back from one message kind on, released some
+//! events later). Plans mix reads, reads for update, appends and deletes, so that several
+//! wait-for cycles form at once; read-only snapshots read many keys over a long life.
+//!
+//! Some faults come in patterns that a uniform mix would almost never produce:
+//! - a vote delayed while another participant of the same transaction restarts (the
+//!   window between two votes of one transaction);
+//! - a checkpoint followed by a crash and restart of that node (a snapshot read across a
+//!   checkpoint restart);
+//! - a coordinator armed to die at a point of the commit it is about to run.
+//!
+//! Restarts go mostly to nodes that a crash or an armed point may have brought down.
+
+use super::scenario::{Call, Event, Scenario, keys};
+use crate::support::rng::Rng;
+use kv2pc::types::owner_of;
+use kv2pc::{CrashPoint, NodeId};
+use std::collections::{BTreeSet, VecDeque};
+
+/// Message kinds a held link starts holding at (by label prefix; "" holds any).
+const LABELS: [&str; 9] = [
+    "VOTE",
+    "PREPARE",
+    "COMMIT",
+    "ABORT",
+    "ACK",
+    "INQUIRE",
+    "RESTARTED",
+    "ONE-PHASE",
+    "",
+];
+
+/// The coordinator's crash points, armed just before a commit.
+const COORDINATOR_POINTS: [CrashPoint; 3] = [
+    CrashPoint::Decide,
+    CrashPoint::Decision,
+    CrashPoint::Broadcast,
+];
+
+/// A transaction being generated.
+struct Open {
+    txn: usize,
+    coordinator: NodeId,
+    calls: VecDeque<Call>,
+    /// The nodes its plan touches.
+    participants: BTreeSet<NodeId>,
+}
+
+/// The generator's state.
+struct Gen {
+    rng: Rng,
+    nodes: u32,
+    events: Vec<Event>,
+    /// Events due at a later step: `(step, event)`.
+    scheduled: Vec<(usize, Event)>,
+    step: usize,
+    /// Nodes crashed or armed since their last restart.
+    faulty: Vec<NodeId>,
+}
+
+impl Gen {
+    fn node(&mut self) -> NodeId {
+        self.rng.below(self.nodes as usize) as NodeId
+    }
+
+    fn later(&mut self, after: usize, event: Event) {
+        self.scheduled.push((self.step + after, event));
+    }
+
+    /// Emits the scheduled events that are due, in the order they were scheduled.
+    fn emit_due(&mut self) {
+        let step = self.step;
+        let (due, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.scheduled)
+            .into_iter()
+            .partition(|(at, _)| *at <= step);
+        self.scheduled = rest;
+        for (_, event) in due {
+            self.push(event);
+        }
+    }
+
+    fn push(&mut self, event: Event) {
+        match &event {
+            Event::Crash { node } | Event::Arm { node, .. } => self.faulty.push(*node),
+            Event::Restart { node } => self.faulty.retain(|n| n != node),
+            _ => {}
+        }
+        self.events.push(event);
+    }
+
+    fn restart(&mut self) {
+        let node = if self.faulty.is_empty() || self.rng.chance(10) {
+            self.node()
+        } else {
+            self.faulty[self.rng.below(self.faulty.len())]
+        };
+        self.push(Event::Restart { node });
+    }
+
+    fn hold(&mut self) {
+        let from = self.node();
+        let to = (from + 1 + self.rng.below(self.nodes as usize - 1) as u32) % self.nodes;
+        let label = *self.rng.pick(&LABELS);
+        self.push(Event::Hold { from, to, label });
+        let after = 1 + self.rng.below(12);
+        self.later(after, Event::Release { from, to });
+    }
+
+    /// A checkpoint, often followed by a crash and restart of that node.
+    fn checkpoint(&mut self) {
+        let node = self.node();
+        self.push(Event::Checkpoint { node });
+        if self.rng.chance(50) {
+            let crash = self.rng.below(3);
+            self.later(crash, Event::Crash { node });
+            let restart = crash + 1 + self.rng.below(3);
+            self.later(restart, Event::Restart { node });
+        }
+    }
+
+    /// Ends `open`: commits (sometimes with a vote delayed while another participant
+    /// restarts, or its coordinator armed), or aborts.
+    fn end(&mut self, open: Open) {
+        let txn = open.txn;
+        if self.rng.chance(8) {
+            self.push(Event::Abort { txn });
+            return;
+        }
+        let coordinator = open.coordinator;
+        let voters: Vec<NodeId> = open.participants.iter().copied().collect();
+        if voters.len() >= 2 && self.rng.chance(40) {
+            let held = *self.rng.pick(&voters);
+            self.push(Event::Hold {
+                from: held,
+                to: coordinator,
+                label: "VOTE",
+            });
+            let others: Vec<NodeId> = voters.iter().copied().filter(|v| *v != held).collect();
+            if self.rng.chance(70) {
+                let other = *self.rng.pick(&others);
+                let crash = 1 + self.rng.below(2);
+                self.later(crash, Event::Crash { node: other });
+                let restart = crash + 1 + self.rng.below(2);
+                self.later(restart, Event::Restart { node: other });
+            }
+            let release = 2 + self.rng.below(10);
+            self.later(
+                release,
+                Event::Release {
+                    from: held,
+                    to: coordinator,
+                },
+            );
+        } else if self.rng.chance(10) {
+            let point = *self.rng.pick(&COORDINATOR_POINTS);
+            self.push(Event::Arm {
+                node: coordinator,
+                point,
+            });
+        }
+        self.push(Event::Commit { txn });
+    }
+}
+
+/// A locking transaction's plan: 1 to 6 calls over `keys`, each a read, a read for
+/// update, an append (after a read of the key, added if the plan has none) or a delete
+/// (at most one per key).
+pub fn rich_plan(rng: &mut Rng, keys: &[String]) -> Vec<Call> {
+    let count = 1 + rng.below(6);
+    let mut calls = Vec::new();
+    let mut known: BTreeSet<&String> = BTreeSet::new();
+    let mut deleted: BTreeSet<&String> = BTreeSet::new();
+    for _ in 0..count {
+        let key = rng.pick(keys);
+        match rng.below(100) {
+            0..=29 => calls.push(Call::Read(key.clone())),
+            30..=49 => calls.push(Call::ReadForUpdate(key.clone())),
+            50..=84 => {
+                if !known.contains(key) {
+                    calls.push(if rng.chance(50) {
+                        Call::ReadForUpdate(key.clone())
+                    } else {
+                        Call::Read(key.clone())
+                    });
+                }
+                calls.push(Call::Append(key.clone()));
+            }
+            _ if deleted.insert(key) => calls.push(Call::Delete(key.clone())),
+            _ => calls.push(Call::Read(key.clone())),
+        }
+        known.insert(key);
+    }
+    calls
+}
+
+/// A read-only snapshot's plan: 2 to 8 reads, keys may repeat.
+fn snapshot_plan(rng: &mut Rng, keys: &[String]) -> Vec<Call> {
+    (0..2 + rng.below(7))
+        .map(|_| Call::Read(rng.pick(keys).clone()))
+        .collect()
+}
+
+/// The scenario of `seed`: 2 to 4 nodes, 1 or 2 keys on each, 6 to 16 transactions (2 to
+/// 8 open at once, a fifth of them lock-free snapshots), and faults between their calls.
+pub fn generate(seed: u64) -> Scenario {
+    let mut rng = Rng::new(seed);
+    let nodes = 2 + rng.below(3) as u32;
+    let eager_checkpoints = rng.chance(30);
+    let keys = keys(nodes, 1 + rng.below(2));
+    let total = 6 + rng.below(11);
+    let max_open = 2 + rng.below(7);
+    let mut g = Gen {
+        rng,
+        nodes,
+        events: Vec::new(),
+        scheduled: Vec::new(),
+        step: 0,
+        faulty: Vec::new(),
+    };
+    let mut open: Vec<Open> = Vec::new();
+    let mut begun = 0;
+    while begun < total || !open.is_empty() {
+        g.step += 1;
+        g.emit_due();
+        let node = g.node();
+        match g.rng.below(100) {
+            0..=17 if begun < total && open.len() < max_open => {
+                let snapshot = g.rng.chance(20);
+                let calls = if snapshot {
+                    snapshot_plan(&mut g.rng, &keys)
+                } else {
+                    rich_plan(&mut g.rng, &keys)
+                };
+                let participants = (calls.iter())
+                    .map(|call| match call {
+                        Call::Read(k)
+                        | Call::ReadForUpdate(k)
+                        | Call::Append(k)
+                        | Call::Delete(k) => owner_of(k, nodes),
+                    })
+                    .collect();
+                g.push(Event::Begin {
+                    txn: begun,
+                    coordinator: node,
+                    snapshot,
+                });
+                open.push(Open {
+                    txn: begun,
+                    coordinator: node,
+                    calls: calls.into(),
+                    participants: if snapshot {
+                        BTreeSet::new()
+                    } else {
+                        participants
+                    },
+                });
+                begun += 1;
+            }
+            18..=67 if !open.is_empty() => {
+                let index = g.rng.below(open.len());
+                let txn = open[index].txn;
+                match open[index].calls.pop_front() {
+                    Some(call) => g.push(Event::Call { txn, call }),
+                    None => {
+                        let done = open.remove(index);
+                        g.end(done);
+                    }
+                }
+            }
+            68..=70 => g.push(Event::Crash { node }),
+            71..=75 => {
+                let point = *g.rng.pick(&CrashPoint::ALL);
+                g.push(Event::Arm { node, point });
+            }
+            76..=83 => g.restart(),
+            84..=89 => g.push(Event::Tick),
+            90..=92 => g.checkpoint(),
+            93..=97 => g.hold(),
+            98 => g.push(Event::Reopen),
+            _ => {}
+        }
+    }
+    g.step = usize::MAX;
+    g.emit_due();
+    Scenario {
+        seed,
+        nodes,
+        eager_checkpoints,
+        keys,
+        events: g.events,
+    }
+}
