@@ -431,7 +431,7 @@ fn lock_dir(dir: &Path) -> Result<File> {
         .truncate(false)
         .open(&path)
         .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    if file.try_lock().is_err() {
+    if !lock_within(&file, LOCK_PATIENCE) {
         let mut holder = String::new();
         let _ = file.read_to_string(&mut holder);
         let holder = holder.trim();
@@ -451,6 +451,29 @@ fn lock_dir(dir: &Path) -> Result<File> {
         .and_then(|_| write!(file, "{}", std::process::id()))
         .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     Ok(file)
+}
+
+/// How long opening a directory waits for its lock before saying it is in use.
+///
+/// A process that closes a cluster while another of its threads forks a child shares
+/// the lock with that child until the child executes its program (a lock belongs to the
+/// open file, and a forked child holds every open file until `exec` closes it): a
+/// moment, on a loaded machine some milliseconds. A kv2pc started right then must not be
+/// told the directory is in use by a process that has in fact let it go.
+const LOCK_PATIENCE: Duration = Duration::from_secs(1);
+
+/// Takes `file`'s exclusive lock, trying again for up to `patience`.
+fn lock_within(file: &File, patience: Duration) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        if file.try_lock().is_ok() {
+            return true;
+        }
+        if start.elapsed() >= patience {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Creates the manifest of a new directory, or checks an existing one.

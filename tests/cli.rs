@@ -472,10 +472,10 @@ fn the_prompt_shows_a_transaction_aborted_out_of_sight_until_the_next_command() 
     assert!(errors(&mut shell, "PUT k1 2; SESSION a").len() == 1);
     assert_eq!(shell.prompt(), "kv2pc[a T3 aborted]> ");
     let told = errors(&mut shell, "GET k1");
-    assert!(
-        told[0].starts_with("T3 was aborted before this command: deadlock"),
-        "{told:?}"
-    );
+    assert!(told[0].starts_with("T3 was aborted: deadlock"), "{told:?}");
+    // The session stays in the aborted transaction until it is ended.
+    assert_eq!(shell.prompt(), "kv2pc[a T3 aborted]> ");
+    assert!(errors(&mut shell, "ABORT").is_empty());
     assert_eq!(shell.prompt(), "kv2pc[a]> ");
 }
 

@@ -73,8 +73,10 @@ impl Participant {
                 read_ts,
             }),
             Err(too_old) => Err(Error::InvalidInput(format!(
-                "node {} no longer keeps the version of {key} at timestamp {read_ts} (its oldest \
-                 is at {}); retry the read-only transaction",
+                "node {} cannot tell what {key} was at timestamp {read_ts}: it keeps the \
+                 history of {key} only from timestamp {} on (it drops old versions, and a \
+                 checkpoint keeps only the newest); read a newer snapshot: COMMIT this \
+                 read-only transaction and BEGIN READ ONLY again",
                 self.node, too_old.oldest
             ))),
         };

@@ -222,9 +222,6 @@ impl Shell {
             match session.try_result() {
                 Some(result) => {
                     self.waiting.retain(|waiting| waiting != name);
-                    if result.aborted.is_some() {
-                        session.aborted_in_sight();
-                    }
                     outcome = result;
                 }
                 None => {

@@ -8,16 +8,17 @@
 //!
 //! # Aborted transactions
 //!
-//! An error from an operation of a read-write transaction aborts it (see `client`): the
-//! session leaves it and says so, and its next command runs outside it. A transaction
-//! can also be aborted where the user does not see it: a waiting command of this session
-//! completes with the abort under another command's output, or the node coordinating it
-//! crashes while the session is idle inside it (the transaction dies with its
-//! coordinator). Then the session is marked: the prompt and STATUS show `T3 aborted` at
-//! once, and its next command is told which transaction was aborted and why, and does
-//! not run as if it were still open: a COMMIT commits nothing, a read or write is not run
-//! on its own (outside a transaction it would commit by itself), an ABORT has nothing
-//! left to do, and a BEGIN begins.
+//! An error from an operation of a read-write transaction aborts it (see `client`), and
+//! the session says so. A transaction can also be aborted where the user does not see
+//! it: a waiting command of this session completes with the abort under another
+//! command's output, or the node coordinating it crashes while the session is idle
+//! inside it (the transaction dies with its coordinator). Either way the session stays
+//! in the aborted transaction until the user ends it, as PostgreSQL does: the prompt and
+//! STATUS show `T3 aborted`, and every command is told which transaction was aborted and
+//! why and does not run as if it were still open: a read or write is not run (outside a
+//! transaction it would commit by itself, so the rest of a script meant as one
+//! transaction would commit piecemeal), a COMMIT commits nothing, an ABORT has nothing
+//! left to do; those two end it, and a BEGIN ends it and begins anew.
 
 use super::command::{Command, Text};
 use super::output::{Outcome, Style};
@@ -123,7 +124,8 @@ impl Session {
     }
 
     /// How the prompt names its open transaction (`T3`, `snapshot@7`), if any; or
-    /// `T3 aborted` after one was aborted out of sight, until its next command.
+    /// `T3 aborted` after one was aborted, until the session ends it (ABORT, COMMIT or
+    /// BEGIN).
     pub fn label(&self) -> Option<String> {
         let visible = self.visible.lock();
         match (&visible.label, &visible.lost) {
@@ -139,15 +141,9 @@ impl Session {
     }
 
     /// A waiting command of this session completed with `aborted`, reported under
-    /// another command: mark the session, so its next command says so again.
+    /// another command: mark the session, so its next commands say so again.
     pub fn aborted_out_of_sight(&self, aborted: (TxnId, String)) {
         self.visible.lock().lost = Some(aborted);
-    }
-
-    /// Its command's outcome, which said itself that its transaction was aborted, was
-    /// shown as the direct answer: nothing is left to tell.
-    pub fn aborted_in_sight(&self) {
-        self.visible.lock().lost = None;
     }
 
     /// This session's coordinator crashed: an open read-write transaction dies with it
@@ -283,7 +279,7 @@ impl Worker {
     fn run(mut self, jobs: Receiver<Command>, results: Sender<Outcome>) {
         while let Ok(command) = jobs.recv() {
             let mut outcome = Outcome::new(command.to_string(), Some(self.name.clone()));
-            let lost = self.visible.lock().lost.take();
+            let lost = self.visible.lock().lost.clone();
             let result = match lost {
                 Some(lost) => self.after_lost(lost, command, &mut outcome),
                 None => self.execute(command, &mut outcome),
@@ -311,6 +307,13 @@ impl Worker {
         if matches!(&self.open, Some(Open::ReadWrite(_, open)) if *open == tid) {
             self.open = None;
         }
+        if matches!(
+            command,
+            Command::Begin { .. } | Command::Abort | Command::Commit
+        ) {
+            // These end the aborted transaction as far as the session is concerned.
+            self.visible.lock().lost = None;
+        }
         match command {
             Command::Begin { .. } => {
                 let note = format!("note: {tid} was aborted before this BEGIN: {why}");
@@ -325,8 +328,8 @@ impl Worker {
                 "{tid} was aborted before this COMMIT: {why}; nothing was committed; BEGIN again"
             ))),
             other => Err(Failed(format!(
-                "{tid} was aborted before this command: {why}; {other} was not run, since \
-                 outside a transaction it would run on its own; BEGIN again"
+                "{tid} was aborted: {why}; so {other} was not run (outside a transaction it \
+                 would run on its own); end {tid} with ABORT, or BEGIN a new transaction"
             ))),
         }
     }
@@ -372,11 +375,16 @@ impl Worker {
             other => (
                 format!("its {} failed: {other}", outcome.command),
                 format!(
-                    "{other}; so {tid} was aborted: its writes are undone and its locks \
-                     released; BEGIN again"
+                    "{tid} was aborted because {} failed: {other}. Its writes are undone; \
+                     later commands are not run until you end it with ABORT or BEGIN again",
+                    outcome.command
                 ),
             ),
         };
+        // Like PostgreSQL, the session stays in the aborted transaction until it is
+        // ended, so that the rest of a script meant as one transaction does not run
+        // outside it, one command at a time.
+        self.visible.lock().lost = Some((tid, why.clone()));
         outcome.aborted = Some((tid, why));
         Err(Failed(text))
     }
