@@ -180,6 +180,47 @@ fn the_final_state_is_checked_against_what_clients_were_told() {
     assert_eq!(problems.len(), 4, "{problems:#?}");
 }
 
+/// Seed 215's history, reduced: A deletes x and reads it as not set, then aborts; U
+/// (outcome unknown, in fact aborted) also deletes x, so it is x's deleter. A's read saw
+/// A's own delete, not U's: it is no evidence that U committed, and with U left out the
+/// history is serializable (setup, V, final).
+fn an_aborted_deleter_and_an_unknown_one(seen_by: Option<Txn>) -> History {
+    let mut txns = vec![
+        committed("setup").append("x", "s:x").append("y", "s:y"),
+        Txn::new("A", Outcome::Aborted).delete("x").read("x", &[]),
+        Txn::new("U", Outcome::Unknown)
+            .read("y", &["s:y"])
+            .delete("x")
+            .read("x", &[]),
+        committed("V").read("x", &["s:x"]).append("y", "v"),
+    ];
+    txns.extend(seen_by);
+    txns.push(
+        committed("final")
+            .read("x", &["s:x"])
+            .read("y", &["s:y", "v"]),
+    );
+    History { txns }
+}
+
+#[test]
+fn a_read_after_its_own_delete_is_no_evidence_for_another_deleter() {
+    let history = an_aborted_deleter_and_an_unknown_one(None);
+    let report = history::check(&history);
+    assert!(report.is_serializable(), "{}", report.explain(&history));
+    assert_eq!(report.committed, 3, "U's delete was never seen: left out");
+    let lists = BTreeMap::from([
+        ("x".to_string(), vec!["s:x".to_string()]),
+        ("y".to_string(), vec!["s:y".to_string(), "v".to_string()]),
+    ]);
+    assert_eq!(history::check_final(&history, &lists), Vec::<String>::new());
+    // The same read by a transaction that did not delete x itself saw U's delete: U
+    // committed, and V and U each read what the other then overwrote.
+    let seen = an_aborted_deleter_and_an_unknown_one(Some(committed("W").read("x", &[])));
+    assert_names(&seen, &["G2"]);
+    assert_eq!(involved(&seen), ["U", "V"]);
+}
+
 // ---- The cluster's histories are serializable ---------------------------------------
 
 /// One client thread's planned operation.

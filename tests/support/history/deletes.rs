@@ -23,6 +23,12 @@
 //! hold in any serial order of a correct run, so nothing correct is flagged; a snapshot
 //! that reads a key as deleted yet another key as before the deleter wrote it becomes an
 //! rw/wr cycle, as it should.
+//!
+//! A transaction that deleted the key itself and is not its deleter (one told Aborted,
+//! by the rule) read its own delete under its exclusive lock, not `D`'s: its later reads
+//! become what it knew of the key before, then its own marker, then the list. Given
+//! `D`'s marker, such a read would count as a sighting of `D`'s delete, making a `D`
+//! whose outcome is unknown (and which in fact aborted) committed.
 
 use super::{History, Op, Outcome, Txn};
 use std::borrow::Cow;
@@ -45,33 +51,68 @@ pub fn resolve(history: &History) -> Cow<'_, History> {
             }
         }
     }
-    let mut resolved = History::default();
-    for txn in &history.txns {
-        let mut copy = Txn::new(txn.name.clone(), txn.outcome);
-        for op in &txn.ops {
-            copy.ops.push(match op {
-                Op::Delete { key } => Op::Append {
+    let txns = (0..history.txns.len())
+        .map(|index| resolve_txn(history, index, &deleters, &before, &fresh))
+        .collect();
+    Cow::Owned(History { txns })
+}
+
+/// The transaction at `index` with its deletes turned into markers and its reads after a
+/// delete into full lists: after its own delete of a key it is not the deleter of (so it
+/// was told Aborted, by the rule), what it read before, its own appends and its own marker,
+/// since under its exclusive lock it saw its own delete and no other; after any other
+/// delete, the longest list before the deleter's delete and the deleter's marker.
+fn resolve_txn(
+    history: &History,
+    index: usize,
+    deleters: &BTreeMap<&str, usize>,
+    before: &BTreeMap<&str, Vec<String>>,
+    fresh: &BTreeSet<&str>,
+) -> Txn {
+    let txn = &history.txns[index];
+    let mut copy = Txn::new(txn.name.clone(), txn.outcome);
+    // Per key: the list as this transaction knows it, rewritten.
+    let mut known: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    // Per key it deleted without being its deleter: what its later reads begin with.
+    let mut own_delete: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for op in &txn.ops {
+        copy.ops.push(match op {
+            Op::Delete { key } => {
+                let elem = marker(key, &txn.name);
+                if deleters.get(key.as_str()) != Some(&index) {
+                    let mut base = known.get(key.as_str()).cloned().unwrap_or_default();
+                    base.push(elem.clone());
+                    own_delete.insert(key, base);
+                }
+                Op::Append {
                     key: key.clone(),
-                    elem: marker(key, &txn.name),
-                },
-                Op::Read { key, list } => match deleters.get(key.as_str()) {
-                    Some(deleter) if is_after(list, &fresh) => {
+                    elem,
+                }
+            }
+            Op::Read { key, list } => {
+                let full = match (own_delete.get(key.as_str()), deleters.get(key.as_str())) {
+                    (Some(base), _) => [base.as_slice(), list].concat(),
+                    (None, Some(deleter)) if is_after(list, fresh) => {
                         let mut full = before.get(key.as_str()).cloned().unwrap_or_default();
                         full.push(marker(key, &history.txns[*deleter].name));
                         full.extend(list.iter().cloned());
-                        Op::Read {
-                            key: key.clone(),
-                            list: full,
-                        }
+                        full
                     }
-                    _ => op.clone(),
-                },
-                Op::Append { .. } => op.clone(),
-            });
-        }
-        resolved.txns.push(copy);
+                    _ => list.clone(),
+                };
+                known.insert(key, full.clone());
+                Op::Read {
+                    key: key.clone(),
+                    list: full,
+                }
+            }
+            Op::Append { key, elem } => {
+                known.entry(key).or_default().push(elem.clone());
+                op.clone()
+            }
+        });
     }
-    Cow::Owned(resolved)
+    copy
 }
 
 /// What `txn` appended to `key` before it deleted it: the versions just before its
