@@ -431,11 +431,15 @@ impl Runtime {
         let synced = self.syncer.durability.synced();
         self.floor.settle(self.id, floor, synced, &self.shared);
         if let Some(lsn) = self.floor.rise_pending(floor, synced)
-            && self.floor_wake <= synced
+            && lsn > self.floor_wake
         {
             self.floor_wake = lsn;
+            let durability = &self.syncer.durability;
+            // Counted before it is held, since the syncer may let it out at once.
             self.shared.begin_work();
-            self.hold(lsn, Held::Wake { node: self.id });
+            if !durability.outbox.lock().hold_wake(lsn, self.id) {
+                self.shared.handled(1);
+            }
         }
         self.maybe_checkpoint()
     }

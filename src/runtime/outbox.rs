@@ -148,9 +148,8 @@ impl Held {
     /// answer, to its client.
     fn destinations(&self) -> [Option<Destination>; 2] {
         match self {
-            Held::Send { to, .. } | Held::Ack { to, .. } | Held::Wake { node: to } => {
-                [Some(Destination::Node(*to)), None]
-            }
+            Held::Send { to, .. } | Held::Ack { to, .. } => [Some(Destination::Node(*to)), None],
+            Held::Wake { .. } => [None, None],
             Held::Reply { reply, .. } => [Some(Destination::Client(reply.id())), None],
             Held::Forward { to, reply, .. } => [
                 Some(Destination::Node(*to)),
@@ -173,6 +172,9 @@ pub struct Outbox {
     waiting_for: HashMap<Destination, usize>,
     /// Acknowledgements waiting for the fsync of their `Commit` record.
     durable: VecDeque<(u64, Message, NodeId, u32)>,
+    /// The node's wake-up to let its prepare floor rise, with the LSN it waits for
+    /// ([`Outbox::hold_wake`]); it orders nothing, so it waits apart.
+    wake: Option<(u64, NodeId)>,
 }
 
 impl Outbox {
@@ -210,6 +212,16 @@ impl Outbox {
         self.durable.push_back((lsn, message, to, depth));
     }
 
+    /// Holds `node`'s wake-up until the log is durable through `lsn`; one already held
+    /// waits for the later LSN instead. Returns whether this is a new one (to count as
+    /// in flight). Unlike the items of [`Outbox::hold`], it holds nothing back.
+    pub fn hold_wake(&mut self, lsn: u64, node: NodeId) -> bool {
+        let held = self.wake.is_some();
+        let lsn = self.wake.map_or(lsn, |(before, _)| before.max(lsn));
+        self.wake = Some((lsn, node));
+        !held
+    }
+
     /// The LSN the newest held acknowledgement waits for, if any.
     pub fn durable_wanted(&self) -> Option<u64> {
         self.durable.back().map(|(lsn, ..)| *lsn)
@@ -231,6 +243,12 @@ impl Outbox {
                 out.push(Held::Ack { to, message, depth });
             }
         }
+        if let Some((lsn, node)) = self.wake
+            && lsn <= synced
+        {
+            self.wake = None;
+            out.push(Held::Wake { node });
+        }
         out
     }
 
@@ -243,6 +261,7 @@ impl Outbox {
         self.waiting_for.clear();
         let acks = self.durable.len();
         self.durable.clear();
+        all.extend((self.wake.take()).map(|(_, node)| Held::Wake { node }));
         (all, acks)
     }
 }
