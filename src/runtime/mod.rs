@@ -29,6 +29,7 @@
 //! the clients take them, like every reply, so `Cluster::settle` returns only once they
 //! have woken.
 
+mod control;
 mod floor;
 mod outbox;
 mod syncer;
@@ -38,7 +39,7 @@ use crate::error::Result;
 use crate::mailbox::ReplySender;
 use crate::message::{Answer, Effect, Message, Reply};
 use crate::node::{Input, Node};
-use crate::router::{Control, Mail, NodeStatus, Shared};
+use crate::router::{Mail, Shared};
 use crate::trace::TraceEvent;
 use crate::types::{NodeId, TxnId};
 use crate::wal::{Record, Wal};
@@ -545,105 +546,6 @@ impl Runtime {
                 message,
             };
             let _ = self.shared.deliver(victim.node, Mail::Input(input, 1));
-        }
-    }
-
-    fn maybe_checkpoint(&mut self) -> Flow {
-        let limit = self.shared.settings.read().checkpoint_bytes;
-        if self.wal.size() > limit {
-            if let Err(error) = self.wal.checkpoint(&self.node.snapshot()) {
-                self.fail(error);
-                return Flow::Crashed;
-            }
-            // The checkpoint synced the log: what waited for it may leave.
-            self.synced_here();
-        }
-        Flow::Continue
-    }
-
-    fn control(&mut self, control: Control) -> Flow {
-        match control {
-            Control::Crash => {
-                // Held messages are lost; held answers turn into "node down" in `leave`.
-                self.shared.tracer.emit(|| TraceEvent::Crash {
-                    depth: 0,
-                    node: self.id,
-                    point: None,
-                    tid: None,
-                });
-                return Flow::Crashed;
-            }
-            Control::Arm(point) => self.armed = Some(point),
-            Control::Wake => self.reported_waits = true,
-            Control::FailNextWrite => self.wal.fail_next_write(),
-            Control::Checkpoint(reply) => {
-                let result = match self.finish_batch() {
-                    Flow::Continue => self.wal.checkpoint(&self.node.snapshot()),
-                    _ => Err(crate::Error::NodeDown {
-                        node: self.id,
-                        detail: "it failed while checkpointing".into(),
-                    }),
-                };
-                let synced = result.is_ok();
-                let _ = reply.send(result);
-                if synced {
-                    self.synced_here();
-                }
-            }
-            Control::Status(reply) => {
-                let _ = reply.send(self.status());
-            }
-            Control::Locks(reply) => {
-                let _ = reply.send(self.node.participant().locks().snapshot());
-            }
-            Control::Data(reply) => {
-                let data = self.node.participant().store().iter();
-                let _ = reply.send(data.map(|(k, v)| (k.to_string(), v.to_string())).collect());
-            }
-            Control::Shutdown => {
-                return match self.sync_now() {
-                    Flow::Continue => Flow::Stopped,
-                    other => other,
-                };
-            }
-        }
-        Flow::Continue
-    }
-
-    fn status(&self) -> NodeStatus {
-        let participant = self.node.participant();
-        NodeStatus {
-            node: self.id,
-            up: true,
-            active: participant.active(),
-            in_doubt: (participant.in_doubt().into_iter())
-                .map(|(tid, prepared)| (tid, prepared.coordinator))
-                .collect(),
-            coordinating: self.node.coordinator().open_transactions(),
-            unacknowledged: self.node.coordinator().decided().keys().copied().collect(),
-            keys: participant.store().len(),
-            log_bytes: self.wal.size(),
-            fsyncs: self.wal.fsyncs() + self.syncer.fsyncs(),
-            armed: self.armed,
-            failure: None,
-        }
-    }
-
-    /// Records an I/O failure: the node cannot go on without its log, so it dies, and
-    /// `STATUS` says why.
-    fn fail(&self, error: crate::Error) {
-        self.shared.set_failure(self.id, Some(error.to_string()));
-    }
-
-    /// `KV2PC_FAILPOINT`: makes durable what precedes the point, then kills the process.
-    fn failpoint(&mut self, point: CrashPoint) {
-        if self.shared.failpoint == Some((self.id, point)) {
-            let _ = self.wal.flush(true);
-            eprintln!(
-                "kv2pc: fail point node{}:{point} reached; aborting the process",
-                self.id
-            );
-            std::process::abort();
         }
     }
 }

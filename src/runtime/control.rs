@@ -1,0 +1,109 @@
+//! A node thread's work outside the protocol: the cluster's control requests (crash,
+//! arm a crash point, checkpoint, status, lock table, data, failure injection),
+//! automatic checkpoints, and stopping on an error.
+
+use super::{Flow, Runtime};
+use crate::crash::CrashPoint;
+use crate::router::{Control, NodeStatus};
+use crate::trace::TraceEvent;
+
+impl Runtime {
+    pub(super) fn maybe_checkpoint(&mut self) -> Flow {
+        let limit = self.shared.settings.read().checkpoint_bytes;
+        if self.wal.size() > limit {
+            if let Err(error) = self.wal.checkpoint(&self.node.snapshot()) {
+                self.fail(error);
+                return Flow::Crashed;
+            }
+            // The checkpoint synced the log: what waited for it may leave.
+            self.synced_here();
+        }
+        Flow::Continue
+    }
+
+    pub(super) fn control(&mut self, control: Control) -> Flow {
+        match control {
+            Control::Crash => {
+                // Held messages are lost; held answers turn into "node down" in `leave`.
+                self.shared.tracer.emit(|| TraceEvent::Crash {
+                    depth: 0,
+                    node: self.id,
+                    point: None,
+                    tid: None,
+                });
+                return Flow::Crashed;
+            }
+            Control::Arm(point) => self.armed = Some(point),
+            Control::Wake => self.reported_waits = true,
+            Control::FailNextWrite => self.wal.fail_next_write(),
+            Control::Checkpoint(reply) => {
+                let result = match self.finish_batch() {
+                    Flow::Continue => self.wal.checkpoint(&self.node.snapshot()),
+                    _ => Err(crate::Error::NodeDown {
+                        node: self.id,
+                        detail: "it failed while checkpointing".into(),
+                    }),
+                };
+                let synced = result.is_ok();
+                let _ = reply.send(result);
+                if synced {
+                    self.synced_here();
+                }
+            }
+            Control::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Control::Locks(reply) => {
+                let _ = reply.send(self.node.participant().locks().snapshot());
+            }
+            Control::Data(reply) => {
+                let data = self.node.participant().store().iter();
+                let _ = reply.send(data.map(|(k, v)| (k.to_string(), v.to_string())).collect());
+            }
+            Control::Shutdown => {
+                return match self.sync_now() {
+                    Flow::Continue => Flow::Stopped,
+                    other => other,
+                };
+            }
+        }
+        Flow::Continue
+    }
+
+    pub(super) fn status(&self) -> NodeStatus {
+        let participant = self.node.participant();
+        NodeStatus {
+            node: self.id,
+            up: true,
+            active: participant.active(),
+            in_doubt: (participant.in_doubt().into_iter())
+                .map(|(tid, prepared)| (tid, prepared.coordinator))
+                .collect(),
+            coordinating: self.node.coordinator().open_transactions(),
+            unacknowledged: self.node.coordinator().decided().keys().copied().collect(),
+            keys: participant.store().len(),
+            log_bytes: self.wal.size(),
+            fsyncs: self.wal.fsyncs() + self.syncer.fsyncs(),
+            armed: self.armed,
+            failure: None,
+        }
+    }
+
+    /// Records an I/O failure: the node cannot go on without its log, so it dies, and
+    /// `STATUS` says why.
+    pub(super) fn fail(&self, error: crate::Error) {
+        self.shared.set_failure(self.id, Some(error.to_string()));
+    }
+
+    /// `KV2PC_FAILPOINT`: makes durable what precedes the point, then kills the process.
+    pub(super) fn failpoint(&mut self, point: CrashPoint) {
+        if self.shared.failpoint == Some((self.id, point)) {
+            let _ = self.wal.flush(true);
+            eprintln!(
+                "kv2pc: fail point node{}:{point} reached; aborting the process",
+                self.id
+            );
+            std::process::abort();
+        }
+    }
+}
