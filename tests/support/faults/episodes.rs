@@ -169,7 +169,13 @@ impl Gen {
         self.call(txns[0], Call::ReadForUpdate(s.clone()));
         for t in 0..n {
             let wanted = if t == 0 { s.clone() } else { q(t) };
-            let held = if t == 0 { q(n - 1) } else if t == 1 { s.clone() } else { q(t - 1) };
+            let held = if t == 0 {
+                q(n - 1)
+            } else if t == 1 {
+                s.clone()
+            } else {
+                q(t - 1)
+            };
             let mut calls = vec![Call::Append(wanted.clone())];
             if t != 1 && self.erng.chance(50) {
                 calls.push(Call::Append(held.clone()));
@@ -190,7 +196,10 @@ impl Gen {
             return;
         };
         let node = owner_of(&k, self.nodes);
-        let Some(y) = (keys.iter()).find(|y| owner_of(y, self.nodes) != node).cloned() else {
+        let Some(y) = (keys.iter())
+            .find(|y| owner_of(y, self.nodes) != node)
+            .cloned()
+        else {
             return;
         };
         let coordinator = self.episode_node();
@@ -224,7 +233,11 @@ impl Gen {
         if rewrite == 1 {
             self.rewrite(&k);
         }
-        let (first, second) = if self.erng.chance(50) { (&k, &y) } else { (&y, &k) };
+        let (first, second) = if self.erng.chance(50) {
+            (&k, &y)
+        } else {
+            (&y, &k)
+        };
         self.call(snapshot, Call::Read(first.clone()));
         self.call(snapshot, Call::Read(second.clone()));
         self.keep_open(snapshot, coordinator, Vec::new(), &[]);
@@ -294,12 +307,20 @@ impl Gen {
             return;
         };
         let t = self.begin_now(coordinator, false);
-        let (first, second) = if self.erng.chance(50) { (&a, &x) } else { (&x, &a) };
+        let (first, second) = if self.erng.chance(50) {
+            (&a, &x)
+        } else {
+            (&x, &a)
+        };
         for key in [first, second] {
             self.call(t, Call::Read(key.clone()));
             self.call(t, Call::Append(key.clone()));
         }
-        let point = *self.erng.pick(&[CrashPoint::Decision, CrashPoint::Decision, CrashPoint::Broadcast]);
+        let point = *self.erng.pick(&[
+            CrashPoint::Decision,
+            CrashPoint::Decision,
+            CrashPoint::Broadcast,
+        ]);
         self.push(Event::Arm {
             node: coordinator,
             point,

@@ -14,6 +14,12 @@
 //! - a coordinator armed to die at a point of the commit it is about to run.
 //!
 //! Restarts go mostly to nodes that a crash or an armed point may have brought down.
+//!
+//! Rarer shapes still are scripted as whole `episodes` (two deadlocks closed by one
+//! wait, a snapshot across a checkpoint restart, a voter restarting between two votes, a
+//! reader after a coordinator crash): one at the start of half the runs, and now and
+//! then one later, drawn from a generator of their own so that the main mix of a seed
+//! stays what it was.
 
 use super::scenario::{Call, Event, Scenario, keys};
 use crate::support::rng::Rng;
