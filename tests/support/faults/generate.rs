@@ -14,6 +14,12 @@
 //! - a coordinator armed to die at a point of the commit it is about to run.
 //!
 //! Restarts go mostly to nodes that a crash or an armed point may have brought down.
+//!
+//! Rarer shapes still are scripted as whole `episodes` (two deadlocks closed by one
+//! wait, a snapshot across a checkpoint restart, a voter restarting between two votes, a
+//! reader after a coordinator crash): one at the start of half the runs, and now and
+//! then one later, drawn from a generator of their own so that the main mix of a seed
+//! stays what it was.
 
 use super::scenario::{Call, Event, Scenario, keys};
 use crate::support::rng::Rng;
@@ -34,6 +40,15 @@ const LABELS: [&str; 9] = [
     "",
 ];
 
+/// Mixed into the seed for the episodes' generator.
+const EPISODE_SALT: u64 = 0x0e91_50de_5eed_0009;
+/// The chance (in percent) that a run begins with an episode.
+const EPISODE_AT_START: u32 = 50;
+/// The chance (in percent) of an episode at each later step, and how many a run has at
+/// most.
+const EPISODE_PER_STEP: u32 = 1;
+const MAX_EPISODES: usize = 2;
+
 /// The coordinator's crash points, armed just before a commit.
 const COORDINATOR_POINTS: [CrashPoint; 3] = [
     CrashPoint::Decide,
@@ -42,24 +57,33 @@ const COORDINATOR_POINTS: [CrashPoint; 3] = [
 ];
 
 /// A transaction being generated.
-struct Open {
-    txn: usize,
-    coordinator: NodeId,
-    calls: VecDeque<Call>,
+pub(super) struct Open {
+    pub(super) txn: usize,
+    pub(super) coordinator: NodeId,
+    pub(super) calls: VecDeque<Call>,
     /// The nodes its plan touches.
-    participants: BTreeSet<NodeId>,
+    pub(super) participants: BTreeSet<NodeId>,
 }
 
 /// The generator's state.
-struct Gen {
+pub(super) struct Gen {
     rng: Rng,
-    nodes: u32,
+    /// The episodes' own generator, so that playing one leaves the main mix as it was.
+    pub(super) erng: Rng,
+    pub(super) nodes: u32,
+    pub(super) keys: Vec<String>,
     events: Vec<Event>,
     /// Events due at a later step: `(step, event)`.
     scheduled: Vec<(usize, Event)>,
     step: usize,
     /// Nodes crashed or armed since their last restart.
     faulty: Vec<NodeId>,
+    /// Transactions begun and not yet ended.
+    pub(super) open: Vec<Open>,
+    /// How many transactions have begun.
+    pub(super) begun: usize,
+    /// Keys some generated transaction deletes (the checker allows one delete per key).
+    pub(super) deleted: BTreeSet<String>,
 }
 
 impl Gen {
@@ -67,7 +91,7 @@ impl Gen {
         self.rng.below(self.nodes as usize) as NodeId
     }
 
-    fn later(&mut self, after: usize, event: Event) {
+    pub(super) fn later(&mut self, after: usize, event: Event) {
         self.scheduled.push((self.step + after, event));
     }
 
@@ -83,7 +107,7 @@ impl Gen {
         }
     }
 
-    fn push(&mut self, event: Event) {
+    pub(super) fn push(&mut self, event: Event) {
         match &event {
             Event::Crash { node } | Event::Arm { node, .. } => self.faulty.push(*node),
             Event::Restart { node } => self.faulty.retain(|n| n != node),
@@ -215,20 +239,33 @@ pub fn generate(seed: u64) -> Scenario {
     let max_open = 2 + rng.below(7);
     let mut g = Gen {
         rng,
+        erng: Rng::new(seed ^ EPISODE_SALT),
         nodes,
+        keys: keys.clone(),
         events: Vec::new(),
         scheduled: Vec::new(),
         step: 0,
         faulty: Vec::new(),
+        open: Vec::new(),
+        begun: 0,
+        deleted: BTreeSet::new(),
     };
-    let mut open: Vec<Open> = Vec::new();
-    let mut begun = 0;
-    while begun < total || !open.is_empty() {
+    let mut episodes = 0;
+    if g.erng.chance(EPISODE_AT_START) {
+        g.episode();
+        episodes += 1;
+    }
+    let mut planned = 0;
+    while planned < total || !g.open.is_empty() {
         g.step += 1;
         g.emit_due();
+        if episodes < MAX_EPISODES && g.erng.chance(EPISODE_PER_STEP) {
+            g.episode();
+            episodes += 1;
+        }
         let node = g.node();
         match g.rng.below(100) {
-            0..=17 if begun < total && open.len() < max_open => {
+            0..=17 if planned < total && g.open.len() < max_open => {
                 let snapshot = g.rng.chance(20);
                 let calls = if snapshot {
                     snapshot_plan(&mut g.rng, &keys)
@@ -237,19 +274,23 @@ pub fn generate(seed: u64) -> Scenario {
                 };
                 let participants = (calls.iter())
                     .map(|call| match call {
-                        Call::Read(k)
-                        | Call::ReadForUpdate(k)
-                        | Call::Append(k)
-                        | Call::Delete(k) => owner_of(k, nodes),
+                        Call::Read(k) | Call::ReadForUpdate(k) | Call::Append(k) => {
+                            owner_of(k, nodes)
+                        }
+                        Call::Delete(k) => {
+                            g.deleted.insert(k.clone());
+                            owner_of(k, nodes)
+                        }
                     })
                     .collect();
+                let txn = g.begun;
                 g.push(Event::Begin {
-                    txn: begun,
+                    txn,
                     coordinator: node,
                     snapshot,
                 });
-                open.push(Open {
-                    txn: begun,
+                g.open.push(Open {
+                    txn,
                     coordinator: node,
                     calls: calls.into(),
                     participants: if snapshot {
@@ -258,15 +299,16 @@ pub fn generate(seed: u64) -> Scenario {
                         participants
                     },
                 });
-                begun += 1;
+                g.begun += 1;
+                planned += 1;
             }
-            18..=67 if !open.is_empty() => {
-                let index = g.rng.below(open.len());
-                let txn = open[index].txn;
-                match open[index].calls.pop_front() {
+            18..=67 if !g.open.is_empty() => {
+                let index = g.rng.below(g.open.len());
+                let txn = g.open[index].txn;
+                match g.open[index].calls.pop_front() {
                     Some(call) => g.push(Event::Call { txn, call }),
                     None => {
-                        let done = open.remove(index);
+                        let done = g.open.remove(index);
                         g.end(done);
                     }
                 }
