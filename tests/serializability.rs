@@ -221,6 +221,44 @@ fn a_read_after_its_own_delete_is_no_evidence_for_another_deleter() {
     assert_eq!(involved(&seen), ["U", "V"]);
 }
 
+/// Seed 470's history, reduced: U's outcome is unknown (its coordinator crashed at the
+/// decision) but it committed, as the final read of y shows; A read U's element of x
+/// under a lock before aborting (and, variant, there is no A); D deletes x without
+/// reading it. U's own read of x after its append is then a committed version, so the
+/// list before the delete is U's, and the history is serializable.
+#[test]
+fn an_unknown_writer_that_committed_comes_before_a_later_delete() {
+    for aborted_reader in [true, false] {
+        let mut history = an_unknown_writer_then_a_delete();
+        if !aborted_reader {
+            history.txns.retain(|txn| txn.name != "A");
+        }
+        let report = history::check(&history);
+        assert!(report.is_serializable(), "{}", report.explain(&history));
+        let lists = BTreeMap::from([
+            ("x".to_string(), Vec::new()),
+            ("y".to_string(), vec!["s:y".to_string(), "u.y".to_string()]),
+        ]);
+        assert_eq!(history::check_final(&history, &lists), Vec::<String>::new());
+    }
+}
+
+fn an_unknown_writer_then_a_delete() -> History {
+    History {
+        txns: vec![
+            committed("setup").append("x", "s:x").append("y", "s:y"),
+            Txn::new("U", Outcome::Unknown)
+                .read("x", &["s:x"])
+                .append("x", "u.x")
+                .read("x", &["s:x", "u.x"])
+                .append("y", "u.y"),
+            Txn::new("A", Outcome::Aborted).read("x", &["s:x", "u.x"]),
+            committed("D").delete("x"),
+            committed("final").read("x", &[]).read("y", &["s:y", "u.y"]),
+        ],
+    }
+}
+
 // ---- The cluster's histories are serializable ---------------------------------------
 
 /// One client thread's planned operation.

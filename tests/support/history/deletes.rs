@@ -184,27 +184,27 @@ pub fn is_after(list: &[String], fresh: &BTreeSet<&str>) -> bool {
         .is_none_or(|head| fresh.contains(head.as_str()))
 }
 
-/// Per deleted key, the longest list read before the delete: by a transaction told
-/// Committed, or without the reader's own appends by one not told Aborted (under locks or
-/// in a snapshot, each such read saw a committed version), or else the element written
-/// blind.
+/// Per deleted key, the longest list read before the delete: by a transaction that
+/// committed (told so, or with an outcome unknown but an element another transaction
+/// read, as `committed_set` judges), or without the reader's own appends by any other,
+/// aborted ones included (under locks or in a snapshot, each such read saw a committed
+/// version), or else the element written blind.
 fn longest_before<'h>(
     history: &'h History,
     deleters: &BTreeMap<&str, usize>,
     fresh: &BTreeSet<&str>,
 ) -> BTreeMap<&'h str, Vec<String>> {
     let mut longest: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for txn in history
-        .txns
-        .iter()
-        .filter(|t| t.outcome != Outcome::Aborted)
-    {
+    let seen = seen_by_others(history);
+    for txn in &history.txns {
         let own: BTreeSet<&str> = (txn.ops.iter())
             .filter_map(|op| match op {
                 Op::Append { elem, .. } => Some(elem.as_str()),
                 _ => None,
             })
             .collect();
+        let committed = txn.outcome == Outcome::Committed
+            || (txn.outcome == Outcome::Unknown && own.iter().any(|elem| seen.contains(elem)));
         let mut blind: BTreeSet<&str> = BTreeSet::new();
         for op in &txn.ops {
             match op {
@@ -213,7 +213,6 @@ fn longest_before<'h>(
                     if !deleters.contains_key(key.as_str()) || is_after(list, fresh) {
                         continue;
                     }
-                    let committed = txn.outcome == Outcome::Committed;
                     let external: Vec<String> = (list.iter())
                         .take_while(|e| committed || !own.contains(e.as_str()))
                         .cloned()
@@ -235,4 +234,26 @@ fn longest_before<'h>(
         }
     }
     longest
+}
+
+/// The elements some transaction other than their writer read: the evidence that an
+/// unknown writer committed.
+fn seen_by_others(history: &History) -> BTreeSet<&str> {
+    let mut writer: BTreeMap<&str, usize> = BTreeMap::new();
+    for (index, txn) in history.txns.iter().enumerate() {
+        for op in &txn.ops {
+            if let Op::Append { elem, .. } = op {
+                writer.insert(elem, index);
+            }
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for (reader, txn) in history.txns.iter().enumerate() {
+        for op in &txn.ops {
+            let Op::Read { list, .. } = op else { continue };
+            let others = list.iter().map(String::as_str);
+            seen.extend(others.filter(|elem| writer.get(elem).is_some_and(|w| *w != reader)));
+        }
+    }
+    seen
 }
