@@ -38,15 +38,19 @@ fn kv2pc(home: &Path) -> Command {
     command
 }
 
-/// Runs the binary with `args`, `stdin` piped in.
-fn run(home: &Path, args: &[&str], stdin: &str) -> Run {
-    let mut child = kv2pc(home)
-        .args(args)
+/// Starts `command` with its standard streams piped.
+fn piped(command: &mut Command) -> std::process::Child {
+    (command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
+        .stderr(Stdio::piped()))
+    .spawn()
+    .expect("the binary starts")
+}
+
+/// Runs the binary with `args`, `stdin` piped in.
+fn run(home: &Path, args: &[&str], stdin: &str) -> Run {
+    let mut child = piped(kv2pc(home).args(args));
     let mut input = child.stdin.take().expect("stdin");
     input.write_all(stdin.as_bytes()).expect("writing stdin");
     drop(input);
@@ -508,15 +512,7 @@ fn start_temp_session(
 ) {
     let tmp = home.join("tmp");
     std::fs::create_dir_all(&tmp).expect("a TMPDIR");
-    let mut child = kv2pc(home)
-        .env("TMPDIR", &tmp)
-        .arg("--temp")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
+    let mut child = piped(kv2pc(home).env("TMPDIR", &tmp).arg("--temp").args(args));
     let mut input = child.stdin.take().expect("stdin");
     input.write_all(b"PUT x 1\n").expect("writing stdin");
     let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
