@@ -56,18 +56,65 @@ impl Clock {
     }
 }
 
-/// Formats a duration the way the shell reads one: `1s`, `1500ms`, `2m`.
-pub fn format_duration(duration: Duration) -> String {
-    let millis = duration.as_millis();
-    if millis == 0 {
-        format!("{}us", duration.as_micros())
-    } else if millis.is_multiple_of(60_000) {
-        format!("{}m", millis / 60_000)
-    } else if millis.is_multiple_of(1000) {
-        format!("{}s", millis / 1000)
-    } else {
-        format!("{millis}ms")
+/// The units a duration is written in, largest first, with their length in nanoseconds.
+const UNITS: [(&str, u128); 3] = [
+    ("m", 60_000_000_000),
+    ("s", 1_000_000_000),
+    ("ms", 1_000_000),
+];
+
+/// Reads a duration the one way the shell writes them, for every command and setting
+/// that takes one: a number, with decimals if need be, and a unit in any case: `500ms`,
+/// `2s`, `1.5s`, `1m`. The error says what to write instead.
+///
+/// `duration = digit , { digit } , [ "." , digit , { digit } ] , ( "ms" | "s" | "m" ) ;`
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    const EXAMPLES: &str = "500ms, 2s, 1.5s or 1m";
+    let number_end = (text.find(|c: char| !c.is_ascii_digit() && c != '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(number_end);
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let well_formed = !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.bytes().all(|b| b.is_ascii_digit())
+        && !(number.contains('.') && fraction.is_empty());
+    if !well_formed {
+        return Err(format!("expected a duration such as {EXAMPLES}"));
     }
+    let unit_lower = unit.to_ascii_lowercase();
+    let Some((_, nanos_per_unit)) = UNITS.iter().find(|(name, _)| *name == unit_lower) else {
+        return Err(if unit.is_empty() {
+            format!("a duration needs a unit: write {number}ms, {number}s or {number}m")
+        } else {
+            format!("unknown unit '{unit}': use ms, s or m, as in {EXAMPLES}")
+        });
+    };
+    let too_long = || format!("{text} is too long a duration");
+    let whole: u128 = whole.parse().map_err(|_| too_long())?;
+    let mut nanos = whole.checked_mul(*nanos_per_unit).ok_or_else(too_long)?;
+    let mut scale = *nanos_per_unit;
+    for digit in fraction.bytes() {
+        scale /= 10;
+        nanos += u128::from(digit - b'0') * scale;
+    }
+    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| too_long())?;
+    let subsec = u32::try_from(nanos % 1_000_000_000).map_err(|_| too_long())?;
+    Ok(Duration::new(secs, subsec))
+}
+
+/// Writes a duration the way [`parse_duration`] reads it, in the largest unit that
+/// shows it whole, else with decimals: `2s`, `1500ms`, `2m`, `0ms`, `0.5ms`.
+pub fn format_duration(duration: Duration) -> String {
+    let nanos = duration.as_nanos();
+    if nanos == 0 {
+        return "0ms".into();
+    }
+    for (unit, per) in UNITS {
+        if nanos.is_multiple_of(per) {
+            return format!("{}{unit}", nanos / per);
+        }
+    }
+    let millis = format!("{}.{:06}", nanos / 1_000_000, nanos % 1_000_000);
+    format!("{}ms", millis.trim_end_matches('0'))
 }
 
 #[cfg(test)]
@@ -88,6 +135,61 @@ mod tests {
         assert_eq!(format_duration(Duration::from_secs(1)), "1s");
         assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
         assert_eq!(format_duration(Duration::from_secs(120)), "2m");
+        assert_eq!(format_duration(Duration::ZERO), "0ms");
+        assert_eq!(format_duration(Duration::from_micros(500)), "0.5ms");
+    }
+
+    #[test]
+    fn durations_read_in_any_case_with_decimals() {
+        let ms = |ms| Ok(Duration::from_millis(ms));
+        assert_eq!(parse_duration("500ms"), ms(500));
+        assert_eq!(parse_duration("2S"), ms(2000));
+        assert_eq!(parse_duration("2m"), ms(120_000));
+        assert_eq!(parse_duration("1.5s"), ms(1500));
+        assert_eq!(parse_duration("0.25M"), ms(15_000));
+        assert_eq!(parse_duration("0ms"), ms(0));
+        assert!(parse_duration("5").unwrap_err().contains("needs a unit"));
+        assert!(
+            parse_duration("5h")
+                .unwrap_err()
+                .contains("unknown unit 'h'")
+        );
+        assert!(
+            parse_duration("soon")
+                .unwrap_err()
+                .contains("expected a duration")
+        );
+        assert!(
+            parse_duration("1.s")
+                .unwrap_err()
+                .contains("expected a duration")
+        );
+        assert!(
+            parse_duration(".5s")
+                .unwrap_err()
+                .contains("expected a duration")
+        );
+        assert!(
+            parse_duration("99999999999999999999m")
+                .unwrap_err()
+                .contains("too long")
+        );
+    }
+
+    #[test]
+    fn every_duration_written_reads_back_the_same() {
+        for nanos in [
+            0,
+            1_000,
+            500_000,
+            1_000_000,
+            1_500_000_000,
+            60_000_000_000,
+            90_000_000_000,
+        ] {
+            let duration = Duration::from_nanos(nanos);
+            assert_eq!(parse_duration(&format_duration(duration)), Ok(duration));
+        }
     }
 }
 

@@ -375,18 +375,22 @@ fn errors_point_at_the_mistake_and_say_what_to_do() {
         (
             "TICK 5",
             6,
-            "a duration needs a unit: write 5ms or 5s".into(),
+            "a duration needs a unit: write 5ms, 5s or 5m".into(),
         ),
         (
             "TICK soon",
             6,
-            "expected a duration such as 500ms or 2s".into(),
+            "expected a duration such as 500ms, 2s, 1.5s or 1m".into(),
         ),
-        ("TICK", 5, "expected a duration such as 500ms or 2s".into()),
         (
-            "TICK 5m",
+            "TICK",
+            5,
+            "expected a duration such as 500ms, 2s, 1.5s or 1m".into(),
+        ),
+        (
+            "TICK 5h",
             6,
-            "unknown unit 'm': use ms or s, as in 500ms or 2s".into(),
+            "unknown unit 'h': use ms, s or m, as in 500ms, 2s, 1.5s or 1m".into(),
         ),
         (
             "GET \"abc",

@@ -256,17 +256,12 @@ impl fmt::Display for Text<'_> {
     }
 }
 
-/// A duration as `TICK` takes it: whole seconds as `2s`, else milliseconds as `500ms`
-/// (a part below a millisecond, which the parser never produces, is dropped).
+/// A duration as `TICK` takes it (`clock::format_duration`).
 struct Millis(Duration);
 
 impl fmt::Display for Millis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.subsec_nanos() == 0 {
-            write!(f, "{}s", self.0.as_secs())
-        } else {
-            write!(f, "{}ms", self.0.as_millis())
-        }
+        f.write_str(&crate::clock::format_duration(self.0))
     }
 }
 
@@ -301,7 +296,8 @@ mod tests {
         };
         assert_eq!(tick(2000), "TICK 2s");
         assert_eq!(tick(1500), "TICK 1500ms");
-        assert_eq!(tick(0), "TICK 0s");
+        assert_eq!(tick(120_000), "TICK 2m");
+        assert_eq!(tick(0), "TICK 0ms");
     }
 
     #[test]

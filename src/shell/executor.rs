@@ -445,29 +445,38 @@ impl Shell {
 
     fn set(&mut self, name: &str, value: &str, outcome: &mut Outcome) -> Result<(), String> {
         let mut settings = self.cluster.settings();
-        match name.to_ascii_lowercase().as_str() {
-            "vote_timeout" => settings.vote_timeout = parse_duration(value)?,
-            "inquiry_interval" => settings.inquiry_interval = parse_duration(value)?,
+        // What the setting now is, written the way it is read.
+        let shown = match name.to_ascii_lowercase().as_str() {
+            "vote_timeout" => {
+                settings.vote_timeout = parse_duration(value)?;
+                format_duration(settings.vote_timeout)
+            }
+            "inquiry_interval" => {
+                settings.inquiry_interval = parse_duration(value)?;
+                format_duration(settings.inquiry_interval)
+            }
             "deadlock" => {
                 settings.deadlock = match value.to_ascii_lowercase().as_str() {
                     "detect" => DeadlockPolicy::Detect,
                     "off" => DeadlockPolicy::Off,
                     _ => return Err(format!("deadlock is detect or off, not '{value}'")),
-                }
+                };
+                value.to_ascii_lowercase()
             }
             "checkpoint_bytes" => {
                 settings.checkpoint_bytes = value.parse().map_err(|_| {
                     format!("checkpoint_bytes takes a number of bytes, not '{value}'")
-                })?
+                })?;
+                settings.checkpoint_bytes.to_string()
             }
             _ => {
                 return Err(format!(
                     "there is no setting '{name}'; the settings are vote_timeout, inquiry_interval, deadlock and checkpoint_bytes"
                 ));
             }
-        }
+        };
         self.cluster.set_settings(settings);
-        outcome.say(format!("{} = {value}", name.to_ascii_lowercase()));
+        outcome.say(format!("{} = {shown}", name.to_ascii_lowercase()));
         Ok(())
     }
 
@@ -506,20 +515,9 @@ fn is_transactional(command: &Command) -> bool {
     )
 }
 
-/// Reads a `SET` duration the way `TICK` writes them: `500ms`, `2s`, `1m`.
+/// Reads a `SET` duration with the shell's one duration grammar (`clock::parse_duration`).
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let wrong = || format!("expected a duration such as 500ms or 2s, not '{text}'");
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let number: u64 = number.parse().map_err(|_| wrong())?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(number)),
-        "s" => Ok(Duration::from_secs(number)),
-        "m" => Ok(Duration::from_secs(number.saturating_mul(60))),
-        _ => Err(wrong()),
-    }
+    crate::clock::parse_duration(text).map_err(|error| format!("{error}, not '{text}'"))
 }
 
 /// Whether a crash point name is valid, for completion.

@@ -60,32 +60,18 @@ pub(super) fn count(input: &str) -> Parsed<'_, usize> {
     }
 }
 
-/// `duration = digit , { digit } , ( "ms" | "s" ) , separation ;`
+/// `duration = digit , { digit } , [ "." , digit , { digit } ] , ( "ms" | "s" | "m" ) , separation ;`
+///
+/// Units in any case; read by `clock::parse_duration`, the shell's one duration grammar.
 pub(super) fn duration(input: &str) -> Parsed<'_, Duration> {
-    const EXPECTED: &str = "expected a duration such as 500ms or 2s";
     let (rest, token) = word(input).map_err(|error| match error {
-        nom::Err::Error(_) => failure(input, EXPECTED),
+        nom::Err::Error(_) => failure(input, "expected a duration such as 500ms, 2s, 1.5s or 1m"),
         other => other,
     })?;
-    let digits_end = token
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(token.len());
-    let (digits, unit) = token.split_at(digits_end);
-    if digits.is_empty() {
-        return Err(failure(input, EXPECTED));
+    match crate::clock::parse_duration(token) {
+        Ok(duration) => Ok((rest, duration)),
+        Err(message) => Err(failure(input, message)),
     }
-    let too_long = || format!("{} is too long a duration", shown(token));
-    let amount: u64 = digits.parse().map_err(|_| failure(input, too_long()))?;
-    let message = match unit.to_ascii_lowercase().as_str() {
-        "ms" => return Ok((rest, Duration::from_millis(amount))),
-        "s" => return Ok((rest, Duration::from_secs(amount))),
-        "" => format!("a duration needs a unit: write {amount}ms or {amount}s"),
-        _ => format!(
-            "unknown unit '{}': use ms or s, as in 500ms or 2s",
-            shown(unit)
-        ),
-    };
-    Err(failure(input, message))
 }
 
 /// `key = text ;` (not empty, at most `MAX_KEY_LEN` bytes)
