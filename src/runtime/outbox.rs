@@ -338,6 +338,29 @@ mod tests {
     }
 
     #[test]
+    fn a_floor_wake_up_holds_nothing_back_and_leaves_once_only() {
+        // The wake-up waits for a decision at 30 that lingers unsynced; messages said
+        // after it, durable or not, must not queue behind it (the node sends to itself
+        // as well as to others).
+        let mut outbox = Outbox::default();
+        assert!(outbox.hold_wake(30, 0));
+        assert!(
+            !outbox.hold_wake(20, 0),
+            "one wake-up at a time, at the later LSN"
+        );
+        outbox.hold(5, 10, send(1));
+        outbox.hold(15, 10, send(2));
+        assert_eq!(tids(&outbox.release(10)), vec![1]);
+        assert_eq!(tids(&outbox.release(20)), vec![2]);
+        let woken = outbox.release(30);
+        assert!(
+            matches!(woken.as_slice(), [Held::Wake { node: 0 }]),
+            "the wake-up"
+        );
+        assert!(outbox.release(40).is_empty());
+    }
+
+    #[test]
     fn a_forward_never_overtakes_the_transaction_id_its_client_awaits() {
         // `begin_and`: the id (`Begun`) and then the first operation handed on to its
         // owner, which answers the same client. Both wait for the lease at 10.

@@ -12,6 +12,7 @@
 
 use super::parser::{self, ParseError};
 use crate::CrashPoint;
+use crate::clock::format_duration;
 use crate::types::NodeId;
 use std::fmt;
 use std::str::FromStr;
@@ -213,7 +214,7 @@ impl fmt::Display for Command {
             Command::Where { key } => write!(f, "WHERE {}", Text(key)),
             Command::Trace { on: true } => f.write_str("TRACE ON"),
             Command::Trace { on: false } => f.write_str("TRACE OFF"),
-            Command::Tick { duration } => write!(f, "TICK {}", Millis(*duration)),
+            Command::Tick { duration } => write!(f, "TICK {}", format_duration(*duration)),
             Command::Set { name, value } => write!(f, "SET {name} {}", Text(value)),
             Command::Source { path } => write!(f, "SOURCE {}", Text(path)),
             Command::Help { topic: None } => f.write_str("HELP"),
@@ -253,15 +254,6 @@ impl fmt::Display for Text<'_> {
             }
         }
         f.write_str("\"")
-    }
-}
-
-/// A duration as `TICK` takes it (`clock::format_duration`).
-struct Millis(Duration);
-
-impl fmt::Display for Millis {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::clock::format_duration(self.0))
     }
 }
 
