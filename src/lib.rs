@@ -25,6 +25,7 @@ pub mod participant;
 pub mod router;
 pub mod runtime;
 pub mod shell;
+pub mod sim;
 pub mod store;
 pub mod trace;
 pub mod types;

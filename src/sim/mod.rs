@@ -1,0 +1,555 @@
+//! A deterministic simulator of the whole cluster: one thread, one seed, the same
+//! history every run.
+//!
+//! # What is real and what is simulated
+//!
+//! Real: every node's protocol state machines ([`Node`](crate::node::Node): participant,
+//! coordinator, lock table, store, recovery), each node's write-ahead log
+//! ([`Wal`](crate::wal::Wal), real files: see `disk`), and the deadlock detector
+//! ([`Detector`]). Simulated: the network (`net`: one FIFO queue per link), the node
+//! runtime that executes effects (`node`: an outbox that lets what a node says out only
+//! after the fsync it depends on; crashes), time (a manual clock the simulator moves),
+//! and the clients (`client`: plans of transactions driven as `client.rs` drives them).
+//! All nodes share one [`Timestamps`], as the threaded cluster does today; it is built
+//! in [`Sim::new`] alone, so a per-node clock carried in messages can replace it there.
+//!
+//! # The step model
+//!
+//! Nothing happens by itself. [`Sim::pending`] lists every [`Step`] the simulator can
+//! take now: deliver the head of a link, fsync a node's log, checkpoint it, move the
+//! clock and tick every node, crash a node or restart one, let a client take its answer
+//! and send its next request. [`Sim::apply`] takes one, runs it to the end (a node
+//! handles the input, its effects are executed, what is already durable is let out) and
+//! traces it. A node's appended records are durable only once a `Fsync` step for it
+//! runs; a `Crash` cuts its log to that. A learner stepping by hand, an exhaustive
+//! explorer, or the seeded driver ([`Sim::run`], in `driver`) choose among the steps.
+//!
+//! # Determinism
+//!
+//! A run is a pure function of the seed and the [`SimConfig`]: every collection the
+//! simulator iterates is ordered (`BTreeMap`, `VecDeque`), the clock moves only by
+//! steps, and the generator is seeded (`driver::Rng`). The trace ([`Sim::trace`]) lists
+//! every step and what it did (deliveries, appends, fsyncs, crashes, answers), so two
+//! runs of one seed can be compared line by line.
+//!
+//! # Limits
+//!
+//! A crash happens between steps, never inside one input's effects (the runtime's crash
+//! points are ignored here); a node's disk can lose only what was never fsynced (power
+//! losses with torn writes wait for the WAL's storage seam); the outbox is stricter
+//! than the runtime's (see `node`); a whole step is atomic, where the runtime may
+//! interleave a batch's fsync with the next inputs.
+
+mod client;
+mod disk;
+mod driver;
+mod net;
+mod node;
+
+pub use client::{Op, Outcome, PlanOp, SimClient, TxnPlan, TxnRecord, parse_list};
+pub use driver::{Rng, RunConfig, Summary};
+pub use net::{ClientId, Endpoint, Packet};
+
+use crate::clock::Timestamps;
+use crate::config::Settings;
+use crate::deadlock::Detector;
+use crate::error::{Error, Result};
+use crate::message::{Message, Reply, ReqId};
+use crate::node::Input;
+use crate::types::{NodeId, Timestamp};
+use client::View;
+use disk::Disk;
+use net::Net;
+use node::{Held, Notes, SimNode};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a simulated cluster is made of.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// The number of nodes.
+    pub nodes: u32,
+    /// The settings every node reads (vote timeout, inquiry interval, deadlocks).
+    pub settings: Settings,
+    /// How far a `Tick` step moves the clock.
+    pub tick: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            nodes: 3,
+            settings: Settings::default(),
+            tick: Duration::from_millis(500),
+        }
+    }
+}
+
+/// One thing the simulator can do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Step {
+    /// The node `to` takes the packet at the head of the link from `from`.
+    Deliver {
+        /// Where the link starts.
+        from: Endpoint,
+        /// The receiving node.
+        to: NodeId,
+    },
+    /// The node's appended records become durable; what waited for them leaves.
+    Fsync {
+        /// The node.
+        node: NodeId,
+    },
+    /// The node writes a checkpoint (fsyncing its log first).
+    Checkpoint {
+        /// The node.
+        node: NodeId,
+    },
+    /// The clock moves by [`SimConfig::tick`] and every node that is up checks its
+    /// timeouts.
+    Tick,
+    /// The node's process dies: it loses its memory and what it had not fsynced.
+    Crash {
+        /// The node.
+        node: NodeId,
+    },
+    /// A down node recovers from its log and rejoins.
+    Restart {
+        /// The node.
+        node: NodeId,
+    },
+    /// The client takes its answer and sends its next request.
+    Client {
+        /// The client.
+        client: ClientId,
+    },
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Deliver { from, to } => write!(f, "deliver {from}->n{to}"),
+            Step::Fsync { node } => write!(f, "fsync n{node}"),
+            Step::Checkpoint { node } => write!(f, "checkpoint n{node}"),
+            Step::Tick => write!(f, "tick"),
+            Step::Crash { node } => write!(f, "crash n{node}"),
+            Step::Restart { node } => write!(f, "restart n{node}"),
+            Step::Client { client } => write!(f, "client c{client}"),
+        }
+    }
+}
+
+/// A whole cluster and its clients, stepped on one thread.
+pub struct Sim {
+    config: SimConfig,
+    now: Duration,
+    ts: Arc<Timestamps>,
+    detector: Detector,
+    disk: Disk,
+    nodes: Vec<SimNode>,
+    net: Net,
+    clients: Vec<SimClient>,
+    /// Which client each request in flight belongs to.
+    tickets: BTreeMap<ReqId, ClientId>,
+    next_ticket: ReqId,
+    steps: u64,
+    trace: Vec<String>,
+}
+
+impl Sim {
+    /// A fresh cluster on an empty disk, every node started, with `clients`.
+    pub fn new(config: SimConfig, clients: Vec<SimClient>) -> Result<Sim> {
+        let nodes = (0..config.nodes)
+            .map(|id| SimNode {
+                id,
+                up: None,
+                floor: None,
+            })
+            .collect();
+        let mut sim = Sim {
+            config,
+            now: Duration::ZERO,
+            ts: Arc::new(Timestamps::default()),
+            detector: Detector::new(0),
+            disk: Disk::temporary()?,
+            nodes,
+            net: Net::default(),
+            clients,
+            tickets: BTreeMap::new(),
+            next_ticket: 0,
+            steps: 0,
+            trace: Vec::new(),
+        };
+        sim.detector = Detector::new(sim.config.nodes);
+        for node in 0..sim.config.nodes {
+            sim.apply(Step::Restart { node })?;
+        }
+        Ok(sim)
+    }
+
+    /// Every step that can be taken now, in a fixed order.
+    pub fn pending(&self) -> Vec<Step> {
+        let mut steps: Vec<Step> = (self.net.busy())
+            .map(|(from, to)| Step::Deliver { from, to })
+            .collect();
+        for node in &self.nodes {
+            let id = node.id;
+            if node.up.is_none() {
+                steps.push(Step::Restart { node: id });
+                continue;
+            }
+            if node.unsynced() {
+                steps.push(Step::Fsync { node: id });
+            }
+            steps.push(Step::Checkpoint { node: id });
+            steps.push(Step::Crash { node: id });
+        }
+        steps.push(Step::Tick);
+        for (client, state) in self.clients.iter().enumerate() {
+            if state.ready() {
+                steps.push(Step::Client { client });
+            }
+        }
+        steps
+    }
+
+    /// Takes one step (which should be one of [`Sim::pending`]; any other does
+    /// nothing). An error is a failure of the real code under test: a log that cannot
+    /// be written or recovered.
+    pub fn apply(&mut self, step: Step) -> Result<()> {
+        self.steps += 1;
+        let mut notes = Notes::new();
+        match step {
+            Step::Deliver { from, to } => self.deliver(from, to, &mut notes)?,
+            Step::Fsync { node } => {
+                self.node_mut(node)?.fsync(&mut notes)?;
+                self.finish(node, &mut notes)?;
+            }
+            Step::Checkpoint { node } => {
+                self.node_mut(node)?.checkpoint(&mut notes)?;
+                self.finish(node, &mut notes)?;
+            }
+            Step::Tick => {
+                self.now += self.config.tick;
+                for node in 0..self.config.nodes {
+                    self.input(node, Input::Tick, &mut notes)?;
+                }
+            }
+            Step::Crash { node } => self.crash(node, &mut notes)?,
+            Step::Restart { node } => self.restart(node, &mut notes)?,
+            Step::Client { client } => self.client_acts(client, &mut notes),
+        }
+        self.trace.push(format!("{} {step}", self.steps));
+        for note in notes {
+            self.trace.push(format!("    {note}"));
+        }
+        Ok(())
+    }
+
+    fn node_mut(&mut self, node: NodeId) -> Result<&mut SimNode> {
+        self.nodes.get_mut(node as usize).ok_or_else(|| no_node(node))
+    }
+
+    fn deliver(&mut self, from: Endpoint, to: NodeId, notes: &mut Notes) -> Result<()> {
+        let Some(packet) = self.net.pop(from, to) else {
+            return Ok(());
+        };
+        notes.push(packet.label());
+        let input = match (packet, from) {
+            (Packet::Peer(message), Endpoint::Node(from)) => Input::Peer { from, message },
+            (Packet::Lost(message), Endpoint::Node(lost_to)) => Input::Undelivered {
+                to: lost_to,
+                message,
+            },
+            (Packet::Request { req, request }, _) => Input::Request { req, request },
+            (_, Endpoint::Client(_)) => return Ok(()),
+        };
+        self.input(to, input, notes)
+    }
+
+    /// Feeds `input` to a node that is up, then ends its step.
+    fn input(&mut self, node: NodeId, input: Input, notes: &mut Notes) -> Result<()> {
+        let (now, settings) = (self.now, self.config.settings.clone());
+        let sim_node = self.node_mut(node)?;
+        if sim_node.up.is_none() {
+            return Ok(());
+        }
+        sim_node.handle(input, now, &settings, notes)?;
+        self.finish(node, notes)
+    }
+
+    /// Ends a node's step: lets out what is durable and reports its lock waits.
+    fn finish(&mut self, node: NodeId, notes: &mut Notes) -> Result<()> {
+        let released = self.node_mut(node)?.finish()?;
+        for held in released {
+            self.route(node, held, notes);
+        }
+        self.report_waits(node, notes);
+        Ok(())
+    }
+
+    /// Sends what a node let out: onto a link, or into a client's mailbox.
+    fn route(&mut self, from: NodeId, held: Held, notes: &mut Notes) {
+        match held {
+            Held::Send { to, message } => {
+                let label = Packet::Peer(message.clone()).label();
+                if self.is_up(to) {
+                    notes.push(format!("send n{from}->n{to} {label}"));
+                    self.net.push(Endpoint::Node(from), to, Packet::Peer(message));
+                } else {
+                    notes.push(format!("lost n{from}->n{to} {label}: n{to} is down"));
+                    if message.reports_loss() {
+                        self.net.push(Endpoint::Node(to), from, Packet::Lost(message));
+                    }
+                }
+            }
+            Held::Reply { req, reply } => self.answer(req, reply, notes),
+            Held::Forward { req, to, request } => {
+                if self.is_up(to) {
+                    let packet = Packet::Request { req, request };
+                    notes.push(format!("forward n{from}->n{to} {}", packet.label()));
+                    self.net.push(Endpoint::Node(from), to, packet);
+                } else {
+                    self.answer(req, Reply::Done(Err(down(to, "it is down"))), notes);
+                }
+            }
+        }
+    }
+
+    /// Puts an answer in its client's mailbox.
+    fn answer(&mut self, req: ReqId, reply: Reply, notes: &mut Notes) {
+        let Some(client) = self.tickets.get(&req).copied() else {
+            return;
+        };
+        let done = matches!(reply, Reply::Done(_));
+        notes.push(format!("answer c{client} #{req}: {}", reply_label(&reply)));
+        if done {
+            self.tickets.remove(&req);
+        }
+        if let Some(state) = self.clients.get_mut(client) {
+            state.mailbox.push_back((req, reply));
+        }
+    }
+
+    /// Tells the deadlock detector the node's waits, and sends its victims' notices.
+    fn report_waits(&mut self, node: NodeId, notes: &mut Notes) {
+        let detect = self.config.settings.deadlock == crate::config::DeadlockPolicy::Detect;
+        let Some(up) = self.nodes.get_mut(node as usize).and_then(|n| n.up.as_mut()) else {
+            return;
+        };
+        let participant = up.node.participant();
+        if !participant.locks().has_waiters() && !up.reported_waits {
+            return;
+        }
+        let waits = if detect {
+            participant.waits()
+        } else {
+            Vec::new()
+        };
+        up.reported_waits = !waits.is_empty();
+        for victim in self.detector.update(node, &waits) {
+            notes.push(format!("deadlock victim {} at n{}", victim.tid, victim.node));
+            let message = Message::DeadlockVictim {
+                tid: victim.tid,
+                cycle: victim.cycle,
+            };
+            self.net
+                .push(Endpoint::Node(node), victim.node, Packet::Peer(message));
+        }
+    }
+
+    fn crash(&mut self, node: NodeId, notes: &mut Notes) -> Result<()> {
+        let owed = {
+            let disk = &self.disk;
+            let sim_node = self.nodes.get_mut(node as usize).ok_or_else(|| no_node(node))?;
+            sim_node.crash(disk)?
+        };
+        for req in owed {
+            let error = down(node, "it crashed before answering");
+            self.answer(req, Reply::Done(Err(error)), notes);
+        }
+        let _ = self.detector.update(node, &[]);
+        for (from, packet) in self.net.drain_to(node) {
+            notes.push(format!("dropped {from}->n{node} {}", packet.label()));
+            match (packet, from) {
+                (Packet::Request { req, .. }, _) => {
+                    let error = down(node, "it crashed before answering");
+                    self.answer(req, Reply::Done(Err(error)), notes);
+                }
+                (Packet::Peer(message), Endpoint::Node(from))
+                    if message.reports_loss() && self.is_up(from) =>
+                {
+                    self.net
+                        .push(Endpoint::Node(node), from, Packet::Lost(message));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn restart(&mut self, node: NodeId, notes: &mut Notes) -> Result<()> {
+        let (nodes, now) = (self.config.nodes, self.now);
+        let effects = {
+            let (disk, ts) = (&self.disk, &self.ts);
+            let sim_node = self.nodes.get_mut(node as usize).ok_or_else(|| no_node(node))?;
+            if sim_node.up.is_some() {
+                return Ok(());
+            }
+            sim_node.start(nodes, disk, ts, now)?
+        };
+        let sim_node = self.node_mut(node)?;
+        sim_node.execute(effects, notes)?;
+        self.finish(node, notes)
+    }
+
+    fn client_acts(&mut self, client: ClientId, notes: &mut Notes) {
+        let view = View {
+            current: self.ts.current(),
+            safe: self.safe_ts(),
+        };
+        let Some(state) = self.clients.get_mut(client) else {
+            return;
+        };
+        let Some((node, request)) = state.act(view) else {
+            return;
+        };
+        let req = self.next_ticket;
+        self.next_ticket += 1;
+        state.outstanding = Some(req);
+        self.tickets.insert(req, client);
+        let packet = Packet::Request { req, request };
+        notes.push(format!("c{client}->n{node} {}", packet.label()));
+        if self.is_up(node) {
+            self.net.push(Endpoint::Client(client), node, packet);
+        } else {
+            self.answer(req, Reply::Done(Err(down(node, "it is down"))), notes);
+        }
+    }
+
+    /// The snapshot no undecided transaction holds back: the newest timestamp, or the
+    /// lowest prepare floor published (down nodes included), as `Shared::safe_ts`.
+    fn safe_ts(&self) -> Timestamp {
+        let floor = self.nodes.iter().filter_map(|node| node.floor).min();
+        self.ts.current().min(floor.unwrap_or(Timestamp::MAX))
+    }
+
+    /// Whether `node` is up.
+    pub fn is_up(&self, node: NodeId) -> bool {
+        (self.nodes.get(node as usize)).is_some_and(|node| node.up.is_some())
+    }
+
+    /// The trace so far: one line per step, and an indented line per thing it did.
+    pub fn trace(&self) -> &[String] {
+        &self.trace
+    }
+
+    /// What each client was told, transaction by transaction (running ones left out).
+    pub fn history(&self) -> Vec<TxnRecord> {
+        (self.clients.iter())
+            .flat_map(|client| client.history.iter().cloned())
+            .collect()
+    }
+
+    /// Every node's committed data, merged (each key lives on one node); down nodes'
+    /// keys are missing.
+    pub fn data(&self) -> BTreeMap<String, String> {
+        let mut data = BTreeMap::new();
+        for node in self.nodes.iter().filter_map(|node| node.up.as_ref()) {
+            let store = node.node.participant().store();
+            data.extend(store.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        }
+        data
+    }
+
+    /// What should not be left once every node is up and nothing runs: a node down, a
+    /// transaction active, in doubt or being coordinated, a decision unacknowledged, a
+    /// lock, something held or in flight, a client not done. Empty when clean.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for node in &self.nodes {
+            let id = node.id;
+            let Some(up) = &node.up else {
+                found.push(format!("node {id} is down"));
+                continue;
+            };
+            let (participant, coordinator) = (up.node.participant(), up.node.coordinator());
+            let in_doubt: Vec<_> = participant.in_doubt().into_iter().map(|(t, _)| t).collect();
+            let checks = [
+                ("is in doubt on", in_doubt),
+                ("has active", participant.active()),
+                ("coordinates", coordinator.open_transactions()),
+                (
+                    "has unacknowledged decisions",
+                    coordinator.decided().keys().copied().collect(),
+                ),
+            ];
+            for (what, tids) in checks {
+                if !tids.is_empty() {
+                    found.push(format!("node {id} {what} {tids:?}"));
+                }
+            }
+            if !participant.locks().is_empty() {
+                found.push(format!("node {id} holds locks {:?}", participant.locks().snapshot()));
+            }
+            if node.held() > 0 {
+                found.push(format!("node {id} holds {} items back", node.held()));
+            }
+        }
+        if self.net.in_flight() > 0 {
+            found.push(format!("{} packets in flight", self.net.in_flight()));
+        }
+        for (id, client) in self.clients.iter().enumerate() {
+            if !client.finished() {
+                found.push(format!("client {id} has not finished its plan"));
+            }
+        }
+        found
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// The number of nodes.
+    pub fn nodes(&self) -> u32 {
+        self.config.nodes
+    }
+
+    /// The packet at the head of a link, to show before delivering it.
+    pub fn head(&self, from: Endpoint, to: NodeId) -> Option<&Packet> {
+        self.net.head(from, to)
+    }
+}
+
+fn no_node(node: NodeId) -> Error {
+    Error::InvalidInput(format!("there is no node {node} in this simulation"))
+}
+
+fn down(node: NodeId, detail: &str) -> Error {
+    Error::NodeDown {
+        node,
+        detail: detail.into(),
+    }
+}
+
+fn reply_label(reply: &Reply) -> String {
+    match reply {
+        Reply::Waiting { key, blockers, .. } => format!("waiting for {key} on {blockers:?}"),
+        Reply::Begun(tid, _) => format!("begun {tid}"),
+        Reply::Done(Ok(answer)) => format!("{answer:?}"),
+        Reply::Done(Err(error)) => format!("error: {error}"),
+    }
+}
+
+impl fmt::Debug for Sim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sim")
+            .field("steps", &self.steps)
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}

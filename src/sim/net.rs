@@ -1,0 +1,127 @@
+//! The simulated network: one first-in, first-out queue per link.
+//!
+//! A link runs from an [`Endpoint`] (a node or a client) to a node. What a node lets out
+//! of its outbox, and what a client sends, is queued on its link; a [`Step::Deliver`]
+//! hands the head of one link to its node. So per link delivery stays in order (the
+//! protocol assumes FIFO links, as the runtime's held links keep), while the seed chooses
+//! which link delivers next, and may leave one waiting for a while: every interleaving of
+//! the links' queues is reachable, as it is in the threaded runtime, where any message
+//! may be the next in a node's inbox.
+//!
+//! Answers to clients are not on links: a node's outbox lets them into the client's
+//! mailbox in the order held, as the runtime's reply channel does, so a client sees its
+//! transaction's id before the answer of the operation that began it.
+//!
+//! [`Step::Deliver`]: super::Step::Deliver
+
+use crate::message::{Message, ReqId, Request};
+use crate::types::NodeId;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+
+/// A simulated client, by index.
+pub type ClientId = usize;
+
+/// Where a link starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Endpoint {
+    /// A node.
+    Node(NodeId),
+    /// A client.
+    Client(ClientId),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Node(node) => write!(f, "n{node}"),
+            Endpoint::Client(client) => write!(f, "c{client}"),
+        }
+    }
+}
+
+/// What travels on a link.
+#[derive(Debug)]
+pub enum Packet {
+    /// A protocol message from a node.
+    Peer(Message),
+    /// A client's request, sent by the client or handed on by a node.
+    Request {
+        /// Its ticket, which names the client to answer.
+        req: ReqId,
+        /// The request.
+        request: Request,
+    },
+    /// The news that `message`, sent by the link's receiver, was lost to the link's
+    /// sender, which was down (only for `Message::reports_loss` messages).
+    Lost(Message),
+}
+
+impl Packet {
+    /// The packet as a trace shows it.
+    pub fn label(&self) -> String {
+        match self {
+            Packet::Peer(message) => match message.tid() {
+                Some(tid) => format!("{} {tid}", message.label()),
+                None => message.label(),
+            },
+            Packet::Request { req, request } => {
+                format!("request #{req} {}", super::node::request_label(request))
+            }
+            Packet::Lost(message) => format!("lost {}", message.label()),
+        }
+    }
+}
+
+/// Every link's queue.
+#[derive(Debug, Default)]
+pub struct Net {
+    links: BTreeMap<(Endpoint, NodeId), VecDeque<Packet>>,
+}
+
+impl Net {
+    /// Queues `packet` at the tail of the link from `from` to `to`.
+    pub fn push(&mut self, from: Endpoint, to: NodeId, packet: Packet) {
+        self.links.entry((from, to)).or_default().push_back(packet);
+    }
+
+    /// Takes the head of the link from `from` to `to`.
+    pub fn pop(&mut self, from: Endpoint, to: NodeId) -> Option<Packet> {
+        let queue = self.links.get_mut(&(from, to))?;
+        let packet = queue.pop_front();
+        if queue.is_empty() {
+            self.links.remove(&(from, to));
+        }
+        packet
+    }
+
+    /// The links with something to deliver, in a fixed order.
+    pub fn busy(&self) -> impl Iterator<Item = (Endpoint, NodeId)> + '_ {
+        self.links.keys().copied()
+    }
+
+    /// The head of a link, if any.
+    pub fn head(&self, from: Endpoint, to: NodeId) -> Option<&Packet> {
+        self.links.get(&(from, to)).and_then(VecDeque::front)
+    }
+
+    /// Takes everything queued for `to` (a node that died), link by link.
+    pub fn drain_to(&mut self, to: NodeId) -> Vec<(Endpoint, Packet)> {
+        let links: Vec<(Endpoint, NodeId)> = (self.links.keys())
+            .filter(|(_, node)| *node == to)
+            .copied()
+            .collect();
+        let mut out = Vec::new();
+        for link in links {
+            for packet in self.links.remove(&link).unwrap_or_default() {
+                out.push((link.0, packet));
+            }
+        }
+        out
+    }
+
+    /// How many packets are in flight.
+    pub fn in_flight(&self) -> usize {
+        self.links.values().map(VecDeque::len).sum()
+    }
+}

@@ -1,0 +1,299 @@
+//! One simulated node: the real [`Node`] state machines, its real [`Wal`], and the
+//! executor of their [`Effect`]s.
+//!
+//! # The durability rule
+//!
+//! Every message, reply and hand-over a node's state machines produce is *held* in the
+//! node's outbox, tagged with an LSN, and leaves only once the log is fsynced through
+//! it; the outbox lets items out strictly in the order they were held. The tag is:
+//!
+//! - for `Send`, `Reply` and `Forward`: the end of the newest *barrier* record
+//!   ([`Record::barrier`]) appended before the item, whatever it is about;
+//! - for `SendDurable` (a participant's acknowledgement of its `Commit`): the end of
+//!   everything appended before it, `Commit` included.
+//!
+//! That is at least as strict as the threaded runtime (`runtime::outbox`), which lets a
+//! reply that reveals nothing (a lock wait, a buffered write) out at once, makes a
+//! transaction id wait only for its lease and a value read only for the newest
+//! one-phase commit, and lets an item that waits for nothing overtake earlier items to
+//! other destinations. Each of those orders is one the runtime may also produce (its
+//! fsync can complete before the batch ends), so every history here is one the runtime
+//! allows; the relaxations themselves are the outbox's unit tests' business.
+//!
+//! # The prepare floor
+//!
+//! Read-only snapshots stay at or below every node's published prepare floor
+//! (`runtime::floor`). The simulator publishes it by the same rules: it falls at the end
+//! of every step (before any fsync can let a vote out), rises only once every `Commit`
+//! or `Abort` appended is durable, and keeps its lowest value while the node is down.
+
+use super::disk::Disk;
+use crate::clock::Timestamps;
+use crate::config::Settings;
+use crate::error::Result;
+use crate::message::{Effect, Message, Reply, ReqId, Request};
+use crate::node::{Input, Node};
+use crate::types::{NodeId, Timestamp};
+use crate::wal::{Record, Wal};
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Something a node said, held until the log is durable through what it depends on.
+#[derive(Debug)]
+pub enum Held {
+    /// A message to a node.
+    Send {
+        /// The receiver.
+        to: NodeId,
+        /// The message.
+        message: Message,
+    },
+    /// An answer to a client's request.
+    Reply {
+        /// The request.
+        req: ReqId,
+        /// The answer.
+        reply: Reply,
+    },
+    /// A client's request handed on to another node.
+    Forward {
+        /// The request's ticket.
+        req: ReqId,
+        /// The node that takes it over.
+        to: NodeId,
+        /// The request.
+        request: Request,
+    },
+}
+
+/// A node that is up: its state machines, its log and what it holds back.
+#[derive(Debug)]
+pub(super) struct Up {
+    pub(super) node: Node,
+    pub(super) wal: Wal,
+    /// Held items with the LSN each waits for, in the order held.
+    outbox: VecDeque<(u64, Held)>,
+    /// The LSN just past the newest barrier record appended.
+    barrier_lsn: u64,
+    /// The LSN just past the newest `Commit` or `Abort` appended: the floor does not
+    /// rise before it is durable.
+    decision_lsn: u64,
+    /// Requests received and not yet answered with a held `Done`.
+    pub(super) owed: BTreeSet<ReqId>,
+    /// Whether the deadlock detector holds waits from this node.
+    pub(super) reported_waits: bool,
+}
+
+/// One node of the simulated cluster, up or down.
+#[derive(Debug)]
+pub(super) struct SimNode {
+    pub(super) id: NodeId,
+    pub(super) up: Option<Up>,
+    /// The prepare floor published for read-only snapshots (`None`: none).
+    pub(super) floor: Option<Timestamp>,
+}
+
+/// The lower of two floors (`None` is no floor, above every timestamp).
+fn lowest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// What the executor tells the simulator about a step, to trace.
+pub(super) type Notes = Vec<String>;
+
+impl SimNode {
+    /// Opens the node's log and recovers it, as `Cluster::open` and `RESTART` do;
+    /// returns the recovery's effects, to execute before anything else.
+    pub(super) fn start(
+        &mut self,
+        nodes: u32,
+        disk: &Disk,
+        ts: &Arc<Timestamps>,
+        now: Duration,
+    ) -> Result<Vec<Effect>> {
+        let (wal, recovery) = disk.open(self.id)?;
+        let snapshot = recovery.snapshot.as_ref();
+        let (node, effects) =
+            Node::recover(self.id, nodes, ts.clone(), snapshot, &recovery.records, now);
+        self.floor = node.participant().prepare_floor();
+        self.up = Some(Up {
+            node,
+            wal,
+            outbox: VecDeque::new(),
+            barrier_lsn: 0,
+            decision_lsn: 0,
+            owed: BTreeSet::new(),
+            reported_waits: false,
+        });
+        Ok(effects)
+    }
+
+    /// Feeds one input to the state machines and executes the effects.
+    pub(super) fn handle(
+        &mut self,
+        input: Input,
+        now: Duration,
+        settings: &Settings,
+        notes: &mut Notes,
+    ) -> Result<()> {
+        let Some(up) = &mut self.up else {
+            return Ok(());
+        };
+        if let Input::Peer {
+            message: Message::Prepare { .. },
+            ..
+        } = input
+        {
+            // At or below the prepare timestamp it is about to take (`runtime::floor`).
+            let current = up.node.timestamps().current();
+            self.floor = lowest(self.floor, Some(current));
+        }
+        if let Input::Request { req, .. } = &input {
+            up.owed.insert(*req);
+        }
+        let mut effects = Vec::new();
+        up.node.handle(input, now, settings, &mut effects);
+        self.execute(effects, notes)
+    }
+
+    /// Executes effects in order: appends go to the log, everything said is held.
+    pub(super) fn execute(&mut self, effects: Vec<Effect>, notes: &mut Notes) -> Result<()> {
+        let Some(up) = &mut self.up else {
+            return Ok(());
+        };
+        for effect in effects {
+            match effect {
+                Effect::Append(record) => up.append(&record, notes)?,
+                Effect::Send { to, message } => {
+                    up.outbox.push_back((up.barrier_lsn, Held::Send { to, message }))
+                }
+                Effect::SendDurable { to, message } => {
+                    let lsn = up.wal.end_lsn();
+                    up.outbox.push_back((lsn, Held::Send { to, message }));
+                }
+                Effect::Reply { req, reply } => {
+                    if matches!(reply, Reply::Done(_)) && !up.owed.remove(&req) {
+                        continue;
+                    }
+                    up.outbox.push_back((up.barrier_lsn, Held::Reply { req, reply }));
+                }
+                Effect::Forward { req, to, request } => {
+                    if up.owed.remove(&req) {
+                        let held = Held::Forward { req, to, request };
+                        up.outbox.push_back((up.barrier_lsn, held));
+                    }
+                }
+                // Crash points are the runtime's; the simulator crashes between steps.
+                Effect::CrashPoint(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the node has log records appended and not yet fsynced.
+    pub(super) fn unsynced(&self) -> bool {
+        (self.up.as_ref()).is_some_and(|up| up.wal.end_lsn() > up.wal.synced_lsn())
+    }
+
+    /// Fsyncs the node's log.
+    pub(super) fn fsync(&mut self, notes: &mut Notes) -> Result<()> {
+        if let Some(up) = &mut self.up {
+            up.wal.flush(true)?;
+            notes.push(format!("durable through lsn {}", up.wal.synced_lsn()));
+        }
+        Ok(())
+    }
+
+    /// Writes a checkpoint (which fsyncs the log first).
+    pub(super) fn checkpoint(&mut self, notes: &mut Notes) -> Result<()> {
+        if let Some(up) = &mut self.up {
+            up.wal.checkpoint(&up.node.snapshot())?;
+            notes.push(format!("checkpoint at lsn {}", up.wal.synced_lsn()));
+        }
+        Ok(())
+    }
+
+    /// Ends a step: writes the appended records (not fsynced), takes out what is
+    /// durable enough to leave, and publishes the prepare floor.
+    pub(super) fn finish(&mut self) -> Result<Vec<Held>> {
+        let Some(up) = &mut self.up else {
+            return Ok(Vec::new());
+        };
+        up.wal.flush(false)?;
+        let synced = up.wal.synced_lsn();
+        let mut out = Vec::new();
+        while let Some((lsn, _)) = up.outbox.front()
+            && *lsn <= synced
+        {
+            out.extend(up.outbox.pop_front().map(|(_, held)| held));
+        }
+        let floor = up.node.participant().prepare_floor();
+        self.floor = if synced >= up.decision_lsn {
+            floor
+        } else {
+            lowest(self.floor, floor)
+        };
+        Ok(out)
+    }
+
+    /// The node dies: its state and everything it held are lost, and its log is cut to
+    /// what was fsynced. Returns the requests it owed an answer (held ones included).
+    pub(super) fn crash(&mut self, disk: &Disk) -> Result<Vec<ReqId>> {
+        let Some(up) = self.up.take() else {
+            return Ok(Vec::new());
+        };
+        self.floor = lowest(self.floor, up.node.participant().prepare_floor());
+        let mut owed: Vec<ReqId> = up.owed.into_iter().collect();
+        for (_, held) in up.outbox {
+            match held {
+                Held::Reply {
+                    req,
+                    reply: Reply::Done(_),
+                }
+                | Held::Forward { req, .. } => owed.push(req),
+                Held::Reply { .. } | Held::Send { .. } => {}
+            }
+        }
+        owed.sort_unstable();
+        disk.crash(up.wal)?;
+        Ok(owed)
+    }
+
+    /// How many items the node holds back.
+    pub(super) fn held(&self) -> usize {
+        self.up.as_ref().map_or(0, |up| up.outbox.len())
+    }
+}
+
+impl Up {
+    fn append(&mut self, record: &Record, notes: &mut Notes) -> Result<()> {
+        self.wal.append(record)?;
+        let end = self.wal.end_lsn();
+        if record.barrier() {
+            self.barrier_lsn = end;
+        }
+        if matches!(record, Record::Commit { .. } | Record::Abort { .. }) {
+            self.decision_lsn = end;
+        }
+        let tid = record.tid().map(|tid| format!(" {tid}")).unwrap_or_default();
+        notes.push(format!("append {}{tid} (lsn {end})", record.kind()));
+        Ok(())
+    }
+}
+
+/// The request a forwarded ticket carries, to name in a trace.
+pub(super) fn request_label(request: &Request) -> String {
+    match request {
+        Request::Begin => "BEGIN".into(),
+        Request::BeginAnd { then, .. } => format!("BEGIN+{}", request_label(then)),
+        Request::Read { tid, key, .. } => format!("READ {tid} {key}"),
+        Request::SnapshotRead { key, .. } => format!("SNAPSHOT READ {key}"),
+        Request::Write { tid, key, .. } => format!("WRITE {tid} {key}"),
+        Request::Commit { tid, .. } => format!("COMMIT {tid}"),
+        Request::Abort { tid, .. } => format!("ABORT {tid}"),
+    }
+}
