@@ -6,8 +6,9 @@
 //! and write straight to the key's owner with the transaction's id, begin stamp and
 //! whether it is the first operation on that node, and commits or aborts at its
 //! coordinator over the nodes it touched. A failed operation aborts the transaction
-//! everywhere (best effort, as `Transaction::abort_on_error`); a commit whose coordinator
-//! went down leaves the outcome unknown. A read-only transaction reads one snapshot, at
+//! everywhere (best effort, as `Transaction::abort_on_error`); a commit answered "node
+//! down" (its coordinator, or a one-phase commit's only participant) leaves the outcome
+//! unknown, as the fault runs count it. A read-only transaction reads one snapshot, at
 //! the newest timestamp no undecided transaction holds back but never below the
 //! client's last commit; a lone read (`Client::get`) reads at least that.
 //!
@@ -367,7 +368,6 @@ impl SimClient {
 
     /// Takes the answer to the request sent.
     fn answer(&mut self, result: Result<Answer, Error>, view: View) {
-        let home = self.home;
         let Some(running) = self.running.as_mut() else {
             return;
         };
@@ -399,7 +399,9 @@ impl SimClient {
                     }
                     (Todo::Read(..), Ok(_)) => record.outcome = Outcome::Aborted,
                     (Todo::Commit, Ok(_)) => self.seen = self.seen.max(view.current),
-                    (Todo::Commit, Err(Error::NodeDown { node, .. })) if node == home => {
+                    // Its coordinator went down, or a one-phase commit's only
+                    // participant did not answer: committed if that node logged it.
+                    (Todo::Commit, Err(Error::NodeDown { .. } | Error::OutcomeUnknown { .. })) => {
                         record.outcome = Outcome::Unknown
                     }
                     (Todo::Commit | Todo::Abort, _) => record.outcome = Outcome::Aborted,
