@@ -14,12 +14,14 @@
 
 mod support;
 
-use kv2pc::sim::{Op, Outcome, RunConfig, Sim, Summary, parse_list};
+use kv2pc::sim::{
+    Op, Outcome, PlanOp, RunConfig, Sim, SimClient, SimConfig, Step, Summary, TxnPlan, parse_list,
+};
 use std::collections::BTreeMap;
 use support::history::{self, History, Txn};
 
 /// Seeds run when `KV2PC_SIM_SEEDS` is not set.
-const DEFAULT_SEEDS: u64 = 300;
+const DEFAULT_SEEDS: u64 = 500;
 
 fn run(seed: u64) -> Summary {
     Sim::run(seed, &RunConfig::default())
@@ -133,11 +135,94 @@ fn random_runs_with_crashes_and_restarts_keep_every_invariant() {
             .filter(|line| line.contains(" crash n"))
             .count();
     }
-    println!("sim: {} seeds, transactions {told:?}, {reads} reads, {crashes} crashes", seeds.len());
+    println!(
+        "sim: {} seeds, transactions {told:?}, {reads} reads, {crashes} crashes",
+        seeds.len()
+    );
     if seeds.len() > 50 {
         // The runs must exercise what they check: commits, aborts and crashes.
-        assert!(told.get("committed").copied().unwrap_or(0) > 1000, "{told:?}");
+        assert!(
+            told.get("committed").copied().unwrap_or(0) > 1000,
+            "{told:?}"
+        );
         assert!(told.get("aborted").copied().unwrap_or(0) > 50, "{told:?}");
         assert!(crashes > seeds.len(), "only {crashes} crashes");
     }
+}
+
+/// Takes the first pending step `allowed` admits, in `pending`'s order; false if none.
+fn step_first(sim: &mut Sim, allowed: impl Fn(&Step) -> bool) -> bool {
+    let Some(step) = sim.pending().into_iter().find(allowed) else {
+        return false;
+    };
+    sim.apply(step).expect("a step of the real code");
+    true
+}
+
+/// Deliveries and client steps only: no fsync, no clock, no fault.
+fn flowing(step: &Step) -> bool {
+    matches!(step, Step::Deliver { .. } | Step::Client { .. })
+}
+
+/// One client on a one-node cluster appending to `k` and committing (one phase), run
+/// until its commit is appended and nothing flows without an fsync.
+fn one_phase_commit_appended() -> Sim {
+    let config = SimConfig {
+        nodes: 1,
+        ..SimConfig::default()
+    };
+    let plan = TxnPlan::ReadWrite {
+        ops: vec![PlanOp::Append("k".into())],
+        commit: true,
+    };
+    let client = SimClient::new(0, 0, 1, vec![plan]);
+    let mut sim = Sim::new(config, vec![client]).expect("a simulated cluster");
+    for _ in 0..100 {
+        while step_first(&mut sim, flowing) {}
+        if sim
+            .trace()
+            .iter()
+            .any(|line| line.contains("append OnePhaseCommit"))
+        {
+            return sim;
+        }
+        assert!(step_first(&mut sim, |s| matches!(s, Step::Fsync { .. })));
+    }
+    panic!("the commit was never appended:\n{}", sim.trace().join("\n"));
+}
+
+#[test]
+fn a_commit_is_answered_only_after_the_fsync_that_makes_it_durable() {
+    let mut sim = one_phase_commit_appended();
+    assert!(sim.history().is_empty(), "{:?}", sim.history());
+    assert!(sim.pending().contains(&Step::Fsync { node: 0 }));
+    assert!(step_first(&mut sim, |s| matches!(s, Step::Fsync { .. })));
+    while step_first(&mut sim, flowing) {}
+    let history = sim.history();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].outcome, Outcome::Committed);
+    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
+    assert_eq!(sim.data().get("k").map(String::as_str), Some("0e0"));
+}
+
+#[test]
+fn a_crash_before_the_fsync_loses_the_commit_and_its_client_never_hears_committed() {
+    let mut sim = one_phase_commit_appended();
+    sim.apply(Step::Crash { node: 0 }).expect("a crash");
+    sim.apply(Step::Restart { node: 0 }).expect("a restart");
+    for _ in 0..100 {
+        while step_first(&mut sim, flowing) {}
+        if !step_first(&mut sim, |s| matches!(s, Step::Fsync { .. })) {
+            break;
+        }
+    }
+    let history = sim.history();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].outcome, Outcome::Unknown, "{history:?}");
+    assert_eq!(
+        sim.data().get("k"),
+        None,
+        "the unsynced commit survived the crash"
+    );
+    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }

@@ -195,9 +195,9 @@ impl SimClient {
     /// Whether it has something to do: an answer to take, or a transaction to start.
     pub(super) fn ready(&self) -> bool {
         match self.outstanding {
-            Some(req) => (self.mailbox.iter()).any(|(r, reply)| {
-                *r == req && matches!(reply, Reply::Done(_))
-            }),
+            Some(req) => {
+                (self.mailbox.iter()).any(|(r, reply)| *r == req && matches!(reply, Reply::Done(_)))
+            }
             None => self.running.is_some() || !self.plans.is_empty(),
         }
     }

@@ -28,7 +28,9 @@ impl Disk {
     pub fn temporary() -> Result<Disk> {
         let memory = std::path::Path::new("/dev/shm");
         let root = if memory.is_dir() {
-            tempfile::Builder::new().prefix("kv2pc-sim").tempdir_in(memory)
+            tempfile::Builder::new()
+                .prefix("kv2pc-sim")
+                .tempdir_in(memory)
         } else {
             tempfile::Builder::new().prefix("kv2pc-sim").tempdir()
         };

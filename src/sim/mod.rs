@@ -249,7 +249,9 @@ impl Sim {
     }
 
     fn node_mut(&mut self, node: NodeId) -> Result<&mut SimNode> {
-        self.nodes.get_mut(node as usize).ok_or_else(|| no_node(node))
+        self.nodes
+            .get_mut(node as usize)
+            .ok_or_else(|| no_node(node))
     }
 
     fn deliver(&mut self, from: Endpoint, to: NodeId, notes: &mut Notes) -> Result<()> {
@@ -297,11 +299,13 @@ impl Sim {
                 let label = Packet::Peer(message.clone()).label();
                 if self.is_up(to) {
                     notes.push(format!("send n{from}->n{to} {label}"));
-                    self.net.push(Endpoint::Node(from), to, Packet::Peer(message));
+                    self.net
+                        .push(Endpoint::Node(from), to, Packet::Peer(message));
                 } else {
                     notes.push(format!("lost n{from}->n{to} {label}: n{to} is down"));
                     if message.reports_loss() {
-                        self.net.push(Endpoint::Node(to), from, Packet::Lost(message));
+                        self.net
+                            .push(Endpoint::Node(to), from, Packet::Lost(message));
                     }
                 }
             }
@@ -336,7 +340,11 @@ impl Sim {
     /// Tells the deadlock detector the node's waits, and sends its victims' notices.
     fn report_waits(&mut self, node: NodeId, notes: &mut Notes) {
         let detect = self.config.settings.deadlock == crate::config::DeadlockPolicy::Detect;
-        let Some(up) = self.nodes.get_mut(node as usize).and_then(|n| n.up.as_mut()) else {
+        let Some(up) = self
+            .nodes
+            .get_mut(node as usize)
+            .and_then(|n| n.up.as_mut())
+        else {
             return;
         };
         let participant = up.node.participant();
@@ -350,7 +358,10 @@ impl Sim {
         };
         up.reported_waits = !waits.is_empty();
         for victim in self.detector.update(node, &waits) {
-            notes.push(format!("deadlock victim {} at n{}", victim.tid, victim.node));
+            notes.push(format!(
+                "deadlock victim {} at n{}",
+                victim.tid, victim.node
+            ));
             let message = Message::DeadlockVictim {
                 tid: victim.tid,
                 cycle: victim.cycle,
@@ -363,7 +374,10 @@ impl Sim {
     fn crash(&mut self, node: NodeId, notes: &mut Notes) -> Result<()> {
         let owed = {
             let disk = &self.disk;
-            let sim_node = self.nodes.get_mut(node as usize).ok_or_else(|| no_node(node))?;
+            let sim_node = self
+                .nodes
+                .get_mut(node as usize)
+                .ok_or_else(|| no_node(node))?;
             sim_node.crash(disk)?
         };
         for req in owed {
@@ -394,7 +408,10 @@ impl Sim {
         let (nodes, now) = (self.config.nodes, self.now);
         let effects = {
             let (disk, ts) = (&self.disk, &self.ts);
-            let sim_node = self.nodes.get_mut(node as usize).ok_or_else(|| no_node(node))?;
+            let sim_node = self
+                .nodes
+                .get_mut(node as usize)
+                .ok_or_else(|| no_node(node))?;
             if sim_node.up.is_some() {
                 return Ok(());
             }
@@ -492,7 +509,10 @@ impl Sim {
                 }
             }
             if !participant.locks().is_empty() {
-                found.push(format!("node {id} holds locks {:?}", participant.locks().snapshot()));
+                found.push(format!(
+                    "node {id} holds locks {:?}",
+                    participant.locks().snapshot()
+                ));
             }
             if node.held() > 0 {
                 found.push(format!("node {id} holds {} items back", node.held()));

@@ -168,9 +168,9 @@ impl SimNode {
         for effect in effects {
             match effect {
                 Effect::Append(record) => up.append(&record, notes)?,
-                Effect::Send { to, message } => {
-                    up.outbox.push_back((up.barrier_lsn, Held::Send { to, message }))
-                }
+                Effect::Send { to, message } => up
+                    .outbox
+                    .push_back((up.barrier_lsn, Held::Send { to, message })),
                 Effect::SendDurable { to, message } => {
                     let lsn = up.wal.end_lsn();
                     up.outbox.push_back((lsn, Held::Send { to, message }));
@@ -179,7 +179,8 @@ impl SimNode {
                     if matches!(reply, Reply::Done(_)) && !up.owed.remove(&req) {
                         continue;
                     }
-                    up.outbox.push_back((up.barrier_lsn, Held::Reply { req, reply }));
+                    up.outbox
+                        .push_back((up.barrier_lsn, Held::Reply { req, reply }));
                 }
                 Effect::Forward { req, to, request } => {
                     if up.owed.remove(&req) {
@@ -279,7 +280,10 @@ impl Up {
         if matches!(record, Record::Commit { .. } | Record::Abort { .. }) {
             self.decision_lsn = end;
         }
-        let tid = record.tid().map(|tid| format!(" {tid}")).unwrap_or_default();
+        let tid = record
+            .tid()
+            .map(|tid| format!(" {tid}"))
+            .unwrap_or_default();
         notes.push(format!("append {}{tid} (lsn {end})", record.kind()));
         Ok(())
     }
