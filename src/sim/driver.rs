@@ -1,9 +1,9 @@
 //! The seeded driver: a random workload, and a random walk through [`Sim::pending`].
 //!
 //! A run has three phases. **Faults**: the clients run their plans while the seed picks
-//! every step, weighted (deliveries and client steps often, fsyncs less, ticks, crashes
-//! and checkpoints rarely), now and then leaving a link waiting for a while; at most
-//! [`RunConfig::crashes`] crashes. **Settle**: every down node restarts, and the seed
+//! every step, weighted (deliveries and client steps often, fsyncs less, ticks, crashes,
+//! armed crash points and checkpoints rarely), now and then leaving a link waiting for a
+//! while; at most [`RunConfig::crashes`] crashes and crash points armed. **Settle**: every down node restarts, and the seed
 //! keeps picking deliveries, fsyncs and client steps (ticking the clock only when none
 //! is left) until nothing is left over or a bound is reached. **Restart**: every node
 //! crashes at once and restarts, and the cluster settles again, so the data read at the
@@ -144,7 +144,7 @@ impl Sim {
                 stalled.insert((from, to), step + 5 + rng.below(40));
                 continue;
             }
-            if let Step::Crash { .. } = chosen {
+            if let Step::Crash { .. } | Step::Arm { .. } = chosen {
                 crashes += 1;
             }
             self.apply(chosen)?;
@@ -191,6 +191,8 @@ fn fault_weight(step: Step, may_crash: bool, stalled: &BTreeMap<(Endpoint, NodeI
         Step::Tick => 8,
         Step::Crash { .. } if may_crash => 3,
         Step::Crash { .. } => 0,
+        Step::Arm { .. } if may_crash => 1,
+        Step::Arm { .. } => 0,
         Step::Checkpoint { .. } => 2,
     }
 }

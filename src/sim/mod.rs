@@ -17,8 +17,8 @@
 //!
 //! Nothing happens by itself. [`Sim::pending`] lists every [`Step`] the simulator can
 //! take now: deliver the head of a link, fsync a node's log, checkpoint it, move the
-//! clock and tick every node, crash a node or restart one, let a client take its answer
-//! and send its next request. [`Sim::apply`] takes one, runs it to the end (a node
+//! clock and tick every node, crash a node, arm a crash point on it, or restart it, let
+//! a client take its answer and send its next request. [`Sim::apply`] takes one, runs it to the end (a node
 //! handles the input, its effects are executed, what is already durable is let out) and
 //! traces it. A node's appended records are durable only once a `Fsync` step for it
 //! runs; a `Crash` cuts its log to that. A learner stepping by hand, an exhaustive
@@ -34,11 +34,13 @@
 //!
 //! # Limits
 //!
-//! A crash happens between steps, never inside one input's effects (the runtime's crash
-//! points are ignored here); a node's disk can lose only what was never fsynced (power
-//! losses with torn writes wait for the WAL's storage seam); the outbox is stricter
-//! than the runtime's (see `node`); a whole step is atomic, where the runtime may
-//! interleave a batch's fsync with the next inputs.
+//! A crash happens between steps, or inside one input's effects only at an armed crash
+//! point (`Step::Arm`), where, as in the runtime, what came before is fsynced and let
+//! out first; a node's disk can lose only what was never fsynced (power losses with
+//! torn writes wait for the WAL's storage seam); the outbox is stricter than the
+//! runtime's (see `node`); a whole step is atomic, where the runtime may interleave a
+//! batch's fsync with the next inputs; the deadlock detector is one object the
+//! simulator calls after each node's step, as the threaded runtime's nodes do.
 
 mod client;
 mod disk;
@@ -52,6 +54,7 @@ pub use net::{ClientId, Endpoint, Packet};
 
 use crate::clock::Timestamps;
 use crate::config::Settings;
+use crate::crash::CrashPoint;
 use crate::deadlock::Detector;
 use crate::error::{Error, Result};
 use crate::message::{Message, Reply, ReqId};
@@ -120,6 +123,14 @@ pub enum Step {
         /// The node.
         node: NodeId,
     },
+    /// The node will die when its state machines next reach `point` (after making
+    /// durable and sending what came before it, as the runtime's crash points do).
+    Arm {
+        /// The node.
+        node: NodeId,
+        /// Where it dies.
+        point: CrashPoint,
+    },
     /// The client takes its answer and sends its next request.
     Client {
         /// The client.
@@ -136,6 +147,7 @@ impl fmt::Display for Step {
             Step::Tick => write!(f, "tick"),
             Step::Crash { node } => write!(f, "crash n{node}"),
             Step::Restart { node } => write!(f, "restart n{node}"),
+            Step::Arm { node, point } => write!(f, "arm n{node} at {}", point.name()),
             Step::Client { client } => write!(f, "client c{client}"),
         }
     }
@@ -161,6 +173,7 @@ pub struct Sim {
 impl Sim {
     /// A fresh cluster on an empty disk, every node started, with `clients`.
     pub fn new(config: SimConfig, clients: Vec<SimClient>) -> Result<Sim> {
+        let detector = Detector::new(config.nodes);
         let nodes = (0..config.nodes)
             .map(|id| SimNode {
                 id,
@@ -172,7 +185,7 @@ impl Sim {
             config,
             now: Duration::ZERO,
             ts: Arc::new(Timestamps::default()),
-            detector: Detector::new(0),
+            detector,
             disk: Disk::temporary()?,
             nodes,
             net: Net::default(),
@@ -182,7 +195,6 @@ impl Sim {
             steps: 0,
             trace: Vec::new(),
         };
-        sim.detector = Detector::new(sim.config.nodes);
         for node in 0..sim.config.nodes {
             sim.apply(Step::Restart { node })?;
         }
@@ -205,6 +217,10 @@ impl Sim {
             }
             steps.push(Step::Checkpoint { node: id });
             steps.push(Step::Crash { node: id });
+            if node.up.as_ref().is_some_and(|up| up.armed.is_none()) {
+                (CrashPoint::ALL.iter())
+                    .for_each(|&point| steps.push(Step::Arm { node: id, point }));
+            }
         }
         steps.push(Step::Tick);
         for (client, state) in self.clients.iter().enumerate() {
@@ -239,6 +255,11 @@ impl Sim {
             }
             Step::Crash { node } => self.crash(node, &mut notes)?,
             Step::Restart { node } => self.restart(node, &mut notes)?,
+            Step::Arm { node, point } => {
+                if let Some(up) = &mut self.node_mut(node)?.up {
+                    up.armed = Some(point);
+                }
+            }
             Step::Client { client } => self.client_acts(client, &mut notes),
         }
         self.trace.push(format!("{} {step}", self.steps));
@@ -278,8 +299,26 @@ impl Sim {
         if sim_node.up.is_none() {
             return Ok(());
         }
-        sim_node.handle(input, now, &settings, notes)?;
-        self.finish(node, notes)
+        let reached = sim_node.handle(input, now, &settings, notes)?;
+        self.finish_or_die(node, reached, notes)
+    }
+
+    /// Ends a node's step, or, at an armed crash point, fsyncs what came before it, lets
+    /// that out and crashes the node.
+    fn finish_or_die(
+        &mut self,
+        node: NodeId,
+        reached: Option<CrashPoint>,
+        notes: &mut Notes,
+    ) -> Result<()> {
+        if reached.is_some() {
+            self.node_mut(node)?.fsync(notes)?;
+        }
+        self.finish(node, notes)?;
+        if reached.is_some() {
+            self.crash(node, notes)?;
+        }
+        Ok(())
     }
 
     /// Ends a node's step: lets out what is durable and reports its lock waits.
@@ -417,9 +456,8 @@ impl Sim {
             }
             sim_node.start(nodes, disk, ts, now)?
         };
-        let sim_node = self.node_mut(node)?;
-        sim_node.execute(effects, notes)?;
-        self.finish(node, notes)
+        let reached = self.node_mut(node)?.execute(effects, notes)?;
+        self.finish_or_die(node, reached, notes)
     }
 
     fn client_acts(&mut self, client: ClientId, notes: &mut Notes) {

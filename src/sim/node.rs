@@ -30,6 +30,7 @@
 use super::disk::Disk;
 use crate::clock::Timestamps;
 use crate::config::Settings;
+use crate::crash::CrashPoint;
 use crate::error::Result;
 use crate::message::{Effect, Message, Reply, ReqId, Request};
 use crate::node::{Input, Node};
@@ -83,6 +84,8 @@ pub(super) struct Up {
     pub(super) owed: BTreeSet<ReqId>,
     /// Whether the deadlock detector holds waits from this node.
     pub(super) reported_waits: bool,
+    /// The crash point this incarnation dies at, if armed.
+    pub(super) armed: Option<CrashPoint>,
 }
 
 /// One node of the simulated cluster, up or down.
@@ -128,20 +131,22 @@ impl SimNode {
             decision_lsn: 0,
             owed: BTreeSet::new(),
             reported_waits: false,
+            armed: None,
         });
         Ok(effects)
     }
 
-    /// Feeds one input to the state machines and executes the effects.
+    /// Feeds one input to the state machines and executes the effects; returns the
+    /// armed crash point if they reached it.
     pub(super) fn handle(
         &mut self,
         input: Input,
         now: Duration,
         settings: &Settings,
         notes: &mut Notes,
-    ) -> Result<()> {
+    ) -> Result<Option<CrashPoint>> {
         let Some(up) = &mut self.up else {
-            return Ok(());
+            return Ok(None);
         };
         if let Input::Peer {
             message: Message::Prepare { .. },
@@ -160,10 +165,16 @@ impl SimNode {
         self.execute(effects, notes)
     }
 
-    /// Executes effects in order: appends go to the log, everything said is held.
-    pub(super) fn execute(&mut self, effects: Vec<Effect>, notes: &mut Notes) -> Result<()> {
+    /// Executes effects in order: appends go to the log, everything said is held. Stops
+    /// at the armed crash point, if reached, and returns it: the node must then make
+    /// durable what came before, let it out, and die (as the runtime does).
+    pub(super) fn execute(
+        &mut self,
+        effects: Vec<Effect>,
+        notes: &mut Notes,
+    ) -> Result<Option<CrashPoint>> {
         let Some(up) = &mut self.up else {
-            return Ok(());
+            return Ok(None);
         };
         for effect in effects {
             match effect {
@@ -188,11 +199,14 @@ impl SimNode {
                         up.outbox.push_back((up.barrier_lsn, held));
                     }
                 }
-                // Crash points are the runtime's; the simulator crashes between steps.
+                Effect::CrashPoint(point) if up.armed == Some(point) => {
+                    notes.push(format!("reached crash point {}", point.name()));
+                    return Ok(Some(point));
+                }
                 Effect::CrashPoint(_) => {}
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Whether the node has log records appended and not yet fsynced.
