@@ -12,6 +12,17 @@
 //!
 //! `KV2PC_SIM_SEEDS=N` runs N seeds; `KV2PC_SIM_SEED=S` runs seed S alone and prints
 //! its trace.
+//!
+//! # What the default seeds find
+//!
+//! Each durability rule, broken alone in the simulator's executor (`sim::node`), makes
+//! the default run fail; the first seed that fails, and how:
+//!
+//! | rule broken | seed | the failure it reports |
+//! |---|---|---|
+//! | a vote leaves before its `Prepare` is fsynced (`Prepare` no barrier) | 16 | c3.0/T1 (outcome unknown) is visible in part only |
+//! | COMMIT leaves before the `Decision` is fsynced (`Decision` no barrier) | 11 | c0.2/T7 was told Committed, but not all its appends survived |
+//! | an ACK leaves before its `Commit` is fsynced (`SendDurable` as `Send`) | 0 | c3.3/T10 was told Committed, but not all its appends survived |
 
 mod support;
 

@@ -3,7 +3,8 @@
 //! A run has three phases. **Faults**: the clients run their plans while the seed picks
 //! every step, weighted (deliveries and client steps often, fsyncs less, ticks, crashes,
 //! armed crash points and checkpoints rarely), now and then leaving a link waiting for a
-//! while; at most [`RunConfig::crashes`] crashes and crash points armed. **Settle**: every down node restarts, and the seed
+//! while; at most [`RunConfig::crashes`] crashes and [`RunConfig::crash_points`] crash
+//! points armed. **Settle**: every down node restarts, and the seed
 //! keeps picking deliveries, fsyncs and client steps (ticking the clock only when none
 //! is left) until nothing is left over or a bound is reached. **Restart**: every node
 //! crashes at once and restarts, and the cluster settles again, so the data read at the
@@ -54,6 +55,8 @@ pub struct RunConfig {
     pub keys: usize,
     /// The most crashes in the faults phase.
     pub crashes: usize,
+    /// The most crash points armed in the faults phase (each may or may not be reached).
+    pub crash_points: usize,
     /// The most steps in the faults phase.
     pub max_steps: usize,
 }
@@ -66,6 +69,7 @@ impl Default for RunConfig {
             txns_per_client: 6,
             keys: 5,
             crashes: 3,
+            crash_points: 2,
             max_steps: 3_000,
         }
     }
@@ -124,7 +128,7 @@ impl Sim {
     }
 
     fn faults(&mut self, rng: &mut Rng, config: &RunConfig) -> Result<()> {
-        let mut crashes = 0;
+        let (mut crashes, mut armed) = (0, 0);
         let mut stalled: BTreeMap<(Endpoint, NodeId), usize> = BTreeMap::new();
         for step in 0..config.max_steps {
             if self.clients.iter().all(SimClient::finished) {
@@ -132,7 +136,10 @@ impl Sim {
             }
             stalled.retain(|_, until| *until > step);
             let choices: Vec<(Step, u32)> = (self.pending().into_iter())
-                .map(|s| (s, fault_weight(s, crashes < config.crashes, &stalled)))
+                .map(|s| {
+                    let may = (crashes < config.crashes, armed < config.crash_points);
+                    (s, fault_weight(s, may, &stalled))
+                })
                 .filter(|(_, weight)| *weight > 0)
                 .collect();
             let Some(chosen) = pick(rng, &choices) else {
@@ -144,8 +151,10 @@ impl Sim {
                 stalled.insert((from, to), step + 5 + rng.below(40));
                 continue;
             }
-            if let Step::Crash { .. } | Step::Arm { .. } = chosen {
-                crashes += 1;
+            match chosen {
+                Step::Crash { .. } => crashes += 1,
+                Step::Arm { .. } => armed += 1,
+                _ => {}
             }
             self.apply(chosen)?;
         }
@@ -181,7 +190,11 @@ impl Sim {
 }
 
 /// How likely a step is in the faults phase (0: not now).
-fn fault_weight(step: Step, may_crash: bool, stalled: &BTreeMap<(Endpoint, NodeId), usize>) -> u32 {
+fn fault_weight(
+    step: Step,
+    (may_crash, may_arm): (bool, bool),
+    stalled: &BTreeMap<(Endpoint, NodeId), usize>,
+) -> u32 {
     match step {
         Step::Deliver { from, to } if stalled.contains_key(&(from, to)) => 0,
         Step::Deliver { .. } => 200,
@@ -191,7 +204,7 @@ fn fault_weight(step: Step, may_crash: bool, stalled: &BTreeMap<(Endpoint, NodeI
         Step::Tick => 8,
         Step::Crash { .. } if may_crash => 3,
         Step::Crash { .. } => 0,
-        Step::Arm { .. } if may_crash => 1,
+        Step::Arm { .. } if may_arm => 1,
         Step::Arm { .. } => 0,
         Step::Checkpoint { .. } => 2,
     }
