@@ -59,10 +59,43 @@ pub trait ClientObserver: Send + Sync {
     fn resumed(&self);
 }
 
+/// What the clients of one cluster handle know of time, shared by their sessions (it is
+/// client state: no node reads it). The highest timestamp any of them has been told
+/// travels with every commit, so the commit is ordered after everything its clients saw
+/// committed, even on nodes that have not heard of it: one client library is one more
+/// process in the Lamport order. It also counts the transactions they begin, which
+/// orders beginnings for the deadlock detector ([`Answer::Begun`]).
+#[derive(Debug, Default)]
+pub struct ClientClock {
+    /// The highest timestamp any client of this handle has seen.
+    seen: AtomicU64,
+    /// Transactions begun, for begin stamps.
+    begun: AtomicU64,
+}
+
+impl ClientClock {
+    /// The highest timestamp seen.
+    pub fn now(&self) -> Timestamp {
+        self.seen.load(Ordering::SeqCst)
+    }
+
+    /// Moves the clock up to `ts`, a timestamp a client was told.
+    pub(crate) fn observe(&self, ts: Timestamp) {
+        self.seen.fetch_max(ts, Ordering::SeqCst);
+    }
+
+    /// A begin stamp above every one handed out before.
+    fn begin_stamp(&self) -> u64 {
+        self.begun.fetch_add(1, Ordering::SeqCst) + 1
+    }
+}
+
 /// A client session, attached to one coordinator node. Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
     shared: Arc<Shared>,
+    /// Shared by every session of the cluster handle.
+    clock: Arc<ClientClock>,
     coordinator: NodeId,
     observer: Option<Arc<dyn ClientObserver>>,
     /// The timestamp after this session's latest commit: its later snapshot reads see at
@@ -74,9 +107,10 @@ pub struct Client {
 }
 
 impl Client {
-    pub(crate) fn new(shared: Arc<Shared>, coordinator: NodeId) -> Client {
+    pub(crate) fn new(shared: Arc<Shared>, clock: Arc<ClientClock>, coordinator: NodeId) -> Client {
         Client {
             shared,
+            clock,
             coordinator,
             observer: None,
             seen: Arc::new(AtomicU64::new(0)),
@@ -95,7 +129,8 @@ impl Client {
 
     /// Starts a transaction now: the coordinator allocates its id at once.
     pub fn begin(&self) -> Result<Transaction> {
-        match self.call(self.coordinator, Request::Begin, None)? {
+        let began = self.clock.begin_stamp();
+        match self.call(self.coordinator, Request::Begin { began }, None)? {
             Answer::Begun(tid, began) => {
                 let mut txn = self.begin_lazily();
                 txn.tid = Some(tid);
@@ -155,14 +190,15 @@ impl Client {
         let seen = self.seen.load(Ordering::SeqCst);
         ReadOnly {
             client: self.clone(),
-            read_ts: seen.max(self.shared.safe_ts()),
+            read_ts: seen.max(self.shared.safe_ts(self.clock.now())),
         }
     }
 
-    /// Notes that this session committed: its later snapshots include the commit.
-    fn committed(&self) {
-        self.seen
-            .fetch_max(self.shared.ts.current(), Ordering::SeqCst);
+    /// Notes that this session committed, told a timestamp `at` or above the commit's:
+    /// its later snapshots include the commit.
+    fn committed(&self, at: Timestamp) {
+        self.clock.observe(at);
+        self.seen.fetch_max(self.clock.now(), Ordering::SeqCst);
     }
 
     /// Writes `key` in a transaction of its own.
@@ -356,7 +392,12 @@ impl Transaction {
             Some(tid) => (self.client).call(node, request(tid, first, self.began), Some(tid)),
             None => {
                 let then = Box::new(request(TxnId(0), true, 0));
-                let begin = Request::BeginAnd { owner: node, then };
+                let began = self.client.clock.begin_stamp();
+                let begin = Request::BeginAnd {
+                    owner: node,
+                    then,
+                    began,
+                };
                 let coordinator = self.client.coordinator;
                 let mut begun = (None, 0);
                 let result = self.client.call_tracking(coordinator, begin, &mut begun);
@@ -419,12 +460,14 @@ impl Transaction {
         let request = Request::Commit {
             tid,
             participants: self.participants(),
+            clock: self.client.clock.now(),
         };
         match self.client.call(coordinator, request, Some(tid)) {
-            Ok(_) => {
-                self.client.committed();
+            Ok(Answer::Committed { at }) => {
+                self.client.committed(at);
                 Ok(())
             }
+            Ok(other) => Err(unexpected(other)),
             Err(Error::NodeDown { node, .. }) if node == coordinator => {
                 Err(Error::OutcomeUnknown { tid, coordinator })
             }

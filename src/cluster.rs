@@ -8,7 +8,7 @@
 //! what makes the shell's output deterministic. `close` (or drop) stops every thread
 //! after flushing its log.
 
-use crate::client::Client;
+use crate::client::{Client, ClientClock};
 use crate::clock::Clock;
 use crate::config::{Config, Settings};
 use crate::crash::CrashPoint;
@@ -75,6 +75,8 @@ impl Activity {
 /// A running cluster.
 pub struct Cluster {
     shared: Arc<Shared>,
+    /// What this handle's clients know of time (client state; nodes never read it).
+    clients: Arc<ClientClock>,
     threads: Mutex<Vec<Option<JoinHandle<()>>>>,
     reports: Vec<RecoveryReport>,
     /// Held open for the OS lock on the directory.
@@ -105,6 +107,7 @@ impl Cluster {
         let shared = Arc::new(shared);
         let mut cluster = Cluster {
             shared,
+            clients: Arc::default(),
             threads: Mutex::new((0..config.nodes).map(|_| None).collect()),
             reports: Vec::new(),
             _lock: lock,
@@ -127,14 +130,8 @@ impl Cluster {
         let (wal, recovery) = Wal::open(&self.node_dir(node))?;
         let now = self.shared.clock.now();
         let snapshot = recovery.snapshot.as_ref();
-        let (state, effects) = Node::recover(
-            node,
-            self.shared.nodes,
-            self.shared.ts.clone(),
-            snapshot,
-            &recovery.records,
-            now,
-        );
+        let (state, effects) =
+            Node::recover(node, self.shared.nodes, snapshot, &recovery.records, now);
         let report = RecoveryReport {
             node,
             records: recovery.records.len(),
@@ -149,6 +146,9 @@ impl Cluster {
             warnings: recovery.warnings,
         };
         self.shared.set_failure(node, None);
+        // The handle hears each node's clock as it starts, as a client would in a
+        // handshake: the commits its clients make next go above what the logs hold.
+        self.clients.observe(state.clock());
         let (inbox_sender, inbox) = unbounded();
         let runtime = Runtime::new(state, wal, self.shared.clone(), inbox)?;
         self.shared.begin_work();
@@ -168,7 +168,11 @@ impl Cluster {
     /// A client session whose transactions node `coordinator` coordinates.
     pub fn client(&self, coordinator: NodeId) -> Result<Client> {
         self.shared.check_node(coordinator)?;
-        Ok(Client::new(self.shared.clone(), coordinator))
+        Ok(Client::new(
+            self.shared.clone(),
+            self.clients.clone(),
+            coordinator,
+        ))
     }
 
     /// The number of nodes.

@@ -45,7 +45,7 @@
 //! then answers `RestartAck`, and the restarted node serves no locking operation until
 //! every peer has answered (see `participant`'s "Restarts" for why that is enough).
 
-use crate::clock::Timestamps;
+use crate::clock::Lamport;
 use crate::crash::CrashPoint;
 use crate::error::Error;
 use crate::message::{Answer, Effect, Message, Reply, ReqId, Request, Vote};
@@ -161,10 +161,11 @@ impl Coordinator {
         }
     }
 
-    /// BEGIN: allocate an id, and stamp when it began from the cluster's `ts`.
-    pub fn begin(&mut self, req: ReqId, ts: &Timestamps, out: &mut Vec<Effect>) {
+    /// BEGIN: allocate an id. `began` is the client's stamp of when it began, which
+    /// the transaction's lock waits carry to the deadlock detector.
+    pub fn begin(&mut self, req: ReqId, began: u64, out: &mut Vec<Effect>) {
         let tid = self.allocate(out);
-        reply(out, req, Ok(Answer::Begun(tid, ts.begin_stamp())));
+        reply(out, req, Ok(Answer::Begun(tid, began)));
     }
 
     /// BEGIN with the first operation, `then`: allocate an id, tell the client, and hand
@@ -174,11 +175,10 @@ impl Coordinator {
         req: ReqId,
         owner: NodeId,
         then: Request,
-        ts: &Timestamps,
+        began: u64,
         out: &mut Vec<Effect>,
     ) {
         let tid = self.allocate(out);
-        let began = ts.begin_stamp();
         let Some(request) = then.first_of(tid, began) else {
             self.begun.remove(&tid);
             let error =
@@ -222,7 +222,8 @@ impl Coordinator {
             return reply(out, req, Err(self.not_live(tid)));
         }
         match participants.as_slice() {
-            [] => reply(out, req, Ok(Answer::Committed)),
+            // Nothing was touched: nothing to order, so no timestamp to report.
+            [] => reply(out, req, Ok(Answer::Committed { at: 0 })),
             [only] => {
                 let one_phase = OnePhase {
                     req,
@@ -294,7 +295,7 @@ impl Coordinator {
         from: NodeId,
         tid: TxnId,
         vote: Vote,
-        ts: &Timestamps,
+        clock: &mut Lamport,
         out: &mut Vec<Effect>,
     ) {
         let Some(collecting) = self.collecting.get_mut(&tid) else {
@@ -314,13 +315,13 @@ impl Coordinator {
             }
         }
         if collecting.votes_pending.is_empty() {
-            self.decide_commit(tid, ts, out);
+            self.decide_commit(tid, clock, out);
         }
     }
 
     /// Every vote is YES or READ-ONLY: log the decision, then send it to the YES voters in
     /// node order (so a crash part-way through the broadcast is the same every run).
-    fn decide_commit(&mut self, tid: TxnId, ts: &Timestamps, out: &mut Vec<Effect>) {
+    fn decide_commit(&mut self, tid: TxnId, clock: &mut Lamport, out: &mut Vec<Effect>) {
         let Some(collecting) = self.collecting.remove(&tid) else {
             return;
         };
@@ -328,11 +329,12 @@ impl Coordinator {
         read_only.sort_unstable();
         if collecting.yes.is_empty() {
             // Nothing was written: nothing to decide durably, only the read locks to end.
-            release_read_only(&read_only, tid, ts.current(), out);
-            return reply(out, collecting.req, Ok(Answer::Committed));
+            release_read_only(&read_only, tid, clock.now(), out);
+            let at = clock.now();
+            return reply(out, collecting.req, Ok(Answer::Committed { at }));
         }
         out.push(Effect::CrashPoint(CrashPoint::Decide));
-        let commit_ts = ts.next().max(collecting.max_prepare_ts + 1);
+        let commit_ts = clock.tick_past(collecting.max_prepare_ts);
         let mut participants = collecting.yes;
         participants.sort_unstable();
         out.push(Effect::Append(Record::Decision {
@@ -352,7 +354,8 @@ impl Coordinator {
             }
         }
         release_read_only(&read_only, tid, commit_ts, out);
-        reply(out, collecting.req, Ok(Answer::Committed));
+        let at = commit_ts;
+        reply(out, collecting.req, Ok(Answer::Committed { at }));
         let unacked = participants.iter().copied().collect();
         self.decided.insert(
             tid,
@@ -389,13 +392,15 @@ impl Coordinator {
         &mut self,
         tid: TxnId,
         aborted: Option<String>,
+        clock: Lamport,
         out: &mut Vec<Effect>,
     ) {
         let Some(OnePhase { req, .. }) = self.one_phase.remove(&tid) else {
             return;
         };
         let result = match aborted {
-            None => Ok(Answer::Committed),
+            // The participant's message moved the clock past its commit timestamp.
+            None => Ok(Answer::Committed { at: clock.now() }),
             Some(reason) => Err(Error::Aborted { tid, reason }),
         };
         reply(out, req, result);

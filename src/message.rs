@@ -189,7 +189,10 @@ pub enum ReadAt {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
     /// To the coordinator: start a transaction.
-    Begin,
+    Begin {
+        /// The client's stamp of when the transaction began ([`Answer::Begun`]).
+        began: u64,
+    },
     /// To the coordinator: start a transaction and hand its first operation, `then` (a
     /// `Read` or `Write`, whose `tid` and `first` are filled in), to `owner`, the node
     /// that owns its key, which answers the client directly. The client learns the id
@@ -200,6 +203,8 @@ pub enum Request {
         owner: NodeId,
         /// The first operation.
         then: Box<Request>,
+        /// As for `Begin`.
+        began: u64,
     },
     /// To the key's owner: read `key` under a lock, seeing the transaction's own writes.
     Read {
@@ -214,8 +219,8 @@ pub enum Request {
         /// Whether this is the transaction's first operation on this node; a later one
         /// that finds no workspace knows the node lost it in a crash.
         first: bool,
-        /// The transaction's begin stamp (`Timestamps::begin_stamp`), which its lock
-        /// waits report to the deadlock detector.
+        /// The transaction's begin stamp (see [`Answer::Begun`]), which its lock waits
+        /// report to the deadlock detector.
         began: u64,
     },
     /// To the key's owner: read `key` in a committed snapshot, without locks.
@@ -244,6 +249,9 @@ pub enum Request {
         tid: TxnId,
         /// The nodes the transaction touched, sorted.
         participants: Vec<NodeId>,
+        /// The highest timestamp the client has seen: the coordinator's clock moves up
+        /// to it, so the commit is ordered after every commit the client knows of.
+        clock: Timestamp,
     },
     /// To the coordinator: abort at these participants.
     Abort {
@@ -257,7 +265,11 @@ pub enum Request {
 /// A successful answer to a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
-    /// `Begin`: the new transaction and its begin stamp.
+    /// `Begin`: the new transaction and its begin stamp: the client's count of the
+    /// transactions it began, which orders them for the deadlock detector (the victim
+    /// of a cycle is the one begun last). Ids cannot: each coordinator numbers its own.
+    /// Stamps of different client processes are not ordered by time; ties are broken
+    /// by id, which still gives every node the same order.
     Begun(TxnId, u64),
     /// `Read`: the value, if the key exists.
     Value(Option<String>),
@@ -271,7 +283,11 @@ pub enum Answer {
     /// `Write` or `Abort` done.
     Done,
     /// `Commit`: committed, durably.
-    Committed,
+    Committed {
+        /// A timestamp at or above the commit timestamp (0 if nothing was written): the
+        /// client's later requests carry it, so what it does next is ordered after.
+        at: Timestamp,
+    },
 }
 
 /// A reply on a request's channel: zero or one `Waiting`, then one `Done`.

@@ -7,7 +7,7 @@
 //! log records after it, and returns the effects that resume the protocol (inquiries for
 //! in-doubt transactions, re-sent commit decisions).
 
-use crate::clock::Timestamps;
+use crate::clock::Lamport;
 use crate::config::Settings;
 use crate::coordinator::{Coordinator, Decided};
 use crate::message::{Effect, Message, ReqId, Request};
@@ -16,7 +16,6 @@ use crate::store::Store;
 use crate::types::{NodeId, Timestamp, TxnId};
 use crate::wal::{Record, Snapshot};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Something a node reacts to.
@@ -35,6 +34,8 @@ pub enum Input {
         from: NodeId,
         /// The message.
         message: Message,
+        /// The sender's clock when it sent the message: the receiver's moves up to it.
+        clock: Timestamp,
     },
     /// Time passed: check timeouts.
     Tick,
@@ -56,8 +57,6 @@ pub struct Node {
     nodes: u32,
     participant: Participant,
     coordinator: Coordinator,
-    /// The cluster's timestamps, shared with every node.
-    ts: Arc<Timestamps>,
 }
 
 /// What replaying a log yields before the node resumes.
@@ -142,14 +141,13 @@ impl Replay {
 }
 
 impl Node {
-    /// A node of a fresh cluster, taking timestamps from `ts`.
-    pub fn new(id: NodeId, nodes: u32, ts: Arc<Timestamps>) -> Node {
+    /// A node of a fresh cluster.
+    pub fn new(id: NodeId, nodes: u32) -> Node {
         Node {
             id,
             nodes,
-            participant: Participant::new(id, nodes, Store::default(), ts.clone()),
+            participant: Participant::new(id, nodes, Store::default(), Lamport::default()),
             coordinator: Coordinator::new(id, nodes, 0, BTreeMap::new()),
-            ts,
         }
     }
 
@@ -159,11 +157,10 @@ impl Node {
     /// restart to every node, so dead transactions this node coordinated are released and
     /// undecided ones its old votes vouched for are aborted. Until every peer has answered
     /// the announcement (or is known to be down), the node holds locking operations
-    /// (`participant::rejoin`). The timestamps move past every timestamp in the log.
+    /// (`participant::rejoin`). The clock starts at the highest timestamp in the log.
     pub fn recover(
         id: NodeId,
         nodes: u32,
-        ts: Arc<Timestamps>,
         snapshot: Option<&Snapshot>,
         records: &[Record],
         now: Duration,
@@ -172,13 +169,16 @@ impl Node {
         for record in records {
             replay.apply(record);
         }
-        ts.observe(replay.clock);
         let mut node = Node {
             id,
             nodes,
-            participant: Participant::new(id, nodes, replay.store, ts.clone()),
+            participant: Participant::new(
+                id,
+                nodes,
+                replay.store,
+                Lamport::starting_at(replay.clock),
+            ),
             coordinator: Coordinator::new(id, nodes, replay.lease, replay.decided),
-            ts,
         };
         node.participant.remember(replay.committed, replay.aborted);
         let mut out = Vec::new();
@@ -204,7 +204,14 @@ impl Node {
     ) {
         match input {
             Input::Request { req, request } => self.request(req, request, now, settings, out),
-            Input::Peer { from, message } => self.message(from, message, now, settings, out),
+            Input::Peer {
+                from,
+                message,
+                clock,
+            } => {
+                self.participant.clock_mut().observe(clock);
+                self.message(from, message, now, settings, out)
+            }
             Input::Tick => {
                 self.coordinator.tick(now, settings.vote_timeout, out);
                 self.participant.tick(now, settings.inquiry_interval, out);
@@ -229,10 +236,10 @@ impl Node {
     ) {
         match request {
             // Coordinator: allocate an id.
-            Request::Begin => self.coordinator.begin(req, &self.ts, out),
+            Request::Begin { began } => self.coordinator.begin(req, began, out),
             // Coordinator: allocate an id and hand the first operation to its key's owner.
-            Request::BeginAnd { owner, then } => {
-                (self.coordinator).begin_and(req, owner, *then, &self.ts, out)
+            Request::BeginAnd { owner, then, began } => {
+                (self.coordinator).begin_and(req, owner, *then, began, out)
             }
             // Participant: a read under a shared lock, or an exclusive one for update.
             Request::Read {
@@ -253,7 +260,12 @@ impl Node {
                 began,
             } => (self.participant).write(req, (tid, began), key, value, first, out),
             // Coordinator: start phase 1 (or one-phase commit).
-            Request::Commit { tid, participants } => {
+            Request::Commit {
+                tid,
+                participants,
+                clock,
+            } => {
+                self.participant.clock_mut().observe(clock);
                 let deadline = now.saturating_add(settings.vote_timeout);
                 self.coordinator
                     .commit(req, tid, participants, deadline, out)
@@ -283,9 +295,15 @@ impl Node {
                 out,
             ),
             // Coordinator: count the vote; decide when all are in.
-            Message::Vote { tid, vote } => self.coordinator.vote(from, tid, vote, &self.ts, out),
+            Message::Vote { tid, vote } => {
+                let clock = self.participant.clock_mut();
+                self.coordinator.vote(from, tid, vote, clock, out)
+            }
             // Participant, phase 2: log, apply, release, acknowledge.
-            Message::Commit { tid, commit_ts } => self.participant.commit(tid, commit_ts, out),
+            Message::Commit { tid, commit_ts } => {
+                self.participant.clock_mut().observe(commit_ts);
+                self.participant.commit(tid, commit_ts, out)
+            }
             // Participant: drop the workspace and release.
             Message::Abort { tid } => {
                 let reason = format!("its coordinator node {from} aborted it");
@@ -297,7 +315,8 @@ impl Node {
             Message::CommitOnePhase { tid } => self.participant.commit_one_phase(tid, from, out),
             // Coordinator: relay the one-phase outcome.
             Message::OnePhaseOutcome { tid, aborted } => {
-                self.coordinator.one_phase_outcome(tid, aborted, out)
+                let clock = self.participant.clock();
+                (self.coordinator).one_phase_outcome(tid, aborted, clock, out)
             }
             // An in-doubt participant asks: the coordinator decides, a peer may know.
             Message::Inquire { tid } if tid.coordinator(self.nodes) == self.id => {
@@ -342,7 +361,7 @@ impl Node {
                 })
                 .collect(),
             tid_lease: self.coordinator.lease(),
-            clock: self.ts.current(),
+            clock: self.participant.clock().now(),
         }
     }
 
@@ -361,8 +380,8 @@ impl Node {
         &self.coordinator
     }
 
-    /// The cluster's timestamps.
-    pub fn timestamps(&self) -> &Arc<Timestamps> {
-        &self.ts
+    /// This node's logical clock's reading: what every message it sends carries.
+    pub fn clock(&self) -> Timestamp {
+        self.participant.clock().now()
     }
 }

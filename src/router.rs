@@ -11,7 +11,7 @@
 //! (`Cluster::settle` does not wait for it); mail held for a node that dies is dropped, as
 //! the crash would have dropped it on arrival.
 
-use crate::clock::{Clock, Timestamps};
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crash::CrashPoint;
 use crate::deadlock::Detector;
@@ -25,7 +25,6 @@ use crate::types::{NodeId, Timestamp, TxnId};
 use crossbeam::channel::Sender;
 use parking_lot::RwLock;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// A node's status, for `STATUS`.
@@ -108,8 +107,6 @@ pub struct Shared {
     pub tracer: Tracer,
     /// The deadlock detector.
     pub detector: Detector,
-    /// The cluster's prepare and commit timestamps.
-    pub ts: Arc<Timestamps>,
     /// Per node, the lowest prepare timestamp of its undecided transactions (`u64::MAX`
     /// if none), kept while the node is down: snapshots at or below every node's floor
     /// never wait. The runtime's `floor` module says when a node publishes it.
@@ -133,7 +130,6 @@ impl Shared {
             settings: RwLock::new(settings),
             tracer: Tracer::default(),
             detector: Detector::new(nodes),
-            ts: Arc::new(Timestamps::default()),
             prepare_floors: (0..nodes).map(|_| AtomicU64::new(u64::MAX)).collect(),
             failpoint: None,
             failures: parking_lot::Mutex::new(vec![None; nodes as usize]),
@@ -148,12 +144,12 @@ impl Shared {
     }
 
     /// A snapshot timestamp that no undecided transaction can make a reader wait for:
-    /// the newest timestamp, or just at the lowest prepare timestamp anywhere, down nodes
-    /// included. The counter is read first: a commit timestamp at or below it was chosen
-    /// after every vote of its transaction left, so after each participant published a
-    /// floor at or below its prepare timestamp, which the loads after see.
-    pub fn safe_ts(&self) -> Timestamp {
-        let newest = self.ts.current();
+    /// `newest` (the highest timestamp the client knows), or just at the lowest prepare
+    /// timestamp anywhere, down nodes included. The client's clock is read first: a
+    /// commit timestamp at or below it was chosen after every vote of its transaction
+    /// left, so after each participant published a floor at or below its prepare
+    /// timestamp, which the loads after see.
+    pub fn safe_ts(&self, newest: Timestamp) -> Timestamp {
         let floor = self
             .prepare_floors
             .iter()
@@ -192,21 +188,26 @@ impl Shared {
     /// Sends a protocol message, tracing it; a message to a down node is lost (and the
     /// sender told, if it must know: `Message::reports_loss`). On a held link it waits
     /// instead (see [`HeldLinks`]).
-    pub fn send(&self, from: NodeId, to: NodeId, message: Message, depth: u32) {
-        let Some((message, depth)) = self.held.offer(from, to, message, depth) else {
+    /// The message carries `clock`, the sender's clock reading.
+    pub fn send(&self, from: NodeId, to: NodeId, message: Message, clock: Timestamp, depth: u32) {
+        let Some((message, clock, depth)) = self.held.offer(from, to, message, clock, depth) else {
             return;
         };
-        self.transmit(from, to, message, depth);
+        self.transmit(from, to, message, clock, depth);
     }
 
     /// Puts a protocol message in `to`'s inbox now, tracing it.
-    fn transmit(&self, from: NodeId, to: NodeId, message: Message, depth: u32) {
+    fn transmit(&self, from: NodeId, to: NodeId, message: Message, clock: Timestamp, depth: u32) {
         let traced = self
             .tracer
             .enabled()
             .then(|| (message.label(), message.tid()));
         let notice = message.reports_loss().then(|| message.clone());
-        let input = Input::Peer { from, message };
+        let input = Input::Peer {
+            from,
+            message,
+            clock,
+        };
         let dropped = self.deliver(to, Mail::Input(input, depth + 1)).is_err();
         if dropped && let Some(message) = notice {
             self.undelivered(from, to, message, depth);
@@ -292,8 +293,8 @@ impl Shared {
     /// Stops holding the link from `from` to `to` and sends what waited on it, in order
     /// (dropped if `to` is down); returns how many messages waited.
     pub fn release_link(&self, from: NodeId, to: NodeId) -> usize {
-        self.held.release(from, to, |message, depth| {
-            self.transmit(from, to, message, depth)
+        self.held.release(from, to, |message, clock, depth| {
+            self.transmit(from, to, message, clock, depth)
         })
     }
 
@@ -338,8 +339,8 @@ fn crashed(node: NodeId) -> Error {
 struct Hold {
     /// Holding starts at the first message whose label starts with this.
     label: String,
-    /// The messages held, with their causal depths, oldest first.
-    waiting: std::collections::VecDeque<(Message, u32)>,
+    /// The messages held, with their senders' clocks and causal depths, oldest first.
+    waiting: std::collections::VecDeque<(Message, Timestamp, u32)>,
 }
 
 /// Links held back by fault injection (`Cluster::hold_link`), by `(from, to)`.
@@ -374,31 +375,37 @@ impl HeldLinks {
         from: NodeId,
         to: NodeId,
         message: Message,
+        clock: Timestamp,
         depth: u32,
-    ) -> Option<(Message, u32)> {
+    ) -> Option<(Message, Timestamp, u32)> {
         if !self.any.load(Ordering::SeqCst) {
-            return Some((message, depth));
+            return Some((message, clock, depth));
         }
         let mut links = self.links.lock();
         let Some(hold) = links.get_mut(&(from, to)) else {
-            return Some((message, depth));
+            return Some((message, clock, depth));
         };
         if hold.waiting.is_empty() && !message.label().starts_with(&hold.label) {
-            return Some((message, depth));
+            return Some((message, clock, depth));
         }
-        hold.waiting.push_back((message, depth));
+        hold.waiting.push_back((message, clock, depth));
         None
     }
 
-    fn release(&self, from: NodeId, to: NodeId, mut send: impl FnMut(Message, u32)) -> usize {
+    fn release(
+        &self,
+        from: NodeId,
+        to: NodeId,
+        mut send: impl FnMut(Message, Timestamp, u32),
+    ) -> usize {
         let mut links = self.links.lock();
         let Some(hold) = links.remove(&(from, to)) else {
             return 0;
         };
         self.any.store(!links.is_empty(), Ordering::SeqCst);
         let count = hold.waiting.len();
-        for (message, depth) in hold.waiting {
-            send(message, depth);
+        for (message, clock, depth) in hold.waiting {
+            send(message, clock, depth);
         }
         count
     }
@@ -411,8 +418,8 @@ impl HeldLinks {
         for ((from, to), hold) in links.iter_mut() {
             if *to == node {
                 let dropped = hold.waiting.drain(..);
-                let told = dropped.filter(|(message, _)| message.reports_loss());
-                lost.extend(told.map(|(message, depth)| (*from, message, depth)));
+                let told = dropped.filter(|(message, ..)| message.reports_loss());
+                lost.extend(told.map(|(message, _, depth)| (*from, message, depth)));
             }
         }
         lost

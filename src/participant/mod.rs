@@ -109,7 +109,7 @@ mod rejoin;
 mod snapshot;
 mod termination;
 
-use crate::clock::Timestamps;
+use crate::clock::Lamport;
 use crate::error::Error;
 use crate::lock::{Acquire, LockMode, LockTable, Wait};
 use crate::message::{Answer, Effect, ReadAt, Reply, ReqId};
@@ -117,7 +117,6 @@ use crate::store::Store;
 use crate::types::{MAX_WRITES_PER_TXN, NodeId, Timestamp, TxnId, Write};
 use crate::wal::Record;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// An operation waiting for its lock.
@@ -175,8 +174,9 @@ pub struct Participant {
     tombstones: BTreeMap<TxnId, String>,
     /// Per coordinator, the first counter of its current incarnation (from `Restarted`).
     live_from: BTreeMap<NodeId, u64>,
-    /// The cluster's timestamps.
-    ts: Arc<Timestamps>,
+    /// The node's logical clock. It lives here, with the versions it orders; the
+    /// coordinator role borrows it to take commit timestamps (`Node`).
+    clock: Lamport,
     /// Keys with a prepared, undecided write, and the transaction that wrote it.
     prepared_keys: BTreeMap<String, TxnId>,
     /// Snapshot reads waiting for a prepared transaction's outcome, by transaction.
@@ -197,11 +197,11 @@ pub const REMEMBERED_COMMITS: usize = 10_000;
 
 impl Participant {
     /// A participant with the given committed data and nothing in flight.
-    pub fn new(node: NodeId, nodes: u32, store: Store, ts: Arc<Timestamps>) -> Participant {
+    pub fn new(node: NodeId, nodes: u32, store: Store, clock: Lamport) -> Participant {
         Participant {
             node,
             nodes,
-            ts,
+            clock,
             prepared_keys: BTreeMap::new(),
             blocked_reads: BTreeMap::new(),
             store,
@@ -213,6 +213,17 @@ impl Participant {
             read_only: BTreeMap::new(),
             rejoin: None,
         }
+    }
+
+    /// The node's logical clock.
+    pub fn clock(&self) -> Lamport {
+        self.clock
+    }
+
+    /// The node's logical clock, to move it (a message's or request's timestamp) or to
+    /// take a commit timestamp from it.
+    pub fn clock_mut(&mut self) -> &mut Lamport {
+        &mut self.clock
     }
 
     /// Recovery: the outcomes the log still shows, so peers in doubt can be answered.

@@ -47,7 +47,7 @@ impl Participant {
             }
             None if self.read_only.contains_key(&tid) => Vote::ReadOnly,
             Some(TxnState::Active(active)) => {
-                let prepare_ts = self.ts.current();
+                let prepare_ts = self.clock.now();
                 let writes: Vec<Write> = active.writes.into_iter().collect();
                 out.push(Effect::Append(Record::Prepare {
                     tid,
@@ -91,7 +91,6 @@ impl Participant {
     /// COMMIT (from the coordinator, or a peer that knows): log, apply, release,
     /// acknowledge to the coordinator.
     pub fn commit(&mut self, tid: TxnId, commit_ts: Timestamp, out: &mut Vec<Effect>) {
-        self.ts.observe(commit_ts);
         if self.read_only.remove(&tid).is_some() {
             // It only read here: the outcome ends it, with nothing to log or acknowledge.
             let grants = self.locks.release_all(tid);
@@ -169,7 +168,7 @@ impl Participant {
         let aborted = match self.txns.remove(&tid) {
             Some(TxnState::Active(active)) if active.pending.is_none() => {
                 if !active.writes.is_empty() {
-                    let commit_ts = self.ts.next();
+                    let commit_ts = self.clock.tick_past(0);
                     let writes: Vec<Write> = active.writes.into_iter().collect();
                     out.push(Effect::CrashPoint(CrashPoint::Commit));
                     out.push(Effect::Append(Record::OnePhaseCommit {

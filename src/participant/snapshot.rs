@@ -49,10 +49,13 @@ impl Participant {
         let read_ts = match at {
             ReadAt::Exactly(ts) => ts,
             ReadAt::AtLeast(floor) => {
-                let newest = self.ts.current();
+                let newest = self.clock.now();
                 floor.max(prepared.map_or(newest, |(_, p)| newest.min(p)))
             }
         };
+        // Whatever this node prepares from now on takes a timestamp at or above this
+        // read's, so it commits above it and cannot change what the read saw.
+        self.clock.observe(read_ts);
         if let Some((tid, p)) = prepared
             && p < read_ts
         {

@@ -246,11 +246,13 @@ impl Runtime {
             Mail::Input(input, depth) => {
                 if let Input::Peer {
                     message: Message::Prepare { .. },
+                    clock,
                     ..
                 } = input
                 {
-                    // At or below the prepare timestamp it is about to take.
-                    let current = self.node.timestamps().current();
+                    // The prepare timestamp it is about to take: its clock once it has
+                    // heard the coordinator's.
+                    let current = self.node.clock().max(clock);
                     self.floor.lower(self.id, Some(current), &self.shared);
                 }
                 self.node.handle(input, now, &settings, &mut self.effects);
@@ -289,13 +291,20 @@ impl Runtime {
                 }
                 Effect::Send { to, message } => {
                     current_tid = message.tid().or(current_tid);
-                    let held = Held::Send { to, message, depth };
+                    let clock = self.node.clock();
+                    let held = Held::Send {
+                        to,
+                        message,
+                        clock,
+                        depth,
+                    };
                     self.hold(self.barrier_lsn, held);
                 }
                 Effect::SendDurable { to, message } => {
                     self.shared.begin_work();
                     let mut outbox = self.syncer.durability.outbox.lock();
-                    outbox.hold_durable(self.wal.end_lsn(), to, message, depth);
+                    let stamp = (self.node.clock(), depth);
+                    outbox.hold_durable(self.wal.end_lsn(), to, message, stamp);
                 }
                 Effect::Reply { req, reply } => self.hold_reply(req, reply),
                 Effect::Forward { req, to, request } => {
@@ -544,6 +553,7 @@ impl Runtime {
             let input = Input::Peer {
                 from: self.id,
                 message,
+                clock: self.node.clock(),
             };
             let _ = self.shared.deliver(victim.node, Mail::Input(input, 1));
         }
@@ -553,7 +563,7 @@ impl Runtime {
 /// Mail left in a dead node's inbox is lost, as if it had been sent while the node was
 /// down: a sender that must learn of the loss is told.
 fn drop_mail(node: NodeId, shared: &Shared, mail: Mail) {
-    if let Mail::Input(Input::Peer { from, message }, depth) = mail
+    if let Mail::Input(Input::Peer { from, message, .. }, depth) = mail
         && message.reports_loss()
     {
         shared.undelivered(from, node, message, depth);

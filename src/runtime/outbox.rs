@@ -45,7 +45,7 @@
 use crate::mailbox::ReplySender;
 use crate::message::{Message, Reply, Request};
 use crate::router::{Control, Mail, Shared};
-use crate::types::NodeId;
+use crate::types::{NodeId, Timestamp};
 use std::collections::{HashMap, VecDeque};
 
 /// Where an item goes, for the order items leave in (see the module doc).
@@ -65,6 +65,8 @@ pub enum Held {
         to: NodeId,
         /// The message.
         message: Message,
+        /// The sender's clock when it said it.
+        clock: Timestamp,
         /// The causal depth of what caused it.
         depth: u32,
     },
@@ -99,6 +101,8 @@ pub enum Held {
         to: NodeId,
         /// The acknowledgement.
         message: Message,
+        /// The sender's clock when it said it.
+        clock: Timestamp,
         /// The causal depth of what caused it.
         depth: u32,
     },
@@ -110,7 +114,12 @@ impl Held {
     /// acknowledgement counted as in flight while it waited.
     pub fn release(self, node: NodeId, shared: &Shared) {
         match self {
-            Held::Send { to, message, depth } => shared.send(node, to, message, depth),
+            Held::Send {
+                to,
+                message,
+                clock,
+                depth,
+            } => shared.send(node, to, message, clock, depth),
             Held::Reply { reply, message } => {
                 shared.begin_work();
                 // The id of a transaction begun with its first operation arrives before
@@ -130,8 +139,13 @@ impl Held {
                     Held::Reply { reply, message }.release(node, shared);
                 }
             }
-            Held::Ack { to, message, depth } => {
-                shared.send(node, to, message, depth);
+            Held::Ack {
+                to,
+                message,
+                clock,
+                depth,
+            } => {
+                shared.send(node, to, message, clock, depth);
                 shared.handled(1);
             }
             Held::Wake { node } => {
@@ -171,7 +185,8 @@ pub struct Outbox {
     /// How many items in `waiting` go to each destination.
     waiting_for: HashMap<Destination, usize>,
     /// Acknowledgements waiting for the fsync of their `Commit` record.
-    durable: VecDeque<(u64, Message, NodeId, u32)>,
+    /// With each: its LSN, and the sender's clock and causal depth.
+    durable: VecDeque<(u64, Message, NodeId, (Timestamp, u32))>,
     /// The node's wake-up to let its prepare floor rise, with the LSN it waits for
     /// ([`Outbox::hold_wake`]); it orders nothing, so it waits apart.
     wake: Option<(u64, NodeId)>,
@@ -208,8 +223,14 @@ impl Outbox {
     }
 
     /// Holds an acknowledgement to `to` until the log is durable through `lsn`.
-    pub fn hold_durable(&mut self, lsn: u64, to: NodeId, message: Message, depth: u32) {
-        self.durable.push_back((lsn, message, to, depth));
+    pub fn hold_durable(
+        &mut self,
+        lsn: u64,
+        to: NodeId,
+        message: Message,
+        stamp: (Timestamp, u32),
+    ) {
+        self.durable.push_back((lsn, message, to, stamp));
     }
 
     /// Holds `node`'s wake-up until the log is durable through `lsn`; one already held
@@ -239,8 +260,13 @@ impl Outbox {
         while let Some((lsn, ..)) = self.durable.front()
             && *lsn <= synced
         {
-            if let Some((_, message, to, depth)) = self.durable.pop_front() {
-                out.push(Held::Ack { to, message, depth });
+            if let Some((_, message, to, (clock, depth))) = self.durable.pop_front() {
+                out.push(Held::Ack {
+                    to,
+                    message,
+                    clock,
+                    depth,
+                });
             }
         }
         if let Some((lsn, node)) = self.wake
@@ -282,6 +308,7 @@ mod tests {
         Held::Send {
             to,
             message,
+            clock: 0,
             depth: 0,
         }
     }
@@ -441,7 +468,7 @@ mod tests {
                             Message::Ack {
                                 tid: TxnId(next_ack),
                             },
-                            0,
+                            (0, 0),
                         );
                         next_ack += 1;
                     }
@@ -502,7 +529,7 @@ mod tests {
     #[test]
     fn acknowledgements_wait_for_their_record_but_ask_for_no_fsync() {
         let mut outbox = Outbox::default();
-        outbox.hold_durable(15, 2, Message::Ack { tid: TxnId(7) }, 1);
+        outbox.hold_durable(15, 2, Message::Ack { tid: TxnId(7) }, (0, 1));
         assert_eq!(outbox.durable_wanted(), Some(15));
         assert!(outbox.release(14).is_empty());
         let released = outbox.release(15);
@@ -515,7 +542,7 @@ mod tests {
         let mut outbox = Outbox::default();
         outbox.hold(5, 0, send(1));
         outbox.hold(0, 0, send_to(1, 2));
-        outbox.hold_durable(6, 0, Message::Ack { tid: TxnId(3) }, 1);
+        outbox.hold_durable(6, 0, Message::Ack { tid: TxnId(3) }, (0, 1));
         let (held, acks) = outbox.drain();
         assert_eq!(tids(&held), vec![2, 1]);
         assert_eq!(acks, 1);
