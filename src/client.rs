@@ -186,11 +186,27 @@ impl Client {
     /// that no undecided transaction holds back, but never older than this session's last
     /// commit (then a read of a key written by an undecided transaction older than that
     /// commit waits).
+    ///
+    /// The session's node chooses the snapshot by asking every node for its floor
+    /// (`node::floors`); if it is down, the next node that is up does. If none is, the
+    /// snapshot is the highest timestamp this client has seen, so it still sees every
+    /// commit the client was told of.
     pub fn begin_read_only(&self) -> ReadOnly {
         let seen = self.seen.load(Ordering::SeqCst);
+        let clock = self.clock.now();
+        let nodes = self.shared.nodes;
+        let asked = (0..nodes).map(|n| (self.coordinator + n) % nodes);
+        let chosen = asked.into_iter().find_map(|node| {
+            match self.call(node, Request::SnapshotTimestamp { seen, clock }, None) {
+                Ok(Answer::SnapshotAt(at)) => Some(at),
+                _ => None,
+            }
+        });
+        let read_ts = chosen.unwrap_or(seen.max(clock));
+        self.clock.observe(read_ts);
         ReadOnly {
             client: self.clone(),
-            read_ts: seen.max(self.shared.safe_ts(self.clock.now())),
+            read_ts,
         }
     }
 

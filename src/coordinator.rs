@@ -73,6 +73,12 @@ struct Collecting {
     read_only: Vec<NodeId>,
     /// The largest prepare timestamp among the YES votes.
     max_prepare_ts: Timestamp,
+    /// The smallest.
+    min_prepare_ts: Timestamp,
+    /// The coordinator's clock when it sent PREPARE: every participant's prepare
+    /// timestamp is at or above it (it hears it with the message), so it bounds from
+    /// below the snapshot floor of a participant that has not voted (see `floor`).
+    asked_at: Timestamp,
     /// When to give up waiting and abort.
     deadline: Duration,
 }
@@ -97,6 +103,11 @@ pub struct Decided {
     pub unacked: BTreeSet<NodeId>,
     /// The commit timestamp.
     pub commit_ts: Timestamp,
+    /// The lowest prepare timestamp among the YES votes: a participant that has not
+    /// acknowledged may still hold the transaction prepared and undecided, at or above
+    /// it (after a restart, which does not log votes, the commit timestamp less one:
+    /// see `prepare_floor`).
+    pub lowest_prepare_ts: Timestamp,
 }
 
 /// The coordinator role of one node.
@@ -161,6 +172,21 @@ impl Coordinator {
         }
     }
 
+    /// The lowest timestamp at which a transaction this node coordinates may be
+    /// prepared and undecided at a participant: one still collecting votes, at or above
+    /// the clock PREPARE carried; a committed one not yet acknowledged by all, at or
+    /// above its lowest YES vote. A participant that dies with the transaction prepared
+    /// cannot say so while it is down, but its coordinator can (`node::floors`).
+    ///
+    /// A decision recovered from the log has no votes: it counts at its commit
+    /// timestamp less one, which may lie above a participant's prepare; a read there
+    /// between the two waits for the decision, which recovery re-sends at once.
+    pub fn prepare_floor(&self) -> Option<Timestamp> {
+        let collecting = self.collecting.values().map(|c| c.asked_at);
+        let decided = self.decided.values().map(|d| d.lowest_prepare_ts);
+        collecting.chain(decided).min()
+    }
+
     /// BEGIN: allocate an id. `began` is the client's stamp of when it began, which
     /// the transaction's lock waits carry to the deadlock detector.
     pub fn begin(&mut self, req: ReqId, began: u64, out: &mut Vec<Effect>) {
@@ -215,6 +241,7 @@ impl Coordinator {
         tid: TxnId,
         participants: Vec<NodeId>,
         deadline: Duration,
+        clock: Timestamp,
         out: &mut Vec<Effect>,
     ) {
         if !self.begun.remove(&tid) {
@@ -254,6 +281,8 @@ impl Coordinator {
                     yes: Vec::new(),
                     read_only: Vec::new(),
                     max_prepare_ts: 0,
+                    min_prepare_ts: Timestamp::MAX,
+                    asked_at: clock,
                     deadline,
                 };
                 self.collecting.insert(tid, collecting);
@@ -308,6 +337,7 @@ impl Coordinator {
             Vote::Yes { prepare_ts } => {
                 collecting.yes.push(from);
                 collecting.max_prepare_ts = collecting.max_prepare_ts.max(prepare_ts);
+                collecting.min_prepare_ts = collecting.min_prepare_ts.min(prepare_ts);
             }
             Vote::ReadOnly => collecting.read_only.push(from),
             Vote::No { reason } => {
@@ -363,6 +393,7 @@ impl Coordinator {
                 participants,
                 unacked,
                 commit_ts,
+                lowest_prepare_ts: collecting.min_prepare_ts,
             },
         );
     }

@@ -7,7 +7,7 @@
 
 use crate::crash::CrashPoint;
 use crate::error::Error;
-use crate::lock::LockMode;
+use crate::lock::{LockMode, Wait};
 use crate::types::{NodeId, Timestamp, TxnId};
 use crate::wal::Record;
 use serde::Serialize;
@@ -115,6 +115,28 @@ pub enum Message {
         /// The cycle, starting and ending at the victim.
         cycle: Vec<TxnId>,
     },
+    /// To the node playing the deadlock detector: every lock wait on the sender now
+    /// (replacing what it reported before). See `node::detect`.
+    WaitReport {
+        /// The waits, each with its waiter's begin stamp.
+        waits: Vec<Wait>,
+    },
+    /// From a node that has become the deadlock detector: report your waits to me.
+    ReportWaits,
+    /// A node choosing a read-only snapshot asks each node for its prepare floor.
+    FloorQuery {
+        /// Which round of asking this answers.
+        round: u64,
+    },
+    /// The answer to `FloorQuery`, sent once what it says is durable: the lowest
+    /// timestamp at which a transaction undecided here may be (or be about to be)
+    /// prepared, `None` if there is none. See `node::floors`.
+    FloorReply {
+        /// The round asked in.
+        round: u64,
+        /// The floor.
+        floor: Option<Timestamp>,
+    },
 }
 
 impl Message {
@@ -144,14 +166,37 @@ impl Message {
             Message::Restarted { .. } => "RESTARTED".into(),
             Message::RestartAck => "RESTART ACK".into(),
             Message::DeadlockVictim { .. } => "DEADLOCK VICTIM".into(),
+            Message::WaitReport { .. } => "WAIT REPORT".into(),
+            Message::ReportWaits => "REPORT WAITS".into(),
+            Message::FloorQuery { .. } => "FLOOR?".into(),
+            Message::FloorReply { .. } => "FLOOR".into(),
         }
+    }
+
+    /// Whether the trace shows this message: the two-phase commit protocol's messages
+    /// are shown; the cluster's housekeeping (the deadlock detector's reports and
+    /// verdicts, which the trace shows as one `deadlock` line, and the snapshot floor
+    /// queries) is not, so that a lesson shows the protocol it teaches.
+    pub fn traced(&self) -> bool {
+        !matches!(
+            self,
+            Message::DeadlockVictim { .. }
+                | Message::WaitReport { .. }
+                | Message::ReportWaits
+                | Message::FloorQuery { .. }
+                | Message::FloorReply { .. }
+        )
     }
 
     /// Whether the sender must be told if this message is lost to a down node
     /// (`Input::Undelivered`): a restart announcement, which waits for an answer from
-    /// every node that is up.
+    /// every node that is up; a floor query, which waits for an answer from every
+    /// node; a wait report, whose sender then reports to the next node instead.
     pub fn reports_loss(&self) -> bool {
-        matches!(self, Message::Restarted { .. })
+        matches!(
+            self,
+            Message::Restarted { .. } | Message::FloorQuery { .. } | Message::WaitReport { .. }
+        )
     }
 
     /// The transaction the message is about, if any.
@@ -166,7 +211,12 @@ impl Message {
             | Message::OnePhaseOutcome { tid, .. }
             | Message::Inquire { tid }
             | Message::DeadlockVictim { tid, .. } => Some(*tid),
-            Message::Restarted { .. } | Message::RestartAck => None,
+            Message::Restarted { .. }
+            | Message::RestartAck
+            | Message::WaitReport { .. }
+            | Message::ReportWaits
+            | Message::FloorQuery { .. }
+            | Message::FloorReply { .. } => None,
         }
     }
 }
@@ -253,6 +303,15 @@ pub enum Request {
         /// to it, so the commit is ordered after every commit the client knows of.
         clock: Timestamp,
     },
+    /// To any node: choose the timestamp of a read-only transaction's snapshot, the
+    /// newest that no undecided transaction anywhere can make a read of it wait for,
+    /// and at least `seen` (the session's last commit). See `node::floors`.
+    SnapshotTimestamp {
+        /// The lowest timestamp the snapshot may have.
+        seen: Timestamp,
+        /// The highest timestamp the client has seen (as for `Commit`).
+        clock: Timestamp,
+    },
     /// To the coordinator: abort at these participants.
     Abort {
         /// The transaction.
@@ -280,6 +339,8 @@ pub enum Answer {
         /// The snapshot's timestamp.
         read_ts: Timestamp,
     },
+    /// `SnapshotTimestamp`: the snapshot's timestamp.
+    SnapshotAt(Timestamp),
     /// `Write` or `Abort` done.
     Done,
     /// `Commit`: committed, durably.

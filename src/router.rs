@@ -1,6 +1,7 @@
 //! What the node threads share: the routing table of inboxes, the count of undelivered
-//! work (for `Cluster::settle`), the clock, the settings, the tracer and the deadlock
-//! detector. Nodes share nothing else: no node reads another's state.
+//! work (for `Cluster::settle`), the clock that timeouts are measured on, the settings
+//! and the tracer. Nodes share nothing else: no node reads another's state; timestamps,
+//! prepare floors and lock waits travel as messages (`node::floors`, `node::detect`).
 //!
 //! A message to a node that is down is dropped, as a crashed machine drops packets; the
 //! network never loses one otherwise (the problem statement assumes a reliable network).
@@ -14,7 +15,6 @@
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crash::CrashPoint;
-use crate::deadlock::Detector;
 use crate::error::{Error, Result};
 use crate::lock::KeyLocks;
 use crate::mailbox::ReplySender;
@@ -25,7 +25,7 @@ use crate::types::{NodeId, Timestamp, TxnId};
 use crossbeam::channel::Sender;
 use parking_lot::RwLock;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A node's status, for `STATUS`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -105,12 +105,6 @@ pub struct Shared {
     pub settings: RwLock<Settings>,
     /// The trace hook.
     pub tracer: Tracer,
-    /// The deadlock detector.
-    pub detector: Detector,
-    /// Per node, the lowest prepare timestamp of its undecided transactions (`u64::MAX`
-    /// if none), kept while the node is down: snapshots at or below every node's floor
-    /// never wait. The runtime's `floor` module says when a node publishes it.
-    prepare_floors: Vec<AtomicU64>,
     /// Where the whole process aborts (`KV2PC_FAILPOINT`), if anywhere.
     pub failpoint: Option<(NodeId, CrashPoint)>,
     /// Per node, why it stopped on an error, until it restarts.
@@ -129,33 +123,9 @@ impl Shared {
             clock,
             settings: RwLock::new(settings),
             tracer: Tracer::default(),
-            detector: Detector::new(nodes),
-            prepare_floors: (0..nodes).map(|_| AtomicU64::new(u64::MAX)).collect(),
             failpoint: None,
             failures: parking_lot::Mutex::new(vec![None; nodes as usize]),
         }
-    }
-
-    /// Publishes `node`'s lowest undecided prepare timestamp (`None`: it has none).
-    pub fn publish_prepare_floor(&self, node: NodeId, floor: Option<Timestamp>) {
-        if let Some(slot) = self.prepare_floors.get(node as usize) {
-            slot.store(floor.unwrap_or(u64::MAX), Ordering::SeqCst);
-        }
-    }
-
-    /// A snapshot timestamp that no undecided transaction can make a reader wait for:
-    /// `newest` (the highest timestamp the client knows), or just at the lowest prepare
-    /// timestamp anywhere, down nodes included. The client's clock is read first: a
-    /// commit timestamp at or below it was chosen after every vote of its transaction
-    /// left, so after each participant published a floor at or below its prepare
-    /// timestamp, which the loads after see.
-    pub fn safe_ts(&self, newest: Timestamp) -> Timestamp {
-        let floor = self
-            .prepare_floors
-            .iter()
-            .map(|f| f.load(Ordering::SeqCst))
-            .min();
-        newest.min(floor.unwrap_or(u64::MAX))
     }
 
     /// Records why `node` stopped (`None` clears it, at restart).
@@ -198,10 +168,8 @@ impl Shared {
 
     /// Puts a protocol message in `to`'s inbox now, tracing it.
     fn transmit(&self, from: NodeId, to: NodeId, message: Message, clock: Timestamp, depth: u32) {
-        let traced = self
-            .tracer
-            .enabled()
-            .then(|| (message.label(), message.tid()));
+        let traced =
+            (self.tracer.enabled() && message.traced()).then(|| (message.label(), message.tid()));
         let notice = message.reports_loss().then(|| message.clone());
         let input = Input::Peer {
             from,

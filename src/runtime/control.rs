@@ -34,7 +34,7 @@ impl Runtime {
                 return Flow::Crashed;
             }
             Control::Arm(point) => self.armed = Some(point),
-            Control::Wake => self.reported_waits = true,
+            Control::Wake => self.node.report_waits_again(),
             Control::FailNextWrite => self.wal.fail_next_write(),
             Control::Checkpoint(reply) => {
                 let result = match self.finish_batch() {

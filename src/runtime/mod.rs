@@ -30,7 +30,6 @@
 //! have woken.
 
 mod control;
-mod floor;
 mod outbox;
 mod syncer;
 
@@ -44,7 +43,6 @@ use crate::trace::TraceEvent;
 use crate::types::{NodeId, TxnId};
 use crate::wal::{Record, Wal};
 use crossbeam::channel::{Receiver, RecvTimeoutError};
-use floor::Floor;
 use outbox::Held;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -105,12 +103,6 @@ pub struct Runtime {
     visible_lsn: u64,
     /// The newest LSN an fsync was asked for (or done).
     sync_asked: u64,
-    /// Whether the detector holds waits from this node.
-    reported_waits: bool,
-    /// The prepare floor published for read-only snapshots (see `floor`).
-    floor: Floor,
-    /// The LSN the node's pending wake-up to let its floor rise waits for (0: none).
-    floor_wake: u64,
 }
 
 impl Runtime {
@@ -122,7 +114,6 @@ impl Runtime {
         inbox: Receiver<Mail>,
     ) -> Result<Runtime> {
         let id = node.id();
-        let floor = Floor::restored(id, node.participant().prepare_floor(), &shared);
         Ok(Runtime {
             id,
             node,
@@ -138,9 +129,6 @@ impl Runtime {
             lease_lsn: 0,
             visible_lsn: 0,
             sync_asked: 0,
-            reported_waits: false,
-            floor,
-            floor_wake: 0,
         })
     }
 
@@ -210,7 +198,7 @@ impl Runtime {
     /// Blocks until there is something to do.
     fn wait(&self) -> Wakeup {
         let durable_wanted = self.syncer.durability.outbox.lock().durable_wanted();
-        let wanted = durable_wanted.unwrap_or(0).max(self.floor_wake);
+        let wanted = durable_wanted.unwrap_or(0);
         if wanted > self.sync_asked.max(self.wal.synced_lsn()) {
             return match self.inbox.recv_timeout(LINGER) {
                 Ok(mail) => Wakeup::Mail(mail),
@@ -234,9 +222,6 @@ impl Runtime {
         self.syncer.stop();
         self.answer_down();
         self.shared.detach(self.id);
-        // A down node keeps its floor: what it prepared durably is still undecided.
-        self.lower_floor();
-        self.shared.detector.update(self.id, &[]);
     }
 
     fn handle(&mut self, mail: Mail) -> Flow {
@@ -244,17 +229,6 @@ impl Runtime {
         let now = self.shared.clock.now();
         match mail {
             Mail::Input(input, depth) => {
-                if let Input::Peer {
-                    message: Message::Prepare { .. },
-                    clock,
-                    ..
-                } = input
-                {
-                    // The prepare timestamp it is about to take: its clock once it has
-                    // heard the coordinator's.
-                    let current = self.node.clock().max(clock);
-                    self.floor.lower(self.id, Some(current), &self.shared);
-                }
                 self.node.handle(input, now, &settings, &mut self.effects);
                 self.execute(depth)
             }
@@ -291,6 +265,13 @@ impl Runtime {
                 }
                 Effect::Send { to, message } => {
                     current_tid = message.tid().or(current_tid);
+                    if let Message::DeadlockVictim { tid, cycle } = &message {
+                        self.shared.tracer.emit(|| TraceEvent::Deadlock {
+                            depth: 0,
+                            cycle: cycle.clone(),
+                            victim: *tid,
+                        });
+                    }
                     let clock = self.node.clock();
                     let held = Held::Send {
                         to,
@@ -320,10 +301,8 @@ impl Runtime {
                 }
                 Effect::CrashPoint(point) if self.armed == Some(point) => {
                     // Leave first, so answers to what goes out now are lost, as they
-                    // would be: the node is dead once its last messages leave. A vote
-                    // may leave now: its floor goes first.
+                    // would be: the node is dead once its last messages leave.
                     self.shared.detach(self.id);
-                    self.lower_floor();
                     flow = match self.sync_now() {
                         Flow::Continue => Flow::Crashed,
                         other => other,
@@ -351,7 +330,6 @@ impl Runtime {
         }
         match record {
             Record::TidLease { .. } => self.lease_lsn = self.wal.end_lsn(),
-            Record::Commit { .. } | Record::Abort { .. } => self.floor.decided(self.wal.end_lsn()),
             Record::OnePhaseCommit { .. } => self.visible_lsn = self.wal.end_lsn(),
             _ => {}
         }
@@ -410,8 +388,11 @@ impl Runtime {
     /// latency (about 50 µs of a one-phase commit's 140 here). Otherwise the syncer runs
     /// it, and this thread goes on serving the others.
     fn finish_batch(&mut self) -> Flow {
-        // Before any fsync lets this batch's votes out.
-        self.lower_floor();
+        let detect = self.shared.settings.read().deadlock == crate::config::DeadlockPolicy::Detect;
+        self.node.end_batch(detect, &mut self.effects);
+        if self.execute(0) != Flow::Continue {
+            return Flow::Crashed;
+        }
         if let Err(error) = self.wal.flush(false) {
             self.fail(error);
             return Flow::Crashed;
@@ -422,7 +403,7 @@ impl Runtime {
         let mut wanted = self.barrier_lsn;
         if self.shared.clock.is_manual() {
             let durable_wanted = self.syncer.durability.outbox.lock().durable_wanted();
-            wanted = wanted.max(durable_wanted.unwrap_or(0)).max(self.floor_wake);
+            wanted = wanted.max(durable_wanted.unwrap_or(0));
         }
         if wanted > self.sync_asked.max(self.wal.synced_lsn()) {
             let alone = crate::mailbox::receivers_waiting() <= 1;
@@ -436,28 +417,7 @@ impl Runtime {
             }
         }
         self.release();
-        self.report_waits();
-        let floor = self.node.participant().prepare_floor();
-        let synced = self.syncer.durability.synced();
-        self.floor.settle(self.id, floor, synced, &self.shared);
-        if let Some(lsn) = self.floor.rise_pending(floor, synced)
-            && lsn > self.floor_wake
-        {
-            self.floor_wake = lsn;
-            let durability = &self.syncer.durability;
-            // Counted before it is held, since the syncer may let it out at once.
-            self.shared.begin_work();
-            if !durability.outbox.lock().hold_wake(lsn, self.id) {
-                self.shared.handled(1);
-            }
-        }
         self.maybe_checkpoint()
-    }
-
-    /// Publishes the floor of what is prepared here now, if that is lower (see `floor`).
-    fn lower_floor(&mut self) {
-        let floor = self.node.participant().prepare_floor();
-        self.floor.lower(self.id, floor, &self.shared);
     }
 
     /// Asks the syncer to fsync everything written so far.
@@ -500,8 +460,7 @@ impl Runtime {
     /// Dropping their channels would wake them too, but unseen by `Cluster::settle`.
     fn answer_down(&mut self) {
         let (held, acks) = self.syncer.durability.outbox.lock().drain();
-        let wakes = (held.iter()).filter(|held| matches!(held, Held::Wake { .. }));
-        self.shared.handled(acks + wakes.count());
+        self.shared.handled(acks);
         let held_answers = held.into_iter().filter_map(|held| match held {
             Held::Reply {
                 reply,
@@ -509,7 +468,7 @@ impl Runtime {
             }
             | Held::Forward { reply, .. } => Some(reply),
             // A held `Waiting`'s channel is still in `replies`; messages are lost.
-            Held::Reply { .. } | Held::Send { .. } | Held::Ack { .. } | Held::Wake { .. } => None,
+            Held::Reply { .. } | Held::Send { .. } | Held::Ack { .. } => None,
         });
         let waiting: Vec<ReplySender> = held_answers
             .chain(self.replies.drain().map(|(_, reply)| reply))
@@ -524,38 +483,6 @@ impl Runtime {
                 message: Reply::Done(Err(down)),
             };
             held.release(self.id, &self.shared);
-        }
-    }
-
-    /// Tells the deadlock detector this node's waits and aborts any victim.
-    fn report_waits(&mut self) {
-        let has_waiters = self.node.participant().locks().has_waiters();
-        if !has_waiters && !self.reported_waits {
-            return;
-        }
-        let detect = self.shared.settings.read().deadlock == crate::config::DeadlockPolicy::Detect;
-        let waits = if detect {
-            self.node.participant().waits()
-        } else {
-            Vec::new()
-        };
-        self.reported_waits = !waits.is_empty();
-        for victim in self.shared.detector.update(self.id, &waits) {
-            self.shared.tracer.emit(|| TraceEvent::Deadlock {
-                depth: 0,
-                cycle: victim.cycle.clone(),
-                victim: victim.tid,
-            });
-            let message = crate::message::Message::DeadlockVictim {
-                tid: victim.tid,
-                cycle: victim.cycle,
-            };
-            let input = Input::Peer {
-                from: self.id,
-                message,
-                clock: self.node.clock(),
-            };
-            let _ = self.shared.deliver(victim.node, Mail::Input(input, 1));
         }
     }
 }

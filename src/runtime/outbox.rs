@@ -44,7 +44,7 @@
 
 use crate::mailbox::ReplySender;
 use crate::message::{Message, Reply, Request};
-use crate::router::{Control, Mail, Shared};
+use crate::router::Shared;
 use crate::types::{NodeId, Timestamp};
 use std::collections::{HashMap, VecDeque};
 
@@ -85,14 +85,6 @@ pub enum Held {
         request: Request,
         /// Where that node answers.
         reply: ReplySender,
-    },
-    /// A poke to the node itself once a decision it appended is durable, so that it
-    /// publishes the prepare floor that decision lets rise (see `floor`), even if no
-    /// other mail comes. It counts as in flight while it waits, so `Cluster::settle`
-    /// returns only once the floor has risen.
-    Wake {
-        /// The node to poke.
-        node: NodeId,
     },
     /// An acknowledgement whose `Commit` record is now durable; it counted as in flight
     /// while it waited.
@@ -148,11 +140,6 @@ impl Held {
                 shared.send(node, to, message, clock, depth);
                 shared.handled(1);
             }
-            Held::Wake { node } => {
-                // A node that is down publishes nothing: its floor is kept as it was.
-                let _ = shared.deliver(node, Mail::Control(Control::Wake));
-                shared.handled(1);
-            }
         }
     }
 }
@@ -163,7 +150,6 @@ impl Held {
     fn destinations(&self) -> [Option<Destination>; 2] {
         match self {
             Held::Send { to, .. } | Held::Ack { to, .. } => [Some(Destination::Node(*to)), None],
-            Held::Wake { .. } => [None, None],
             Held::Reply { reply, .. } => [Some(Destination::Client(reply.id())), None],
             Held::Forward { to, reply, .. } => [
                 Some(Destination::Node(*to)),
@@ -187,9 +173,6 @@ pub struct Outbox {
     /// Acknowledgements waiting for the fsync of their `Commit` record.
     /// With each: its LSN, and the sender's clock and causal depth.
     durable: VecDeque<(u64, Message, NodeId, (Timestamp, u32))>,
-    /// The node's wake-up to let its prepare floor rise, with the LSN it waits for
-    /// ([`Outbox::hold_wake`]); it orders nothing, so it waits apart.
-    wake: Option<(u64, NodeId)>,
 }
 
 impl Outbox {
@@ -233,16 +216,6 @@ impl Outbox {
         self.durable.push_back((lsn, message, to, stamp));
     }
 
-    /// Holds `node`'s wake-up until the log is durable through `lsn`; one already held
-    /// waits for the later LSN instead. Returns whether this is a new one (to count as
-    /// in flight). Unlike the items of [`Outbox::hold`], it holds nothing back.
-    pub fn hold_wake(&mut self, lsn: u64, node: NodeId) -> bool {
-        let held = self.wake.is_some();
-        let lsn = self.wake.map_or(lsn, |(before, _)| before.max(lsn));
-        self.wake = Some((lsn, node));
-        !held
-    }
-
     /// The LSN the newest held acknowledgement waits for, if any.
     pub fn durable_wanted(&self) -> Option<u64> {
         self.durable.back().map(|(lsn, ..)| *lsn)
@@ -269,12 +242,6 @@ impl Outbox {
                 });
             }
         }
-        if let Some((lsn, node)) = self.wake
-            && lsn <= synced
-        {
-            self.wake = None;
-            out.push(Held::Wake { node });
-        }
         out
     }
 
@@ -287,7 +254,6 @@ impl Outbox {
         self.waiting_for.clear();
         let acks = self.durable.len();
         self.durable.clear();
-        all.extend((self.wake.take()).map(|(_, node)| Held::Wake { node }));
         (all, acks)
     }
 }
@@ -319,7 +285,7 @@ mod tests {
                 Held::Send { message, .. } | Held::Ack { message, .. } => {
                     message.tid().map_or(0, |tid| tid.0)
                 }
-                Held::Reply { .. } | Held::Forward { .. } | Held::Wake { .. } => 0,
+                Held::Reply { .. } | Held::Forward { .. } => 0,
             })
             .collect()
     }
@@ -362,29 +328,6 @@ mod tests {
         outbox.hold(0, 20, send(4));
         assert!(outbox.release(20).is_empty(), "4 waits behind 3");
         assert_eq!(tids(&outbox.release(30)), vec![3, 4]);
-    }
-
-    #[test]
-    fn a_floor_wake_up_holds_nothing_back_and_leaves_once_only() {
-        // The wake-up waits for a decision at 30 that lingers unsynced; messages said
-        // after it, durable or not, must not queue behind it (the node sends to itself
-        // as well as to others).
-        let mut outbox = Outbox::default();
-        assert!(outbox.hold_wake(30, 0));
-        assert!(
-            !outbox.hold_wake(20, 0),
-            "one wake-up at a time, at the later LSN"
-        );
-        outbox.hold(5, 10, send(1));
-        outbox.hold(15, 10, send(2));
-        assert_eq!(tids(&outbox.release(10)), vec![1]);
-        assert_eq!(tids(&outbox.release(20)), vec![2]);
-        let woken = outbox.release(30);
-        assert!(
-            matches!(woken.as_slice(), [Held::Wake { node: 0 }]),
-            "the wake-up"
-        );
-        assert!(outbox.release(40).is_empty());
     }
 
     #[test]
@@ -521,7 +464,7 @@ mod tests {
                     out.push((*to, tid));
                 }
                 Held::Ack { message, .. } => acks.push(message.tid().map_or(0, |tid| tid.0)),
-                Held::Reply { .. } | Held::Forward { .. } | Held::Wake { .. } => unreachable!(),
+                Held::Reply { .. } | Held::Forward { .. } => unreachable!(),
             }
         }
     }

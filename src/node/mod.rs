@@ -7,6 +7,9 @@
 //! log records after it, and returns the effects that resume the protocol (inquiries for
 //! in-doubt transactions, re-sent commit decisions).
 
+mod detect;
+mod floors;
+
 use crate::clock::Lamport;
 use crate::config::Settings;
 use crate::coordinator::{Coordinator, Decided};
@@ -57,6 +60,10 @@ pub struct Node {
     nodes: u32,
     participant: Participant,
     coordinator: Coordinator,
+    /// Snapshot timestamps asked for, and the floors peers reported.
+    floors: floors::Floors,
+    /// This node's part in deadlock detection.
+    detect: detect::DetectRole,
 }
 
 /// What replaying a log yields before the node resumes.
@@ -129,6 +136,7 @@ impl Replay {
                     participants: participants.clone(),
                     unacked: participants.iter().copied().collect(),
                     commit_ts: *commit_ts,
+                    lowest_prepare_ts: commit_ts.saturating_sub(1),
                 };
                 self.decided.insert(*tid, decided);
             }
@@ -148,6 +156,8 @@ impl Node {
             nodes,
             participant: Participant::new(id, nodes, Store::default(), Lamport::default()),
             coordinator: Coordinator::new(id, nodes, 0, BTreeMap::new()),
+            floors: Default::default(),
+            detect: detect::DetectRole::new(),
         }
     }
 
@@ -179,6 +189,8 @@ impl Node {
                 Lamport::starting_at(replay.clock),
             ),
             coordinator: Coordinator::new(id, nodes, replay.lease, replay.decided),
+            floors: Default::default(),
+            detect: detect::DetectRole::new(),
         };
         node.participant.remember(replay.committed, replay.aborted);
         let mut out = Vec::new();
@@ -215,6 +227,9 @@ impl Node {
             Input::Tick => {
                 self.coordinator.tick(now, settings.vote_timeout, out);
                 self.participant.tick(now, settings.inquiry_interval, out);
+                if !self.detect_reported_nothing() {
+                    self.report_waits_again();
+                }
             }
             // Participant: a peer that never got the restart announcement was down, so it
             // holds no vote of the old incarnation.
@@ -222,6 +237,16 @@ impl Node {
                 to,
                 message: Message::Restarted { .. },
             } => self.participant.peer_settled(to, out),
+            // A floor query to a down node: its last reported floor stands for it.
+            Input::Undelivered {
+                to,
+                message: Message::FloorQuery { round },
+            } => self.floor_heard(to, round, None, out),
+            // The detector is down: report to the next node.
+            Input::Undelivered {
+                to,
+                message: Message::WaitReport { .. },
+            } => self.detector_down(to),
             Input::Undelivered { .. } => {}
         }
     }
@@ -251,6 +276,11 @@ impl Node {
             } => (self.participant).read(req, (tid, began), key, mode, first, out),
             // Participant: a read of a committed snapshot, without locks.
             Request::SnapshotRead { key, at } => self.participant.snapshot_read(req, key, at, out),
+            // Any node: choose a read-only transaction's snapshot.
+            Request::SnapshotTimestamp { seen, clock } => {
+                self.participant.clock_mut().observe(clock);
+                self.start_floor_round(req, seen, out)
+            }
             // Participant: a buffered write under an exclusive lock.
             Request::Write {
                 tid,
@@ -267,8 +297,9 @@ impl Node {
             } => {
                 self.participant.clock_mut().observe(clock);
                 let deadline = now.saturating_add(settings.vote_timeout);
+                let clock = self.participant.clock().now();
                 self.coordinator
-                    .commit(req, tid, participants, deadline, out)
+                    .commit(req, tid, participants, deadline, clock, out)
             }
             // Coordinator: abort at every participant.
             Request::Abort { tid, participants } => {
@@ -329,6 +360,7 @@ impl Node {
             // answer needs no record, but it leaves in line with the acknowledgements
             // said before it (as one of them), so the trace is the same every run.
             Message::Restarted { live_from } => {
+                self.detector_peer_restarted(from, out);
                 self.participant.peer_restarted(from, live_from, out);
                 self.coordinator.peer_restarted(from, out);
                 out.push(Effect::SendDurable {
@@ -343,6 +375,12 @@ impl Node {
             Message::DeadlockVictim { tid, cycle } => {
                 self.participant.deadlock_victim(tid, &cycle, out)
             }
+            // The detector: another node's waits (see `detect`).
+            Message::WaitReport { waits } => self.waits_reported(from, &waits, out),
+            Message::ReportWaits => self.report_to(from),
+            // Snapshot timestamps (see `floors`).
+            Message::FloorQuery { round } => self.answer_floor(from, round, out),
+            Message::FloorReply { round, floor } => self.floor_heard(from, round, Some(floor), out),
         }
     }
 
