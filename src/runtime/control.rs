@@ -1,15 +1,16 @@
 //! A node thread's work outside the protocol: the cluster's control requests (crash,
 //! arm a crash point, checkpoint, status, lock table, data, failure injection),
-//! automatic checkpoints, and stopping on an error.
+//! automatic checkpoints, and stopping on an error (a failed write, or a panic: see
+//! the runtime's doc).
 
 use super::{Flow, Runtime};
 use crate::crash::CrashPoint;
-use crate::router::{Control, NodeStatus};
+use crate::net::{Control, NodeStatus};
 use crate::trace::TraceEvent;
 
 impl Runtime {
     pub(super) fn maybe_checkpoint(&mut self) -> Flow {
-        let limit = self.shared.settings.read().checkpoint_bytes;
+        let limit = self.ctx.settings.read().checkpoint_bytes;
         if self.wal.size() > limit {
             if let Err(error) = self.wal.checkpoint(&self.node.snapshot()) {
                 self.fail(error);
@@ -25,7 +26,7 @@ impl Runtime {
         match control {
             Control::Crash => {
                 // Held messages are lost; held answers turn into "node down" in `leave`.
-                self.shared.tracer.emit(|| TraceEvent::Crash {
+                self.ctx.net.tracer.emit(|| TraceEvent::Crash {
                     depth: 0,
                     node: self.id,
                     point: None,
@@ -60,6 +61,7 @@ impl Runtime {
                 let data = self.node.participant().store().iter();
                 let _ = reply.send(data.map(|(k, v)| (k.to_string(), v.to_string())).collect());
             }
+            Control::Panic(message) => panic!("{message}"),
             Control::Shutdown => {
                 return match self.sync_now() {
                     Flow::Continue => Flow::Stopped,
@@ -92,12 +94,12 @@ impl Runtime {
     /// Records an I/O failure: the node cannot go on without its log, so it dies, and
     /// `STATUS` says why.
     pub(super) fn fail(&self, error: crate::Error) {
-        self.shared.set_failure(self.id, Some(error.to_string()));
+        self.ctx.set_failure(self.id, Some(error.to_string()));
     }
 
     /// `KV2PC_FAILPOINT`: makes durable what precedes the point, then kills the process.
     pub(super) fn failpoint(&mut self, point: CrashPoint) {
-        if self.shared.failpoint == Some((self.id, point)) {
+        if self.ctx.failpoint == Some((self.id, point)) {
             let _ = self.wal.flush(true);
             eprintln!(
                 "kv2pc: fail point node{}:{point} reached; aborting the process",
