@@ -21,7 +21,7 @@ use crate::context::Context;
 use crate::crash::CrashPoint;
 use crate::error::{Error, Result};
 use crate::lock::KeyLocks;
-use crate::net::{Control, Label, Mail, What, Work};
+use crate::net::{Control, Label, Mail, What};
 use crate::node::Node;
 use crate::runtime::Runtime;
 use crate::trace::TraceHook;
@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use crate::net::NodeStatus;
+pub use crate::net::{Activity, NodeStatus};
 
 /// The data directory's format version, recorded in its manifest.
 pub const FORMAT_VERSION: u32 = 1;
@@ -65,66 +65,6 @@ pub struct RecoveryReport {
 
 /// How long `settle` waits before it says on stderr what it is waiting for.
 const SETTLE_REPORT: Duration = Duration::from_secs(5);
-
-/// Counts a shell session's command as work in flight, so that `Cluster::settle` waits
-/// for it, except while the session is blocked on the cluster (then the cluster's own
-/// work is what it waits for, or a lock, which is not work). See [`Cluster::activity`].
-/// Clones share the session's state.
-#[derive(Clone)]
-pub struct Activity {
-    ctx: Arc<Context>,
-    command: Arc<Mutex<Command>>,
-}
-
-/// Where a session is with its command.
-enum Command {
-    /// No command taken up (one handed over waits with its own token).
-    Idle,
-    /// Running a command, which this token keeps in flight.
-    Running { _work: Work },
-    /// Running a command, blocked on the cluster.
-    Blocked,
-}
-
-impl Activity {
-    /// A command is handed to the session: the token keeps it in flight until the
-    /// session takes it up ([`Activity::begin`]).
-    pub fn dispatched(&self) -> Work {
-        self.ctx.net.work(Label {
-            what: What::Session,
-            node: None,
-        })
-    }
-
-    /// The session takes up the command handed over with `work`.
-    pub fn begin(&self, work: Work) {
-        *self.command.lock() = Command::Running { _work: work };
-    }
-
-    /// The session blocks until the cluster answers: its command stops counting.
-    pub fn blocked(&self) {
-        let mut command = self.command.lock();
-        if let Command::Running { .. } = *command {
-            *command = Command::Blocked;
-        }
-    }
-
-    /// The session woke with an answer (whose own token is still alive): its command
-    /// counts again.
-    pub fn resumed(&self) {
-        let mut command = self.command.lock();
-        if let Command::Blocked = *command {
-            *command = Command::Running {
-                _work: self.dispatched(),
-            };
-        }
-    }
-
-    /// The session has answered its command.
-    pub fn ended(&self) {
-        *self.command.lock() = Command::Idle;
-    }
-}
 
 /// A running cluster.
 pub struct Cluster {
@@ -453,10 +393,7 @@ impl Cluster {
     /// A handle that counts a shell session's commands as work in flight, so that
     /// `settle` waits for them; one per session.
     pub fn activity(&self) -> Activity {
-        Activity {
-            ctx: self.ctx.clone(),
-            command: Arc::new(Mutex::new(Command::Idle)),
-        }
+        self.ctx.net.activity()
     }
 
     /// Whether `node` is up.

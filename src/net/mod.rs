@@ -45,11 +45,13 @@
 //! reads it to decide whether to fsync itself or hand the fsync to its syncer. It is per
 //! net, so per cluster.
 
+mod activity;
 mod held;
 mod mail;
 mod mailbox;
 mod work;
 
+pub use activity::Activity;
 pub use mail::{Control, Envelope, Mail, NodeStatus};
 pub use mailbox::{Mailbox, ReplySender, Waiting, mailbox};
 pub use work::{Label, Ledger, What, Work};
@@ -296,6 +298,11 @@ impl Net {
     /// How many clients are waiting for an answer now: a measure of load.
     pub fn receivers_waiting(&self) -> usize {
         self.waiting.count()
+    }
+
+    /// A handle for one shell session, whose commands count as work in flight.
+    pub fn activity(&self) -> Activity {
+        Activity::new(self.ledger.clone())
     }
 
     /// Waits for the next reply in `mailbox`, counted as a client waiting on this net.

@@ -5,10 +5,43 @@
 
 use super::{Flow, Runtime};
 use crate::crash::CrashPoint;
+use crate::net::Work;
 use crate::net::{Control, NodeStatus};
 use crate::trace::TraceEvent;
 
 impl Runtime {
+    /// Runs `step` (which puts the tokens of the mail it takes in `handled`); a panic in
+    /// it is a crash, reported with its message (see the module doc).
+    pub(super) fn guarded(
+        &mut self,
+        handled: &mut Vec<Work>,
+        step: impl FnOnce(&mut Runtime, &mut Vec<Work>) -> Flow,
+    ) -> Flow {
+        let run = std::panic::AssertUnwindSafe(|| step(self, handled));
+        match std::panic::catch_unwind(run) {
+            Ok(flow) => flow,
+            Err(panic) => self.panicked(panic.as_ref()),
+        }
+    }
+
+    /// The node thread panicked mid-batch: it dies as on a failed log write, saying why.
+    fn panicked(&mut self, panic: &(dyn std::any::Any + Send)) -> Flow {
+        let message = (panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        let why = format!("it panicked: {message}");
+        self.ctx.set_failure(self.id, Some(why.clone()));
+        self.ctx
+            .net
+            .detach_because(self.id, format!("{why}; RESTART it"));
+        // Leaving reads the node's state, which the panic may have left half changed.
+        let leave = std::panic::AssertUnwindSafe(|| self.leave());
+        if std::panic::catch_unwind(leave).is_err() {
+            self.ctx.detector.update(self.id, &[]);
+        }
+        Flow::Crashed
+    }
+
     pub(super) fn maybe_checkpoint(&mut self) -> Flow {
         let limit = self.ctx.settings.read().checkpoint_bytes;
         if self.wal.size() > limit {

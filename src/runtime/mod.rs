@@ -12,8 +12,9 @@
 //! whose records the next fsync covers together, and requests that depend on no pending
 //! record (a buffered write, a new transaction id, a read of data already durable) are
 //! answered at once rather than after someone else's fsync. When nothing else is
-//! waiting or coming (see [`Runtime`]'s `finish_batch`), it fsyncs itself instead, which
-//! saves the hand-over.
+//! waiting or coming (see [`Runtime`]'s `finish_batch`: no mail waiting, no fsync
+//! running, at most one client of this cluster waiting, by the net's count), it fsyncs
+//! itself instead, which saves the hand-over.
 //!
 //! Nothing that depends on a record leaves before the record is durable. Every held
 //! item and fsync request owns its own work token (see `net`), and the tokens of a
@@ -24,7 +25,7 @@
 //!
 //! A crash point is an effect: when the armed one is reached, the thread makes durable
 //! what came before it (fsyncing itself) and lets out what that covers, then dies: it
-//! answers every client still waiting with "node down", leaves the routing table, stops
+//! answers every client still waiting with "node down", leaves the network, stops
 //! its syncer, truncates the log to what was fsynced and drops its inbox.
 //! `Control::Crash` dies at once, without even that: nothing still held escapes (held
 //! answers turn into "node down" too). The "node down" answers count as in flight until
@@ -164,13 +165,7 @@ impl Runtime {
         // end them before the node has left the network.
         let mut handled = vec![recovering];
         self.effects = recovery;
-        let mut flow = self.guarded(&mut handled, |runtime, _| match runtime.execute(0) {
-            Flow::Continue => runtime.finish_batch(),
-            other => other,
-        });
-        if flow != Flow::Continue {
-            self.leave();
-        }
+        let mut flow = self.guarded(&mut handled, Runtime::recover);
         handled.clear();
         while flow == Flow::Continue {
             flow = self.guarded(&mut handled, Runtime::serve_batch);
@@ -187,36 +182,17 @@ impl Runtime {
         }
     }
 
-    /// Runs `step` (which puts the tokens of the mail it takes in `handled`); a panic in
-    /// it is a crash, reported with its message (see the module doc).
-    fn guarded(
-        &mut self,
-        handled: &mut Vec<Work>,
-        step: impl FnOnce(&mut Runtime, &mut Vec<Work>) -> Flow,
-    ) -> Flow {
-        let run = std::panic::AssertUnwindSafe(|| step(self, handled));
-        match std::panic::catch_unwind(run) {
-            Ok(flow) => flow,
-            Err(panic) => self.panicked(panic.as_ref()),
+    /// Executes recovery's effects and ends that first batch; leaves the network if the
+    /// node died doing so.
+    fn recover(&mut self, _: &mut Vec<Work>) -> Flow {
+        let mut flow = self.execute(0);
+        if flow == Flow::Continue {
+            flow = self.finish_batch();
         }
-    }
-
-    /// The node thread panicked mid-batch: it dies as on a failed log write, saying why.
-    fn panicked(&mut self, panic: &(dyn std::any::Any + Send)) -> Flow {
-        let message = (panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "(no message)".into());
-        let why = format!("it panicked: {message}");
-        self.ctx.set_failure(self.id, Some(why.clone()));
-        self.ctx
-            .net
-            .detach_because(self.id, format!("{why}; RESTART it"));
-        // Leaving reads the node's state, which the panic may have left half changed.
-        let leave = std::panic::AssertUnwindSafe(|| self.leave());
-        if std::panic::catch_unwind(leave).is_err() {
-            self.ctx.detector.update(self.id, &[]);
+        if flow != Flow::Continue {
+            self.leave();
         }
-        Flow::Crashed
+        flow
     }
 
     /// Waits for mail, handles everything waiting, and ends the batch; the tokens of
@@ -279,8 +255,8 @@ impl Runtime {
         }
     }
 
-    /// Leaves the routing table before the batch stops counting as in flight, so that
-    /// whoever waits for the cluster to settle sees this node down and its clients awake.
+    /// Leaves the network before the batch's work ends, so that whoever waits for the
+    /// cluster to settle sees this node down and its clients awake.
     fn leave(&mut self) {
         self.syncer.stop();
         self.answer_down();
