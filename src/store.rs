@@ -44,7 +44,7 @@
 //! **Which snapshot.** An autocommit `GET` (`ReadAt::AtLeast`) takes the newest value
 //! that needs no wait: just below an undecided write of its key. A read-only transaction
 //! takes one `read_ts` for all its reads: the counter, capped just at the lowest
-//! undecided `prepare_ts` anywhere (each node publishes its own, `Shared::safe_ts`), so
+//! undecided `prepare_ts` anywhere (each node publishes its own, `Context::safe_ts`), so
 //! none of its reads waits. A transaction crashed in doubt does not block readers: they
 //! read below it. That holds because a reader loads the counter, `r`, before the floors,
 //! and a floor at or below a transaction's `prepare_ts` is published before its vote

@@ -1,4 +1,4 @@
-//! The prepare floor a node publishes for read-only snapshots (`Shared::safe_ts`): the
+//! The prepare floor a node publishes for read-only snapshots (`Context::safe_ts`): the
 //! lowest `prepare_ts` of a transaction that is, or may again be after a crash, prepared
 //! and undecided here. A read-only transaction's snapshot stays at or below every node's
 //! floor, so it never waits for such a transaction, and so never for a crashed
@@ -30,7 +30,7 @@
 //! The cost: while a node with a transaction in doubt is down, read-only snapshots stay
 //! below that transaction and may, for keys rewritten often since, be told to retry.
 
-use crate::router::Shared;
+use crate::context::Context;
 use crate::types::{NodeId, Timestamp};
 
 /// A node's published prepare floor and what keeps it from rising.
@@ -52,8 +52,8 @@ fn lowest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
 
 impl Floor {
     /// Publishes the floor a recovered node restored, before anyone can reach it.
-    pub(super) fn restored(node: NodeId, floor: Option<Timestamp>, shared: &Shared) -> Floor {
-        shared.publish_prepare_floor(node, floor);
+    pub(super) fn restored(node: NodeId, floor: Option<Timestamp>, ctx: &Context) -> Floor {
+        ctx.publish_prepare_floor(node, floor);
         Floor {
             published: floor,
             decision_lsn: 0,
@@ -61,11 +61,11 @@ impl Floor {
     }
 
     /// Publishes `floor` if it is lower than what is published.
-    pub(super) fn lower(&mut self, node: NodeId, floor: Option<Timestamp>, shared: &Shared) {
+    pub(super) fn lower(&mut self, node: NodeId, floor: Option<Timestamp>, ctx: &Context) {
         let lower = lowest(self.published, floor);
         if lower != self.published {
             self.published = lower;
-            shared.publish_prepare_floor(node, lower);
+            ctx.publish_prepare_floor(node, lower);
         }
     }
 
@@ -76,14 +76,14 @@ impl Floor {
         node: NodeId,
         floor: Option<Timestamp>,
         synced: u64,
-        shared: &Shared,
+        ctx: &Context,
     ) {
         if synced < self.decision_lsn {
-            return self.lower(node, floor, shared);
+            return self.lower(node, floor, ctx);
         }
         if floor != self.published {
             self.published = floor;
-            shared.publish_prepare_floor(node, floor);
+            ctx.publish_prepare_floor(node, floor);
         }
     }
 

@@ -4,7 +4,7 @@
 use super::command::Text;
 use crate::cluster::RecoveryReport;
 use crate::lock::{KeyLocks, LockMode};
-use crate::router::NodeStatus;
+use crate::net::NodeStatus;
 use crate::text::table;
 use crate::trace::TraceEvent;
 use crate::types::{NodeId, TxnId, Write};
