@@ -21,11 +21,11 @@
 //! operation, and leaves the transaction as it was.) A read-only transaction has nothing
 //! to undo and nothing to commit: a failed read leaves its snapshot open, to read again.
 
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::lock::LockMode;
-use crate::mailbox::{Mailbox, mailbox};
 use crate::message::{Answer, ReadAt, Reply, Request};
-use crate::router::Shared;
+use crate::net::{Mailbox, Work, mailbox};
 use crate::types::{NodeId, Timestamp, TxnId, check_key, check_value, owner_of};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -93,7 +93,7 @@ impl ClientClock {
 /// A client session, attached to one coordinator node. Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
-    shared: Arc<Shared>,
+    ctx: Arc<Context>,
     /// Shared by every session of the cluster handle.
     clock: Arc<ClientClock>,
     coordinator: NodeId,
@@ -107,9 +107,9 @@ pub struct Client {
 }
 
 impl Client {
-    pub(crate) fn new(shared: Arc<Shared>, clock: Arc<ClientClock>, coordinator: NodeId) -> Client {
+    pub(crate) fn new(ctx: Arc<Context>, clock: Arc<ClientClock>, coordinator: NodeId) -> Client {
         Client {
-            shared,
+            ctx,
             clock,
             coordinator,
             observer: None,
@@ -170,7 +170,7 @@ impl Client {
     }
 
     fn snapshot_read(&self, key: &str, at: ReadAt) -> Result<Option<String>> {
-        let node = owner_of(key, self.shared.nodes);
+        let node = owner_of(key, self.ctx.nodes);
         let request = Request::SnapshotRead {
             key: key.to_string(),
             at,
@@ -194,7 +194,7 @@ impl Client {
     pub fn begin_read_only(&self) -> ReadOnly {
         let seen = self.seen.load(Ordering::SeqCst);
         let clock = self.clock.now();
-        let nodes = self.shared.nodes;
+        let nodes = self.ctx.nodes;
         let asked = (0..nodes).map(|n| (self.coordinator + n) % nodes);
         let chosen = asked.into_iter().find_map(|node| {
             match self.call(node, Request::SnapshotTimestamp { seen, clock }, None) {
@@ -247,11 +247,17 @@ impl Client {
         (tid, began): &mut (Option<TxnId>, u64),
     ) -> Result<Answer> {
         let (reply, answers) = mailbox();
-        self.shared.request(node, request, reply)?;
+        self.ctx.net.request(node, request, reply)?;
         loop {
             let answer = match answers.try_recv() {
                 Some(answer) => Some(answer),
                 None => self.blocking_recv(&answers),
+            };
+            // The reply's work ends at the end of this turn, once the observer has
+            // seen it (a session's command counts again before it ends).
+            let (answer, _work): (Option<Reply>, Option<Work>) = match answer {
+                Some((reply, work)) => (Some(reply), Some(work)),
+                None => (None, None),
             };
             match answer {
                 Some(Reply::Waiting {
@@ -268,17 +274,12 @@ impl Client {
                             blockers,
                         });
                     }
-                    self.shared.handled(1);
                 }
                 Some(Reply::Begun(begun, stamp)) => {
                     *tid = Some(begun);
                     *began = stamp;
-                    self.shared.handled(1);
                 }
-                Some(Reply::Done(result)) => {
-                    self.shared.handled(1);
-                    return result;
-                }
+                Some(Reply::Done(result)) => return result,
                 None => {
                     return Err(Error::NodeDown {
                         node,
@@ -289,11 +290,11 @@ impl Client {
         }
     }
 
-    fn blocking_recv(&self, answers: &Mailbox) -> Option<Reply> {
+    fn blocking_recv(&self, answers: &Mailbox) -> Option<(Reply, Work)> {
         if let Some(observer) = &self.observer {
             observer.blocking();
         }
-        let answer = answers.recv();
+        let answer = self.ctx.net.receive(answers);
         if let Some(observer) = &self.observer {
             observer.resumed();
         }
@@ -329,7 +330,7 @@ impl Transaction {
         self.participants.iter().copied().collect()
     }
 
-    /// Reads `key` under a shared lock, seeing this transaction's own writes.
+    /// Reads `key` under a ctx lock, seeing this transaction's own writes.
     pub fn get(&mut self, key: &str) -> Result<Option<String>> {
         self.read(key, LockMode::Shared)
     }
@@ -337,9 +338,9 @@ impl Transaction {
     /// Reads `key` under an exclusive lock held until the transaction ends (`SELECT ...
     /// FOR UPDATE`), seeing this transaction's own writes. Use it to read a key that the
     /// transaction will then write: with `get`, two transactions that read and then write
-    /// one key both hold shared locks and deadlock when each upgrades; with
+    /// one key both hold ctx locks and deadlock when each upgrades; with
     /// `get_for_update` the second waits at its read until the first ends. If nothing is
-    /// written, the lock is released at COMMIT like a shared one (READ-ONLY vote).
+    /// written, the lock is released at COMMIT like a ctx one (READ-ONLY vote).
     pub fn get_for_update(&mut self, key: &str) -> Result<Option<String>> {
         self.read(key, LockMode::Exclusive)
     }
@@ -351,7 +352,7 @@ impl Transaction {
             LockMode::Exclusive => "read for update",
         };
         let result = check_key(key).and_then(|()| {
-            let node = owner_of(key, self.client.shared.nodes);
+            let node = owner_of(key, self.client.ctx.nodes);
             let key = key.to_string();
             let request = |tid, first, began| Request::Read {
                 tid,
@@ -384,7 +385,7 @@ impl Transaction {
 
     fn write(&mut self, key: &str, value: Option<String>) -> Result<()> {
         check_key(key)?;
-        let node = owner_of(key, self.client.shared.nodes);
+        let node = owner_of(key, self.client.ctx.nodes);
         let key = key.to_string();
         self.operate(node, |tid, first, began| Request::Write {
             tid,

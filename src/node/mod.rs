@@ -42,7 +42,7 @@ pub enum Input {
     },
     /// Time passed: check timeouts.
     Tick,
-    /// The router could not deliver `message`, which this node sent, to `to`: it was
+    /// The network could not deliver `message`, which this node sent, to `to`: it was
     /// down, or died with the message unread in its inbox. Only messages whose loss the
     /// sender must learn come back (`Message::reports_loss`).
     Undelivered {

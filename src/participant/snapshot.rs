@@ -15,7 +15,7 @@ impl Participant {
         for (key, _) in &prepared.writes {
             self.prepared_keys.insert(key.clone(), tid);
         }
-        self.txns.insert(tid, TxnState::Prepared(prepared));
+        self.txns.put(tid, TxnState::Prepared(prepared));
     }
 
     /// A prepared transaction was decided here: its keys no longer hold snapshot readers
@@ -89,10 +89,10 @@ impl Participant {
     /// The lowest prepare timestamp of a transaction prepared here, if any: snapshots at
     /// or below it never wait here.
     pub fn prepare_floor(&self) -> Option<Timestamp> {
-        (self.txns.values())
-            .filter_map(|state| match state {
+        (self.txns.live())
+            .filter_map(|(_, state)| match state {
                 TxnState::Prepared(prepared) => Some(prepared.prepare_ts),
-                TxnState::Active(_) => None,
+                _ => None,
             })
             .min()
     }

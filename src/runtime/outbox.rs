@@ -41,11 +41,16 @@
 //! Acknowledgements ([`Outbox::hold_durable`]) keep their own order, and leave after
 //! the items let out with them: an acknowledgement is a transaction's last word to its
 //! coordinator, so nothing later about that transaction can overtake it.
+//!
+//! # Work
+//!
+//! Each held item owns the work token of what it will become (a message to its node, a
+//! reply to its client), created when the node held it; letting it out moves the token
+//! into the inbox or reply queue, and an item dropped (the node died) ends it.
 
-use crate::mailbox::ReplySender;
 use crate::message::{Message, Reply, Request};
-use crate::router::Shared;
-use crate::types::{NodeId, Timestamp};
+use crate::net::{Label, Net, ReplySender, Stamp, What, Work};
+use crate::types::NodeId;
 use std::collections::{HashMap, VecDeque};
 
 /// Where an item goes, for the order items leave in (see the module doc).
@@ -59,16 +64,16 @@ pub enum Destination {
 
 /// A message or reply held back.
 pub enum Held {
-    /// A message to a node, with its causal depth.
+    /// A message to a node, with its stamp.
     Send {
         /// The receiver.
         to: NodeId,
         /// The message.
         message: Message,
-        /// The sender's clock when it said it.
-        clock: Timestamp,
-        /// The causal depth of what caused it.
-        depth: u32,
+        /// The sender's clock when it said it, and the causal depth of what caused it.
+        stamp: Stamp,
+        /// The message's work.
+        work: Work,
     },
     /// A reply to a client.
     Reply {
@@ -76,6 +81,8 @@ pub enum Held {
         reply: ReplySender,
         /// What it says.
         message: Reply,
+        /// The reply's work, until the client has taken it.
+        work: Work,
     },
     /// A client's request handed on to another node, with its reply channel.
     Forward {
@@ -85,6 +92,8 @@ pub enum Held {
         request: Request,
         /// Where that node answers.
         reply: ReplySender,
+        /// The request's work.
+        work: Work,
     },
     /// An acknowledgement whose `Commit` record is now durable; it counted as in flight
     /// while it waited.
@@ -93,52 +102,63 @@ pub enum Held {
         to: NodeId,
         /// The acknowledgement.
         message: Message,
-        /// The sender's clock when it said it.
-        clock: Timestamp,
-        /// The causal depth of what caused it.
-        depth: u32,
+        /// The sender's clock when it said it, and the causal depth of what caused it.
+        stamp: Stamp,
+        /// The acknowledgement's work.
+        work: Work,
     },
 }
 
+/// An acknowledgement waiting for its record: the LSN, the message, its receiver, its
+/// stamp and its work.
+type Durable = (u64, Message, NodeId, Stamp, Work);
+
 impl Held {
-    /// Sends it. A reply counts as in flight until the client has taken it
-    /// (`Client::call`), so that `Cluster::settle` also waits for clients to wake; an
-    /// acknowledgement counted as in flight while it waited.
-    pub fn release(self, node: NodeId, shared: &Shared) {
+    /// Sends it, with its work. A reply counts as in flight until the client has taken
+    /// it (`Client::call`), so that `Cluster::settle` also waits for clients to wake.
+    pub fn release(self, node: NodeId, net: &Net) {
         match self {
             Held::Send {
                 to,
                 message,
-                clock,
-                depth,
-            } => shared.send(node, to, message, clock, depth),
-            Held::Reply { reply, message } => {
-                shared.begin_work();
-                // The id of a transaction begun with its first operation arrives before
-                // that operation's answer, which wakes the client: it need not wake for
-                // this.
-                let sent = match message {
-                    Reply::Begun(..) => reply.send_quiet(message),
-                    _ => reply.send(message),
-                };
-                if sent.is_err() {
-                    shared.handled(1);
-                }
+                stamp,
+                work,
             }
-            Held::Forward { to, request, reply } => {
-                if let Err((reply, error)) = shared.forward(to, request, reply) {
-                    let message = Reply::Done(Err(error));
-                    Held::Reply { reply, message }.release(node, shared);
-                }
-            }
-            Held::Ack {
+            | Held::Ack {
                 to,
                 message,
-                clock,
-                depth,
+                stamp,
+                work,
+            } => net.send(node, to, message, stamp, work),
+            Held::Reply {
+                reply,
+                message,
+                work,
             } => {
-                shared.send(node, to, message, clock, depth);
-                shared.handled(1);
+                // The id of a transaction begun with its first operation arrives before
+                // that operation's answer, which wakes the client: it need not wake for
+                // this. A reply to a client that is gone ends with its work.
+                let _ = match message {
+                    Reply::Begun(..) => reply.send_quiet(message, work),
+                    _ => reply.send(message, work),
+                };
+            }
+            Held::Forward {
+                to,
+                request,
+                reply,
+                work,
+            } => {
+                if let Err((reply, error, mut work)) = net.forward(to, request, reply, work) {
+                    work.relabel(Label::on(What::Reply, node));
+                    let message = Reply::Done(Err(error));
+                    (Held::Reply {
+                        reply,
+                        message,
+                        work,
+                    })
+                    .release(node, net);
+                }
             }
         }
     }
@@ -171,8 +191,7 @@ pub struct Outbox {
     /// How many items in `waiting` go to each destination.
     waiting_for: HashMap<Destination, usize>,
     /// Acknowledgements waiting for the fsync of their `Commit` record.
-    /// With each: its LSN, and the sender's clock and causal depth.
-    durable: VecDeque<(u64, Message, NodeId, (Timestamp, u32))>,
+    durable: VecDeque<Durable>,
 }
 
 impl Outbox {
@@ -211,9 +230,10 @@ impl Outbox {
         lsn: u64,
         to: NodeId,
         message: Message,
-        stamp: (Timestamp, u32),
+        stamp: Stamp,
+        work: Work,
     ) {
-        self.durable.push_back((lsn, message, to, stamp));
+        self.durable.push_back((lsn, message, to, stamp, work));
     }
 
     /// The LSN the newest held acknowledgement waits for, if any.
@@ -233,12 +253,12 @@ impl Outbox {
         while let Some((lsn, ..)) = self.durable.front()
             && *lsn <= synced
         {
-            if let Some((_, message, to, (clock, depth))) = self.durable.pop_front() {
+            if let Some((_, message, to, stamp, work)) = self.durable.pop_front() {
                 out.push(Held::Ack {
                     to,
                     message,
-                    clock,
-                    depth,
+                    stamp,
+                    work,
                 });
             }
         }
@@ -246,24 +266,31 @@ impl Outbox {
     }
 
     /// Takes everything, for a node that dies: what it said is lost, but the clients it
-    /// owed an answer must be told. Returns the held items and how many
-    /// acknowledgements were dropped.
-    pub fn drain(&mut self) -> (Vec<Held>, usize) {
+    /// owed an answer must be told. Returns the held items; the acknowledgements are
+    /// dropped, and their work ends.
+    pub fn drain(&mut self) -> Vec<Held> {
         let mut all = std::mem::take(&mut self.ready);
         all.extend(self.waiting.drain(..).map(|(_, held)| held));
         self.waiting_for.clear();
-        let acks = self.durable.len();
         self.durable.clear();
-        (all, acks)
+        all
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mailbox::mailbox;
     use crate::message::ReadAt;
+    use crate::net::{Ledger, mailbox};
     use crate::types::TxnId;
+    use std::sync::{Arc, LazyLock};
+
+    /// The ledger the tests' items count in.
+    static LEDGER: LazyLock<Arc<Ledger>> = LazyLock::new(|| Ledger::new(4));
+
+    fn work() -> Work {
+        Work::start(&LEDGER, Label::on(What::Message, 0))
+    }
 
     fn send(tid: u64) -> Held {
         send_to(0, tid)
@@ -274,8 +301,8 @@ mod tests {
         Held::Send {
             to,
             message,
-            clock: 0,
-            depth: 0,
+            stamp: Stamp::default(),
+            work: work(),
         }
     }
 
@@ -343,6 +370,7 @@ mod tests {
             Held::Reply {
                 reply: reply.clone(),
                 message: begun,
+                work: work(),
             },
         );
         let request = Request::SnapshotRead {
@@ -356,6 +384,7 @@ mod tests {
                 to: 1,
                 request,
                 reply,
+                work: work(),
             },
         );
         let released = outbox.release(10);
@@ -411,7 +440,8 @@ mod tests {
                             Message::Ack {
                                 tid: TxnId(next_ack),
                             },
-                            (0, 0),
+                            Stamp::default(),
+                            work(),
                         );
                         next_ack += 1;
                     }
@@ -472,7 +502,13 @@ mod tests {
     #[test]
     fn acknowledgements_wait_for_their_record_but_ask_for_no_fsync() {
         let mut outbox = Outbox::default();
-        outbox.hold_durable(15, 2, Message::Ack { tid: TxnId(7) }, (0, 1));
+        outbox.hold_durable(
+            15,
+            2,
+            Message::Ack { tid: TxnId(7) },
+            Stamp::default(),
+            work(),
+        );
         assert_eq!(outbox.durable_wanted(), Some(15));
         assert!(outbox.release(14).is_empty());
         let released = outbox.release(15);
@@ -485,10 +521,15 @@ mod tests {
         let mut outbox = Outbox::default();
         outbox.hold(5, 0, send(1));
         outbox.hold(0, 0, send_to(1, 2));
-        outbox.hold_durable(6, 0, Message::Ack { tid: TxnId(3) }, (0, 1));
-        let (held, acks) = outbox.drain();
+        outbox.hold_durable(
+            6,
+            0,
+            Message::Ack { tid: TxnId(3) },
+            Stamp::default(),
+            work(),
+        );
+        let held = outbox.drain();
         assert_eq!(tids(&held), vec![2, 1]);
-        assert_eq!(acks, 1);
         assert!(outbox.release(u64::MAX).is_empty());
     }
 }

@@ -189,7 +189,7 @@ fn t2_overwrites_r_before_t1_is_decided(
     );
     let t2_ts = t2_ts.unwrap_or_else(|| commit_t2(h));
     let aborted = h.nodes[0].coordinator().open_transactions().is_empty()
-        && h.nodes[0].coordinator().decided().get(&t1).is_none();
+        && !h.nodes[0].coordinator().decided().contains_key(&t1);
     assert!(
         t1_ts.is_some() || aborted,
         "T1 is neither committed nor aborted"
