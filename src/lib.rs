@@ -16,6 +16,7 @@ pub mod config;
 pub mod coordinator;
 pub mod crash;
 pub mod deadlock;
+pub mod disk;
 pub mod error;
 pub mod lock;
 pub mod mailbox;

@@ -57,13 +57,11 @@
 //! so that recovery reads what really is on disk.
 
 use super::checkpoint;
-use super::files::LogDir;
+use super::files::{LogDir, LogFile};
 use super::frame::{self, MAX_RECORD_BYTES, v2};
 use super::{Record, Snapshot};
 use crate::error::{Error, Result};
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// The default size past which a new segment is started.
 pub const SEGMENT_BYTES: u64 = 64 << 20;
@@ -80,7 +78,7 @@ pub const MAX_GROWTH: u64 = 4 << 20;
 pub struct Wal {
     pub(super) dir: LogDir,
     /// Shared with the node's syncer thread, which fsyncs it (see [`Wal::sync_target`]).
-    pub(super) file: Arc<File>,
+    pub(super) file: LogFile,
     pub(super) first_segment: u64,
     pub(super) segment: u64,
     pending: Vec<u8>,
@@ -106,7 +104,7 @@ pub struct Wal {
 #[derive(Clone, Debug)]
 pub struct SyncTarget {
     /// The current segment file.
-    pub file: Arc<File>,
+    pub file: LogFile,
     /// Its path, for error messages.
     pub path: PathBuf,
     /// Everything before this LSN is durable once `file` is fsynced.
@@ -118,7 +116,7 @@ pub(super) struct Resume {
     /// The log directory.
     pub dir: LogDir,
     /// The segment to append to, open for writing.
-    pub file: File,
+    pub file: LogFile,
     /// The first segment after the checkpoint.
     pub first_segment: u64,
     /// The number of the segment to append to (version 2, durable up to `written_len`).
@@ -136,7 +134,7 @@ impl Wal {
         resume.dir.reset_fsyncs();
         Wal {
             dir: resume.dir,
-            file: Arc::new(resume.file),
+            file: resume.file,
             first_segment: resume.first_segment,
             segment: resume.segment,
             pending: Vec::new(),
@@ -191,8 +189,8 @@ impl Wal {
         let after = self.synced_len + v2::MARKER_LEN;
         let end = self.written_len + v2::MARKER_LEN;
         self.dir
-            .write_at(&self.file, self.segment, &marker, self.synced_len)?;
-        self.dir.zero(&self.file, self.segment, after, end)
+            .write_at(&*self.file, self.segment, &marker, self.synced_len)?;
+        self.dir.zero(&*self.file, self.segment, after, end)
     }
 
     /// Bytes of log records since the last checkpoint, pending ones included (segment
@@ -293,7 +291,7 @@ impl Wal {
             .extend_from_slice(&v2::marker(self.segment, end));
         let write_end = end + v2::MARKER_LEN;
         self.dir
-            .write_at(&self.file, self.segment, &self.pending, self.written_len)?;
+            .write_at(&*self.file, self.segment, &self.pending, self.written_len)?;
         self.pending.clear();
         self.written_len = end;
         self.written_lsn += records_len;
@@ -301,7 +299,7 @@ impl Wal {
             let growth = self.allocated.min(MAX_GROWTH);
             let allocated = write_end.max(self.allocated + growth);
             self.dir
-                .zero(&self.file, self.segment, write_end, allocated)?;
+                .zero(&*self.file, self.segment, write_end, allocated)?;
             self.allocated = allocated;
         }
         Ok(())
@@ -309,7 +307,7 @@ impl Wal {
 
     fn sync_current(&mut self) -> Result<()> {
         let path = self.dir.segment_path(self.segment);
-        self.dir.sync_file(&self.file, &path)?;
+        self.dir.sync_file(&*self.file, &path)?;
         self.synced_len = self.written_len;
         self.synced_lsn = self.written_lsn;
         Ok(())
@@ -324,7 +322,7 @@ impl Wal {
         let next = self.segment + 1;
         let (file, allocated) = self.dir.new_segment(next)?;
         self.earlier_bytes += self.written_len - v2::HEADER_LEN;
-        self.file = Arc::new(file);
+        self.file = file;
         self.moved_to(next, allocated);
         Ok(())
     }
@@ -343,7 +341,7 @@ impl Wal {
         let (first, current, next) = (self.first_segment, self.segment, self.segment + 1);
         checkpoint::write(&mut self.dir, next, snapshot)?;
         let path = self.dir.segment_path(current);
-        let allocated = self.dir.reuse(&self.file, &path, next)?;
+        let allocated = self.dir.reuse(&*self.file, &path, next)?;
         for number in first..current {
             self.dir.retire(number)?;
         }

@@ -33,8 +33,10 @@ use super::files::{self, LogDir, PREALLOCATED_BYTES};
 use super::frame::{self, Scanned, Tail, v2};
 use super::log::{Resume, Wal};
 use super::{Record, Snapshot};
+use crate::disk::{self, Disk, DiskFile};
 use crate::error::{Error, Result};
 use std::path::Path;
+use std::sync::Arc;
 
 /// What [`Wal::open`] found: the state to rebuild a node from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -65,9 +67,16 @@ impl SegmentScan {
 }
 
 impl Wal {
-    /// Opens (creating if needed) the log in `dir` and recovers what it holds.
+    /// Opens (creating if needed) the log in `dir` of the real file system and recovers
+    /// what it holds.
     pub fn open(dir: &Path) -> Result<(Wal, Recovery)> {
-        let mut log_dir = LogDir::new(dir);
+        Wal::open_on(disk::real(), dir)
+    }
+
+    /// Opens (creating if needed) the log in `dir` of `disk` and recovers what it holds:
+    /// [`Wal::open`] on any disk, such as a [`SimDisk`](crate::disk::SimDisk).
+    pub fn open_on(disk: Arc<dyn Disk>, dir: &Path) -> Result<(Wal, Recovery)> {
+        let mut log_dir = LogDir::new(disk, dir);
         log_dir.create()?;
         let checkpoint = checkpoint::read(&log_dir)?;
         let first_segment = checkpoint.as_ref().map_or(1, |c| c.first_segment);
@@ -89,7 +98,12 @@ impl Wal {
     /// preallocated zeros and a recycled file's stale bytes are not listed, and segments
     /// the checkpoint covers are skipped.
     pub fn read_records(dir: &Path) -> Result<Vec<(u64, u64, Record)>> {
-        let scans = read_live(dir)?;
+        Wal::read_records_on(disk::real(), dir)
+    }
+
+    /// [`Wal::read_records`] on any disk.
+    pub fn read_records_on(disk: Arc<dyn Disk>, dir: &Path) -> Result<Vec<(u64, u64, Record)>> {
+        let scans = read_live(&LogDir::new(disk, dir))?;
         let listed = scans.into_iter().flat_map(|scan| {
             let number = scan.number;
             let records = scan.scanned.records.into_iter();
@@ -102,16 +116,19 @@ impl Wal {
     /// [`Wal::size`] would report after opening it (for a node that is down). Changes
     /// nothing on disk.
     pub fn logged_bytes(dir: &Path) -> Result<u64> {
-        Ok(read_live(dir)?.iter().map(SegmentScan::record_bytes).sum())
+        let log_dir = LogDir::new(disk::real(), dir);
+        Ok(read_live(&log_dir)?
+            .iter()
+            .map(SegmentScan::record_bytes)
+            .sum())
     }
 }
 
-fn read_live(dir: &Path) -> Result<Vec<SegmentScan>> {
-    let log_dir = LogDir::new(dir);
-    let checkpoint = checkpoint::read(&log_dir)?;
+fn read_live(log_dir: &LogDir) -> Result<Vec<SegmentScan>> {
+    let checkpoint = checkpoint::read(log_dir)?;
     let first_segment = checkpoint.map_or(1, |c| c.first_segment);
-    let (_, live) = live_segments(&log_dir, first_segment)?;
-    scan_segments(&log_dir, &live)
+    let (_, live) = live_segments(log_dir, first_segment)?;
+    scan_segments(log_dir, &live)
 }
 
 /// Makes the last segment ready to append to (or starts a new one), per the module docs.
@@ -145,7 +162,7 @@ fn resume(
                 "node log {}: rewrote a torn segment header ({torn} bytes)",
                 path.display()
             ));
-            let allocated = dir.initialize(&file, &path, number)?;
+            let allocated = dir.initialize(&*file, &path, number)?;
             Some((v2::HEADER_LEN, allocated))
         }
         (tail, 1) => {
@@ -153,17 +170,17 @@ fn resume(
                 warnings.push(torn_warning(&path, end, torn));
                 dir.truncate_segment(number, end)?;
             } else {
-                dir.sync_file(&file, &path)?;
+                dir.sync_file(&*file, &path)?;
             }
             None
         }
         (Tail::TornRecord, _) => {
             warnings.push(torn_warning(&path, end, torn));
-            Some((end, mark_end(&mut dir, &file, number, end, torn)?))
+            Some((end, mark_end(&mut dir, &*file, number, end, torn)?))
         }
-        (_, _) if scanned.appendable => Some((end, mark_end(&mut dir, &file, number, end, torn)?)),
+        (_, _) if scanned.appendable => Some((end, mark_end(&mut dir, &*file, number, end, torn)?)),
         (_, _) => {
-            dir.sync_file(&file, &path)?;
+            dir.sync_file(&*file, &path)?;
             None
         }
     };
@@ -206,14 +223,14 @@ fn torn_warning(path: &Path, end: u64, torn: u64) -> String {
 /// size if it is shorter, and fsyncs it. Returns the file's length.
 fn mark_end(
     dir: &mut LogDir,
-    file: &std::fs::File,
+    file: &dyn DiskFile,
     number: u64,
     end: u64,
     torn: u64,
 ) -> Result<u64> {
     let path = dir.segment_path(number);
     let io = |e| Error::io(format!("repairing the log segment {}", path.display()), e);
-    let len = file.metadata().map_err(io)?.len();
+    let len = file.len().map_err(io)?;
     let after = end + v2::MARKER_LEN.max(torn);
     let mut repair = v2::marker(number, end).to_vec();
     repair.resize((after - end) as usize, 0);
@@ -263,7 +280,7 @@ fn scan_segments(dir: &LogDir, numbers: &[u64]) -> Result<Vec<SegmentScan>> {
     let mut scans = Vec::with_capacity(numbers.len());
     for (index, number) in numbers.iter().enumerate() {
         let path = dir.segment_path(*number);
-        let bytes = files::read(&path)?;
+        let bytes = dir.read(&path)?;
         let scanned =
             frame::scan_segment(&bytes, *number).map_err(|damage| damage.in_file(&path))?;
         let is_last = index + 1 == numbers.len();
@@ -290,7 +307,7 @@ fn scan_segments(dir: &LogDir, numbers: &[u64]) -> Result<Vec<SegmentScan>> {
 fn remove_leftovers(dir: &LogDir, covered: &[u64]) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
     let tmp = dir.checkpoint_tmp_path();
-    if tmp.exists() {
+    if dir.exists(&tmp) {
         dir.remove(&tmp)?;
         warnings.push(format!(
             "node log {}: removed an unfinished checkpoint",
