@@ -93,7 +93,7 @@ pub trait DiskFile: Send + Sync + Debug {
     /// between the old end and `offset` reads as zeros).
     fn write_at(&self, bytes: &[u8], offset: u64) -> io::Result<()>;
     /// The file's length.
-    fn len(&self) -> io::Result<u64>;
+    fn file_len(&self) -> io::Result<u64>;
     /// Cuts or extends (with zeros) the file to `len` bytes.
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Makes the file's data, and the metadata needed to read it back (its length),

@@ -74,7 +74,7 @@ impl DiskFile for RealFile {
         self.0.write_all_at(bytes, offset)
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn file_len(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
 

@@ -424,7 +424,7 @@ impl DiskFile for SimFile {
         Ok(())
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn file_len(&self) -> io::Result<u64> {
         let mut state = self.live()?;
         Ok(state.file(self.inode).data.len() as u64)
     }

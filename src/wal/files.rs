@@ -22,7 +22,7 @@
 //! Every file operation goes through the directory's [`Disk`], the real file system or a
 //! simulated one; nothing here touches `std::fs`.
 
-use super::frame::v2;
+use super::frame::v3;
 use crate::disk::{Disk, DiskFile, Open};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -196,9 +196,9 @@ impl LogDir {
     /// segment's.
     pub fn initialize(&mut self, file: &dyn DiskFile, path: &Path, number: u64) -> Result<u64> {
         let context = || format!("preparing the log segment {}", path.display());
-        let mut start = v2::header(number).to_vec();
-        start.extend_from_slice(&v2::marker(number, v2::HEADER_LEN));
-        let len = file.len().map_err(|e| Error::io(context(), e))?;
+        let mut start = v3::header(number).to_vec();
+        start.extend_from_slice(&v3::marker(number, v3::HEADER_LEN, v3::HEADER_LEN));
+        let len = file.file_len().map_err(|e| Error::io(context(), e))?;
         let allocated = len.max(PREALLOCATED_BYTES);
         file.write_at(&start, 0)
             .map_err(|e| Error::io(context(), e))?;

@@ -58,7 +58,7 @@
 
 use super::checkpoint;
 use super::files::{LogDir, LogFile};
-use super::frame::{self, MAX_RECORD_BYTES, v2};
+use super::frame::{self, MAX_RECORD_BYTES, v3};
 use super::{Record, Snapshot};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -156,7 +156,8 @@ impl Wal {
     /// [`Wal::flush`].
     pub fn append(&mut self, record: &Record) -> Result<()> {
         self.check_usable()?;
-        frame::push_unsealed(&mut self.pending, record, MAX_RECORD_BYTES)
+        let head = v3::FRAME_HEADER_LEN as usize;
+        frame::push_unsealed_with(&mut self.pending, record, MAX_RECORD_BYTES, head)
             .map(|_| ())
             .map_err(|e| Error::InvalidInput(format!("cannot log a {} record: {e}", record.kind())))
     }
@@ -185,9 +186,9 @@ impl Wal {
         if self.synced_len == self.written_len {
             return Ok(());
         }
-        let marker = v2::marker(self.segment, self.synced_len);
-        let after = self.synced_len + v2::MARKER_LEN;
-        let end = self.written_len + v2::MARKER_LEN;
+        let marker = v3::marker(self.segment, self.synced_len, self.synced_len);
+        let after = self.synced_len + v3::MARKER_LEN;
+        let end = self.written_len + v3::MARKER_LEN;
         self.dir
             .write_at(&*self.file, self.segment, &marker, self.synced_len)?;
         self.dir.zero(&*self.file, self.segment, after, end)
@@ -197,7 +198,7 @@ impl Wal {
     /// headers, end markers and preallocated space are not counted, so the size right
     /// after a checkpoint is 0).
     pub fn size(&self) -> u64 {
-        self.earlier_bytes + (self.written_len - v2::HEADER_LEN) + self.pending.len() as u64
+        self.earlier_bytes + (self.written_len - v3::HEADER_LEN) + self.pending.len() as u64
     }
 
     /// How many fsyncs (of segments, checkpoints and the directory) this log has issued
@@ -269,7 +270,7 @@ impl Wal {
             return Err(Error::io(format!("appending to {}", path.display()), full));
         }
         if !self.pending.is_empty() {
-            let has_records = self.written_len > v2::HEADER_LEN;
+            let has_records = self.written_len > v3::HEADER_LEN;
             if has_records && self.written_len >= self.segment_bytes {
                 self.start_segment()?;
             }
@@ -286,10 +287,11 @@ impl Wal {
     fn write_records(&mut self) -> Result<()> {
         let records_len = self.pending.len() as u64;
         let end = self.written_len + records_len;
-        v2::seal(&mut self.pending, self.segment, self.written_len);
+        let synced = self.synced_len;
+        v3::seal(&mut self.pending, self.segment, self.written_len, synced);
         self.pending
-            .extend_from_slice(&v2::marker(self.segment, end));
-        let write_end = end + v2::MARKER_LEN;
+            .extend_from_slice(&v3::marker(self.segment, end, synced));
+        let write_end = end + v3::MARKER_LEN;
         self.dir
             .write_at(&*self.file, self.segment, &self.pending, self.written_len)?;
         self.pending.clear();
@@ -321,7 +323,7 @@ impl Wal {
         }
         let next = self.segment + 1;
         let (file, allocated) = self.dir.new_segment(next)?;
-        self.earlier_bytes += self.written_len - v2::HEADER_LEN;
+        self.earlier_bytes += self.written_len - v3::HEADER_LEN;
         self.file = file;
         self.moved_to(next, allocated);
         Ok(())
@@ -330,10 +332,10 @@ impl Wal {
     /// Points appending at the start of the empty segment `segment`, in `self.file`.
     fn moved_to(&mut self, segment: u64, allocated: u64) {
         self.segment = segment;
-        self.written_len = v2::HEADER_LEN;
-        self.synced_len = v2::HEADER_LEN;
+        self.written_len = v3::HEADER_LEN;
+        self.synced_len = v3::HEADER_LEN;
         self.allocated = allocated;
-        (self.segment_lsn, self.segment_offset) = (self.written_lsn, v2::HEADER_LEN);
+        (self.segment_lsn, self.segment_offset) = (self.written_lsn, v3::HEADER_LEN);
     }
 
     fn write_checkpoint(&mut self, snapshot: &Snapshot) -> Result<()> {

@@ -8,20 +8,30 @@
 //! spares or removed), and the last segment is made ready to append to:
 //!
 //! - a torn header (its creation was cut off) is rewritten, and appending starts after it;
-//! - a version 2 segment whose walk ended torn gets an end marker at the end of its last
-//!   whole record, zeros over the rest of the torn record, and appending continues there. That is safe because the walk found no
-//!   frame or marker of this segment anywhere after that point, and appending only ever
-//!   writes at that point: nothing already past it can come to check out;
-//! - a version 2 segment that ended cleanly continues in place if only zeros follow its
+//! - a version 3 segment whose walk ended torn gets an end marker at the end of its last
+//!   whole record and zeros over the rest of the torn record. If the walk found no frame
+//!   or marker of this segment anywhere after that point, appending continues there:
+//!   appending only ever writes at that point, so nothing already past it can come to
+//!   check out. If it found some (of the same unsynced write, which reached the disk in
+//!   part, or of later unsynced ones), the segment is left sealed by the new marker and a
+//!   new segment is started, so that a later torn write can never bring one of them back
+//!   into the walk;
+//! - a version 3 segment that ended cleanly continues in place if only zeros follow its
 //!   end marker. Otherwise (stale bytes of a recycled file, or bytes of a write that
 //!   never was synced) it is left as it is, sealed by its marker, and a new segment is
 //!   started: recovery never has to tell what lies past a marker;
+//! - a version 2 segment is repaired the same way (with a version 2 marker), and a new
+//!   version 3 segment is always started after it: a segment holds frames of one layout;
 //! - a version 1 segment is cut at its torn tail as version 1 always was, and a new
 //!   version 2 segment is started after it.
 //!
-//! Finally the last segment is fsynced (or, when a new one starts, the one before it), so
-//! that nothing recovery replays can still vanish: a process that crashed may have left
-//! writes in the page cache only.
+//! Finally the last segment is fsynced (or, when a new one starts, the one before it), and
+//! then the directory, so that nothing recovery replays can still vanish: a process that
+//! crashed may have left writes in the page cache only, and names too (a segment created
+//! or renamed into place, a spare retired, before the directory fsync that would have
+//! made it durable). Without the directory fsync, records appended to such a segment
+//! after the restart would be fsynced and acknowledged, and lost with its name at the next
+//! power loss.
 //!
 //! Known limits: recovery holds a segment's bytes in memory while it reads it, and reads
 //! every record since the last checkpoint, so checkpoints keep restarts quick. Each
@@ -30,7 +40,7 @@
 
 use super::checkpoint;
 use super::files::{self, LogDir, PREALLOCATED_BYTES};
-use super::frame::{self, Scanned, Tail, v2};
+use super::frame::{self, Scanned, Tail, v2, v3};
 use super::log::{Resume, Wal};
 use super::{Record, Snapshot};
 use crate::disk::{self, Disk, DiskFile};
@@ -83,7 +93,8 @@ impl Wal {
         let (covered, live) = live_segments(&log_dir, first_segment)?;
         let scans = scan_segments(&log_dir, &live)?;
         let mut warnings = remove_leftovers(&log_dir, &covered)?;
-        let resume = resume(log_dir, first_segment, &scans, &mut warnings)?;
+        let mut resume = resume(log_dir, first_segment, &scans, &mut warnings)?;
+        resume.dir.sync_dir()?;
         let records = scans.into_iter().flat_map(|scan| scan.scanned.records);
         let recovery = Recovery {
             snapshot: checkpoint.map(|c| c.snapshot),
@@ -145,7 +156,7 @@ fn resume(
             file,
             first_segment,
             segment: first_segment,
-            written_len: v2::HEADER_LEN,
+            written_len: v3::HEADER_LEN,
             allocated,
             earlier_bytes: 0,
         });
@@ -163,7 +174,7 @@ fn resume(
                 path.display()
             ));
             let allocated = dir.initialize(&*file, &path, number)?;
-            Some((v2::HEADER_LEN, allocated))
+            Some((v3::HEADER_LEN, allocated))
         }
         (tail, 1) => {
             if tail == Tail::TornRecord {
@@ -174,11 +185,16 @@ fn resume(
             }
             None
         }
-        (Tail::TornRecord, _) => {
+        (Tail::TornRecord, version) => {
             warnings.push(torn_warning(&path, end, torn));
-            Some((end, mark_end(&mut dir, &*file, number, end, torn)?))
+            let allocated = mark_end(&mut dir, &*file, (number, version), end, torn)?;
+            let in_place = version == v3::VERSION && scanned.appendable;
+            in_place.then_some((end, allocated))
         }
-        (_, _) if scanned.appendable => Some((end, mark_end(&mut dir, &*file, number, end, torn)?)),
+        (_, v3::VERSION) if scanned.appendable => Some((
+            end,
+            mark_end(&mut dir, &*file, (number, v3::VERSION), end, torn)?,
+        )),
         (_, _) => {
             dir.sync_file(&*file, &path)?;
             None
@@ -189,7 +205,7 @@ fn resume(
         None => {
             let (file, allocated) = dir.new_segment(number + 1)?;
             let sealed = earlier_bytes + last.record_bytes();
-            (file, number + 1, v2::HEADER_LEN, allocated, sealed)
+            (file, number + 1, v3::HEADER_LEN, allocated, sealed)
         }
     };
     Ok(Resume {
@@ -218,21 +234,25 @@ fn torn_warning(path: &Path, end: u64, torn: u64) -> String {
     }
 }
 
-/// Writes the end marker at `end` of segment `number` over the first of the `torn`
-/// bytes there, zeros over the rest of them, zero-fills the file up to the preallocated
-/// size if it is shorter, and fsyncs it. Returns the file's length.
+/// Writes the end marker at `end` of segment `number` (of format `version`, 2 or 3) over
+/// the first of the `torn` bytes there, zeros over the rest of them, zero-fills the file
+/// up to the preallocated size if it is shorter, and fsyncs it. Returns the file's length.
 fn mark_end(
     dir: &mut LogDir,
     file: &dyn DiskFile,
-    number: u64,
+    (number, version): (u64, u32),
     end: u64,
     torn: u64,
 ) -> Result<u64> {
     let path = dir.segment_path(number);
     let io = |e| Error::io(format!("repairing the log segment {}", path.display()), e);
-    let len = file.len().map_err(io)?;
-    let after = end + v2::MARKER_LEN.max(torn);
-    let mut repair = v2::marker(number, end).to_vec();
+    let len = file.file_len().map_err(io)?;
+    let marker = match version {
+        v2::VERSION => v2::marker(number, end).to_vec(),
+        _ => v3::marker(number, end, end).to_vec(),
+    };
+    let after = end + (marker.len() as u64).max(torn);
+    let mut repair = marker;
     repair.resize((after - end) as usize, 0);
     dir.write_at(file, number, &repair, end)?;
     let allocated = len.max(after).max(PREALLOCATED_BYTES);
