@@ -6,7 +6,7 @@
 //! see [`codec`]); the CRC covers the length, so a damaged length is caught like damaged
 //! data. A checkpoint is a 12-byte header (8 magic bytes, the format version as a `u32`
 //! LE) and one frame whose CRC covers the length and payload; its layout is the same in
-//! both versions. Log segments come in two versions.
+//! every version. Log segments come in three versions.
 //!
 //! # Torn or damaged
 //!
@@ -72,11 +72,25 @@
 //!    time and decodes a candidate before computing its CRC, so it costs about a read.
 //! 3. If nothing checks out past `end`, the tail is **torn** and cut at `end`.
 //!
-//! Known limit of rule 2: if a crash persists a later sector of an unsynced write but not
-//! an earlier one, its later records check out past a failed one, and the segment is
-//! reported as damaged although nothing fsynced was lost. The error names the offset; if
-//! nothing from there on was acknowledged, truncating the file there is safe (the file
-//! then ends at the end of a record, which reads as a clean end).
+//! Known limit of rule 2 in version 2: if a crash persists a later sector of an unsynced
+//! write but not an earlier one, its later records check out past a failed one, and the
+//! segment is reported as damaged although nothing fsynced was lost. The error names the
+//! offset; if nothing from there on was acknowledged, truncating the file there is safe
+//! (the file then ends at the end of a record, which reads as a clean end).
+//!
+//! ## Version 3: the synced position
+//!
+//! Version 3 ([`v3`], written today) is version 2 with one more field in every frame
+//! header and end marker: the offset up to which the segment was known durable when it
+//! was written. Rule 2 then counts only a later frame or marker whose synced position is
+//! past `end`, one written after an fsync that covered the failed bytes. A power loss
+//! keeps everything fsynced, so the walk stops at or past the durable end, and nothing
+//! written since carries a synced position past it: whichever sectors of the unsynced
+//! writes reached the disk, in whatever order, the tail is torn, never damage. Damage to
+//! fsynced bytes is refused once a later write recorded their fsync; damage to the writes
+//! since (the last write, or the last few of a group commit) is cut like a torn write.
+//! Frames of the torn writes may still check out past `end`: recovery then seals the
+//! segment and appends in a new one (see [`super::recover`]).
 
 use super::Record;
 use super::codec::{self, Prefix};

@@ -29,7 +29,9 @@
 //! The write position (`written_len`) is the Wal's, not the file's length.
 //!
 //! Every write ends with the segment's *end marker* just after its last record, and the
-//! next write starts over it. The marker is how recovery knows the log ends there (see
+//! next write starts over it. Every frame and marker of a write carries `synced_len` as
+//! it was when the write was issued (format version 3): the proof recovery needs to call
+//! a bad frame damage rather than a torn unsynced tail (see [`super::frame`]). The marker is how recovery knows the log ends there (see
 //! [`super::frame`]); it is not a record and [`Wal::size`] does not count it.
 //!
 //! # Segments and recycling
@@ -71,7 +73,7 @@ pub const MAX_GROWTH: u64 = 4 << 20;
 /// One node's write-ahead log, open for appending.
 ///
 /// Invariants: every segment before the current one is fsynced whole, and ends with its
-/// end marker; the current segment is in format version 2, holds its end marker at
+/// end marker; the current segment is in format version 3, holds its end marker at
 /// `written_len`, and `HEADER_LEN <= synced_len <= written_len`,
 /// `written_len + MARKER_LEN <= allocated`, the file's length.
 #[derive(Debug)]
@@ -86,6 +88,10 @@ pub struct Wal {
     pub(super) synced_len: u64,
     pub(super) allocated: u64,
     pub(super) earlier_bytes: u64,
+    /// How many records the current segment holds, and the pending buffer: the size
+    /// leaves out their synced fields.
+    segment_records: u64,
+    pending_records: u64,
     segment_bytes: u64,
     failure: Option<String>,
     /// Make the next write fail as a full disk would (fault injection for tests).
@@ -127,6 +133,8 @@ pub(super) struct Resume {
     pub allocated: u64,
     /// The bytes of records in the live segments before it.
     pub earlier_bytes: u64,
+    /// How many records it holds before `written_len`.
+    pub records: u64,
 }
 
 impl Wal {
@@ -142,6 +150,8 @@ impl Wal {
             synced_len: resume.written_len,
             allocated: resume.allocated,
             earlier_bytes: resume.earlier_bytes,
+            segment_records: resume.records,
+            pending_records: 0,
             segment_bytes: SEGMENT_BYTES,
             failure: None,
             fail_next_write: false,
@@ -158,7 +168,7 @@ impl Wal {
         self.check_usable()?;
         let head = v3::FRAME_HEADER_LEN as usize;
         frame::push_unsealed_with(&mut self.pending, record, MAX_RECORD_BYTES, head)
-            .map(|_| ())
+            .map(|_| self.pending_records += 1)
             .map_err(|e| Error::InvalidInput(format!("cannot log a {} record: {e}", record.kind())))
     }
 
@@ -180,8 +190,10 @@ impl Wal {
 
     /// Does to the log what a machine crash would: the pending records and everything
     /// written but not fsynced are lost. The bytes past the synced boundary go back to
-    /// what they were at the last fsync: the end marker there, then zeros (a recycled
-    /// segment held stale bytes there instead, which recovery treats the same way).
+    /// what they were at the last fsync: an end marker there (whose synced position is
+    /// its own offset), then zeros (a recycled segment held stale bytes there instead,
+    /// which recovery treats the same way). For losses of any subset of unsynced sectors,
+    /// open the log on a [`SimDisk`](crate::disk::SimDisk) instead.
     pub fn simulate_crash(self) -> Result<()> {
         if self.synced_len == self.written_len {
             return Ok(());
@@ -198,7 +210,13 @@ impl Wal {
     /// headers, end markers and preallocated space are not counted, so the size right
     /// after a checkpoint is 0).
     pub fn size(&self) -> u64 {
-        self.earlier_bytes + (self.written_len - v3::HEADER_LEN) + self.pending.len() as u64
+        let pending = self.pending.len() as u64 - v3::SYNCED_LEN * self.pending_records;
+        self.earlier_bytes + self.segment_size() + pending
+    }
+
+    /// The bytes of records written in the current segment, counted as in [`Wal::size`].
+    fn segment_size(&self) -> u64 {
+        (self.written_len - v3::HEADER_LEN) - v3::SYNCED_LEN * self.segment_records
     }
 
     /// How many fsyncs (of segments, checkpoints and the directory) this log has issued
@@ -295,6 +313,7 @@ impl Wal {
         self.dir
             .write_at(&*self.file, self.segment, &self.pending, self.written_len)?;
         self.pending.clear();
+        self.segment_records += std::mem::take(&mut self.pending_records);
         self.written_len = end;
         self.written_lsn += records_len;
         if write_end > self.allocated {
@@ -323,7 +342,7 @@ impl Wal {
         }
         let next = self.segment + 1;
         let (file, allocated) = self.dir.new_segment(next)?;
-        self.earlier_bytes += self.written_len - v3::HEADER_LEN;
+        self.earlier_bytes += self.segment_size();
         self.file = file;
         self.moved_to(next, allocated);
         Ok(())
@@ -334,6 +353,7 @@ impl Wal {
         self.segment = segment;
         self.written_len = v3::HEADER_LEN;
         self.synced_len = v3::HEADER_LEN;
+        self.segment_records = 0;
         self.allocated = allocated;
         (self.segment_lsn, self.segment_offset) = (self.written_lsn, v3::HEADER_LEN);
     }

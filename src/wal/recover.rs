@@ -66,13 +66,16 @@ struct SegmentScan {
 }
 
 impl SegmentScan {
-    /// The bytes of its whole records.
+    /// The bytes of its whole records, counted as [`Wal::size`] does (without the synced
+    /// fields of version 3).
     fn record_bytes(&self) -> u64 {
-        let header = match self.scanned.version {
-            1 => frame::HEADER_LEN,
-            _ => v2::HEADER_LEN,
+        let (header, extra) = match self.scanned.version {
+            1 => (frame::HEADER_LEN, 0),
+            v2::VERSION => (v2::HEADER_LEN, 0),
+            _ => (v3::HEADER_LEN, v3::SYNCED_LEN),
         };
-        self.scanned.end.saturating_sub(header)
+        let records = self.scanned.records.len() as u64;
+        self.scanned.end.saturating_sub(header) - extra * records
     }
 }
 
@@ -159,6 +162,7 @@ fn resume(
             written_len: v3::HEADER_LEN,
             allocated,
             earlier_bytes: 0,
+            records: 0,
         });
     };
     let earlier_bytes: u64 = earlier.iter().map(SegmentScan::record_bytes).sum();
@@ -200,12 +204,20 @@ fn resume(
             None
         }
     };
-    let (file, segment, written_len, allocated, earlier_bytes) = match continues {
-        Some((written_len, allocated)) => (file, number, written_len, allocated, earlier_bytes),
+    let records = scanned.records.len() as u64;
+    let (file, segment, written_len, allocated, earlier_bytes, records) = match continues {
+        Some((written_len, allocated)) => {
+            let records = if written_len == v3::HEADER_LEN {
+                0
+            } else {
+                records
+            };
+            (file, number, written_len, allocated, earlier_bytes, records)
+        }
         None => {
             let (file, allocated) = dir.new_segment(number + 1)?;
             let sealed = earlier_bytes + last.record_bytes();
-            (file, number + 1, v3::HEADER_LEN, allocated, sealed)
+            (file, number + 1, v3::HEADER_LEN, allocated, sealed, 0)
         }
     };
     Ok(Resume {
@@ -216,6 +228,7 @@ fn resume(
         written_len,
         allocated,
         earlier_bytes,
+        records,
     })
 }
 

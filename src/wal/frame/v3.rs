@@ -21,6 +21,9 @@ pub const HEADER_LEN: u64 = v2::HEADER_LEN;
 /// The length of a frame header: payload length (`u32` LE), CRC (`u32` LE), synced
 /// position (`u64` LE).
 pub const FRAME_HEADER_LEN: u64 = 16;
+/// The bytes version 3 adds to every frame header. The log's size ([`crate::wal::Wal::size`])
+/// does not count them, so that it reads the same in every version (`STATUS` shows it).
+pub const SYNCED_LEN: u64 = 8;
 /// The length of an end marker: a frame header with a zero length and no payload.
 pub const MARKER_LEN: u64 = FRAME_HEADER_LEN;
 
