@@ -18,6 +18,7 @@ pub mod context;
 pub mod coordinator;
 pub mod crash;
 pub mod deadlock;
+pub mod disk;
 pub mod error;
 pub mod lock;
 pub mod message;
