@@ -21,11 +21,11 @@
 //! operation, and leaves the transaction as it was.) A read-only transaction has nothing
 //! to undo and nothing to commit: a failed read leaves its snapshot open, to read again.
 
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::lock::LockMode;
-use crate::mailbox::{Mailbox, mailbox};
 use crate::message::{Answer, ReadAt, Reply, Request};
-use crate::router::Shared;
+use crate::net::{Mailbox, Work, mailbox};
 use crate::types::{NodeId, Timestamp, TxnId, check_key, check_value, owner_of};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -59,10 +59,43 @@ pub trait ClientObserver: Send + Sync {
     fn resumed(&self);
 }
 
+/// What the clients of one cluster handle know of time, shared by their sessions (it is
+/// client state: no node reads it). The highest timestamp any of them has been told
+/// travels with every commit, so the commit is ordered after everything its clients saw
+/// committed, even on nodes that have not heard of it: one client library is one more
+/// process in the Lamport order. It also counts the transactions they begin, which
+/// orders beginnings for the deadlock detector ([`Answer::Begun`]).
+#[derive(Debug, Default)]
+pub struct ClientClock {
+    /// The highest timestamp any client of this handle has seen.
+    seen: AtomicU64,
+    /// Transactions begun, for begin stamps.
+    begun: AtomicU64,
+}
+
+impl ClientClock {
+    /// The highest timestamp seen.
+    pub fn now(&self) -> Timestamp {
+        self.seen.load(Ordering::SeqCst)
+    }
+
+    /// Moves the clock up to `ts`, a timestamp a client was told.
+    pub(crate) fn observe(&self, ts: Timestamp) {
+        self.seen.fetch_max(ts, Ordering::SeqCst);
+    }
+
+    /// A begin stamp above every one handed out before.
+    fn begin_stamp(&self) -> u64 {
+        self.begun.fetch_add(1, Ordering::SeqCst) + 1
+    }
+}
+
 /// A client session, attached to one coordinator node. Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
-    shared: Arc<Shared>,
+    ctx: Arc<Context>,
+    /// Shared by every session of the cluster handle.
+    clock: Arc<ClientClock>,
     coordinator: NodeId,
     observer: Option<Arc<dyn ClientObserver>>,
     /// The timestamp after this session's latest commit: its later snapshot reads see at
@@ -74,9 +107,10 @@ pub struct Client {
 }
 
 impl Client {
-    pub(crate) fn new(shared: Arc<Shared>, coordinator: NodeId) -> Client {
+    pub(crate) fn new(ctx: Arc<Context>, clock: Arc<ClientClock>, coordinator: NodeId) -> Client {
         Client {
-            shared,
+            ctx,
+            clock,
             coordinator,
             observer: None,
             seen: Arc::new(AtomicU64::new(0)),
@@ -95,7 +129,8 @@ impl Client {
 
     /// Starts a transaction now: the coordinator allocates its id at once.
     pub fn begin(&self) -> Result<Transaction> {
-        match self.call(self.coordinator, Request::Begin, None)? {
+        let began = self.clock.begin_stamp();
+        match self.call(self.coordinator, Request::Begin { began }, None)? {
             Answer::Begun(tid, began) => {
                 let mut txn = self.begin_lazily();
                 txn.tid = Some(tid);
@@ -135,7 +170,7 @@ impl Client {
     }
 
     fn snapshot_read(&self, key: &str, at: ReadAt) -> Result<Option<String>> {
-        let node = owner_of(key, self.shared.nodes);
+        let node = owner_of(key, self.ctx.nodes);
         let request = Request::SnapshotRead {
             key: key.to_string(),
             at,
@@ -151,18 +186,35 @@ impl Client {
     /// that no undecided transaction holds back, but never older than this session's last
     /// commit (then a read of a key written by an undecided transaction older than that
     /// commit waits).
+    ///
+    /// The session's node chooses the snapshot by asking every node for its floor
+    /// (`node::floors`); if it is down, the next node that is up does. If none is, the
+    /// snapshot is the highest timestamp this client has seen, so it still sees every
+    /// commit the client was told of.
     pub fn begin_read_only(&self) -> ReadOnly {
         let seen = self.seen.load(Ordering::SeqCst);
+        let clock = self.clock.now();
+        let nodes = self.ctx.nodes;
+        let asked = (0..nodes).map(|n| (self.coordinator + n) % nodes);
+        let chosen = asked.into_iter().find_map(|node| {
+            match self.call(node, Request::SnapshotTimestamp { seen, clock }, None) {
+                Ok(Answer::SnapshotAt(at)) => Some(at),
+                _ => None,
+            }
+        });
+        let read_ts = chosen.unwrap_or(seen.max(clock));
+        self.clock.observe(read_ts);
         ReadOnly {
             client: self.clone(),
-            read_ts: seen.max(self.shared.safe_ts()),
+            read_ts,
         }
     }
 
-    /// Notes that this session committed: its later snapshots include the commit.
-    fn committed(&self) {
-        self.seen
-            .fetch_max(self.shared.ts.current(), Ordering::SeqCst);
+    /// Notes that this session committed, told a timestamp `at` or above the commit's:
+    /// its later snapshots include the commit.
+    fn committed(&self, at: Timestamp) {
+        self.clock.observe(at);
+        self.seen.fetch_max(self.clock.now(), Ordering::SeqCst);
     }
 
     /// Writes `key` in a transaction of its own.
@@ -195,11 +247,17 @@ impl Client {
         (tid, began): &mut (Option<TxnId>, u64),
     ) -> Result<Answer> {
         let (reply, answers) = mailbox();
-        self.shared.request(node, request, reply)?;
+        self.ctx.net.request(node, request, reply)?;
         loop {
             let answer = match answers.try_recv() {
                 Some(answer) => Some(answer),
                 None => self.blocking_recv(&answers),
+            };
+            // The reply's work ends at the end of this turn, once the observer has
+            // seen it (a session's command counts again before it ends).
+            let (answer, _work): (Option<Reply>, Option<Work>) = match answer {
+                Some((reply, work)) => (Some(reply), Some(work)),
+                None => (None, None),
             };
             match answer {
                 Some(Reply::Waiting {
@@ -216,17 +274,12 @@ impl Client {
                             blockers,
                         });
                     }
-                    self.shared.handled(1);
                 }
                 Some(Reply::Begun(begun, stamp)) => {
                     *tid = Some(begun);
                     *began = stamp;
-                    self.shared.handled(1);
                 }
-                Some(Reply::Done(result)) => {
-                    self.shared.handled(1);
-                    return result;
-                }
+                Some(Reply::Done(result)) => return result,
                 None => {
                     return Err(Error::NodeDown {
                         node,
@@ -237,11 +290,11 @@ impl Client {
         }
     }
 
-    fn blocking_recv(&self, answers: &Mailbox) -> Option<Reply> {
+    fn blocking_recv(&self, answers: &Mailbox) -> Option<(Reply, Work)> {
         if let Some(observer) = &self.observer {
             observer.blocking();
         }
-        let answer = answers.recv();
+        let answer = self.ctx.net.receive(answers);
         if let Some(observer) = &self.observer {
             observer.resumed();
         }
@@ -277,7 +330,7 @@ impl Transaction {
         self.participants.iter().copied().collect()
     }
 
-    /// Reads `key` under a shared lock, seeing this transaction's own writes.
+    /// Reads `key` under a ctx lock, seeing this transaction's own writes.
     pub fn get(&mut self, key: &str) -> Result<Option<String>> {
         self.read(key, LockMode::Shared)
     }
@@ -285,9 +338,9 @@ impl Transaction {
     /// Reads `key` under an exclusive lock held until the transaction ends (`SELECT ...
     /// FOR UPDATE`), seeing this transaction's own writes. Use it to read a key that the
     /// transaction will then write: with `get`, two transactions that read and then write
-    /// one key both hold shared locks and deadlock when each upgrades; with
+    /// one key both hold ctx locks and deadlock when each upgrades; with
     /// `get_for_update` the second waits at its read until the first ends. If nothing is
-    /// written, the lock is released at COMMIT like a shared one (READ-ONLY vote).
+    /// written, the lock is released at COMMIT like a ctx one (READ-ONLY vote).
     pub fn get_for_update(&mut self, key: &str) -> Result<Option<String>> {
         self.read(key, LockMode::Exclusive)
     }
@@ -299,7 +352,7 @@ impl Transaction {
             LockMode::Exclusive => "read for update",
         };
         let result = check_key(key).and_then(|()| {
-            let node = owner_of(key, self.client.shared.nodes);
+            let node = owner_of(key, self.client.ctx.nodes);
             let key = key.to_string();
             let request = |tid, first, began| Request::Read {
                 tid,
@@ -332,7 +385,7 @@ impl Transaction {
 
     fn write(&mut self, key: &str, value: Option<String>) -> Result<()> {
         check_key(key)?;
-        let node = owner_of(key, self.client.shared.nodes);
+        let node = owner_of(key, self.client.ctx.nodes);
         let key = key.to_string();
         self.operate(node, |tid, first, began| Request::Write {
             tid,
@@ -356,7 +409,12 @@ impl Transaction {
             Some(tid) => (self.client).call(node, request(tid, first, self.began), Some(tid)),
             None => {
                 let then = Box::new(request(TxnId(0), true, 0));
-                let begin = Request::BeginAnd { owner: node, then };
+                let began = self.client.clock.begin_stamp();
+                let begin = Request::BeginAnd {
+                    owner: node,
+                    then,
+                    began,
+                };
                 let coordinator = self.client.coordinator;
                 let mut begun = (None, 0);
                 let result = self.client.call_tracking(coordinator, begin, &mut begun);
@@ -419,12 +477,14 @@ impl Transaction {
         let request = Request::Commit {
             tid,
             participants: self.participants(),
+            clock: self.client.clock.now(),
         };
         match self.client.call(coordinator, request, Some(tid)) {
-            Ok(_) => {
-                self.client.committed();
+            Ok(Answer::Committed { at }) => {
+                self.client.committed(at);
                 Ok(())
             }
+            Ok(other) => Err(unexpected(other)),
             Err(Error::NodeDown { node, .. }) if node == coordinator => {
                 Err(Error::OutcomeUnknown { tid, coordinator })
             }

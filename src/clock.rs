@@ -3,7 +3,8 @@
 //! Timeouts (the coordinator's vote timeout, an in-doubt participant's inquiry interval)
 //! are measured on it. Interactive use runs on real time; scripts and tests use a manual
 //! clock that moves only when told (`TICK`), so that a timeout happens at the same step of
-//! every run. Timestamps in the log are logical (Lamport) and do not come from here.
+//! every run. Timestamps in the log are logical: each node's own [`Lamport`] clock,
+//! carried on messages; they do not come from here.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -193,43 +194,61 @@ mod tests {
     }
 }
 
-/// The cluster's timestamp source for prepare and commit timestamps (one clock for the
-/// cluster, as the problem statement allows): a counter every node shares.
+/// A node's logical clock (Lamport's), from which it takes its prepare and commit
+/// timestamps. Every message a node sends carries its reading, and every receipt moves
+/// the receiver's clock up to it ([`Lamport::observe`]); a client's request carries the
+/// highest timestamp that client has seen. So a timestamp a node takes is above every
+/// timestamp that causally precedes it, which is all the snapshot rules need (see the
+/// `store` module's doc): a transaction that must be ordered after another has heard of
+/// it through a chain of messages (a lock granted after a commit, a read after a write).
 ///
-/// A commit takes a fresh value ([`Timestamps::next`]); a prepare takes the current one
-/// ([`Timestamps::current`]) without moving it, so a commit timestamp is always above
-/// every prepare timestamp of its transaction, and concurrent prepares do not race for
-/// values (which keeps transcripts identical run to run). Snapshot reads compare against
-/// these timestamps: a commit at or below a reader's timestamp has already been taken
-/// from this counter.
+/// Why Lamport and not a hybrid logical clock: nothing here needs timestamps close to
+/// real time (no read is served "as of 5 seconds ago", and timeouts use [`Clock`], not
+/// timestamps), and a hybrid clock would make every timestamp a transcript shows depend
+/// on when it ran. A Lamport clock moves only when the protocol does, so the same
+/// script gives the same timestamps on every run and machine.
 ///
-/// A second counter orders the beginnings of transactions across coordinators
-/// ([`Timestamps::begin_stamp`]), which transaction ids cannot (each coordinator numbers
-/// its own): the deadlock detector aborts the one that began last. It is separate so
-/// that beginning a transaction never moves commit timestamps. It need not survive the
-/// process: a transaction that waits for a lock is active, and no active transaction
-/// outlives the cluster's process.
-#[derive(Debug, Default)]
-pub struct Timestamps(AtomicU64, AtomicU64);
+/// A prepare takes the clock's reading without moving it; a commit moves it past
+/// every prepare timestamp of its transaction ([`Lamport::tick_past`]). It is a plain
+/// value owned by one node: nothing else reads or writes it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lamport(crate::Timestamp);
 
-impl Timestamps {
-    /// The latest timestamp handed out.
-    pub fn current(&self) -> crate::Timestamp {
-        self.0.load(Ordering::SeqCst)
+impl Lamport {
+    /// A clock reading `at` (recovery: the highest timestamp in the log).
+    pub fn starting_at(at: crate::Timestamp) -> Lamport {
+        Lamport(at)
     }
 
-    /// A timestamp above every one handed out before.
-    pub fn next(&self) -> crate::Timestamp {
-        self.0.fetch_add(1, Ordering::SeqCst) + 1
+    /// The clock's reading: at or above every timestamp this node has taken or heard.
+    pub fn now(&self) -> crate::Timestamp {
+        self.0
     }
 
-    /// A begin stamp above every one handed out before (see the type's doc).
-    pub fn begin_stamp(&self) -> u64 {
-        self.1.fetch_add(1, Ordering::SeqCst) + 1
+    /// Moves the clock up to `ts` if it is behind (a message or request carried `ts`).
+    pub fn observe(&mut self, ts: crate::Timestamp) {
+        self.0 = self.0.max(ts);
     }
 
-    /// Moves the counter up to at least `ts` (recovery: past everything in the logs).
-    pub fn observe(&self, ts: crate::Timestamp) {
-        self.0.fetch_max(ts, Ordering::SeqCst);
+    /// A fresh timestamp above the clock and above `floor`, which the clock then reads.
+    pub fn tick_past(&mut self, floor: crate::Timestamp) -> crate::Timestamp {
+        self.0 = self.0.max(floor) + 1;
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod lamport_tests {
+    use super::Lamport;
+
+    #[test]
+    fn a_tick_goes_past_the_clock_and_the_floor() {
+        let mut clock = Lamport::starting_at(3);
+        assert_eq!(clock.tick_past(0), 4);
+        assert_eq!(clock.tick_past(9), 10);
+        clock.observe(7);
+        assert_eq!(clock.now(), 10, "observing the past does not move it back");
+        clock.observe(12);
+        assert_eq!(clock.now(), 12);
     }
 }

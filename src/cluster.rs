@@ -4,18 +4,25 @@
 //! an OS lock so one process owns it), recovers every node from its log, and starts one
 //! thread per node. The cluster then offers clients (`Cluster::client`), faults
 //! (`crash`, `arm_crash`, `restart`), checkpoints, and observation (`status`, `locks`,
-//! `log_records`, a trace hook). `settle` waits until no message is in flight, which is
-//! what makes the shell's output deterministic. `close` (or drop) stops every thread
-//! after flushing its log.
+//! `log_records`, a trace hook). `settle` waits until no work is in flight (no work token
+//! alive: see `net`), which is what makes the shell's output deterministic; if it waits
+//! long it says on stderr what is still outstanding, and [`Cluster::settle_within`]
+//! gives up after a limit, naming it. `close` (or drop) stops every thread after
+//! flushing its log.
+//!
+//! A node thread that panics is reported as crashed on an error: `status` shows
+//! "it panicked: <message>" as its failure, requests to it are told so, and `restart`
+//! recovers it from its log (see `runtime`).
 
-use crate::client::Client;
+use crate::client::{Client, ClientClock};
 use crate::clock::Clock;
 use crate::config::{Config, Settings};
+use crate::context::Context;
 use crate::crash::CrashPoint;
 use crate::error::{Error, Result};
 use crate::lock::KeyLocks;
+use crate::net::{Control, Label, Mail, What};
 use crate::node::Node;
-use crate::router::{Control, Mail, NodeStatus, Shared};
 use crate::runtime::Runtime;
 use crate::trace::TraceHook;
 use crate::types::{MAX_NODES, NodeId, owner_of};
@@ -27,7 +34,9 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+pub use crate::net::{Activity, NodeStatus};
 
 /// The data directory's format version, recorded in its manifest.
 pub const FORMAT_VERSION: u32 = 1;
@@ -54,27 +63,14 @@ pub struct RecoveryReport {
     pub warnings: Vec<String>,
 }
 
-/// Counts work outside the cluster as in flight: see [`Cluster::activity`].
-#[derive(Clone)]
-pub struct Activity {
-    shared: Arc<Shared>,
-}
-
-impl Activity {
-    /// Some work began; `Cluster::settle` waits until it is [`Activity::finished`].
-    pub fn started(&self) {
-        self.shared.begin_work();
-    }
-
-    /// Work begun with [`Activity::started`] ended.
-    pub fn finished(&self) {
-        self.shared.handled(1);
-    }
-}
+/// How long `settle` waits before it says on stderr what it is waiting for.
+const SETTLE_REPORT: Duration = Duration::from_secs(5);
 
 /// A running cluster.
 pub struct Cluster {
-    shared: Arc<Shared>,
+    ctx: Arc<Context>,
+    /// What this handle's clients know of time (client state; nodes never read it).
+    clients: Arc<ClientClock>,
     threads: Mutex<Vec<Option<JoinHandle<()>>>>,
     reports: Vec<RecoveryReport>,
     /// Held open for the OS lock on the directory.
@@ -98,13 +94,14 @@ impl Cluster {
         } else {
             Clock::real()
         };
-        let mut shared = Shared::new(config.nodes, dir, clock, config.settings);
+        let mut ctx = Context::new(config.nodes, dir, clock, config.settings);
         if let Ok(text) = std::env::var(crate::crash::FAILPOINT_VAR) {
-            shared.failpoint = Some(crate::crash::parse_failpoint(&text)?);
+            ctx.failpoint = Some(crate::crash::parse_failpoint(&text)?);
         }
-        let shared = Arc::new(shared);
+        let ctx = Arc::new(ctx);
         let mut cluster = Cluster {
-            shared,
+            ctx,
+            clients: Arc::default(),
             threads: Mutex::new((0..config.nodes).map(|_| None).collect()),
             reports: Vec::new(),
             _lock: lock,
@@ -125,16 +122,10 @@ impl Cluster {
     /// Recovers `node` from its log and starts its thread.
     fn start(&self, node: NodeId) -> Result<RecoveryReport> {
         let (wal, recovery) = Wal::open(&self.node_dir(node))?;
-        let now = self.shared.clock.now();
+        let now = self.ctx.clock.now();
         let snapshot = recovery.snapshot.as_ref();
-        let (state, effects) = Node::recover(
-            node,
-            self.shared.nodes,
-            self.shared.ts.clone(),
-            snapshot,
-            &recovery.records,
-            now,
-        );
+        let (state, effects) =
+            Node::recover(node, self.ctx.nodes, snapshot, &recovery.records, now);
         let report = RecoveryReport {
             node,
             records: recovery.records.len(),
@@ -148,42 +139,49 @@ impl Cluster {
             resent: state.coordinator().decided().keys().copied().collect(),
             warnings: recovery.warnings,
         };
-        self.shared.set_failure(node, None);
+        self.ctx.set_failure(node, None);
+        // The handle hears each node's clock as it starts, as a client would in a
+        // handshake: the commits its clients make next go above what the logs hold.
+        self.clients.observe(state.clock());
         let (inbox_sender, inbox) = unbounded();
-        let runtime = Runtime::new(state, wal, self.shared.clone(), inbox)?;
-        self.shared.begin_work();
-        self.shared.attach(node, inbox_sender);
+        let runtime = Runtime::new(state, wal, self.ctx.clone(), inbox)?;
+        let recovering = self.ctx.net.work(Label::on(What::Recovery, node));
+        self.ctx.net.attach(node, inbox_sender);
         let handle = std::thread::Builder::new()
             .name(format!("node{node}"))
-            .spawn(move || runtime.run(effects))
+            .spawn(move || runtime.run(effects, recovering))
             .map_err(|error| Error::io("starting a node thread", error))?;
         self.threads.lock()[node as usize] = Some(handle);
         Ok(report)
     }
 
     fn node_dir(&self, node: NodeId) -> PathBuf {
-        self.shared.dir.join(format!("node{node}"))
+        self.ctx.dir.join(format!("node{node}"))
     }
 
     /// A client session whose transactions node `coordinator` coordinates.
     pub fn client(&self, coordinator: NodeId) -> Result<Client> {
-        self.shared.check_node(coordinator)?;
-        Ok(Client::new(self.shared.clone(), coordinator))
+        self.ctx.net.check_node(coordinator)?;
+        Ok(Client::new(
+            self.ctx.clone(),
+            self.clients.clone(),
+            coordinator,
+        ))
     }
 
     /// The number of nodes.
     pub fn nodes(&self) -> u32 {
-        self.shared.nodes
+        self.ctx.nodes
     }
 
     /// The data directory.
     pub fn dir(&self) -> &Path {
-        &self.shared.dir
+        &self.ctx.dir
     }
 
     /// The node that owns `key`.
     pub fn owner(&self, key: &str) -> NodeId {
-        owner_of(key, self.shared.nodes)
+        owner_of(key, self.ctx.nodes)
     }
 
     /// Kills `node` now: it loses everything not fsynced and drops messages sent to it.
@@ -204,6 +202,14 @@ impl Cluster {
         self.control(node, Control::FailNextWrite)
     }
 
+    /// Makes `node`'s thread panic with `message` in the middle of its next batch, as a
+    /// bug would (fault injection, for tests: the node must be reported crashed, with
+    /// the message, and restart).
+    #[doc(hidden)]
+    pub fn inject_panic(&self, node: NodeId, message: &str) -> Result<()> {
+        self.control(node, Control::Panic(message.to_string()))
+    }
+
     /// Holds back protocol messages from `from` to `to`, starting at the first whose label
     /// (as traced: `VOTE YES`, `PREPARE`, `COMMIT`...) starts with `label` (any message,
     /// if it is empty): that one and every later one on the link wait, in order, while
@@ -211,25 +217,25 @@ impl Cluster {
     /// for [`Cluster::settle`]; those held for a node that dies are dropped. Fault
     /// injection, for tests: a message delayed on the network.
     pub fn hold_link(&self, from: NodeId, to: NodeId, label: &str) -> Result<()> {
-        self.shared.hold_link(from, to, label)
+        self.ctx.net.hold_link(from, to, label)
     }
 
     /// Releases a link held by [`Cluster::hold_link`]: what waited on it is sent, in
     /// order (dropped if `to` is down). Returns how many messages waited.
     pub fn release_link(&self, from: NodeId, to: NodeId) -> usize {
-        self.shared.release_link(from, to)
+        self.ctx.net.release_link(from, to)
     }
 
     /// The links held by [`Cluster::hold_link`], as `(from, to, messages waiting)`.
     pub fn held_links(&self) -> Vec<(NodeId, NodeId, usize)> {
-        self.shared.held_links()
+        self.ctx.net.held_links()
     }
 
     /// Restarts a crashed node: recovery replays its checkpoint and log, re-locks in-doubt
     /// keys before it serves anyone, and resumes the protocol.
     pub fn restart(&self, node: NodeId) -> Result<RecoveryReport> {
-        self.shared.check_node(node)?;
-        if self.shared.is_up(node) {
+        self.ctx.net.check_node(node)?;
+        if self.ctx.net.is_up(node) {
             return Err(Error::InvalidInput(format!(
                 "node {node} is already up; CRASH it first to see it recover"
             )));
@@ -247,7 +253,7 @@ impl Cluster {
 
     /// Every node's status, in node order.
     pub fn status(&self) -> Vec<NodeStatus> {
-        (0..self.shared.nodes)
+        (0..self.ctx.nodes)
             .map(|node| self.node_status(node))
             .collect()
     }
@@ -270,7 +276,7 @@ impl Cluster {
             log_bytes: Wal::logged_bytes(&self.node_dir(node)).unwrap_or(0),
             fsyncs: 0,
             armed: None,
-            failure: self.shared.failure(node),
+            failure: self.ctx.failure(node),
         }
     }
 
@@ -278,7 +284,7 @@ impl Cluster {
     /// hold no locks.
     pub fn locks(&self) -> Vec<(NodeId, KeyLocks)> {
         let mut all = Vec::new();
-        for node in 0..self.shared.nodes {
+        for node in 0..self.ctx.nodes {
             let (reply, answer) = bounded(1);
             if self.control(node, Control::Locks(reply)).is_ok()
                 && let Ok(locks) = answer.recv()
@@ -298,14 +304,14 @@ impl Cluster {
 
     /// The records in `node`'s log now, with whether each is forced.
     pub fn log_records(&self, node: NodeId) -> Result<Vec<Record>> {
-        self.shared.check_node(node)?;
+        self.ctx.net.check_node(node)?;
         let records = Wal::read_records(&self.node_dir(node))?;
         Ok(records.into_iter().map(|(_, _, record)| record).collect())
     }
 
     /// Advances the manual clock and lets every node check its timeouts.
     pub fn tick(&self, by: Duration) -> Result<()> {
-        if !self.shared.clock.advance(by) {
+        if !self.ctx.clock.advance(by) {
             return Err(Error::InvalidInput(
                 "this cluster runs on real time; TICK needs the manual clock, which scripts use (start the shell with --manual-clock to use it interactively)"
                     .into(),
@@ -314,10 +320,8 @@ impl Cluster {
         // One node at a time, in node order, each settling before the next: timeouts
         // that fall due together (a vote timeout, an inquiry) then play out the same
         // way every run.
-        for node in 0..self.shared.nodes {
-            let _ = self
-                .shared
-                .deliver(node, Mail::Input(crate::node::Input::Tick, 0));
+        for node in 0..self.ctx.nodes {
+            let _ = (self.ctx.net).post(node, Mail::Input(crate::node::Input::Tick, 0));
             self.settle();
         }
         Ok(())
@@ -325,31 +329,61 @@ impl Cluster {
 
     /// The current settings.
     pub fn settings(&self) -> Settings {
-        self.shared.settings.read().clone()
+        self.ctx.settings.read().clone()
     }
 
     /// Changes the settings; nodes read them on their next input.
     pub fn set_settings(&self, settings: Settings) {
-        *self.shared.settings.write() = settings;
+        *self.ctx.settings.write() = settings;
         // Wake every node, so a change such as turning deadlock detection back on acts
         // at once rather than at the node's next message.
-        for node in 0..self.shared.nodes {
-            let _ = self.shared.deliver(node, Mail::Control(Control::Wake));
+        for node in 0..self.ctx.nodes {
+            let _ = self.ctx.net.post(node, Mail::Control(Control::Wake));
         }
         self.settle();
     }
 
     /// Installs (or, with `None`, removes) the trace hook.
     pub fn set_trace(&self, hook: Option<TraceHook>) {
-        self.shared.tracer.set(hook);
+        self.ctx.net.tracer.set(hook);
     }
 
     /// Waits until no message is in flight and no node is working: every effect of what
     /// was sent so far has happened. Lock waits and in-doubt transactions do not count:
-    /// they wait for something that has not been sent.
+    /// they wait for something that has not been sent. After 5 s it says on stderr what
+    /// it is waiting for ([`Cluster::outstanding`]), once, and goes on waiting.
     pub fn settle(&self) {
+        if self.wait_quiet(Some(SETTLE_REPORT)) {
+            return;
+        }
+        let waiting = self.outstanding().join(", ");
+        eprintln!("kv2pc: the cluster has not settled after 5 s; waiting for: {waiting}");
+        self.wait_quiet(None);
+    }
+
+    /// As [`Cluster::settle`], but gives up after `limit`, returning what was still
+    /// outstanding then.
+    pub fn settle_within(&self, limit: Duration) -> std::result::Result<(), Vec<String>> {
+        match self.wait_quiet(Some(limit)) {
+            true => Ok(()),
+            false => Err(self.outstanding()),
+        }
+    }
+
+    /// The work in flight now, one line per kind and node (`1 message to node 2`,
+    /// `1 fsync on node 1`): what `settle` is waiting for.
+    pub fn outstanding(&self) -> Vec<String> {
+        self.ctx.net.outstanding()
+    }
+
+    /// Waits until no work is in flight, or `limit` passes; returns whether it is quiet.
+    fn wait_quiet(&self, limit: Option<Duration>) -> bool {
+        let start = Instant::now();
         let mut spins = 0u32;
-        while !self.shared.is_quiet() {
+        while !self.ctx.net.is_quiet() {
+            if limit.is_some_and(|limit| start.elapsed() >= limit) {
+                return false;
+            }
             spins += 1;
             if spins < 100 {
                 std::thread::yield_now();
@@ -357,29 +391,25 @@ impl Cluster {
                 std::thread::sleep(Duration::from_micros(50));
             }
         }
+        true
     }
 
-    /// A handle that counts work outside the cluster (a shell session running a
-    /// command) as in flight, so that `settle` waits for it.
+    /// A handle that counts a shell session's commands as work in flight, so that
+    /// `settle` waits for them; one per session.
     pub fn activity(&self) -> Activity {
-        Activity {
-            shared: self.shared.clone(),
-        }
+        self.ctx.net.activity()
     }
 
     /// Whether `node` is up.
     pub fn is_up(&self, node: NodeId) -> bool {
-        self.shared.is_up(node)
+        self.ctx.net.is_up(node)
     }
 
     fn control(&self, node: NodeId, control: Control) -> Result<()> {
-        self.shared.check_node(node)?;
-        self.shared
-            .deliver(node, Mail::Control(control))
-            .map_err(|_| Error::NodeDown {
-                node,
-                detail: "it is crashed; RESTART it first".into(),
-            })
+        self.ctx.net.check_node(node)?;
+        (self.ctx.net)
+            .post(node, Mail::Control(control))
+            .map_err(|_| self.ctx.net.down_error(node))
     }
 
     fn died(&self, node: NodeId) -> Error {
@@ -404,10 +434,10 @@ impl Cluster {
     /// Stops every node after flushing its log; clients waiting on a node are told it is
     /// down. Dropping the cluster does the same.
     pub fn shutdown(&self) {
-        for node in 0..self.shared.nodes {
-            let _ = self.shared.deliver(node, Mail::Control(Control::Shutdown));
+        for node in 0..self.ctx.nodes {
+            let _ = self.ctx.net.post(node, Mail::Control(Control::Shutdown));
         }
-        for node in 0..self.shared.nodes {
+        for node in 0..self.ctx.nodes {
             self.join(node);
         }
     }

@@ -33,7 +33,6 @@
 //! ABORT: a committed transaction is forgotten only after every participant acknowledged,
 //! and such a participant is no longer in doubt.
 //!
-//! # Recovery
 //!
 //! A `Decision` without `End` is re-sent to its participants until each acknowledges.
 //! Transactions begun but not decided before the crash are dead: the restarted node's
@@ -45,59 +44,19 @@
 //! then answers `RestartAck`, and the restarted node serves no locking operation until
 //! every peer has answered (see `participant`'s "Restarts" for why that is enough).
 
-use crate::clock::Timestamps;
+use crate::clock::Lamport;
 use crate::crash::CrashPoint;
 use crate::error::Error;
 use crate::message::{Answer, Effect, Message, Reply, ReqId, Request, Vote};
 use crate::types::{NodeId, Timestamp, TxnId};
 use crate::wal::Record;
-use std::collections::{BTreeMap, BTreeSet};
+pub use state::Decided;
+use state::{Collecting, OnePhase, TxnState};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How many transaction counters one `TidLease` record reserves.
 pub const LEASE_BLOCK: u64 = 1000;
-
-/// A transaction in phase 1.
-#[derive(Debug)]
-struct Collecting {
-    /// The client's COMMIT request, answered when decided.
-    req: ReqId,
-    /// Every participant.
-    participants: Vec<NodeId>,
-    /// Participants whose vote has not arrived.
-    votes_pending: BTreeSet<NodeId>,
-    /// Participants that voted YES.
-    yes: Vec<NodeId>,
-    /// Participants that voted READ-ONLY: they hold their read locks until told the
-    /// outcome.
-    read_only: Vec<NodeId>,
-    /// The largest prepare timestamp among the YES votes.
-    max_prepare_ts: Timestamp,
-    /// When to give up waiting and abort.
-    deadline: Duration,
-}
-
-/// A transaction committing in one phase at its only participant.
-#[derive(Debug)]
-struct OnePhase {
-    /// The client's COMMIT request, answered with the participant's outcome.
-    req: ReqId,
-    /// The only participant, which decides.
-    participant: NodeId,
-    /// When to stop waiting for its outcome.
-    deadline: Duration,
-}
-
-/// A committed transaction whose acknowledgements are not all in.
-#[derive(Debug, Clone)]
-pub struct Decided {
-    /// The participants that must acknowledge.
-    pub participants: Vec<NodeId>,
-    /// Those that have not yet.
-    pub unacked: BTreeSet<NodeId>,
-    /// The commit timestamp.
-    pub commit_ts: Timestamp,
-}
 
 /// The coordinator role of one node.
 #[derive(Debug)]
@@ -110,12 +69,10 @@ pub struct Coordinator {
     lease: u64,
     /// The first counter of this incarnation.
     live_from: u64,
-    /// Begun in this incarnation, not yet committing or aborted.
-    begun: BTreeSet<TxnId>,
-    collecting: BTreeMap<TxnId, Collecting>,
-    /// Transactions committing in one phase.
-    one_phase: BTreeMap<TxnId, OnePhase>,
-    decided: BTreeMap<TxnId, Decided>,
+    /// Every transaction not finished here, in its one state. A transaction committed
+    /// without participants, aborted, relayed from its one phase, or committed with
+    /// every acknowledgement in has no entry.
+    txns: BTreeMap<TxnId, TxnState>,
 }
 
 impl Coordinator {
@@ -128,10 +85,9 @@ impl Coordinator {
             counter: lease,
             lease,
             live_from: lease,
-            begun: BTreeSet::new(),
-            collecting: BTreeMap::new(),
-            one_phase: BTreeMap::new(),
-            decided,
+            txns: (decided.into_iter())
+                .map(|(tid, decided)| (tid, TxnState::Decided(decided)))
+                .collect(),
         }
     }
 
@@ -147,10 +103,10 @@ impl Coordinator {
 
     /// Recovery: re-send every decision not yet acknowledged.
     pub fn resend_decisions(&self, out: &mut Vec<Effect>) {
-        for (tid, decided) in &self.decided {
+        for (tid, decided) in self.decisions() {
             for participant in &decided.unacked {
                 let message = Message::Commit {
-                    tid: *tid,
+                    tid,
                     commit_ts: decided.commit_ts,
                 };
                 out.push(Effect::Send {
@@ -161,10 +117,26 @@ impl Coordinator {
         }
     }
 
-    /// BEGIN: allocate an id, and stamp when it began from the cluster's `ts`.
-    pub fn begin(&mut self, req: ReqId, ts: &Timestamps, out: &mut Vec<Effect>) {
+    /// The lowest timestamp at which a transaction this node coordinates may be
+    /// prepared and undecided at a participant: one still collecting votes, at or above
+    /// the clock PREPARE carried; a committed one not yet acknowledged by all, at or
+    /// above its lowest YES vote. A participant that dies with the transaction prepared
+    /// cannot say so while it is down, but its coordinator can (`node::floors`).
+    ///
+    /// A decision recovered from the log has no votes: it counts at its commit
+    /// timestamp less one, which may lie above a participant's prepare; a read there
+    /// between the two waits for the decision, which recovery re-sends at once.
+    pub fn prepare_floor(&self) -> Option<Timestamp> {
+        let collecting = self.collecting().map(|(_, c)| c.asked_at);
+        let decided = self.decisions().map(|(_, d)| d.lowest_prepare_ts);
+        collecting.chain(decided).min()
+    }
+
+    /// BEGIN: allocate an id. `began` is the client's stamp of when it began, which
+    /// the transaction's lock waits carry to the deadlock detector.
+    pub fn begin(&mut self, req: ReqId, began: u64, out: &mut Vec<Effect>) {
         let tid = self.allocate(out);
-        reply(out, req, Ok(Answer::Begun(tid, ts.begin_stamp())));
+        reply(out, req, Ok(Answer::Begun(tid, began)));
     }
 
     /// BEGIN with the first operation, `then`: allocate an id, tell the client, and hand
@@ -174,13 +146,12 @@ impl Coordinator {
         req: ReqId,
         owner: NodeId,
         then: Request,
-        ts: &Timestamps,
+        began: u64,
         out: &mut Vec<Effect>,
     ) {
         let tid = self.allocate(out);
-        let began = ts.begin_stamp();
         let Some(request) = then.first_of(tid, began) else {
-            self.begun.remove(&tid);
+            self.txns.remove(&tid);
             let error =
                 Error::InvalidInput("only a read or a write can begin a transaction".into());
             return reply(out, req, Err(error));
@@ -204,7 +175,7 @@ impl Coordinator {
         }
         let tid = TxnId::new(self.node, self.counter, self.nodes);
         self.counter += 1;
-        self.begun.insert(tid);
+        self.txns.insert(tid, TxnState::Begun);
         tid
     }
 
@@ -215,21 +186,26 @@ impl Coordinator {
         tid: TxnId,
         participants: Vec<NodeId>,
         deadline: Duration,
+        clock: Timestamp,
         out: &mut Vec<Effect>,
     ) {
-        if !self.begun.remove(&tid) {
+        if !matches!(self.txns.get(&tid), Some(TxnState::Begun)) {
             send_abort(&participants, tid, out);
             return reply(out, req, Err(self.not_live(tid)));
         }
         match participants.as_slice() {
-            [] => reply(out, req, Ok(Answer::Committed)),
+            // Nothing was touched: nothing to order, so no timestamp to report.
+            [] => {
+                self.txns.remove(&tid);
+                reply(out, req, Ok(Answer::Committed { at: 0 }));
+            }
             [only] => {
                 let one_phase = OnePhase {
                     req,
                     participant: *only,
                     deadline,
                 };
-                self.one_phase.insert(tid, one_phase);
+                self.txns.insert(tid, TxnState::OnePhase(one_phase));
                 out.push(Effect::Send {
                     to: *only,
                     message: Message::CommitOnePhase { tid },
@@ -253,9 +229,11 @@ impl Coordinator {
                     yes: Vec::new(),
                     read_only: Vec::new(),
                     max_prepare_ts: 0,
+                    min_prepare_ts: Timestamp::MAX,
+                    asked_at: clock,
                     deadline,
                 };
-                self.collecting.insert(tid, collecting);
+                self.txns.insert(tid, TxnState::Collecting(collecting));
             }
         }
     }
@@ -283,7 +261,9 @@ impl Coordinator {
         participants: Vec<NodeId>,
         out: &mut Vec<Effect>,
     ) {
-        self.begun.remove(&tid);
+        if matches!(self.txns.get(&tid), Some(TxnState::Begun)) {
+            self.txns.remove(&tid);
+        }
         send_abort(&participants, tid, out);
         reply(out, req, Ok(Answer::Done));
     }
@@ -294,10 +274,10 @@ impl Coordinator {
         from: NodeId,
         tid: TxnId,
         vote: Vote,
-        ts: &Timestamps,
+        clock: &mut Lamport,
         out: &mut Vec<Effect>,
     ) {
-        let Some(collecting) = self.collecting.get_mut(&tid) else {
+        let Some(TxnState::Collecting(collecting)) = self.txns.get_mut(&tid) else {
             return;
         };
         if !collecting.votes_pending.remove(&from) {
@@ -307,6 +287,7 @@ impl Coordinator {
             Vote::Yes { prepare_ts } => {
                 collecting.yes.push(from);
                 collecting.max_prepare_ts = collecting.max_prepare_ts.max(prepare_ts);
+                collecting.min_prepare_ts = collecting.min_prepare_ts.min(prepare_ts);
             }
             Vote::ReadOnly => collecting.read_only.push(from),
             Vote::No { reason } => {
@@ -314,25 +295,26 @@ impl Coordinator {
             }
         }
         if collecting.votes_pending.is_empty() {
-            self.decide_commit(tid, ts, out);
+            self.decide_commit(tid, clock, out);
         }
     }
 
     /// Every vote is YES or READ-ONLY: log the decision, then send it to the YES voters in
     /// node order (so a crash part-way through the broadcast is the same every run).
-    fn decide_commit(&mut self, tid: TxnId, ts: &Timestamps, out: &mut Vec<Effect>) {
-        let Some(collecting) = self.collecting.remove(&tid) else {
+    fn decide_commit(&mut self, tid: TxnId, clock: &mut Lamport, out: &mut Vec<Effect>) {
+        let Some(collecting) = self.take_collecting(tid) else {
             return;
         };
         let mut read_only = collecting.read_only;
         read_only.sort_unstable();
         if collecting.yes.is_empty() {
             // Nothing was written: nothing to decide durably, only the read locks to end.
-            release_read_only(&read_only, tid, ts.current(), out);
-            return reply(out, collecting.req, Ok(Answer::Committed));
+            release_read_only(&read_only, tid, clock.now(), out);
+            let at = clock.now();
+            return reply(out, collecting.req, Ok(Answer::Committed { at }));
         }
         out.push(Effect::CrashPoint(CrashPoint::Decide));
-        let commit_ts = ts.next().max(collecting.max_prepare_ts + 1);
+        let commit_ts = clock.tick_past(collecting.max_prepare_ts);
         let mut participants = collecting.yes;
         participants.sort_unstable();
         out.push(Effect::Append(Record::Decision {
@@ -352,20 +334,20 @@ impl Coordinator {
             }
         }
         release_read_only(&read_only, tid, commit_ts, out);
-        reply(out, collecting.req, Ok(Answer::Committed));
+        let at = commit_ts;
+        reply(out, collecting.req, Ok(Answer::Committed { at }));
         let unacked = participants.iter().copied().collect();
-        self.decided.insert(
-            tid,
-            Decided {
-                participants,
-                unacked,
-                commit_ts,
-            },
-        );
+        let decided = Decided {
+            participants,
+            unacked,
+            commit_ts,
+            lowest_prepare_ts: collecting.min_prepare_ts,
+        };
+        self.txns.insert(tid, TxnState::Decided(decided));
     }
 
     fn abort_collecting(&mut self, tid: TxnId, reason: String, out: &mut Vec<Effect>) {
-        let Some(collecting) = self.collecting.remove(&tid) else {
+        let Some(collecting) = self.take_collecting(tid) else {
             return;
         };
         send_abort(&collecting.participants, tid, out);
@@ -374,12 +356,12 @@ impl Coordinator {
 
     /// A participant logged the commit.
     pub fn ack(&mut self, from: NodeId, tid: TxnId, out: &mut Vec<Effect>) {
-        let Some(decided) = self.decided.get_mut(&tid) else {
+        let Some(TxnState::Decided(decided)) = self.txns.get_mut(&tid) else {
             return;
         };
         decided.unacked.remove(&from);
         if decided.unacked.is_empty() {
-            self.decided.remove(&tid);
+            self.txns.remove(&tid);
             out.push(Effect::Append(Record::End { tid }));
         }
     }
@@ -389,13 +371,15 @@ impl Coordinator {
         &mut self,
         tid: TxnId,
         aborted: Option<String>,
+        clock: Lamport,
         out: &mut Vec<Effect>,
     ) {
-        let Some(OnePhase { req, .. }) = self.one_phase.remove(&tid) else {
+        let Some(OnePhase { req, .. }) = self.take_one_phase(tid) else {
             return;
         };
         let result = match aborted {
-            None => Ok(Answer::Committed),
+            // The participant's message moved the clock past its commit timestamp.
+            None => Ok(Answer::Committed { at: clock.now() }),
             Some(reason) => Err(Error::Aborted { tid, reason }),
         };
         reply(out, req, result);
@@ -403,18 +387,16 @@ impl Coordinator {
 
     /// An in-doubt participant asks for the outcome.
     pub fn inquire(&mut self, from: NodeId, tid: TxnId, out: &mut Vec<Effect>) {
-        if let Some(decided) = self.decided.get(&tid) {
-            let message = Message::Commit {
+        let message = match self.txns.get(&tid) {
+            Some(TxnState::Decided(decided)) => Message::Commit {
                 tid,
                 commit_ts: decided.commit_ts,
-            };
-            out.push(Effect::Send { to: from, message });
-        } else if !self.collecting.contains_key(&tid) {
-            out.push(Effect::Send {
-                to: from,
-                message: Message::Abort { tid },
-            });
-        }
+            },
+            // The decision will be sent to every participant when it is made.
+            Some(TxnState::Collecting(_)) => return,
+            Some(TxnState::Begun | TxnState::OnePhase(_)) | None => Message::Abort { tid },
+        };
+        out.push(Effect::Send { to: from, message });
     }
 
     /// A participant restarted: abort every transaction still collecting votes that
@@ -431,11 +413,11 @@ impl Coordinator {
     /// counted yet: it announces (and announces again) only before it serves any locking
     /// operation, so before any vote of its own.
     pub fn peer_restarted(&mut self, peer: NodeId, out: &mut Vec<Effect>) {
-        let vouched: Vec<TxnId> = (self.collecting.iter())
+        let vouched: Vec<TxnId> = (self.collecting())
             .filter(|(_, collecting)| {
                 collecting.yes.contains(&peer) || collecting.read_only.contains(&peer)
             })
-            .map(|(tid, _)| *tid)
+            .map(|(tid, _)| tid)
             .collect();
         for tid in vouched {
             let reason = format!(
@@ -444,10 +426,10 @@ impl Coordinator {
             );
             self.abort_collecting(tid, reason, out);
         }
-        for (tid, decided) in &self.decided {
+        for (tid, decided) in self.decisions() {
             if decided.unacked.contains(&peer) {
                 let message = Message::Commit {
-                    tid: *tid,
+                    tid,
                     commit_ts: decided.commit_ts,
                 };
                 out.push(Effect::Send { to: peer, message });
@@ -459,11 +441,9 @@ impl Coordinator {
     /// one-phase outcomes that are.
     pub fn tick(&mut self, now: Duration, vote_timeout: Duration, out: &mut Vec<Effect>) {
         self.tick_one_phase(now, vote_timeout, out);
-        let overdue: Vec<(TxnId, Vec<NodeId>)> = self
-            .collecting
-            .iter()
+        let overdue: Vec<(TxnId, Vec<NodeId>)> = (self.collecting())
             .filter(|(_, collecting)| now >= collecting.deadline)
-            .map(|(tid, collecting)| (*tid, collecting.votes_pending.iter().copied().collect()))
+            .map(|(tid, collecting)| (tid, collecting.votes_pending.iter().copied().collect()))
             .collect();
         for (tid, silent) in overdue {
             let names: Vec<String> = silent.iter().map(|node| format!("node {node}")).collect();
@@ -480,14 +460,16 @@ impl Coordinator {
     /// (or was down when asked). It alone knows whether it logged the commit, so the
     /// client is told the outcome is unknown rather than left waiting forever.
     fn tick_one_phase(&mut self, now: Duration, vote_timeout: Duration, out: &mut Vec<Effect>) {
-        let overdue: Vec<TxnId> = (self.one_phase.iter())
-            .filter(|(_, one_phase)| now >= one_phase.deadline)
+        let overdue: Vec<TxnId> = (self.txns.iter())
+            .filter(|(_, state)| {
+                matches!(state, TxnState::OnePhase(one_phase) if now >= one_phase.deadline)
+            })
             .map(|(tid, _)| *tid)
             .collect();
         for tid in overdue {
             let Some(OnePhase {
                 req, participant, ..
-            }) = self.one_phase.remove(&tid)
+            }) = self.take_one_phase(tid)
             else {
                 continue;
             };
@@ -505,18 +487,20 @@ impl Coordinator {
         }
     }
 
-    /// Commit decisions not yet acknowledged, for checkpoints and status.
-    pub fn decided(&self) -> &BTreeMap<TxnId, Decided> {
-        &self.decided
+    /// Commit decisions not yet acknowledged, for checkpoints and status (a copy: they
+    /// live in the state map).
+    pub fn decided(&self) -> BTreeMap<TxnId, Decided> {
+        (self.decisions())
+            .map(|(tid, decided)| (tid, decided.clone()))
+            .collect()
     }
 
     /// Transactions begun here and not finished, sorted.
     pub fn open_transactions(&self) -> Vec<TxnId> {
-        let mut open: Vec<TxnId> = self.begun.iter().copied().collect();
-        open.extend(self.collecting.keys());
-        open.extend(self.one_phase.keys());
-        open.sort();
-        open
+        (self.txns.iter())
+            .filter(|(_, state)| !matches!(state, TxnState::Decided(_)))
+            .map(|(tid, _)| *tid)
+            .collect()
     }
 }
 
@@ -548,3 +532,7 @@ fn reply(out: &mut Vec<Effect>, req: ReqId, result: Result<Answer, Error>) {
         reply: Reply::Done(result),
     });
 }
+
+mod state;
+#[cfg(test)]
+mod tests;

@@ -54,11 +54,12 @@
 //! reported since can still close a cycle, and its victim is then aborted for a cycle that
 //! no longer exists (a spurious abort, never a missed deadlock); so is a second victim
 //! chosen on a cycle whose first victim's wait changed before its message arrived. The
-//! graph is one mutex held for the whole update, fine for a handful of node threads.
+//! graph is updated one report at a time by the node that plays the detector.
 //!
-//! The detector stands for what would be a service in a real deployment (a central
-//! detector, as in many distributed databases); here it is a shared object the node
-//! threads call, named explicitly in the cluster's shared state.
+//! The detector is a role one node plays (a central detector, as in many distributed
+//! databases): the nodes send it their waits as messages and it sends the victims'
+//! nodes a message back. Which node plays it, and what happens when it is down, is in
+//! `node::detect`; this module is the graph alone, a plain value that node owns.
 //!
 //! Prepared transactions are never victims: only a waiting transaction can be on a
 //! cycle, and a prepared one has voted and waits for nothing.
@@ -69,7 +70,6 @@
 
 use crate::lock::{LockMode, Wait};
 use crate::types::{NodeId, TxnId};
-use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A victim chosen to break a cycle.
@@ -103,7 +103,7 @@ fn same_wait((node, waiting): &Edge, (other_node, other): &Edge) -> bool {
     node == other_node && waiting.key == other.key && waiting.mode == other.mode
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Graph {
     /// Each waiting transaction and its wait.
     edges: BTreeMap<TxnId, Edge>,
@@ -116,9 +116,10 @@ struct Graph {
 }
 
 /// The cluster-wide wait-for graph.
+#[derive(Debug)]
 pub struct Detector {
     nodes: u32,
-    graph: Mutex<Graph>,
+    graph: Graph,
 }
 
 impl Detector {
@@ -126,20 +127,21 @@ impl Detector {
     pub fn new(nodes: u32) -> Detector {
         Detector {
             nodes,
-            graph: Mutex::new(Graph::default()),
+            graph: Graph::default(),
         }
     }
 
     /// Replaces `node`'s waits and returns the victims that leave no cycle without one.
-    pub fn update(&self, node: NodeId, waits: &[Wait]) -> Vec<Victim> {
-        let mut graph = self.graph.lock();
+    pub fn update(&mut self, node: NodeId, waits: &[Wait]) -> Vec<Victim> {
+        let nodes = self.nodes;
+        let graph = &mut self.graph;
         let mut starts = graph.replace(node, waits);
         starts.extend(graph.end_marks());
         starts.retain(|tid| graph.blocking.contains_key(tid));
         let mut victims: Vec<Victim> = Vec::new();
         let mut done = BTreeSet::new();
         while let Some(cycle) = graph.find_cycle(&starts, &mut done) {
-            let victim = self.choose(&graph, cycle);
+            let victim = choose(nodes, graph, cycle);
             if let Some(edge) = graph.edges.get(&victim.tid).cloned() {
                 graph.aborting.insert(victim.tid, edge);
             }
@@ -147,17 +149,20 @@ impl Detector {
         }
         victims
     }
+}
 
-    /// The transaction on the cycle that began last (the largest begin stamp; ids do
-    /// not tell, as each coordinator numbers its own), with the cycle rotated to start
-    /// at it. Every transaction on a cycle waits, so its stamp is known, and stamps are
-    /// unique; the coordinator's counter orders only waits reported without one.
-    fn choose(&self, graph: &Graph, cycle: Vec<TxnId>) -> Victim {
+/// The transaction on the cycle that began last (the largest begin stamp; ids do not
+/// tell, as each coordinator numbers its own), with the cycle rotated to start at it.
+/// Every transaction on a cycle waits, so its stamp is known; stamps of one client
+/// handle are unique, and the coordinator's counter and the id break ties between
+/// clients and order waits reported without one.
+fn choose(nodes: u32, graph: &Graph, cycle: Vec<TxnId>) -> Victim {
+    {
         let tid = *cycle
             .iter()
             .max_by_key(|tid| {
                 let began = (graph.edges.get(tid)).map_or(0, |(_, waiting)| waiting.began);
-                (began, tid.counter(self.nodes), **tid)
+                (began, tid.counter(nodes), **tid)
             })
             .expect("a cycle is never empty");
         let start = cycle.iter().position(|t| *t == tid).unwrap_or(0);
@@ -299,7 +304,7 @@ mod tests {
     #[test]
     fn the_victim_is_the_one_begun_last_whatever_its_id() {
         // With 4 nodes, node 3 numbers T4 and node 2 T3; T4 began first (stamp 1).
-        let detector = Detector::new(4);
+        let mut detector = Detector::new(4);
         let began = |mut wait: Wait, stamp| {
             wait.began = stamp;
             wait
@@ -314,7 +319,7 @@ mod tests {
 
     #[test]
     fn a_cycle_through_a_long_queue_is_found_from_the_wait_that_closes_it() {
-        let detector = Detector::new(3);
+        let mut detector = Detector::new(3);
         // On node 0, T2..T6 queue for a key held by T1, each behind the one before.
         let queue: Vec<Wait> = (2..=6).map(|t| wait(t, &[t - 1])).collect();
         assert!(detector.update(0, &queue).is_empty());
@@ -336,7 +341,7 @@ mod tests {
     /// victim of its own, then or at a later report.
     #[test]
     fn two_cycles_closed_by_one_wait_both_get_a_victim() {
-        let detector = Detector::new(3);
+        let mut detector = Detector::new(3);
         let mut victims = Vec::new();
         // x waits for w on N; p waits for v on L; v waits for x on M.
         victims.extend(detector.update(1, &[wait(4, &[7])]));
@@ -365,7 +370,7 @@ mod tests {
 
     #[test]
     fn a_victim_being_aborted_breaks_its_cycles_but_hides_no_other() {
-        let detector = Detector::new(1);
+        let mut detector = Detector::new(1);
         detector.update(0, &[wait(1, &[2])]);
         let victims = detector.update(1, &[wait(2, &[1])]);
         assert_eq!(victims.len(), 1, "{victims:?}");
@@ -388,7 +393,7 @@ mod tests {
 
     #[test]
     fn a_cycle_through_a_queue_deeper_than_a_stack_is_found() {
-        let detector = Detector::new(1);
+        let mut detector = Detector::new(1);
         let queue: Vec<Wait> = (2..=200_000).map(|t| wait(t, &[t - 1])).collect();
         assert!(detector.update(0, &queue).is_empty());
         let victims = detector.update(1, &[wait(1, &[200_000])]);
@@ -398,7 +403,7 @@ mod tests {
 
     #[test]
     fn a_cycle_across_nodes_aborts_the_youngest() {
-        let detector = Detector::new(3);
+        let mut detector = Detector::new(3);
         assert!(detector.update(0, &[wait(1, &[4])]).is_empty());
         let victims = detector.update(1, &[wait(4, &[1])]);
         assert_eq!(
@@ -413,7 +418,7 @@ mod tests {
 
     #[test]
     fn cleared_waits_leave_no_cycle() {
-        let detector = Detector::new(3);
+        let mut detector = Detector::new(3);
         detector.update(0, &[wait(1, &[4])]);
         detector.update(0, &[]);
         assert!(detector.update(1, &[wait(4, &[1])]).is_empty());
@@ -421,7 +426,7 @@ mod tests {
 
     #[test]
     fn three_way_cycle_is_found() {
-        let detector = Detector::new(1);
+        let mut detector = Detector::new(1);
         detector.update(0, &[wait(1, &[2]), wait(2, &[3])]);
         let victims = detector.update(0, &[wait(1, &[2]), wait(2, &[3]), wait(3, &[1])]);
         assert_eq!(victims.len(), 1);

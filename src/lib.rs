@@ -3,7 +3,8 @@
 //! The layers, top to bottom (see `DESIGN.md` in the repository):
 //! - [`client`]: sessions and transactions, the API users call;
 //! - [`cluster`]: the embedded cluster of node threads, faults and observation;
-//! - [`runtime`] and [`router`]: a node's thread and the mail between them;
+//! - [`runtime`] and [`net`]: a node's thread and the network of messages between
+//!   nodes ([`context`]: what they still share besides);
 //! - [`node`], [`coordinator`], [`participant`], [`lock`]: the protocol as pure state
 //!   machines, stepped without threads or I/O;
 //! - [`wal`] and [`store`]: the write-ahead log, checkpoints and committed data.
@@ -13,20 +14,23 @@ pub mod client;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod context;
 pub mod coordinator;
 pub mod crash;
 pub mod deadlock;
+pub mod disk;
 pub mod error;
 pub mod lock;
-pub mod mailbox;
 pub mod message;
+pub mod net;
 pub mod node;
 pub mod participant;
-pub mod router;
+pub mod rng;
 pub mod runtime;
 pub mod shell;
 pub mod sim;
 pub mod store;
+mod text;
 pub mod trace;
 pub mod types;
 pub mod wal;

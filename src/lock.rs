@@ -128,7 +128,7 @@ pub struct Wait {
     /// The conflicting holders, and the nearest conflicting request queued ahead (which
     /// leads on to the rest; see `Entry::wait_edges`). A waiting client is told them all.
     pub blockers: Vec<TxnId>,
-    /// The waiter's begin stamp (`Timestamps::begin_stamp`), by which the deadlock
+    /// The waiter's begin stamp (`message::Answer::Begun`), by which the deadlock
     /// detector picks its victim. The table does not know it (0 here); the participant,
     /// which does, fills it in.
     pub began: u64,

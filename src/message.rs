@@ -7,7 +7,7 @@
 
 use crate::crash::CrashPoint;
 use crate::error::Error;
-use crate::lock::LockMode;
+use crate::lock::{LockMode, Wait};
 use crate::types::{NodeId, Timestamp, TxnId};
 use crate::wal::Record;
 use serde::Serialize;
@@ -115,6 +115,28 @@ pub enum Message {
         /// The cycle, starting and ending at the victim.
         cycle: Vec<TxnId>,
     },
+    /// To the node playing the deadlock detector: every lock wait on the sender now
+    /// (replacing what it reported before). See `node::detect`.
+    WaitReport {
+        /// The waits, each with its waiter's begin stamp.
+        waits: Vec<Wait>,
+    },
+    /// From a node that has become the deadlock detector: report your waits to me.
+    ReportWaits,
+    /// A node choosing a read-only snapshot asks each node for its prepare floor.
+    FloorQuery {
+        /// Which round of asking this answers.
+        round: u64,
+    },
+    /// The answer to `FloorQuery`, sent once what it says is durable: the lowest
+    /// timestamp at which a transaction undecided here may be (or be about to be)
+    /// prepared, `None` if there is none. See `node::floors`.
+    FloorReply {
+        /// The round asked in.
+        round: u64,
+        /// The floor.
+        floor: Option<Timestamp>,
+    },
 }
 
 impl Message {
@@ -144,14 +166,37 @@ impl Message {
             Message::Restarted { .. } => "RESTARTED".into(),
             Message::RestartAck => "RESTART ACK".into(),
             Message::DeadlockVictim { .. } => "DEADLOCK VICTIM".into(),
+            Message::WaitReport { .. } => "WAIT REPORT".into(),
+            Message::ReportWaits => "REPORT WAITS".into(),
+            Message::FloorQuery { .. } => "FLOOR?".into(),
+            Message::FloorReply { .. } => "FLOOR".into(),
         }
+    }
+
+    /// Whether the trace shows this message: the two-phase commit protocol's messages
+    /// are shown; the cluster's housekeeping (the deadlock detector's reports and
+    /// verdicts, which the trace shows as one `deadlock` line, and the snapshot floor
+    /// queries) is not, so that a lesson shows the protocol it teaches.
+    pub fn traced(&self) -> bool {
+        !matches!(
+            self,
+            Message::DeadlockVictim { .. }
+                | Message::WaitReport { .. }
+                | Message::ReportWaits
+                | Message::FloorQuery { .. }
+                | Message::FloorReply { .. }
+        )
     }
 
     /// Whether the sender must be told if this message is lost to a down node
     /// (`Input::Undelivered`): a restart announcement, which waits for an answer from
-    /// every node that is up.
+    /// every node that is up; a floor query, which waits for an answer from every
+    /// node; a wait report, whose sender then reports to the next node instead.
     pub fn reports_loss(&self) -> bool {
-        matches!(self, Message::Restarted { .. })
+        matches!(
+            self,
+            Message::Restarted { .. } | Message::FloorQuery { .. } | Message::WaitReport { .. }
+        )
     }
 
     /// The transaction the message is about, if any.
@@ -166,7 +211,12 @@ impl Message {
             | Message::OnePhaseOutcome { tid, .. }
             | Message::Inquire { tid }
             | Message::DeadlockVictim { tid, .. } => Some(*tid),
-            Message::Restarted { .. } | Message::RestartAck => None,
+            Message::Restarted { .. }
+            | Message::RestartAck
+            | Message::WaitReport { .. }
+            | Message::ReportWaits
+            | Message::FloorQuery { .. }
+            | Message::FloorReply { .. } => None,
         }
     }
 }
@@ -189,7 +239,10 @@ pub enum ReadAt {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
     /// To the coordinator: start a transaction.
-    Begin,
+    Begin {
+        /// The client's stamp of when the transaction began ([`Answer::Begun`]).
+        began: u64,
+    },
     /// To the coordinator: start a transaction and hand its first operation, `then` (a
     /// `Read` or `Write`, whose `tid` and `first` are filled in), to `owner`, the node
     /// that owns its key, which answers the client directly. The client learns the id
@@ -200,6 +253,8 @@ pub enum Request {
         owner: NodeId,
         /// The first operation.
         then: Box<Request>,
+        /// As for `Begin`.
+        began: u64,
     },
     /// To the key's owner: read `key` under a lock, seeing the transaction's own writes.
     Read {
@@ -214,8 +269,8 @@ pub enum Request {
         /// Whether this is the transaction's first operation on this node; a later one
         /// that finds no workspace knows the node lost it in a crash.
         first: bool,
-        /// The transaction's begin stamp (`Timestamps::begin_stamp`), which its lock
-        /// waits report to the deadlock detector.
+        /// The transaction's begin stamp (see [`Answer::Begun`]), which its lock waits
+        /// report to the deadlock detector.
         began: u64,
     },
     /// To the key's owner: read `key` in a committed snapshot, without locks.
@@ -244,6 +299,18 @@ pub enum Request {
         tid: TxnId,
         /// The nodes the transaction touched, sorted.
         participants: Vec<NodeId>,
+        /// The highest timestamp the client has seen: the coordinator's clock moves up
+        /// to it, so the commit is ordered after every commit the client knows of.
+        clock: Timestamp,
+    },
+    /// To any node: choose the timestamp of a read-only transaction's snapshot, the
+    /// newest that no undecided transaction anywhere can make a read of it wait for,
+    /// and at least `seen` (the session's last commit). See `node::floors`.
+    SnapshotTimestamp {
+        /// The lowest timestamp the snapshot may have.
+        seen: Timestamp,
+        /// The highest timestamp the client has seen (as for `Commit`).
+        clock: Timestamp,
     },
     /// To the coordinator: abort at these participants.
     Abort {
@@ -257,7 +324,11 @@ pub enum Request {
 /// A successful answer to a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
-    /// `Begin`: the new transaction and its begin stamp.
+    /// `Begin`: the new transaction and its begin stamp: the client's count of the
+    /// transactions it began, which orders them for the deadlock detector (the victim
+    /// of a cycle is the one begun last). Ids cannot: each coordinator numbers its own.
+    /// Stamps of different client processes are not ordered by time; ties are broken
+    /// by id, which still gives every node the same order.
     Begun(TxnId, u64),
     /// `Read`: the value, if the key exists.
     Value(Option<String>),
@@ -268,10 +339,16 @@ pub enum Answer {
         /// The snapshot's timestamp.
         read_ts: Timestamp,
     },
+    /// `SnapshotTimestamp`: the snapshot's timestamp.
+    SnapshotAt(Timestamp),
     /// `Write` or `Abort` done.
     Done,
     /// `Commit`: committed, durably.
-    Committed,
+    Committed {
+        /// A timestamp at or above the commit timestamp (0 if nothing was written): the
+        /// client's later requests carry it, so what it does next is ordered after.
+        at: Timestamp,
+    },
 }
 
 /// A reply on a request's channel: zero or one `Waiting`, then one `Done`.

@@ -28,39 +28,43 @@
 //!
 //! Autocommit `GET`s and read-only transactions (`BEGIN READ ONLY`) read these versions
 //! without locks. Read-write transactions keep strict two-phase locking; the two meet in
-//! the timestamps, which come from one cluster-wide counter ([`crate::clock::Timestamps`]):
+//! the timestamps, which come from each node's own logical clock
+//! ([`crate::clock::Lamport`]), carried on every message and moved up by every receipt;
+//! a client's commit carries the highest timestamp its client has been told:
 //!
-//! - a participant that prepares takes `prepare_ts` = the counter's current value;
-//! - the coordinator takes a fresh `commit_ts` above every participant's `prepare_ts`
-//!   (a one-phase commit takes a fresh one at its participant) and every participant
-//!   applies the writes at that `commit_ts`;
+//! - a participant that prepares takes `prepare_ts` = its clock, after hearing the
+//!   coordinator's clock with the PREPARE;
+//! - the coordinator takes a `commit_ts` above its clock and every participant's
+//!   `prepare_ts` (a one-phase commit takes one above its participant's clock), and
+//!   every participant applies the writes at that `commit_ts`;
 //! - a read at snapshot `read_ts` returns, at the key's owner, the newest version at or
 //!   below `read_ts`, after waiting if the key has a prepared, undecided write whose
-//!   `prepare_ts < read_ts` (its `commit_ts` may still fall at or below `read_ts`).
-//!   A write prepared with `prepare_ts >= read_ts` cannot commit at or below it, and a
-//!   transaction that prepares after the read takes a `prepare_ts >= read_ts` (the
-//!   counter only grows, and `read_ts` was taken from it): neither can make a read wait.
+//!   `prepare_ts < read_ts` (its `commit_ts` may still fall at or below `read_ts`). The
+//!   read moves the owner's clock up to `read_ts`, so a transaction that prepares there
+//!   after the read takes a `prepare_ts >= read_ts` and commits above it: neither can
+//!   change what the read saw. (With one shared counter this held because `read_ts` was
+//!   taken from the counter; with a clock per node it holds because the read itself
+//!   carries `read_ts` to the only node whose later prepares could matter to it.)
 //!
 //! **Which snapshot.** An autocommit `GET` (`ReadAt::AtLeast`) takes the newest value
 //! that needs no wait: just below an undecided write of its key. A read-only transaction
-//! takes one `read_ts` for all its reads: the counter, capped just at the lowest
-//! undecided `prepare_ts` anywhere (each node publishes its own, `Shared::safe_ts`), so
-//! none of its reads waits. A transaction crashed in doubt does not block readers: they
-//! read below it. That holds because a reader loads the counter, `r`, before the floors,
-//! and a floor at or below a transaction's `prepare_ts` is published before its vote
-//! leaves and stays published until its outcome is durable at that participant, across
-//! a crash of the participant (a down node keeps its floor; a restarted one publishes what
-//! it restored before anyone can reach it: `runtime::floor`). So for any transaction
-//! undecided at a participant: if its `commit_ts <= r`, that commit timestamp was taken
-//! after every vote left, so after the floor was published, and the reader sees it and
-//! stays at or below its `prepare_ts`; if the reader misses the floor, the floor was
-//! published after `r` was loaded, and the `prepare_ts` taken after it is `>= r`. Either
-//! way no read at the snapshot waits for it. The one exception is the session's own commits: a
-//! session never reads below its last commit (`Client::seen`), so it always sees its own
-//! writes, and if that commit is newer than an undecided write of the key, the read
-//! waits for the outcome. (Reads do not move the session forward: two autocommit reads
-//! of different keys are two snapshots, possibly the second older than the first. A
-//! read-only transaction is the consistent view of several keys.)
+//! takes one `read_ts` for all its reads, chosen by one node that asks every node for
+//! its floor, the lowest `prepare_ts` at which a transaction undecided there may be
+//! prepared (its coordinator answers for participants that have not voted or not
+//! acknowledged, and a down node's last answer stands for it): the asking node's clock,
+//! once every answer has moved it, capped at the lowest floor (`node::floors`). So none
+//! of its reads waits for a transaction undecided when the snapshot was chosen, and a
+//! transaction crashed in doubt does not block readers: they read below it. An answer
+//! leaves only once the outcomes it reflects are durable, so a crash cannot make a
+//! transaction undecided again below a snapshot already chosen. The exceptions, a
+//! transaction that prepares while the round is under way and a node down through
+//! every round, may make a read wait; `node::floors` lists them. The session's own
+//! commits are the other: a session never reads below its last commit
+//! (`Client::seen`), so it always sees its own writes, and if that commit is newer than
+//! an undecided write of the key, the read waits for the outcome. (Reads do not move
+//! the session forward: two autocommit reads of different keys are two snapshots,
+//! possibly the second older than the first. A read-only transaction is the consistent
+//! view of several keys.)
 //!
 //! **No partial transactions.** A transaction's writes carry one `commit_ts` on every
 //! participant. A reader at `read_ts >= commit_ts` finds them applied at each owner or
@@ -72,7 +76,9 @@
 //! the participant, and the outcome carries a `commit_ts` chosen before it was sent; a
 //! transaction that conflicts later takes its lock after that, and its own `commit_ts`
 //! after that. So commit timestamps follow the serialization order of every conflict
-//! (write-read, write-write and read-write alike), and a snapshot, being every
+//! (write-read, write-write and read-write alike): the later transaction's participant
+//! heard the earlier `commit_ts` with the outcome before it granted the lock, so its
+//! clock, and the later `prepare_ts` and `commit_ts`, lie above it. A snapshot, being every
 //! transaction with `commit_ts <= read_ts`, is a prefix of a serial order: the reader
 //! fits in it at `read_ts`. (Releasing read locks at PREPARE, which two-phase locking
 //! alone would allow, breaks this: a writer of a key read by T could commit below T's

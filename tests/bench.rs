@@ -91,3 +91,39 @@ fn an_unknown_workload_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown workload 'nope'"));
 }
+
+/// The table the bench lays out itself: the limits, then a header and one row per run,
+/// every row's columns starting where the header's do.
+#[test]
+fn the_table_has_a_row_per_run_under_its_header() {
+    let stdout = bench(&[
+        "--workload",
+        "get",
+        "--workload",
+        "cross-2",
+        "--clients",
+        "1,4",
+        "--millis",
+        "100",
+    ]);
+    let text = String::from_utf8_lossy(&stdout);
+    assert!(text.starts_with("limits: fsync p50 "), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    let header = (lines.iter())
+        .position(|line| line.starts_with("workload  clients  ops/s"))
+        .unwrap_or_else(|| panic!("no header in {text}"));
+    assert!(lines[header].ends_with("aborts  lock waits"), "{text}");
+    let rows = &lines[header + 1..];
+    let names: Vec<&str> = rows.iter().filter_map(|r| r.split(' ').next()).collect();
+    assert_eq!(names, ["get", "get", "cross-2", "cross-2"], "{text}");
+    for title in ["clients", "ops/s", "p50 us", "aborts"] {
+        let at = lines[header].find(title).expect("a column of the header");
+        for row in rows {
+            let (before, cell) = row.split_at(at);
+            assert!(
+                before.ends_with("  ") && cell.starts_with(|c: char| c.is_ascii_digit()),
+                "{title} is not aligned in {text}"
+            );
+        }
+    }
+}

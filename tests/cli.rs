@@ -372,8 +372,12 @@ fn end_marker(path: &Path, bytes: &[u8]) -> usize {
     let name = path.file_name().unwrap().to_string_lossy();
     let number: u64 = name.trim_start_matches("log.").parse().unwrap();
     let last = bytes.iter().rposition(|b| *b != 0).unwrap();
-    (last.saturating_sub(7)..=last)
-        .find(|at| bytes[*at..*at + 8] == kv2pc::wal::frame::v2::marker(number, *at as u64))
+    let is_marker = |at: usize| {
+        let synced = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap());
+        bytes[at..at + 16] == kv2pc::wal::frame::v3::marker(number, at as u64, synced)
+    };
+    (last.saturating_sub(15)..=last)
+        .find(|at| is_marker(*at))
         .expect("an end marker")
 }
 

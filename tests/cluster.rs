@@ -499,3 +499,57 @@ fn a_read_only_snapshot_begun_after_an_outcome_includes_it() {
         waiter.join().expect("a waiter");
     }
 }
+
+/// A bug that panics a node thread mid-batch must not hang the cluster: the node is
+/// reported down with the panic's message (STATUS and the next request say so), its
+/// work ends so the cluster settles, and RESTART brings it back with its data.
+#[test]
+fn a_node_thread_that_panics_is_reported_crashed_and_restarts_with_its_data() {
+    let dir = TempDir::new().unwrap();
+    let cluster = open(&dir, 3);
+    let (x, y) = key_on_1_and_2(&cluster);
+    let client = cluster.client(0).unwrap();
+    client.put(&x, "kept").unwrap();
+    client.put(&y, "kept").unwrap();
+    cluster.inject_panic(1, "an injected bug").unwrap();
+    let limit = Duration::from_secs(20);
+    cluster
+        .settle_within(limit)
+        .unwrap_or_else(|waiting| panic!("still waiting for: {waiting:?}"));
+    let status = &cluster.status()[1];
+    assert!(!status.up, "{status:?}");
+    assert_eq!(
+        status.failure.as_deref(),
+        Some("it panicked: an injected bug")
+    );
+    let error = client.get(&x).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "node 1 is down: it panicked: an injected bug; RESTART it"
+    );
+    // The other nodes still answer.
+    assert_eq!(client.get(&y).unwrap().as_deref(), Some("kept"));
+    cluster.restart(1).unwrap();
+    cluster.settle_within(limit).unwrap();
+    assert_eq!(client.get(&x).unwrap().as_deref(), Some("kept"));
+    client.put(&x, "after").unwrap();
+    assert_eq!(client.get(&x).unwrap().as_deref(), Some("after"));
+    assert!(cluster.status().iter().all(|s| s.up && s.failure.is_none()));
+}
+
+/// `settle_within` names the work it is still waiting for: here a shell-like command
+/// that never ends.
+#[test]
+fn settling_names_what_is_outstanding_when_it_gives_up() {
+    let dir = TempDir::new().unwrap();
+    let cluster = open(&dir, 2);
+    let activity = cluster.activity();
+    let command = activity.dispatched();
+    let waiting = cluster
+        .settle_within(Duration::from_millis(50))
+        .unwrap_err();
+    assert_eq!(waiting, vec!["1 shell command"]);
+    drop(command);
+    cluster.settle_within(Duration::from_secs(20)).unwrap();
+    assert!(cluster.outstanding().is_empty());
+}

@@ -28,12 +28,10 @@
 
 mod support;
 
-use kv2pc::clock::Timestamps;
 use kv2pc::message::{Effect, Message, Request};
 use kv2pc::node::{Input, Node};
 use kv2pc::{CrashPoint, Error, NodeId, Settings, TxnId};
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::Harness;
 
@@ -383,8 +381,7 @@ fn every_case_with_the_coordinator_participating_recovers_to_one_outcome() {
 /// pins down, as a committed write lost on one participant.
 #[test]
 fn an_acknowledgement_waits_for_its_commit_record() {
-    let ts = Arc::new(Timestamps::default());
-    let mut participant = Node::new(1, 3, ts);
+    let mut participant = Node::new(1, 3);
     let settings = Settings::default();
     let tid = TxnId::new(COORDINATOR, 0, 3);
     let mut out = Vec::new();
@@ -411,6 +408,7 @@ fn an_acknowledgement_waits_for_its_commit_record() {
     let from_coordinator = |message| Input::Peer {
         from: COORDINATOR,
         message,
+        clock: 0,
     };
     participant.handle(
         from_coordinator(prepare),

@@ -35,10 +35,10 @@ struct Tracked(Activity);
 impl ClientObserver for Tracked {
     fn waiting(&self, _: &WaitInfo) {}
     fn blocking(&self) {
-        self.0.finished();
+        self.0.blocked();
     }
     fn resumed(&self) {
-        self.0.started();
+        self.0.resumed();
     }
 }
 
@@ -60,10 +60,11 @@ fn run_with_crash(cluster: &Cluster, victim: u32, point: CrashPoint, x: &str, y:
     txn.put(x, "1").unwrap();
     txn.put(y, "2").unwrap();
     cluster.arm_crash(victim, point).unwrap();
-    activity.started();
+    let work = activity.dispatched();
     let committing = std::thread::spawn(move || {
+        activity.begin(work);
         let result = txn.commit();
-        activity.finished();
+        activity.ended();
         result
     });
     // A crashed participant never votes: let the coordinator's vote timeout pass. (A

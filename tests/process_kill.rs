@@ -37,6 +37,7 @@
 #![cfg(unix)]
 
 use kv2pc::crash::FAILPOINT_VAR;
+use kv2pc::rng::Rng;
 use kv2pc::types::owner_of;
 use kv2pc::{Cluster, Config, CrashPoint, Settings};
 use std::collections::BTreeMap;
@@ -83,23 +84,6 @@ struct Transfer {
     from: u32,
     to: u32,
     amount: i64,
-}
-
-/// SplitMix64, for the kill moments.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -440,7 +424,7 @@ fn check_balances(balances: &BTreeMap<u32, i64>, markers: &BTreeMap<String, Tran
 fn sigkill_during_transfers_loses_no_acknowledged_commit() {
     let kills = env_number("KV2PC_KILLS", 40);
     let seed = env_number("KV2PC_KILL_SEED", 0x6b31_6c6c);
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let home = tempfile::tempdir().expect("a temporary directory");
     let dir = home.path().join("cluster");
     let mut acknowledged = BTreeMap::new();
@@ -448,7 +432,7 @@ fn sigkill_during_transfers_loses_no_acknowledged_commit() {
     let started = Instant::now();
     for round in 0..kills {
         let what = format!("kill {} of {kills} (KV2PC_KILL_SEED={seed})", round + 1);
-        let mut command = workload(&dir, rng.next(), None);
+        let mut command = workload(&dir, rng.next_u64(), None);
         // Every other run checkpoints often, so that kills land in checkpoints too.
         if rng.below(2) == 0 {
             command.arg("--checkpoint-bytes").arg("8192");
@@ -456,7 +440,7 @@ fn sigkill_during_transfers_loses_no_acknowledged_commit() {
         let mut running = Running::spawn(command);
         // Half the kills count from the start (they may hit recovery or the first
         // commits), half from the first acknowledged commit.
-        let delay = Duration::from_millis(20 + rng.below(181));
+        let delay = Duration::from_millis(20 + rng.below(181) as u64);
         let mut lines = Vec::new();
         let from = if rng.below(2) == 0 {
             running.started
@@ -504,7 +488,7 @@ fn sigkill_during_transfers_loses_no_acknowledged_commit() {
 #[test]
 fn sigkill_while_creating_the_directory_leaves_it_usable() {
     let seed = env_number("KV2PC_KILL_SEED", 0x6b31_6c6c);
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let rounds = 20;
     for round in 0..rounds {
         let what = format!(
@@ -513,8 +497,8 @@ fn sigkill_while_creating_the_directory_leaves_it_usable() {
         );
         let home = tempfile::tempdir().expect("a temporary directory");
         let dir = home.path().join("cluster");
-        let running = Running::spawn(workload(&dir, rng.next(), None));
-        let delay = Duration::from_micros(rng.below(30_000));
+        let running = Running::spawn(workload(&dir, rng.next_u64(), None));
+        let delay = Duration::from_micros(rng.below(30_000) as u64);
         let mut lines = Vec::new();
         running.collect_until(running.started + delay, &mut lines);
         let death = running.kill(lines);

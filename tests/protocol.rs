@@ -2,13 +2,11 @@
 //! Each test drives `Node::handle` with inputs and checks the exact effects, so every
 //! transition of the protocol (and its duplicates and late messages) is pinned down.
 
-use kv2pc::clock::Timestamps;
 use kv2pc::lock::LockMode;
 use kv2pc::message::{Answer, Effect, Message, Reply, Request, Vote};
 use kv2pc::node::{Input, Node};
 use kv2pc::wal::Record;
 use kv2pc::{CrashPoint, Settings, TxnId};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Reads for update (`GET key FOR UPDATE`): exclusive locks at the read.
@@ -18,10 +16,6 @@ mod for_update;
 /// Read locks lost at a restart: the restarted node's handshake with its peers.
 #[path = "protocol/restart_reads.rs"]
 mod restart_reads;
-
-fn fresh() -> Arc<Timestamps> {
-    Arc::new(Timestamps::default())
-}
 
 const NODES: u32 = 3;
 
@@ -33,6 +27,8 @@ enum Fx {
     /// Sent only once what was logged before it is fsynced.
     Durable(u32, Message),
     Ok(Answer),
+    /// `Answer::Committed`, whatever timestamp it reports.
+    Committed,
     Err(String),
     Waiting(String, Vec<TxnId>),
     /// `BeginAnd` told the client this id.
@@ -49,6 +45,10 @@ fn view(effects: Vec<Effect>) -> Vec<Fx> {
             Effect::Append(record) => Fx::Log(record),
             Effect::Send { to, message } => Fx::Send(to, message),
             Effect::SendDurable { to, message } => Fx::Durable(to, message),
+            Effect::Reply {
+                reply: Reply::Done(Ok(Answer::Committed { .. })),
+                ..
+            } => Fx::Committed,
             Effect::Reply {
                 reply: Reply::Done(Ok(answer)),
                 ..
@@ -88,12 +88,7 @@ struct Harness {
 impl Harness {
     fn new() -> Harness {
         Harness {
-            nodes: {
-                let ts = Arc::new(Timestamps::default());
-                (0..NODES)
-                    .map(|id| Node::new(id, NODES, ts.clone()))
-                    .collect()
-            },
+            nodes: (0..NODES).map(|id| Node::new(id, NODES)).collect(),
             now: Duration::ZERO,
             settings: Settings::default(),
         }
@@ -110,11 +105,19 @@ impl Harness {
     }
 
     fn message(&mut self, from: u32, to: u32, message: Message) -> Vec<Effect> {
-        self.input(to, Input::Peer { from, message })
+        let clock = self.nodes[from as usize].clock();
+        self.input(
+            to,
+            Input::Peer {
+                from,
+                message,
+                clock,
+            },
+        )
     }
 
     fn begin(&mut self, coordinator: u32) -> TxnId {
-        let effects = self.request(coordinator, Request::Begin);
+        let effects = self.request(coordinator, Request::Begin { began: 0 });
         match effects.last() {
             Some(Fx::Ok(Answer::Begun(tid, _))) => *tid,
             other => panic!("BEGIN answered {other:?}"),
@@ -177,6 +180,7 @@ impl Harness {
             Request::Commit {
                 tid,
                 participants: vec![1, 2],
+                clock: 0,
             },
         );
         let participants = vec![1, 2];
@@ -229,7 +233,8 @@ fn prepare_record(tid: TxnId, key: &str, value: &str, ts: u64) -> Record {
 #[test]
 fn begin_reserves_a_lease_then_numbers_from_it() {
     let mut h = Harness::new();
-    let first = h.request(0, Request::Begin);
+    // The coordinator echoes the client's begin stamp.
+    let first = h.request(0, Request::Begin { began: 1 });
     assert_eq!(
         first,
         vec![
@@ -238,11 +243,11 @@ fn begin_reserves_a_lease_then_numbers_from_it() {
         ]
     );
     assert_eq!(
-        h.request(0, Request::Begin),
+        h.request(0, Request::Begin { began: 2 }),
         vec![Fx::Ok(Answer::Begun(TxnId(4), 2))]
     );
     assert_eq!(
-        h.request(1, Request::Begin).last(),
+        h.request(1, Request::Begin { began: 3 }).last(),
         Some(&Fx::Ok(Answer::Begun(TxnId(2), 3)))
     );
 }
@@ -260,6 +265,7 @@ fn a_begin_with_its_first_operation_hands_it_to_the_owner_with_the_new_id() {
     let begin = Request::BeginAnd {
         owner: 2,
         then: Box::new(write("y")),
+        began: 1,
     };
     let expected = Request::Write {
         tid: TxnId(1),
@@ -281,6 +287,7 @@ fn a_begin_with_its_first_operation_hands_it_to_the_owner_with_the_new_id() {
     let commit = Request::Commit {
         tid: TxnId(1),
         participants: vec![2],
+        clock: 0,
     };
     assert_eq!(
         h.request(0, commit),
@@ -289,7 +296,8 @@ fn a_begin_with_its_first_operation_hands_it_to_the_owner_with_the_new_id() {
     // Only a read or a write can begin a transaction, and the id is not left open.
     let refused = Request::BeginAnd {
         owner: 1,
-        then: Box::new(Request::Begin),
+        then: Box::new(Request::Begin { began: 0 }),
+        began: 2,
     };
     assert_eq!(
         h.request(0, refused),
@@ -298,7 +306,7 @@ fn a_begin_with_its_first_operation_hands_it_to_the_owner_with_the_new_id() {
         )]
     );
     assert_eq!(
-        h.request(0, Request::Begin),
+        h.request(0, Request::Begin { began: 3 }),
         vec![Fx::Ok(Answer::Begun(TxnId(7), 3))]
     );
 }
@@ -341,7 +349,7 @@ fn two_phase_commit_in_protocol_order() {
             Fx::Send(1, Message::Commit { tid, commit_ts: 2 }),
             Fx::Point(CrashPoint::Broadcast),
             Fx::Send(2, Message::Commit { tid, commit_ts: 2 }),
-            Fx::Ok(Answer::Committed),
+            Fx::Committed,
         ]
     );
     assert_eq!(
@@ -481,6 +489,7 @@ fn a_read_only_participant_logs_nothing_and_holds_its_read_locks_until_the_outco
         Request::Commit {
             tid,
             participants: vec![1, 2],
+            clock: 0,
         },
     );
     assert_eq!(
@@ -531,7 +540,7 @@ fn a_read_only_participant_logs_nothing_and_holds_its_read_locks_until_the_outco
             }),
             Fx::Send(2, Message::Commit { tid, commit_ts: 2 }),
             Fx::Send(1, Message::Commit { tid, commit_ts: 2 }),
-            Fx::Ok(Answer::Committed),
+            Fx::Committed,
         ]
     );
     // COMMIT ends the read-only part: no record, no acknowledgement, and the waiting
@@ -554,6 +563,7 @@ fn all_read_only_commits_without_logging() {
         Request::Commit {
             tid,
             participants: vec![1, 2],
+            clock: 0,
         },
     );
     h.message(
@@ -576,7 +586,7 @@ fn all_read_only_commits_without_logging() {
         vec![
             Fx::Send(1, Message::Commit { tid, commit_ts: 0 }),
             Fx::Send(2, Message::Commit { tid, commit_ts: 0 }),
-            Fx::Ok(Answer::Committed)
+            Fx::Committed
         ]
     );
 }
@@ -606,7 +616,8 @@ fn one_participant_commits_in_one_phase() {
             0,
             Request::Commit {
                 tid,
-                participants: vec![1]
+                participants: vec![1],
+                clock: 0,
             }
         ),
         vec![Fx::Send(1, Message::CommitOnePhase { tid })]
@@ -624,7 +635,7 @@ fn one_participant_commits_in_one_phase() {
     );
     assert_eq!(
         moves(h.message(1, 0, Message::OnePhaseOutcome { tid, aborted: None })),
-        vec![Fx::Ok(Answer::Committed)]
+        vec![Fx::Committed]
     );
 }
 
@@ -756,7 +767,7 @@ fn a_deadlock_victim_is_aborted_where_it_waits() {
 fn recovery_restores_in_doubt_transactions_locked() {
     let tid = TxnId(1);
     let records = vec![prepare_record(tid, "x", "1", 3)];
-    let (node, effects) = Node::recover(1, NODES, fresh(), None, &records, Duration::ZERO);
+    let (node, effects) = Node::recover(1, NODES, None, &records, Duration::ZERO);
     assert_eq!(node.participant().in_doubt().len(), 1);
     assert_eq!(node.participant().locks().snapshot()[0].key, "x");
     let effects = moves(effects);
@@ -782,7 +793,7 @@ fn recovery_redoes_commits_and_drops_aborts() {
             commit_ts: 4,
         },
     ];
-    let (node, _) = Node::recover(1, NODES, fresh(), None, &records, Duration::ZERO);
+    let (node, _) = Node::recover(1, NODES, None, &records, Duration::ZERO);
     let store = node.participant().store();
     assert_eq!(
         (store.get("a"), store.get("b"), store.get("c")),
@@ -809,7 +820,7 @@ fn recovery_resends_unended_decisions_and_continues_ids_after_the_lease() {
         },
         Record::End { tid: TxnId(4) },
     ];
-    let (mut node, effects) = Node::recover(0, NODES, fresh(), None, &records, Duration::ZERO);
+    let (mut node, effects) = Node::recover(0, NODES, None, &records, Duration::ZERO);
     let effects = moves(effects);
     assert_eq!(
         &effects[..2],
@@ -823,7 +834,7 @@ fn recovery_resends_unended_decisions_and_continues_ids_after_the_lease() {
     node.handle(
         Input::Request {
             req: 0,
-            request: Request::Begin,
+            request: Request::Begin { began: 1 },
         },
         Duration::ZERO,
         &Settings::default(),
@@ -856,12 +867,11 @@ fn checkpoint_plus_log_recovers_the_same_state_as_the_full_log() {
         tid: t2,
         commit_ts: 4,
     }];
-    let (mid, _) = Node::recover(1, NODES, fresh(), None, &before, Duration::ZERO);
+    let (mid, _) = Node::recover(1, NODES, None, &before, Duration::ZERO);
     let snapshot = mid.snapshot();
-    let (from_checkpoint, _) =
-        Node::recover(1, NODES, fresh(), Some(&snapshot), &after, Duration::ZERO);
+    let (from_checkpoint, _) = Node::recover(1, NODES, Some(&snapshot), &after, Duration::ZERO);
     let full: Vec<Record> = before.into_iter().chain(after).collect();
-    let (from_log, _) = Node::recover(1, NODES, fresh(), None, &full, Duration::ZERO);
+    let (from_log, _) = Node::recover(1, NODES, None, &full, Duration::ZERO);
     assert_eq!(from_checkpoint.snapshot(), from_log.snapshot());
     assert_eq!(from_log.participant().store().get("b"), Some("2"));
 }
@@ -947,12 +957,13 @@ fn recovery_remembers_outcomes_for_peers() {
         prepare_record(t2, "b", "2", 3),
         Record::Abort { tid: t2 },
     ];
-    let (mut node, _) = Node::recover(1, NODES, fresh(), None, &records, Duration::ZERO);
+    let (mut node, _) = Node::recover(1, NODES, None, &records, Duration::ZERO);
     let mut out = Vec::new();
     node.handle(
         Input::Peer {
             from: 2,
             message: Message::Inquire { tid: t1 },
+            clock: 0,
         },
         Duration::ZERO,
         &Settings::default(),
@@ -962,6 +973,7 @@ fn recovery_remembers_outcomes_for_peers() {
         Input::Peer {
             from: 2,
             message: Message::Inquire { tid: t2 },
+            clock: 0,
         },
         Duration::ZERO,
         &Settings::default(),
@@ -993,6 +1005,7 @@ fn snapshot_reads_pass_undecided_writes_unless_they_must_see_them() {
         Request::Commit {
             tid: setup,
             participants: vec![1],
+            clock: 0,
         },
     );
     h.message(0, 1, Message::CommitOnePhase { tid: setup });

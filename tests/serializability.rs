@@ -12,13 +12,13 @@
 
 mod support;
 
+use kv2pc::rng::Rng;
 use kv2pc::{Client, Error, NodeId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::Harness;
 use support::history::{self, History, Op, Outcome, Txn, appended, parse_list};
-use support::rng::Rng;
 
 // ---- The checker proves it can fail -------------------------------------------------
 

@@ -10,12 +10,10 @@
 //! (with the cluster's clock where it is then), and a restart is `Node::recover` from the
 //! last checkpoint and the records after it. Reads go to the recovered node's store.
 
-use kv2pc::clock::Timestamps;
 use kv2pc::node::Node;
 use kv2pc::types::{Timestamp, TxnId};
 use kv2pc::wal::{Record, Snapshot};
 use proptest::prelude::*;
-use std::sync::Arc;
 use std::time::Duration;
 
 const KEYS: [&str; 3] = ["a", "b", "c"];
@@ -154,16 +152,13 @@ impl History {
 
     /// The node as recovery rebuilds it now, with the cluster's clock where it is.
     fn recover(&self) -> Node {
-        let ts = Arc::new(Timestamps::default());
         let (node, _) = Node::recover(
             NODE,
             NODES,
-            ts.clone(),
             self.checkpoint.as_ref(),
             &self.records,
             Duration::ZERO,
         );
-        ts.observe(self.clock);
         node
     }
 

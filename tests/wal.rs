@@ -8,13 +8,15 @@
 
 #[path = "wal/golden.rs"]
 mod golden;
+#[path = "wal/power.rs"]
+mod power;
 #[path = "wal/recycled.rs"]
 mod recycled;
 #[path = "wal/torn.rs"]
 mod torn;
 
 use kv2pc::types::TxnId;
-use kv2pc::wal::frame::v2;
+use kv2pc::wal::frame::{v2, v3};
 use kv2pc::wal::{Record, Recovery, Snapshot, Wal};
 use kv2pc::{Error, Result};
 use proptest::collection::vec;
@@ -23,10 +25,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
-/// The length of a version 2 segment header.
-const HEADER: usize = v2::HEADER_LEN as usize;
-/// The length of a frame header, and of an end marker.
-const FRAME: usize = 8;
+/// The length of a segment header (versions 2 and 3).
+const HEADER: usize = v3::HEADER_LEN as usize;
+/// The length of a frame header of the version written (3).
+const FRAME: usize = v3::FRAME_HEADER_LEN as usize;
+/// The length of an end marker of the version written (3).
+const MARKER: usize = v3::MARKER_LEN as usize;
 /// The length of a new segment file.
 const PREALLOCATED: u64 = 64 << 10;
 
@@ -215,11 +219,12 @@ fn a_fresh_log_is_one_preallocated_segment_holding_a_header_and_an_end_marker() 
     assert_eq!(file_names(&node), ["log.000001"]);
     let bytes = fs::read(node.join("log.000001")).expect("segment");
     assert_eq!(bytes.len() as u64, PREALLOCATED);
-    assert_eq!(&bytes[..12], b"KV2PCLOG\x02\x00\x00\x00");
+    assert_eq!(&bytes[..12], b"KV2PCLOG\x03\x00\x00\x00");
     assert_eq!(&bytes[12..20], &1u64.to_le_bytes());
-    assert_eq!(bytes[..HEADER], v2::header(1));
-    assert_eq!(bytes[HEADER..HEADER + FRAME], v2::marker(1, HEADER as u64));
-    assert!(bytes[HEADER + FRAME..].iter().all(|b| *b == 0));
+    assert_eq!(bytes[..HEADER], v3::header(1));
+    let marker = v3::marker(1, HEADER as u64, HEADER as u64);
+    assert_eq!(bytes[HEADER..HEADER + MARKER], marker);
+    assert!(bytes[HEADER + MARKER..].iter().all(|b| *b == 0));
     assert_eq!((wal.size(), wal.segment(), wal.fsyncs()), (0, 1, 0));
 }
 
@@ -246,7 +251,7 @@ fn a_crash_loses_what_was_not_fsynced_and_keeps_what_was() {
     assert_eq!(wal.fsyncs(), 1);
     let path = dir.path().join("log.000001");
     let written = fs::read(&path).expect("segment");
-    assert!(written[synced as usize + FRAME..].iter().any(|b| *b != 0));
+    assert!(written[synced as usize + MARKER..].iter().any(|b| *b != 0));
     wal.simulate_crash().expect("crash");
     let left = fs::read(&path).expect("segment");
     assert_eq!(
@@ -255,9 +260,9 @@ fn a_crash_loses_what_was_not_fsynced_and_keeps_what_was() {
         "a crash does not change the length"
     );
     assert_eq!(left[..synced as usize], written[..synced as usize]);
-    let marker = synced as usize..synced as usize + FRAME;
-    assert_eq!(left[marker], v2::marker(1, synced));
-    assert!(left[synced as usize + FRAME..].iter().all(|b| *b == 0));
+    let marker = synced as usize..synced as usize + MARKER;
+    assert_eq!(left[marker], v3::marker(1, synced, synced));
+    assert!(left[synced as usize + MARKER..].iter().all(|b| *b == 0));
     let (_, recovery) = open(dir.path());
     assert_eq!(recovery.records, records[..2]);
     assert!(recovery.warnings.is_empty(), "{:?}", recovery.warnings);

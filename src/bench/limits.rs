@@ -11,7 +11,7 @@
 //!   must be woken, as a node thread waiting for work is. The second is what one
 //!   request to an idle node costs at the least.
 
-use super::{micros, percentile};
+use super::Latencies;
 use crate::error::{Error, Result};
 use serde::Serialize;
 use std::fs::File;
@@ -41,23 +41,20 @@ const APPEND: [u8; 64] = [7u8; 64];
 
 /// Measures the limits, using `dir` for the probe files.
 pub fn measure(dir: &Path) -> Result<Limits> {
-    let mut growing = probe_fsync(&dir.join("fsync-growing"), false)?;
-    let mut preallocated = probe_fsync(&dir.join("fsync-preallocated"), true)?;
-    let mut hot = round_trips(20_000, Duration::ZERO);
-    let mut parked = round_trips(400, Duration::from_micros(200));
-    for samples in [&mut growing, &mut preallocated, &mut hot, &mut parked] {
-        samples.sort();
-    }
+    let growing = probe_fsync(&dir.join("fsync-growing"), false)?;
+    let preallocated = probe_fsync(&dir.join("fsync-preallocated"), true)?;
+    let hot = round_trips(20_000, Duration::ZERO)?;
+    let parked = round_trips(400, Duration::from_micros(200))?;
     Ok(Limits {
-        fsync_p50_us: micros(percentile(&growing, 0.5)),
-        fsync_p99_us: micros(percentile(&growing, 0.99)),
-        fsync_preallocated_p50_us: micros(percentile(&preallocated, 0.5)),
-        round_trip_p50_us: micros(percentile(&hot, 0.5)),
-        round_trip_parked_p50_us: micros(percentile(&parked, 0.5)),
+        fsync_p50_us: growing.percentile_us(0.5),
+        fsync_p99_us: growing.percentile_us(0.99),
+        fsync_preallocated_p50_us: preallocated.percentile_us(0.5),
+        round_trip_p50_us: hot.percentile_us(0.5),
+        round_trip_parked_p50_us: parked.percentile_us(0.5),
     })
 }
 
-fn probe_fsync(path: &Path, preallocate: bool) -> Result<Vec<Duration>> {
+fn probe_fsync(path: &Path, preallocate: bool) -> Result<Latencies> {
     let failed = |e| Error::io(format!("probing fsync with {}", path.display()), e);
     let mut file = File::create(path).map_err(failed)?;
     if preallocate {
@@ -66,19 +63,20 @@ fn probe_fsync(path: &Path, preallocate: bool) -> Result<Vec<Duration>> {
             .and_then(|()| file.seek(SeekFrom::Start(0)).map(|_| ()))
             .map_err(failed)?;
     }
-    let mut samples = Vec::with_capacity(FSYNCS);
+    let mut samples = Latencies::new()?;
     for _ in 0..FSYNCS {
         let start = Instant::now();
         file.write_all(&APPEND)
             .and_then(|()| file.sync_data())
             .map_err(failed)?;
-        samples.push(start.elapsed());
+        samples.record(start.elapsed());
     }
     Ok(samples)
 }
 
 /// `count` round trips to an echo thread, pausing `pause` before each.
-fn round_trips(count: usize, pause: Duration) -> Vec<Duration> {
+fn round_trips(count: usize, pause: Duration) -> Result<Latencies> {
+    let mut trips = Latencies::new()?;
     let (ping, pong) = (
         crossbeam::channel::bounded::<u64>(1),
         crossbeam::channel::bounded::<u64>(1),
@@ -90,7 +88,6 @@ fn round_trips(count: usize, pause: Duration) -> Vec<Duration> {
             }
         }
     });
-    let mut trips = Vec::with_capacity(count);
     for n in 0..count as u64 {
         if !pause.is_zero() {
             std::thread::sleep(pause);
@@ -99,9 +96,9 @@ fn round_trips(count: usize, pause: Duration) -> Vec<Duration> {
         if ping.0.send(n).is_err() || pong.1.recv().is_err() {
             break;
         }
-        trips.push(start.elapsed());
+        trips.record(start.elapsed());
     }
     drop(ping.0);
     let _ = echo.join();
-    trips
+    Ok(trips)
 }

@@ -26,11 +26,19 @@
 //! Reported per run: operations per second, latency p50/p99/p999, fsyncs per operation
 //! (all logs together, and of the busiest log), aborts (deadlock victims and other
 //! aborted attempts, which are retried) and lock waits. Latency is measured per
-//! operation with `Instant`; no figure is ever asserted by a test.
+//! operation with `Instant` and kept in a histogram per client thread ([`Latencies`]);
+//! no figure is ever asserted by a test. The report is laid out by the crate's own
+//! `text::table`, as the shell's tables are, without reaching up into the shell.
+//!
+//! Every random choice (keys, nodes, the mix of `read-mix`) comes from the project's
+//! seeded generator, [`crate::rng::Rng`], one stream per client thread, so a sweep makes
+//! the same choices on every run.
 
+mod latency;
 mod limits;
 mod recovery;
 
+pub use latency::Latencies;
 pub use limits::Limits;
 pub use recovery::RecoveryRun;
 
@@ -38,6 +46,7 @@ use crate::Cluster;
 use crate::client::{Client, ClientObserver, WaitInfo};
 use crate::config::{Config, Settings};
 use crate::error::{Error, Result};
+use crate::rng::Rng;
 use crate::types::NodeId;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -239,14 +248,6 @@ pub fn steps(options: &Options) -> u64 {
     1 + (options.workloads.len() * options.clients.len()) as u64 + recovery
 }
 
-pub(crate) fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
 pub(crate) fn micros(duration: Duration) -> f64 {
     duration.as_nanos() as f64 / 1000.0
 }
@@ -285,31 +286,21 @@ impl Keys {
         Keys { by_node }
     }
 
-    fn pick(&self, node: NodeId, rng: &mut u64) -> &str {
-        let keys = &self.by_node[node as usize];
-        &keys[next(rng) as usize % keys.len()]
+    fn pick(&self, node: NodeId, rng: &mut Rng) -> &str {
+        rng.pick(&self.by_node[node as usize]).as_str()
     }
 
-    fn any(&self, rng: &mut u64) -> &str {
-        let node = next(rng) as usize % self.by_node.len();
+    fn any(&self, rng: &mut Rng) -> &str {
+        let node = rng.below(self.by_node.len());
         self.pick(node as NodeId, rng)
     }
 
     /// `count` distinct nodes, at random.
-    fn nodes(&self, count: usize, rng: &mut u64) -> Vec<NodeId> {
+    fn nodes(&self, count: usize, rng: &mut Rng) -> Vec<NodeId> {
         let n = self.by_node.len();
-        let first = next(rng) as usize % n;
+        let first = rng.below(n);
         (0..count).map(|i| ((first + i) % n) as NodeId).collect()
     }
-}
-
-/// A small, fast, seeded generator (splitmix64).
-fn next(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 fn preload(cluster: &Cluster, keys: &Keys) -> Result<()> {
@@ -352,9 +343,9 @@ fn run_one(
             let mut client = cluster.client((index % cluster.nodes() as usize) as NodeId)?;
             client.observe(Arc::new(Waits(waits.clone())));
             let (keys, stop, aborts) = (keys.clone(), stop.clone(), aborts.clone());
+            let mut latencies = Latencies::new()?;
             Ok(std::thread::spawn(move || {
-                let mut rng = index as u64 * 0x2545_f491 + 1;
-                let mut latencies = Vec::new();
+                let mut rng = Rng::new(index as u64);
                 while !stop.load(Ordering::Relaxed) {
                     let start = Instant::now();
                     while operate(workload, &client, &keys, &mut rng).is_err() {
@@ -363,7 +354,7 @@ fn run_one(
                             break;
                         }
                     }
-                    latencies.push(start.elapsed());
+                    latencies.record(start.elapsed());
                 }
                 latencies
             }))
@@ -377,26 +368,27 @@ fn run_one(
     if let Some(writer) = writer {
         let _ = writer.join();
     }
-    let mut latencies: Vec<Duration> = threads
-        .into_iter()
-        .flat_map(|t| t.join().unwrap_or_default())
-        .collect();
+    let mut latencies = Latencies::new()?;
+    for thread in threads {
+        if let Ok(client) = thread.join() {
+            latencies.merge(&client)?;
+        }
+    }
     let elapsed = started.elapsed();
     let fsyncs: Vec<u64> = (cluster.status().iter().zip(&fsyncs_before))
         .map(|(status, before)| status.fsyncs.saturating_sub(*before))
         .collect();
-    latencies.sort();
-    let operations = latencies.len() as u64;
+    let operations = latencies.count();
     let ops = operations.max(1) as f64;
-    let p50 = micros(percentile(&latencies, 0.5));
+    let p50 = latencies.percentile_us(0.5);
     Ok(Run {
         workload,
         clients,
         operations,
         per_second: operations as f64 / elapsed.as_secs_f64(),
         p50_us: p50,
-        p99_us: micros(percentile(&latencies, 0.99)),
-        p999_us: micros(percentile(&latencies, 0.999)),
+        p99_us: latencies.percentile_us(0.99),
+        p999_us: latencies.percentile_us(0.999),
         fsyncs_per_op: fsyncs.iter().sum::<u64>() as f64 / ops,
         fsyncs_per_op_busiest_log: fsyncs.iter().copied().max().unwrap_or(0) as f64 / ops,
         aborts: aborts.load(Ordering::Relaxed),
@@ -417,12 +409,12 @@ fn start_hot_writer(
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>> {
     let client = cluster.client(2)?;
-    let mut rng = 0x5eed;
+    let mut rng = Rng::new(0x5eed);
     Ok(std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
             let mut txn = client.begin_lazily();
-            let index = next(&mut rng) as usize % HOT_KEYS_PER_NODE;
-            let value = next(&mut rng).to_string();
+            let index = rng.below(HOT_KEYS_PER_NODE);
+            let value = rng.next_u64().to_string();
             let wrote = [0, 1]
                 .iter()
                 .try_for_each(|node| txn.put(&keys.by_node[*node][index], &value));
@@ -434,7 +426,7 @@ fn start_hot_writer(
 }
 
 /// One operation of `workload`.
-fn operate(workload: Workload, client: &Client, keys: &Keys, rng: &mut u64) -> Result<()> {
+fn operate(workload: Workload, client: &Client, keys: &Keys, rng: &mut Rng) -> Result<()> {
     match workload {
         Workload::Get => client.get(keys.any(rng)).map(|_| ()),
         Workload::ReadOnly => {
@@ -454,13 +446,11 @@ fn operate(workload: Workload, client: &Client, keys: &Keys, rng: &mut u64) -> R
             }
             txn.commit()
         }
-        Workload::ReadMix if next(rng).is_multiple_of(10) => {
-            operate(Workload::Cross2, client, keys, rng)
-        }
+        Workload::ReadMix if rng.chance(10) => operate(Workload::Cross2, client, keys, rng),
         Workload::ReadMix => operate(Workload::Get, client, keys, rng),
         Workload::GetHot => {
-            let node = (next(rng) % 2) as usize;
-            let index = next(rng) as usize % HOT_KEYS_PER_NODE;
+            let node = rng.below(2);
+            let index = rng.below(HOT_KEYS_PER_NODE);
             client.get(&keys.by_node[node][index]).map(|_| ())
         }
         Workload::HotKey => {
@@ -520,7 +510,7 @@ impl Report {
                 run.lock_waits.to_string(),
             ]);
         }
-        for line in crate::shell::format::table(&rows) {
+        for line in crate::text::table(&rows) {
             text.push_str(&line);
             text.push('\n');
         }

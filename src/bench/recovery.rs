@@ -10,14 +10,12 @@
 //! reads the snapshot instead, which grows with the data, not with the history.
 
 use super::micros;
-use crate::clock::Timestamps;
 use crate::error::Result;
 use crate::node::Node;
 use crate::types::TxnId;
 use crate::wal::{Record, Wal};
 use serde::Serialize;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Distinct keys the generated log writes.
@@ -86,9 +84,8 @@ fn recover(log: &Path) -> Result<(Duration, Duration, Node)> {
 }
 
 fn rebuild(recovery: &crate::wal::Recovery) -> Node {
-    let ts = Arc::new(Timestamps::default());
     let snapshot = recovery.snapshot.as_ref();
-    let (node, _) = Node::recover(0, 3, ts, snapshot, &recovery.records, Duration::ZERO);
+    let (node, _) = Node::recover(0, 3, snapshot, &recovery.records, Duration::ZERO);
     node
 }
 

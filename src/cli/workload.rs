@@ -30,6 +30,7 @@
 //! any other error (no error is expected while the process lives).
 
 use super::Exit;
+use kv2pc::rng::Rng;
 use kv2pc::types::MAX_NODES;
 use kv2pc::{Client, Cluster, Config, Error, Result};
 use std::io::Write;
@@ -117,7 +118,7 @@ pub fn run(args: &WorkloadArgs) -> Exit {
                 let client = cluster.client(index % args.nodes);
                 let counts = &counts;
                 scope.spawn(move || {
-                    let mut rng = Rng::new(args.seed, index);
+                    let mut rng = client_rng(args.seed, index);
                     run_client(&client?, args, &mut rng, counts)
                 })
             })
@@ -193,9 +194,9 @@ fn commit_one(
     retries: &AtomicU64,
 ) -> Result<(String, Transfer)> {
     loop {
-        let from = rng.below(accounts.into()) as u32;
-        let to = (from + 1 + rng.below(u64::from(accounts) - 1) as u32) % accounts;
-        let wanted = 1 + rng.below(MAX_AMOUNT as u64) as i64;
+        let from = rng.below(accounts as usize) as u32;
+        let to = (from + 1 + rng.below(accounts as usize - 1) as u32) % accounts;
+        let wanted = 1 + rng.below(MAX_AMOUNT as usize) as i64;
         loop {
             match try_transfer(client, from, to, wanted) {
                 Ok(Some(committed)) => return Ok(committed),
@@ -257,25 +258,8 @@ fn print_committed(tid: &str, transfer: &Transfer) -> Result<()> {
         .map_err(|error| Error::io("writing to standard output", error))
 }
 
-/// SplitMix64: small, seeded, and good enough to choose accounts.
-struct Rng(u64);
-
-impl Rng {
-    /// The generator of client `index` for `seed`.
-    fn new(seed: u64, index: u32) -> Rng {
-        Rng(seed ^ u64::from(index).wrapping_mul(0xA076_1D64_78BD_642F))
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..bound` (`bound` > 0).
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
+/// The generator of client `index` for `seed`: each client its own stream, the same for
+/// the same seed on every run.
+fn client_rng(seed: u64, index: u32) -> Rng {
+    Rng::new(seed ^ u64::from(index).wrapping_mul(0xA076_1D64_78BD_642F))
 }

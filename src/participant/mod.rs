@@ -90,6 +90,15 @@
 //! cover only YES voters: a READ-ONLY voter logs nothing, and forcing a record for each
 //! would cost every read-only participant an fsync.
 //!
+//! # One state per transaction
+//!
+//! Each transaction this node has seen has exactly one state here, in one map (`state`):
+//! Active, Prepared, ReadOnlyVoted, Committed (remembered for peers in doubt) or Aborted
+//! (a tombstone). Every handler matches on that state for its event; the module `state`
+//! draws the transitions and states the invariants of the indexes kept beside the map
+//! (the keys of prepared writes, the snapshot reads waiting on them, the lock table),
+//! which the random-input tests check after every step.
+//!
 //! # Idempotence
 //!
 //! Every message may arrive twice or late: a duplicate PREPARE of a prepared transaction
@@ -101,66 +110,26 @@
 //! # Limits
 //!
 //! Tombstones are kept in memory for the life of the node incarnation. A restarted node
-//! has none, which is safe: an unknown transaction votes NO, and an operation that is not
-//! the transaction's first on this node is refused (see `Request::Read::first`).
+//! has none but the aborts its log shows, which is safe: an unknown transaction votes NO,
+//! and an operation that is not the transaction's first on this node is refused (see
+//! `Request::Read::first`). Remembered commits are bounded by [`REMEMBERED_COMMITS`].
 
 mod outcome;
 mod rejoin;
 mod snapshot;
+mod state;
 mod termination;
 
-use crate::clock::Timestamps;
+use state::{Active, PendingOp, TxnState, Txns};
+pub use state::{Prepared, prepared_from_record};
+
+use crate::clock::Lamport;
 use crate::error::Error;
 use crate::lock::{Acquire, LockMode, LockTable, Wait};
 use crate::message::{Answer, Effect, ReadAt, Reply, ReqId};
 use crate::store::Store;
-use crate::types::{MAX_WRITES_PER_TXN, NodeId, Timestamp, TxnId, Write};
-use crate::wal::Record;
+use crate::types::{MAX_WRITES_PER_TXN, NodeId, Timestamp, TxnId};
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
-
-/// An operation waiting for its lock.
-#[derive(Debug)]
-enum PendingOp {
-    /// A locked read, under a shared lock or, for update, an exclusive one.
-    Read(String, LockMode),
-    Write(String, Option<String>),
-}
-
-/// A transaction that is reading and writing here.
-#[derive(Debug, Default)]
-struct Active {
-    /// Buffered writes, applied only if the transaction commits.
-    writes: BTreeMap<String, Option<String>>,
-    /// The operation queued for a lock, with its request.
-    pending: Option<(ReqId, PendingOp)>,
-    /// The transaction's begin stamp, which its waits report to the deadlock detector.
-    began: u64,
-}
-
-/// A transaction that voted YES and awaits the outcome.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    /// Who decides.
-    pub coordinator: NodeId,
-    /// Every participant.
-    pub participants: Vec<NodeId>,
-    /// The writes to apply on COMMIT.
-    pub writes: Vec<Write>,
-    /// The prepare timestamp.
-    pub prepare_ts: Timestamp,
-    /// When to ask the coordinator again if no outcome has come.
-    next_inquiry: Duration,
-}
-
-/// A transaction's state at this participant. Committed and aborted transactions are
-/// forgotten (aborted ones leave a tombstone).
-#[derive(Debug)]
-enum TxnState {
-    Active(Active),
-    Prepared(Prepared),
-}
 
 /// The participant role of one node: its lock table, its committed data and the
 /// transactions working on them.
@@ -170,49 +139,54 @@ pub struct Participant {
     nodes: u32,
     store: Store,
     locks: LockTable,
-    txns: BTreeMap<TxnId, TxnState>,
-    /// Aborted transactions and why, so late operations and PREPAREs are refused.
-    tombstones: BTreeMap<TxnId, String>,
+    /// Every transaction's state: one per id (see `state`).
+    txns: Txns,
     /// Per coordinator, the first counter of its current incarnation (from `Restarted`).
     live_from: BTreeMap<NodeId, u64>,
-    /// The cluster's timestamps.
-    ts: Arc<Timestamps>,
-    /// Keys with a prepared, undecided write, and the transaction that wrote it.
+    /// The node's logical clock. It lives here, with the versions it orders; the
+    /// coordinator role borrows it to take commit timestamps (`Node`).
+    clock: Lamport,
+    /// Keys with a prepared, undecided write, and the transaction that wrote it: `k`
+    /// maps to `t` exactly while `t` is Prepared and writes `k`.
     prepared_keys: BTreeMap<String, TxnId>,
-    /// Snapshot reads waiting for a prepared transaction's outcome, by transaction.
+    /// Snapshot reads waiting for a prepared transaction's outcome, by transaction: only
+    /// while it is Prepared.
     blocked_reads: BTreeMap<TxnId, Vec<(ReqId, String, ReadAt)>>,
-    /// Recently committed prepared transactions and their commit timestamps, so a peer
-    /// in doubt can learn the outcome here (bounded by [`REMEMBERED_COMMITS`]).
-    recent_commits: BTreeMap<TxnId, Timestamp>,
-    /// Transactions that voted READ-ONLY here and hold their read locks until the
-    /// outcome, with their coordinators.
-    read_only: BTreeMap<TxnId, NodeId>,
     /// After a restart, until every peer has answered the announcement: the locking
     /// operations held meanwhile (see `rejoin`).
     rejoin: Option<rejoin::Rejoin>,
 }
 
-/// How many committed transactions a participant remembers for its peers.
+/// How many committed transactions a participant remembers for its peers (the one with
+/// the smallest id is forgotten first).
 pub const REMEMBERED_COMMITS: usize = 10_000;
 
 impl Participant {
     /// A participant with the given committed data and nothing in flight.
-    pub fn new(node: NodeId, nodes: u32, store: Store, ts: Arc<Timestamps>) -> Participant {
+    pub fn new(node: NodeId, nodes: u32, store: Store, clock: Lamport) -> Participant {
         Participant {
             node,
             nodes,
-            ts,
+            clock,
             prepared_keys: BTreeMap::new(),
             blocked_reads: BTreeMap::new(),
             store,
             locks: LockTable::default(),
-            txns: BTreeMap::new(),
-            tombstones: BTreeMap::new(),
+            txns: Txns::default(),
             live_from: BTreeMap::new(),
-            recent_commits: BTreeMap::new(),
-            read_only: BTreeMap::new(),
             rejoin: None,
         }
+    }
+
+    /// The node's logical clock.
+    pub fn clock(&self) -> Lamport {
+        self.clock
+    }
+
+    /// The node's logical clock, to move it (a message's or request's timestamp) or to
+    /// take a commit timestamp from it.
+    pub fn clock_mut(&mut self) -> &mut Lamport {
+        &mut self.clock
     }
 
     /// Recovery: the outcomes the log still shows, so peers in doubt can be answered.
@@ -222,15 +196,13 @@ impl Participant {
         }
         for tid in aborted {
             let reason = format!("node {} aborted it before it restarted", self.node);
-            self.tombstones.insert(tid, reason);
+            self.txns.put(tid, TxnState::Aborted { reason });
         }
     }
 
+    /// Remembers a commit for peers in doubt (evicting the oldest beyond the bound).
     fn remember_commit(&mut self, tid: TxnId, commit_ts: Timestamp) {
-        self.recent_commits.insert(tid, commit_ts);
-        if self.recent_commits.len() > REMEMBERED_COMMITS {
-            self.recent_commits.pop_first();
-        }
+        self.txns.put(tid, TxnState::Committed { commit_ts });
     }
 
     /// A client's read of `key` within `tid` (begun at stamp `began`), under a lock of
@@ -281,7 +253,7 @@ impl Participant {
         match self.locks.acquire(tid, &key, mode) {
             Acquire::Granted => self.perform(req, tid, op, out),
             Acquire::Waiting { blockers } => {
-                if let Some(TxnState::Active(active)) = self.txns.get_mut(&tid) {
+                if let Some(active) = self.txns.active_mut(&tid) {
                     active.pending = Some((req, op));
                 }
                 out.push(Effect::Reply {
@@ -297,27 +269,26 @@ impl Participant {
     }
 
     /// Checks that `tid` may operate here, creating its workspace on its first operation.
+    /// A remembered commit is treated as unknown, as it is once evicted (see `state`).
     fn admit(&mut self, tid: TxnId, began: u64, first: bool) -> Result<(), Error> {
         match self.txns.get(&tid) {
-            Some(TxnState::Active(_)) => return Ok(()),
-            Some(TxnState::Prepared(_)) => {
-                return Err(Error::InvalidInput(format!(
+            Some(TxnState::Active(_)) => Ok(()),
+            Some(TxnState::Prepared(_) | TxnState::ReadOnlyVoted { .. }) => {
+                Err(Error::InvalidInput(format!(
                     "{tid} is committing; it cannot read or write any more"
-                )));
+                )))
             }
-            None => {}
-        }
-        if let Some(reason) = self.tombstones.get(&tid) {
-            return Err(Error::Aborted {
+            Some(TxnState::Aborted { reason }) => Err(Error::Aborted {
                 tid,
                 reason: reason.clone(),
-            });
+            }),
+            Some(TxnState::Committed { .. }) | None => self.admit_new(tid, began, first),
         }
-        if self.read_only.contains_key(&tid) {
-            return Err(Error::InvalidInput(format!(
-                "{tid} is committing; it cannot read or write any more"
-            )));
-        }
+    }
+
+    /// Admits the first operation of a transaction not known here, unless it cannot be
+    /// its first (this node lost its work) or its coordinator restarted since it began.
+    fn admit_new(&mut self, tid: TxnId, began: u64, first: bool) -> Result<(), Error> {
         let coordinator = tid.coordinator(self.nodes);
         if self
             .live_from
@@ -345,18 +316,21 @@ impl Participant {
             began,
             ..Active::default()
         };
-        self.txns.insert(tid, TxnState::Active(active));
+        self.txns.put(tid, TxnState::Active(active));
         Ok(())
     }
 
     fn abort_unknown(&mut self, tid: TxnId, reason: String) -> Error {
-        self.tombstones.insert(tid, reason.clone());
+        let tombstone = TxnState::Aborted {
+            reason: reason.clone(),
+        };
+        self.txns.put(tid, tombstone);
         Error::Aborted { tid, reason }
     }
 
     /// Runs an operation whose lock is held.
     fn perform(&mut self, req: ReqId, tid: TxnId, op: PendingOp, out: &mut Vec<Effect>) {
-        let Some(TxnState::Active(active)) = self.txns.get_mut(&tid) else {
+        let Some(active) = self.txns.active_mut(&tid) else {
             return;
         };
         let answer = match op {
@@ -386,10 +360,7 @@ impl Participant {
     /// Completes the operations whose locks were just granted.
     fn granted(&mut self, grants: Vec<(TxnId, String)>, out: &mut Vec<Effect>) {
         for (tid, _key) in grants {
-            let pending = match self.txns.get_mut(&tid) {
-                Some(TxnState::Active(active)) => active.pending.take(),
-                _ => None,
-            };
+            let pending = (self.txns.active_mut(&tid)).and_then(|active| active.pending.take());
             if let Some((req, op)) = pending {
                 self.perform(req, tid, op, out);
             }
@@ -403,21 +374,19 @@ impl Participant {
 
     /// Transactions prepared here and not yet decided, by id.
     pub fn in_doubt(&self) -> Vec<(TxnId, Prepared)> {
-        self.txns
-            .iter()
+        (self.txns.live())
             .filter_map(|(tid, state)| match state {
-                TxnState::Prepared(prepared) => Some((*tid, prepared.clone())),
-                TxnState::Active(_) => None,
+                TxnState::Prepared(prepared) => Some((tid, prepared.clone())),
+                _ => None,
             })
             .collect()
     }
 
     /// Transactions reading and writing here, by id.
     pub fn active(&self) -> Vec<TxnId> {
-        self.txns
-            .iter()
+        (self.txns.live())
             .filter(|(_, state)| matches!(state, TxnState::Active(_)))
-            .map(|(tid, _)| *tid)
+            .map(|(tid, _)| tid)
             .collect()
     }
 
@@ -438,45 +407,12 @@ impl Participant {
     }
 }
 
-/// A `Prepared` as recovery rebuilds it from a `Prepare` record.
-pub fn prepared_from_record(record: &Record) -> Option<(TxnId, Prepared)> {
-    match record {
-        Record::Prepare {
-            tid,
-            coordinator,
-            participants,
-            writes,
-            prepare_ts,
-        } => Some((
-            *tid,
-            Prepared {
-                coordinator: *coordinator,
-                participants: participants.clone(),
-                writes: writes.clone(),
-                prepare_ts: *prepare_ts,
-                next_inquiry: Duration::ZERO,
-            },
-        )),
-        _ => None,
-    }
-}
-
-impl Prepared {
-    /// The `Prepare` record this state came from, for checkpoints.
-    pub fn to_record(&self, tid: TxnId) -> Record {
-        Record::Prepare {
-            tid,
-            coordinator: self.coordinator,
-            participants: self.participants.clone(),
-            writes: self.writes.clone(),
-            prepare_ts: self.prepare_ts,
-        }
-    }
-}
-
 fn reply(out: &mut Vec<Effect>, req: ReqId, result: Result<Answer, Error>) {
     out.push(Effect::Reply {
         req,
         reply: Reply::Done(result),
     });
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,7 +15,7 @@ impl Participant {
         for (key, _) in &prepared.writes {
             self.prepared_keys.insert(key.clone(), tid);
         }
-        self.txns.insert(tid, TxnState::Prepared(prepared));
+        self.txns.put(tid, TxnState::Prepared(prepared));
     }
 
     /// A prepared transaction was decided here: its keys no longer hold snapshot readers
@@ -49,10 +49,13 @@ impl Participant {
         let read_ts = match at {
             ReadAt::Exactly(ts) => ts,
             ReadAt::AtLeast(floor) => {
-                let newest = self.ts.current();
+                let newest = self.clock.now();
                 floor.max(prepared.map_or(newest, |(_, p)| newest.min(p)))
             }
         };
+        // Whatever this node prepares from now on takes a timestamp at or above this
+        // read's, so it commits above it and cannot change what the read saw.
+        self.clock.observe(read_ts);
         if let Some((tid, p)) = prepared
             && p < read_ts
         {
@@ -86,10 +89,10 @@ impl Participant {
     /// The lowest prepare timestamp of a transaction prepared here, if any: snapshots at
     /// or below it never wait here.
     pub fn prepare_floor(&self) -> Option<Timestamp> {
-        (self.txns.values())
-            .filter_map(|state| match state {
+        (self.txns.live())
+            .filter_map(|(_, state)| match state {
                 TxnState::Prepared(prepared) => Some(prepared.prepare_ts),
-                TxnState::Active(_) => None,
+                _ => None,
             })
             .min()
     }

@@ -15,15 +15,14 @@ impl Participant {
     pub fn peer_restarted(&mut self, peer: NodeId, live_from: u64, out: &mut Vec<Effect>) {
         self.live_from.insert(peer, live_from);
         let nodes = self.nodes;
-        let dead: Vec<TxnId> = self
-            .txns
-            .iter()
+        let before = |tid: TxnId| tid.counter(nodes) < live_from;
+        let dead: Vec<TxnId> = (self.txns.live())
             .filter(|(tid, state)| {
                 matches!(state, TxnState::Active(_))
                     && tid.coordinator(nodes) == peer
-                    && tid.counter(nodes) < live_from
+                    && before(*tid)
             })
-            .map(|(tid, _)| *tid)
+            .map(|(tid, _)| tid)
             .collect();
         for tid in dead {
             let reason =
@@ -32,12 +31,15 @@ impl Participant {
         }
         // A restarted coordinator sends no outcome to read-only voters (it logs none for
         // them): whatever it decided, their part is over.
-        let ended: Vec<TxnId> = (self.read_only.iter())
-            .filter(|(tid, coordinator)| **coordinator == peer && tid.counter(nodes) < live_from)
-            .map(|(tid, _)| *tid)
+        let ended: Vec<TxnId> = (self.txns.live())
+            .filter(|(tid, state)| {
+                matches!(state, TxnState::ReadOnlyVoted { coordinator } if *coordinator == peer)
+                    && before(*tid)
+            })
+            .map(|(tid, _)| tid)
             .collect();
         for tid in ended {
-            self.read_only.remove(&tid);
+            self.txns.take(tid);
             let grants = self.locks.release_all(tid);
             self.granted(grants, out);
         }
@@ -71,12 +73,12 @@ impl Participant {
     pub fn tick(&mut self, now: Duration, inquiry_interval: Duration, out: &mut Vec<Effect>) {
         self.rejoin_tick(now, inquiry_interval, out);
         let mut overdue = Vec::new();
-        for (tid, state) in &mut self.txns {
-            if let TxnState::Prepared(prepared) = state
+        for tid in self.txns.live_ids() {
+            if let Some(prepared) = self.txns.prepared_mut(&tid)
                 && now >= prepared.next_inquiry
             {
                 prepared.next_inquiry = now.saturating_add(inquiry_interval);
-                overdue.push(*tid);
+                overdue.push(tid);
             }
         }
         for tid in overdue {
@@ -107,17 +109,18 @@ impl Participant {
     /// A peer in doubt asks what this node knows of `tid` (cooperative termination).
     pub fn peer_inquire(&mut self, from: NodeId, tid: TxnId, out: &mut Vec<Effect>) {
         let answer = match self.txns.get(&tid) {
-            Some(TxnState::Prepared(_)) => None,
             Some(TxnState::Active(_)) => {
                 let reason = format!("node {from} was in doubt about it before it voted here");
                 self.abort_here(tid, reason, out);
                 Some(Message::Abort { tid })
             }
-            None if self.tombstones.contains_key(&tid) => Some(Message::Abort { tid }),
-            None => (self.recent_commits.get(&tid)).map(|commit_ts| Message::Commit {
+            Some(TxnState::Aborted { .. }) => Some(Message::Abort { tid }),
+            Some(TxnState::Committed { commit_ts }) => Some(Message::Commit {
                 tid,
                 commit_ts: *commit_ts,
             }),
+            // In doubt too, or it only read here, or unknown: nothing to tell.
+            Some(TxnState::Prepared(_) | TxnState::ReadOnlyVoted { .. }) | None => None,
         };
         if let Some(message) = answer {
             out.push(Effect::Send { to: from, message });

@@ -1,15 +1,47 @@
 //! A node thread's work outside the protocol: the cluster's control requests (crash,
 //! arm a crash point, checkpoint, status, lock table, data, failure injection),
-//! automatic checkpoints, and stopping on an error.
+//! automatic checkpoints, and stopping on an error (a failed write, or a panic: see
+//! the runtime's doc).
 
 use super::{Flow, Runtime};
 use crate::crash::CrashPoint;
-use crate::router::{Control, NodeStatus};
+use crate::net::Work;
+use crate::net::{Control, NodeStatus};
 use crate::trace::TraceEvent;
 
 impl Runtime {
+    /// Runs `step` (which puts the tokens of the mail it takes in `handled`); a panic in
+    /// it is a crash, reported with its message (see the module doc).
+    pub(super) fn guarded(
+        &mut self,
+        handled: &mut Vec<Work>,
+        step: impl FnOnce(&mut Runtime, &mut Vec<Work>) -> Flow,
+    ) -> Flow {
+        let run = std::panic::AssertUnwindSafe(|| step(self, handled));
+        match std::panic::catch_unwind(run) {
+            Ok(flow) => flow,
+            Err(panic) => self.panicked(panic.as_ref()),
+        }
+    }
+
+    /// The node thread panicked mid-batch: it dies as on a failed log write, saying why.
+    fn panicked(&mut self, panic: &(dyn std::any::Any + Send)) -> Flow {
+        let message = (panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        let why = format!("it panicked: {message}");
+        self.ctx.set_failure(self.id, Some(why.clone()));
+        self.ctx
+            .net
+            .detach_because(self.id, format!("{why}; RESTART it"));
+        // Leaving reads the node's state, which the panic may have left half changed.
+        let leave = std::panic::AssertUnwindSafe(|| self.leave());
+        let _ = std::panic::catch_unwind(leave);
+        Flow::Crashed
+    }
+
     pub(super) fn maybe_checkpoint(&mut self) -> Flow {
-        let limit = self.shared.settings.read().checkpoint_bytes;
+        let limit = self.ctx.settings.read().checkpoint_bytes;
         if self.wal.size() > limit {
             if let Err(error) = self.wal.checkpoint(&self.node.snapshot()) {
                 self.fail(error);
@@ -25,7 +57,7 @@ impl Runtime {
         match control {
             Control::Crash => {
                 // Held messages are lost; held answers turn into "node down" in `leave`.
-                self.shared.tracer.emit(|| TraceEvent::Crash {
+                self.ctx.net.tracer.emit(|| TraceEvent::Crash {
                     depth: 0,
                     node: self.id,
                     point: None,
@@ -34,7 +66,7 @@ impl Runtime {
                 return Flow::Crashed;
             }
             Control::Arm(point) => self.armed = Some(point),
-            Control::Wake => self.reported_waits = true,
+            Control::Wake => self.node.report_waits_again(),
             Control::FailNextWrite => self.wal.fail_next_write(),
             Control::Checkpoint(reply) => {
                 let result = match self.finish_batch() {
@@ -60,6 +92,7 @@ impl Runtime {
                 let data = self.node.participant().store().iter();
                 let _ = reply.send(data.map(|(k, v)| (k.to_string(), v.to_string())).collect());
             }
+            Control::Panic(message) => panic!("{message}"),
             Control::Shutdown => {
                 return match self.sync_now() {
                     Flow::Continue => Flow::Stopped,
@@ -92,12 +125,12 @@ impl Runtime {
     /// Records an I/O failure: the node cannot go on without its log, so it dies, and
     /// `STATUS` says why.
     pub(super) fn fail(&self, error: crate::Error) {
-        self.shared.set_failure(self.id, Some(error.to_string()));
+        self.ctx.set_failure(self.id, Some(error.to_string()));
     }
 
     /// `KV2PC_FAILPOINT`: makes durable what precedes the point, then kills the process.
     pub(super) fn failpoint(&mut self, point: CrashPoint) {
-        if self.shared.failpoint == Some((self.id, point)) {
+        if self.ctx.failpoint == Some((self.id, point)) {
             let _ = self.wal.flush(true);
             eprintln!(
                 "kv2pc: fail point node{}:{point} reached; aborting the process",

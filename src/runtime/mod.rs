@@ -12,39 +12,50 @@
 //! whose records the next fsync covers together, and requests that depend on no pending
 //! record (a buffered write, a new transaction id, a read of data already durable) are
 //! answered at once rather than after someone else's fsync. When nothing else is
-//! waiting or coming (see [`Runtime`]'s `finish_batch`), it fsyncs itself instead, which
-//! saves the hand-over.
+//! waiting or coming (see [`Runtime`]'s `finish_batch`: no mail waiting, no fsync
+//! running, at most one client of this cluster waiting, by the net's count), it fsyncs
+//! itself instead, which saves the hand-over.
 //!
-//! Nothing that depends on a record leaves before the record is durable; nothing is
-//! counted as handled (`Cluster::settle`) while a held item or an fsync is outstanding.
+//! Nothing that depends on a record leaves before the record is durable. Every held
+//! item and fsync request owns its own work token (see `net`), and the tokens of a
+//! batch's mail end only after the batch has ended, so `Cluster::settle` sees the work
+//! in flight until every effect of it is out.
 //!
 //! # Crashes
 //!
 //! A crash point is an effect: when the armed one is reached, the thread makes durable
 //! what came before it (fsyncing itself) and lets out what that covers, then dies: it
-//! answers every client still waiting with "node down", leaves the routing table, stops
+//! answers every client still waiting with "node down", leaves the network, stops
 //! its syncer, truncates the log to what was fsynced and drops its inbox.
 //! `Control::Crash` dies at once, without even that: nothing still held escapes (held
 //! answers turn into "node down" too). The "node down" answers count as in flight until
 //! the clients take them, like every reply, so `Cluster::settle` returns only once they
 //! have woken.
+//!
+//! # Panics
+//!
+//! A bug that panics in the middle of a batch must not hang the cluster: each batch
+//! runs under `catch_unwind`, and a panic is handled as a crash on an error. The node
+//! records "it panicked: <message>" as its failure (`STATUS` shows it), answers its
+//! waiting clients "node down", leaves the network (requests to it are told it panicked
+//! and to RESTART it), drops its tokens, and its log is cut to what was fsynced, as
+//! after any crash. Its state is not trusted further: RESTART recovers it from the log.
 
 mod control;
-mod floor;
 mod outbox;
 mod syncer;
 
+use crate::context::Context;
 use crate::crash::CrashPoint;
 use crate::error::Result;
-use crate::mailbox::ReplySender;
 use crate::message::{Answer, Effect, Message, Reply};
+use crate::net::ReplySender;
+use crate::net::{Envelope, Label, Mail, Stamp, What, Work};
 use crate::node::{Input, Node};
-use crate::router::{Mail, Shared};
 use crate::trace::TraceEvent;
 use crate::types::{NodeId, TxnId};
 use crate::wal::{Record, Wal};
 use crossbeam::channel::{Receiver, RecvTimeoutError};
-use floor::Floor;
 use outbox::Held;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,7 +84,7 @@ enum Flow {
 
 /// What the thread woke up for.
 enum Wakeup {
-    Mail(Mail),
+    Mail(Envelope),
     /// Acknowledgements have lingered long enough: fsync for them.
     Linger,
     /// Time to check timeouts.
@@ -87,8 +98,8 @@ pub struct Runtime {
     id: NodeId,
     node: Node,
     wal: Wal,
-    shared: Arc<Shared>,
-    inbox: Receiver<Mail>,
+    ctx: Arc<Context>,
+    inbox: Receiver<Envelope>,
     replies: HashMap<u64, ReplySender>,
     next_req: u64,
     armed: Option<CrashPoint>,
@@ -105,12 +116,6 @@ pub struct Runtime {
     visible_lsn: u64,
     /// The newest LSN an fsync was asked for (or done).
     sync_asked: u64,
-    /// Whether the detector holds waits from this node.
-    reported_waits: bool,
-    /// The prepare floor published for read-only snapshots (see `floor`).
-    floor: Floor,
-    /// The LSN the node's pending wake-up to let its floor rise waits for (0: none).
-    floor_wake: u64,
 }
 
 impl Runtime {
@@ -118,17 +123,16 @@ impl Runtime {
     pub fn new(
         node: Node,
         wal: Wal,
-        shared: Arc<Shared>,
-        inbox: Receiver<Mail>,
+        ctx: Arc<Context>,
+        inbox: Receiver<Envelope>,
     ) -> Result<Runtime> {
         let id = node.id();
-        let floor = Floor::restored(id, node.participant().prepare_floor(), &shared);
         Ok(Runtime {
             id,
             node,
             wal,
-            syncer: Syncer::start(id, shared.clone())?,
-            shared,
+            syncer: Syncer::start(id, ctx.clone())?,
+            ctx,
             inbox,
             replies: HashMap::new(),
             next_req: 0,
@@ -138,15 +142,37 @@ impl Runtime {
             lease_lsn: 0,
             visible_lsn: 0,
             sync_asked: 0,
-            reported_waits: false,
-            floor,
-            floor_wake: 0,
         })
     }
 
-    /// Runs recovery's effects, then serves the inbox until the node crashes or stops.
-    pub fn run(mut self, recovery: Vec<Effect>) {
+    /// Runs recovery's effects (the work `recovering`), then serves the inbox until the
+    /// node crashes or stops.
+    pub fn run(mut self, recovery: Vec<Effect>, recovering: Work) {
+        // The tokens of the work being handled: they end only once what it caused holds
+        // tokens of its own, and they live outside the batch, so a panic in it cannot
+        // end them before the node has left the network.
+        let mut handled = vec![recovering];
         self.effects = recovery;
+        let mut flow = self.guarded(&mut handled, Runtime::recover);
+        handled.clear();
+        while flow == Flow::Continue {
+            flow = self.guarded(&mut handled, Runtime::serve_batch);
+            handled.clear();
+        }
+        let inbox = self.inbox.clone();
+        if flow == Flow::Crashed {
+            self.wal.note_synced(self.syncer.durability.synced());
+            let _ = self.wal.simulate_crash();
+        }
+        let (id, ctx) = (self.id, self.ctx.clone());
+        for envelope in inbox.try_iter() {
+            drop_mail(id, &ctx, envelope);
+        }
+    }
+
+    /// Executes recovery's effects and ends that first batch; leaves the network if the
+    /// node died doing so.
+    fn recover(&mut self, _: &mut Vec<Work>) -> Flow {
         let mut flow = self.execute(0);
         if flow == Flow::Continue {
             flow = self.finish_batch();
@@ -154,44 +180,34 @@ impl Runtime {
         if flow != Flow::Continue {
             self.leave();
         }
-        self.shared.handled(1);
-        while flow == Flow::Continue {
-            flow = self.serve_batch();
-        }
-        let inbox = self.inbox.clone();
-        if flow == Flow::Crashed {
-            self.wal.note_synced(self.syncer.durability.synced());
-            let _ = self.wal.simulate_crash();
-        }
-        let (id, shared) = (self.id, self.shared.clone());
-        let dropped = (inbox.try_iter())
-            .map(|mail| drop_mail(id, &shared, mail))
-            .count();
-        shared.handled(dropped);
+        flow
     }
 
-    /// Waits for mail, handles everything waiting, and ends the batch.
-    fn serve_batch(&mut self) -> Flow {
+    /// Waits for mail, handles everything waiting, and ends the batch; the tokens of
+    /// the mail taken go to `handled`, for the caller to end.
+    fn serve_batch(&mut self, handled: &mut Vec<Work>) -> Flow {
         let mut count = 0;
         let mut flow = match self.wait() {
-            Wakeup::Mail(mail) => {
+            Wakeup::Mail(envelope) => {
                 count += 1;
-                self.handle(mail)
+                handled.push(envelope.work);
+                self.handle(envelope.mail)
             }
             Wakeup::Linger => self.ask_sync(),
             Wakeup::Tick => {
-                self.shared.begin_work();
+                handled.push(self.ctx.net.work(Label::on(What::Message, self.id)));
                 count += 1;
                 self.handle(Mail::Input(Input::Tick, 0))
             }
             Wakeup::Disconnected => Flow::Stopped,
         };
         while flow == Flow::Continue && count < MAX_BATCH {
-            let Ok(mail) = self.inbox.try_recv() else {
+            let Ok(envelope) = self.inbox.try_recv() else {
                 break;
             };
             count += 1;
-            flow = self.handle(mail);
+            handled.push(envelope.work);
+            flow = self.handle(envelope.mail);
         }
         if let Some(error) = self.syncer.take_failure() {
             self.fail(error);
@@ -203,14 +219,13 @@ impl Runtime {
         if flow != Flow::Continue {
             self.leave();
         }
-        self.shared.handled(count);
         flow
     }
 
     /// Blocks until there is something to do.
     fn wait(&self) -> Wakeup {
         let durable_wanted = self.syncer.durability.outbox.lock().durable_wanted();
-        let wanted = durable_wanted.unwrap_or(0).max(self.floor_wake);
+        let wanted = durable_wanted.unwrap_or(0);
         if wanted > self.sync_asked.max(self.wal.synced_lsn()) {
             return match self.inbox.recv_timeout(LINGER) {
                 Ok(mail) => Wakeup::Mail(mail),
@@ -218,7 +233,7 @@ impl Runtime {
                 Err(RecvTimeoutError::Disconnected) => Wakeup::Disconnected,
             };
         }
-        if self.shared.clock.is_manual() {
+        if self.ctx.clock.is_manual() {
             return self.inbox.recv().map_or(Wakeup::Disconnected, Wakeup::Mail);
         }
         match self.inbox.recv_timeout(TICK_INTERVAL) {
@@ -228,31 +243,19 @@ impl Runtime {
         }
     }
 
-    /// Leaves the routing table before the batch stops counting as in flight, so that
-    /// whoever waits for the cluster to settle sees this node down and its clients awake.
+    /// Leaves the network before the batch's work ends, so that whoever waits for the
+    /// cluster to settle sees this node down and its clients awake.
     fn leave(&mut self) {
         self.syncer.stop();
         self.answer_down();
-        self.shared.detach(self.id);
-        // A down node keeps its floor: what it prepared durably is still undecided.
-        self.lower_floor();
-        self.shared.detector.update(self.id, &[]);
+        self.ctx.net.detach(self.id);
     }
 
     fn handle(&mut self, mail: Mail) -> Flow {
-        let settings = self.shared.settings.read().clone();
-        let now = self.shared.clock.now();
+        let settings = self.ctx.settings.read().clone();
+        let now = self.ctx.clock.now();
         match mail {
             Mail::Input(input, depth) => {
-                if let Input::Peer {
-                    message: Message::Prepare { .. },
-                    ..
-                } = input
-                {
-                    // At or below the prepare timestamp it is about to take.
-                    let current = self.node.timestamps().current();
-                    self.floor.lower(self.id, Some(current), &self.shared);
-                }
                 self.node.handle(input, now, &settings, &mut self.effects);
                 self.execute(depth)
             }
@@ -289,37 +292,59 @@ impl Runtime {
                 }
                 Effect::Send { to, message } => {
                     current_tid = message.tid().or(current_tid);
-                    let held = Held::Send { to, message, depth };
+                    if let Message::DeadlockVictim { tid, cycle } = &message {
+                        self.ctx.net.tracer.emit(|| TraceEvent::Deadlock {
+                            depth: 0,
+                            cycle: cycle.clone(),
+                            victim: *tid,
+                        });
+                    }
+                    let work = self.ctx.net.work(Label::on(What::Message, to));
+                    let clock = self.node.clock();
+                    let held = Held::Send {
+                        to,
+                        message,
+                        stamp: Stamp { clock, depth },
+                        work,
+                    };
                     self.hold(self.barrier_lsn, held);
                 }
                 Effect::SendDurable { to, message } => {
-                    self.shared.begin_work();
+                    let work = self.ctx.net.work(Label::on(What::Message, to));
                     let mut outbox = self.syncer.durability.outbox.lock();
-                    outbox.hold_durable(self.wal.end_lsn(), to, message, depth);
+                    let stamp = Stamp {
+                        clock: self.node.clock(),
+                        depth,
+                    };
+                    outbox.hold_durable(self.wal.end_lsn(), to, message, stamp, work);
                 }
                 Effect::Reply { req, reply } => self.hold_reply(req, reply),
                 Effect::Forward { req, to, request } => {
                     if let Some(reply) = self.replies.remove(&req) {
-                        let held = Held::Forward { to, request, reply };
+                        let work = self.ctx.net.work(Label::on(What::Request, to));
+                        let held = Held::Forward {
+                            to,
+                            request,
+                            reply,
+                            work,
+                        };
                         self.hold(self.lease_lsn, held);
                     }
                 }
                 Effect::CrashPoint(point)
-                    if self.shared.failpoint.is_some() && self.armed != Some(point) =>
+                    if self.ctx.failpoint.is_some() && self.armed != Some(point) =>
                 {
                     self.failpoint(point);
                 }
                 Effect::CrashPoint(point) if self.armed == Some(point) => {
                     // Leave first, so answers to what goes out now are lost, as they
-                    // would be: the node is dead once its last messages leave. A vote
-                    // may leave now: its floor goes first.
-                    self.shared.detach(self.id);
-                    self.lower_floor();
+                    // would be: the node is dead once its last messages leave.
+                    self.ctx.net.detach(self.id);
                     flow = match self.sync_now() {
                         Flow::Continue => Flow::Crashed,
                         other => other,
                     };
-                    self.shared.tracer.emit(|| TraceEvent::Crash {
+                    self.ctx.net.tracer.emit(|| TraceEvent::Crash {
                         depth,
                         node: self.id,
                         point: Some(point),
@@ -342,11 +367,10 @@ impl Runtime {
         }
         match record {
             Record::TidLease { .. } => self.lease_lsn = self.wal.end_lsn(),
-            Record::Commit { .. } | Record::Abort { .. } => self.floor.decided(self.wal.end_lsn()),
             Record::OnePhaseCommit { .. } => self.visible_lsn = self.wal.end_lsn(),
             _ => {}
         }
-        self.shared.tracer.emit(|| TraceEvent::Log {
+        self.ctx.net.tracer.emit(|| TraceEvent::Log {
             depth,
             node: self.id,
             kind: record.kind(),
@@ -380,6 +404,7 @@ impl Runtime {
             let held = Held::Reply {
                 reply: channel,
                 message: reply,
+                work: self.ctx.net.work(Label::on(What::Reply, self.id)),
             };
             self.hold(lsn, held);
         }
@@ -401,8 +426,11 @@ impl Runtime {
     /// latency (about 50 µs of a one-phase commit's 140 here). Otherwise the syncer runs
     /// it, and this thread goes on serving the others.
     fn finish_batch(&mut self) -> Flow {
-        // Before any fsync lets this batch's votes out.
-        self.lower_floor();
+        let detect = self.ctx.settings.read().deadlock == crate::config::DeadlockPolicy::Detect;
+        self.node.end_batch(detect, &mut self.effects);
+        if self.execute(0) != Flow::Continue {
+            return Flow::Crashed;
+        }
         if let Err(error) = self.wal.flush(false) {
             self.fail(error);
             return Flow::Crashed;
@@ -411,12 +439,12 @@ impl Runtime {
         // On the manual clock (scripts, transcripts) acknowledgements do not linger for
         // company: their fsync is asked for at once, so the trace is the same every run.
         let mut wanted = self.barrier_lsn;
-        if self.shared.clock.is_manual() {
+        if self.ctx.clock.is_manual() {
             let durable_wanted = self.syncer.durability.outbox.lock().durable_wanted();
-            wanted = wanted.max(durable_wanted.unwrap_or(0)).max(self.floor_wake);
+            wanted = wanted.max(durable_wanted.unwrap_or(0));
         }
         if wanted > self.sync_asked.max(self.wal.synced_lsn()) {
-            let alone = crate::mailbox::receivers_waiting() <= 1;
+            let alone = self.ctx.net.receivers_waiting() <= 1;
             let flow = if alone && !self.syncer.busy() && self.inbox.is_empty() {
                 self.sync_now()
             } else {
@@ -427,28 +455,7 @@ impl Runtime {
             }
         }
         self.release();
-        self.report_waits();
-        let floor = self.node.participant().prepare_floor();
-        let synced = self.syncer.durability.synced();
-        self.floor.settle(self.id, floor, synced, &self.shared);
-        if let Some(lsn) = self.floor.rise_pending(floor, synced)
-            && lsn > self.floor_wake
-        {
-            self.floor_wake = lsn;
-            let durability = &self.syncer.durability;
-            // Counted before it is held, since the syncer may let it out at once.
-            self.shared.begin_work();
-            if !durability.outbox.lock().hold_wake(lsn, self.id) {
-                self.shared.handled(1);
-            }
-        }
         self.maybe_checkpoint()
-    }
-
-    /// Publishes the floor of what is prepared here now, if that is lower (see `floor`).
-    fn lower_floor(&mut self) {
-        let floor = self.node.participant().prepare_floor();
-        self.floor.lower(self.id, floor, &self.shared);
     }
 
     /// Asks the syncer to fsync everything written so far.
@@ -457,7 +464,7 @@ impl Runtime {
             return Flow::Continue;
         };
         let lsn = target.lsn;
-        if !self.syncer.request(target, &self.shared) {
+        if !self.syncer.request(target, &self.ctx.net) {
             return self.sync_now();
         }
         self.sync_asked = lsn;
@@ -478,29 +485,29 @@ impl Runtime {
     fn synced_here(&mut self) {
         let lsn = self.wal.synced_lsn();
         self.sync_asked = self.sync_asked.max(lsn);
-        (self.syncer.durability).synced_through(lsn, self.id, &self.shared);
+        (self.syncer.durability).synced_through(lsn, self.id, &self.ctx.net);
     }
 
     /// Lets out everything the log is now durable enough for.
     fn release(&self) {
-        self.syncer.durability.release(self.id, &self.shared);
+        self.syncer.durability.release(self.id, &self.ctx.net);
     }
 
     /// Dying: tells every client still waiting for an answer (queued for a lock, or
     /// answered but held back) that this node is down; what it said to nodes is lost.
     /// Dropping their channels would wake them too, but unseen by `Cluster::settle`.
     fn answer_down(&mut self) {
-        let (held, acks) = self.syncer.durability.outbox.lock().drain();
-        let wakes = (held.iter()).filter(|held| matches!(held, Held::Wake { .. }));
-        self.shared.handled(acks + wakes.count());
+        // What was held ends here (the tokens with it): a dead node says nothing.
+        let held = self.syncer.durability.outbox.lock().drain();
         let held_answers = held.into_iter().filter_map(|held| match held {
             Held::Reply {
                 reply,
                 message: Reply::Done(_),
+                ..
             }
             | Held::Forward { reply, .. } => Some(reply),
             // A held `Waiting`'s channel is still in `replies`; messages are lost.
-            Held::Reply { .. } | Held::Send { .. } | Held::Ack { .. } | Held::Wake { .. } => None,
+            Held::Reply { .. } | Held::Send { .. } | Held::Ack { .. } => None,
         });
         let waiting: Vec<ReplySender> = held_answers
             .chain(self.replies.drain().map(|(_, reply)| reply))
@@ -513,49 +520,20 @@ impl Runtime {
             let held = Held::Reply {
                 reply,
                 message: Reply::Done(Err(down)),
+                work: self.ctx.net.work(Label::on(What::Reply, self.id)),
             };
-            held.release(self.id, &self.shared);
-        }
-    }
-
-    /// Tells the deadlock detector this node's waits and aborts any victim.
-    fn report_waits(&mut self) {
-        let has_waiters = self.node.participant().locks().has_waiters();
-        if !has_waiters && !self.reported_waits {
-            return;
-        }
-        let detect = self.shared.settings.read().deadlock == crate::config::DeadlockPolicy::Detect;
-        let waits = if detect {
-            self.node.participant().waits()
-        } else {
-            Vec::new()
-        };
-        self.reported_waits = !waits.is_empty();
-        for victim in self.shared.detector.update(self.id, &waits) {
-            self.shared.tracer.emit(|| TraceEvent::Deadlock {
-                depth: 0,
-                cycle: victim.cycle.clone(),
-                victim: victim.tid,
-            });
-            let message = crate::message::Message::DeadlockVictim {
-                tid: victim.tid,
-                cycle: victim.cycle,
-            };
-            let input = Input::Peer {
-                from: self.id,
-                message,
-            };
-            let _ = self.shared.deliver(victim.node, Mail::Input(input, 1));
+            held.release(self.id, &self.ctx.net);
         }
     }
 }
 
 /// Mail left in a dead node's inbox is lost, as if it had been sent while the node was
 /// down: a sender that must learn of the loss is told.
-fn drop_mail(node: NodeId, shared: &Shared, mail: Mail) {
-    if let Mail::Input(Input::Peer { from, message }, depth) = mail
+fn drop_mail(node: NodeId, ctx: &Context, envelope: Envelope) {
+    if let Mail::Input(Input::Peer { from, message, .. }, depth) = envelope.mail
         && message.reports_loss()
     {
-        shared.undelivered(from, node, message, depth);
+        ctx.net
+            .undelivered(from, node, message, depth, envelope.work);
     }
 }

@@ -41,10 +41,15 @@
 //! Acknowledgements ([`Outbox::hold_durable`]) keep their own order, and leave after
 //! the items let out with them: an acknowledgement is a transaction's last word to its
 //! coordinator, so nothing later about that transaction can overtake it.
+//!
+//! # Work
+//!
+//! Each held item owns the work token of what it will become (a message to its node, a
+//! reply to its client), created when the node held it; letting it out moves the token
+//! into the inbox or reply queue, and an item dropped (the node died) ends it.
 
-use crate::mailbox::ReplySender;
 use crate::message::{Message, Reply, Request};
-use crate::router::{Control, Mail, Shared};
+use crate::net::{Label, Net, ReplySender, Stamp, What, Work};
 use crate::types::NodeId;
 use std::collections::{HashMap, VecDeque};
 
@@ -59,14 +64,16 @@ pub enum Destination {
 
 /// A message or reply held back.
 pub enum Held {
-    /// A message to a node, with its causal depth.
+    /// A message to a node, with its stamp.
     Send {
         /// The receiver.
         to: NodeId,
         /// The message.
         message: Message,
-        /// The causal depth of what caused it.
-        depth: u32,
+        /// The sender's clock when it said it, and the causal depth of what caused it.
+        stamp: Stamp,
+        /// The message's work.
+        work: Work,
     },
     /// A reply to a client.
     Reply {
@@ -74,6 +81,8 @@ pub enum Held {
         reply: ReplySender,
         /// What it says.
         message: Reply,
+        /// The reply's work, until the client has taken it.
+        work: Work,
     },
     /// A client's request handed on to another node, with its reply channel.
     Forward {
@@ -83,14 +92,8 @@ pub enum Held {
         request: Request,
         /// Where that node answers.
         reply: ReplySender,
-    },
-    /// A poke to the node itself once a decision it appended is durable, so that it
-    /// publishes the prepare floor that decision lets rise (see `floor`), even if no
-    /// other mail comes. It counts as in flight while it waits, so `Cluster::settle`
-    /// returns only once the floor has risen.
-    Wake {
-        /// The node to poke.
-        node: NodeId,
+        /// The request's work.
+        work: Work,
     },
     /// An acknowledgement whose `Commit` record is now durable; it counted as in flight
     /// while it waited.
@@ -99,45 +102,63 @@ pub enum Held {
         to: NodeId,
         /// The acknowledgement.
         message: Message,
-        /// The causal depth of what caused it.
-        depth: u32,
+        /// The sender's clock when it said it, and the causal depth of what caused it.
+        stamp: Stamp,
+        /// The acknowledgement's work.
+        work: Work,
     },
 }
 
+/// An acknowledgement waiting for its record: the LSN, the message, its receiver, its
+/// stamp and its work.
+type Durable = (u64, Message, NodeId, Stamp, Work);
+
 impl Held {
-    /// Sends it. A reply counts as in flight until the client has taken it
-    /// (`Client::call`), so that `Cluster::settle` also waits for clients to wake; an
-    /// acknowledgement counted as in flight while it waited.
-    pub fn release(self, node: NodeId, shared: &Shared) {
+    /// Sends it, with its work. A reply counts as in flight until the client has taken
+    /// it (`Client::call`), so that `Cluster::settle` also waits for clients to wake.
+    pub fn release(self, node: NodeId, net: &Net) {
         match self {
-            Held::Send { to, message, depth } => shared.send(node, to, message, depth),
-            Held::Reply { reply, message } => {
-                shared.begin_work();
+            Held::Send {
+                to,
+                message,
+                stamp,
+                work,
+            }
+            | Held::Ack {
+                to,
+                message,
+                stamp,
+                work,
+            } => net.send(node, to, message, stamp, work),
+            Held::Reply {
+                reply,
+                message,
+                work,
+            } => {
                 // The id of a transaction begun with its first operation arrives before
                 // that operation's answer, which wakes the client: it need not wake for
-                // this.
-                let sent = match message {
-                    Reply::Begun(..) => reply.send_quiet(message),
-                    _ => reply.send(message),
+                // this. A reply to a client that is gone ends with its work.
+                let _ = match message {
+                    Reply::Begun(..) => reply.send_quiet(message, work),
+                    _ => reply.send(message, work),
                 };
-                if sent.is_err() {
-                    shared.handled(1);
-                }
             }
-            Held::Forward { to, request, reply } => {
-                if let Err((reply, error)) = shared.forward(to, request, reply) {
+            Held::Forward {
+                to,
+                request,
+                reply,
+                work,
+            } => {
+                if let Err((reply, error, mut work)) = net.forward(to, request, reply, work) {
+                    work.relabel(Label::on(What::Reply, node));
                     let message = Reply::Done(Err(error));
-                    Held::Reply { reply, message }.release(node, shared);
+                    (Held::Reply {
+                        reply,
+                        message,
+                        work,
+                    })
+                    .release(node, net);
                 }
-            }
-            Held::Ack { to, message, depth } => {
-                shared.send(node, to, message, depth);
-                shared.handled(1);
-            }
-            Held::Wake { node } => {
-                // A node that is down publishes nothing: its floor is kept as it was.
-                let _ = shared.deliver(node, Mail::Control(Control::Wake));
-                shared.handled(1);
             }
         }
     }
@@ -149,7 +170,6 @@ impl Held {
     fn destinations(&self) -> [Option<Destination>; 2] {
         match self {
             Held::Send { to, .. } | Held::Ack { to, .. } => [Some(Destination::Node(*to)), None],
-            Held::Wake { .. } => [None, None],
             Held::Reply { reply, .. } => [Some(Destination::Client(reply.id())), None],
             Held::Forward { to, reply, .. } => [
                 Some(Destination::Node(*to)),
@@ -171,10 +191,7 @@ pub struct Outbox {
     /// How many items in `waiting` go to each destination.
     waiting_for: HashMap<Destination, usize>,
     /// Acknowledgements waiting for the fsync of their `Commit` record.
-    durable: VecDeque<(u64, Message, NodeId, u32)>,
-    /// The node's wake-up to let its prepare floor rise, with the LSN it waits for
-    /// ([`Outbox::hold_wake`]); it orders nothing, so it waits apart.
-    wake: Option<(u64, NodeId)>,
+    durable: VecDeque<Durable>,
 }
 
 impl Outbox {
@@ -208,18 +225,15 @@ impl Outbox {
     }
 
     /// Holds an acknowledgement to `to` until the log is durable through `lsn`.
-    pub fn hold_durable(&mut self, lsn: u64, to: NodeId, message: Message, depth: u32) {
-        self.durable.push_back((lsn, message, to, depth));
-    }
-
-    /// Holds `node`'s wake-up until the log is durable through `lsn`; one already held
-    /// waits for the later LSN instead. Returns whether this is a new one (to count as
-    /// in flight). Unlike the items of [`Outbox::hold`], it holds nothing back.
-    pub fn hold_wake(&mut self, lsn: u64, node: NodeId) -> bool {
-        let held = self.wake.is_some();
-        let lsn = self.wake.map_or(lsn, |(before, _)| before.max(lsn));
-        self.wake = Some((lsn, node));
-        !held
+    pub fn hold_durable(
+        &mut self,
+        lsn: u64,
+        to: NodeId,
+        message: Message,
+        stamp: Stamp,
+        work: Work,
+    ) {
+        self.durable.push_back((lsn, message, to, stamp, work));
     }
 
     /// The LSN the newest held acknowledgement waits for, if any.
@@ -239,39 +253,44 @@ impl Outbox {
         while let Some((lsn, ..)) = self.durable.front()
             && *lsn <= synced
         {
-            if let Some((_, message, to, depth)) = self.durable.pop_front() {
-                out.push(Held::Ack { to, message, depth });
+            if let Some((_, message, to, stamp, work)) = self.durable.pop_front() {
+                out.push(Held::Ack {
+                    to,
+                    message,
+                    stamp,
+                    work,
+                });
             }
-        }
-        if let Some((lsn, node)) = self.wake
-            && lsn <= synced
-        {
-            self.wake = None;
-            out.push(Held::Wake { node });
         }
         out
     }
 
     /// Takes everything, for a node that dies: what it said is lost, but the clients it
-    /// owed an answer must be told. Returns the held items and how many
-    /// acknowledgements were dropped.
-    pub fn drain(&mut self) -> (Vec<Held>, usize) {
+    /// owed an answer must be told. Returns the held items; the acknowledgements are
+    /// dropped, and their work ends.
+    pub fn drain(&mut self) -> Vec<Held> {
         let mut all = std::mem::take(&mut self.ready);
         all.extend(self.waiting.drain(..).map(|(_, held)| held));
         self.waiting_for.clear();
-        let acks = self.durable.len();
         self.durable.clear();
-        all.extend((self.wake.take()).map(|(_, node)| Held::Wake { node }));
-        (all, acks)
+        all
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mailbox::mailbox;
     use crate::message::ReadAt;
+    use crate::net::{Ledger, mailbox};
     use crate::types::TxnId;
+    use std::sync::{Arc, LazyLock};
+
+    /// The ledger the tests' items count in.
+    static LEDGER: LazyLock<Arc<Ledger>> = LazyLock::new(|| Ledger::new(4));
+
+    fn work() -> Work {
+        Work::start(&LEDGER, Label::on(What::Message, 0))
+    }
 
     fn send(tid: u64) -> Held {
         send_to(0, tid)
@@ -282,7 +301,8 @@ mod tests {
         Held::Send {
             to,
             message,
-            depth: 0,
+            stamp: Stamp::default(),
+            work: work(),
         }
     }
 
@@ -292,7 +312,7 @@ mod tests {
                 Held::Send { message, .. } | Held::Ack { message, .. } => {
                     message.tid().map_or(0, |tid| tid.0)
                 }
-                Held::Reply { .. } | Held::Forward { .. } | Held::Wake { .. } => 0,
+                Held::Reply { .. } | Held::Forward { .. } => 0,
             })
             .collect()
     }
@@ -338,29 +358,6 @@ mod tests {
     }
 
     #[test]
-    fn a_floor_wake_up_holds_nothing_back_and_leaves_once_only() {
-        // The wake-up waits for a decision at 30 that lingers unsynced; messages said
-        // after it, durable or not, must not queue behind it (the node sends to itself
-        // as well as to others).
-        let mut outbox = Outbox::default();
-        assert!(outbox.hold_wake(30, 0));
-        assert!(
-            !outbox.hold_wake(20, 0),
-            "one wake-up at a time, at the later LSN"
-        );
-        outbox.hold(5, 10, send(1));
-        outbox.hold(15, 10, send(2));
-        assert_eq!(tids(&outbox.release(10)), vec![1]);
-        assert_eq!(tids(&outbox.release(20)), vec![2]);
-        let woken = outbox.release(30);
-        assert!(
-            matches!(woken.as_slice(), [Held::Wake { node: 0 }]),
-            "the wake-up"
-        );
-        assert!(outbox.release(40).is_empty());
-    }
-
-    #[test]
     fn a_forward_never_overtakes_the_transaction_id_its_client_awaits() {
         // `begin_and`: the id (`Begun`) and then the first operation handed on to its
         // owner, which answers the same client. Both wait for the lease at 10.
@@ -373,6 +370,7 @@ mod tests {
             Held::Reply {
                 reply: reply.clone(),
                 message: begun,
+                work: work(),
             },
         );
         let request = Request::SnapshotRead {
@@ -386,6 +384,7 @@ mod tests {
                 to: 1,
                 request,
                 reply,
+                work: work(),
             },
         );
         let released = outbox.release(10);
@@ -441,7 +440,8 @@ mod tests {
                             Message::Ack {
                                 tid: TxnId(next_ack),
                             },
-                            0,
+                            Stamp::default(),
+                            work(),
                         );
                         next_ack += 1;
                     }
@@ -494,7 +494,7 @@ mod tests {
                     out.push((*to, tid));
                 }
                 Held::Ack { message, .. } => acks.push(message.tid().map_or(0, |tid| tid.0)),
-                Held::Reply { .. } | Held::Forward { .. } | Held::Wake { .. } => unreachable!(),
+                Held::Reply { .. } | Held::Forward { .. } => unreachable!(),
             }
         }
     }
@@ -502,7 +502,13 @@ mod tests {
     #[test]
     fn acknowledgements_wait_for_their_record_but_ask_for_no_fsync() {
         let mut outbox = Outbox::default();
-        outbox.hold_durable(15, 2, Message::Ack { tid: TxnId(7) }, 1);
+        outbox.hold_durable(
+            15,
+            2,
+            Message::Ack { tid: TxnId(7) },
+            Stamp::default(),
+            work(),
+        );
         assert_eq!(outbox.durable_wanted(), Some(15));
         assert!(outbox.release(14).is_empty());
         let released = outbox.release(15);
@@ -515,10 +521,15 @@ mod tests {
         let mut outbox = Outbox::default();
         outbox.hold(5, 0, send(1));
         outbox.hold(0, 0, send_to(1, 2));
-        outbox.hold_durable(6, 0, Message::Ack { tid: TxnId(3) }, 1);
-        let (held, acks) = outbox.drain();
+        outbox.hold_durable(
+            6,
+            0,
+            Message::Ack { tid: TxnId(3) },
+            Stamp::default(),
+            work(),
+        );
+        let held = outbox.drain();
         assert_eq!(tids(&held), vec![2, 1]);
-        assert_eq!(acks, 1);
         assert!(outbox.release(u64::MAX).is_empty());
     }
 }

@@ -14,8 +14,9 @@
 //! failed log write.
 
 use super::outbox::Outbox;
+use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::router::{Control, Mail, Shared};
+use crate::net::{Control, Label, Mail, Net, What, Work};
 use crate::types::NodeId;
 use crate::wal::SyncTarget;
 use crossbeam::channel::{Receiver, Sender, unbounded};
@@ -30,7 +31,7 @@ pub struct Durability {
     pub outbox: Mutex<Outbox>,
     /// The LSN through which the log is known durable.
     synced: AtomicU64,
-    /// Requests not yet served, each counted as in flight in [`Shared`].
+    /// Requests not yet served (each also carries its work token).
     pending: AtomicUsize,
     /// fsyncs the syncer issued.
     fsyncs: AtomicU64,
@@ -42,20 +43,20 @@ impl Durability {
     /// Notes that the log is durable through `lsn` and lets out what that covers. Both
     /// under the outbox's lock: a hold that saw the new LSN before the items it covers
     /// had left could let a later item out ahead of them (see `outbox`'s order).
-    pub fn synced_through(&self, lsn: u64, node: NodeId, shared: &Shared) {
+    pub fn synced_through(&self, lsn: u64, node: NodeId, net: &Net) {
         let mut outbox = self.outbox.lock();
         self.synced.fetch_max(lsn, Ordering::SeqCst);
         for held in outbox.release(self.synced()) {
-            held.release(node, shared);
+            held.release(node, net);
         }
     }
 
     /// Lets out everything the log is durable enough for, in order (under the outbox's
     /// lock, so that the node thread and the syncer never interleave what they send).
-    pub fn release(&self, node: NodeId, shared: &Shared) {
+    pub fn release(&self, node: NodeId, net: &Net) {
         let mut outbox = self.outbox.lock();
         for held in outbox.release(self.synced()) {
-            held.release(node, shared);
+            held.release(node, net);
         }
     }
 
@@ -67,15 +68,16 @@ impl Durability {
 
 /// The node thread's handle on its syncer.
 pub struct Syncer {
-    requests: Option<Sender<SyncTarget>>,
-    /// Shared with the syncer thread.
+    node: NodeId,
+    requests: Option<Sender<(SyncTarget, Work)>>,
+    /// Context with the syncer thread.
     pub durability: Arc<Durability>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Syncer {
     /// Starts the syncer thread of `node`.
-    pub fn start(node: NodeId, shared: Arc<Shared>) -> Result<Syncer> {
+    pub fn start(node: NodeId, ctx: Arc<Context>) -> Result<Syncer> {
         let durability = Arc::new(Durability {
             outbox: Mutex::new(Outbox::default()),
             synced: AtomicU64::new(0),
@@ -83,30 +85,30 @@ impl Syncer {
             fsyncs: AtomicU64::new(0),
             failure: Mutex::new(None),
         });
-        let (requests, inbox) = unbounded::<SyncTarget>();
+        let (requests, inbox) = unbounded::<(SyncTarget, Work)>();
         let serving = durability.clone();
         let thread = std::thread::Builder::new()
             .name(format!("node{node}-sync"))
-            .spawn(move || serve(node, inbox, &serving, &shared))
+            .spawn(move || serve(node, inbox, &serving, &ctx))
             .map_err(|error| Error::io("starting a log syncer thread", error))?;
         Ok(Syncer {
+            node,
             requests: Some(requests),
             durability,
             thread: Some(thread),
         })
     }
 
-    /// Asks for `target` to be fsynced, counting the request as in flight. Returns false
-    /// if the syncer is gone.
-    pub fn request(&self, target: SyncTarget, shared: &Shared) -> bool {
+    /// Asks for `target` to be fsynced, as work in flight on `net`. Returns false if the
+    /// syncer is gone.
+    pub fn request(&self, target: SyncTarget, net: &Net) -> bool {
         let Some(requests) = &self.requests else {
             return false;
         };
-        shared.begin_work();
+        let work = net.work(Label::on(What::Fsync, self.node));
         self.durability.pending.fetch_add(1, Ordering::SeqCst);
-        if requests.send(target).is_err() {
+        if requests.send((target, work)).is_err() {
             self.durability.pending.fetch_sub(1, Ordering::SeqCst);
-            shared.handled(1);
             return false;
         }
         true
@@ -146,37 +148,41 @@ impl Drop for Syncer {
 /// The syncer thread: fsync the newest target asked for, which covers every earlier
 /// request (a target of an older segment is covered too: a segment is synced whole
 /// before the next one starts), then let out what it covers.
-fn serve(node: NodeId, inbox: Receiver<SyncTarget>, durability: &Durability, shared: &Shared) {
-    while let Ok(mut target) = inbox.recv() {
-        let mut requests = 1;
-        for newer in inbox.try_iter() {
+fn serve(
+    node: NodeId,
+    inbox: Receiver<(SyncTarget, Work)>,
+    durability: &Durability,
+    ctx: &Context,
+) {
+    let mut served = Vec::new();
+    while let Ok((mut target, work)) = inbox.recv() {
+        served.push(work);
+        for (newer, work) in inbox.try_iter() {
             target = newer;
-            requests += 1;
+            served.push(work);
         }
         durability.fsyncs.fetch_add(1, Ordering::SeqCst);
         match target.file.sync_data() {
-            Ok(()) => durability.synced_through(target.lsn, node, shared),
+            Ok(()) => durability.synced_through(target.lsn, node, &ctx.net),
             Err(e) => {
                 let error = Error::io(format!("fsyncing {}", target.path.display()), e);
                 *durability.failure.lock() = Some(error);
-                let _ = shared.deliver(node, Mail::Control(Control::Wake));
+                let _ = ctx.net.post(node, Mail::Control(Control::Wake));
             }
         }
-        durability.pending.fetch_sub(requests, Ordering::SeqCst);
-        shared.handled(requests);
+        durability.pending.fetch_sub(served.len(), Ordering::SeqCst);
+        // What the fsync let out holds its own work now.
+        served.clear();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::Clock;
-    use crate::config::Settings;
-    use crate::mailbox::{Mailbox, ReplySender, mailbox};
     use crate::message::{ReadAt, Reply, Request};
+    use crate::net::{Mailbox, ReplySender, mailbox};
     use crate::runtime::outbox::Held;
     use crate::types::TxnId;
-    use std::path::PathBuf;
     use std::time::{Duration, Instant};
 
     fn durability() -> Durability {
@@ -191,12 +197,12 @@ mod tests {
 
     /// Two nodes, both down: a forward fails at once and answers its client "node down",
     /// so the client's mailbox shows the order in which items were let out.
-    fn shared() -> Shared {
-        Shared::new(2, PathBuf::new(), Clock::manual(), Settings::default())
+    fn net() -> Net {
+        Net::new(2)
     }
 
     fn drain(answers: &Mailbox) -> Vec<Reply> {
-        std::iter::from_fn(|| answers.try_recv()).collect()
+        std::iter::from_fn(|| answers.try_recv().map(|(reply, _)| reply)).collect()
     }
 
     /// The node thread holds a `Begun` (waiting for the lease at 10), then the syncer's
@@ -204,17 +210,18 @@ mod tests {
     /// while the syncer is between noting the fsync and letting out what it covers.
     #[test]
     fn a_hold_during_synced_through_leaves_after_what_it_covers() {
-        let (shared, durability) = (shared(), durability());
+        let (net, durability) = (net(), durability());
         let (reply, answers) = mailbox();
         let begun = Reply::Begun(TxnId(4), 1);
         let held = Held::Reply {
             reply: reply.clone(),
             message: begun,
+            work: net.work(Label::on(What::Reply, 0)),
         };
         durability.outbox.lock().hold(10, durability.synced(), held);
         std::thread::scope(|scope| {
             let mut outbox = durability.outbox.lock();
-            scope.spawn(|| durability.synced_through(10, 0, &shared));
+            scope.spawn(|| durability.synced_through(10, 0, &net));
             // Give the syncer time to reach the outbox's lock (with the fault, it has
             // raised `synced` by then).
             let start = Instant::now();
@@ -229,10 +236,11 @@ mod tests {
                 to: 1,
                 request,
                 reply,
+                work: net.work(Label::on(What::Request, 1)),
             };
             outbox.hold(10, durability.synced(), forward);
         });
-        durability.release(0, &shared);
+        durability.release(0, &net);
         let replies = drain(&answers);
         assert!(
             matches!(
@@ -248,7 +256,7 @@ mod tests {
     /// must receive its replies in the order they were held.
     #[test]
     fn replies_to_one_client_leave_in_order_under_a_jumping_syncer() {
-        let (shared, durability) = (shared(), durability());
+        let (net, durability) = (net(), durability());
         let clients: Vec<(ReplySender, Mailbox)> = (0..4).map(|_| mailbox()).collect();
         let end = AtomicU64::new(0);
         let done = std::sync::atomic::AtomicBool::new(false);
@@ -261,7 +269,7 @@ mod tests {
                     state ^= state << 17;
                     let written = end.load(Ordering::SeqCst);
                     let lsn = durability.synced() + state % 64;
-                    durability.synced_through(lsn.min(written), 0, &shared);
+                    durability.synced_through(lsn.min(written), 0, &net);
                 }
             });
             let mut state = 0x9E37_79B9_7F4A_7C15u64;
@@ -276,6 +284,7 @@ mod tests {
                 let held = Held::Reply {
                     reply: reply.clone(),
                     message: Reply::Begun(TxnId(seq), seq),
+                    work: net.work(Label::on(What::Reply, 0)),
                 };
                 let tag = end.load(Ordering::SeqCst);
                 durability
@@ -283,12 +292,12 @@ mod tests {
                     .lock()
                     .hold(tag, durability.synced(), held);
                 if state.is_multiple_of(7) {
-                    durability.release(0, &shared);
+                    durability.release(0, &net);
                 }
             }
             done.store(true, Ordering::SeqCst);
         });
-        durability.synced_through(u64::MAX, 0, &shared);
+        durability.synced_through(u64::MAX, 0, &net);
         for (client, (_, answers)) in clients.iter().enumerate() {
             let seqs: Vec<u64> = (drain(answers).into_iter())
                 .filter_map(|reply| match reply {

@@ -4,7 +4,8 @@
 use super::command::Text;
 use crate::cluster::RecoveryReport;
 use crate::lock::{KeyLocks, LockMode};
-use crate::router::NodeStatus;
+use crate::net::NodeStatus;
+use crate::text::table;
 use crate::trace::TraceEvent;
 use crate::types::{NodeId, TxnId, Write};
 use crate::wal::Record;
@@ -80,30 +81,6 @@ pub fn status_table(statuses: &[NodeStatus]) -> Vec<String> {
         ]);
     }
     table(&rows)
-}
-
-/// Lays out rows in columns separated by two spaces.
-pub fn table(rows: &[Vec<String>]) -> Vec<String> {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    rows.iter()
-        .map(|row| {
-            let cells: Vec<String> = row
-                .iter()
-                .enumerate()
-                .map(|(c, cell)| format!("{cell:<width$}", width = widths[c]))
-                .collect();
-            cells.join("  ").trim_end().to_string()
-        })
-        .collect()
 }
 
 fn mode(mode: LockMode) -> &'static str {

@@ -24,6 +24,7 @@ use super::command::{Command, Text};
 use super::output::{Outcome, Style};
 use crate::cluster::Activity;
 use crate::lock::LockMode;
+use crate::net::Work;
 use crate::{Client, ClientObserver, Error, NodeId, ReadOnly, Transaction, TxnId, WaitInfo};
 use crossbeam::channel::{Receiver, Sender, unbounded};
 use parking_lot::Mutex;
@@ -60,11 +61,11 @@ impl ClientObserver for Observer {
     }
 
     fn blocking(&self) {
-        self.activity.finished();
+        self.activity.blocked();
     }
 
     fn resumed(&self) {
-        self.activity.started();
+        self.activity.resumed();
     }
 }
 
@@ -72,7 +73,7 @@ impl ClientObserver for Observer {
 pub struct Session {
     name: String,
     node: NodeId,
-    jobs: Sender<Command>,
+    jobs: Sender<(Command, Work)>,
     results: Receiver<Outcome>,
     visible: Arc<Mutex<Visible>>,
     activity: Activity,
@@ -211,10 +212,8 @@ impl Session {
             visible.waiting = None;
             visible.committing = command == Command::Commit;
         }
-        self.activity.started();
-        if self.jobs.send(command).is_err() {
-            self.activity.finished();
-        }
+        // A session thread that is gone drops the command and its work with it.
+        let _ = self.jobs.send((command, self.activity.dispatched()));
     }
 
     /// The outcome of the command it was given, once it has one.
@@ -276,8 +275,9 @@ impl From<Error> for Failed {
 }
 
 impl Worker {
-    fn run(mut self, jobs: Receiver<Command>, results: Sender<Outcome>) {
-        while let Ok(command) = jobs.recv() {
+    fn run(mut self, jobs: Receiver<(Command, Work)>, results: Sender<Outcome>) {
+        while let Ok((command, work)) = jobs.recv() {
+            self.activity.begin(work);
             let mut outcome = Outcome::new(command.to_string(), Some(self.name.clone()));
             let lost = self.visible.lock().lost.clone();
             let result = match lost {
@@ -289,7 +289,7 @@ impl Worker {
             }
             self.show_state();
             let _ = results.send(outcome);
-            self.activity.finished();
+            self.activity.ended();
         }
         if let Some(Open::ReadWrite(txn, _)) = self.open.take() {
             let _ = txn.abort();

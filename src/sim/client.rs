@@ -103,13 +103,22 @@ pub fn parse_list(value: Option<&str>) -> Vec<String> {
     }
 }
 
-/// What a client reads of the cluster when it decides its next request.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct View {
-    /// The newest timestamp handed out.
-    pub(super) current: Timestamp,
-    /// The snapshot no undecided transaction holds back (`Shared::safe_ts`).
-    pub(super) safe: Timestamp,
+/// What the simulated clients share, as the sessions of one client library do
+/// (`client::ClientClock`): the highest timestamp any of them was told, which their
+/// commits carry, and their count of transactions begun, which stamps each begin.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Shared {
+    /// The highest timestamp any client was told.
+    pub(super) clock: Timestamp,
+    /// Transactions begun.
+    pub(super) begun: u64,
+}
+
+impl Shared {
+    fn begin_stamp(&mut self) -> u64 {
+        self.begun += 1;
+        self.begun
+    }
 }
 
 /// A step of a read-write transaction still to do.
@@ -137,7 +146,10 @@ struct ReadWrite {
 enum Kind {
     ReadWrite(ReadWrite),
     ReadOnly {
-        read_ts: Timestamp,
+        /// `None` until a node has chosen the snapshot.
+        read_ts: Option<Timestamp>,
+        /// Whether the request for the snapshot's timestamp is out.
+        asking: bool,
         keys: VecDeque<String>,
         doing: Option<String>,
     },
@@ -208,7 +220,7 @@ impl SimClient {
     }
 
     /// Takes the answers waiting, then returns the next request and its node, if any.
-    pub(super) fn act(&mut self, view: View) -> Option<(NodeId, Request)> {
+    pub(super) fn act(&mut self, shared: &mut Shared) -> Option<(NodeId, Request)> {
         while let Some((req, reply)) = self.mailbox.pop_front() {
             if Some(req) != self.outstanding {
                 continue;
@@ -218,7 +230,7 @@ impl SimClient {
                 Reply::Begun(tid, began) => self.begun_as(tid, began),
                 Reply::Done(result) => {
                     self.outstanding = None;
-                    self.answer(result, view);
+                    self.answer(result, shared);
                     break;
                 }
             }
@@ -229,9 +241,9 @@ impl SimClient {
         loop {
             if self.running.is_none() {
                 let plan = self.plans.pop_front()?;
-                self.running = Some(self.start(plan, view));
+                self.running = Some(self.start(plan));
             }
-            if let Some(next) = self.next_request() {
+            if let Some(next) = self.next_request(shared) {
                 return Some(next);
             }
             if let Some(running) = self.running.take() {
@@ -240,7 +252,7 @@ impl SimClient {
         }
     }
 
-    fn start(&mut self, plan: TxnPlan, view: View) -> Running {
+    fn start(&mut self, plan: TxnPlan) -> Running {
         let name = format!("c{}.{}", self.id, self.begun);
         self.begun += 1;
         let record = TxnRecord {
@@ -271,7 +283,8 @@ impl SimClient {
                 })
             }
             TxnPlan::ReadOnly { keys } => Kind::ReadOnly {
-                read_ts: self.seen.max(view.safe),
+                read_ts: None,
+                asking: false,
                 keys: keys.into(),
                 doing: None,
             },
@@ -296,7 +309,7 @@ impl SimClient {
     }
 
     /// The next request of the running transaction; `None` when it is over.
-    fn next_request(&mut self) -> Option<(NodeId, Request)> {
+    fn next_request(&mut self, shared: &mut Shared) -> Option<(NodeId, Request)> {
         let (home, nodes) = (self.home, self.nodes);
         let running = self.running.as_mut()?;
         match &mut running.kind {
@@ -305,12 +318,14 @@ impl SimClient {
                 let next = match &todo {
                     Todo::Read(key, mode) => {
                         let (key, mode) = (key.clone(), *mode);
-                        rw.operate(home, nodes, todo, |tid, first, began| Request::Read {
-                            tid,
-                            key,
-                            mode,
-                            first,
-                            began,
+                        rw.operate(home, nodes, todo, shared, |tid, first, began| {
+                            Request::Read {
+                                tid,
+                                key,
+                                mode,
+                                first,
+                                began,
+                            }
                         })
                     }
                     Todo::Write(key) => {
@@ -326,19 +341,25 @@ impl SimClient {
                             elem,
                         });
                         let key = key.clone();
-                        rw.operate(home, nodes, todo, |tid, first, began| Request::Write {
-                            tid,
-                            key,
-                            value: Some(value),
-                            first,
-                            began,
+                        rw.operate(home, nodes, todo, shared, |tid, first, began| {
+                            Request::Write {
+                                tid,
+                                key,
+                                value: Some(value),
+                                first,
+                                began,
+                            }
                         })
                     }
                     Todo::Commit | Todo::Abort => {
                         let tid = rw.tid?;
                         let participants = rw.participants.iter().copied().collect();
                         let request = match todo {
-                            Todo::Commit => Request::Commit { tid, participants },
+                            Todo::Commit => Request::Commit {
+                                tid,
+                                participants,
+                                clock: shared.clock,
+                            },
                             _ => Request::Abort { tid, participants },
                         };
                         rw.doing = Some((todo, home, false));
@@ -349,12 +370,19 @@ impl SimClient {
             }
             Kind::ReadOnly {
                 read_ts,
+                asking,
                 keys,
                 doing,
             } => {
+                let Some(read_ts) = *read_ts else {
+                    // Its home node chooses the snapshot (`Client::begin_read_only`).
+                    *asking = true;
+                    let (seen, clock) = (self.seen, shared.clock);
+                    return Some((home, Request::SnapshotTimestamp { seen, clock }));
+                };
                 let key = keys.pop_front()?;
                 *doing = Some(key.clone());
-                let at = ReadAt::Exactly(*read_ts);
+                let at = ReadAt::Exactly(read_ts);
                 Some((owner_of(&key, nodes), Request::SnapshotRead { key, at }))
             }
             Kind::Get { key, doing } => {
@@ -367,7 +395,7 @@ impl SimClient {
     }
 
     /// Takes the answer to the request sent.
-    fn answer(&mut self, result: Result<Answer, Error>, view: View) {
+    fn answer(&mut self, result: Result<Answer, Error>, shared: &mut Shared) {
         let Some(running) = self.running.as_mut() else {
             return;
         };
@@ -398,7 +426,12 @@ impl SimClient {
                         }
                     }
                     (Todo::Read(..), Ok(_)) => record.outcome = Outcome::Aborted,
-                    (Todo::Commit, Ok(_)) => self.seen = self.seen.max(view.current),
+                    (Todo::Commit, Ok(answer)) => {
+                        if let Answer::Committed { at } = answer {
+                            shared.clock = shared.clock.max(at);
+                        }
+                        self.seen = self.seen.max(shared.clock);
+                    }
                     // Its coordinator went down, or a one-phase commit's only
                     // participant did not answer: committed if that node logged it.
                     (Todo::Commit, Err(Error::NodeDown { .. } | Error::OutcomeUnknown { .. })) => {
@@ -406,6 +439,21 @@ impl SimClient {
                     }
                     (Todo::Commit | Todo::Abort, _) => record.outcome = Outcome::Aborted,
                 }
+            }
+            Kind::ReadOnly {
+                read_ts,
+                asking: asking @ true,
+                ..
+            } => {
+                // If its home node is down, the snapshot is the newest the clients
+                // know of, as the client library falls back to.
+                let at = match result {
+                    Ok(Answer::SnapshotAt(at)) => at,
+                    _ => self.seen.max(shared.clock),
+                };
+                shared.clock = shared.clock.max(at);
+                *read_ts = Some(at);
+                *asking = false;
             }
             Kind::ReadOnly { doing, .. } | Kind::Get { doing, .. } => {
                 if let (Some(key), Ok(Answer::Snapshot { value, .. })) = (doing.take(), result) {
@@ -424,6 +472,7 @@ impl ReadWrite {
         home: NodeId,
         nodes: u32,
         todo: Todo,
+        shared: &mut Shared,
         request: impl FnOnce(TxnId, bool, u64) -> Request,
     ) -> (NodeId, Request) {
         let key = match &todo {
@@ -437,7 +486,15 @@ impl ReadWrite {
             Some(tid) => (node, request(tid, first, self.began)),
             None => {
                 let then = Box::new(request(TxnId(0), true, 0));
-                (home, Request::BeginAnd { owner: node, then })
+                let began = shared.begin_stamp();
+                (
+                    home,
+                    Request::BeginAnd {
+                        owner: node,
+                        then,
+                        began,
+                    },
+                )
             }
         }
     }

@@ -1,54 +1,69 @@
-//! The simulated cluster's disks: one real [`Wal`] per node, in a temporary directory.
+//! The simulated cluster's disks: one [`SimDisk`] per node, in memory.
 //!
-//! For now a node's log is today's write-ahead log on a real file system (in memory,
-//! under `/dev/shm`, where there is one, so an fsync costs nothing). What a process
-//! death does to it is what the threaded runtime does: [`Wal::simulate_crash`] puts the
-//! bytes past the last fsync back as they were, so the next [`Wal::open`] recovers
-//! exactly what was fsynced.
+//! A node's log is the real write-ahead log ([`Wal::open_on`]) on a simulated disk of
+//! its own, so a node can die in three ways, each a step:
+//! - [`Disk::crash`], the node's process dies as the threaded runtime's nodes do: the
+//!   log is cut to what was fsynced (`Wal::simulate_crash`);
+//! - [`Disk::process_death`], the process dies but the operating system lives: what was
+//!   written survives, fsynced or not (the page cache keeps it);
+//! - [`Disk::power_loss`], the machine loses power: only what was fsynced survives (file
+//!   data by a file fsync, creations and renames by a directory fsync), plus any subset
+//!   of the sectors written since, chosen by the seed (`disk::SimDisk`).
 //!
-//! This is the one place the simulator names files. When the WAL's storage seam lands,
-//! [`Disk`] holds a simulated disk instead of a directory, [`Disk::open`] opens a log on
-//! it, and a power loss (only what was fsynced survives, plus any subset of the sectors
-//! in flight) becomes a third way for a node to die beside [`Disk::crash`].
+//! Every way leaves a log that must open: a node that cannot recover is a failure of
+//! the code under test, reported as an error of the step.
 
-use crate::error::{Error, Result};
+use crate::disk::SimDisk;
+use crate::error::Result;
 use crate::types::NodeId;
 use crate::wal::{Recovery, Wal};
 use std::path::PathBuf;
-use tempfile::TempDir;
+use std::sync::Arc;
 
-/// Where every simulated node keeps its log; removed when dropped.
+/// Every simulated node's disk.
 #[derive(Debug)]
 pub struct Disk {
-    root: TempDir,
+    disks: Vec<Arc<SimDisk>>,
 }
 
 impl Disk {
-    /// A fresh, empty disk for a whole cluster.
-    pub fn temporary() -> Result<Disk> {
-        let memory = std::path::Path::new("/dev/shm");
-        let root = if memory.is_dir() {
-            tempfile::Builder::new()
-                .prefix("kv2pc-sim")
-                .tempdir_in(memory)
-        } else {
-            tempfile::Builder::new().prefix("kv2pc-sim").tempdir()
-        };
-        let root = root.map_err(|error| Error::io("creating the simulator's directory", error))?;
-        Ok(Disk { root })
+    /// Fresh, empty disks for a cluster of `nodes`.
+    pub fn new(nodes: u32) -> Disk {
+        Disk {
+            disks: (0..nodes).map(|_| Arc::new(SimDisk::new())).collect(),
+        }
     }
 
-    fn node_dir(&self, node: NodeId) -> PathBuf {
-        self.root.path().join(format!("node{node}"))
+    fn node_dir(node: NodeId) -> PathBuf {
+        PathBuf::from(format!("/sim/node{node}"))
+    }
+
+    fn disk(&self, node: NodeId) -> Arc<SimDisk> {
+        self.disks[node as usize % self.disks.len()].clone()
     }
 
     /// Opens `node`'s log and recovers what it holds, as a node starting does.
     pub fn open(&self, node: NodeId) -> Result<(Wal, Recovery)> {
-        Wal::open(&self.node_dir(node))
+        Wal::open_on(self.disk(node), &Self::node_dir(node))
     }
 
-    /// The process of the node that holds `wal` dies: what was not fsynced is lost.
-    pub fn crash(&self, wal: Wal) -> Result<()> {
-        wal.simulate_crash()
+    /// The node's process dies, as the runtime's do: what was not fsynced is lost.
+    pub fn crash(&self, node: NodeId, wal: Wal) -> Result<()> {
+        wal.simulate_crash()?;
+        self.disk(node).crash();
+        Ok(())
+    }
+
+    /// The node's process dies and the page cache keeps what it wrote.
+    pub fn process_death(&self, node: NodeId, wal: Wal) {
+        drop(wal);
+        self.disk(node).crash();
+    }
+
+    /// The node's machine loses power: what was not fsynced may be lost, sector by
+    /// sector, as `seed` chooses.
+    pub fn power_loss(&self, node: NodeId, wal: Wal, seed: u64) {
+        drop(wal);
+        self.disk(node).power_loss(seed);
     }
 }

@@ -11,36 +11,16 @@
 //! end is what the logs kept: an acknowledged commit that was never durable is missing
 //! from it.
 //!
-//! The generator is [`Rng`], a thin wrapper of `fastrand`'s seeded generator: one
-//! place to swap it for the project's shared one.
+//! The generator is the project's one seeded generator ([`Rng`]), so a seed means the
+//! same run on every machine.
 
 use super::client::{PlanOp, SimClient, TxnPlan, TxnRecord};
 use super::net::Endpoint;
 use super::{Sim, SimConfig, Step};
 use crate::error::Result;
+pub use crate::rng::Rng;
 use crate::types::NodeId;
 use std::collections::BTreeMap;
-
-/// The seeded generator the simulator draws every choice from.
-#[derive(Clone, Debug)]
-pub struct Rng(fastrand::Rng);
-
-impl Rng {
-    /// A generator seeded with `seed`; equal seeds give equal sequences.
-    pub fn new(seed: u64) -> Rng {
-        Rng(fastrand::Rng::with_seed(seed))
-    }
-
-    /// A number in `0..bound` (`bound` > 0).
-    pub fn below(&mut self, bound: usize) -> usize {
-        self.0.usize(..bound.max(1))
-    }
-
-    /// True with probability `percent`/100.
-    pub fn chance(&mut self, percent: u32) -> bool {
-        self.0.u32(..100) < percent
-    }
-}
 
 /// The shape of a seeded run.
 #[derive(Clone, Debug)]
@@ -113,8 +93,11 @@ impl Sim {
         sim.faults(&mut rng, config)?;
         let mut leftovers = sim.settle(&mut rng)?;
         if leftovers.is_empty() {
+            // The whole cluster loses power: only what was fsynced is sure to survive,
+            // and every node must still start.
             for node in 0..sim.nodes() {
-                sim.apply(Step::Crash { node })?;
+                let seed = rng.next_u64();
+                sim.apply(Step::PowerLoss { node, seed })?;
             }
             leftovers = sim.settle(&mut rng)?;
         }
@@ -152,7 +135,9 @@ impl Sim {
                 continue;
             }
             match chosen {
-                Step::Crash { .. } => crashes += 1,
+                Step::Crash { .. } | Step::ProcessDeath { .. } | Step::PowerLoss { .. } => {
+                    crashes += 1
+                }
                 Step::Arm { .. } => armed += 1,
                 _ => {}
             }
@@ -203,7 +188,9 @@ fn fault_weight(
         Step::Restart { .. } => 30,
         Step::Tick => 8,
         Step::Crash { .. } if may_crash => 3,
-        Step::Crash { .. } => 0,
+        Step::ProcessDeath { .. } if may_crash => 1,
+        Step::PowerLoss { .. } if may_crash => 2,
+        Step::Crash { .. } | Step::ProcessDeath { .. } | Step::PowerLoss { .. } => 0,
         Step::Arm { .. } if may_arm => 1,
         Step::Arm { .. } => 0,
         Step::Checkpoint { .. } => 2,

@@ -5,19 +5,22 @@
 //!
 //! Real: every node's protocol state machines ([`Node`](crate::node::Node): participant,
 //! coordinator, lock table, store, recovery), each node's write-ahead log
-//! ([`Wal`](crate::wal::Wal), real files: see `disk`), and the deadlock detector
-//! ([`Detector`]). Simulated: the network (`net`: one FIFO queue per link), the node
-//! runtime that executes effects (`node`: an outbox that lets what a node says out only
+//! ([`Wal`](crate::wal::Wal), on a simulated disk that can lose power: see `disk`),
+//! each node's logical clock, the floor queries of read-only snapshots and the
+//! deadlock detector's role, which are messages between nodes. Simulated: the network
+//! (`net`: one FIFO queue per link), the node runtime that executes effects (`node`: an outbox that lets what a node says out only
 //! after the fsync it depends on; crashes), time (a manual clock the simulator moves),
 //! and the clients (`client`: plans of transactions driven as `client.rs` drives them).
-//! All nodes share one [`Timestamps`], as the threaded cluster does today; it is built
-//! in [`Sim::new`] alone, so a per-node clock carried in messages can replace it there.
+//! Nodes share nothing but the simulated network, as in the threaded cluster; the
+//! clients share what a client library does: the highest timestamp they were told and
+//! their count of transactions begun.
 //!
 //! # The step model
 //!
 //! Nothing happens by itself. [`Sim::pending`] lists every [`Step`] the simulator can
 //! take now: deliver the head of a link, fsync a node's log, checkpoint it, move the
-//! clock and tick every node, crash a node, arm a crash point on it, or restart it, let
+//! clock and tick every node, crash a node (its process, with or without the page
+//! cache, or its power), arm a crash point on it, or restart it, let
 //! a client take its answer and send its next request. [`Sim::apply`] takes one, runs it
 //! to the end (a node handles the input, its effects are executed, what is already
 //! durable is let out) and traces it. A node's appended records are durable only once a `Fsync` step for it
@@ -36,11 +39,10 @@
 //!
 //! A crash happens between steps, or inside one input's effects only at an armed crash
 //! point (`Step::Arm`), where, as in the runtime, what came before is fsynced and let
-//! out first; a node's disk can lose only what was never fsynced (power losses with
-//! torn writes wait for the WAL's storage seam); the outbox is stricter than the
-//! runtime's (see `node`); a whole step is atomic, where the runtime may interleave a
-//! batch's fsync with the next inputs; the deadlock detector is one object the
-//! simulator calls after each node's step, as the threaded runtime's nodes do.
+//! out first; a node's disk can lose only what was never fsynced, whole or sector by
+//! sector at a power loss; the outbox is stricter than the runtime's (see `node`); a
+//! whole step is atomic, where the runtime may interleave a batch's fsync with the next
+//! inputs.
 
 mod client;
 mod disk;
@@ -53,21 +55,17 @@ pub use client::{Op, Outcome, PlanOp, SimClient, TxnPlan, TxnRecord, parse_list}
 pub use driver::{Rng, RunConfig, Summary};
 pub use net::{ClientId, Endpoint, Packet};
 
-use crate::clock::Timestamps;
 use crate::config::Settings;
 use crate::crash::CrashPoint;
-use crate::deadlock::Detector;
 use crate::error::{Error, Result};
 use crate::message::{Message, Reply, ReqId};
 use crate::node::Input;
-use crate::types::{NodeId, Timestamp};
-use client::View;
+use crate::types::NodeId;
 use disk::Disk;
 use net::Net;
-use node::{Held, Notes, SimNode};
+use node::{Death, Held, Notes, SimNode};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// What a simulated cluster is made of.
@@ -119,6 +117,21 @@ pub enum Step {
         /// The node.
         node: NodeId,
     },
+    /// The node's process dies, but what it wrote and did not fsync survives in the
+    /// operating system's cache.
+    ProcessDeath {
+        /// The node.
+        node: NodeId,
+    },
+    /// The node's machine loses power: of what it wrote since its last fsync, any
+    /// subset of the sectors reaches the disk, as `seed` chooses (torn writes of every
+    /// shape).
+    PowerLoss {
+        /// The node.
+        node: NodeId,
+        /// Chooses which sectors survive.
+        seed: u64,
+    },
     /// A down node recovers from its log and rejoins.
     Restart {
         /// The node.
@@ -147,6 +160,8 @@ impl fmt::Display for Step {
             Step::Checkpoint { node } => write!(f, "checkpoint n{node}"),
             Step::Tick => write!(f, "tick"),
             Step::Crash { node } => write!(f, "crash n{node}"),
+            Step::ProcessDeath { node } => write!(f, "process death n{node}"),
+            Step::PowerLoss { node, seed } => write!(f, "power loss n{node} (seed {seed})"),
             Step::Restart { node } => write!(f, "restart n{node}"),
             Step::Arm { node, point } => write!(f, "arm n{node} at {}", point.name()),
             Step::Client { client } => write!(f, "client c{client}"),
@@ -158,8 +173,8 @@ impl fmt::Display for Step {
 pub struct Sim {
     config: SimConfig,
     now: Duration,
-    ts: Arc<Timestamps>,
-    detector: Detector,
+    /// What the clients know of time (`client::Shared`).
+    shared: client::Shared,
     disk: Disk,
     nodes: Vec<SimNode>,
     net: Net,
@@ -174,20 +189,15 @@ pub struct Sim {
 impl Sim {
     /// A fresh cluster on an empty disk, every node started, with `clients`.
     pub fn new(config: SimConfig, clients: Vec<SimClient>) -> Result<Sim> {
-        let detector = Detector::new(config.nodes);
+        let count = config.nodes;
         let nodes = (0..config.nodes)
-            .map(|id| SimNode {
-                id,
-                up: None,
-                floor: None,
-            })
+            .map(|id| SimNode { id, up: None })
             .collect();
         let mut sim = Sim {
             config,
             now: Duration::ZERO,
-            ts: Arc::new(Timestamps::default()),
-            detector,
-            disk: Disk::temporary()?,
+            shared: client::Shared::default(),
+            disk: Disk::new(count),
             nodes,
             net: Net::default(),
             clients,
@@ -218,6 +228,11 @@ impl Sim {
             }
             steps.push(Step::Checkpoint { node: id });
             steps.push(Step::Crash { node: id });
+            steps.push(Step::ProcessDeath { node: id });
+            steps.push(Step::PowerLoss {
+                node: id,
+                seed: self.steps,
+            });
             if node.up.as_ref().is_some_and(|up| up.armed.is_none()) {
                 (CrashPoint::ALL.iter())
                     .for_each(|&point| steps.push(Step::Arm { node: id, point }));
@@ -254,7 +269,11 @@ impl Sim {
                     self.input(node, Input::Tick, &mut notes)?;
                 }
             }
-            Step::Crash { node } => self.crash(node, &mut notes)?,
+            Step::Crash { node } => self.crash(node, Death::Crash, &mut notes)?,
+            Step::ProcessDeath { node } => self.crash(node, Death::CacheKept, &mut notes)?,
+            Step::PowerLoss { node, seed } => {
+                self.crash(node, Death::PowerLoss(seed), &mut notes)?
+            }
             Step::Restart { node } => self.restart(node, &mut notes)?,
             Step::Arm { node, point } => {
                 if let Some(up) = &mut self.node_mut(node)?.up {
@@ -282,7 +301,11 @@ impl Sim {
         };
         notes.push(packet.label());
         let input = match (packet, from) {
-            (Packet::Peer(message), Endpoint::Node(from)) => Input::Peer { from, message },
+            (Packet::Peer(message, clock), Endpoint::Node(from)) => Input::Peer {
+                from,
+                message,
+                clock,
+            },
             (Packet::Lost(message), Endpoint::Node(lost_to)) => Input::Undelivered {
                 to: lost_to,
                 message,
@@ -317,30 +340,33 @@ impl Sim {
         }
         self.finish(node, notes)?;
         if reached.is_some() {
-            self.crash(node, notes)?;
+            self.crash(node, Death::Crash, notes)?;
         }
         Ok(())
     }
 
-    /// Ends a node's step: lets out what is durable and reports its lock waits.
+    /// Ends a node's step: reports its lock waits and lets out what is durable.
     fn finish(&mut self, node: NodeId, notes: &mut Notes) -> Result<()> {
-        let released = self.node_mut(node)?.finish()?;
+        let detect = self.config.settings.deadlock == crate::config::DeadlockPolicy::Detect;
+        let released = self.node_mut(node)?.finish(detect, notes)?;
         for held in released {
             self.route(node, held, notes);
         }
-        self.report_waits(node, notes);
         Ok(())
     }
 
     /// Sends what a node let out: onto a link, or into a client's mailbox.
     fn route(&mut self, from: NodeId, held: Held, notes: &mut Notes) {
         match held {
-            Held::Send { to, message } => {
-                let label = Packet::Peer(message.clone()).label();
+            Held::Send { to, message, clock } => {
+                if let Message::DeadlockVictim { tid, .. } = &message {
+                    notes.push(format!("deadlock victim {tid} at n{to}"));
+                }
+                let label = Packet::Peer(message.clone(), clock).label();
                 if self.is_up(to) {
                     notes.push(format!("send n{from}->n{to} {label}"));
-                    self.net
-                        .push(Endpoint::Node(from), to, Packet::Peer(message));
+                    let packet = Packet::Peer(message, clock);
+                    self.net.push(Endpoint::Node(from), to, packet);
                 } else {
                     notes.push(format!("lost n{from}->n{to} {label}: n{to} is down"));
                     if message.reports_loss() {
@@ -377,54 +403,19 @@ impl Sim {
         }
     }
 
-    /// Tells the deadlock detector the node's waits, and sends its victims' notices.
-    fn report_waits(&mut self, node: NodeId, notes: &mut Notes) {
-        let detect = self.config.settings.deadlock == crate::config::DeadlockPolicy::Detect;
-        let Some(up) = self
-            .nodes
-            .get_mut(node as usize)
-            .and_then(|n| n.up.as_mut())
-        else {
-            return;
-        };
-        let participant = up.node.participant();
-        if !participant.locks().has_waiters() && !up.reported_waits {
-            return;
-        }
-        let waits = if detect {
-            participant.waits()
-        } else {
-            Vec::new()
-        };
-        up.reported_waits = !waits.is_empty();
-        for victim in self.detector.update(node, &waits) {
-            notes.push(format!(
-                "deadlock victim {} at n{}",
-                victim.tid, victim.node
-            ));
-            let message = Message::DeadlockVictim {
-                tid: victim.tid,
-                cycle: victim.cycle,
-            };
-            self.net
-                .push(Endpoint::Node(node), victim.node, Packet::Peer(message));
-        }
-    }
-
-    fn crash(&mut self, node: NodeId, notes: &mut Notes) -> Result<()> {
+    fn crash(&mut self, node: NodeId, death: Death, notes: &mut Notes) -> Result<()> {
         let owed = {
             let disk = &self.disk;
             let sim_node = self
                 .nodes
                 .get_mut(node as usize)
                 .ok_or_else(|| no_node(node))?;
-            sim_node.crash(disk)?
+            sim_node.crash(disk, death)?
         };
         for req in owed {
             let error = down(node, "it crashed before answering");
             self.answer(req, Reply::Done(Err(error)), notes);
         }
-        let _ = self.detector.update(node, &[]);
         for (from, packet) in self.net.drain_to(node) {
             notes.push(format!("dropped {from}->n{node} {}", packet.label()));
             match (packet, from) {
@@ -432,7 +423,7 @@ impl Sim {
                     let error = down(node, "it crashed before answering");
                     self.answer(req, Reply::Done(Err(error)), notes);
                 }
-                (Packet::Peer(message), Endpoint::Node(from))
+                (Packet::Peer(message, _), Endpoint::Node(from))
                     if message.reports_loss() && self.is_up(from) =>
                 {
                     self.net
@@ -447,7 +438,7 @@ impl Sim {
     fn restart(&mut self, node: NodeId, notes: &mut Notes) -> Result<()> {
         let (nodes, now) = (self.config.nodes, self.now);
         let effects = {
-            let (disk, ts) = (&self.disk, &self.ts);
+            let disk = &self.disk;
             let sim_node = self
                 .nodes
                 .get_mut(node as usize)
@@ -455,21 +446,17 @@ impl Sim {
             if sim_node.up.is_some() {
                 return Ok(());
             }
-            sim_node.start(nodes, disk, ts, now)?
+            sim_node.start(nodes, disk, now)?
         };
         let reached = self.node_mut(node)?.execute(effects, notes)?;
         self.finish_or_die(node, reached, notes)
     }
 
     fn client_acts(&mut self, client: ClientId, notes: &mut Notes) {
-        let view = View {
-            current: self.ts.current(),
-            safe: self.safe_ts(),
-        };
         let Some(state) = self.clients.get_mut(client) else {
             return;
         };
-        let Some((node, request)) = state.act(view) else {
+        let Some((node, request)) = state.act(&mut self.shared) else {
             return;
         };
         let req = self.next_ticket;
@@ -483,13 +470,6 @@ impl Sim {
         } else {
             self.answer(req, Reply::Done(Err(down(node, "it is down"))), notes);
         }
-    }
-
-    /// The snapshot no undecided transaction holds back: the newest timestamp, or the
-    /// lowest prepare floor published (down nodes included), as `Shared::safe_ts`.
-    fn safe_ts(&self) -> Timestamp {
-        let floor = self.nodes.iter().filter_map(|node| node.floor).min();
-        self.ts.current().min(floor.unwrap_or(Timestamp::MAX))
     }
 }
 

@@ -43,8 +43,8 @@ impl fmt::Display for Endpoint {
 /// What travels on a link.
 #[derive(Debug)]
 pub enum Packet {
-    /// A protocol message from a node.
-    Peer(Message),
+    /// A protocol message from a node, with the sender's clock when it sent it.
+    Peer(Message, crate::types::Timestamp),
     /// A client's request, sent by the client or handed on by a node.
     Request {
         /// Its ticket, which names the client to answer.
@@ -61,7 +61,7 @@ impl Packet {
     /// The packet as a trace shows it.
     pub fn label(&self) -> String {
         match self {
-            Packet::Peer(message) => match message.tid() {
+            Packet::Peer(message, _) => match message.tid() {
                 Some(tid) => format!("{} {tid}", message.label()),
                 None => message.label(),
             },

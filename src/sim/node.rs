@@ -20,15 +20,11 @@
 //! fsync can complete before the batch ends), so every history here is one the runtime
 //! allows; the relaxations themselves are the outbox's unit tests' business.
 //!
-//! # The prepare floor
-//!
-//! Read-only snapshots stay at or below every node's published prepare floor
-//! (`runtime::floor`). The simulator publishes it by the same rules: it falls at the end
-//! of every step (before any fsync can let a vote out), rises only once every `Commit`
-//! or `Abort` appended is durable, and keeps its lowest value while the node is down.
+//! Each message leaves stamped with the node's clock when it was held (`net::Stamp`),
+//! as the runtime stamps it. The end of each step is the end of a batch
+//! (`Node::end_batch`): the node reports its lock waits to the deadlock detector then.
 
 use super::disk::Disk;
-use crate::clock::Timestamps;
 use crate::config::Settings;
 use crate::crash::CrashPoint;
 use crate::error::Result;
@@ -37,7 +33,6 @@ use crate::node::{Input, Node};
 use crate::types::{NodeId, Timestamp};
 use crate::wal::{Record, Wal};
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Something a node said, held until the log is durable through what it depends on.
@@ -49,6 +44,8 @@ pub enum Held {
         to: NodeId,
         /// The message.
         message: Message,
+        /// The sender's clock when it said it.
+        clock: Timestamp,
     },
     /// An answer to a client's request.
     Reply {
@@ -77,13 +74,8 @@ pub(super) struct Up {
     outbox: VecDeque<(u64, Held)>,
     /// The LSN just past the newest barrier record appended.
     barrier_lsn: u64,
-    /// The LSN just past the newest `Commit` or `Abort` appended: the floor does not
-    /// rise before it is durable.
-    decision_lsn: u64,
     /// Requests received and not yet answered with a held `Done`.
     pub(super) owed: BTreeSet<ReqId>,
-    /// Whether the deadlock detector holds waits from this node.
-    pub(super) reported_waits: bool,
     /// The crash point this incarnation dies at, if armed.
     pub(super) armed: Option<CrashPoint>,
 }
@@ -93,16 +85,17 @@ pub(super) struct Up {
 pub(super) struct SimNode {
     pub(super) id: NodeId,
     pub(super) up: Option<Up>,
-    /// The prepare floor published for read-only snapshots (`None`: none).
-    pub(super) floor: Option<Timestamp>,
 }
 
-/// The lower of two floors (`None` is no floor, above every timestamp).
-fn lowest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+/// How a node dies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Death {
+    /// Its process, as the runtime's nodes die: the log is cut to what was fsynced.
+    Crash,
+    /// Its process, but the page cache keeps what it wrote.
+    CacheKept,
+    /// Its machine's power: any unsynced sectors may be lost, as the seed chooses.
+    PowerLoss(u64),
 }
 
 /// What the executor tells the simulator about a step, to trace.
@@ -111,26 +104,16 @@ pub(super) type Notes = Vec<String>;
 impl SimNode {
     /// Opens the node's log and recovers it, as `Cluster::open` and `RESTART` do;
     /// returns the recovery's effects, to execute before anything else.
-    pub(super) fn start(
-        &mut self,
-        nodes: u32,
-        disk: &Disk,
-        ts: &Arc<Timestamps>,
-        now: Duration,
-    ) -> Result<Vec<Effect>> {
+    pub(super) fn start(&mut self, nodes: u32, disk: &Disk, now: Duration) -> Result<Vec<Effect>> {
         let (wal, recovery) = disk.open(self.id)?;
         let snapshot = recovery.snapshot.as_ref();
-        let (node, effects) =
-            Node::recover(self.id, nodes, ts.clone(), snapshot, &recovery.records, now);
-        self.floor = node.participant().prepare_floor();
+        let (node, effects) = Node::recover(self.id, nodes, snapshot, &recovery.records, now);
         self.up = Some(Up {
             node,
             wal,
             outbox: VecDeque::new(),
             barrier_lsn: 0,
-            decision_lsn: 0,
             owed: BTreeSet::new(),
-            reported_waits: false,
             armed: None,
         });
         Ok(effects)
@@ -148,15 +131,6 @@ impl SimNode {
         let Some(up) = &mut self.up else {
             return Ok(None);
         };
-        if let Input::Peer {
-            message: Message::Prepare { .. },
-            ..
-        } = input
-        {
-            // At or below the prepare timestamp it is about to take (`runtime::floor`).
-            let current = up.node.timestamps().current();
-            self.floor = lowest(self.floor, Some(current));
-        }
         if let Input::Request { req, .. } = &input {
             up.owed.insert(*req);
         }
@@ -179,12 +153,15 @@ impl SimNode {
         for effect in effects {
             match effect {
                 Effect::Append(record) => up.append(&record, notes)?,
-                Effect::Send { to, message } => up
-                    .outbox
-                    .push_back((up.barrier_lsn, Held::Send { to, message })),
+                Effect::Send { to, message } => {
+                    let clock = up.node.clock();
+                    let held = Held::Send { to, message, clock };
+                    up.outbox.push_back((up.barrier_lsn, held));
+                }
                 Effect::SendDurable { to, message } => {
-                    let lsn = up.wal.end_lsn();
-                    up.outbox.push_back((lsn, Held::Send { to, message }));
+                    let (lsn, clock) = (up.wal.end_lsn(), up.node.clock());
+                    up.outbox
+                        .push_back((lsn, Held::Send { to, message, clock }));
                 }
                 Effect::Reply { req, reply } => {
                     if matches!(reply, Reply::Done(_)) && !up.owed.remove(&req) {
@@ -232,9 +209,16 @@ impl SimNode {
         Ok(())
     }
 
-    /// Ends a step: writes the appended records (not fsynced), takes out what is
-    /// durable enough to leave, and publishes the prepare floor.
-    pub(super) fn finish(&mut self) -> Result<Vec<Held>> {
+    /// Ends a step as the runtime ends a batch: reports the node's lock waits if they
+    /// changed (`detect`: the deadlock setting), writes the appended records (not
+    /// fsynced) and takes out what is durable enough to leave.
+    pub(super) fn finish(&mut self, detect: bool, notes: &mut Notes) -> Result<Vec<Held>> {
+        let Some(up) = &mut self.up else {
+            return Ok(Vec::new());
+        };
+        let mut effects = Vec::new();
+        up.node.end_batch(detect, &mut effects);
+        self.execute(effects, notes)?;
         let Some(up) = &mut self.up else {
             return Ok(Vec::new());
         };
@@ -246,22 +230,15 @@ impl SimNode {
         {
             out.extend(up.outbox.pop_front().map(|(_, held)| held));
         }
-        let floor = up.node.participant().prepare_floor();
-        self.floor = if synced >= up.decision_lsn {
-            floor
-        } else {
-            lowest(self.floor, floor)
-        };
         Ok(out)
     }
 
     /// The node dies: its state and everything it held are lost, and its log is cut to
     /// what was fsynced. Returns the requests it owed an answer (held ones included).
-    pub(super) fn crash(&mut self, disk: &Disk) -> Result<Vec<ReqId>> {
+    pub(super) fn crash(&mut self, disk: &Disk, death: Death) -> Result<Vec<ReqId>> {
         let Some(up) = self.up.take() else {
             return Ok(Vec::new());
         };
-        self.floor = lowest(self.floor, up.node.participant().prepare_floor());
         let mut owed: Vec<ReqId> = up.owed.into_iter().collect();
         for (_, held) in up.outbox {
             match held {
@@ -274,7 +251,11 @@ impl SimNode {
             }
         }
         owed.sort_unstable();
-        disk.crash(up.wal)?;
+        match death {
+            Death::Crash => disk.crash(self.id, up.wal)?,
+            Death::CacheKept => disk.process_death(self.id, up.wal),
+            Death::PowerLoss(seed) => disk.power_loss(self.id, up.wal, seed),
+        }
         Ok(owed)
     }
 
@@ -291,9 +272,6 @@ impl Up {
         if record.barrier() {
             self.barrier_lsn = end;
         }
-        if matches!(record, Record::Commit { .. } | Record::Abort { .. }) {
-            self.decision_lsn = end;
-        }
         let tid = record
             .tid()
             .map(|tid| format!(" {tid}"))
@@ -306,7 +284,8 @@ impl Up {
 /// The request a forwarded ticket carries, to name in a trace.
 pub(super) fn request_label(request: &Request) -> String {
     match request {
-        Request::Begin => "BEGIN".into(),
+        Request::Begin { .. } => "BEGIN".into(),
+        Request::SnapshotTimestamp { .. } => "SNAPSHOT TIMESTAMP".into(),
         Request::BeginAnd { then, .. } => format!("BEGIN+{}", request_label(then)),
         Request::Read { tid, key, .. } => format!("READ {tid} {key}"),
         Request::SnapshotRead { key, .. } => format!("SNAPSHOT READ {key}"),

@@ -13,12 +13,10 @@
 
 use super::Snapshot;
 use super::codec;
-use super::files::{self, LogDir};
+use super::files::LogDir;
 use super::frame::{self, CHECKPOINT_MAGIC, Damage, Frame, HeaderCheck};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::fs::File;
-use std::io::Write;
 
 /// The largest checkpoint payload. A node whose snapshot grows past it cannot checkpoint
 /// (its log keeps growing); the limit only guards allocation when reading.
@@ -45,12 +43,11 @@ pub fn write(dir: &mut LogDir, first_segment: u64, snapshot: &Snapshot) -> Resul
     let contents = encode(first_segment, snapshot)?;
     let tmp = dir.checkpoint_tmp_path();
     let context = || format!("writing the checkpoint {}", tmp.display());
-    let mut file = File::create(&tmp).map_err(|e| Error::io(context(), e))?;
-    file.write_all(&contents)
-        .map_err(|e| Error::io(context(), e))?;
-    dir.sync_file(&file, &tmp)?;
+    let file = dir.create_file(&tmp)?;
+    (file.write_at(&contents, 0)).map_err(|e| Error::io(context(), e))?;
+    dir.sync_file(&*file, &tmp)?;
     let path = dir.checkpoint_path();
-    std::fs::rename(&tmp, &path).map_err(|e| {
+    dir.disk().rename(&tmp, &path).map_err(|e| {
         Error::io(
             format!("renaming {} to {}", tmp.display(), path.display()),
             e,
@@ -62,7 +59,7 @@ pub fn write(dir: &mut LogDir, first_segment: u64, snapshot: &Snapshot) -> Resul
 /// Reads the checkpoint, if there is one.
 pub fn read(dir: &LogDir) -> Result<Option<Checkpoint>> {
     let path = dir.checkpoint_path();
-    match files::read_if_present(&path)? {
+    match dir.read_if_present(&path)? {
         Some(bytes) => parse(&bytes)
             .map(Some)
             .map_err(|damage| damage.in_file(&path)),

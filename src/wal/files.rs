@@ -15,14 +15,21 @@
 //!
 //! Creating a file is durable only once the file *and* its directory entry are fsynced,
 //! so every creation here syncs both; a spare is renamed into place only after its new
-//! header is fsynced. [`LogDir`] counts the fsyncs it issues, which is the figure group
-//! commit exists to keep low.
+//! header is fsynced. Creating the log directory fsyncs the parent of every level it
+//! creates. [`LogDir`] counts the fsyncs it issues, which is the figure group commit
+//! exists to keep low.
+//!
+//! Every file operation goes through the directory's [`Disk`], the real file system or a
+//! simulated one; nothing here touches `std::fs`.
 
-use super::frame::v2;
+use super::frame::v3;
+use crate::disk::{Disk, DiskFile, Open};
 use crate::error::{Error, Result};
-use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// An open file of the log: a segment, shared with the node's syncer thread.
+pub type LogFile = Arc<dyn DiskFile>;
 
 /// The checkpoint's file name.
 pub const CHECKPOINT_FILE: &str = "checkpoint";
@@ -33,20 +40,27 @@ pub const PREALLOCATED_BYTES: u64 = 64 << 10;
 /// How many retired segment files are kept for reuse; a checkpoint removes the others.
 pub const MAX_SPARES: usize = 2;
 
-/// A node's log directory, and how many fsyncs have been issued in it.
+/// A node's log directory on a disk, and how many fsyncs have been issued in it.
 #[derive(Debug)]
 pub struct LogDir {
+    disk: Arc<dyn Disk>,
     path: PathBuf,
     fsyncs: u64,
 }
 
 impl LogDir {
-    /// The log directory at `path` (not touched until a method needs it).
-    pub fn new(path: &Path) -> LogDir {
+    /// The log directory at `path` of `disk` (not touched until a method needs it).
+    pub fn new(disk: Arc<dyn Disk>, path: &Path) -> LogDir {
         LogDir {
+            disk,
             path: path.to_path_buf(),
             fsyncs: 0,
         }
+    }
+
+    /// The disk the directory is on.
+    pub fn disk(&self) -> &Arc<dyn Disk> {
+        &self.disk
     }
 
     /// The directory.
@@ -80,18 +94,25 @@ impl LogDir {
         self.path.join(CHECKPOINT_TMP)
     }
 
-    /// Creates the directory if it is missing, making its entry in the parent durable.
+    /// Creates the directory if it is missing, with any missing parents, making each new
+    /// entry durable by fsyncing the directory that holds it.
     pub fn create(&mut self) -> Result<()> {
-        if self.path.is_dir() {
+        let missing: Vec<PathBuf> = (self.path.ancestors())
+            .take_while(|level| !level.as_os_str().is_empty() && !self.disk.is_dir(level))
+            .map(Path::to_path_buf)
+            .collect();
+        if missing.is_empty() {
             return Ok(());
         }
         let context = || format!("creating the log directory {}", self.path.display());
-        fs::create_dir_all(&self.path).map_err(|e| Error::io(context(), e))?;
-        let parent = self.path.parent().map(Path::to_path_buf);
-        match parent.filter(|p| !p.as_os_str().is_empty()) {
-            Some(parent) => self.sync_dir_at(&parent),
-            None => Ok(()),
+        (self.disk.create_dir_all(&self.path)).map_err(|e| Error::io(context(), e))?;
+        for level in missing.iter().rev() {
+            let parent = level.parent().filter(|p| !p.as_os_str().is_empty());
+            if let Some(parent) = parent {
+                self.sync_dir_at(parent)?;
+            }
         }
+        Ok(())
     }
 
     /// The numbers of the segments present, in increasing order.
@@ -101,19 +122,17 @@ impl LogDir {
 
     fn numbered(&self, parse: fn(&str) -> Option<u64>) -> Result<Vec<u64>> {
         let context = || format!("listing the log directory {}", self.path.display());
-        let mut numbers = Vec::new();
-        for entry in fs::read_dir(&self.path).map_err(|e| Error::io(context(), e))? {
-            let entry = entry.map_err(|e| Error::io(context(), e))?;
-            if let Some(number) = entry.file_name().to_str().and_then(parse) {
-                numbers.push(number);
-            }
-        }
+        let names = self
+            .disk
+            .list(&self.path)
+            .map_err(|e| Error::io(context(), e))?;
+        let mut numbers: Vec<u64> = names.iter().filter_map(|name| parse(name)).collect();
         numbers.sort_unstable();
         Ok(numbers)
     }
 
     /// Fsyncs a file's data (and the metadata needed to read it back, such as its length).
-    pub fn sync_file(&mut self, file: &File, path: &Path) -> Result<()> {
+    pub fn sync_file(&mut self, file: &dyn DiskFile, path: &Path) -> Result<()> {
         self.fsyncs += 1;
         file.sync_data()
             .map_err(|e| Error::io(format!("fsyncing {}", path.display()), e))
@@ -127,36 +146,30 @@ impl LogDir {
 
     fn sync_dir_at(&mut self, dir: &Path) -> Result<()> {
         let context = || format!("fsyncing the directory {}", dir.display());
-        let handle = File::open(dir).map_err(|e| Error::io(context(), e))?;
         self.fsyncs += 1;
-        handle.sync_all().map_err(|e| Error::io(context(), e))
+        self.disk.sync_dir(dir).map_err(|e| Error::io(context(), e))
     }
 
     /// Creates segment `number` as an empty version 2 segment (header, end marker, zeros
     /// to [`PREALLOCATED_BYTES`]), durably, and opens it for writing. The segment must not
     /// exist yet.
-    pub fn create_segment(&mut self, number: u64) -> Result<(File, u64)> {
+    pub fn create_segment(&mut self, number: u64) -> Result<(LogFile, u64)> {
         let path = self.segment_path(number);
         let context = || format!("creating the log segment {}", path.display());
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| Error::io(context(), e))?;
-        let allocated = self.initialize(&file, &path, number)?;
+        let file = (self.disk.open(&path, Open::CreateNew)).map_err(|e| Error::io(context(), e))?;
+        let allocated = self.initialize(&*file, &path, number)?;
         self.sync_dir()?;
         Ok((file, allocated))
     }
 
     /// Makes segment `number` out of an old file: a spare if there is one (renamed into
     /// place), else a new file. Either way the segment is durable and empty.
-    pub fn new_segment(&mut self, number: u64) -> Result<(File, u64)> {
+    pub fn new_segment(&mut self, number: u64) -> Result<(LogFile, u64)> {
         match self.spares()?.first() {
             Some(spare) => {
                 let spare = self.path.join(spare_name(*spare));
-                let file = open_rw(&spare)?;
-                let allocated = self.reuse(&file, &spare, number)?;
+                let file = self.open_rw(&spare)?;
+                let allocated = self.reuse(&*file, &spare, number)?;
                 self.sync_dir()?;
                 Ok((file, allocated))
             }
@@ -167,10 +180,10 @@ impl LogDir {
     /// Turns the open file at `from`, whose contents are no longer needed, into the empty
     /// segment `number`: writes its header and end marker, fsyncs it, and renames it into
     /// place. The caller fsyncs the directory.
-    pub fn reuse(&mut self, file: &File, from: &Path, number: u64) -> Result<u64> {
+    pub fn reuse(&mut self, file: &dyn DiskFile, from: &Path, number: u64) -> Result<u64> {
         let allocated = self.initialize(file, from, number)?;
         let path = self.segment_path(number);
-        fs::rename(from, &path).map_err(|e| {
+        self.disk.rename(from, &path).map_err(|e| {
             let context = format!("renaming {} to {}", from.display(), path.display());
             Error::io(context, e)
         })?;
@@ -181,13 +194,13 @@ impl LogDir {
     /// zero-fills it up to [`PREALLOCATED_BYTES`] if it is shorter, and fsyncs it. Returns
     /// the file's length. Old bytes past the marker stay: they cannot check out as this
     /// segment's.
-    pub fn initialize(&mut self, file: &File, path: &Path, number: u64) -> Result<u64> {
+    pub fn initialize(&mut self, file: &dyn DiskFile, path: &Path, number: u64) -> Result<u64> {
         let context = || format!("preparing the log segment {}", path.display());
-        let mut start = v2::header(number).to_vec();
-        start.extend_from_slice(&v2::marker(number, v2::HEADER_LEN));
-        let len = file.metadata().map_err(|e| Error::io(context(), e))?.len();
+        let mut start = v3::header(number).to_vec();
+        start.extend_from_slice(&v3::marker(number, v3::HEADER_LEN, v3::HEADER_LEN));
+        let len = file.file_len().map_err(|e| Error::io(context(), e))?;
         let allocated = len.max(PREALLOCATED_BYTES);
-        file.write_all_at(&start, 0)
+        file.write_at(&start, 0)
             .map_err(|e| Error::io(context(), e))?;
         write_zeros(file, (start.len() as u64).max(len), allocated)
             .map_err(|e| Error::io(context(), e))?;
@@ -196,15 +209,21 @@ impl LogDir {
     }
 
     /// Writes `bytes` at `offset` of the open segment `number`.
-    pub fn write_at(&self, file: &File, number: u64, bytes: &[u8], offset: u64) -> Result<()> {
-        file.write_all_at(bytes, offset).map_err(|e| {
+    pub fn write_at(
+        &self,
+        file: &dyn DiskFile,
+        number: u64,
+        bytes: &[u8],
+        offset: u64,
+    ) -> Result<()> {
+        file.write_at(bytes, offset).map_err(|e| {
             let path = self.segment_path(number);
             Error::io(format!("writing to {}", path.display()), e)
         })
     }
 
     /// Writes zeros to `from..to` of the open segment `number`.
-    pub fn zero(&self, file: &File, number: u64, from: u64, to: u64) -> Result<()> {
+    pub fn zero(&self, file: &dyn DiskFile, number: u64, from: u64, to: u64) -> Result<()> {
         write_zeros(file, from, to).map_err(|e| {
             let path = self.segment_path(number);
             Error::io(format!("zero-filling {}", path.display()), e)
@@ -212,17 +231,17 @@ impl LogDir {
     }
 
     /// Opens the existing segment `number` for writing.
-    pub fn open_segment(&self, number: u64) -> Result<File> {
-        open_rw(&self.segment_path(number))
+    pub fn open_segment(&self, number: u64) -> Result<LogFile> {
+        self.open_rw(&self.segment_path(number))
     }
 
     /// Truncates the version 1 segment `number` to `len` bytes and fsyncs it.
     pub fn truncate_segment(&mut self, number: u64, len: u64) -> Result<()> {
         let path = self.segment_path(number);
-        let file = open_rw(&path)?;
+        let file = self.open_rw(&path)?;
         file.set_len(len)
             .map_err(|e| Error::io(format!("repairing the log segment {}", path.display()), e))?;
-        self.sync_file(&file, &path)
+        self.sync_file(&*file, &path)
     }
 
     /// Retires segment `number`, which a checkpoint covers: it becomes a spare if fewer
@@ -236,10 +255,12 @@ impl LogDir {
             return Ok(None);
         }
         let spare = spare_name(number);
-        fs::rename(&path, self.path.join(&spare)).map_err(|e| {
-            let context = format!("renaming {} to {spare}", path.display());
-            Error::io(context, e)
-        })?;
+        self.disk
+            .rename(&path, &self.path.join(&spare))
+            .map_err(|e| {
+                let context = format!("renaming {} to {spare}", path.display());
+                Error::io(context, e)
+            })?;
         Ok(Some(spare))
     }
 
@@ -250,27 +271,43 @@ impl LogDir {
 
     /// Removes a file, if it is there.
     pub fn remove(&self, path: &Path) -> Result<()> {
-        match fs::remove_file(path) {
+        match self.disk.remove(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(Error::io(format!("removing {}", path.display()), e))
             }
             _ => Ok(()),
         }
     }
-}
 
-/// Reads a whole file, or `None` if it does not exist.
-pub fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+    /// Whether a file is at `path`.
+    pub fn exists(&self, path: &Path) -> bool {
+        self.disk.exists(path)
     }
-}
 
-/// Reads a whole file that must exist.
-pub fn read(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))
+    /// Reads a whole file, or `None` if it does not exist.
+    pub fn read_if_present(&self, path: &Path) -> Result<Option<Vec<u8>>> {
+        match self.disk.read(path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+        }
+    }
+
+    /// Reads a whole file that must exist.
+    pub fn read(&self, path: &Path) -> Result<Vec<u8>> {
+        (self.disk.read(path)).map_err(|e| Error::io(format!("reading {}", path.display()), e))
+    }
+
+    /// Creates (or empties) the file at `path` and opens it for writing.
+    pub fn create_file(&self, path: &Path) -> Result<LogFile> {
+        (self.disk.open(path, Open::Truncate))
+            .map_err(|e| Error::io(format!("creating {}", path.display()), e))
+    }
+
+    fn open_rw(&self, path: &Path) -> Result<LogFile> {
+        (self.disk.open(path, Open::Existing))
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))
+    }
 }
 
 /// The file name of segment `number`.
@@ -296,22 +333,14 @@ fn parse_number(digits: &str) -> Option<u64> {
     well_formed.then(|| digits.parse().ok()).flatten()
 }
 
-fn open_rw(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io(format!("opening {}", path.display()), e))
-}
-
 /// Writes zeros to `from..to` of `file` (really writes them: space that `fallocate`
 /// reserves is marked unwritten, and converting it on the first write is metadata again).
-fn write_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+fn write_zeros(file: &dyn DiskFile, from: u64, to: u64) -> std::io::Result<()> {
     static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
     let mut at = from;
     while at < to {
         let n = (to - at).min(ZEROS.len() as u64);
-        file.write_all_at(&ZEROS[..n as usize], at)?;
+        file.write_at(&ZEROS[..n as usize], at)?;
         at += n;
     }
     Ok(())

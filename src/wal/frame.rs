@@ -6,7 +6,7 @@
 //! see [`codec`]); the CRC covers the length, so a damaged length is caught like damaged
 //! data. A checkpoint is a 12-byte header (8 magic bytes, the format version as a `u32`
 //! LE) and one frame whose CRC covers the length and payload; its layout is the same in
-//! both versions. Log segments come in two versions.
+//! every version. Log segments come in three versions.
 //!
 //! # Torn or damaged
 //!
@@ -72,11 +72,25 @@
 //!    time and decodes a candidate before computing its CRC, so it costs about a read.
 //! 3. If nothing checks out past `end`, the tail is **torn** and cut at `end`.
 //!
-//! Known limit of rule 2: if a crash persists a later sector of an unsynced write but not
-//! an earlier one, its later records check out past a failed one, and the segment is
-//! reported as damaged although nothing fsynced was lost. The error names the offset; if
-//! nothing from there on was acknowledged, truncating the file there is safe (the file
-//! then ends at the end of a record, which reads as a clean end).
+//! Known limit of rule 2 in version 2: if a crash persists a later sector of an unsynced
+//! write but not an earlier one, its later records check out past a failed one, and the
+//! segment is reported as damaged although nothing fsynced was lost. The error names the
+//! offset; if nothing from there on was acknowledged, truncating the file there is safe
+//! (the file then ends at the end of a record, which reads as a clean end).
+//!
+//! ## Version 3: the synced position
+//!
+//! Version 3 ([`v3`], written today) is version 2 with one more field in every frame
+//! header and end marker: the offset up to which the segment was known durable when it
+//! was written. Rule 2 then counts only a later frame or marker whose synced position is
+//! past `end`, one written after an fsync that covered the failed bytes. A power loss
+//! keeps everything fsynced, so the walk stops at or past the durable end, and nothing
+//! written since carries a synced position past it: whichever sectors of the unsynced
+//! writes reached the disk, in whatever order, the tail is torn, never damage. Damage to
+//! fsynced bytes is refused once a later write recorded their fsync; damage to the writes
+//! since (the last write, or the last few of a group commit) is cut like a torn write.
+//! Frames of the torn writes may still check out past `end`: recovery then seals the
+//! segment and appends in a new one (see [`super::recover`]).
 
 use super::Record;
 use super::codec::{self, Prefix};
@@ -85,13 +99,14 @@ use serde::Serialize;
 use std::path::Path;
 
 pub mod v2;
+pub mod v3;
 
 /// The magic bytes at the start of every log segment.
 pub const LOG_MAGIC: [u8; 8] = *b"KV2PCLOG";
 /// The magic bytes at the start of a checkpoint file.
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"KV2PCCKP";
 /// The format version this code writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The length of a checkpoint header and of a version 1 segment header: magic and
 /// version. A version 2 segment header is longer ([`v2::HEADER_LEN`]).
 pub const HEADER_LEN: u64 = 12;
@@ -150,7 +165,7 @@ pub fn check_header(bytes: &[u8], magic: [u8; 8]) -> Result<HeaderCheck, Damage>
         let expected = header_with(magic, version);
         bytes.len() < expected.len() && expected.starts_with(bytes)
     };
-    if is_prefix(1) || is_prefix(FORMAT_VERSION) || all_zero(bytes) {
+    if is_prefix(1) || is_prefix(2) || is_prefix(FORMAT_VERSION) || all_zero(bytes) {
         return Ok(HeaderCheck::Torn);
     }
     if bytes.len() < HEADER_LEN as usize || bytes[..8] != magic {
@@ -195,10 +210,21 @@ pub fn push_unsealed<T: Serialize + ?Sized>(
     value: &T,
     limit: u32,
 ) -> Result<usize, String> {
+    push_unsealed_with(buf, value, limit, FRAME_HEADER_LEN as usize)
+}
+
+/// [`push_unsealed`] with a frame header of `head` bytes (16 in version 3, whose synced
+/// position [`v3::seal`] fills in with the CRC).
+pub fn push_unsealed_with<T: Serialize + ?Sized>(
+    buf: &mut Vec<u8>,
+    value: &T,
+    limit: u32,
+    head: usize,
+) -> Result<usize, String> {
     let start = buf.len();
-    buf.extend_from_slice(&[0u8; FRAME_HEADER_LEN as usize]);
+    buf.resize(start + head, 0);
     let encoded = codec::encode_into(value, buf).and_then(|()| {
-        let len = buf.len() - start - FRAME_HEADER_LEN as usize;
+        let len = buf.len() - start - head;
         u32::try_from(len)
             .ok()
             .filter(|len| *len <= limit)
@@ -300,14 +326,14 @@ pub fn check_segment_header(bytes: &[u8], number: u64) -> Result<Option<u32>, Da
         let common = bytes.iter().zip(header).take_while(|(a, b)| a == b).count();
         common < header.len() && v2::first_nonzero(&bytes[common..]).is_none()
     };
-    if torn(&header_with(LOG_MAGIC, 1)) || torn(&v2::header(number)) {
+    if torn(&header_with(LOG_MAGIC, 1)) || torn(&v2::header(number)) || torn(&v3::header(number)) {
         return Ok(None);
     }
     let version = match check_header(bytes, LOG_MAGIC)? {
         HeaderCheck::Whole => u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]),
         HeaderCheck::Torn => return Ok(None),
     };
-    if version == v2::VERSION {
+    if version >= v2::VERSION {
         v2::check_header(bytes, number)?;
     }
     Ok(Some(version))
@@ -326,7 +352,8 @@ pub fn scan_segment(bytes: &[u8], number: u64) -> Result<Scanned, Damage> {
             appendable: true,
         }),
         Some(1) => scan_v1(bytes),
-        Some(_) => v2::scan(bytes, number),
+        Some(v2::VERSION) => v2::scan(bytes, number),
+        Some(_) => v3::scan(bytes, number),
     }
 }
 
@@ -489,7 +516,7 @@ mod tests {
         assert_eq!(err.offset, 8);
         assert_eq!(
             err.detail,
-            "log format version 9 is newer than this kv2pc understands (2)"
+            "log format version 9 is newer than this kv2pc understands (3)"
         );
     }
 

@@ -29,7 +29,9 @@
 //! The write position (`written_len`) is the Wal's, not the file's length.
 //!
 //! Every write ends with the segment's *end marker* just after its last record, and the
-//! next write starts over it. The marker is how recovery knows the log ends there (see
+//! next write starts over it. Every frame and marker of a write carries `synced_len` as
+//! it was when the write was issued (format version 3): the proof recovery needs to call
+//! a bad frame damage rather than a torn unsynced tail (see [`super::frame`]). The marker is how recovery knows the log ends there (see
 //! [`super::frame`]); it is not a record and [`Wal::size`] does not count it.
 //!
 //! # Segments and recycling
@@ -57,13 +59,11 @@
 //! so that recovery reads what really is on disk.
 
 use super::checkpoint;
-use super::files::LogDir;
-use super::frame::{self, MAX_RECORD_BYTES, v2};
+use super::files::{LogDir, LogFile};
+use super::frame::{self, MAX_RECORD_BYTES, v3};
 use super::{Record, Snapshot};
 use crate::error::{Error, Result};
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// The default size past which a new segment is started.
 pub const SEGMENT_BYTES: u64 = 64 << 20;
@@ -73,14 +73,14 @@ pub const MAX_GROWTH: u64 = 4 << 20;
 /// One node's write-ahead log, open for appending.
 ///
 /// Invariants: every segment before the current one is fsynced whole, and ends with its
-/// end marker; the current segment is in format version 2, holds its end marker at
+/// end marker; the current segment is in format version 3, holds its end marker at
 /// `written_len`, and `HEADER_LEN <= synced_len <= written_len`,
 /// `written_len + MARKER_LEN <= allocated`, the file's length.
 #[derive(Debug)]
 pub struct Wal {
     pub(super) dir: LogDir,
     /// Shared with the node's syncer thread, which fsyncs it (see [`Wal::sync_target`]).
-    pub(super) file: Arc<File>,
+    pub(super) file: LogFile,
     pub(super) first_segment: u64,
     pub(super) segment: u64,
     pending: Vec<u8>,
@@ -88,6 +88,10 @@ pub struct Wal {
     pub(super) synced_len: u64,
     pub(super) allocated: u64,
     pub(super) earlier_bytes: u64,
+    /// How many records the current segment holds, and the pending buffer: the size
+    /// leaves out their synced fields.
+    segment_records: u64,
+    pending_records: u64,
     segment_bytes: u64,
     failure: Option<String>,
     /// Make the next write fail as a full disk would (fault injection for tests).
@@ -106,7 +110,7 @@ pub struct Wal {
 #[derive(Clone, Debug)]
 pub struct SyncTarget {
     /// The current segment file.
-    pub file: Arc<File>,
+    pub file: LogFile,
     /// Its path, for error messages.
     pub path: PathBuf,
     /// Everything before this LSN is durable once `file` is fsynced.
@@ -118,7 +122,7 @@ pub(super) struct Resume {
     /// The log directory.
     pub dir: LogDir,
     /// The segment to append to, open for writing.
-    pub file: File,
+    pub file: LogFile,
     /// The first segment after the checkpoint.
     pub first_segment: u64,
     /// The number of the segment to append to (version 2, durable up to `written_len`).
@@ -129,6 +133,8 @@ pub(super) struct Resume {
     pub allocated: u64,
     /// The bytes of records in the live segments before it.
     pub earlier_bytes: u64,
+    /// How many records it holds before `written_len`.
+    pub records: u64,
 }
 
 impl Wal {
@@ -136,7 +142,7 @@ impl Wal {
         resume.dir.reset_fsyncs();
         Wal {
             dir: resume.dir,
-            file: Arc::new(resume.file),
+            file: resume.file,
             first_segment: resume.first_segment,
             segment: resume.segment,
             pending: Vec::new(),
@@ -144,6 +150,8 @@ impl Wal {
             synced_len: resume.written_len,
             allocated: resume.allocated,
             earlier_bytes: resume.earlier_bytes,
+            segment_records: resume.records,
+            pending_records: 0,
             segment_bytes: SEGMENT_BYTES,
             failure: None,
             fail_next_write: false,
@@ -158,8 +166,9 @@ impl Wal {
     /// [`Wal::flush`].
     pub fn append(&mut self, record: &Record) -> Result<()> {
         self.check_usable()?;
-        frame::push_unsealed(&mut self.pending, record, MAX_RECORD_BYTES)
-            .map(|_| ())
+        let head = v3::FRAME_HEADER_LEN as usize;
+        frame::push_unsealed_with(&mut self.pending, record, MAX_RECORD_BYTES, head)
+            .map(|_| self.pending_records += 1)
             .map_err(|e| Error::InvalidInput(format!("cannot log a {} record: {e}", record.kind())))
     }
 
@@ -181,25 +190,33 @@ impl Wal {
 
     /// Does to the log what a machine crash would: the pending records and everything
     /// written but not fsynced are lost. The bytes past the synced boundary go back to
-    /// what they were at the last fsync: the end marker there, then zeros (a recycled
-    /// segment held stale bytes there instead, which recovery treats the same way).
+    /// what they were at the last fsync: an end marker there (whose synced position is
+    /// its own offset), then zeros (a recycled segment held stale bytes there instead,
+    /// which recovery treats the same way). For losses of any subset of unsynced sectors,
+    /// open the log on a [`SimDisk`](crate::disk::SimDisk) instead.
     pub fn simulate_crash(self) -> Result<()> {
         if self.synced_len == self.written_len {
             return Ok(());
         }
-        let marker = v2::marker(self.segment, self.synced_len);
-        let after = self.synced_len + v2::MARKER_LEN;
-        let end = self.written_len + v2::MARKER_LEN;
+        let marker = v3::marker(self.segment, self.synced_len, self.synced_len);
+        let after = self.synced_len + v3::MARKER_LEN;
+        let end = self.written_len + v3::MARKER_LEN;
         self.dir
-            .write_at(&self.file, self.segment, &marker, self.synced_len)?;
-        self.dir.zero(&self.file, self.segment, after, end)
+            .write_at(&*self.file, self.segment, &marker, self.synced_len)?;
+        self.dir.zero(&*self.file, self.segment, after, end)
     }
 
     /// Bytes of log records since the last checkpoint, pending ones included (segment
     /// headers, end markers and preallocated space are not counted, so the size right
     /// after a checkpoint is 0).
     pub fn size(&self) -> u64 {
-        self.earlier_bytes + (self.written_len - v2::HEADER_LEN) + self.pending.len() as u64
+        let pending = self.pending.len() as u64 - v3::SYNCED_LEN * self.pending_records;
+        self.earlier_bytes + self.segment_size() + pending
+    }
+
+    /// The bytes of records written in the current segment, counted as in [`Wal::size`].
+    fn segment_size(&self) -> u64 {
+        (self.written_len - v3::HEADER_LEN) - v3::SYNCED_LEN * self.segment_records
     }
 
     /// How many fsyncs (of segments, checkpoints and the directory) this log has issued
@@ -271,7 +288,7 @@ impl Wal {
             return Err(Error::io(format!("appending to {}", path.display()), full));
         }
         if !self.pending.is_empty() {
-            let has_records = self.written_len > v2::HEADER_LEN;
+            let has_records = self.written_len > v3::HEADER_LEN;
             if has_records && self.written_len >= self.segment_bytes {
                 self.start_segment()?;
             }
@@ -288,20 +305,22 @@ impl Wal {
     fn write_records(&mut self) -> Result<()> {
         let records_len = self.pending.len() as u64;
         let end = self.written_len + records_len;
-        v2::seal(&mut self.pending, self.segment, self.written_len);
+        let synced = self.synced_len;
+        v3::seal(&mut self.pending, self.segment, self.written_len, synced);
         self.pending
-            .extend_from_slice(&v2::marker(self.segment, end));
-        let write_end = end + v2::MARKER_LEN;
+            .extend_from_slice(&v3::marker(self.segment, end, synced));
+        let write_end = end + v3::MARKER_LEN;
         self.dir
-            .write_at(&self.file, self.segment, &self.pending, self.written_len)?;
+            .write_at(&*self.file, self.segment, &self.pending, self.written_len)?;
         self.pending.clear();
+        self.segment_records += std::mem::take(&mut self.pending_records);
         self.written_len = end;
         self.written_lsn += records_len;
         if write_end > self.allocated {
             let growth = self.allocated.min(MAX_GROWTH);
             let allocated = write_end.max(self.allocated + growth);
             self.dir
-                .zero(&self.file, self.segment, write_end, allocated)?;
+                .zero(&*self.file, self.segment, write_end, allocated)?;
             self.allocated = allocated;
         }
         Ok(())
@@ -309,7 +328,7 @@ impl Wal {
 
     fn sync_current(&mut self) -> Result<()> {
         let path = self.dir.segment_path(self.segment);
-        self.dir.sync_file(&self.file, &path)?;
+        self.dir.sync_file(&*self.file, &path)?;
         self.synced_len = self.written_len;
         self.synced_lsn = self.written_lsn;
         Ok(())
@@ -323,8 +342,8 @@ impl Wal {
         }
         let next = self.segment + 1;
         let (file, allocated) = self.dir.new_segment(next)?;
-        self.earlier_bytes += self.written_len - v2::HEADER_LEN;
-        self.file = Arc::new(file);
+        self.earlier_bytes += self.segment_size();
+        self.file = file;
         self.moved_to(next, allocated);
         Ok(())
     }
@@ -332,10 +351,11 @@ impl Wal {
     /// Points appending at the start of the empty segment `segment`, in `self.file`.
     fn moved_to(&mut self, segment: u64, allocated: u64) {
         self.segment = segment;
-        self.written_len = v2::HEADER_LEN;
-        self.synced_len = v2::HEADER_LEN;
+        self.written_len = v3::HEADER_LEN;
+        self.synced_len = v3::HEADER_LEN;
+        self.segment_records = 0;
         self.allocated = allocated;
-        (self.segment_lsn, self.segment_offset) = (self.written_lsn, v2::HEADER_LEN);
+        (self.segment_lsn, self.segment_offset) = (self.written_lsn, v3::HEADER_LEN);
     }
 
     fn write_checkpoint(&mut self, snapshot: &Snapshot) -> Result<()> {
@@ -343,7 +363,7 @@ impl Wal {
         let (first, current, next) = (self.first_segment, self.segment, self.segment + 1);
         checkpoint::write(&mut self.dir, next, snapshot)?;
         let path = self.dir.segment_path(current);
-        let allocated = self.dir.reuse(&self.file, &path, next)?;
+        let allocated = self.dir.reuse(&*self.file, &path, next)?;
         for number in first..current {
             self.dir.retire(number)?;
         }

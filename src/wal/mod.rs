@@ -9,6 +9,11 @@
 //! byte-level description, and `logs/golden/` holds logs of earlier versions that must
 //! stay readable.
 //!
+//! Every file operation goes through a [`Disk`](crate::disk::Disk): [`Wal::open`] uses the
+//! real file system, [`Wal::open_on`] any disk, such as the simulated one that loses
+//! power. The durability argument (what is fsynced before what) is made in the disk's
+//! terms, and tested by power losses on that simulated disk (`tests/wal/power.rs`).
+//!
 //! Segments are preallocated so that an `fdatasync` after an append has only data to
 //! write, and a checkpoint recycles its segment's file instead of deleting it. Since such
 //! a file is longer than its log, where the log ends is told by end markers and by CRCs

@@ -8,20 +8,30 @@
 //! spares or removed), and the last segment is made ready to append to:
 //!
 //! - a torn header (its creation was cut off) is rewritten, and appending starts after it;
-//! - a version 2 segment whose walk ended torn gets an end marker at the end of its last
-//!   whole record, zeros over the rest of the torn record, and appending continues there. That is safe because the walk found no
-//!   frame or marker of this segment anywhere after that point, and appending only ever
-//!   writes at that point: nothing already past it can come to check out;
-//! - a version 2 segment that ended cleanly continues in place if only zeros follow its
+//! - a version 3 segment whose walk ended torn gets an end marker at the end of its last
+//!   whole record and zeros over the rest of the torn record. If the walk found no frame
+//!   or marker of this segment anywhere after that point, appending continues there:
+//!   appending only ever writes at that point, so nothing already past it can come to
+//!   check out. If it found some (of the same unsynced write, which reached the disk in
+//!   part, or of later unsynced ones), the segment is left sealed by the new marker and a
+//!   new segment is started, so that a later torn write can never bring one of them back
+//!   into the walk;
+//! - a version 3 segment that ended cleanly continues in place if only zeros follow its
 //!   end marker. Otherwise (stale bytes of a recycled file, or bytes of a write that
 //!   never was synced) it is left as it is, sealed by its marker, and a new segment is
 //!   started: recovery never has to tell what lies past a marker;
+//! - a version 2 segment is repaired the same way (with a version 2 marker), and a new
+//!   version 3 segment is always started after it: a segment holds frames of one layout;
 //! - a version 1 segment is cut at its torn tail as version 1 always was, and a new
 //!   version 2 segment is started after it.
 //!
-//! Finally the last segment is fsynced (or, when a new one starts, the one before it), so
-//! that nothing recovery replays can still vanish: a process that crashed may have left
-//! writes in the page cache only.
+//! Finally the last segment is fsynced (or, when a new one starts, the one before it), and
+//! then the directory, so that nothing recovery replays can still vanish: a process that
+//! crashed may have left writes in the page cache only, and names too (a segment created
+//! or renamed into place, a spare retired, before the directory fsync that would have
+//! made it durable). Without the directory fsync, records appended to such a segment
+//! after the restart would be fsynced and acknowledged, and lost with its name at the next
+//! power loss.
 //!
 //! Known limits: recovery holds a segment's bytes in memory while it reads it, and reads
 //! every record since the last checkpoint, so checkpoints keep restarts quick. Each
@@ -30,11 +40,13 @@
 
 use super::checkpoint;
 use super::files::{self, LogDir, PREALLOCATED_BYTES};
-use super::frame::{self, Scanned, Tail, v2};
+use super::frame::{self, Scanned, Tail, v2, v3};
 use super::log::{Resume, Wal};
 use super::{Record, Snapshot};
+use crate::disk::{self, Disk, DiskFile};
 use crate::error::{Error, Result};
 use std::path::Path;
+use std::sync::Arc;
 
 /// What [`Wal::open`] found: the state to rebuild a node from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -54,27 +66,38 @@ struct SegmentScan {
 }
 
 impl SegmentScan {
-    /// The bytes of its whole records.
+    /// The bytes of its whole records, counted as [`Wal::size`] does (without the synced
+    /// fields of version 3).
     fn record_bytes(&self) -> u64 {
-        let header = match self.scanned.version {
-            1 => frame::HEADER_LEN,
-            _ => v2::HEADER_LEN,
+        let (header, extra) = match self.scanned.version {
+            1 => (frame::HEADER_LEN, 0),
+            v2::VERSION => (v2::HEADER_LEN, 0),
+            _ => (v3::HEADER_LEN, v3::SYNCED_LEN),
         };
-        self.scanned.end.saturating_sub(header)
+        let records = self.scanned.records.len() as u64;
+        self.scanned.end.saturating_sub(header) - extra * records
     }
 }
 
 impl Wal {
-    /// Opens (creating if needed) the log in `dir` and recovers what it holds.
+    /// Opens (creating if needed) the log in `dir` of the real file system and recovers
+    /// what it holds.
     pub fn open(dir: &Path) -> Result<(Wal, Recovery)> {
-        let mut log_dir = LogDir::new(dir);
+        Wal::open_on(disk::real(), dir)
+    }
+
+    /// Opens (creating if needed) the log in `dir` of `disk` and recovers what it holds:
+    /// [`Wal::open`] on any disk, such as a [`SimDisk`](crate::disk::SimDisk).
+    pub fn open_on(disk: Arc<dyn Disk>, dir: &Path) -> Result<(Wal, Recovery)> {
+        let mut log_dir = LogDir::new(disk, dir);
         log_dir.create()?;
         let checkpoint = checkpoint::read(&log_dir)?;
         let first_segment = checkpoint.as_ref().map_or(1, |c| c.first_segment);
         let (covered, live) = live_segments(&log_dir, first_segment)?;
         let scans = scan_segments(&log_dir, &live)?;
         let mut warnings = remove_leftovers(&log_dir, &covered)?;
-        let resume = resume(log_dir, first_segment, &scans, &mut warnings)?;
+        let mut resume = resume(log_dir, first_segment, &scans, &mut warnings)?;
+        resume.dir.sync_dir()?;
         let records = scans.into_iter().flat_map(|scan| scan.scanned.records);
         let recovery = Recovery {
             snapshot: checkpoint.map(|c| c.snapshot),
@@ -89,7 +112,12 @@ impl Wal {
     /// preallocated zeros and a recycled file's stale bytes are not listed, and segments
     /// the checkpoint covers are skipped.
     pub fn read_records(dir: &Path) -> Result<Vec<(u64, u64, Record)>> {
-        let scans = read_live(dir)?;
+        Wal::read_records_on(disk::real(), dir)
+    }
+
+    /// [`Wal::read_records`] on any disk.
+    pub fn read_records_on(disk: Arc<dyn Disk>, dir: &Path) -> Result<Vec<(u64, u64, Record)>> {
+        let scans = read_live(&LogDir::new(disk, dir))?;
         let listed = scans.into_iter().flat_map(|scan| {
             let number = scan.number;
             let records = scan.scanned.records.into_iter();
@@ -102,16 +130,19 @@ impl Wal {
     /// [`Wal::size`] would report after opening it (for a node that is down). Changes
     /// nothing on disk.
     pub fn logged_bytes(dir: &Path) -> Result<u64> {
-        Ok(read_live(dir)?.iter().map(SegmentScan::record_bytes).sum())
+        let log_dir = LogDir::new(disk::real(), dir);
+        Ok(read_live(&log_dir)?
+            .iter()
+            .map(SegmentScan::record_bytes)
+            .sum())
     }
 }
 
-fn read_live(dir: &Path) -> Result<Vec<SegmentScan>> {
-    let log_dir = LogDir::new(dir);
-    let checkpoint = checkpoint::read(&log_dir)?;
+fn read_live(log_dir: &LogDir) -> Result<Vec<SegmentScan>> {
+    let checkpoint = checkpoint::read(log_dir)?;
     let first_segment = checkpoint.map_or(1, |c| c.first_segment);
-    let (_, live) = live_segments(&log_dir, first_segment)?;
-    scan_segments(&log_dir, &live)
+    let (_, live) = live_segments(log_dir, first_segment)?;
+    scan_segments(log_dir, &live)
 }
 
 /// Makes the last segment ready to append to (or starts a new one), per the module docs.
@@ -128,9 +159,10 @@ fn resume(
             file,
             first_segment,
             segment: first_segment,
-            written_len: v2::HEADER_LEN,
+            written_len: v3::HEADER_LEN,
             allocated,
             earlier_bytes: 0,
+            records: 0,
         });
     };
     let earlier_bytes: u64 = earlier.iter().map(SegmentScan::record_bytes).sum();
@@ -145,34 +177,47 @@ fn resume(
                 "node log {}: rewrote a torn segment header ({torn} bytes)",
                 path.display()
             ));
-            let allocated = dir.initialize(&file, &path, number)?;
-            Some((v2::HEADER_LEN, allocated))
+            let allocated = dir.initialize(&*file, &path, number)?;
+            Some((v3::HEADER_LEN, allocated))
         }
         (tail, 1) => {
             if tail == Tail::TornRecord {
                 warnings.push(torn_warning(&path, end, torn));
                 dir.truncate_segment(number, end)?;
             } else {
-                dir.sync_file(&file, &path)?;
+                dir.sync_file(&*file, &path)?;
             }
             None
         }
-        (Tail::TornRecord, _) => {
+        (Tail::TornRecord, version) => {
             warnings.push(torn_warning(&path, end, torn));
-            Some((end, mark_end(&mut dir, &file, number, end, torn)?))
+            let allocated = mark_end(&mut dir, &*file, (number, version), end, torn)?;
+            let in_place = version == v3::VERSION && scanned.appendable;
+            in_place.then_some((end, allocated))
         }
-        (_, _) if scanned.appendable => Some((end, mark_end(&mut dir, &file, number, end, torn)?)),
+        (_, v3::VERSION) if scanned.appendable => Some((
+            end,
+            mark_end(&mut dir, &*file, (number, v3::VERSION), end, torn)?,
+        )),
         (_, _) => {
-            dir.sync_file(&file, &path)?;
+            dir.sync_file(&*file, &path)?;
             None
         }
     };
-    let (file, segment, written_len, allocated, earlier_bytes) = match continues {
-        Some((written_len, allocated)) => (file, number, written_len, allocated, earlier_bytes),
+    let records = scanned.records.len() as u64;
+    let (file, segment, written_len, allocated, earlier_bytes, records) = match continues {
+        Some((written_len, allocated)) => {
+            let records = if written_len == v3::HEADER_LEN {
+                0
+            } else {
+                records
+            };
+            (file, number, written_len, allocated, earlier_bytes, records)
+        }
         None => {
             let (file, allocated) = dir.new_segment(number + 1)?;
             let sealed = earlier_bytes + last.record_bytes();
-            (file, number + 1, v2::HEADER_LEN, allocated, sealed)
+            (file, number + 1, v3::HEADER_LEN, allocated, sealed, 0)
         }
     };
     Ok(Resume {
@@ -183,6 +228,7 @@ fn resume(
         written_len,
         allocated,
         earlier_bytes,
+        records,
     })
 }
 
@@ -201,21 +247,25 @@ fn torn_warning(path: &Path, end: u64, torn: u64) -> String {
     }
 }
 
-/// Writes the end marker at `end` of segment `number` over the first of the `torn`
-/// bytes there, zeros over the rest of them, zero-fills the file up to the preallocated
-/// size if it is shorter, and fsyncs it. Returns the file's length.
+/// Writes the end marker at `end` of segment `number` (of format `version`, 2 or 3) over
+/// the first of the `torn` bytes there, zeros over the rest of them, zero-fills the file
+/// up to the preallocated size if it is shorter, and fsyncs it. Returns the file's length.
 fn mark_end(
     dir: &mut LogDir,
-    file: &std::fs::File,
-    number: u64,
+    file: &dyn DiskFile,
+    (number, version): (u64, u32),
     end: u64,
     torn: u64,
 ) -> Result<u64> {
     let path = dir.segment_path(number);
     let io = |e| Error::io(format!("repairing the log segment {}", path.display()), e);
-    let len = file.metadata().map_err(io)?.len();
-    let after = end + v2::MARKER_LEN.max(torn);
-    let mut repair = v2::marker(number, end).to_vec();
+    let len = file.file_len().map_err(io)?;
+    let marker = match version {
+        v2::VERSION => v2::marker(number, end).to_vec(),
+        _ => v3::marker(number, end, end).to_vec(),
+    };
+    let after = end + (marker.len() as u64).max(torn);
+    let mut repair = marker;
     repair.resize((after - end) as usize, 0);
     dir.write_at(file, number, &repair, end)?;
     let allocated = len.max(after).max(PREALLOCATED_BYTES);
@@ -263,7 +313,7 @@ fn scan_segments(dir: &LogDir, numbers: &[u64]) -> Result<Vec<SegmentScan>> {
     let mut scans = Vec::with_capacity(numbers.len());
     for (index, number) in numbers.iter().enumerate() {
         let path = dir.segment_path(*number);
-        let bytes = files::read(&path)?;
+        let bytes = dir.read(&path)?;
         let scanned =
             frame::scan_segment(&bytes, *number).map_err(|damage| damage.in_file(&path))?;
         let is_last = index + 1 == numbers.len();
@@ -290,7 +340,7 @@ fn scan_segments(dir: &LogDir, numbers: &[u64]) -> Result<Vec<SegmentScan>> {
 fn remove_leftovers(dir: &LogDir, covered: &[u64]) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
     let tmp = dir.checkpoint_tmp_path();
-    if tmp.exists() {
+    if dir.exists(&tmp) {
         dir.remove(&tmp)?;
         warnings.push(format!(
             "node log {}: removed an unfinished checkpoint",

@@ -31,6 +31,7 @@ fn commit_on_node_1(h: &mut Harness, tid: TxnId) -> Vec<Fx> {
     let request = Request::Commit {
         tid,
         participants: vec![1],
+        clock: 0,
     };
     assert_eq!(
         h.request(0, request),

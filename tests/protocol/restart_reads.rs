@@ -84,6 +84,7 @@ fn t1_with_node_2_vote_pending(
     let commit = Request::Commit {
         tid: t1,
         participants: vec![1, 2],
+        clock: 0,
     };
     let mut wire = Wire::new();
     post(&mut wire, 0, &h.request(0, commit));
@@ -134,8 +135,7 @@ fn t1_with_node_2_vote_pending(
 /// Node 1 crashes and recovers from `records`; its recovery's messages go on the wire
 /// (behind node 2's vote, which the coordinator has not handled yet).
 fn restart_node_1(h: &mut Harness, records: &[Record], wire: &mut Wire) {
-    let ts = h.nodes[0].timestamps().clone();
-    let (node, recovery) = Node::recover(1, super::NODES, ts, None, records, h.now);
+    let (node, recovery) = Node::recover(1, super::NODES, None, records, h.now);
     h.nodes[1] = node;
     post(wire, 1, &moves(recovery));
 }
@@ -156,6 +156,7 @@ fn t2_overwrites_r_before_t1_is_decided(
         let request = Request::Commit {
             tid: t2,
             participants: vec![1],
+            clock: 0,
         };
         assert_eq!(
             h.request(0, request),
@@ -188,7 +189,7 @@ fn t2_overwrites_r_before_t1_is_decided(
     );
     let t2_ts = t2_ts.unwrap_or_else(|| commit_t2(h));
     let aborted = h.nodes[0].coordinator().open_transactions().is_empty()
-        && h.nodes[0].coordinator().decided().get(&t1).is_none();
+        && !h.nodes[0].coordinator().decided().contains_key(&t1);
     assert!(
         t1_ts.is_some() || aborted,
         "T1 is neither committed nor aborted"
@@ -325,8 +326,7 @@ fn a_restarted_node_does_not_wait_for_a_peer_that_is_down() {
     );
     // Node 0 restarts (from its log, which is empty): a restarted peer has no votes of
     // this node's old incarnation, so its own announcement answers this node's.
-    let ts = h.nodes[0].timestamps().clone();
-    let (node, recovery) = Node::recover(0, super::NODES, ts, None, &[], h.now);
+    let (node, recovery) = Node::recover(0, super::NODES, None, &[], h.now);
     h.nodes[0] = node;
     wire.retain(|(_, to, _)| *to != 0);
     post(&mut wire, 0, &moves(recovery));
@@ -387,6 +387,7 @@ fn a_repeated_announcement_aborts_nothing_begun_after_the_restart() {
     let commit = Request::Commit {
         tid: t2,
         participants: vec![1, 2],
+        clock: 0,
     };
     post(&mut wire, 0, &h.request(0, commit));
     // A re-announcement sent before the answers came arrives late, before node 1's
@@ -399,7 +400,7 @@ fn a_repeated_announcement_aborts_nothing_begun_after_the_restart() {
     let seen = drain(&mut h, &mut wire);
     assert!(
         seen.iter()
-            .any(|(node, fx)| *node == 0 && *fx == Fx::Ok(Answer::Committed)),
+            .any(|(node, fx)| *node == 0 && *fx == Fx::Committed),
         "{seen:?}"
     );
 }

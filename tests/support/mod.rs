@@ -1,7 +1,8 @@
 //! Support shared by the crash matrix, the random fault runs and the serializability
 //! tests: a cluster harness whose every wait is bounded ([`Harness`]), the list-append
-//! history checker ([`history`]), a seeded random number generator ([`rng`]), and the
-//! machinery of the randomized fault runs ([`faults`]).
+//! history checker ([`history`]), and the machinery of the randomized fault runs
+//! ([`faults`]). Their random choices come from the project's one seeded generator,
+//! `kv2pc::rng::Rng`.
 //!
 //! No wait here can hang a test: settling runs on a helper thread and gives up after
 //! [`SETTLE_LIMIT`], and loops that tick the manual clock until something happens stop
@@ -13,7 +14,6 @@
 
 pub mod faults;
 pub mod history;
-pub mod rng;
 
 use crossbeam::channel::{Sender, bounded, unbounded};
 use kv2pc::{Cluster, Config, Settings};

@@ -27,30 +27,48 @@ fn stored(mut bytes: Vec<u8>) -> Vec<u8> {
     let used = bytes
         .iter()
         .rposition(|b| *b != 0)
-        .map_or(0, |last| last + 1 + FRAME);
+        .map_or(0, |last| last + 1 + MARKER);
     bytes.truncate(used.div_ceil(4096) * 4096);
     bytes
 }
 
 #[test]
-fn the_golden_writer_still_produces_v2_bytes() {
+fn the_golden_writer_still_produces_v3_bytes() {
     if std::env::var_os("KV2PC_WRITE_GOLDEN").is_some_and(|v| v == "1") {
-        let _ = fs::remove_dir_all(golden_dir(2));
-        write_golden(&golden_dir(2));
-        for name in file_names(&golden_dir(2)) {
-            let path = golden_dir(2).join(name);
+        let _ = fs::remove_dir_all(golden_dir(3));
+        write_golden(&golden_dir(3));
+        for name in file_names(&golden_dir(3)) {
+            let path = golden_dir(3).join(name);
             let bytes = stored(fs::read(&path).expect("written"));
             fs::write(&path, bytes).expect("store");
         }
     }
     let dir = tempdir();
     write_golden(dir.path());
-    assert_eq!(file_names(dir.path()), file_names(&golden_dir(2)));
+    assert_eq!(file_names(dir.path()), file_names(&golden_dir(3)));
     for name in file_names(dir.path()) {
         let written = stored(fs::read(dir.path().join(&name)).expect("written"));
-        let golden = fs::read(golden_dir(2).join(&name)).expect("golden");
-        assert!(written == golden, "{name} differs from the v2 golden file");
+        let golden = fs::read(golden_dir(3).join(&name)).expect("golden");
+        assert!(written == golden, "{name} differs from the v3 golden file");
     }
+}
+
+#[test]
+fn the_v3_golden_log_is_still_read() {
+    let listed = Wal::read_records(&golden_dir(3)).expect("listing the golden log");
+    let segments: Vec<u64> = listed.iter().map(|(segment, _, _)| *segment).collect();
+    assert_eq!(segments, [2, 2, 2, 3, 3, 3, 3]);
+    let dir = tempdir();
+    copy_dir(&golden_dir(3), dir.path());
+    let (mut wal, recovery) = open(dir.path());
+    assert_eq!(recovery.snapshot, Some(snapshot()));
+    assert_eq!(recovery.records, every_kind());
+    assert!(recovery.warnings.is_empty(), "{:?}", recovery.warnings);
+    assert_eq!(wal.segment(), 3, "appending goes on in the last segment");
+    append_all(&mut wal, &every_kind()[..1], true);
+    drop(wal);
+    let (_, again) = open(dir.path());
+    assert_eq!(again.records.len(), every_kind().len() + 1);
 }
 
 #[test]
@@ -61,8 +79,8 @@ fn the_v2_golden_log_is_still_read() {
     let stale = fs::read(golden_dir(2).join("log.000002")).expect("golden");
     let last_frame = v1_segment(&every_kind()[4..5]).len() - 12;
     let end = listed[4].1 as usize + last_frame;
-    assert_eq!(stale[end..end + FRAME], v2::marker(2, end as u64));
-    let end = end + FRAME;
+    assert_eq!(stale[end..end + 8], v2::marker(2, end as u64));
+    let end = end + 8;
     assert!(
         stale[end..].iter().any(|b| *b != 0),
         "log.000002 should hold stale records of its use as segment 1 past its end"
@@ -73,10 +91,13 @@ fn the_v2_golden_log_is_still_read() {
     assert_eq!(recovery.snapshot, Some(snapshot()));
     assert_eq!(recovery.records, every_kind());
     assert!(recovery.warnings.is_empty(), "{:?}", recovery.warnings);
+    // A segment holds frames of one layout: appending goes on in a new version 3 segment.
+    assert_eq!(wal.segment(), 4);
     append_all(&mut wal, &every_kind()[..1], true);
     drop(wal);
     let (_, again) = open(dir.path());
     assert_eq!(again.records.len(), every_kind().len() + 1);
+    assert!(again.warnings.is_empty(), "{:?}", again.warnings);
 }
 
 #[test]
@@ -90,7 +111,7 @@ fn the_v1_golden_log_is_still_read() {
     assert_eq!(recovery.snapshot, Some(snapshot()));
     assert_eq!(recovery.records, every_kind());
     assert!(recovery.warnings.is_empty(), "{:?}", recovery.warnings);
-    // Version 1 segments are only read: appending goes on in a new version 2 segment.
+    // Version 1 segments are only read: appending goes on in a new version 3 segment.
     assert_eq!(wal.segment(), 4);
     for name in ["checkpoint", "log.000002", "log.000003"] {
         let copied = fs::read(dir.path().join(name)).expect("copy");

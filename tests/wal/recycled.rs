@@ -37,11 +37,12 @@ fn a_checkpoint_recycles_its_segment_instead_of_deleting_it() {
     assert_eq!(inode(&path), old_inode, "the same file, renamed");
     let after = fs::read(&path).expect("segment 2");
     assert_eq!(after.len(), before.len(), "no zero-fill");
-    assert_eq!(after[..HEADER], v2::header(2));
-    assert_eq!(after[HEADER..HEADER + FRAME], v2::marker(2, HEADER as u64));
+    assert_eq!(after[..HEADER], v3::header(2));
+    let marker = v3::marker(2, HEADER as u64, HEADER as u64);
+    assert_eq!(after[HEADER..HEADER + MARKER], marker);
     assert_eq!(
-        after[HEADER + FRAME..],
-        before[HEADER + FRAME..],
+        after[HEADER + MARKER..],
+        before[HEADER + MARKER..],
         "old records stay"
     );
     assert_eq!((wal.segment(), wal.size()), (2, 0));
@@ -95,12 +96,12 @@ fn a_torn_final_record_in_a_recycled_segment_followed_by_stale_records_is_cut() 
     append_all(&mut wal, std::slice::from_ref(&torn_record), true);
     let end = log_end(&wal);
     let after = fs::read(&path).expect("segment");
-    let stale = &before[start + FRAME..end + FRAME];
+    let stale = &before[start + MARKER..end + MARKER];
     assert!(
         stale.iter().any(|b| *b != 0),
         "stale records lie under the new one"
     );
-    for cut in start + 1..end + FRAME {
+    for cut in start + 1..end + MARKER {
         // The new record's bytes up to the cut, what the file held before from there on.
         let mut torn = after[..cut].to_vec();
         torn.extend_from_slice(&before[cut..]);
@@ -120,7 +121,8 @@ fn a_torn_final_record_in_a_recycled_segment_followed_by_stale_records_is_cut() 
         };
         assert_eq!(recovery.records, expected, "cut at {cut}");
         let kept = if whole { end } else { start };
-        let intact = whole && torn[end..end + FRAME] == v2::marker(2, end as u64);
+        let marker = v3::marker(2, end as u64, start as u64);
+        let intact = whole && torn[end..end + MARKER] == marker;
         if !intact {
             assert_eq!(recovery.warnings.len(), 1, "cut at {cut}");
             let at = format!("log.000002: cut a torn record at byte {kept} (");
@@ -141,17 +143,16 @@ fn a_torn_final_record_in_a_recycled_segment_followed_by_stale_records_is_cut() 
 }
 
 #[test]
-fn a_flipped_bit_followed_by_a_valid_record_is_damage_in_a_recycled_segment() {
+fn a_flipped_bit_followed_by_a_record_written_after_its_fsync_is_damage_in_a_recycled_segment() {
     let source = tempdir();
     let (mut wal, _) = recycled(source.path());
-    append_all(&mut wal, &every_kind()[1..4], true);
-    let end = log_end(&wal);
+    for record in &every_kind()[1..5] {
+        append_all(&mut wal, std::slice::from_ref(record), true);
+    }
     drop(wal);
     let starts = frame_starts_in(source.path(), 2);
     let bytes = fs::read(source.path().join("log.000002")).expect("segment");
-    let mut follows = starts[1..].to_vec();
-    follows.push(end);
-    for (start, next) in starts.iter().zip(&follows) {
+    for (start, next) in starts.iter().zip(&starts[1..]) {
         let dir = tempdir();
         copy_dir(source.path(), dir.path());
         let mut damaged = bytes.clone();
@@ -204,7 +205,9 @@ fn a_full_preallocated_region_grows_by_zero_filled_chunks() {
         commit_ts: 1,
     };
     let mut lengths = vec![len_of(&path)];
+    let mut last_start = 0;
     while wal.size() < 3 * PREALLOCATED {
+        last_start = log_end(&wal);
         append_all(&mut wal, std::slice::from_ref(&big), true);
         if len_of(&path) != *lengths.last().expect("a length") {
             lengths.push(len_of(&path));
@@ -214,9 +217,10 @@ fn a_full_preallocated_region_grows_by_zero_filled_chunks() {
     assert_eq!(lengths, [PREALLOCATED, 2 * PREALLOCATED, 4 * PREALLOCATED]);
     let bytes = fs::read(&path).expect("segment");
     let end = log_end(&wal);
-    assert_eq!(bytes[end..end + FRAME], v2::marker(1, end as u64));
+    let marker = v3::marker(1, end as u64, last_start as u64);
+    assert_eq!(bytes[end..end + MARKER], marker);
     assert!(
-        bytes[end + FRAME..].iter().all(|b| *b == 0),
+        bytes[end + MARKER..].iter().all(|b| *b == 0),
         "zero-filled ahead"
     );
     let size = wal.size();

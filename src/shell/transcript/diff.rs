@@ -1,32 +1,22 @@
-//! A line diff in the unified format, small enough not to need a dependency.
+//! A line diff in the unified format, from the `similar` crate (Myers' algorithm: the
+//! fewest lines removed and added), laid out as `diff -u` does.
 //!
-//! The edit script comes from a longest common subsequence of the lines, computed by
-//! dynamic programming after the common head and tail are set aside. That table is
-//! quadratic in the lines that differ, so past [`MAX_CELLS`] the middle is shown as
-//! removed then added in one piece: still correct, only less precise, which is fine for
-//! a transcript that has gone that far astray.
+//! Lines are compared without their endings, so a missing final newline or `\r\n`
+//! endings make no difference. A pathological pair of texts that would take Myers long
+//! is cut off after [`TIMEOUT`], and the rest shown as removed then added: still correct,
+//! only less precise, which is fine for a transcript that has gone that far astray.
 
-use std::fmt::Write;
+use similar::{Algorithm, TextDiff};
+use std::time::Duration;
 
 /// The lines of context around each change.
 const CONTEXT: usize = 3;
 
-/// The largest table (old lines times new lines that differ) computed exactly.
-const MAX_CELLS: usize = 4_000_000;
+/// The longest the diff may search for the smallest edit before it settles for less.
+const TIMEOUT: Duration = Duration::from_secs(1);
 
-/// One step of the edit script from the old lines to the new.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Edit {
-    /// The line is in both.
-    Same,
-    /// The old line is gone.
-    Removed,
-    /// The new line was added.
-    Added,
-}
-
-/// A unified diff from `expected` to `actual`, compared line by line (so a missing final
-/// newline or `\r\n` endings make no difference), or `None` when the lines are equal.
+/// A unified diff from `expected` to `actual`, compared line by line, or `None` when the
+/// lines are equal. A hunk header gives a range's start and, unless it is 1, its length.
 ///
 /// ```text
 /// --- expected
@@ -42,116 +32,16 @@ pub fn diff(expected: &str, actual: &str) -> Option<String> {
     if old == new {
         return None;
     }
-    let edits = edit_script(&old, &new);
-    let mut text = String::from("--- expected\n+++ actual\n");
-    for (start, end) in hunks(&edits) {
-        write_hunk(&mut text, &edits[..end], start, &old, &new);
-    }
+    let diff = TextDiff::configure()
+        .algorithm(Algorithm::Myers)
+        .timeout(TIMEOUT)
+        .diff_slices(&old, &new);
+    let text = diff
+        .unified_diff()
+        .context_radius(CONTEXT)
+        .header("expected", "actual")
+        .to_string();
     Some(text)
-}
-
-/// The edits turning `old` into `new`, in order.
-fn edit_script(old: &[&str], new: &[&str]) -> Vec<Edit> {
-    let head = old.iter().zip(new).take_while(|(a, b)| a == b).count();
-    let (old_rest, new_rest) = (&old[head..], &new[head..]);
-    let tail = (old_rest.iter().rev())
-        .zip(new_rest.iter().rev())
-        .take_while(|(a, b)| a == b)
-        .count();
-    let old_middle = &old_rest[..old_rest.len() - tail];
-    let new_middle = &new_rest[..new_rest.len() - tail];
-    let mut edits = vec![Edit::Same; head];
-    edits.extend(middle_edits(old_middle, new_middle));
-    edits.extend(std::iter::repeat_n(Edit::Same, tail));
-    edits
-}
-
-/// The edits of the part that differs: from a longest common subsequence when the table
-/// is small enough, else all removed then all added.
-fn middle_edits(old: &[&str], new: &[&str]) -> Vec<Edit> {
-    if old.len().saturating_mul(new.len()) > MAX_CELLS {
-        let mut edits = vec![Edit::Removed; old.len()];
-        edits.extend(std::iter::repeat_n(Edit::Added, new.len()));
-        return edits;
-    }
-    // common[i][j]: the length of the longest common subsequence of old[i..] and new[j..].
-    let width = new.len() + 1;
-    let mut common = vec![0u32; (old.len() + 1) * width];
-    for i in (0..old.len()).rev() {
-        for j in (0..new.len()).rev() {
-            common[i * width + j] = if old[i] == new[j] {
-                common[(i + 1) * width + j + 1] + 1
-            } else {
-                common[(i + 1) * width + j].max(common[i * width + j + 1])
-            };
-        }
-    }
-    let (mut i, mut j) = (0, 0);
-    let mut edits = Vec::with_capacity(old.len() + new.len());
-    while i < old.len() || j < new.len() {
-        if i < old.len() && j < new.len() && old[i] == new[j] {
-            edits.push(Edit::Same);
-            (i, j) = (i + 1, j + 1);
-        } else if i < old.len()
-            && (j == new.len() || common[(i + 1) * width + j] >= common[i * width + j + 1])
-        {
-            edits.push(Edit::Removed);
-            i += 1;
-        } else {
-            edits.push(Edit::Added);
-            j += 1;
-        }
-    }
-    edits
-}
-
-/// The ranges of edits shown, as `(start, end)`: each change with `CONTEXT` unchanged
-/// lines around it, changes closer than twice that merged into one hunk.
-fn hunks(edits: &[Edit]) -> Vec<(usize, usize)> {
-    let mut hunks: Vec<(usize, usize)> = Vec::new();
-    for (index, _) in (edits.iter().enumerate()).filter(|(_, edit)| **edit != Edit::Same) {
-        let start = index.saturating_sub(CONTEXT);
-        let end = (index + 1 + CONTEXT).min(edits.len());
-        match hunks.last_mut() {
-            Some(last) if start <= last.1 => last.1 = end,
-            _ => hunks.push((start, end)),
-        }
-    }
-    hunks
-}
-
-/// Writes the hunk of `edits[start..]` with its `@@ -a,b +c,d @@` header.
-fn write_hunk(text: &mut String, edits: &[Edit], start: usize, old: &[&str], new: &[&str]) {
-    let consumed = |edits: &[Edit], kind: Edit| edits.iter().filter(|e| **e != kind).count();
-    let (mut i, mut j) = (
-        consumed(&edits[..start], Edit::Added),
-        consumed(&edits[..start], Edit::Removed),
-    );
-    let shown = &edits[start..];
-    let (old_count, new_count) = (consumed(shown, Edit::Added), consumed(shown, Edit::Removed));
-    let first = |at: usize, count: usize| if count == 0 { at } else { at + 1 };
-    let _ = writeln!(
-        text,
-        "@@ -{},{old_count} +{},{new_count} @@",
-        first(i, old_count),
-        first(j, new_count)
-    );
-    for edit in shown {
-        let _ = match edit {
-            Edit::Same => {
-                (i, j) = (i + 1, j + 1);
-                writeln!(text, " {}", old[i - 1])
-            }
-            Edit::Removed => {
-                i += 1;
-                writeln!(text, "-{}", old[i - 1])
-            }
-            Edit::Added => {
-                j += 1;
-                writeln!(text, "+{}", new[j - 1])
-            }
-        };
-    }
 }
 
 #[cfg(test)]
@@ -194,12 +84,26 @@ mod tests {
     fn additions_to_an_empty_text_start_at_zero() {
         assert_eq!(
             diff("", "a\n").unwrap(),
-            "--- expected\n+++ actual\n@@ -0,0 +1,1 @@\n+a\n"
+            "--- expected\n+++ actual\n@@ -0,0 +1 @@\n+a\n"
         );
     }
 
+    /// Changes at both ends of a long transcript show as two small hunks, however far
+    /// apart: nothing between them is shown as removed and added again.
     #[test]
-    fn a_huge_difference_falls_back_to_removing_then_adding() {
+    fn changes_far_apart_in_a_long_text_stay_two_small_hunks() {
+        let old = lines(0..3000);
+        let new = old
+            .replace("line 0\n", "line zero\n")
+            .replace("line 2999\n", "line last\n");
+        let text = diff(&old, &new).unwrap();
+        assert_eq!(text.matches("@@ -").count(), 2, "{text}");
+        assert_eq!(text.lines().filter(|l| l.starts_with('-')).count(), 3);
+        assert_eq!(text.lines().filter(|l| l.starts_with('+')).count(), 3);
+    }
+
+    #[test]
+    fn a_whole_new_text_is_all_removed_then_added() {
         let old = lines(0..3000);
         let new = lines(5000..8000);
         let text = diff(&old, &new).unwrap();

@@ -6,8 +6,8 @@
 
 use super::scenario::{Call, keys, plan};
 use crate::support::history::{self, History, Op, Outcome, Report, Txn};
-use crate::support::rng::Rng;
 use crate::support::{Harness, TICK};
+use kv2pc::rng::Rng;
 use kv2pc::{Client, Cluster, CrashPoint, Error, TraceEvent};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;

@@ -22,7 +22,7 @@
 //! stays what it was.
 
 use super::scenario::{Call, Event, Scenario, keys};
-use crate::support::rng::Rng;
+use kv2pc::rng::Rng;
 use kv2pc::types::owner_of;
 use kv2pc::{CrashPoint, NodeId};
 use std::collections::{BTreeSet, VecDeque};

@@ -2,7 +2,7 @@
 //! the [`Scenario`]) and the simple plans the free-running test uses. The seeded
 //! generator is in `generate`.
 
-use crate::support::rng::Rng;
+use kv2pc::rng::Rng;
 use kv2pc::types::owner_of;
 use kv2pc::{CrashPoint, NodeId};
 use std::fmt;

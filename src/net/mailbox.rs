@@ -19,7 +19,8 @@
 //!
 //! A crossbeam channel waits much like stages 2 and 3, but it cannot spin only when
 //! alone (that needs the count of waiting receivers, which the node threads also read
-//! as a measure of load: [`receivers_waiting`]), it cannot take a reply that need not
+//! as a measure of load: [`Waiting`], one per cluster, owned by its
+//! [`Net`](super::Net)), it cannot take a reply that need not
 //! wake the receiver ([`ReplySender::send_quiet`]: a transaction id that precedes its
 //! operation's answer), and it costs several allocations per call where a mailbox costs
 //! one. `KV2PC_SPIN_US` and `KV2PC_YIELDS` set stages 1 and 2, for measuring.
@@ -28,7 +29,15 @@
 //!
 //! As with a channel, the receiver learns when every [`ReplySender`] is gone without a
 //! `Done`: the node died holding the request. `recv` then returns `None`.
+//!
+//! # Work
+//!
+//! Each reply travels with its [`Work`] token: the reply counts as in flight
+//! (`Cluster::settle`) until the client has taken it and dropped the token, so that
+//! settling also waits for clients to wake. A reply handed back (the receiver is gone)
+//! comes back with its token, which ends when the caller drops it.
 
+use super::work::Work;
 use crate::message::Reply;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
@@ -58,14 +67,25 @@ fn yields() -> u32 {
     })
 }
 
-/// Receivers waiting now. A receiver spins only when it is the only one: then the
-/// cores are idle but for its answer's work, and spinning saves the wake-up (on this
-/// machine a GET from one client takes about 6 µs instead of 35). With others waiting,
-/// a spinning receiver would take a core their answers need.
-static WAITING: AtomicUsize = AtomicUsize::new(0);
+/// The receivers of one cluster waiting now. A receiver spins only when it is the only
+/// one: then the cores are idle but for its answer's work, and spinning saves the
+/// wake-up (on this machine a GET from one client takes about 6 µs instead of 35). With
+/// others waiting, a spinning receiver would take a core their answers need. The node
+/// threads read it too, as a measure of load, to decide whether to fsync themselves.
+/// Per cluster: clusters in one process (parallel tests) do not see each other's
+/// clients.
+#[derive(Default)]
+pub struct Waiting(AtomicUsize);
+
+impl Waiting {
+    /// How many receivers are waiting for an answer now.
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 struct Inner {
-    replies: Mutex<VecDeque<Reply>>,
+    replies: Mutex<VecDeque<(Reply, Work)>>,
     /// Set with the queue lock held whenever a reply is queued or the last sender goes.
     ready: AtomicBool,
     senders: AtomicUsize,
@@ -80,12 +100,6 @@ pub struct Mailbox {
 /// The sending end, held by the node thread handling the request. Cheap to clone.
 pub struct ReplySender {
     inner: Arc<Inner>,
-}
-
-/// How many receivers are waiting for an answer now, in this process (every cluster in
-/// it): a measure of load the node threads use to decide whether to fsync themselves.
-pub fn receivers_waiting() -> usize {
-    WAITING.load(Ordering::Relaxed)
 }
 
 /// A new mailbox and its first sender.
@@ -103,10 +117,10 @@ pub fn mailbox() -> (ReplySender, Mailbox) {
 }
 
 impl ReplySender {
-    /// Queues a reply and wakes the receiver. Never blocks; if the receiver is gone the
-    /// reply is handed back.
-    pub fn send(&self, reply: Reply) -> Result<(), Reply> {
-        self.push(reply, true)
+    /// Queues a reply and its work token and wakes the receiver. Never blocks; if the
+    /// receiver is gone both are handed back.
+    pub fn send(&self, reply: Reply, work: Work) -> Result<(), (Reply, Work)> {
+        self.push(reply, work, true)
     }
 
     /// Which mailbox this sends to: equal for every sender of one mailbox, and unique
@@ -117,16 +131,16 @@ impl ReplySender {
 
     /// Queues a reply without waking a receiver that is asleep: for a reply that a later
     /// one is sure to follow (the receiver takes both when that one wakes it).
-    pub fn send_quiet(&self, reply: Reply) -> Result<(), Reply> {
-        self.push(reply, false)
+    pub fn send_quiet(&self, reply: Reply, work: Work) -> Result<(), (Reply, Work)> {
+        self.push(reply, work, false)
     }
 
-    fn push(&self, reply: Reply, wake: bool) -> Result<(), Reply> {
+    fn push(&self, reply: Reply, work: Work, wake: bool) -> Result<(), (Reply, Work)> {
         if Arc::strong_count(&self.inner) <= self.inner.senders.load(Ordering::SeqCst) {
-            return Err(reply);
+            return Err((reply, work));
         }
         let mut replies = self.inner.replies.lock();
-        replies.push_back(reply);
+        replies.push_back((reply, work));
         self.inner.ready.store(true, Ordering::SeqCst);
         if wake {
             self.inner.wake.notify_one();
@@ -156,17 +170,19 @@ impl Drop for ReplySender {
 }
 
 impl Mailbox {
-    /// The next reply if one is queued, without waiting.
-    pub fn try_recv(&self) -> Option<Reply> {
+    /// The next reply if one is queued, without waiting, with its work token (drop it
+    /// once the reply is dealt with).
+    pub fn try_recv(&self) -> Option<(Reply, Work)> {
         if !self.inner.ready.load(Ordering::SeqCst) {
             return None;
         }
         self.take(&mut self.inner.replies.lock())
     }
 
-    /// Waits for the next reply; `None` once every sender is gone and none is queued.
-    pub fn recv(&self) -> Option<Reply> {
-        if WAITING.fetch_add(1, Ordering::SeqCst) == 0 {
+    /// Waits for the next reply, counted among its cluster's `waiting` receivers;
+    /// `None` once every sender is gone and none is queued.
+    pub fn recv(&self, waiting: &Waiting) -> Option<(Reply, Work)> {
+        if waiting.0.fetch_add(1, Ordering::SeqCst) == 0 {
             let start = Instant::now();
             'spin: while start.elapsed() < spin_for() {
                 for _ in 0..32 {
@@ -188,11 +204,11 @@ impl Mailbox {
             }
         }
         let reply = self.park();
-        WAITING.fetch_sub(1, Ordering::SeqCst);
+        waiting.0.fetch_sub(1, Ordering::SeqCst);
         reply
     }
 
-    fn park(&self) -> Option<Reply> {
+    fn park(&self) -> Option<(Reply, Work)> {
         let mut replies = self.inner.replies.lock();
         loop {
             if let Some(reply) = self.take(&mut replies) {
@@ -205,7 +221,7 @@ impl Mailbox {
         }
     }
 
-    fn take(&self, replies: &mut VecDeque<Reply>) -> Option<Reply> {
+    fn take(&self, replies: &mut VecDeque<(Reply, Work)>) -> Option<(Reply, Work)> {
         let reply = replies.pop_front();
         let disconnected = self.inner.senders.load(Ordering::SeqCst) == 0;
         self.inner
@@ -219,14 +235,21 @@ impl Mailbox {
 mod tests {
     use super::*;
     use crate::message::Answer;
+    use crate::net::work::{Label, Ledger, What};
 
     fn done() -> Reply {
         Reply::Done(Ok(Answer::Done))
     }
 
+    fn work(ledger: &Arc<Ledger>) -> Work {
+        Work::start(ledger, Label::on(What::Reply, 0))
+    }
+
     #[test]
     fn replies_arrive_in_order_across_threads() {
         let (sender, mailbox) = mailbox();
+        let (ledger, waiting) = (Ledger::new(1), Waiting::default());
+        let sending = ledger.clone();
         let thread = std::thread::spawn(move || {
             for _ in 0..3 {
                 let waiting = Reply::Waiting {
@@ -234,19 +257,21 @@ mod tests {
                     mode: crate::lock::LockMode::Shared,
                     blockers: Vec::new(),
                 };
-                sender.send(waiting).expect("receiver alive");
+                sender
+                    .send(waiting, work(&sending))
+                    .expect("receiver alive");
             }
-            sender.send(done()).expect("receiver alive");
+            sender.send(done(), work(&sending)).expect("receiver alive");
         });
         for _ in 0..3 {
-            assert!(matches!(mailbox.recv(), Some(Reply::Waiting { .. })));
+            let reply = mailbox.recv(&waiting).map(|(reply, _)| reply);
+            assert!(matches!(reply, Some(Reply::Waiting { .. })));
         }
-        assert!(matches!(
-            mailbox.recv(),
-            Some(Reply::Done(Ok(Answer::Done)))
-        ));
+        let reply = mailbox.recv(&waiting).map(|(reply, _)| reply);
+        assert!(matches!(reply, Some(Reply::Done(Ok(Answer::Done)))));
         thread.join().expect("sender thread");
-        assert!(mailbox.recv().is_none(), "every sender is gone");
+        assert!(mailbox.recv(&waiting).is_none(), "every sender is gone");
+        assert!(ledger.is_quiet(), "every reply's work ended with it");
     }
 
     #[test]
@@ -259,7 +284,7 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(20));
             drop(second);
         });
-        assert!(mailbox.recv().is_none());
+        assert!(mailbox.recv(&Waiting::default()).is_none());
         thread.join().expect("sender thread");
     }
 
@@ -267,6 +292,11 @@ mod tests {
     fn a_reply_to_a_receiver_that_left_is_handed_back() {
         let (sender, mailbox) = mailbox();
         drop(mailbox);
-        assert!(sender.send(done()).is_err());
+        let ledger = Ledger::new(1);
+        assert!(sender.send(done(), work(&ledger)).is_err());
+        assert!(
+            ledger.is_quiet(),
+            "the reply's work ended as it was handed back"
+        );
     }
 }

@@ -7,7 +7,10 @@
 //! log records after it, and returns the effects that resume the protocol (inquiries for
 //! in-doubt transactions, re-sent commit decisions).
 
-use crate::clock::Timestamps;
+mod detect;
+mod floors;
+
+use crate::clock::Lamport;
 use crate::config::Settings;
 use crate::coordinator::{Coordinator, Decided};
 use crate::message::{Effect, Message, ReqId, Request};
@@ -16,7 +19,6 @@ use crate::store::Store;
 use crate::types::{NodeId, Timestamp, TxnId};
 use crate::wal::{Record, Snapshot};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Something a node reacts to.
@@ -35,10 +37,12 @@ pub enum Input {
         from: NodeId,
         /// The message.
         message: Message,
+        /// The sender's clock when it sent the message: the receiver's moves up to it.
+        clock: Timestamp,
     },
     /// Time passed: check timeouts.
     Tick,
-    /// The router could not deliver `message`, which this node sent, to `to`: it was
+    /// The network could not deliver `message`, which this node sent, to `to`: it was
     /// down, or died with the message unread in its inbox. Only messages whose loss the
     /// sender must learn come back (`Message::reports_loss`).
     Undelivered {
@@ -56,8 +60,10 @@ pub struct Node {
     nodes: u32,
     participant: Participant,
     coordinator: Coordinator,
-    /// The cluster's timestamps, shared with every node.
-    ts: Arc<Timestamps>,
+    /// Snapshot timestamps asked for, and the floors peers reported.
+    floors: floors::Floors,
+    /// This node's part in deadlock detection.
+    detect: detect::DetectRole,
 }
 
 /// What replaying a log yields before the node resumes.
@@ -130,6 +136,7 @@ impl Replay {
                     participants: participants.clone(),
                     unacked: participants.iter().copied().collect(),
                     commit_ts: *commit_ts,
+                    lowest_prepare_ts: commit_ts.saturating_sub(1),
                 };
                 self.decided.insert(*tid, decided);
             }
@@ -142,14 +149,15 @@ impl Replay {
 }
 
 impl Node {
-    /// A node of a fresh cluster, taking timestamps from `ts`.
-    pub fn new(id: NodeId, nodes: u32, ts: Arc<Timestamps>) -> Node {
+    /// A node of a fresh cluster.
+    pub fn new(id: NodeId, nodes: u32) -> Node {
         Node {
             id,
             nodes,
-            participant: Participant::new(id, nodes, Store::default(), ts.clone()),
+            participant: Participant::new(id, nodes, Store::default(), Lamport::default()),
             coordinator: Coordinator::new(id, nodes, 0, BTreeMap::new()),
-            ts,
+            floors: Default::default(),
+            detect: detect::DetectRole::new(),
         }
     }
 
@@ -159,11 +167,10 @@ impl Node {
     /// restart to every node, so dead transactions this node coordinated are released and
     /// undecided ones its old votes vouched for are aborted. Until every peer has answered
     /// the announcement (or is known to be down), the node holds locking operations
-    /// (`participant::rejoin`). The timestamps move past every timestamp in the log.
+    /// (`participant::rejoin`). The clock starts at the highest timestamp in the log.
     pub fn recover(
         id: NodeId,
         nodes: u32,
-        ts: Arc<Timestamps>,
         snapshot: Option<&Snapshot>,
         records: &[Record],
         now: Duration,
@@ -172,13 +179,18 @@ impl Node {
         for record in records {
             replay.apply(record);
         }
-        ts.observe(replay.clock);
         let mut node = Node {
             id,
             nodes,
-            participant: Participant::new(id, nodes, replay.store, ts.clone()),
+            participant: Participant::new(
+                id,
+                nodes,
+                replay.store,
+                Lamport::starting_at(replay.clock),
+            ),
             coordinator: Coordinator::new(id, nodes, replay.lease, replay.decided),
-            ts,
+            floors: Default::default(),
+            detect: detect::DetectRole::new(),
         };
         node.participant.remember(replay.committed, replay.aborted);
         let mut out = Vec::new();
@@ -204,10 +216,21 @@ impl Node {
     ) {
         match input {
             Input::Request { req, request } => self.request(req, request, now, settings, out),
-            Input::Peer { from, message } => self.message(from, message, now, settings, out),
+            Input::Peer {
+                from,
+                message,
+                clock,
+            } => {
+                self.participant.clock_mut().observe(clock);
+                self.message(from, message, now, settings, out)
+            }
             Input::Tick => {
                 self.coordinator.tick(now, settings.vote_timeout, out);
                 self.participant.tick(now, settings.inquiry_interval, out);
+                if !self.detect_reported_nothing() {
+                    self.report_waits_again();
+                }
+                self.ask_floors_again(None, out);
             }
             // Participant: a peer that never got the restart announcement was down, so it
             // holds no vote of the old incarnation.
@@ -215,6 +238,16 @@ impl Node {
                 to,
                 message: Message::Restarted { .. },
             } => self.participant.peer_settled(to, out),
+            // A floor query to a down node: its last reported floor stands for it.
+            Input::Undelivered {
+                to,
+                message: Message::FloorQuery { round },
+            } => self.floor_heard(to, round, None, out),
+            // The detector is down: report to the next node.
+            Input::Undelivered {
+                to,
+                message: Message::WaitReport { .. },
+            } => self.detector_down(to),
             Input::Undelivered { .. } => {}
         }
     }
@@ -229,10 +262,10 @@ impl Node {
     ) {
         match request {
             // Coordinator: allocate an id.
-            Request::Begin => self.coordinator.begin(req, &self.ts, out),
+            Request::Begin { began } => self.coordinator.begin(req, began, out),
             // Coordinator: allocate an id and hand the first operation to its key's owner.
-            Request::BeginAnd { owner, then } => {
-                (self.coordinator).begin_and(req, owner, *then, &self.ts, out)
+            Request::BeginAnd { owner, then, began } => {
+                (self.coordinator).begin_and(req, owner, *then, began, out)
             }
             // Participant: a read under a shared lock, or an exclusive one for update.
             Request::Read {
@@ -244,6 +277,11 @@ impl Node {
             } => (self.participant).read(req, (tid, began), key, mode, first, out),
             // Participant: a read of a committed snapshot, without locks.
             Request::SnapshotRead { key, at } => self.participant.snapshot_read(req, key, at, out),
+            // Any node: choose a read-only transaction's snapshot.
+            Request::SnapshotTimestamp { seen, clock } => {
+                self.participant.clock_mut().observe(clock);
+                self.start_floor_round(req, seen, out)
+            }
             // Participant: a buffered write under an exclusive lock.
             Request::Write {
                 tid,
@@ -253,10 +291,16 @@ impl Node {
                 began,
             } => (self.participant).write(req, (tid, began), key, value, first, out),
             // Coordinator: start phase 1 (or one-phase commit).
-            Request::Commit { tid, participants } => {
+            Request::Commit {
+                tid,
+                participants,
+                clock,
+            } => {
+                self.participant.clock_mut().observe(clock);
                 let deadline = now.saturating_add(settings.vote_timeout);
+                let clock = self.participant.clock().now();
                 self.coordinator
-                    .commit(req, tid, participants, deadline, out)
+                    .commit(req, tid, participants, deadline, clock, out)
             }
             // Coordinator: abort at every participant.
             Request::Abort { tid, participants } => {
@@ -283,9 +327,15 @@ impl Node {
                 out,
             ),
             // Coordinator: count the vote; decide when all are in.
-            Message::Vote { tid, vote } => self.coordinator.vote(from, tid, vote, &self.ts, out),
+            Message::Vote { tid, vote } => {
+                let clock = self.participant.clock_mut();
+                self.coordinator.vote(from, tid, vote, clock, out)
+            }
             // Participant, phase 2: log, apply, release, acknowledge.
-            Message::Commit { tid, commit_ts } => self.participant.commit(tid, commit_ts, out),
+            Message::Commit { tid, commit_ts } => {
+                self.participant.clock_mut().observe(commit_ts);
+                self.participant.commit(tid, commit_ts, out)
+            }
             // Participant: drop the workspace and release.
             Message::Abort { tid } => {
                 let reason = format!("its coordinator node {from} aborted it");
@@ -297,7 +347,8 @@ impl Node {
             Message::CommitOnePhase { tid } => self.participant.commit_one_phase(tid, from, out),
             // Coordinator: relay the one-phase outcome.
             Message::OnePhaseOutcome { tid, aborted } => {
-                self.coordinator.one_phase_outcome(tid, aborted, out)
+                let clock = self.participant.clock();
+                (self.coordinator).one_phase_outcome(tid, aborted, clock, out)
             }
             // An in-doubt participant asks: the coordinator decides, a peer may know.
             Message::Inquire { tid } if tid.coordinator(self.nodes) == self.id => {
@@ -310,6 +361,8 @@ impl Node {
             // answer needs no record, but it leaves in line with the acknowledgements
             // said before it (as one of them), so the trace is the same every run.
             Message::Restarted { live_from } => {
+                self.detector_peer_restarted(from, out);
+                self.ask_floors_again(Some(from), out);
                 self.participant.peer_restarted(from, live_from, out);
                 self.coordinator.peer_restarted(from, out);
                 out.push(Effect::SendDurable {
@@ -324,6 +377,12 @@ impl Node {
             Message::DeadlockVictim { tid, cycle } => {
                 self.participant.deadlock_victim(tid, &cycle, out)
             }
+            // The detector: another node's waits (see `detect`).
+            Message::WaitReport { waits } => self.waits_reported(from, &waits, out),
+            Message::ReportWaits => self.report_to(from),
+            // Snapshot timestamps (see `floors`).
+            Message::FloorQuery { round } => self.answer_floor(from, round, out),
+            Message::FloorReply { round, floor } => self.floor_heard(from, round, Some(floor), out),
         }
     }
 
@@ -342,7 +401,7 @@ impl Node {
                 })
                 .collect(),
             tid_lease: self.coordinator.lease(),
-            clock: self.ts.current(),
+            clock: self.participant.clock().now(),
         }
     }
 
@@ -361,8 +420,8 @@ impl Node {
         &self.coordinator
     }
 
-    /// The cluster's timestamps.
-    pub fn timestamps(&self) -> &Arc<Timestamps> {
-        &self.ts
+    /// This node's logical clock's reading: what every message it sends carries.
+    pub fn clock(&self) -> Timestamp {
+        self.participant.clock().now()
     }
 }

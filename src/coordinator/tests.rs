@@ -1,0 +1,235 @@
+//! Random sequences of inputs to one coordinator, checking after every step that each
+//! transaction has one state and that the state's own invariants hold
+//! (`Coordinator::check_invariants`). The inputs are any the coordinator accepts, in any
+//! order: duplicate and late votes, acknowledgements and outcomes, a COMMIT of a
+//! transaction it never began.
+
+use super::*;
+use crate::lock::LockMode;
+use proptest::prelude::*;
+
+const NODE: NodeId = 0;
+const NODES: u32 = 3;
+
+/// One input. Transactions are numbered 0..10: 0..6 the first ones this incarnation
+/// begins, 6..8 its own from before the restart, 8..10 another coordinator's.
+#[derive(Clone, Debug)]
+enum Event {
+    Begin,
+    BeginAnd {
+        write: bool,
+        valid: bool,
+    },
+    Commit {
+        txn: u8,
+        participants: Vec<NodeId>,
+    },
+    Abort {
+        txn: u8,
+    },
+    Vote {
+        txn: u8,
+        from: NodeId,
+        vote: u8,
+        prepare_ts: u64,
+    },
+    Ack {
+        txn: u8,
+        from: NodeId,
+    },
+    OnePhaseOutcome {
+        txn: u8,
+        aborted: bool,
+    },
+    Inquire {
+        txn: u8,
+        from: NodeId,
+    },
+    PeerRestarted {
+        peer: NodeId,
+    },
+    Tick {
+        ms: u64,
+    },
+}
+
+/// The coordinator's restart: the lease its log reserved, and the decisions it owes.
+#[derive(Clone, Debug)]
+struct Recovery {
+    lease: u64,
+    decided: Vec<(u8, Vec<NodeId>)>,
+}
+
+fn tid(lease: u64, txn: u8) -> TxnId {
+    let n = u64::from(txn);
+    match txn {
+        0..6 => TxnId::new(NODE, lease + n, NODES),
+        6..8 => TxnId::new(NODE, n - 6, NODES),
+        _ => TxnId::new(1, n - 8, NODES),
+    }
+}
+
+fn participants() -> impl Strategy<Value = Vec<NodeId>> {
+    prop::sample::subsequence(vec![0, 1, 2], 0..=3)
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    let txn = 0u8..10;
+    let node = 0u32..3;
+    prop_oneof![
+        3 => Just(Event::Begin),
+        1 => (any::<bool>(), prop::bool::weighted(0.9))
+            .prop_map(|(write, valid)| Event::BeginAnd { write, valid }),
+        3 => (txn.clone(), participants())
+            .prop_map(|(txn, participants)| Event::Commit { txn, participants }),
+        1 => txn.clone().prop_map(|txn| Event::Abort { txn }),
+        12 => (txn.clone(), node.clone(), 0u8..5, 0u64..20)
+            .prop_map(|(txn, from, vote, prepare_ts)| Event::Vote { txn, from, vote, prepare_ts }),
+        2 => (txn.clone(), node.clone()).prop_map(|(txn, from)| Event::Ack { txn, from }),
+        1 => (txn.clone(), any::<bool>())
+            .prop_map(|(txn, aborted)| Event::OnePhaseOutcome { txn, aborted }),
+        2 => (txn.clone(), node.clone()).prop_map(|(txn, from)| Event::Inquire { txn, from }),
+        1 => node.prop_map(|peer| Event::PeerRestarted { peer }),
+        2 => (0u64..400).prop_map(|ms| Event::Tick { ms }),
+    ]
+}
+
+fn recovery() -> impl Strategy<Value = Recovery> {
+    let decided =
+        prop::collection::vec((6u8..8, prop::sample::subsequence(vec![1, 2], 1..=2)), 0..2);
+    (prop::sample::select(vec![0, 2, LEASE_BLOCK - 1]), decided)
+        .prop_map(|(lease, decided)| Recovery { lease, decided })
+}
+
+/// A coordinator restarted as `recovery` says (a fresh one if it owes nothing at lease 0).
+fn recovered(recovery: &Recovery, out: &mut Vec<Effect>) -> Coordinator {
+    let lease = if recovery.decided.is_empty() {
+        recovery.lease
+    } else {
+        recovery.lease.max(2)
+    };
+    let decided = (recovery.decided.iter())
+        .map(|(txn, participants)| {
+            let decided = Decided {
+                participants: participants.clone(),
+                unacked: participants.iter().copied().collect(),
+                commit_ts: u64::from(*txn),
+                lowest_prepare_ts: u64::from(*txn).saturating_sub(1),
+            };
+            (tid(lease, *txn), decided)
+        })
+        .collect();
+    let coordinator = Coordinator::new(NODE, NODES, lease, decided);
+    coordinator.resend_decisions(out);
+    coordinator
+}
+
+fn apply(
+    coordinator: &mut Coordinator,
+    event: &Event,
+    (clock, now, req): (&mut Lamport, &mut Duration, &mut ReqId),
+    out: &mut Vec<Effect>,
+) {
+    *req += 1;
+    let req = *req;
+    let lease = coordinator.live_from();
+    let timeout = Duration::from_millis(200);
+    match event.clone() {
+        Event::Begin => coordinator.begin(req, req, out),
+        Event::BeginAnd { write, valid } => {
+            let then = match (valid, write) {
+                (false, _) => Request::Begin { began: 0 },
+                (true, true) => Request::Write {
+                    tid: TxnId(0),
+                    key: "k".into(),
+                    value: None,
+                    first: false,
+                    began: 0,
+                },
+                (true, false) => Request::Read {
+                    tid: TxnId(0),
+                    key: "k".into(),
+                    mode: LockMode::Shared,
+                    first: false,
+                    began: 0,
+                },
+            };
+            coordinator.begin_and(req, 1, then, req, out);
+        }
+        Event::Commit { txn, participants } => {
+            let deadline = *now + timeout;
+            let at = clock.now();
+            coordinator.commit(req, tid(lease, txn), participants, deadline, at, out);
+        }
+        Event::Abort { txn } => coordinator.abort(req, tid(lease, txn), vec![1, 2], out),
+        Event::Vote {
+            txn,
+            from,
+            vote,
+            prepare_ts,
+        } => {
+            let vote = match vote {
+                0 | 1 => Vote::Yes { prepare_ts },
+                2 | 3 => Vote::ReadOnly,
+                _ => Vote::No {
+                    reason: "it said no".into(),
+                },
+            };
+            coordinator.vote(from, tid(lease, txn), vote, clock, out);
+        }
+        Event::Ack { txn, from } => coordinator.ack(from, tid(lease, txn), out),
+        Event::OnePhaseOutcome { txn, aborted } => {
+            let aborted = aborted.then(|| "it could not".to_string());
+            coordinator.one_phase_outcome(tid(lease, txn), aborted, *clock, out);
+        }
+        Event::Inquire { txn, from } => coordinator.inquire(from, tid(lease, txn), out),
+        Event::PeerRestarted { peer } => coordinator.peer_restarted(peer, out),
+        Event::Tick { ms } => {
+            *now += Duration::from_millis(ms);
+            coordinator.tick(*now, timeout, out);
+        }
+    }
+}
+
+/// Runs the events, checking the invariants after each; returns every step's effects and
+/// the coordinator's visible state, a line a step.
+fn run(recovery: &Recovery, events: &[Event]) -> Result<String, String> {
+    let mut clock = Lamport::default();
+    let mut out = Vec::new();
+    let mut coordinator = recovered(recovery, &mut out);
+    let mut trace = format!("recovered {out:?}\n");
+    let (mut now, mut req) = (Duration::ZERO, 0);
+    for event in events {
+        let mut out = Vec::new();
+        apply(
+            &mut coordinator,
+            event,
+            (&mut clock, &mut now, &mut req),
+            &mut out,
+        );
+        (coordinator.check_invariants()).map_err(|broken| format!("after {event:?}: {broken}"))?;
+        trace += &format!(
+            "{event:?} -> {out:?}; open {:?}; decided {:?}; lease {}\n",
+            coordinator.open_transactions(),
+            coordinator.decided(),
+            coordinator.lease(),
+        );
+    }
+    Ok(trace)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Whatever arrives, in whatever order, a transaction has one state and that state
+    /// is consistent.
+    #[test]
+    fn any_inputs_keep_one_state_per_transaction(
+        recovery in recovery(),
+        events in prop::collection::vec(event(), 1..60),
+    ) {
+        if let Err(broken) = run(&recovery, &events) {
+            prop_assert!(false, "{}", broken);
+        }
+    }
+}
