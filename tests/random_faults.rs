@@ -65,6 +65,8 @@
 
 mod support;
 
+use support::env_number;
+
 use kv2pc::{CrashPoint, Error};
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -188,16 +190,6 @@ fn report(scenario: &Scenario, log: &[String], failure: &str) -> String {
         }
     }
     text
-}
-
-/// A number from the environment, if the variable is set.
-fn env_number(name: &str) -> Option<u64> {
-    let text = std::env::var(name).ok()?;
-    Some(
-        text.trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, not {text:?}")),
-    )
 }
 
 /// The fixed seeds (or `KV2PC_SEEDS`, or the one `KV2PC_SEED`), run on every core.

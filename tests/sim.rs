@@ -26,6 +26,8 @@
 
 mod support;
 
+use support::env_number;
+
 use kv2pc::sim::{
     Op, Outcome, PlanOp, RunConfig, Sim, SimClient, SimConfig, Step, Summary, TxnPlan, parse_list,
 };
@@ -47,12 +49,7 @@ fn history_of(summary: &Summary) -> (History, BTreeMap<String, Vec<String>>) {
         .collect();
     let mut txns: Vec<Txn> = (summary.history.iter())
         .map(|record| {
-            let outcome = match record.outcome {
-                Outcome::Committed => history::Outcome::Committed,
-                Outcome::Aborted => history::Outcome::Aborted,
-                Outcome::Unknown => history::Outcome::Unknown,
-            };
-            let mut txn = Txn::new(record.name.clone(), outcome);
+            let mut txn = Txn::new(record.name.clone(), record.outcome);
             for op in &record.ops {
                 txn = match op {
                     Op::Read { key, list } => {
@@ -86,15 +83,6 @@ fn problems(summary: &Summary) -> Vec<String> {
         problems.push(format!("not serializable:\n{}", report.explain(&history)));
     }
     problems
-}
-
-fn env_number(name: &str) -> Option<u64> {
-    let text = std::env::var(name).ok()?;
-    Some(
-        text.trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, not {text:?}")),
-    )
 }
 
 #[test]

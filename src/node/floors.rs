@@ -58,6 +58,9 @@
 //!   the cost of a second round trip for every read-only transaction.
 //! - A node that was down during every round this node ran, and restarts with a
 //!   transaction in doubt, may make a read of such a snapshot wait for that outcome.
+//! - A session that asks while a round is under way joins it (so under load one round
+//!   serves many sessions): the floors it gets were asked for before it came, which
+//!   widens the first window by that round's age, never more than one round trip.
 //! - If every node is down, the client takes the highest timestamp it has seen
 //!   (`Client::begin_read_only`): a read of a key with a transaction in doubt below it
 //!   then waits for that outcome.
@@ -81,10 +84,9 @@ pub(super) struct Floors {
 /// One round of asking for floors.
 #[derive(Debug)]
 struct Round {
-    /// The client's request, answered when every node has answered or is down.
-    req: ReqId,
-    /// The session's last commit: the snapshot is never below it.
-    seen: Timestamp,
+    /// The clients' requests, answered when every node has answered or is down, each
+    /// with its session's last commit: its snapshot is never below it.
+    asked: Vec<(ReqId, Timestamp)>,
     /// The nodes that have not answered.
     waiting: BTreeSet<NodeId>,
     /// The lowest floor heard so far.
@@ -108,9 +110,14 @@ impl Node {
         )
     }
 
-    /// A session asks for a snapshot timestamp: ask every other node for its floor.
+    /// A session asks for a snapshot timestamp: ask every other node for its floor, or
+    /// join the round already asking (under load, one round serves many sessions).
     pub(super) fn start_floor_round(&mut self, req: ReqId, seen: Timestamp, out: &mut Vec<Effect>) {
         self.participant.clock_mut().observe(seen);
+        if let Some((_, state)) = self.floors.open.iter_mut().next_back() {
+            state.asked.push((req, seen));
+            return;
+        }
         let round = self.floors.next;
         self.floors.next += 1;
         let waiting: BTreeSet<NodeId> = (0..self.nodes).filter(|n| *n != self.id).collect();
@@ -119,8 +126,7 @@ impl Node {
             out.push(Effect::Send { to: *to, message });
         }
         let state = Round {
-            req,
-            seen,
+            asked: vec![(req, seen)],
             waiting,
             floor: self.prepare_floor(),
         };
@@ -190,13 +196,10 @@ impl Node {
             return;
         };
         let newest = self.participant.clock().now();
-        let at = state
-            .seen
-            .max(state.floor.map_or(newest, |f| newest.min(f)));
-        let reply = Reply::Done(Ok(Answer::SnapshotAt(at)));
-        out.push(Effect::Reply {
-            req: state.req,
-            reply,
-        });
+        let capped = state.floor.map_or(newest, |f| newest.min(f));
+        for (req, seen) in state.asked {
+            let reply = Reply::Done(Ok(Answer::SnapshotAt(seen.max(capped))));
+            out.push(Effect::Reply { req, reply });
+        }
     }
 }

@@ -22,6 +22,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
+/// A number from the environment, if the variable is set (seed counts and seeds).
+pub fn env_number(name: &str) -> Option<u64> {
+    let text = std::env::var(name).ok()?;
+    Some(
+        text.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, not {text:?}")),
+    )
+}
+
 /// The longest a cluster may take to settle before the test fails.
 pub const SETTLE_LIMIT: Duration = Duration::from_secs(20);
 

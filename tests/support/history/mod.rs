@@ -60,16 +60,9 @@ pub use check::check;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// What the client learned about a transaction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// The client was told it committed.
-    Committed,
-    /// The client was told it aborted (or aborted it itself).
-    Aborted,
-    /// The client does not know (its coordinator crashed while it committed).
-    Unknown,
-}
+/// What the client learned about a transaction: the simulator's clients and the
+/// threaded harness's report it the same way.
+pub use kv2pc::sim::Outcome;
 
 /// One operation of a transaction, as it happened.
 #[derive(Clone, Debug, PartialEq, Eq)]
