@@ -18,9 +18,10 @@ use super::output::{Outcome, Output, Style};
 use super::parser;
 use super::session::Session;
 use crate::clock::format_duration;
+use crate::cluster::{Cluster, CrashPoint, TraceEvent};
 use crate::config::DeadlockPolicy;
-use crate::trace::TraceEvent;
-use crate::{Cluster, CrashPoint, Error, NodeId};
+use crate::error::Error;
+use crate::types::NodeId;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -327,7 +328,7 @@ impl Shell {
             }
             Command::ShowLog { node, last } => self.show_log(node, last, outcome)?,
             Command::Where { key } => {
-                crate::types::check_key(&key).map_err(error)?;
+                crate::types::check_key(&key).map_err(|e| e.to_string())?;
                 outcome.say(format!(
                     "{} is on node {}",
                     Text(&key),

@@ -7,7 +7,7 @@
 //! `{crash_points}` line that is replaced by the list generated from
 //! [`CrashPoint::ALL`], so that `HELP CRASH` can never miss a point.
 
-use crate::CrashPoint;
+use crate::cluster::CrashPoint;
 use std::fmt::Write;
 
 /// The help file.
