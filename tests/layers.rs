@@ -6,7 +6,7 @@
 //! component: `src/shell/format.rs` is in `shell`), and collects the modules it names
 //! through `crate::` (and, in the binary's modules, `kv2pc::`), resolving names the
 //! library re-exports at its root (`crate::Cluster` is `cluster`) from `src/lib.rs`.
-//! Comments and unit tests (`#[cfg(test)]` to the end of a file, `tests.rs` files) are
+//! Comments and unit tests (the item after a `#[cfg(test)]`, and `tests.rs` files) are
 //! not read: a test may reach into any layer to check it. A module missing from
 //! [`LAYERS`] fails the test, so a new module is placed on purpose.
 
@@ -107,9 +107,14 @@ fn the_scanner_reads_use_lines_groups_and_paths() {
                 // use crate::wal;\n\
                 let x = crate::clock::now() + kv2pc::rng::Rng::new();\n\
                 #[cfg(test)]\n\
-                use crate::runtime;\n";
+                mod tests {\n\
+                    use crate::runtime::{a, b};\n\
+                }\n\
+                #[cfg(test)]\n\
+                mod more;\n\
+                fn after() { crate::types::f() }\n";
     let found: BTreeSet<String> = names(text, &roots).into_iter().collect();
-    let expected = ["cluster", "clock", "error", "lock", "net", "rng"];
+    let expected = ["cluster", "clock", "error", "lock", "net", "rng", "types"];
     assert_eq!(found, expected.iter().map(|s| s.to_string()).collect());
 }
 
@@ -187,12 +192,12 @@ fn root_exports(lib: &str) -> BTreeMap<String, String> {
 /// The modules a file's code names through `crate::` or `kv2pc::`.
 fn names(text: &str, roots: &BTreeMap<String, String>) -> Vec<String> {
     let mut code = String::new();
-    for line in text.lines() {
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
         let trimmed = line.trim_start();
         if trimmed.starts_with("#[cfg(test)]") {
-            break;
-        }
-        if !trimmed.starts_with("//") {
+            skip_item(&mut lines);
+        } else if !trimmed.starts_with("//") {
             code.push_str(line);
             code.push('\n');
         }
@@ -212,6 +217,27 @@ fn names(text: &str, roots: &BTreeMap<String, String>) -> Vec<String> {
         }
     }
     found
+}
+
+/// Skips the item after a `#[cfg(test)]`: a `mod tests;` line, or every line up to the
+/// brace that closes the item's block.
+fn skip_item<'a>(lines: &mut impl Iterator<Item = &'a str>) {
+    let mut depth = 0i64;
+    let mut opened = false;
+    for line in lines {
+        let code = line.split("//").next().unwrap_or("");
+        for c in code.chars() {
+            match c {
+                '{' => (depth, opened) = (depth + 1, true),
+                '}' => depth -= 1,
+                _ => {}
+            }
+        }
+        let attribute = line.trim_start().starts_with("#[");
+        if (opened && depth <= 0) || (!opened && !attribute && code.trim_end().ends_with(';')) {
+            return;
+        }
+    }
 }
 
 /// The first segment of each path that `rest` begins: `a::b` gives `a`, `{a, b::{c}}`
