@@ -13,7 +13,7 @@
 //! flushing its log.
 //!
 //! A node thread that panics is reported as crashed on an error: `status` shows
-//! "it panicked: <message>" as its failure, requests to it are told so, and `restart`
+//! `it panicked: <message>` as its failure, requests to it are told so, and `restart`
 //! recovers it from its log (see `runtime`).
 
 use crate::clock::{ClientClock, Clock};

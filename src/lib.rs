@@ -3,8 +3,8 @@
 //! The layers, top to bottom (see `DESIGN.md` in the repository); a module imports only
 //! modules of its own layer or below, never one above, and no two import each other
 //! (`tests/layers.rs` checks both on every test run):
-//! - [`shell`] and [`bench`]: the shell's commands over a cluster, and the benchmark;
-//!   the shell renders only what [`cluster`] and [`client`] return;
+//! - [`shell`] and [`bench`](mod@bench): the shell's commands over a cluster, and the
+//!   benchmark; the shell renders only what [`cluster`] and [`client`] return;
 //! - [`client`]: sessions and transactions, the API users call (`Cluster::client` is
 //!   defined there, so the cluster names no client type);
 //! - [`cluster`]: the embedded cluster of node threads, faults, and its own observation
