@@ -21,6 +21,7 @@
 //! operation, and leaves the transaction as it was.) A read-only transaction has nothing
 //! to undo and nothing to commit: a failed read leaves its snapshot open, to read again.
 
+use crate::cluster::Cluster;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::lock::LockMode;
@@ -30,6 +31,8 @@ use crate::types::{NodeId, Timestamp, TxnId, check_key, check_value, owner_of};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use crate::clock::ClientClock;
 
 /// A request of this client is queued for a lock.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,37 +62,6 @@ pub trait ClientObserver: Send + Sync {
     fn resumed(&self);
 }
 
-/// What the clients of one cluster handle know of time, shared by their sessions (it is
-/// client state: no node reads it). The highest timestamp any of them has been told
-/// travels with every commit, so the commit is ordered after everything its clients saw
-/// committed, even on nodes that have not heard of it: one client library is one more
-/// process in the Lamport order. It also counts the transactions they begin, which
-/// orders beginnings for the deadlock detector ([`Answer::Begun`]).
-#[derive(Debug, Default)]
-pub struct ClientClock {
-    /// The highest timestamp any client of this handle has seen.
-    seen: AtomicU64,
-    /// Transactions begun, for begin stamps.
-    begun: AtomicU64,
-}
-
-impl ClientClock {
-    /// The highest timestamp seen.
-    pub fn now(&self) -> Timestamp {
-        self.seen.load(Ordering::SeqCst)
-    }
-
-    /// Moves the clock up to `ts`, a timestamp a client was told.
-    pub(crate) fn observe(&self, ts: Timestamp) {
-        self.seen.fetch_max(ts, Ordering::SeqCst);
-    }
-
-    /// A begin stamp above every one handed out before.
-    fn begin_stamp(&self) -> u64 {
-        self.begun.fetch_add(1, Ordering::SeqCst) + 1
-    }
-}
-
 /// A client session, attached to one coordinator node. Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
@@ -106,8 +78,21 @@ pub struct Client {
     seen: Arc<AtomicU64>,
 }
 
+impl Cluster {
+    /// A client session whose transactions node `coordinator` coordinates. (Defined here,
+    /// in the client layer, so that the cluster below names no client type.)
+    pub fn client(&self, coordinator: NodeId) -> Result<Client> {
+        self.context().net.check_node(coordinator)?;
+        Ok(Client::new(
+            self.context().clone(),
+            self.client_clock().clone(),
+            coordinator,
+        ))
+    }
+}
+
 impl Client {
-    pub(crate) fn new(ctx: Arc<Context>, clock: Arc<ClientClock>, coordinator: NodeId) -> Client {
+    fn new(ctx: Arc<Context>, clock: Arc<ClientClock>, coordinator: NodeId) -> Client {
         Client {
             ctx,
             clock,
@@ -351,7 +336,7 @@ impl Transaction {
             LockMode::Shared => "read",
             LockMode::Exclusive => "read for update",
         };
-        let result = check_key(key).and_then(|()| {
+        let result = check_key(key).map_err(Error::from).and_then(|()| {
             let node = owner_of(key, self.client.ctx.nodes);
             let key = key.to_string();
             let request = |tid, first, began| Request::Read {
@@ -372,7 +357,8 @@ impl Transaction {
     /// Writes `value` to `key`.
     pub fn put(&mut self, key: &str, value: &str) -> Result<()> {
         self.check_open()?;
-        let result = check_value(value).and_then(|()| self.write(key, Some(value.to_string())));
+        let result = (check_value(value).map_err(Error::from))
+            .and_then(|()| self.write(key, Some(value.to_string())));
         self.abort_on_error(result, "write", key)
     }
 
@@ -564,7 +550,7 @@ fn unexpected(answer: Answer) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Cluster, Config, Settings};
+    use crate::{Config, Settings};
     use tempfile::TempDir;
 
     fn cluster(dir: &TempDir) -> Cluster {

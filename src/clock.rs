@@ -237,6 +237,39 @@ impl Lamport {
     }
 }
 
+/// What the clients of one cluster handle know of time, shared by their sessions (it is
+/// client state: no node reads it; it lives in this bottom layer so that a cluster
+/// handle can hold it for its clients, and hear each node's clock as it starts, without
+/// the cluster layer naming the client layer above it). The highest timestamp any of them has been told
+/// travels with every commit, so the commit is ordered after everything its clients saw
+/// committed, even on nodes that have not heard of it: one client library is one more
+/// process in the Lamport order. It also counts the transactions they begin, which
+/// orders beginnings for the deadlock detector (`message::Answer::Begun`).
+#[derive(Debug, Default)]
+pub struct ClientClock {
+    /// The highest timestamp any client of this handle has seen.
+    seen: AtomicU64,
+    /// Transactions begun, for begin stamps.
+    begun: AtomicU64,
+}
+
+impl ClientClock {
+    /// The highest timestamp seen.
+    pub fn now(&self) -> crate::Timestamp {
+        self.seen.load(Ordering::SeqCst)
+    }
+
+    /// Moves the clock up to `ts`, a timestamp a client was told.
+    pub(crate) fn observe(&self, ts: crate::Timestamp) {
+        self.seen.fetch_max(ts, Ordering::SeqCst);
+    }
+
+    /// A begin stamp above every one handed out before.
+    pub(crate) fn begin_stamp(&self) -> u64 {
+        self.begun.fetch_add(1, Ordering::SeqCst) + 1
+    }
+}
+
 #[cfg(test)]
 mod lamport_tests {
     use super::Lamport;

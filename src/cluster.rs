@@ -2,31 +2,29 @@
 //!
 //! `Cluster::open` checks the directory (its manifest: node count and format version;
 //! an OS lock so one process owns it), recovers every node from its log, and starts one
-//! thread per node. The cluster then offers clients (`Cluster::client`), faults
+//! thread per node. The cluster then offers clients (`Cluster::client`, made by the client
+//! layer above: this module names no client type), faults
 //! (`crash`, `arm_crash`, `restart`), checkpoints, and observation (`status`, `locks`,
-//! `log_records`, a trace hook). `settle` waits until no work is in flight (no work token
+//! `log_records`, a trace hook), in types of its own (`observe`), so that what renders
+//! them depends on this layer only. `settle` waits until no work is in flight (no work token
 //! alive: see `net`), which is what makes the shell's output deterministic; if it waits
 //! long it says on stderr what is still outstanding, and [`Cluster::settle_within`]
 //! gives up after a limit, naming it. `close` (or drop) stops every thread after
 //! flushing its log.
 //!
 //! A node thread that panics is reported as crashed on an error: `status` shows
-//! "it panicked: <message>" as its failure, requests to it are told so, and `restart`
+//! `it panicked: <message>` as its failure, requests to it are told so, and `restart`
 //! recovers it from its log (see `runtime`).
 
-use crate::client::{Client, ClientClock};
-use crate::clock::Clock;
+use crate::clock::{ClientClock, Clock};
 use crate::config::{Config, Settings};
 use crate::context::Context;
-use crate::crash::CrashPoint;
 use crate::error::{Error, Result};
-use crate::lock::KeyLocks;
 use crate::net::{Control, Label, Mail, What};
 use crate::node::Node;
 use crate::runtime::Runtime;
-use crate::trace::TraceHook;
 use crate::types::{MAX_NODES, NodeId, owner_of};
-use crate::wal::{Record, Wal};
+use crate::wal::Wal;
 use crossbeam::channel::{bounded, unbounded};
 use parking_lot::Mutex;
 use std::fs::{File, OpenOptions};
@@ -36,7 +34,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use crate::net::{Activity, NodeStatus};
+mod observe;
+
+pub use crate::crash::CrashPoint;
+pub use crate::net::{Activity, Work};
+pub use crate::trace::{TraceEvent, TraceHook};
+pub use observe::{KeyLocks, LogEntry, LogRecord, NodeStatus};
 
 /// The data directory's format version, recorded in its manifest.
 pub const FORMAT_VERSION: u32 = 1;
@@ -159,14 +162,15 @@ impl Cluster {
         self.ctx.dir.join(format!("node{node}"))
     }
 
-    /// A client session whose transactions node `coordinator` coordinates.
-    pub fn client(&self, coordinator: NodeId) -> Result<Client> {
-        self.ctx.net.check_node(coordinator)?;
-        Ok(Client::new(
-            self.ctx.clone(),
-            self.clients.clone(),
-            coordinator,
-        ))
+    /// What the node threads and this handle's clients share, for the client layer to
+    /// make sessions with (`Cluster::client`, in `client.rs`).
+    pub(crate) fn context(&self) -> &Arc<Context> {
+        &self.ctx
+    }
+
+    /// What this handle's clients know of time, for the client layer.
+    pub(crate) fn client_clock(&self) -> &Arc<ClientClock> {
+        &self.clients
     }
 
     /// The number of nodes.
@@ -263,7 +267,7 @@ impl Cluster {
         if self.control(node, Control::Status(reply)).is_ok()
             && let Ok(status) = answer.recv()
         {
-            return status;
+            return status.into();
         }
         NodeStatus {
             node,
@@ -289,7 +293,7 @@ impl Cluster {
             if self.control(node, Control::Locks(reply)).is_ok()
                 && let Ok(locks) = answer.recv()
             {
-                all.extend(locks.into_iter().map(|l| (node, l)));
+                all.extend(locks.into_iter().map(|l| (node, l.into())));
             }
         }
         all
@@ -303,10 +307,13 @@ impl Cluster {
     }
 
     /// The records in `node`'s log now, with whether each is forced.
-    pub fn log_records(&self, node: NodeId) -> Result<Vec<Record>> {
+    pub fn log_records(&self, node: NodeId) -> Result<Vec<LogEntry>> {
         self.ctx.net.check_node(node)?;
         let records = Wal::read_records(&self.node_dir(node))?;
-        Ok(records.into_iter().map(|(_, _, record)| record).collect())
+        Ok(records
+            .into_iter()
+            .map(|(_, _, record)| record.into())
+            .collect())
     }
 
     /// Advances the manual clock and lets every node check its timeouts.

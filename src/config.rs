@@ -1,7 +1,11 @@
 //! How a cluster is opened ([`Config`]) and the settings that can change while it runs
-//! ([`Settings`], the shell's `SET`).
+//! ([`Settings`], the shell's `SET`, described once by the table [`SETTINGS`]).
 
 use std::time::Duration;
+
+mod setting;
+
+pub use setting::{Kind, SETTINGS, Setting, setting};
 
 /// How deadlocks between lock waits are handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,7 +19,24 @@ pub enum DeadlockPolicy {
     Off,
 }
 
-/// Settings the nodes read while running.
+impl DeadlockPolicy {
+    /// The policy's name, as `SET deadlock` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeadlockPolicy::Detect => "detect",
+            DeadlockPolicy::Off => "off",
+        }
+    }
+
+    /// The policy named `name` (lower case), if there is one.
+    pub fn named(name: &str) -> Option<DeadlockPolicy> {
+        [DeadlockPolicy::Detect, DeadlockPolicy::Off]
+            .into_iter()
+            .find(|policy| policy.name() == name)
+    }
+}
+
+/// Settings the nodes read while running (each described by [`SETTINGS`]).
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// How long a coordinator waits for votes before it aborts.

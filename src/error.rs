@@ -2,7 +2,7 @@
 //! caller can tell "your transaction was aborted, retry it" from "the disk is corrupt".
 //! Every message names what went wrong and, where there is one, what to do about it.
 
-use crate::types::{NodeId, TxnId};
+use crate::types::{NodeId, OutOfLimits, TxnId};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -103,6 +103,13 @@ impl fmt::Display for Error {
             Error::Io { context, source } => write!(f, "{context}: {source}"),
             Error::Closed => write!(f, "the cluster is closed"),
         }
+    }
+}
+
+impl From<OutOfLimits> for Error {
+    /// A key or value outside the limits is input the library does not accept.
+    fn from(refused: OutOfLimits) -> Error {
+        Error::InvalidInput(refused.0)
     }
 }
 

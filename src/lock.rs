@@ -20,14 +20,7 @@ use crate::types::TxnId;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-/// The two lock modes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub enum LockMode {
-    /// Held by readers; compatible with other shared locks.
-    Shared,
-    /// Held by one writer; compatible with nothing.
-    Exclusive,
-}
+pub use crate::types::LockMode;
 
 impl LockMode {
     fn compatible(self, other: LockMode) -> bool {

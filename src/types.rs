@@ -1,5 +1,6 @@
 //! The small value types every layer shares: node and transaction ids, keys, values,
-//! timestamps, and the documented size limits.
+//! timestamps, lock modes, and the documented size limits. The bottom layer: it names
+//! no other module of the crate.
 //!
 //! Transaction ids are one number, shown as `T<n>`, yet unique across coordinators and
 //! restarts without any coordination: coordinator `c` of an `N`-node cluster hands out
@@ -63,16 +64,38 @@ impl fmt::Debug for TxnId {
     }
 }
 
+/// The two lock modes. A value type here, below the lock table (`lock`) that grants
+/// them, because clients ask for them and the cluster shows them too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum LockMode {
+    /// Held by readers; compatible with other shared locks.
+    Shared,
+    /// Held by one writer; compatible with nothing.
+    Exclusive,
+}
+
 /// One buffered write: `Some(value)` puts, `None` deletes.
 pub type Write = (String, Option<String>);
 
+/// A key or value outside the documented limits, with the message that says which
+/// limit. It becomes [`crate::Error::InvalidInput`] (the error layer sits above this
+/// one, so these value types name no error of the library's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutOfLimits(pub String);
+
+impl fmt::Display for OutOfLimits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Checks a key against the documented limits.
-pub fn check_key(key: &str) -> crate::Result<()> {
+pub fn check_key(key: &str) -> Result<(), OutOfLimits> {
     if key.is_empty() {
-        return Err(crate::Error::InvalidInput("a key cannot be empty".into()));
+        return Err(OutOfLimits("a key cannot be empty".into()));
     }
     if key.len() > MAX_KEY_LEN {
-        return Err(crate::Error::InvalidInput(format!(
+        return Err(OutOfLimits(format!(
             "a key can be at most {MAX_KEY_LEN} bytes long; this one has {}",
             key.len()
         )));
@@ -81,9 +104,9 @@ pub fn check_key(key: &str) -> crate::Result<()> {
 }
 
 /// Checks a value against the documented limits.
-pub fn check_value(value: &str) -> crate::Result<()> {
+pub fn check_value(value: &str) -> Result<(), OutOfLimits> {
     if value.len() > MAX_VALUE_LEN {
-        return Err(crate::Error::InvalidInput(format!(
+        return Err(OutOfLimits(format!(
             "a value can be at most {MAX_VALUE_LEN} bytes long; this one has {}",
             value.len()
         )));

@@ -285,6 +285,22 @@ fn help_crash_explains_every_crash_point() {
     }
 }
 
+/// `HELP SET` is generated from the one table of settings: each has its usage line
+/// (`name <kind>`) and an example.
+#[test]
+fn help_set_describes_every_setting_of_the_table() {
+    let text = help(Some("SET")).unwrap();
+    for setting in kv2pc::config::SETTINGS {
+        let usage = format!("  {} {} ", setting.name, setting.usage());
+        assert!(
+            text.lines().any(|line| line.starts_with(&usage)),
+            "HELP SET lacks a line starting {usage:?}:\n{text}"
+        );
+        let example = format!("Example: SET {} {}", setting.name, setting.example);
+        assert!(text.contains(&example), "HELP SET lacks {example:?}");
+    }
+}
+
 #[test]
 fn help_set_names_every_setting_and_its_values() {
     let text = help(Some("SET")).unwrap();

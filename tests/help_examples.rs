@@ -32,3 +32,20 @@ fn every_help_example_runs_in_a_shell() {
         );
     }
 }
+
+/// `SET` reads every setting as the table describes it, in any case, and echoes it as
+/// stored; the prompt offers the same names.
+#[test]
+fn set_reads_and_echoes_every_setting_of_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        manual_clock: true,
+        ..Config::default()
+    };
+    let mut shell = Shell::new(Cluster::open(dir.path(), config).unwrap());
+    for setting in kv2pc::config::SETTINGS {
+        let line = format!("SET {} {}", setting.name.to_uppercase(), setting.example);
+        let output = shell.execute(&line).render(false);
+        assert_eq!(output, format!("{} = {}\n", setting.name, setting.example));
+    }
+}

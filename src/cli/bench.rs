@@ -1,7 +1,7 @@
 //! `kv2pc bench`: runs `kv2pc::bench` and prints its table (or JSON), with a progress bar
 //! on a terminal. The measuring itself lives in the library (`src/bench.rs`).
 
-use super::Exit;
+use crate::exit::Exit;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kv2pc::bench::{self, Options, Workload};
 use std::io::IsTerminal;

@@ -6,7 +6,7 @@
 //! each: `ok` with the number of command lines, or `FAIL` with a unified diff from the
 //! file (`-`) to what the shell printed now (`+`).
 
-use super::Exit;
+use crate::exit::Exit;
 use colored::Colorize;
 use kv2pc::Error;
 use kv2pc::shell::transcript;

@@ -4,7 +4,7 @@
 //! Three ways in, one shell: the interactive prompt (`repl`), a script (a file, a pipe
 //! on standard input, or `-c`), and `kv2pc check` on recorded transcripts. The first two
 //! open a cluster on a data directory and hand each line to `Shell::execute`; what the
-//! shell printed goes through one [`printer::Printer`] (text or JSON, and the transcript
+//! shell printed goes through one `Printer` (`printer.rs`) (text or JSON, and the transcript
 //! being recorded).
 //!
 //! Scripts run on the manual clock, so that a timeout fires only at `TICK` and a script
@@ -20,47 +20,20 @@
 
 mod bench;
 mod check;
-pub mod printer;
 mod script;
 mod temp;
 mod workload;
 
+use crate::exit::Exit;
+use crate::printer::{Printer, Recorder, Style};
 use crate::repl;
 use clap::{CommandFactory, Parser, Subcommand};
 use kv2pc::shell::Shell;
 use kv2pc::types::MAX_NODES;
 use kv2pc::{Cluster, Config};
-use printer::{Printer, Recorder, Style};
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-/// The exit statuses, in increasing gravity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Exit {
-    /// Everything ran and every command succeeded.
-    Success = 0,
-    /// A command failed (a script goes on after it unless `--bail`), or a transcript
-    /// differs from what the shell prints now.
-    Failed = 1,
-    /// Bad usage: an unknown option, an unreadable script or transcript file.
-    Usage = 2,
-    /// The data directory cannot be used.
-    DataDir = 3,
-}
-
-impl Exit {
-    /// `Failed` if `failed`, else `Success`.
-    pub fn from_failed(failed: bool) -> Exit {
-        if failed { Exit::Failed } else { Exit::Success }
-    }
-}
-
-impl From<Exit> for ExitCode {
-    fn from(exit: Exit) -> ExitCode {
-        ExitCode::from(exit as u8)
-    }
-}
 
 const EXIT_STATUS: &str = "\
 Exit status:

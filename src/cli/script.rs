@@ -7,8 +7,8 @@
 //! printed what. A failed command does not stop the run unless `--bail` is given; the
 //! run's exit status says whether any failed.
 
-use super::Exit;
-use super::printer::Printer;
+use crate::exit::Exit;
+use crate::printer::Printer;
 use kv2pc::shell::{Command, Shell, parse_line};
 use std::io;
 

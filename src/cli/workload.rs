@@ -29,7 +29,7 @@
 //! that kills also land in checkpoints. Exit status: 0 when done, 3 if the data directory cannot be used, 1 on
 //! any other error (no error is expected while the process lives).
 
-use super::Exit;
+use crate::exit::Exit;
 use kv2pc::rng::Rng;
 use kv2pc::types::MAX_NODES;
 use kv2pc::{Client, Cluster, Config, Error, Result};

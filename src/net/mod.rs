@@ -108,11 +108,6 @@ impl Net {
         }
     }
 
-    /// The number of nodes.
-    pub fn nodes(&self) -> u32 {
-        self.nodes
-    }
-
     /// Starts a unit of work labelled `label` (one that is not mail: a recovery, a shell
     /// command, an fsync asked for).
     pub fn work(&self, label: Label) -> Work {

@@ -16,7 +16,8 @@ use rustyline::{Context, Helper, Validator};
 use std::borrow::Cow;
 
 use super::hint::{UsageHint, usage_hint};
-use super::words::{SETTINGS, Typed, command_keywords, is_lower};
+use super::words::{Typed, command_keywords, is_lower};
+use kv2pc::config::{SETTINGS, setting};
 
 /// The line editor's helper: completion, hints, and the colour of hints.
 #[derive(Helper, Validator)]
@@ -77,8 +78,8 @@ impl KvHelper {
                 .collect(),
             ["SESSION", _] => keywords(&["ON"]),
             ["TRACE"] => keywords(&["ON", "OFF"]),
-            ["SET"] => names(&SETTINGS),
-            ["SET", "DEADLOCK"] => names(&["detect", "off"]),
+            ["SET"] => names(&SETTINGS.iter().map(|s| s.name).collect::<Vec<_>>()),
+            ["SET", name] => setting(name).map_or(Vec::new(), |s| names(s.values())),
             ["HELP"] => self.topics.iter().map(|t| Word::topic(t)).collect(),
             _ => Vec::new(),
         }
@@ -218,7 +219,11 @@ mod tests {
         assert_eq!(complete("CRASH node 1 AT de"), ["decide", "decision"]);
         assert_eq!(complete("bob: SHOW LOG "), ["node"]);
         assert_eq!(complete("PUT x 1; SESSION "), ["alice", "main"]);
-        assert_eq!(complete("SET "), SETTINGS);
+        let settings: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
+        assert_eq!(complete("SET "), settings);
+        assert_eq!(complete("set deadlock "), ["detect", "off"]);
+        assert_eq!(complete("SET Deadlock o"), ["off"]);
+        assert!(complete("SET vote_timeout ").is_empty());
         assert_eq!(complete("help cr"), ["crash"]);
         assert_eq!(complete("HELP sy"), ["syntax"]);
         assert!(complete("GET ").is_empty());

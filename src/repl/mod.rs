@@ -16,8 +16,8 @@ mod helper;
 mod hint;
 mod words;
 
-use crate::cli::Exit;
-use crate::cli::printer::Printer;
+use crate::exit::Exit;
+use crate::printer::Printer;
 use colored::Colorize;
 use helper::KvHelper;
 use kv2pc::shell::Shell;

@@ -1,5 +1,6 @@
 //! What the line editor knows of the command language, shared by completion and hints:
-//! each command's usage, the settings, and how to read the statement typed so far.
+//! each command's usage and how to read the statement typed so far. (The settings and
+//! their values come from the library's one table of them, `kv2pc::config::SETTINGS`.)
 //!
 //! The usages copy the `Usage:` lines of `grammar/help.md`; a test keeps them in step,
 //! and another checks that every keyword is a command of the parser.
@@ -29,14 +30,6 @@ pub const USAGES: &[(&str, &str)] = &[
     ("HELP", "[topic]"),
     ("QUIT", ""),
     ("EXIT", ""),
-];
-
-/// The settings `SET` knows.
-pub const SETTINGS: [&str; 4] = [
-    "vote_timeout",
-    "inquiry_interval",
-    "deadlock",
-    "checkpoint_bytes",
 ];
 
 /// Whether the user is typing in lower case.

@@ -11,8 +11,8 @@
 //! session has a transaction open) is the executor's job.
 
 use super::parser::{self, ParseError};
-use crate::CrashPoint;
 use crate::clock::format_duration;
+use crate::cluster::CrashPoint;
 use crate::types::NodeId;
 use std::fmt;
 use std::str::FromStr;

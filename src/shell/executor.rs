@@ -18,15 +18,14 @@ use super::output::{Outcome, Output, Style};
 use super::parser;
 use super::session::Session;
 use crate::clock::format_duration;
-use crate::config::DeadlockPolicy;
-use crate::trace::TraceEvent;
-use crate::{Cluster, CrashPoint, Error, NodeId};
+use crate::cluster::{Cluster, CrashPoint, TraceEvent};
+use crate::error::Error;
+use crate::types::NodeId;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 /// The session every shell starts in.
 pub const MAIN_SESSION: &str = "main";
@@ -327,7 +326,7 @@ impl Shell {
             }
             Command::ShowLog { node, last } => self.show_log(node, last, outcome)?,
             Command::Where { key } => {
-                crate::types::check_key(&key).map_err(error)?;
+                crate::types::check_key(&key).map_err(|e| e.to_string())?;
                 outcome.say(format!(
                     "{} is on node {}",
                     Text(&key),
@@ -443,40 +442,12 @@ impl Shell {
         Ok(())
     }
 
+    /// `SET name value`, as the table of settings (`config::SETTINGS`) reads it.
     fn set(&mut self, name: &str, value: &str, outcome: &mut Outcome) -> Result<(), String> {
         let mut settings = self.cluster.settings();
-        // What the setting now is, written the way it is read.
-        let shown = match name.to_ascii_lowercase().as_str() {
-            "vote_timeout" => {
-                settings.vote_timeout = parse_duration(value)?;
-                format_duration(settings.vote_timeout)
-            }
-            "inquiry_interval" => {
-                settings.inquiry_interval = parse_duration(value)?;
-                format_duration(settings.inquiry_interval)
-            }
-            "deadlock" => {
-                settings.deadlock = match value.to_ascii_lowercase().as_str() {
-                    "detect" => DeadlockPolicy::Detect,
-                    "off" => DeadlockPolicy::Off,
-                    _ => return Err(format!("deadlock is detect or off, not '{value}'")),
-                };
-                value.to_ascii_lowercase()
-            }
-            "checkpoint_bytes" => {
-                settings.checkpoint_bytes = value.parse().map_err(|_| {
-                    format!("checkpoint_bytes takes a number of bytes, not '{value}'")
-                })?;
-                settings.checkpoint_bytes.to_string()
-            }
-            _ => {
-                return Err(format!(
-                    "there is no setting '{name}'; the settings are vote_timeout, inquiry_interval, deadlock and checkpoint_bytes"
-                ));
-            }
-        };
+        let (name, shown) = settings.set(name, value)?;
         self.cluster.set_settings(settings);
-        outcome.say(format!("{} = {shown}", name.to_ascii_lowercase()));
+        outcome.say(format!("{name} = {shown}"));
         Ok(())
     }
 
@@ -513,11 +484,6 @@ fn is_transactional(command: &Command) -> bool {
             | Command::Commit
             | Command::Abort
     )
-}
-
-/// Reads a `SET` duration with the shell's one duration grammar (`clock::parse_duration`).
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    crate::clock::parse_duration(text).map_err(|error| format!("{error}, not '{text}'"))
 }
 
 /// Whether a crash point name is valid, for completion.

@@ -2,13 +2,9 @@
 //! reports and trace events. Every list is sorted, so output is the same every run.
 
 use super::command::Text;
-use crate::cluster::RecoveryReport;
-use crate::lock::{KeyLocks, LockMode};
-use crate::net::NodeStatus;
+use crate::cluster::{KeyLocks, LogEntry, LogRecord, NodeStatus, RecoveryReport, TraceEvent};
 use crate::text::table;
-use crate::trace::TraceEvent;
-use crate::types::{NodeId, TxnId, Write};
-use crate::wal::Record;
+use crate::types::{LockMode, NodeId, TxnId, Write};
 
 /// `T1, T4` or `-`.
 pub fn tids(tids: &[TxnId]) -> String {
@@ -142,9 +138,9 @@ fn nodes(nodes: &[NodeId]) -> String {
 }
 
 /// One log record as `SHOW LOG` prints it.
-pub fn record(record: &Record) -> String {
-    let body = match record {
-        Record::Prepare {
+pub fn record(entry: &LogEntry) -> String {
+    let body = match &entry.record {
+        LogRecord::Prepare {
             tid,
             coordinator,
             participants,
@@ -155,16 +151,16 @@ pub fn record(record: &Record) -> String {
             nodes(participants),
             writes(w)
         ),
-        Record::Commit { tid, commit_ts } => format!("Commit {tid}  ts {commit_ts}"),
-        Record::Abort { tid } => format!("Abort {tid}"),
-        Record::OnePhaseCommit {
+        LogRecord::Commit { tid, commit_ts } => format!("Commit {tid}  ts {commit_ts}"),
+        LogRecord::Abort { tid } => format!("Abort {tid}"),
+        LogRecord::OnePhaseCommit {
             tid,
             writes: w,
             commit_ts,
         } => {
             format!("OnePhaseCommit {tid}  writes {}, ts {commit_ts}", writes(w))
         }
-        Record::Decision {
+        LogRecord::Decision {
             tid,
             participants,
             commit_ts,
@@ -174,10 +170,10 @@ pub fn record(record: &Record) -> String {
                 nodes(participants)
             )
         }
-        Record::End { tid } => format!("End {tid}"),
-        Record::TidLease { upto } => format!("TidLease  counters below {upto}"),
+        LogRecord::End { tid } => format!("End {tid}"),
+        LogRecord::TidLease { upto } => format!("TidLease  counters below {upto}"),
     };
-    let forced = if record.forced() { "fsync" } else { "lazy" };
+    let forced = if entry.forced { "fsync" } else { "lazy" };
     format!("{body}  ({forced})")
 }
 

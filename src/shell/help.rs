@@ -5,9 +5,12 @@
 //! states its format: `## NAME, ALIAS` headings, the first line of a section as its
 //! summary, `Example:` lines that the tests run through the parser, and a
 //! `{crash_points}` line that is replaced by the list generated from
-//! [`CrashPoint::ALL`], so that `HELP CRASH` can never miss a point.
+//! [`CrashPoint::ALL`], so that `HELP CRASH` can never miss a point, and a `{settings}`
+//! line replaced by the settings, their descriptions and an example of each, generated
+//! from [`SETTINGS`], the table `SET` reads.
 
-use crate::CrashPoint;
+use crate::cluster::CrashPoint;
+use crate::config::SETTINGS;
 use std::fmt::Write;
 
 /// The help file.
@@ -16,8 +19,14 @@ const HELP_FILE: &str = include_str!("../../grammar/help.md");
 /// The line of a section replaced by the generated list of crash points.
 const CRASH_POINTS_MARK: &str = "{crash_points}";
 
+/// The line of a section replaced by the generated list of settings.
+const SETTINGS_MARK: &str = "{settings}";
+
 /// The width of the name column in the list of commands.
 const NAME_WIDTH: usize = 12;
+
+/// The longest line of a generated list, as the hand-written text keeps to.
+const LINE_WIDTH: usize = 79;
 
 /// The help for `HELP` (no topic: the list of commands and topics) or `HELP topic`
 /// (matched ignoring case, aliases included). An unknown topic is an error that names
@@ -45,9 +54,8 @@ pub fn examples() -> Vec<(String, String)> {
     topics()
         .iter()
         .flat_map(|topic| {
-            topic
-                .examples()
-                .map(|example| (topic.names[0].to_string(), example.to_string()))
+            let name = topic.names[0].to_string();
+            (topic.examples().into_iter()).map(move |example| (name.clone(), example))
         })
         .collect()
 }
@@ -82,12 +90,12 @@ impl Topic {
             .any(|name| name.eq_ignore_ascii_case(wanted))
     }
 
-    /// The section's `Example:` lines, without the label.
-    fn examples(&self) -> impl Iterator<Item = &'static str> {
-        self.text
-            .lines()
+    /// The section's `Example:` lines (generated ones included), without the label.
+    fn examples(&self) -> Vec<String> {
+        (self.render().lines())
             .filter_map(|line| line.trim().strip_prefix("Example:"))
-            .map(str::trim)
+            .map(|example| example.trim().to_string())
+            .collect()
     }
 
     /// The section as `HELP topic` prints it.
@@ -96,6 +104,8 @@ impl Topic {
         for line in self.text.trim().lines() {
             if line.trim() == CRASH_POINTS_MARK {
                 out.push_str(&crash_points());
+            } else if line.trim() == SETTINGS_MARK {
+                out.push_str(&settings());
             } else {
                 out.push_str(line);
                 out.push('\n');
@@ -144,6 +154,46 @@ fn crash_points() -> String {
     out
 }
 
+/// Every setting as `name <usage>` beside its description, wrapped, then an example of
+/// each.
+fn settings() -> String {
+    let usages: Vec<String> = (SETTINGS.iter())
+        .map(|setting| format!("{} {}", setting.name, setting.usage()))
+        .collect();
+    let column = 2 + usages.iter().map(String::len).max().unwrap_or(0) + 3;
+    let mut out = String::new();
+    for (setting, usage) in SETTINGS.iter().zip(&usages) {
+        for (index, line) in wrap(setting.doc, LINE_WIDTH - column).iter().enumerate() {
+            let left = if index == 0 { usage.as_str() } else { "" };
+            let _ = writeln!(out, "  {left:<width$}{line}", width = column - 2);
+        }
+    }
+    out.push('\n');
+    for setting in SETTINGS {
+        let _ = writeln!(out, "Example: SET {} {}", setting.name, setting.example);
+    }
+    out
+}
+
+/// `text`'s words in lines of at most `width` characters (a longer word gets its own).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let Some(line) = lines.last_mut() else {
+            break;
+        };
+        if line.is_empty() {
+            line.push_str(word);
+        } else if line.len() + 1 + word.len() <= width {
+            line.push(' ');
+            line.push_str(word);
+        } else {
+            lines.push(word.to_string());
+        }
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,7 +208,7 @@ mod tests {
                 topic.names[0]
             );
             assert!(
-                topic.examples().next().is_some(),
+                !topic.examples().is_empty(),
                 "{} has no example",
                 topic.names[0]
             );
@@ -176,5 +226,14 @@ mod tests {
         let crash = help(Some("CRASH")).unwrap();
         assert!(!crash.contains(CRASH_POINTS_MARK));
         assert!(crash.contains("  broadcast  coordinator: decision sent"));
+    }
+
+    #[test]
+    fn the_settings_mark_is_expanded_within_the_line_width() {
+        let set = help(Some("SET")).unwrap();
+        assert!(!set.contains(SETTINGS_MARK));
+        assert!(set.lines().all(|line| line.len() <= LINE_WIDTH), "{set}");
+        assert!(set.contains("  deadlock detect|off  "), "{set}");
+        assert_eq!(wrap("a bb ccc", 4), ["a bb", "ccc"]);
     }
 }

@@ -22,9 +22,8 @@
 
 use super::command::{Command, Text};
 use super::output::{Outcome, Style};
-use crate::cluster::Activity;
-use crate::lock::LockMode;
-use crate::net::Work;
+use crate::cluster::{Activity, Work};
+use crate::types::LockMode;
 use crate::{Client, ClientObserver, Error, NodeId, ReadOnly, Transaction, TxnId, WaitInfo};
 use crossbeam::channel::{Receiver, Sender, unbounded};
 use parking_lot::Mutex;

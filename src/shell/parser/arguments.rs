@@ -3,7 +3,7 @@
 
 use super::tokens::{integer, is_name_char, keyword, text, word};
 use super::{Parsed, failure, shown};
-use crate::CrashPoint;
+use crate::cluster::CrashPoint;
 use crate::types::{self, MAX_NODES, NodeId};
 use nom::Parser;
 use nom::combinator::cut;

@@ -12,7 +12,8 @@
 //!   committed nothing after its snapshot).
 
 use super::driver::{Driver, Failure, Pending, Phase};
-use kv2pc::lock::{KeyLocks, LockMode};
+use kv2pc::cluster::KeyLocks;
+use kv2pc::types::LockMode;
 use kv2pc::{NodeId, TxnId};
 use std::collections::{BTreeMap, BTreeSet};
 
