@@ -177,17 +177,20 @@ fn an_in_doubt_participant_blocks_its_keys_only() {
         let value = txn.get(&x_owned)?;
         txn.commit().map(|_| value)
     });
-    cluster.settle();
-    std::thread::sleep(Duration::from_millis(20));
-    assert!(!read.is_finished(), "a read of an in-doubt key must wait");
-    assert_eq!(
-        cluster
-            .locks()
-            .iter()
+    // The reader's thread may not have sent its read yet when the cluster settles:
+    // wait (bounded) until the read waits in the lock table.
+    let waiting = |cluster: &kv2pc::Cluster| {
+        (cluster.locks().iter())
             .filter(|(_, l)| !l.waiters.is_empty())
-            .count(),
-        1
-    );
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while waiting(&cluster) == 0 && std::time::Instant::now() < deadline {
+        cluster.settle();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!read.is_finished(), "a read of an in-doubt key must wait");
+    assert_eq!(waiting(&cluster), 1);
     // In-doubt participants keep asking while the coordinator is down.
     cluster.tick(Duration::from_secs(5)).unwrap();
     cluster.settle();
