@@ -36,6 +36,8 @@ enum Fx {
     /// A request handed on to a node.
     Forward(u32, Request),
     Point(CrashPoint),
+    /// A deadlock victim aborted here.
+    Victim(TxnId),
 }
 
 fn view(effects: Vec<Effect>) -> Vec<Fx> {
@@ -67,6 +69,7 @@ fn view(effects: Vec<Effect>) -> Vec<Fx> {
             } => Fx::Begun(tid),
             Effect::Forward { to, request, .. } => Fx::Forward(to, request),
             Effect::CrashPoint(point) => Fx::Point(point),
+            Effect::VictimAborted { tid, .. } => Fx::Victim(tid),
         })
         .collect()
 }
@@ -754,11 +757,15 @@ fn a_deadlock_victim_is_aborted_where_it_waits() {
     h.write(1, t2, "y", "1", true);
     h.write(1, t2, "x", "2", false);
     let cycle = vec![t2, t1, t2];
-    let effects = moves(h.message(1, 1, Message::DeadlockVictim { tid: t2, cycle }));
+    let victim = Message::DeadlockVictim { tid: t2, cycle };
+    let effects = moves(h.message(1, 1, victim.clone()));
     assert!(
-        matches!(&effects[..], [Fx::Err(e)] if e.contains("deadlock T4 -> T1 -> T4")),
+        matches!(&effects[..], [Fx::Err(e), Fx::Victim(t)]
+            if e.contains("deadlock T4 -> T1 -> T4") && *t == t2),
         "{effects:?}"
     );
+    // Every node that sees the cycle sends the same victim: the others find nothing.
+    assert_eq!(moves(h.message(2, 1, victim)), vec![]);
     // The victim's locks are gone; t1 can take y.
     assert_eq!(h.write(1, t1, "y", "1", false), vec![Fx::Ok(Answer::Done)]);
 }
