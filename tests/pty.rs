@@ -87,3 +87,45 @@ fn ctrl_c_at_the_prompt_clears_the_line_and_the_shell_goes_on() {
     let status = session.get_process_mut().wait().expect("the shell ends");
     assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
 }
+
+/// Waits for the shell to end after QUIT and asserts it exited 0.
+fn quit(mut session: Session) {
+    session.send_line("QUIT").expect("typing");
+    let status = session.get_process_mut().wait().expect("the shell ends");
+    assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
+}
+
+#[test]
+fn lines_pasted_at_once_all_run_in_order_and_enter_the_history() {
+    let home = tempfile::tempdir().expect("a temporary home");
+    let mut session = shell(&home);
+    session.expect("kv2pc[main]> ").expect("the first prompt");
+    // A plain paste: four lines in one write, as a terminal delivers them.
+    session
+        .send("BEGIN\rPUT a 2\rCOMMIT\rGET a\r")
+        .expect("pasting");
+    session.expect("T1 started").expect("BEGIN ran");
+    session.expect("ok").expect("PUT a 2 ran");
+    session.expect("T1 committed").expect("COMMIT ran");
+    session.expect("a = 2").expect("GET a ran");
+    session
+        .expect("kv2pc[main]> ")
+        .expect("a prompt after them");
+    // Typed ahead while the first is still running: three lines, then one more.
+    session.send("PUT b 3\rGET b\rWHERE b\r").expect("typing");
+    session.expect("b = 3").expect("GET b ran");
+    session.expect("b is on node").expect("WHERE b ran");
+    session
+        .expect("kv2pc[main]> ")
+        .expect("a prompt after them");
+    let history = std::fs::read_to_string(home.path().join("history")).expect("the history");
+    let lines: Vec<&str> = history.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        lines,
+        [
+            "BEGIN", "PUT a 2", "COMMIT", "GET a", "PUT b 3", "GET b", "WHERE b"
+        ],
+        "{history}"
+    );
+    quit(session);
+}

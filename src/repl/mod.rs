@@ -7,6 +7,20 @@
 //! its open transaction, Ctrl-C to clear the line and Ctrl-D to leave. Several lines
 //! pasted at once run one after the other, as in a script.
 //!
+//! # Type-ahead
+//!
+//! Every line typed or pasted runs, in order, and enters the history, even when it
+//! arrives while an earlier one is still being read or run. That needs one thing of
+//! rustyline that it does not do by default: on a Unix terminal it reads the terminal
+//! through a buffer of its own (1 KiB, one `read` takes whatever the terminal has), and
+//! without its `buffer-redux` feature that buffer belongs to one `readline` call and is
+//! dropped when the call returns. A paste of `BEGIN`, `PUT a 2`, `COMMIT` arrives in one
+//! `read`; the first call returned `BEGIN` and threw the other two away, so they neither
+//! ran nor entered the history, while lines typed 50 ms apart (one `read` each) all ran.
+//! With `buffer-redux` (Cargo.toml) the editor hands the unread bytes to the next call.
+//! Bytes typed while a command runs wait in the terminal (which is out of raw mode
+//! then, and echoes them), and the next `readline` reads them as typed.
+//!
 //! History lives in `kv2pc/history` under the user's state directory (the local data
 //! directory where there is none), or in `$KV2PC_HISTFILE`; an empty `KV2PC_HISTFILE`
 //! keeps no history. Each line is appended as soon as it is entered, so that the
