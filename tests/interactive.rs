@@ -1,0 +1,169 @@
+//! The shell's interactive side through the library (`shell::interactive`): the prompt
+//! of a waiting session, ABORT and Ctrl-C ending a lock wait, a SOURCE stopped by
+//! Ctrl-C, and what happens on the real clock while nobody types. The terminal itself
+//! (the line editor, the printing above the prompt) is `tests/pty.rs`.
+
+use kv2pc::shell::{Output, Shell};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+fn shell(home: &TempDir, manual_clock: bool) -> Shell {
+    let config = kv2pc::Config {
+        nodes: 3,
+        manual_clock,
+        settings: kv2pc::Settings::default(),
+    };
+    let cluster = kv2pc::Cluster::open(home.path().join("data"), config).expect("a cluster");
+    Shell::new(cluster)
+}
+
+fn text(output: &Output) -> String {
+    output.render(false)
+}
+
+/// Runs `line` and returns what it printed.
+fn run(shell: &mut Shell, line: &str) -> String {
+    text(&shell.execute(line))
+}
+
+/// A key owned by `node`.
+fn key_on(shell: &Shell, node: u32) -> String {
+    (0..)
+        .map(|n| format!("k{n}"))
+        .find(|key| shell.cluster().owner(key) == node)
+        .expect("a key on every node")
+}
+
+#[test]
+fn abort_typed_while_the_session_waits_ends_the_wait_and_the_transaction() {
+    let home = tempfile::tempdir().expect("a temporary directory");
+    let mut shell = shell(&home, true);
+    run(&mut shell, "alice: BEGIN; alice: PUT w 1; BEGIN; PUT v 1");
+    let waited = run(&mut shell, "GET w");
+    assert!(
+        waited.contains("<waiting for a shared lock on w"),
+        "{waited}"
+    );
+    assert_eq!(shell.prompt(), "kv2pc[main T4 waiting]> ");
+    let aborted = run(&mut shell, "ABORT");
+    assert!(
+        aborted.contains("T4 aborted; so its waiting GET w fails\n<main: GET w completed>\n"),
+        "{aborted}"
+    );
+    assert!(
+        aborted
+            .contains("error: T4 aborted: ABORT ended it while its GET w waited for a lock on w"),
+        "{aborted}"
+    );
+    assert_eq!(shell.prompt(), "kv2pc[main]> ");
+    // Its write is undone and its locks released: alice writes v at once.
+    let wrote = run(&mut shell, "alice: PUT v 2");
+    assert_eq!(wrote, "ok\n");
+    // With a session prefix, from another session.
+    run(&mut shell, "bob: BEGIN");
+    let waited = run(&mut shell, "bob: GET w");
+    assert!(waited.contains("<waiting"), "{waited}");
+    let aborted = run(&mut shell, "bob: ABORT");
+    assert!(
+        aborted.contains("aborted; so its waiting GET w fails"),
+        "{aborted}"
+    );
+    let begun = run(&mut shell, "bob: BEGIN");
+    assert!(
+        begun.contains("started"),
+        "bob left the transaction: {begun}"
+    );
+}
+
+#[test]
+fn ctrl_c_at_the_prompt_cancels_the_wait_and_the_session_stays_in_the_aborted_transaction() {
+    let home = tempfile::tempdir().expect("a temporary directory");
+    let mut shell = shell(&home, true);
+    assert!(shell.cancel_wait().is_none(), "nothing waits yet");
+    run(&mut shell, "alice: BEGIN; alice: PUT w 1; BEGIN; GET w");
+    let cancelled = text(&shell.cancel_wait().expect("main waits"));
+    assert_eq!(
+        cancelled,
+        "<main: GET w completed>\nerror: T4 aborted: Ctrl-C cancelled its GET w while it \
+         waited for a lock on w; its writes are undone\n"
+    );
+    assert_eq!(shell.prompt(), "kv2pc[main T4 aborted]> ");
+    let refused = run(&mut shell, "PUT x 1");
+    assert!(
+        refused.contains("T4 was aborted: Ctrl-C cancelled its GET w"),
+        "{refused}"
+    );
+    let ended = run(&mut shell, "ABORT");
+    assert!(ended.contains("T4 had already been aborted"), "{ended}");
+    assert_eq!(shell.prompt(), "kv2pc[main]> ");
+}
+
+#[test]
+fn a_commit_waiting_for_votes_cannot_be_cancelled_and_says_why() {
+    let home = tempfile::tempdir().expect("a temporary directory");
+    let mut shell = shell(&home, true);
+    let (a, b) = (key_on(&shell, 1), key_on(&shell, 2));
+    run(
+        &mut shell,
+        &format!("BEGIN; PUT {a} 1; PUT {b} 1; CRASH node 2"),
+    );
+    let waited = run(&mut shell, "COMMIT");
+    assert!(waited.contains("<waiting"), "{waited}");
+    let refused = run(&mut shell, "ABORT");
+    assert!(
+        refused.contains(
+            "error: session main is running COMMIT, whose outcome only its coordinator decides"
+        ),
+        "{refused}"
+    );
+    let cancelled = text(&shell.cancel_wait().expect("main waits"));
+    assert!(cancelled.contains("cannot be cancelled"), "{cancelled}");
+    let timed_out = run(&mut shell, "TICK 2s");
+    assert!(
+        timed_out.contains("<main: COMMIT completed>"),
+        "{timed_out}"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_a_source_before_its_next_line() {
+    let home = tempfile::tempdir().expect("a temporary directory");
+    let script = home.path().join("three.kv");
+    std::fs::write(&script, "PUT a 1\nPUT b 2\nPUT c 3\n").expect("a script");
+    let mut shell = shell(&home, true);
+    shell.interrupt_flag().store(true, Ordering::SeqCst);
+    let stopped = run(&mut shell, &format!("SOURCE \"{}\"", script.display()));
+    assert!(
+        stopped.contains("Ctrl-C stopped SOURCE") && stopped.contains("after 0 of its 3 lines"),
+        "{stopped}"
+    );
+    shell.interrupt_flag().store(false, Ordering::SeqCst);
+    assert_eq!(run(&mut shell, "GET a"), "a is not set\n");
+}
+
+#[test]
+fn on_the_real_clock_a_vote_timeout_is_seen_without_a_command() {
+    let home = tempfile::tempdir().expect("a temporary directory");
+    let mut shell = shell(&home, false);
+    let (a, b) = (key_on(&shell, 1), key_on(&shell, 2));
+    run(
+        &mut shell,
+        &format!("BEGIN; PUT {a} 1; PUT {b} 1; CRASH node 2"),
+    );
+    let waited = run(&mut shell, "COMMIT");
+    assert!(waited.contains("<waiting"), "{waited}");
+    assert_eq!(shell.prompt(), "kv2pc[main T1 waiting]> ");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = String::new();
+    while !seen.contains("COMMIT completed") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        seen.push_str(&text(&shell.background()));
+    }
+    assert!(
+        seen.contains("<main: COMMIT completed>\nerror: T1 aborted"),
+        "{seen}"
+    );
+    assert_eq!(shell.prompt(), "kv2pc[main]> ");
+    assert!(shell.background().outcomes.is_empty(), "reported once");
+}
