@@ -40,16 +40,25 @@ impl Printer {
         if self.style.echo {
             text.push_str(&record_entry(line, &Output::default()));
         }
-        if self.style.json {
-            text.push_str(&output.to_json_lines());
-        } else {
-            text.push_str(&output.render(self.style.color));
-        }
-        let mut stdout = io::stdout().lock();
-        stdout.write_all(text.as_bytes())?;
-        stdout.flush()?;
+        text.push_str(&self.render(output));
+        write_out(&text)?;
         self.record(line, output);
         Ok(())
+    }
+
+    /// Shows output that no command line produced (what Ctrl-C cancelled), without
+    /// recording it: a replay has no line to produce it from.
+    pub fn show_unrecorded(&self, output: &Output) -> io::Result<()> {
+        write_out(&self.render(output))
+    }
+
+    /// `output` as this printer shows it: text (coloured or not) or JSON lines.
+    pub fn render(&self, output: &Output) -> String {
+        if self.style.json {
+            output.to_json_lines()
+        } else {
+            output.render(self.style.color)
+        }
     }
 
     fn record(&mut self, line: &str, output: &Output) {
@@ -64,6 +73,12 @@ impl Printer {
             self.recorder = None;
         }
     }
+}
+
+fn write_out(text: &str) -> io::Result<()> {
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
 }
 
 /// Writes the session as a transcript (see `kv2pc::shell::transcript`), one entry per

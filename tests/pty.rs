@@ -4,7 +4,12 @@
 //! typed at line by line.
 //!
 //! What `execute` tests cannot show: the prompt the user is given after each command,
-//! drawn by the line editor, and what Ctrl-C does at that prompt.
+//! drawn by the line editor; lines pasted or typed ahead; what happens on the real
+//! clock printed without a keystroke; what Ctrl-C does at the prompt, during a lock
+//! wait and during SOURCE; the `--temp` directory gone at exit.
+//!
+//! Every wait is bounded by the session's expect timeout (generous, for a loaded
+//! machine); nothing sleeps for a fixed time to make a point.
 
 use expectrl::Expect;
 use expectrl::process::unix::WaitStatus;
@@ -83,6 +88,14 @@ fn ctrl_c_at_the_prompt_clears_the_line_and_the_shell_goes_on() {
     session.expect("kv2pc[main]> ").expect("a fresh prompt");
     // The half-typed line was dropped, not run, and the cluster is still there.
     type_line(&mut session, "GET x", "x is not set", "kv2pc[main]> ");
+    // On an empty line, Ctrl-C says how to leave.
+    session
+        .send(expectrl::ControlCode::EndOfText)
+        .expect("Ctrl-C");
+    session
+        .expect("to leave the shell, type QUIT")
+        .expect("how to leave");
+    session.expect("kv2pc[main]> ").expect("a fresh prompt");
     session.send_line("QUIT").expect("typing");
     let status = session.get_process_mut().wait().expect("the shell ends");
     assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
@@ -128,4 +141,155 @@ fn lines_pasted_at_once_all_run_in_order_and_enter_the_history() {
         "{history}"
     );
     quit(session);
+}
+
+/// A key that node `node` of a 3-node cluster owns.
+fn key_on(node: u32) -> String {
+    (0..)
+        .map(|n| format!("k{n}"))
+        .find(|key| kv2pc::types::owner_of(key, 3) == node)
+        .expect("a key on every node")
+}
+
+#[test]
+fn a_vote_timeout_on_the_real_clock_is_printed_without_a_keystroke() {
+    let home = tempfile::tempdir().expect("a temporary home");
+    let mut session = shell(&home);
+    session.expect("kv2pc[main]> ").expect("the first prompt");
+    type_line(&mut session, "BEGIN", "T1 started", "kv2pc[main T1]> ");
+    for key in [key_on(1), key_on(2)] {
+        type_line(
+            &mut session,
+            &format!("PUT {key} 1"),
+            "ok",
+            "kv2pc[main T1]> ",
+        );
+    }
+    type_line(
+        &mut session,
+        "CRASH node 2",
+        "node 2 crashed",
+        "kv2pc[main T1]> ",
+    );
+    type_line(
+        &mut session,
+        "COMMIT",
+        "<waiting",
+        "kv2pc[main T1 waiting]> ",
+    );
+    // Nothing more is typed: the abort appears on its own, above a fresh prompt.
+    session
+        .expect("<main: COMMIT completed>")
+        .expect("the completion, printed when it happens");
+    session.expect("error: T1 aborted").expect("the abort");
+    session
+        .expect("kv2pc[main T1 waiting]> ")
+        .expect("the prompt redrawn");
+    type_line(
+        &mut session,
+        "STATUS",
+        "sessions: main (node 0)",
+        "kv2pc[main]> ",
+    );
+    quit(session);
+}
+
+#[test]
+fn ctrl_c_ends_a_lock_wait_and_the_shell_lives() {
+    let home = tempfile::tempdir().expect("a temporary home");
+    let mut session = shell(&home);
+    session.expect("kv2pc[main]> ").expect("the first prompt");
+    type_line(&mut session, "alice: BEGIN", "started", "kv2pc[main]> ");
+    type_line(&mut session, "alice: PUT w 1", "ok", "kv2pc[main]> ");
+    type_line(&mut session, "BEGIN", "started", "kv2pc[main T");
+    session.send_line("GET w").expect("typing");
+    session
+        .expect("<waiting for a shared lock on w")
+        .expect("the wait");
+    session
+        .expect(" waiting]> ")
+        .expect("the prompt says it waits");
+    session
+        .send(expectrl::ControlCode::EndOfText)
+        .expect("Ctrl-C");
+    session
+        .expect("Ctrl-C cancelled its GET w while it waited for a lock on w")
+        .expect("the waiting command fails and says why");
+    session
+        .expect(" aborted]> ")
+        .expect("the prompt shows the aborted transaction");
+    type_line(
+        &mut session,
+        "ABORT",
+        "had already been aborted",
+        "kv2pc[main]> ",
+    );
+    type_line(&mut session, "alice: COMMIT", "committed", "kv2pc[main]> ");
+    quit(session);
+}
+
+/// The size of the files under `dir`, its subdirectories included.
+fn bytes_under(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    (entries.flatten())
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => bytes_under(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// The `--temp` directories (`kv2pc-*`) in `dir`.
+fn temp_dirs(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("the test's TMPDIR")
+        .map(|entry| {
+            entry
+                .expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.starts_with("kv2pc-"))
+        .collect()
+}
+
+#[test]
+fn ctrl_c_stops_a_source_and_the_temp_directory_goes_at_exit() {
+    let home = tempfile::tempdir().expect("a temporary home");
+    let script = home.path().join("long.kv");
+    std::fs::write(&script, "PUT a 1\n".repeat(100_000)).expect("a script");
+    let mut session = shell(&home);
+    session.expect("kv2pc[main]> ").expect("the first prompt");
+    assert_eq!(temp_dirs(home.path()).len(), 1, "the shell runs on --temp");
+    session
+        .send_line(format!("SOURCE \"{}\"", script.display()))
+        .expect("typing");
+    // A SOURCE prints when it ends; that it runs shows in the data directory growing.
+    let before = bytes_under(home.path());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while bytes_under(home.path()) < before + 4096 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the SOURCE never wrote"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    session
+        .send(expectrl::ControlCode::EndOfText)
+        .expect("Ctrl-C");
+    session
+        .expect("error: Ctrl-C stopped SOURCE")
+        .expect("the SOURCE stops after the current command");
+    session.expect("kv2pc[main]> ").expect("the shell lives");
+    type_line(&mut session, "GET a", "a = 1", "kv2pc[main]> ");
+    quit(session);
+    assert_eq!(
+        temp_dirs(home.path()),
+        Vec::<String>::new(),
+        "removed at exit"
+    );
 }

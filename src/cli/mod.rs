@@ -15,8 +15,9 @@
 //!
 //! Exit statuses are returned as an `Exit` value rather than by `process::exit`, so that
 //! everything is dropped (the cluster's threads stopped, a `--temp` directory removed)
-//! before the process ends. A `--temp` directory is removed on SIGINT, SIGTERM and
-//! SIGHUP too (`temp`).
+//! before the process ends. A `--temp` directory is removed on SIGTERM and SIGHUP too, and
+//! on SIGINT to a script (`temp`); the interactive shell takes Ctrl-C to cancel, never
+//! to end (`repl`).
 
 mod bench;
 mod check;
@@ -42,8 +43,8 @@ Exit status:
   2  bad usage: an unknown option, an unreadable script or transcript file
   3  the data directory cannot be used: another node count, in use by another process,
      corrupt, or not a kv2pc directory
-  128+N  ended by signal N: SIGINT (130), SIGTERM (143), SIGHUP (129); with --temp the
-     directory is removed first";
+  128+N  ended by signal N: SIGINT (130, scripts only: at the prompt Ctrl-C cancels),
+     SIGTERM (143), SIGHUP (129); with --temp the directory is removed first";
 
 /// kv2pc: a transactional key-value store whose nodes commit with two-phase commit.
 ///
@@ -96,6 +97,9 @@ pub struct Args {
     /// Run the interactive shell on the manual clock too, advanced only by TICK.
     #[arg(long)]
     pub manual_clock: bool,
+    /// Print no banner when the interactive shell starts.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 impl Args {
@@ -110,6 +114,7 @@ impl Args {
             || self.temp
             || self.data_dir.is_some()
             || self.manual_clock
+            || self.quiet
     }
 }
 
@@ -151,7 +156,7 @@ pub fn main() -> ExitCode {
     };
     if args.command.is_some() && args.has_session_options() {
         let message = "the options of a shell session (FILE, -c, --echo, --json, --bail, \
-                       --record, --temp, --data-dir, --manual-clock) do not apply to a subcommand";
+                       --record, --temp, --data-dir, --manual-clock, --quiet) do not apply to a subcommand";
         Args::command()
             .error(clap::error::ErrorKind::ArgumentConflict, message)
             .exit();
@@ -176,7 +181,7 @@ fn run_shell(args: &Args, color: bool) -> Exit {
         Err(exit) => return exit,
     };
     let interactive = matches!(input, Input::Interactive);
-    let (dir, temp) = match data_dir(args) {
+    let (dir, temp) = match data_dir(args, interactive) {
         Ok(dir) => dir,
         Err(exit) => return exit,
     };
@@ -216,7 +221,11 @@ fn run_shell(args: &Args, color: bool) -> Exit {
                 dir: &dir,
                 temporary: temp.is_some(),
             };
-            repl::run(&mut shell, &mut printer, place, style.color)
+            let options = repl::Options {
+                color: style.color,
+                quiet: args.quiet,
+            };
+            repl::run(&mut shell, &mut printer, place, options)
         }
         Input::Script(lines, base_dir) => {
             shell.set_base_dir(&base_dir);
@@ -257,9 +266,9 @@ fn input(args: &Args) -> Result<Input, Exit> {
 }
 
 /// The data directory, and the guard that removes it at the end if it is temporary.
-fn data_dir(args: &Args) -> Result<(PathBuf, Option<tempfile::TempDir>), Exit> {
+fn data_dir(args: &Args, interactive: bool) -> Result<(PathBuf, Option<tempfile::TempDir>), Exit> {
     if args.temp {
-        let temp = temp::create().map_err(|error| {
+        let temp = temp::create(interactive).map_err(|error| {
             eprintln!("kv2pc: cannot create a temporary directory: {error}");
             Exit::DataDir
         })?;

@@ -3,9 +3,36 @@
 //! The loop is thin on purpose: read a line, run it, print its output. Everything a
 //! command does is in the library's shell, which scripts and tests drive the same way;
 //! this module only adds what a person at a terminal needs: history kept across runs,
-//! tab completion and usage hints (`helper`, `hint`, `words`), a coloured prompt naming the session and
-//! its open transaction, Ctrl-C to clear the line and Ctrl-D to leave. Several lines
-//! pasted at once run one after the other, as in a script.
+//! tab completion and usage hints (`helper`, `hint`, `words`), a coloured prompt naming
+//! the session, its open transaction and whether it waits, Ctrl-C to cancel and
+//! Ctrl-D to leave, and what happens on the real clock printed when it happens.
+//!
+//! # Two threads
+//!
+//! The editor reads on a thread of its own (`reader`); this loop owns the shell. While
+//! the user sits at the prompt the loop asks the shell every [`POLL`] for what happened
+//! in the background (`Shell::background`: a vote timeout, an inquiry, a waiting
+//! command that completed, a transaction aborted by a crash) and has the editor print
+//! it above the prompt, the prompt and the half-typed line redrawn below; repeated
+//! identical lines are collapsed (`collapse`). Scripts and transcripts never take this
+//! path: they run on the manual clock, where nothing happens between two commands, and
+//! print everything under the command that caused it, the same every run.
+//!
+//! # Ctrl-C
+//!
+//! Ctrl-C cancels and never ends the shell. At the prompt the editor reads it as a key:
+//! on an empty line it cancels the current session's lock wait (the waiting command
+//! fails, its transaction is aborted and the session stays in it, aborted, until ABORT
+//! or BEGIN: `Shell::cancel_wait`), or, with nothing waiting, says how to leave; on a
+//! line with text it only clears the line. While a command runs the terminal is out of
+//! raw mode and Ctrl-C is SIGINT, which sets the shell's interrupt flag: a running
+//! SOURCE stops before its next line. (`cli::temp` leaves SIGINT to this loop.)
+//!
+//! Limits: the prompt is drawn when the editor starts reading a line, so a change that
+//! happens in the background (a wait ending, a transaction aborted) shows in the line
+//! printed above it at once, and in the prompt from the next line on. With `TERM=dumb`
+//! rustyline reads plain lines: nothing is printed above them, and Ctrl-C only sets
+//! the flag.
 //!
 //! # Type-ahead
 //!
@@ -20,28 +47,31 @@
 //! With `buffer-redux` (Cargo.toml) the editor hands the unread bytes to the next call.
 //! Bytes typed while a command runs wait in the terminal (which is out of raw mode
 //! then, and echoes them), and the next `readline` reads them as typed.
-//!
-//! History lives in `kv2pc/history` under the user's state directory (the local data
-//! directory where there is none), or in `$KV2PC_HISTFILE`; an empty `KV2PC_HISTFILE`
-//! keeps no history. Each line is appended as soon as it is entered, so that the
-//! history survives a killed process.
+//! The history (see `reader`) is written by the editor thread as each line is read.
 
+mod collapse;
 mod helper;
 mod hint;
+mod reader;
 mod words;
 
 use crate::exit::Exit;
 use crate::printer::Printer;
+use collapse::Collapse;
 use colored::Colorize;
-use helper::KvHelper;
 use kv2pc::shell::Shell;
-use rustyline::config::{ColorMode, CompletionType, Config};
-use rustyline::error::ReadlineError;
-use rustyline::history::FileHistory;
-use std::path::{Path, PathBuf};
+use reader::{Read, Reader};
+use signal_hook::consts::signal::SIGINT;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
-/// The editor with kv2pc's helper.
-type LineEditor = rustyline::Editor<KvHelper, FileHistory>;
+/// How often the loop looks for background output while the user sits at the prompt.
+const POLL: Duration = Duration::from_millis(100);
+
+/// What Ctrl-C at an empty prompt answers.
+const HOW_TO_LEAVE: &str =
+    "(Ctrl-C cancels a command that waits; to leave the shell, type QUIT or press Ctrl-D)";
 
 /// Where the cluster lives, for the banner.
 pub struct Place<'a> {
@@ -51,68 +81,96 @@ pub struct Place<'a> {
     pub temporary: bool,
 }
 
+/// How the prompt loop behaves.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Colour the prompt and the output.
+    pub color: bool,
+    /// No banner.
+    pub quiet: bool,
+}
+
 /// Runs the prompt loop until QUIT, EXIT or Ctrl-D.
-pub fn run(shell: &mut Shell, printer: &mut Printer, place: Place<'_>, color: bool) -> Exit {
-    let mut editor = match editor(shell.cluster().nodes(), color) {
-        Ok(editor) => editor,
+pub fn run(shell: &mut Shell, printer: &mut Printer, place: Place<'_>, options: Options) -> Exit {
+    // Ctrl-C while a command runs (the terminal is out of raw mode then, so it is a
+    // signal) sets the shell's flag instead of ending the program.
+    let interrupt = shell.interrupt_flag();
+    if let Err(error) = signal_hook::flag::register(SIGINT, interrupt.clone()) {
+        eprintln!("kv2pc: warning: Ctrl-C will end the shell: {error}");
+    }
+    let mut reader = match Reader::start(shell.cluster().nodes(), options.color) {
+        Ok(reader) => reader,
         Err(error) => {
             eprintln!("kv2pc: cannot open the terminal: {error}");
             return Exit::Failed;
         }
     };
-    let mut history = history_path();
-    if let Some(path) = &history {
-        load_history(&mut editor, path);
+    if !options.quiet {
+        println!("{}", banner(shell, &place));
     }
-    println!("{}", banner(shell, &place));
+    let mut collapse = Collapse::default();
+    ask(&reader, shell, options.color);
     loop {
-        if let Some(helper) = editor.helper_mut() {
-            helper.sessions = shell.session_names();
-        }
-        let prompt = shell.prompt();
-        let styled = if color {
-            prompt.green().bold().to_string()
-        } else {
-            prompt.clone()
+        let Some(read) = reader.next(POLL) else {
+            show_background(shell, printer, &mut reader, &mut collapse);
+            continue;
         };
-        let line = match editor.readline(&(prompt.as_str(), styled.as_str())) {
-            Ok(line) => line,
-            Err(ReadlineError::Interrupted) => continue,
-            Err(ReadlineError::Eof) => break,
-            Err(error) => {
+        match read {
+            Read::Line(text) => {
+                // A paste arrives as one input holding several lines: run each.
+                for line in text.split(['\n', '\r']) {
+                    interrupt.store(false, Ordering::SeqCst);
+                    let output = shell.execute(line);
+                    if printer.show(line, &output).is_err() || output.quit {
+                        return Exit::Success;
+                    }
+                }
+            }
+            Read::Interrupted { empty } => match shell.cancel_wait() {
+                Some(output) if empty => {
+                    let _ = printer.show_unrecorded(&output);
+                }
+                _ if empty => println!("{HOW_TO_LEAVE}"),
+                _ => {}
+            },
+            Read::Eof => return Exit::Success,
+            Read::Failed(error) => {
                 eprintln!("kv2pc: cannot read the terminal: {error}");
                 return Exit::Failed;
             }
-        };
-        // A bracketed paste arrives as one input holding several lines: run each.
-        for line in line.split(['\n', '\r']) {
-            remember(&mut editor, &mut history, line);
-            let output = shell.execute(line);
-            if printer.show(line, &output).is_err() || output.quit {
-                return Exit::Success;
-            }
         }
+        ask(&reader, shell, options.color);
     }
-    Exit::Success
 }
 
-/// A line editor that lists completions like bash and colours only if `color`.
-fn editor(nodes: u32, color: bool) -> rustyline::Result<LineEditor> {
-    let config = Config::builder()
-        .completion_type(CompletionType::List)
-        .completion_show_all_if_ambiguous(true)
-        .auto_add_history(false)
-        .history_ignore_dups(true)?
-        .max_history_size(1000)?
-        .color_mode(if color {
-            ColorMode::Enabled
-        } else {
-            ColorMode::Disabled
-        })
-        .build();
-    let mut editor = LineEditor::with_config(config)?;
-    editor.set_helper(Some(KvHelper::new(nodes, color)));
-    Ok(editor)
+/// Asks the editor for the next line after the shell's prompt.
+fn ask(reader: &Reader, shell: &Shell, color: bool) {
+    let prompt = shell.prompt();
+    let styled = if color {
+        prompt.green().bold().to_string()
+    } else {
+        prompt.clone()
+    };
+    reader.ask(prompt, styled, shell.session_names());
+}
+
+/// Prints, above the prompt, what happened since the last command, repeats collapsed.
+fn show_background(
+    shell: &mut Shell,
+    printer: &Printer,
+    reader: &mut Reader,
+    collapse: &mut Collapse,
+) {
+    let now = Instant::now();
+    let output = shell.background();
+    let lines = if output.outcomes.is_empty() {
+        collapse.due(now).into_iter().collect()
+    } else {
+        collapse.lines(&printer.render(&output), now)
+    };
+    if !lines.is_empty() {
+        reader.print(lines.join("\n"));
+    }
 }
 
 /// The greeting: where the data is, how many nodes, how to get help.
@@ -139,53 +197,4 @@ fn banner(shell: &Shell, place: &Place<'_>) -> String {
     }
     text.push_str("type HELP for the commands, QUIT to leave");
     text
-}
-
-/// The history file: `$KV2PC_HISTFILE`, else `kv2pc/history` in the state directory.
-fn history_path() -> Option<PathBuf> {
-    match std::env::var_os("KV2PC_HISTFILE") {
-        Some(path) if path.is_empty() => None,
-        Some(path) => Some(PathBuf::from(path)),
-        None => dirs::state_dir()
-            .or_else(dirs::data_local_dir)
-            .map(|dir| dir.join("kv2pc").join("history")),
-    }
-}
-
-/// Loads the history; a file not there yet is no error, anything else a warning.
-fn load_history(editor: &mut LineEditor, path: &Path) {
-    if !path.exists() {
-        return;
-    }
-    if let Err(error) = editor.load_history(path) {
-        eprintln!(
-            "kv2pc: warning: cannot read the history {}: {error}",
-            path.display()
-        );
-    }
-}
-
-/// Adds a line, trimmed, to the history and appends it to the file; after a failure to
-/// save, warns once and keeps the history in memory only.
-fn remember(editor: &mut LineEditor, history: &mut Option<PathBuf>, line: &str) {
-    let line = line.trim();
-    if line.is_empty() || !matches!(editor.add_history_entry(line), Ok(true)) {
-        return;
-    }
-    let Some(path) = history.as_deref() else {
-        return;
-    };
-    let saved = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => std::fs::create_dir_all(parent)
-            .map_err(ReadlineError::from)
-            .and_then(|()| editor.append_history(path)),
-        _ => editor.append_history(path),
-    };
-    if let Err(error) = saved {
-        eprintln!(
-            "kv2pc: warning: cannot save the history to {}: {error}; keeping it for this session only",
-            path.display()
-        );
-        *history = None;
-    }
 }
