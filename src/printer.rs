@@ -20,6 +20,11 @@ pub struct Style {
     pub echo: bool,
 }
 
+/// The comment a recording made on the real clock begins with, by which `kv2pc check`
+/// explains why it may not replay.
+pub const REAL_TIME_NOTE: &str =
+    "# recorded on the real clock (--real-time): timeouts fired as time passed";
+
 /// Prints outputs and records them.
 pub struct Printer {
     style: Style,
@@ -89,10 +94,14 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Creates (or truncates) `path` and writes the header for a cluster of `nodes`.
-    pub fn create(path: &Path, nodes: u32) -> io::Result<Recorder> {
+    /// Creates (or truncates) `path` and writes the header for a cluster of `nodes`,
+    /// with [`REAL_TIME_NOTE`] if the session runs on the real clock.
+    pub fn create(path: &Path, nodes: u32, real_time: bool) -> io::Result<Recorder> {
         let mut file = File::create(path)?;
         file.write_all(record_header(nodes).as_bytes())?;
+        if real_time {
+            file.write_all(format!("{REAL_TIME_NOTE}\n").as_bytes())?;
+        }
         Ok(Recorder {
             file,
             path: path.to_path_buf(),

@@ -167,3 +167,46 @@ fn on_the_real_clock_a_vote_timeout_is_seen_without_a_command() {
     assert_eq!(shell.prompt(), "kv2pc[main]> ");
     assert!(shell.background().outcomes.is_empty(), "reported once");
 }
+
+/// Runs `kv2pc check` on a transcript of `text` and returns its exit code and output.
+fn check(home: &TempDir, text: &str) -> (i32, String) {
+    let path = home.path().join("recorded.txt");
+    std::fs::write(&path, text).expect("a transcript");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kv2pc"))
+        .args(["check", "--no-color"])
+        .arg(&path)
+        .output()
+        .expect("kv2pc check runs");
+    let code = output.status.code().expect("an exit code");
+    (code, String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[test]
+fn kv2pc_check_explains_why_a_real_time_recording_does_not_replay() {
+    let home = tempfile::tempdir().expect("a temporary directory");
+    // What a real-time recording holds: a COMMIT that ended when a vote timed out.
+    let recorded = "#! nodes 3\n\
+        # recorded on the real clock (--real-time): timeouts fired as time passed\n\
+        > BEGIN\nT1 started: a transaction coordinated by node 0\n\n\
+        > PUT k1 1\nok\n\n> PUT k2 1\nok\n\n> CRASH node 2\n\
+        node 2 crashed: its memory and unsynced log tail are gone\n\n\
+        > COMMIT\nerror: T1 aborted: vote timeout\n";
+    let (code, stdout) = check(&home, recorded);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("note: this transcript was recorded on the real clock"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("type TICK where time should pass"),
+        "{stdout}"
+    );
+    // A recording on the manual clock that differs gets no such note.
+    let manual = recorded.replace(
+        "# recorded on the real clock (--real-time): timeouts fired as time passed\n",
+        "",
+    );
+    let (code, stdout) = check(&home, &manual);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(!stdout.contains("real clock"), "{stdout}");
+}

@@ -293,3 +293,61 @@ fn ctrl_c_stops_a_source_and_the_temp_directory_goes_at_exit() {
         "removed at exit"
     );
 }
+
+#[test]
+fn an_interactive_recording_runs_on_the_manual_clock_and_replays() {
+    let home = tempfile::tempdir().expect("a temporary home");
+    let recording = home.path().join("lesson.txt");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kv2pc"));
+    command
+        .args(["--temp", "--no-color", "--record"])
+        .arg(&recording)
+        .env("HOME", home.path())
+        .env("KV2PC_HISTFILE", "")
+        .env("TMPDIR", home.path())
+        .env("TERM", "xterm")
+        .env_remove("NO_COLOR");
+    let mut session = Session::spawn(command).expect("the shell starts on a terminal");
+    session.set_expect_timeout(Some(Duration::from_secs(20)));
+    session
+        .expect("on the manual clock: time moves only by TICK")
+        .expect("the banner names the clock");
+    session.expect("kv2pc[main]> ").expect("the first prompt");
+    type_line(&mut session, "BEGIN", "T1 started", "kv2pc[main T1]> ");
+    for key in [key_on(1), key_on(2)] {
+        type_line(
+            &mut session,
+            &format!("PUT {key} 1"),
+            "ok",
+            "kv2pc[main T1]> ",
+        );
+    }
+    type_line(
+        &mut session,
+        "CRASH node 2",
+        "node 2 crashed",
+        "kv2pc[main T1]> ",
+    );
+    type_line(
+        &mut session,
+        "COMMIT",
+        "<waiting",
+        "kv2pc[main T1 waiting]> ",
+    );
+    // The vote timeout fires at TICK, not as real time passes, so the recording replays.
+    type_line(
+        &mut session,
+        "TICK 2s",
+        "<main: COMMIT completed>",
+        "kv2pc[main]> ",
+    );
+    quit(session);
+    let check = Command::new(env!("CARGO_BIN_EXE_kv2pc"))
+        .args(["check", "--no-color"])
+        .arg(&recording)
+        .output()
+        .expect("kv2pc check runs");
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{stdout}");
+    assert!(stdout.starts_with("ok "), "{stdout}");
+}

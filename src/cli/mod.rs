@@ -91,9 +91,15 @@ pub struct Args {
     /// Never colour the output (NO_COLOR=1 does the same).
     #[arg(long, global = true)]
     pub no_color: bool,
-    /// Write the session to FILE as a transcript that `kv2pc check` can replay.
+    /// Write the session to FILE as a transcript that `kv2pc check` can replay. The
+    /// interactive shell then runs on the manual clock (timeouts fire at TICK), so that
+    /// the recording replays the same, unless --real-time.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// With --record at the prompt: stay on the real clock. A timeout in the recording
+    /// then fired when time passed, which a replay cannot repeat; `kv2pc check` says so.
+    #[arg(long, requires = "record", conflicts_with = "manual_clock")]
+    pub real_time: bool,
     /// Run the interactive shell on the manual clock too, advanced only by TICK.
     #[arg(long)]
     pub manual_clock: bool,
@@ -114,6 +120,7 @@ impl Args {
             || self.temp
             || self.data_dir.is_some()
             || self.manual_clock
+            || self.real_time
             || self.quiet
     }
 }
@@ -156,7 +163,7 @@ pub fn main() -> ExitCode {
     };
     if args.command.is_some() && args.has_session_options() {
         let message = "the options of a shell session (FILE, -c, --echo, --json, --bail, \
-                       --record, --temp, --data-dir, --manual-clock, --quiet) do not apply to a subcommand";
+                       --record, --real-time, --temp, --data-dir, --manual-clock, --quiet) do not apply to a subcommand";
         Args::command()
             .error(clap::error::ErrorKind::ArgumentConflict, message)
             .exit();
@@ -187,7 +194,7 @@ fn run_shell(args: &Args, color: bool) -> Exit {
     };
     let config = Config {
         nodes: args.nodes,
-        manual_clock: !interactive || args.manual_clock,
+        manual_clock: manual_clock(args, interactive),
         ..Config::default()
     };
     let cluster = match Cluster::open(&dir, config) {
@@ -199,7 +206,7 @@ fn run_shell(args: &Args, color: bool) -> Exit {
     };
     report_recovery(&cluster);
     let recorder = match &args.record {
-        Some(path) => match Recorder::create(path, args.nodes) {
+        Some(path) => match Recorder::create(path, args.nodes, interactive && args.real_time) {
             Ok(recorder) => Some(recorder),
             Err(error) => {
                 eprintln!("kv2pc: cannot write {}: {error}", path.display());
@@ -220,6 +227,7 @@ fn run_shell(args: &Args, color: bool) -> Exit {
             let place = repl::Place {
                 dir: &dir,
                 temporary: temp.is_some(),
+                manual_clock: manual_clock(args, true),
             };
             let options = repl::Options {
                 color: style.color,
@@ -235,6 +243,13 @@ fn run_shell(args: &Args, color: bool) -> Exit {
     drop(shell);
     drop(temp);
     exit
+}
+
+/// Whether the cluster runs on the manual clock: a script always does; the prompt does
+/// with --manual-clock, and with --record unless --real-time, so that a recording
+/// replays as it was recorded.
+fn manual_clock(args: &Args, interactive: bool) -> bool {
+    !interactive || args.manual_clock || (args.record.is_some() && !args.real_time)
 }
 
 /// Where the commands come from: a script file, `-c`, a pipe, or the terminal.

@@ -79,6 +79,8 @@ pub struct Place<'a> {
     pub dir: &'a Path,
     /// Whether it is removed at exit.
     pub temporary: bool,
+    /// Whether the cluster runs on the manual clock (the banner says so).
+    pub manual_clock: bool,
 }
 
 /// How the prompt loop behaves.
@@ -194,6 +196,9 @@ fn banner(shell: &Shell, place: &Place<'_>) -> String {
                 text.push('\n');
             }
         }
+    }
+    if place.manual_clock {
+        text.push_str("on the manual clock: time moves only by TICK (a timeout fires then)\n");
     }
     text.push_str("type HELP for the commands, QUIT to leave");
     text
