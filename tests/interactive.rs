@@ -210,3 +210,48 @@ fn kv2pc_check_explains_why_a_real_time_recording_does_not_replay() {
     assert_eq!(code, 1, "{stdout}");
     assert!(!stdout.contains("real clock"), "{stdout}");
 }
+
+#[test]
+fn show_log_at_the_prompt_shows_the_last_records_and_says_how_to_see_all() {
+    let home = tempfile::tempdir().expect("a temporary directory");
+    let mut shell = shell(&home, true);
+    let key = key_on(&shell, 1);
+    for n in 0..4 {
+        run(&mut shell, &format!("PUT {key} {n}"));
+    }
+    let whole = run(&mut shell, "SHOW LOG node 1");
+    let records = whole.lines().count();
+    assert!(records > 3, "{whole}");
+    shell.set_log_limit(Some(3));
+    let limited = run(&mut shell, "SHOW LOG node 1");
+    let lines: Vec<&str> = limited.lines().collect();
+    assert_eq!(lines[..3], whole.lines().collect::<Vec<_>>()[records - 3..]);
+    assert_eq!(
+        lines[3],
+        format!("(the last 3 of {records} records; SHOW LOG node 1 LAST {records} shows them all)")
+    );
+    assert_eq!(
+        run(&mut shell, &format!("SHOW LOG node 1 LAST {records}")),
+        whole
+    );
+}
+
+#[test]
+fn timing_is_a_setting_of_the_prompt_that_prints_no_time_itself() {
+    let home = tempfile::tempdir().expect("a temporary directory");
+    let mut shell = shell(&home, true);
+    assert!(!shell.timing());
+    let on = run(&mut shell, "TIMING ON");
+    assert_eq!(
+        on,
+        "timing on (the interactive prompt prints each command's time)\n"
+    );
+    assert!(shell.timing());
+    assert_eq!(
+        run(&mut shell, "PUT a 1"),
+        "ok\n",
+        "no time in the output itself"
+    );
+    assert_eq!(run(&mut shell, "timing off"), "timing off\n");
+    assert!(!shell.timing());
+}

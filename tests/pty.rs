@@ -19,9 +19,15 @@ use std::time::Duration;
 
 /// The shell on a terminal, with a throwaway cluster, no colour and its own history file.
 fn shell(home: &tempfile::TempDir) -> Session {
+    shell_with(home, &[])
+}
+
+/// As [`shell`], with more arguments.
+fn shell_with(home: &tempfile::TempDir, args: &[&str]) -> Session {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kv2pc"));
     command
         .arg("--temp")
+        .args(args)
         .arg("--no-color")
         .env("HOME", home.path())
         .env("KV2PC_HISTFILE", home.path().join("history"))
@@ -350,4 +356,36 @@ fn an_interactive_recording_runs_on_the_manual_clock_and_replays() {
     let stdout = String::from_utf8_lossy(&check.stdout);
     assert!(check.status.success(), "{stdout}");
     assert!(stdout.starts_with("ok "), "{stdout}");
+}
+
+#[test]
+fn the_init_file_runs_before_the_first_prompt_unless_no_init() {
+    let home = tempfile::tempdir().expect("a temporary home");
+    let config = home.path().join(".config").join("kv2pc");
+    std::fs::create_dir_all(&config).expect("a config directory");
+    std::fs::write(config.join("init.kv"), "TIMING ON\n").expect("an init file");
+    let mut session = shell(&home);
+    session
+        .expect("init.kv (--no-init skips it)")
+        .expect("the init file named");
+    session.expect("timing on").expect("its command ran");
+    session.expect("kv2pc[main]> ").expect("the first prompt");
+    type_line(&mut session, "PUT a 1", "ok", "time: ");
+    session.expect("kv2pc[main]> ").expect("a prompt");
+    quit(session);
+    // With --no-init, and -q: no banner, no init file, no times.
+    let mut session = shell_with(&home, &["--no-init", "-q"]);
+    let first = session.expect("kv2pc[main]> ").expect("the first prompt");
+    let before = String::from_utf8_lossy(first.before()).into_owned();
+    assert!(!before.contains("type HELP"), "no banner: {before:?}");
+    assert!(!before.contains("init.kv"), "no init file: {before:?}");
+    session.send_line("PUT a 2").expect("typing");
+    session.expect("ok").expect("PUT a 2 ran");
+    let after = session.expect("kv2pc[main]> ").expect("a prompt");
+    let after = String::from_utf8_lossy(after.before()).into_owned();
+    assert!(
+        !after.contains("time:"),
+        "no time without TIMING ON: {after:?}"
+    );
+    quit(session);
 }

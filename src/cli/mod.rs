@@ -106,6 +106,11 @@ pub struct Args {
     /// Print no banner when the interactive shell starts.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Do not run the init file, kv2pc/init.kv in the user's configuration directory
+    /// (~/.config/kv2pc/init.kv on Linux), whose lines the interactive shell otherwise
+    /// runs before its first prompt.
+    #[arg(long)]
+    pub no_init: bool,
 }
 
 impl Args {
@@ -122,6 +127,7 @@ impl Args {
             || self.manual_clock
             || self.real_time
             || self.quiet
+            || self.no_init
     }
 }
 
@@ -163,7 +169,7 @@ pub fn main() -> ExitCode {
     };
     if args.command.is_some() && args.has_session_options() {
         let message = "the options of a shell session (FILE, -c, --echo, --json, --bail, \
-                       --record, --real-time, --temp, --data-dir, --manual-clock, --quiet) do not apply to a subcommand";
+                       --record, --real-time, --temp, --data-dir, --manual-clock, --quiet, --no-init) do not apply to a subcommand";
         Args::command()
             .error(clap::error::ErrorKind::ArgumentConflict, message)
             .exit();
@@ -232,6 +238,7 @@ fn run_shell(args: &Args, color: bool) -> Exit {
             let options = repl::Options {
                 color: style.color,
                 quiet: args.quiet,
+                init: repl::init_path().filter(|_| !args.no_init),
             };
             repl::run(&mut shell, &mut printer, place, options)
         }

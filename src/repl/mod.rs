@@ -62,7 +62,7 @@ use colored::Colorize;
 use kv2pc::shell::Shell;
 use reader::{Read, Reader};
 use signal_hook::consts::signal::SIGINT;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -83,13 +83,24 @@ pub struct Place<'a> {
     pub manual_clock: bool,
 }
 
+/// How many records `SHOW LOG` shows at the prompt without `LAST`.
+const LOG_LIMIT: usize = 50;
+
 /// How the prompt loop behaves.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Options {
     /// Colour the prompt and the output.
     pub color: bool,
     /// No banner.
     pub quiet: bool,
+    /// The init file to run before the first prompt, if any (see [`init_path`]).
+    pub init: Option<PathBuf>,
+}
+
+/// The init file: `kv2pc/init.kv` in the user's configuration directory
+/// (`~/.config/kv2pc/init.kv` on Linux), like psql's `.psqlrc`.
+pub fn init_path() -> Option<PathBuf> {
+    dirs::config_dir().map(|dir| dir.join("kv2pc").join("init.kv"))
 }
 
 /// Runs the prompt loop until QUIT, EXIT or Ctrl-D.
@@ -110,6 +121,12 @@ pub fn run(shell: &mut Shell, printer: &mut Printer, place: Place<'_>, options: 
     if !options.quiet {
         println!("{}", banner(shell, &place));
     }
+    shell.set_log_limit(Some(LOG_LIMIT));
+    if let Some(path) = &options.init
+        && run_init(shell, printer, path, options.quiet)
+    {
+        return Exit::Success;
+    }
     let mut collapse = Collapse::default();
     ask(&reader, shell, options.color);
     loop {
@@ -122,8 +139,7 @@ pub fn run(shell: &mut Shell, printer: &mut Printer, place: Place<'_>, options: 
                 // A paste arrives as one input holding several lines: run each.
                 for line in text.split(['\n', '\r']) {
                     interrupt.store(false, Ordering::SeqCst);
-                    let output = shell.execute(line);
-                    if printer.show(line, &output).is_err() || output.quit {
+                    if run_line(shell, printer, line) {
                         return Exit::Success;
                     }
                 }
@@ -143,6 +159,39 @@ pub fn run(shell: &mut Shell, printer: &mut Printer, place: Place<'_>, options: 
         }
         ask(&reader, shell, options.color);
     }
+}
+
+/// Runs one line and shows its output, and its time after `TIMING ON`. Returns whether
+/// the shell should end (QUIT, or standard output gone).
+fn run_line(shell: &mut Shell, printer: &mut Printer, line: &str) -> bool {
+    let started = Instant::now();
+    let output = shell.execute(line);
+    let shown = printer.show(line, &output);
+    if shell.timing() && !line.trim().is_empty() {
+        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+        println!("time: {elapsed:.1} ms");
+    }
+    shown.is_err() || output.quit
+}
+
+/// Runs the init file's lines before the first prompt, as if typed (a file not there
+/// is no error). Returns whether it asked to leave.
+fn run_init(shell: &mut Shell, printer: &mut Printer, path: &Path, quiet: bool) -> bool {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return false,
+        Err(error) => {
+            eprintln!(
+                "kv2pc: warning: cannot read the init file {}: {error}",
+                path.display()
+            );
+            return false;
+        }
+    };
+    if !quiet {
+        println!("running {} (--no-init skips it)", path.display());
+    }
+    text.lines().any(|line| run_line(shell, printer, line))
 }
 
 /// Asks the editor for the next line after the shell's prompt.

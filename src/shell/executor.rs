@@ -49,6 +49,10 @@ pub struct Shell {
     /// Set by Ctrl-C at the interactive prompt: a running `SOURCE` stops before its
     /// next line (see `interactive`).
     pub(super) interrupt: Arc<AtomicBool>,
+    /// `TIMING ON`: the prompt loop prints each command's time (see `interactive`).
+    pub(super) timing: bool,
+    /// How many records a `SHOW LOG` without `LAST` shows (the prompt's default).
+    pub(super) log_limit: Option<usize>,
 }
 
 impl Drop for Shell {
@@ -87,6 +91,8 @@ impl Shell {
             base_dir: PathBuf::from("."),
             source_depth: 0,
             interrupt: Arc::new(AtomicBool::new(false)),
+            timing: false,
+            log_limit: None,
         };
         shell.add_session(MAIN_SESSION, 0);
         shell
@@ -367,6 +373,13 @@ impl Shell {
                 self.trace_on.store(on, Ordering::Relaxed);
                 outcome.say(if on { "trace on" } else { "trace off" });
             }
+            Command::Timing { on } => {
+                self.timing = on;
+                outcome.say(match on {
+                    true => "timing on (the interactive prompt prints each command's time)",
+                    false => "timing off",
+                });
+            }
             Command::Tick { duration } => {
                 self.cluster.tick(duration).map_err(error)?;
                 outcome.say(format!(
@@ -460,6 +473,8 @@ impl Shell {
         outcome: &mut Outcome,
     ) -> Result<(), String> {
         let records = self.cluster.log_records(node).map_err(|e| e.to_string())?;
+        let limited = last.is_none() && self.log_limit.is_some_and(|limit| records.len() > limit);
+        let last = last.or(self.log_limit);
         let skip = last.map_or(0, |last| records.len().saturating_sub(last));
         if records.is_empty() {
             outcome.say(format!(
@@ -468,6 +483,13 @@ impl Shell {
         }
         for (index, record) in records.iter().enumerate().skip(skip) {
             outcome.say(format!("{:>4}  {}", index + 1, format::record(record)));
+        }
+        if limited {
+            let all = records.len();
+            outcome.say(format!(
+                "(the last {} of {all} records; SHOW LOG node {node} LAST {all} shows them all)",
+                all - skip
+            ));
         }
         Ok(())
     }

@@ -56,6 +56,18 @@ impl Shell {
         self.interrupt.clone()
     }
 
+    /// Makes a `SHOW LOG` without `LAST` show only the last `limit` records, with a line
+    /// saying how to see them all (the prompt's default: a long log would scroll the
+    /// screen away). Scripts and transcripts show the whole log.
+    pub fn set_log_limit(&mut self, limit: Option<usize>) {
+        self.log_limit = limit;
+    }
+
+    /// Whether `TIMING ON` asked the prompt to print each command's time.
+    pub fn timing(&self) -> bool {
+        self.timing
+    }
+
     /// The names of the sessions whose command is still waiting, sorted.
     pub fn waiting_sessions(&self) -> Vec<String> {
         (self.sessions.values())
