@@ -32,7 +32,13 @@
 //! happens in the background (a wait ending, a transaction aborted) shows in the line
 //! printed above it at once, and in the prompt from the next line on. With `TERM=dumb`
 //! rustyline reads plain lines: nothing is printed above them, and Ctrl-C only sets
-//! the flag.
+//! the flag. What Ctrl-C cancelled and what happened in the background are not in a
+//! `--record`ing (no command line produced them), so a recording replays only if
+//! neither happened: it runs on the manual clock for that reason (see `cli`).
+//!
+//! `TIMING ON` makes this loop print each line's wall-clock time after its output;
+//! `SHOW LOG` without `LAST` shows the last [`LOG_LIMIT`] records here; the init file
+//! ([`init_path`], skipped with `--no-init`) runs before the first prompt as if typed.
 //!
 //! # Type-ahead
 //!
