@@ -20,6 +20,11 @@ pub struct Style {
     pub echo: bool,
 }
 
+/// The comment a recording made on the real clock begins with, by which `kv2pc check`
+/// explains why it may not replay.
+pub const REAL_TIME_NOTE: &str =
+    "# recorded on the real clock (--real-time): timeouts fired as time passed";
+
 /// Prints outputs and records them.
 pub struct Printer {
     style: Style,
@@ -40,16 +45,25 @@ impl Printer {
         if self.style.echo {
             text.push_str(&record_entry(line, &Output::default()));
         }
-        if self.style.json {
-            text.push_str(&output.to_json_lines());
-        } else {
-            text.push_str(&output.render(self.style.color));
-        }
-        let mut stdout = io::stdout().lock();
-        stdout.write_all(text.as_bytes())?;
-        stdout.flush()?;
+        text.push_str(&self.render(output));
+        write_out(&text)?;
         self.record(line, output);
         Ok(())
+    }
+
+    /// Shows output that no command line produced (what Ctrl-C cancelled), without
+    /// recording it: a replay has no line to produce it from.
+    pub fn show_unrecorded(&self, output: &Output) -> io::Result<()> {
+        write_out(&self.render(output))
+    }
+
+    /// `output` as this printer shows it: text (coloured or not) or JSON lines.
+    pub fn render(&self, output: &Output) -> String {
+        if self.style.json {
+            output.to_json_lines()
+        } else {
+            output.render(self.style.color)
+        }
     }
 
     fn record(&mut self, line: &str, output: &Output) {
@@ -66,6 +80,12 @@ impl Printer {
     }
 }
 
+fn write_out(text: &str) -> io::Result<()> {
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}
+
 /// Writes the session as a transcript (see `kv2pc::shell::transcript`), one entry per
 /// command line as it runs, so that what was recorded survives a crash of the process.
 pub struct Recorder {
@@ -74,10 +94,14 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Creates (or truncates) `path` and writes the header for a cluster of `nodes`.
-    pub fn create(path: &Path, nodes: u32) -> io::Result<Recorder> {
+    /// Creates (or truncates) `path` and writes the header for a cluster of `nodes`,
+    /// with [`REAL_TIME_NOTE`] if the session runs on the real clock.
+    pub fn create(path: &Path, nodes: u32, real_time: bool) -> io::Result<Recorder> {
         let mut file = File::create(path)?;
         file.write_all(record_header(nodes).as_bytes())?;
+        if real_time {
+            file.write_all(format!("{REAL_TIME_NOTE}\n").as_bytes())?;
+        }
         Ok(Recorder {
             file,
             path: path.to_path_buf(),

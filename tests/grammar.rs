@@ -86,9 +86,10 @@ fn variant(command: &Command) -> usize {
         Command::Help { .. } => 19,
         Command::Quit => 20,
         Command::Empty => 21,
+        Command::Timing { .. } => 22,
     }
 }
-const VARIANTS: usize = 22;
+const VARIANTS: usize = 23;
 
 /// The grammar without its comments, one rule per line: `(name, whole rule)`.
 fn grammar_rules() -> Vec<(String, String)> {

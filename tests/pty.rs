@@ -4,7 +4,12 @@
 //! typed at line by line.
 //!
 //! What `execute` tests cannot show: the prompt the user is given after each command,
-//! drawn by the line editor, and what Ctrl-C does at that prompt.
+//! drawn by the line editor; lines pasted or typed ahead; what happens on the real
+//! clock printed without a keystroke; what Ctrl-C does at the prompt, during a lock
+//! wait and during SOURCE; the `--temp` directory gone at exit.
+//!
+//! Every wait is bounded by the session's expect timeout (generous, for a loaded
+//! machine); nothing sleeps for a fixed time to make a point.
 
 use expectrl::Expect;
 use expectrl::process::unix::WaitStatus;
@@ -14,9 +19,15 @@ use std::time::Duration;
 
 /// The shell on a terminal, with a throwaway cluster, no colour and its own history file.
 fn shell(home: &tempfile::TempDir) -> Session {
+    shell_with(home, &[])
+}
+
+/// As [`shell`], with more arguments.
+fn shell_with(home: &tempfile::TempDir, args: &[&str]) -> Session {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kv2pc"));
     command
         .arg("--temp")
+        .args(args)
         .arg("--no-color")
         .env("HOME", home.path())
         .env("KV2PC_HISTFILE", home.path().join("history"))
@@ -83,7 +94,298 @@ fn ctrl_c_at_the_prompt_clears_the_line_and_the_shell_goes_on() {
     session.expect("kv2pc[main]> ").expect("a fresh prompt");
     // The half-typed line was dropped, not run, and the cluster is still there.
     type_line(&mut session, "GET x", "x is not set", "kv2pc[main]> ");
+    // On an empty line, Ctrl-C says how to leave.
+    session
+        .send(expectrl::ControlCode::EndOfText)
+        .expect("Ctrl-C");
+    session
+        .expect("to leave the shell, type QUIT")
+        .expect("how to leave");
+    session.expect("kv2pc[main]> ").expect("a fresh prompt");
     session.send_line("QUIT").expect("typing");
     let status = session.get_process_mut().wait().expect("the shell ends");
     assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
+}
+
+/// Waits for the shell to end after QUIT and asserts it exited 0.
+fn quit(mut session: Session) {
+    session.send_line("QUIT").expect("typing");
+    let status = session.get_process_mut().wait().expect("the shell ends");
+    assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
+}
+
+#[test]
+fn lines_pasted_at_once_all_run_in_order_and_enter_the_history() {
+    let home = tempfile::tempdir().expect("a temporary home");
+    let mut session = shell(&home);
+    session.expect("kv2pc[main]> ").expect("the first prompt");
+    // A plain paste: four lines in one write, as a terminal delivers them.
+    session
+        .send("BEGIN\rPUT a 2\rCOMMIT\rGET a\r")
+        .expect("pasting");
+    session.expect("T1 started").expect("BEGIN ran");
+    session.expect("ok").expect("PUT a 2 ran");
+    session.expect("T1 committed").expect("COMMIT ran");
+    session.expect("a = 2").expect("GET a ran");
+    session
+        .expect("kv2pc[main]> ")
+        .expect("a prompt after them");
+    // Typed ahead while the first is still running: three lines, then one more.
+    session.send("PUT b 3\rGET b\rWHERE b\r").expect("typing");
+    session.expect("b = 3").expect("GET b ran");
+    session.expect("b is on node").expect("WHERE b ran");
+    session
+        .expect("kv2pc[main]> ")
+        .expect("a prompt after them");
+    let history = std::fs::read_to_string(home.path().join("history")).expect("the history");
+    let lines: Vec<&str> = history.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        lines,
+        [
+            "BEGIN", "PUT a 2", "COMMIT", "GET a", "PUT b 3", "GET b", "WHERE b"
+        ],
+        "{history}"
+    );
+    quit(session);
+}
+
+/// A key that node `node` of a 3-node cluster owns.
+fn key_on(node: u32) -> String {
+    (0..)
+        .map(|n| format!("k{n}"))
+        .find(|key| kv2pc::types::owner_of(key, 3) == node)
+        .expect("a key on every node")
+}
+
+#[test]
+fn a_vote_timeout_on_the_real_clock_is_printed_without_a_keystroke() {
+    let home = tempfile::tempdir().expect("a temporary home");
+    let mut session = shell(&home);
+    session.expect("kv2pc[main]> ").expect("the first prompt");
+    type_line(&mut session, "BEGIN", "T1 started", "kv2pc[main T1]> ");
+    for key in [key_on(1), key_on(2)] {
+        type_line(
+            &mut session,
+            &format!("PUT {key} 1"),
+            "ok",
+            "kv2pc[main T1]> ",
+        );
+    }
+    type_line(
+        &mut session,
+        "CRASH node 2",
+        "node 2 crashed",
+        "kv2pc[main T1]> ",
+    );
+    type_line(
+        &mut session,
+        "COMMIT",
+        "<waiting",
+        "kv2pc[main T1 waiting]> ",
+    );
+    // Nothing more is typed: the abort appears on its own, above a fresh prompt.
+    session
+        .expect("<main: COMMIT completed>")
+        .expect("the completion, printed when it happens");
+    session.expect("error: T1 aborted").expect("the abort");
+    session
+        .expect("kv2pc[main T1 waiting]> ")
+        .expect("the prompt redrawn");
+    type_line(
+        &mut session,
+        "STATUS",
+        "sessions: main (node 0)",
+        "kv2pc[main]> ",
+    );
+    quit(session);
+}
+
+#[test]
+fn ctrl_c_ends_a_lock_wait_and_the_shell_lives() {
+    let home = tempfile::tempdir().expect("a temporary home");
+    let mut session = shell(&home);
+    session.expect("kv2pc[main]> ").expect("the first prompt");
+    type_line(&mut session, "alice: BEGIN", "started", "kv2pc[main]> ");
+    type_line(&mut session, "alice: PUT w 1", "ok", "kv2pc[main]> ");
+    type_line(&mut session, "BEGIN", "started", "kv2pc[main T");
+    session.send_line("GET w").expect("typing");
+    session
+        .expect("<waiting for a shared lock on w")
+        .expect("the wait");
+    session
+        .expect(" waiting]> ")
+        .expect("the prompt says it waits");
+    session
+        .send(expectrl::ControlCode::EndOfText)
+        .expect("Ctrl-C");
+    session
+        .expect("Ctrl-C cancelled its GET w while it waited for a lock on w")
+        .expect("the waiting command fails and says why");
+    session
+        .expect(" aborted]> ")
+        .expect("the prompt shows the aborted transaction");
+    type_line(
+        &mut session,
+        "ABORT",
+        "had already been aborted",
+        "kv2pc[main]> ",
+    );
+    type_line(&mut session, "alice: COMMIT", "committed", "kv2pc[main]> ");
+    quit(session);
+}
+
+/// The size of the files under `dir`, its subdirectories included.
+fn bytes_under(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    (entries.flatten())
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => bytes_under(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// The `--temp` directories (`kv2pc-*`) in `dir`.
+fn temp_dirs(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("the test's TMPDIR")
+        .map(|entry| {
+            entry
+                .expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.starts_with("kv2pc-"))
+        .collect()
+}
+
+#[test]
+fn ctrl_c_stops_a_source_and_the_temp_directory_goes_at_exit() {
+    let home = tempfile::tempdir().expect("a temporary home");
+    let script = home.path().join("long.kv");
+    std::fs::write(&script, "PUT a 1\n".repeat(100_000)).expect("a script");
+    let mut session = shell(&home);
+    session.expect("kv2pc[main]> ").expect("the first prompt");
+    assert_eq!(temp_dirs(home.path()).len(), 1, "the shell runs on --temp");
+    session
+        .send_line(format!("SOURCE \"{}\"", script.display()))
+        .expect("typing");
+    // A SOURCE prints when it ends; that it runs shows in the data directory growing.
+    let before = bytes_under(home.path());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while bytes_under(home.path()) < before + 4096 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the SOURCE never wrote"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    session
+        .send(expectrl::ControlCode::EndOfText)
+        .expect("Ctrl-C");
+    session
+        .expect("error: Ctrl-C stopped SOURCE")
+        .expect("the SOURCE stops after the current command");
+    session.expect("kv2pc[main]> ").expect("the shell lives");
+    type_line(&mut session, "GET a", "a = 1", "kv2pc[main]> ");
+    quit(session);
+    assert_eq!(
+        temp_dirs(home.path()),
+        Vec::<String>::new(),
+        "removed at exit"
+    );
+}
+
+#[test]
+fn an_interactive_recording_runs_on_the_manual_clock_and_replays() {
+    let home = tempfile::tempdir().expect("a temporary home");
+    let recording = home.path().join("lesson.txt");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kv2pc"));
+    command
+        .args(["--temp", "--no-color", "--record"])
+        .arg(&recording)
+        .env("HOME", home.path())
+        .env("KV2PC_HISTFILE", "")
+        .env("TMPDIR", home.path())
+        .env("TERM", "xterm")
+        .env_remove("NO_COLOR");
+    let mut session = Session::spawn(command).expect("the shell starts on a terminal");
+    session.set_expect_timeout(Some(Duration::from_secs(20)));
+    session
+        .expect("on the manual clock: time moves only by TICK")
+        .expect("the banner names the clock");
+    session.expect("kv2pc[main]> ").expect("the first prompt");
+    type_line(&mut session, "BEGIN", "T1 started", "kv2pc[main T1]> ");
+    for key in [key_on(1), key_on(2)] {
+        type_line(
+            &mut session,
+            &format!("PUT {key} 1"),
+            "ok",
+            "kv2pc[main T1]> ",
+        );
+    }
+    type_line(
+        &mut session,
+        "CRASH node 2",
+        "node 2 crashed",
+        "kv2pc[main T1]> ",
+    );
+    type_line(
+        &mut session,
+        "COMMIT",
+        "<waiting",
+        "kv2pc[main T1 waiting]> ",
+    );
+    // The vote timeout fires at TICK, not as real time passes, so the recording replays.
+    type_line(
+        &mut session,
+        "TICK 2s",
+        "<main: COMMIT completed>",
+        "kv2pc[main]> ",
+    );
+    quit(session);
+    let check = Command::new(env!("CARGO_BIN_EXE_kv2pc"))
+        .args(["check", "--no-color"])
+        .arg(&recording)
+        .output()
+        .expect("kv2pc check runs");
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{stdout}");
+    assert!(stdout.starts_with("ok "), "{stdout}");
+}
+
+#[test]
+fn the_init_file_runs_before_the_first_prompt_unless_no_init() {
+    let home = tempfile::tempdir().expect("a temporary home");
+    let config = home.path().join(".config").join("kv2pc");
+    std::fs::create_dir_all(&config).expect("a config directory");
+    std::fs::write(config.join("init.kv"), "TIMING ON\n").expect("an init file");
+    let mut session = shell(&home);
+    session
+        .expect("init.kv (--no-init skips it)")
+        .expect("the init file named");
+    session.expect("timing on").expect("its command ran");
+    session.expect("kv2pc[main]> ").expect("the first prompt");
+    type_line(&mut session, "PUT a 1", "ok", "time: ");
+    session.expect("kv2pc[main]> ").expect("a prompt");
+    quit(session);
+    // With --no-init, and -q: no banner, no init file, no times.
+    let mut session = shell_with(&home, &["--no-init", "-q"]);
+    let first = session.expect("kv2pc[main]> ").expect("the first prompt");
+    let before = String::from_utf8_lossy(first.before()).into_owned();
+    assert!(!before.contains("type HELP"), "no banner: {before:?}");
+    assert!(!before.contains("init.kv"), "no init file: {before:?}");
+    session.send_line("PUT a 2").expect("typing");
+    session.expect("ok").expect("PUT a 2 ran");
+    let after = session.expect("kv2pc[main]> ").expect("a prompt");
+    let after = String::from_utf8_lossy(after.before()).into_owned();
+    assert!(
+        !after.contains("time:"),
+        "no time without TIMING ON: {after:?}"
+    );
+    quit(session);
 }

@@ -4,13 +4,24 @@
 //! `kv2pc::shell::transcript::replay`, with `SOURCE` paths relative to the file's
 //! folder, and compared with what it says. The run goes through every file and reports
 //! each: `ok` with the number of command lines, or `FAIL` with a unified diff from the
-//! file (`-`) to what the shell printed now (`+`).
+//! file (`-`) to what the shell printed now (`+`). A recording made on the real clock
+//! (`--record --real-time`) says so in its first comment, and its failure is explained:
+//! a replay runs on the manual clock, where its timeouts do not fire by themselves.
 
 use crate::exit::Exit;
+use crate::printer::REAL_TIME_NOTE;
 use colored::Colorize;
 use kv2pc::Error;
 use kv2pc::shell::transcript;
 use std::path::{Path, PathBuf};
+
+/// Why a recording made on the real clock may not replay, printed after its diff.
+const REAL_TIME_EXPLAINED: &str = "\
+note: this transcript was recorded on the real clock (kv2pc --record --real-time): a
+  timeout in it (a vote not in time, an inquiry) fired because real time passed. A replay
+  runs on the manual clock, where time moves only at TICK, so it fires there only if the
+  transcript says TICK, and the lines around it differ. Record on the manual clock (the
+  default of --record) and type TICK where time should pass.";
 
 /// Checks every transcript of `files`; the worst result decides the exit status.
 pub fn run(files: &[PathBuf], color: bool) -> Exit {
@@ -46,6 +57,9 @@ fn check(path: &Path, color: bool) -> Exit {
             Some(diff) => {
                 println!("FAIL  {}", path.display());
                 print!("{}", paint(&diff, color));
+                if text.lines().any(|line| line == REAL_TIME_NOTE) {
+                    println!("{REAL_TIME_EXPLAINED}");
+                }
                 Exit::Failed
             }
         },

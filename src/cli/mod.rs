@@ -15,8 +15,9 @@
 //!
 //! Exit statuses are returned as an `Exit` value rather than by `process::exit`, so that
 //! everything is dropped (the cluster's threads stopped, a `--temp` directory removed)
-//! before the process ends. A `--temp` directory is removed on SIGINT, SIGTERM and
-//! SIGHUP too (`temp`).
+//! before the process ends. A `--temp` directory is removed on SIGTERM and SIGHUP too, and
+//! on SIGINT to a script (`temp`); the interactive shell takes Ctrl-C to cancel, never
+//! to end (`repl`).
 
 mod bench;
 mod check;
@@ -42,8 +43,8 @@ Exit status:
   2  bad usage: an unknown option, an unreadable script or transcript file
   3  the data directory cannot be used: another node count, in use by another process,
      corrupt, or not a kv2pc directory
-  128+N  ended by signal N: SIGINT (130), SIGTERM (143), SIGHUP (129); with --temp the
-     directory is removed first";
+  128+N  ended by signal N: SIGINT (130, scripts only: at the prompt Ctrl-C cancels),
+     SIGTERM (143), SIGHUP (129); with --temp the directory is removed first";
 
 /// kv2pc: a transactional key-value store whose nodes commit with two-phase commit.
 ///
@@ -90,12 +91,26 @@ pub struct Args {
     /// Never colour the output (NO_COLOR=1 does the same).
     #[arg(long, global = true)]
     pub no_color: bool,
-    /// Write the session to FILE as a transcript that `kv2pc check` can replay.
+    /// Write the session to FILE as a transcript that `kv2pc check` can replay. The
+    /// interactive shell then runs on the manual clock (timeouts fire at TICK), so that
+    /// the recording replays the same, unless --real-time.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// With --record at the prompt: stay on the real clock. A timeout in the recording
+    /// then fired when time passed, which a replay cannot repeat; `kv2pc check` says so.
+    #[arg(long, requires = "record", conflicts_with = "manual_clock")]
+    pub real_time: bool,
     /// Run the interactive shell on the manual clock too, advanced only by TICK.
     #[arg(long)]
     pub manual_clock: bool,
+    /// Print no banner when the interactive shell starts.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Do not run the init file, kv2pc/init.kv in the user's configuration directory
+    /// (~/.config/kv2pc/init.kv on Linux), whose lines the interactive shell otherwise
+    /// runs before its first prompt.
+    #[arg(long)]
+    pub no_init: bool,
 }
 
 impl Args {
@@ -110,6 +125,9 @@ impl Args {
             || self.temp
             || self.data_dir.is_some()
             || self.manual_clock
+            || self.real_time
+            || self.quiet
+            || self.no_init
     }
 }
 
@@ -151,7 +169,7 @@ pub fn main() -> ExitCode {
     };
     if args.command.is_some() && args.has_session_options() {
         let message = "the options of a shell session (FILE, -c, --echo, --json, --bail, \
-                       --record, --temp, --data-dir, --manual-clock) do not apply to a subcommand";
+                       --record, --real-time, --temp, --data-dir, --manual-clock, --quiet, --no-init) do not apply to a subcommand";
         Args::command()
             .error(clap::error::ErrorKind::ArgumentConflict, message)
             .exit();
@@ -176,13 +194,13 @@ fn run_shell(args: &Args, color: bool) -> Exit {
         Err(exit) => return exit,
     };
     let interactive = matches!(input, Input::Interactive);
-    let (dir, temp) = match data_dir(args) {
+    let (dir, temp) = match data_dir(args, interactive) {
         Ok(dir) => dir,
         Err(exit) => return exit,
     };
     let config = Config {
         nodes: args.nodes,
-        manual_clock: !interactive || args.manual_clock,
+        manual_clock: manual_clock(args, interactive),
         ..Config::default()
     };
     let cluster = match Cluster::open(&dir, config) {
@@ -194,7 +212,7 @@ fn run_shell(args: &Args, color: bool) -> Exit {
     };
     report_recovery(&cluster);
     let recorder = match &args.record {
-        Some(path) => match Recorder::create(path, args.nodes) {
+        Some(path) => match Recorder::create(path, args.nodes, interactive && args.real_time) {
             Ok(recorder) => Some(recorder),
             Err(error) => {
                 eprintln!("kv2pc: cannot write {}: {error}", path.display());
@@ -215,8 +233,14 @@ fn run_shell(args: &Args, color: bool) -> Exit {
             let place = repl::Place {
                 dir: &dir,
                 temporary: temp.is_some(),
+                manual_clock: manual_clock(args, true),
             };
-            repl::run(&mut shell, &mut printer, place, style.color)
+            let options = repl::Options {
+                color: style.color,
+                quiet: args.quiet,
+                init: repl::init_path().filter(|_| !args.no_init),
+            };
+            repl::run(&mut shell, &mut printer, place, options)
         }
         Input::Script(lines, base_dir) => {
             shell.set_base_dir(&base_dir);
@@ -226,6 +250,13 @@ fn run_shell(args: &Args, color: bool) -> Exit {
     drop(shell);
     drop(temp);
     exit
+}
+
+/// Whether the cluster runs on the manual clock: a script always does; the prompt does
+/// with --manual-clock, and with --record unless --real-time, so that a recording
+/// replays as it was recorded.
+fn manual_clock(args: &Args, interactive: bool) -> bool {
+    !interactive || args.manual_clock || (args.record.is_some() && !args.real_time)
 }
 
 /// Where the commands come from: a script file, `-c`, a pipe, or the terminal.
@@ -257,9 +288,9 @@ fn input(args: &Args) -> Result<Input, Exit> {
 }
 
 /// The data directory, and the guard that removes it at the end if it is temporary.
-fn data_dir(args: &Args) -> Result<(PathBuf, Option<tempfile::TempDir>), Exit> {
+fn data_dir(args: &Args, interactive: bool) -> Result<(PathBuf, Option<tempfile::TempDir>), Exit> {
     if args.temp {
-        let temp = temp::create().map_err(|error| {
+        let temp = temp::create(interactive).map_err(|error| {
             eprintln!("kv2pc: cannot create a temporary directory: {error}");
             Exit::DataDir
         })?;

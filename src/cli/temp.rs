@@ -9,9 +9,9 @@
 //! The cluster's threads are not stopped first: the process ends at once, and the
 //! removal is retried while a node thread may still be writing a file into it.
 //!
-//! At the interactive prompt Ctrl-C is not a signal: rustyline reads it as a key (and
-//! catches a SIGINT itself while it reads a line) and clears the line, as before. A
-//! SIGINT while a command runs ends the session like SIGTERM.
+//! The interactive shell never ends on Ctrl-C (see `repl`): at the prompt it is a key,
+//! and while a command runs the prompt loop takes SIGINT to cancel it, so there this
+//! thread waits for SIGTERM and SIGHUP only, and the directory goes when the loop ends.
 //!
 //! The handlers exist only with `--temp`: any other data directory is durable, and the
 //! default action (ending the process) loses nothing that was acknowledged.
@@ -26,17 +26,21 @@ use std::path::{Path, PathBuf};
 const REMOVE_ATTEMPTS: u32 = 20;
 
 /// Creates the temporary data directory and arranges for its removal at exit and on a
-/// terminating signal.
-pub fn create() -> std::io::Result<tempfile::TempDir> {
+/// terminating signal: SIGTERM, SIGHUP, and SIGINT unless `interactive`.
+pub fn create(interactive: bool) -> std::io::Result<tempfile::TempDir> {
     let temp = tempfile::Builder::new().prefix("kv2pc-").tempdir()?;
-    remove_on_signal(temp.path().to_path_buf())?;
+    let signals: &[i32] = if interactive {
+        &[SIGTERM, SIGHUP]
+    } else {
+        &[SIGINT, SIGTERM, SIGHUP]
+    };
+    remove_on_signal(temp.path().to_path_buf(), signals)?;
     Ok(temp)
 }
 
-/// Starts the thread that removes `dir` and ends the process on SIGINT, SIGTERM or
-/// SIGHUP.
-fn remove_on_signal(dir: PathBuf) -> std::io::Result<()> {
-    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+/// Starts the thread that removes `dir` and ends the process on one of `signals`.
+fn remove_on_signal(dir: PathBuf, signals: &[i32]) -> std::io::Result<()> {
+    let mut signals = Signals::new(signals)?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {

@@ -223,6 +223,20 @@ impl Client {
         txn.commit()
     }
 
+    /// Aborts `tid`, a transaction this client's node coordinates, from outside the
+    /// thread that runs it: the coordinator forgets it and tells `nodes` to drop its
+    /// writes and release its locks, and an operation of it waiting for a lock at one of
+    /// them fails with [`Error::Aborted`]. The thread that runs it then aborts it at its
+    /// other participants as after any failed operation. This is how a shell cancels a
+    /// lock wait (Ctrl-C, or ABORT typed while the session waits).
+    pub fn abort_from_outside(&self, tid: TxnId, nodes: Vec<NodeId>) -> Result<()> {
+        let request = Request::Abort {
+            tid,
+            participants: nodes,
+        };
+        self.call(self.coordinator, request, None).map(|_| ())
+    }
+
     /// Sends `request` to `node` and waits for its answer, reporting lock waits.
     fn call(&self, node: NodeId, request: Request, tid: Option<TxnId>) -> Result<Answer> {
         self.call_tracking(node, request, &mut (tid, 0))

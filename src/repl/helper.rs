@@ -77,7 +77,7 @@ impl KvHelper {
                 .map(|s| Word::Name(s.clone()))
                 .collect(),
             ["SESSION", _] => keywords(&["ON"]),
-            ["TRACE"] => keywords(&["ON", "OFF"]),
+            ["TRACE" | "TIMING"] => keywords(&["ON", "OFF"]),
             ["SET"] => names(&SETTINGS.iter().map(|s| s.name).collect::<Vec<_>>()),
             ["SET", name] => setting(name).map_or(Vec::new(), |s| names(s.values())),
             ["HELP"] => self.topics.iter().map(|t| Word::topic(t)).collect(),

@@ -3,31 +3,81 @@
 //! The loop is thin on purpose: read a line, run it, print its output. Everything a
 //! command does is in the library's shell, which scripts and tests drive the same way;
 //! this module only adds what a person at a terminal needs: history kept across runs,
-//! tab completion and usage hints (`helper`, `hint`, `words`), a coloured prompt naming the session and
-//! its open transaction, Ctrl-C to clear the line and Ctrl-D to leave. Several lines
-//! pasted at once run one after the other, as in a script.
+//! tab completion and usage hints (`helper`, `hint`, `words`), a coloured prompt naming
+//! the session, its open transaction and whether it waits, Ctrl-C to cancel and
+//! Ctrl-D to leave, and what happens on the real clock printed when it happens.
 //!
-//! History lives in `kv2pc/history` under the user's state directory (the local data
-//! directory where there is none), or in `$KV2PC_HISTFILE`; an empty `KV2PC_HISTFILE`
-//! keeps no history. Each line is appended as soon as it is entered, so that the
-//! history survives a killed process.
+//! # Two threads
+//!
+//! The editor reads on a thread of its own (`reader`); this loop owns the shell. While
+//! the user sits at the prompt the loop asks the shell every [`POLL`] for what happened
+//! in the background (`Shell::background`: a vote timeout, an inquiry, a waiting
+//! command that completed, a transaction aborted by a crash) and has the editor print
+//! it above the prompt, the prompt and the half-typed line redrawn below; repeated
+//! identical lines are collapsed (`collapse`). Scripts and transcripts never take this
+//! path: they run on the manual clock, where nothing happens between two commands, and
+//! print everything under the command that caused it, the same every run.
+//!
+//! # Ctrl-C
+//!
+//! Ctrl-C cancels and never ends the shell. At the prompt the editor reads it as a key:
+//! on an empty line it cancels the current session's lock wait (the waiting command
+//! fails, its transaction is aborted and the session stays in it, aborted, until ABORT
+//! or BEGIN: `Shell::cancel_wait`), or, with nothing waiting, says how to leave; on a
+//! line with text it only clears the line. While a command runs the terminal is out of
+//! raw mode and Ctrl-C is SIGINT, which sets the shell's interrupt flag: a running
+//! SOURCE stops before its next line. (`cli::temp` leaves SIGINT to this loop.)
+//!
+//! Limits: the prompt is drawn when the editor starts reading a line, so a change that
+//! happens in the background (a wait ending, a transaction aborted) shows in the line
+//! printed above it at once, and in the prompt from the next line on. With `TERM=dumb`
+//! rustyline reads plain lines: nothing is printed above them, and Ctrl-C only sets
+//! the flag. What Ctrl-C cancelled and what happened in the background are not in a
+//! `--record`ing (no command line produced them), so a recording replays only if
+//! neither happened: it runs on the manual clock for that reason (see `cli`).
+//!
+//! `TIMING ON` makes this loop print each line's wall-clock time after its output;
+//! `SHOW LOG` without `LAST` shows the last [`LOG_LIMIT`] records here; the init file
+//! ([`init_path`], skipped with `--no-init`) runs before the first prompt as if typed.
+//!
+//! # Type-ahead
+//!
+//! Every line typed or pasted runs, in order, and enters the history, even when it
+//! arrives while an earlier one is still being read or run. That needs one thing of
+//! rustyline that it does not do by default: on a Unix terminal it reads the terminal
+//! through a buffer of its own (1 KiB, one `read` takes whatever the terminal has), and
+//! without its `buffer-redux` feature that buffer belongs to one `readline` call and is
+//! dropped when the call returns. A paste of `BEGIN`, `PUT a 2`, `COMMIT` arrives in one
+//! `read`; the first call returned `BEGIN` and threw the other two away, so they neither
+//! ran nor entered the history, while lines typed 50 ms apart (one `read` each) all ran.
+//! With `buffer-redux` (Cargo.toml) the editor hands the unread bytes to the next call.
+//! Bytes typed while a command runs wait in the terminal (which is out of raw mode
+//! then, and echoes them), and the next `readline` reads them as typed.
+//! The history (see `reader`) is written by the editor thread as each line is read.
 
+mod collapse;
 mod helper;
 mod hint;
+mod reader;
 mod words;
 
 use crate::exit::Exit;
 use crate::printer::Printer;
+use collapse::Collapse;
 use colored::Colorize;
-use helper::KvHelper;
 use kv2pc::shell::Shell;
-use rustyline::config::{ColorMode, CompletionType, Config};
-use rustyline::error::ReadlineError;
-use rustyline::history::FileHistory;
+use reader::{Read, Reader};
+use signal_hook::consts::signal::SIGINT;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
-/// The editor with kv2pc's helper.
-type LineEditor = rustyline::Editor<KvHelper, FileHistory>;
+/// How often the loop looks for background output while the user sits at the prompt.
+const POLL: Duration = Duration::from_millis(100);
+
+/// What Ctrl-C at an empty prompt answers.
+const HOW_TO_LEAVE: &str =
+    "(Ctrl-C cancels a command that waits; to leave the shell, type QUIT or press Ctrl-D)";
 
 /// Where the cluster lives, for the banner.
 pub struct Place<'a> {
@@ -35,70 +85,149 @@ pub struct Place<'a> {
     pub dir: &'a Path,
     /// Whether it is removed at exit.
     pub temporary: bool,
+    /// Whether the cluster runs on the manual clock (the banner says so).
+    pub manual_clock: bool,
+}
+
+/// How many records `SHOW LOG` shows at the prompt without `LAST`.
+const LOG_LIMIT: usize = 50;
+
+/// How the prompt loop behaves.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Colour the prompt and the output.
+    pub color: bool,
+    /// No banner.
+    pub quiet: bool,
+    /// The init file to run before the first prompt, if any (see [`init_path`]).
+    pub init: Option<PathBuf>,
+}
+
+/// The init file: `kv2pc/init.kv` in the user's configuration directory
+/// (`~/.config/kv2pc/init.kv` on Linux), like psql's `.psqlrc`.
+pub fn init_path() -> Option<PathBuf> {
+    dirs::config_dir().map(|dir| dir.join("kv2pc").join("init.kv"))
 }
 
 /// Runs the prompt loop until QUIT, EXIT or Ctrl-D.
-pub fn run(shell: &mut Shell, printer: &mut Printer, place: Place<'_>, color: bool) -> Exit {
-    let mut editor = match editor(shell.cluster().nodes(), color) {
-        Ok(editor) => editor,
+pub fn run(shell: &mut Shell, printer: &mut Printer, place: Place<'_>, options: Options) -> Exit {
+    // Ctrl-C while a command runs (the terminal is out of raw mode then, so it is a
+    // signal) sets the shell's flag instead of ending the program.
+    let interrupt = shell.interrupt_flag();
+    if let Err(error) = signal_hook::flag::register(SIGINT, interrupt.clone()) {
+        eprintln!("kv2pc: warning: Ctrl-C will end the shell: {error}");
+    }
+    let mut reader = match Reader::start(shell.cluster().nodes(), options.color) {
+        Ok(reader) => reader,
         Err(error) => {
             eprintln!("kv2pc: cannot open the terminal: {error}");
             return Exit::Failed;
         }
     };
-    let mut history = history_path();
-    if let Some(path) = &history {
-        load_history(&mut editor, path);
+    if !options.quiet {
+        println!("{}", banner(shell, &place));
     }
-    println!("{}", banner(shell, &place));
+    shell.set_log_limit(Some(LOG_LIMIT));
+    if let Some(path) = &options.init
+        && run_init(shell, printer, path, options.quiet)
+    {
+        return Exit::Success;
+    }
+    let mut collapse = Collapse::default();
+    ask(&reader, shell, options.color);
     loop {
-        if let Some(helper) = editor.helper_mut() {
-            helper.sessions = shell.session_names();
-        }
-        let prompt = shell.prompt();
-        let styled = if color {
-            prompt.green().bold().to_string()
-        } else {
-            prompt.clone()
+        let Some(read) = reader.next(POLL) else {
+            show_background(shell, printer, &mut reader, &mut collapse);
+            continue;
         };
-        let line = match editor.readline(&(prompt.as_str(), styled.as_str())) {
-            Ok(line) => line,
-            Err(ReadlineError::Interrupted) => continue,
-            Err(ReadlineError::Eof) => break,
-            Err(error) => {
+        match read {
+            Read::Line(text) => {
+                // A paste arrives as one input holding several lines: run each.
+                for line in text.split(['\n', '\r']) {
+                    interrupt.store(false, Ordering::SeqCst);
+                    if run_line(shell, printer, line) {
+                        return Exit::Success;
+                    }
+                }
+            }
+            Read::Interrupted { empty } => match shell.cancel_wait() {
+                Some(output) if empty => {
+                    let _ = printer.show_unrecorded(&output);
+                }
+                _ if empty => println!("{HOW_TO_LEAVE}"),
+                _ => {}
+            },
+            Read::Eof => return Exit::Success,
+            Read::Failed(error) => {
                 eprintln!("kv2pc: cannot read the terminal: {error}");
                 return Exit::Failed;
             }
-        };
-        // A bracketed paste arrives as one input holding several lines: run each.
-        for line in line.split(['\n', '\r']) {
-            remember(&mut editor, &mut history, line);
-            let output = shell.execute(line);
-            if printer.show(line, &output).is_err() || output.quit {
-                return Exit::Success;
-            }
         }
+        ask(&reader, shell, options.color);
     }
-    Exit::Success
 }
 
-/// A line editor that lists completions like bash and colours only if `color`.
-fn editor(nodes: u32, color: bool) -> rustyline::Result<LineEditor> {
-    let config = Config::builder()
-        .completion_type(CompletionType::List)
-        .completion_show_all_if_ambiguous(true)
-        .auto_add_history(false)
-        .history_ignore_dups(true)?
-        .max_history_size(1000)?
-        .color_mode(if color {
-            ColorMode::Enabled
-        } else {
-            ColorMode::Disabled
-        })
-        .build();
-    let mut editor = LineEditor::with_config(config)?;
-    editor.set_helper(Some(KvHelper::new(nodes, color)));
-    Ok(editor)
+/// Runs one line and shows its output, and its time after `TIMING ON`. Returns whether
+/// the shell should end (QUIT, or standard output gone).
+fn run_line(shell: &mut Shell, printer: &mut Printer, line: &str) -> bool {
+    let started = Instant::now();
+    let output = shell.execute(line);
+    let shown = printer.show(line, &output);
+    if shell.timing() && !line.trim().is_empty() {
+        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+        println!("time: {elapsed:.1} ms");
+    }
+    shown.is_err() || output.quit
+}
+
+/// Runs the init file's lines before the first prompt, as if typed (a file not there
+/// is no error). Returns whether it asked to leave.
+fn run_init(shell: &mut Shell, printer: &mut Printer, path: &Path, quiet: bool) -> bool {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return false,
+        Err(error) => {
+            eprintln!(
+                "kv2pc: warning: cannot read the init file {}: {error}",
+                path.display()
+            );
+            return false;
+        }
+    };
+    if !quiet {
+        println!("running {} (--no-init skips it)", path.display());
+    }
+    text.lines().any(|line| run_line(shell, printer, line))
+}
+
+/// Asks the editor for the next line after the shell's prompt.
+fn ask(reader: &Reader, shell: &Shell, color: bool) {
+    let prompt = shell.prompt();
+    let styled = if color {
+        prompt.green().bold().to_string()
+    } else {
+        prompt.clone()
+    };
+    reader.ask(prompt, styled, shell.session_names());
+}
+
+/// Prints, above the prompt, what happened since the last command, repeats collapsed.
+fn show_background(
+    shell: &mut Shell,
+    printer: &Printer,
+    reader: &mut Reader,
+    collapse: &mut Collapse,
+) {
+    let now = Instant::now();
+    let output = shell.background();
+    let lines = if output.outcomes.is_empty() {
+        collapse.due(now).into_iter().collect()
+    } else {
+        collapse.lines(&printer.render(&output), now)
+    };
+    if !lines.is_empty() {
+        reader.print(lines.join("\n"));
+    }
 }
 
 /// The greeting: where the data is, how many nodes, how to get help.
@@ -123,55 +252,9 @@ fn banner(shell: &Shell, place: &Place<'_>) -> String {
             }
         }
     }
+    if place.manual_clock {
+        text.push_str("on the manual clock: time moves only by TICK (a timeout fires then)\n");
+    }
     text.push_str("type HELP for the commands, QUIT to leave");
     text
-}
-
-/// The history file: `$KV2PC_HISTFILE`, else `kv2pc/history` in the state directory.
-fn history_path() -> Option<PathBuf> {
-    match std::env::var_os("KV2PC_HISTFILE") {
-        Some(path) if path.is_empty() => None,
-        Some(path) => Some(PathBuf::from(path)),
-        None => dirs::state_dir()
-            .or_else(dirs::data_local_dir)
-            .map(|dir| dir.join("kv2pc").join("history")),
-    }
-}
-
-/// Loads the history; a file not there yet is no error, anything else a warning.
-fn load_history(editor: &mut LineEditor, path: &Path) {
-    if !path.exists() {
-        return;
-    }
-    if let Err(error) = editor.load_history(path) {
-        eprintln!(
-            "kv2pc: warning: cannot read the history {}: {error}",
-            path.display()
-        );
-    }
-}
-
-/// Adds a line, trimmed, to the history and appends it to the file; after a failure to
-/// save, warns once and keeps the history in memory only.
-fn remember(editor: &mut LineEditor, history: &mut Option<PathBuf>, line: &str) {
-    let line = line.trim();
-    if line.is_empty() || !matches!(editor.add_history_entry(line), Ok(true)) {
-        return;
-    }
-    let Some(path) = history.as_deref() else {
-        return;
-    };
-    let saved = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => std::fs::create_dir_all(parent)
-            .map_err(ReadlineError::from)
-            .and_then(|()| editor.append_history(path)),
-        _ => editor.append_history(path),
-    };
-    if let Err(error) = saved {
-        eprintln!(
-            "kv2pc: warning: cannot save the history to {}: {error}; keeping it for this session only",
-            path.display()
-        );
-        *history = None;
-    }
 }

@@ -25,6 +25,7 @@ pub const USAGES: &[(&str, &str)] = &[
     ("WHERE", "<key>"),
     ("TRACE", "ON | OFF"),
     ("TICK", "<duration>"),
+    ("TIMING", "ON | OFF"),
     ("SET", "<name> <value>"),
     ("SOURCE", "<path>"),
     ("HELP", "[topic]"),
@@ -104,7 +105,7 @@ mod tests {
     #[test]
     fn usages_match_the_help() {
         for (keywords, usage) in USAGES {
-            if ["SHOW", "TRACE"].contains(keywords) {
+            if ["SHOW", "TRACE", "TIMING"].contains(keywords) {
                 continue;
             }
             let help = kv2pc::shell::help::help(Some(keywords)).unwrap();

@@ -108,6 +108,11 @@ pub enum Command {
         /// Whether tracing is on.
         on: bool,
     },
+    /// `TIMING ON|OFF`: at the interactive prompt, print each command's time after it.
+    Timing {
+        /// Whether timing is on.
+        on: bool,
+    },
     /// `TICK duration`: advance the manual clock, firing the timers that fall due.
     Tick {
         /// How far to advance, in whole milliseconds as parsed.
@@ -161,6 +166,7 @@ impl Command {
             Command::Where { .. } => "WHERE",
             Command::Trace { .. } => "TRACE",
             Command::Tick { .. } => "TICK",
+            Command::Timing { .. } => "TIMING",
             Command::Set { .. } => "SET",
             Command::Source { .. } => "SOURCE",
             Command::Help { .. } => "HELP",
@@ -215,6 +221,8 @@ impl fmt::Display for Command {
             Command::Trace { on: true } => f.write_str("TRACE ON"),
             Command::Trace { on: false } => f.write_str("TRACE OFF"),
             Command::Tick { duration } => write!(f, "TICK {}", format_duration(*duration)),
+            Command::Timing { on: true } => f.write_str("TIMING ON"),
+            Command::Timing { on: false } => f.write_str("TIMING OFF"),
             Command::Set { name, value } => write!(f, "SET {name} {}", Text(value)),
             Command::Source { path } => write!(f, "SOURCE {}", Text(path)),
             Command::Help { topic: None } => f.write_str("HELP"),

@@ -36,9 +36,9 @@ const MAX_SOURCE_DEPTH: usize = 8;
 /// The shell over one cluster.
 pub struct Shell {
     /// Sessions by name; declared before the cluster so they stop first.
-    sessions: BTreeMap<String, Session>,
-    cluster: Cluster,
-    current: String,
+    pub(super) sessions: BTreeMap<String, Session>,
+    pub(super) cluster: Cluster,
+    pub(super) current: String,
     /// Sessions with a command still running, in the order they began to wait.
     waiting: Vec<String>,
     trace_on: Arc<AtomicBool>,
@@ -46,6 +46,13 @@ pub struct Shell {
     /// Where relative `SOURCE` paths start.
     base_dir: PathBuf,
     source_depth: usize,
+    /// Set by Ctrl-C at the interactive prompt: a running `SOURCE` stops before its
+    /// next line (see `interactive`).
+    pub(super) interrupt: Arc<AtomicBool>,
+    /// `TIMING ON`: the prompt loop prints each command's time (see `interactive`).
+    pub(super) timing: bool,
+    /// How many records a `SHOW LOG` without `LAST` shows (the prompt's default).
+    pub(super) log_limit: Option<usize>,
 }
 
 impl Drop for Shell {
@@ -83,6 +90,9 @@ impl Shell {
             events,
             base_dir: PathBuf::from("."),
             source_depth: 0,
+            interrupt: Arc::new(AtomicBool::new(false)),
+            timing: false,
+            log_limit: None,
         };
         shell.add_session(MAIN_SESSION, 0);
         shell
@@ -99,10 +109,20 @@ impl Shell {
     }
 
     /// The prompt: `kv2pc[main]> `, or `kv2pc[alice T3]> ` with a transaction open, or
-    /// `kv2pc[alice T3 aborted]> ` after T3 was aborted out of sight (see `session`).
+    /// `kv2pc[alice T3 aborted]> ` after T3 was aborted out of sight (see `session`),
+    /// and `waiting` after either while the session's command waits
+    /// (`kv2pc[bob T7 waiting]> `).
     pub fn prompt(&self) -> String {
-        match self.sessions.get(&self.current).and_then(Session::label) {
-            Some(label) => format!("kv2pc[{} {label}]> ", self.current),
+        let session = self.sessions.get(&self.current);
+        let mut state = session.and_then(Session::label);
+        if session.is_some_and(|session| session.busy().is_some()) {
+            state = Some(match state {
+                Some(label) => format!("{label} waiting"),
+                None => "waiting".to_string(),
+            });
+        }
+        match state {
+            Some(state) => format!("kv2pc[{} {state}]> ", self.current),
             None => format!("kv2pc[{}]> ", self.current),
         }
     }
@@ -175,6 +195,14 @@ impl Shell {
             }
             command => (self.current.clone(), command),
         };
+        if command == Command::Abort && self.sessions[&session].busy().is_some() {
+            // ABORT of a session that waits: end the wait, and the transaction with it.
+            let busy = self.sessions[&session].busy().unwrap_or_default();
+            let tid = self.sessions[&session].cancel_wait("ABORT", true)?;
+            outcome.session = Some(session);
+            outcome.say(format!("{tid} aborted; so its waiting {busy} fails"));
+            return Ok(None);
+        }
         if is_transactional(&command) {
             self.dispatch(&session, command)?;
             return Ok(Some(session));
@@ -198,24 +226,8 @@ impl Shell {
     /// Gathers, in a fixed order: trace and events, the command's outcome (or its waiting
     /// line), and the completions of other sessions' commands.
     fn collect(&mut self, mut outcome: Outcome, dispatched: Option<String>, output: &mut Output) {
-        let mut events = std::mem::take(&mut *self.events.lock());
-        events.sort_by_key(format::event_order);
         let mut lines = std::mem::take(&mut outcome.lines);
-        for event in &events {
-            let style = match event {
-                TraceEvent::Crash { .. } | TraceEvent::Deadlock { .. } => Style::Event,
-                _ => Style::Trace,
-            };
-            if style == Style::Event || self.trace_on.load(Ordering::Relaxed) {
-                lines.push(super::output::Line {
-                    style,
-                    text: event.to_string(),
-                });
-            }
-            if let TraceEvent::Crash { node, .. } = event {
-                lines.extend(self.coordinator_crashed(*node));
-            }
-        }
+        lines.extend(self.event_lines());
         if let Some(name) = &dispatched {
             let session = &self.sessions[name];
             match session.try_result() {
@@ -233,6 +245,30 @@ impl Shell {
         outcome.lines = lines;
         output.outcomes.push(outcome);
         self.collect_completions(dispatched.as_deref(), output);
+    }
+
+    /// The lines of the trace and events that arrived since they were last taken, in
+    /// their fixed order; a crash also aborts the transactions its node coordinated.
+    pub(super) fn event_lines(&mut self) -> Vec<super::output::Line> {
+        let mut events = std::mem::take(&mut *self.events.lock());
+        events.sort_by_key(format::event_order);
+        let mut lines = Vec::new();
+        for event in &events {
+            let style = match event {
+                TraceEvent::Crash { .. } | TraceEvent::Deadlock { .. } => Style::Event,
+                _ => Style::Trace,
+            };
+            if style == Style::Event || self.trace_on.load(Ordering::Relaxed) {
+                lines.push(super::output::Line {
+                    style,
+                    text: event.to_string(),
+                });
+            }
+            if let TraceEvent::Crash { node, .. } = event {
+                lines.extend(self.coordinator_crashed(*node));
+            }
+        }
+        lines
     }
 
     /// Node `node` crashed: the open transactions it coordinated die with it. Marks
@@ -253,7 +289,7 @@ impl Shell {
             .collect()
     }
 
-    fn collect_completions(&mut self, except: Option<&str>, output: &mut Output) {
+    pub(super) fn collect_completions(&mut self, except: Option<&str>, output: &mut Output) {
         let mut still_waiting = Vec::new();
         for name in std::mem::take(&mut self.waiting) {
             if Some(name.as_str()) == except {
@@ -336,6 +372,13 @@ impl Shell {
             Command::Trace { on } => {
                 self.trace_on.store(on, Ordering::Relaxed);
                 outcome.say(if on { "trace on" } else { "trace off" });
+            }
+            Command::Timing { on } => {
+                self.timing = on;
+                outcome.say(match on {
+                    true => "timing on (the interactive prompt prints each command's time)",
+                    false => "timing off",
+                });
             }
             Command::Tick { duration } => {
                 self.cluster.tick(duration).map_err(error)?;
@@ -430,6 +473,8 @@ impl Shell {
         outcome: &mut Outcome,
     ) -> Result<(), String> {
         let records = self.cluster.log_records(node).map_err(|e| e.to_string())?;
+        let limited = last.is_none() && self.log_limit.is_some_and(|limit| records.len() > limit);
+        let last = last.or(self.log_limit);
         let skip = last.map_or(0, |last| records.len().saturating_sub(last));
         if records.is_empty() {
             outcome.say(format!(
@@ -438,6 +483,13 @@ impl Shell {
         }
         for (index, record) in records.iter().enumerate().skip(skip) {
             outcome.say(format!("{:>4}  {}", index + 1, format::record(record)));
+        }
+        if limited {
+            let all = records.len();
+            outcome.say(format!(
+                "(the last {} of {all} records; SHOW LOG node {node} LAST {all} shows them all)",
+                all - skip
+            ));
         }
         Ok(())
     }
@@ -461,7 +513,12 @@ impl Shell {
         let text = std::fs::read_to_string(&full)
             .map_err(|e| format!("cannot read {}: {e}", full.display()))?;
         self.source_depth += 1;
-        for line in text.lines() {
+        let mut stopped = None;
+        for (done, line) in text.lines().enumerate() {
+            if self.interrupt.load(Ordering::Relaxed) {
+                stopped = Some(done);
+                break;
+            }
             let result = self.execute(line);
             output.outcomes.extend(result.outcomes);
             if result.quit {
@@ -469,7 +526,13 @@ impl Shell {
             }
         }
         self.source_depth -= 1;
-        Ok(())
+        match stopped {
+            Some(done) => Err(format!(
+                "Ctrl-C stopped SOURCE {path} after {done} of its {} lines; the rest did not run",
+                text.lines().count()
+            )),
+            None => Ok(()),
+        }
     }
 }
 

@@ -7,6 +7,7 @@ pub mod command;
 pub mod executor;
 pub mod format;
 pub mod help;
+mod interactive;
 pub mod output;
 pub mod parser;
 pub mod session;

@@ -46,6 +46,16 @@ struct Visible {
     /// A transaction of this session aborted out of the user's sight, and why: its next
     /// command says so (see the module doc).
     lost: Option<(TxnId, String)>,
+    /// The shell cancelled the running command's lock wait (see [`Session::cancel_wait`]).
+    cancelled: Option<Cancel>,
+}
+
+/// A cancelled lock wait: why, as the failed command says it, and whether the session
+/// leaves the transaction (ABORT) or stays in it, aborted, until it is ended (Ctrl-C).
+#[derive(Clone)]
+struct Cancel {
+    reason: String,
+    ends: bool,
 }
 
 /// Reports the session's lock waits and blocking to the shell and the cluster.
@@ -77,6 +87,8 @@ pub struct Session {
     visible: Arc<Mutex<Visible>>,
     activity: Activity,
     thread: Option<JoinHandle<()>>,
+    /// A client on the session's node, to abort a waiting transaction from here.
+    canceller: Client,
 }
 
 impl Session {
@@ -91,6 +103,7 @@ impl Session {
         let (jobs, job_inbox) = unbounded();
         let (result_sender, results) = unbounded();
         let node = client.coordinator();
+        let canceller = client.clone();
         let worker = Worker {
             name: name.to_string(),
             client,
@@ -110,6 +123,7 @@ impl Session {
             visible,
             activity,
             thread,
+            canceller,
         }
     }
 
@@ -220,6 +234,52 @@ impl Session {
         self.results.try_recv().ok()
     }
 
+    /// Cancels the lock wait of the running command, `by` saying who (`Ctrl-C`,
+    /// `ABORT`): its transaction is aborted, so the command fails and says why (see
+    /// `Client::abort_from_outside`). After `ABORT` the session has left the
+    /// transaction; after Ctrl-C it stays in it, aborted, until it is ended, as after
+    /// any failed command. Returns the transaction; a command that is not waiting for a
+    /// lock of its own transaction (a COMMIT, whose outcome its coordinator decides, or
+    /// a read waiting for an undecided write) cannot be cancelled, and the error says so.
+    pub fn cancel_wait(&self, by: &str, ends: bool) -> Result<TxnId, String> {
+        let mut visible = self.visible.lock();
+        let busy = visible.busy.clone().unwrap_or_default();
+        let name = &self.name;
+        if visible.committing {
+            return Err(format!(
+                "session {name} is running COMMIT, whose outcome only its coordinator decides; \
+                 it cannot be cancelled and ends when the coordinator decides"
+            ));
+        }
+        let Some(wait) = visible.waiting.clone() else {
+            return Err(format!("session {name} is not waiting for a lock"));
+        };
+        let Some(tid) = wait.tid else {
+            return Err(format!(
+                "session {name}'s {busy} waits for the outcome of a transaction being \
+                 committed, which only that transaction's coordinator decides; it cannot be \
+                 cancelled"
+            ));
+        };
+        let reason = if ends {
+            format!(
+                "{by} ended it while its {busy} waited for a lock on {}",
+                Text(&wait.key)
+            )
+        } else {
+            format!(
+                "{by} cancelled its {busy} while it waited for a lock on {}",
+                Text(&wait.key)
+            )
+        };
+        visible.cancelled = Some(Cancel { reason, ends });
+        drop(visible);
+        (self.canceller)
+            .abort_from_outside(tid, vec![wait.node])
+            .map_err(|error| format!("could not cancel {busy}: {error}"))?;
+        Ok(tid)
+    }
+
     /// Tells the session thread to stop once its current command ends.
     pub fn close(&mut self) {
         let (closed, _) = unbounded();
@@ -283,8 +343,13 @@ impl Worker {
                 Some(lost) => self.after_lost(lost, command, &mut outcome),
                 None => self.execute(command, &mut outcome),
             };
-            if let Err(Failed(error)) = result {
-                outcome.fail(error);
+            let cancelled = self.visible.lock().cancelled.take();
+            match (result, cancelled) {
+                (Err(_), Some(cancel)) => {
+                    outcome.fail(format!("{}; nothing was written", cancel.reason));
+                }
+                (Err(Failed(error)), None) => outcome.fail(error),
+                (Ok(()), _) => {}
             }
             self.show_state();
             let _ = results.send(outcome);
@@ -369,6 +434,15 @@ impl Worker {
             Err(error) => error,
         };
         self.open = None;
+        let cancelled = self.visible.lock().cancelled.take();
+        if let Some(Cancel { reason, ends }) = cancelled {
+            let text = format!("{tid} aborted: {reason}; its writes are undone");
+            if !ends {
+                self.visible.lock().lost = Some((tid, reason.clone()));
+                outcome.aborted = Some((tid, reason));
+            }
+            return Err(Failed(text));
+        }
         let (why, text) = match error {
             Error::Aborted { reason, .. } => (reason.clone(), format!("{tid} aborted: {reason}")),
             other => (

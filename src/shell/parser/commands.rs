@@ -205,9 +205,9 @@ pub(super) fn trace(input: &str) -> Parsed<'_, Command> {
         .parse(input)
 }
 
-/// `shell_command = source | help | quit ;`
+/// `shell_command = source | help | timing | quit ;`
 pub(super) fn shell_command(input: &str) -> Parsed<'_, Command> {
-    alt((source, help, quit)).parse(input)
+    alt((source, help, timing, quit)).parse(input)
 }
 
 /// `source = "SOURCE" , path ;`
@@ -221,6 +221,15 @@ pub(super) fn source(input: &str) -> Parsed<'_, Command> {
 pub(super) fn help(input: &str) -> Parsed<'_, Command> {
     preceded(keyword("HELP"), opt(topic))
         .map(|topic| Command::Help { topic })
+        .parse(input)
+}
+
+/// `timing = "TIMING" , ( "ON" | "OFF" ) ;`
+pub(super) fn timing(input: &str) -> Parsed<'_, Command> {
+    let on_off = alt((keyword("ON").map(|()| true), keyword("OFF").map(|()| false)));
+    let on_off = context("expected ON or OFF after TIMING", on_off);
+    preceded(keyword("TIMING"), cut(on_off))
+        .map(|on| Command::Timing { on })
         .parse(input)
 }
 
