@@ -57,7 +57,7 @@ fn needs_quotes(input: &str) -> Result<(), nom::Err<Mistake<'_>>> {
     let Some(at) = run.find(|c: char| !is_word_char(c)) else {
         return Ok(());
     };
-    let bad = &run[at..];
+    let bad = &input[at..];
     let c = bad.chars().next().unwrap_or('?');
     if c == '"' {
         // `x"y"`: `separation` asks for the space that was probably meant.
