@@ -38,7 +38,8 @@ use std::process::ExitCode;
 const EXIT_STATUS: &str = "\
 Exit status:
   0  success
-  1  a command failed (a script runs on after it unless --bail), or a transcript differs
+  1  a command failed (a script runs on after it unless --bail), a script ended with a
+     command still waiting, or a transcript differs
   2  bad usage: an unknown option, an unreadable script or transcript file
   3  the data directory cannot be used: another node count, in use by another process,
      corrupt, or not a kv2pc directory
