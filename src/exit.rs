@@ -10,8 +10,8 @@ use std::process::ExitCode;
 pub enum Exit {
     /// Everything ran and every command succeeded.
     Success = 0,
-    /// A command failed (a script goes on after it unless `--bail`), or a transcript
-    /// differs from what the shell prints now.
+    /// A command failed (a script goes on after it unless `--bail`), a script ended with
+    /// a command still waiting, or a transcript differs from what the shell prints now.
     Failed = 1,
     /// Bad usage: an unknown option, an unreadable script or transcript file.
     Usage = 2,

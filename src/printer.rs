@@ -3,8 +3,8 @@
 //! hand every executed line to one [`Printer`], so `--json` and `--record` behave the
 //! same in both.
 
-use kv2pc::shell::Output;
 use kv2pc::shell::transcript::{record_entry, record_header};
+use kv2pc::shell::{Origin, Output};
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -64,6 +64,48 @@ impl Printer {
         } else {
             output.render(self.style.color)
         }
+    }
+
+    /// Shows the output of a script's `line`: what it printed on standard output, and
+    /// each error on standard error as `FILE:LINE: error: ...` from its outcome's origin
+    /// (see `cli::script`); with `--echo`, the lines `SOURCE` read are shown before what
+    /// they printed. In JSON the errors stay in their objects, as `show` prints them.
+    pub fn show_script(&mut self, line: &str, output: &Output) -> io::Result<()> {
+        if self.style.json {
+            return self.show(line, output);
+        }
+        let mut stdout = io::stdout().lock();
+        if self.style.echo {
+            stdout.write_all(record_entry(line, &Output::default()).as_bytes())?;
+        }
+        let mut sourced = output.sourced.iter().peekable();
+        for (index, outcome) in output.outcomes.iter().enumerate() {
+            while let Some((_, origin)) = sourced.next_if(|(at, _)| *at <= index) {
+                self.echo(&mut stdout, origin)?;
+            }
+            stdout.write_all(outcome.render_lines(false).as_bytes())?;
+            if let Some(error) = &outcome.error {
+                stdout.flush()?;
+                let at = (outcome.origin.as_ref())
+                    .map_or(String::new(), |o| format!("{}:{}: ", o.file, o.line));
+                eprintln!("{at}error: {error}");
+            }
+        }
+        for (_, origin) in sourced {
+            self.echo(&mut stdout, origin)?;
+        }
+        stdout.flush()?;
+        drop(stdout);
+        self.record(line, output);
+        Ok(())
+    }
+
+    /// With `--echo`, a line that `SOURCE` read, as the script's own lines are echoed.
+    fn echo(&self, stdout: &mut impl Write, origin: &Origin) -> io::Result<()> {
+        if self.style.echo {
+            stdout.write_all(record_entry(&origin.text, &Output::default()).as_bytes())?;
+        }
+        Ok(())
     }
 
     fn record(&mut self, line: &str, output: &Output) {

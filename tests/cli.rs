@@ -168,9 +168,10 @@ fn bail_stops_at_the_first_failed_command() {
     let script = "PUT x 1\nCOMMIT\nPUT y 2\n";
     let run_bail = run(home.path(), &["--data-dir", &dir, "--bail"], script);
     assert_eq!(run_bail.code, 1);
+    assert_eq!(run_bail.stdout, "ok\n");
     assert_eq!(
-        run_bail.stdout,
-        "ok\nerror: no transaction is open in this session; BEGIN one first\n"
+        run_bail.stderr,
+        "<stdin>:2: error: no transaction is open in this session; BEGIN one first\n"
     );
     let after = run(home.path(), &["--data-dir", &dir, "-c", "GET y; GET x"], "");
     assert_eq!(after.stdout, "y is not set\nx = 1\n");
@@ -202,16 +203,21 @@ fn bad_lines_each_get_an_error_and_change_nothing() {
     let script = format!("PUT x 1\n{}\nGET x\nSTATUS\n", bad.join("\n"));
     let run = run(home.path(), &["--temp"], &script);
     assert_eq!(run.code, 1);
-    let errors = run
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("error: "))
-        .count();
-    assert_eq!(errors, bad.len(), "{}", run.stdout);
+    // Each error is on standard error, naming the line of the bad command.
+    let errors: Vec<&str> = (run.stderr.lines())
+        .filter(|l| l.starts_with("<stdin>:") && l.contains(": error: "))
+        .collect();
+    assert_eq!(errors.len(), bad.len(), "{}", run.stderr);
+    for (index, error) in errors.iter().enumerate() {
+        assert!(
+            error.starts_with(&format!("<stdin>:{}: ", index + 2)),
+            "{error}"
+        );
+    }
+    assert!(!run.stdout.contains("error"), "{}", run.stdout);
     assert!(run.stdout.contains("\nx = 1\n"), "{}", run.stdout);
     let nodes_up = run.stdout.lines().filter(|l| l.contains("  up  ")).count();
     assert_eq!(nodes_up, 3, "{}", run.stdout);
-    assert!(run.stderr.is_empty(), "{}", run.stderr);
 }
 
 #[test]
@@ -228,8 +234,10 @@ fn no_colour_without_a_terminal_or_with_no_color() {
             .output()
             .unwrap();
         let stdout = String::from_utf8(output.stdout).unwrap();
-        assert!(stdout.contains("error: "), "{stdout}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains("error: "), "{stderr}");
         assert!(!stdout.contains('\u{1b}'), "an escape in {stdout:?}");
+        assert!(!stderr.contains('\u{1b}'), "an escape in {stderr:?}");
     }
 }
 

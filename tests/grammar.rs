@@ -87,9 +87,11 @@ fn variant(command: &Command) -> usize {
         Command::Quit => 20,
         Command::Empty => 21,
         Command::Timing { .. } => 22,
+        Command::ShowSettings => 23,
+        Command::Keys { .. } => 24,
     }
 }
-const VARIANTS: usize = 23;
+const VARIANTS: usize = 25;
 
 /// The grammar without its comments, one rule per line: `(name, whole rule)`.
 fn grammar_rules() -> Vec<(String, String)> {
@@ -431,12 +433,20 @@ fn errors_point_at_the_mistake_and_say_what_to_do() {
             22,
             "expected a number of records after LAST".into(),
         ),
-        ("SHOW", 5, "expected LOCKS or LOG after SHOW".into()),
-        ("SHOW LOGS", 6, "expected LOCKS or LOG after SHOW".into()),
+        (
+            "SHOW",
+            5,
+            "expected LOCKS, LOG or SETTINGS after SHOW".into(),
+        ),
+        (
+            "SHOW LOGS",
+            6,
+            "expected LOCKS, LOG or SETTINGS after SHOW".into(),
+        ),
         ("TRACE maybe", 7, "expected ON or OFF after TRACE".into()),
         (
-            "SET",
-            4,
+            "SET \"x\"",
+            5,
             "expected a setting name; type HELP SET for the list".into(),
         ),
         (
@@ -548,7 +558,8 @@ fn an_error_renders_with_a_caret_under_its_column() {
     assert_eq!(rendered, "\tPUT x\n\t     ^ expected a value after the key");
     let line = "GET \u{1b}[2J";
     let rendered = parse_line(line).unwrap_err().render(line);
-    assert_eq!(rendered, "GET ?[2J\n    ^ expected a key");
+    let bare = "cannot be part of a bare word (letters, digits and _ - . / : only)";
+    assert_eq!(rendered, format!("GET ?[2J\n    ^ '\\u{{1b}}' {bare}"));
 }
 
 #[test]
@@ -618,6 +629,15 @@ fn every_command_parses_into_its_variant() {
             },
         ),
         ("WHERE a/b", Command::Where { key: "a/b".into() }),
+        ("SHOW SETTINGS", Command::ShowSettings),
+        ("SET", Command::ShowSettings),
+        ("KEYS", Command::Keys { prefix: None }),
+        (
+            "KEYS acc",
+            Command::Keys {
+                prefix: Some("acc".into()),
+            },
+        ),
         ("TRACE OFF", Command::Trace { on: false }),
         (
             "SET deadlock detect",
@@ -711,8 +731,18 @@ fn semicolons_separate_commands_and_comments_end_the_line() {
         parsed("BEGIN # COMMIT; ABORT"),
         [Command::Begin { read_only: false }]
     );
+    // `--` starts a comment where a word would start, as `HELP syntax` says; inside a
+    // word it is text, and quoted it is text anywhere.
+    assert_eq!(error("PUT x --5").1, "expected a value after the key");
     assert_eq!(
-        parsed("PUT x --5"),
+        parsed("PUT x a--5 -- a comment"),
+        [Command::Put {
+            key: "x".into(),
+            value: "a--5".into()
+        }]
+    );
+    assert_eq!(
+        parsed("PUT x \"--5\""),
         [Command::Put {
             key: "x".into(),
             value: "--5".into()

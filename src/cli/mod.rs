@@ -9,9 +9,9 @@
 //!
 //! Scripts run on the manual clock, so that a timeout fires only at `TICK` and a script
 //! prints the same every run; the interactive shell runs on real time (unless
-//! `--manual-clock`). A command's error is part of its output, on standard output;
-//! standard error carries only what concerns the program itself (bad usage, the data
-//! directory, recovery warnings).
+//! `--manual-clock`). At the prompt a command's error is part of its output; a script
+//! writes its errors to standard error as `FILE:LINE: error: ...` (see `script`), beside
+//! what concerns the program itself (bad usage, the data directory, recovery warnings).
 //!
 //! Exit statuses are returned as an `Exit` value rather than by `process::exit`, so that
 //! everything is dropped (the cluster's threads stopped, a `--temp` directory removed)
@@ -39,7 +39,8 @@ use std::process::ExitCode;
 const EXIT_STATUS: &str = "\
 Exit status:
   0  success
-  1  a command failed (a script runs on after it unless --bail), or a transcript differs
+  1  a command failed (a script runs on after it unless --bail), a script ended with a
+     command still waiting, or a transcript differs
   2  bad usage: an unknown option, an unreadable script or transcript file
   3  the data directory cannot be used: another node count, in use by another process,
      corrupt, or not a kv2pc directory
@@ -154,8 +155,13 @@ pub enum Command {
 enum Input {
     /// The interactive prompt.
     Interactive,
-    /// A script's lines, with the folder its `SOURCE` paths are relative to.
-    Script(Box<dyn Iterator<Item = std::io::Result<String>>>, PathBuf),
+    /// A script's lines, with the folder its `SOURCE` paths are relative to and the
+    /// name its errors give it.
+    Script(
+        Box<dyn Iterator<Item = std::io::Result<String>>>,
+        PathBuf,
+        String,
+    ),
 }
 
 /// Runs kv2pc as the command line asks.
@@ -242,9 +248,9 @@ fn run_shell(args: &Args, color: bool) -> Exit {
             };
             repl::run(&mut shell, &mut printer, place, options)
         }
-        Input::Script(lines, base_dir) => {
+        Input::Script(lines, base_dir, name) => {
             shell.set_base_dir(&base_dir);
-            script::run(&mut shell, lines, &mut printer, args.bail)
+            script::run(&mut shell, &name, lines, &mut printer, args.bail)
         }
     };
     drop(shell);
@@ -271,11 +277,13 @@ fn input(args: &Args) -> Result<Input, Exit> {
             Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        return Ok(Input::Script(Box::new(lines.into_iter()), base));
+        let name = path.display().to_string();
+        return Ok(Input::Script(Box::new(lines.into_iter()), base, name));
     }
     if let Some(commands) = &args.commands {
         let line = std::iter::once(Ok(commands.clone()));
-        return Ok(Input::Script(Box::new(line), PathBuf::from(".")));
+        let name = script::COMMAND_LINE.to_string();
+        return Ok(Input::Script(Box::new(line), PathBuf::from("."), name));
     }
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
@@ -284,6 +292,7 @@ fn input(args: &Args) -> Result<Input, Exit> {
     Ok(Input::Script(
         Box::new(stdin.lock().lines()),
         PathBuf::from("."),
+        script::STDIN.to_string(),
     ))
 }
 

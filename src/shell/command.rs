@@ -98,6 +98,14 @@ pub enum Command {
         /// Show only the last this many records.
         last: Option<usize>,
     },
+    /// `SHOW SETTINGS` (or `SET` alone): list every setting with its value.
+    ShowSettings,
+    /// `KEYS [prefix]`: list the committed keys (those starting with `prefix`) with the
+    /// node that owns each, as each node has them now; it takes no lock.
+    Keys {
+        /// Only keys that start with it; `None` lists every key.
+        prefix: Option<String>,
+    },
     /// `WHERE key`: tell which node owns a key.
     Where {
         /// The key.
@@ -163,6 +171,8 @@ impl Command {
             Command::Status => "STATUS",
             Command::ShowLocks => "SHOW LOCKS",
             Command::ShowLog { .. } => "SHOW LOG",
+            Command::ShowSettings => "SHOW SETTINGS",
+            Command::Keys { .. } => "KEYS",
             Command::Where { .. } => "WHERE",
             Command::Trace { .. } => "TRACE",
             Command::Tick { .. } => "TICK",
@@ -217,6 +227,11 @@ impl fmt::Display for Command {
             } => {
                 write!(f, "SHOW LOG node {node} LAST {last}")
             }
+            Command::ShowSettings => f.write_str("SHOW SETTINGS"),
+            Command::Keys { prefix: None } => f.write_str("KEYS"),
+            Command::Keys {
+                prefix: Some(prefix),
+            } => write!(f, "KEYS {}", Text(prefix)),
             Command::Where { key } => write!(f, "WHERE {}", Text(key)),
             Command::Trace { on: true } => f.write_str("TRACE ON"),
             Command::Trace { on: false } => f.write_str("TRACE OFF"),
@@ -243,12 +258,13 @@ impl FromStr for Command {
 }
 
 /// A key, value or path as the parser reads it back: a bare word when every character
-/// may stand in one, else a quoted string with `"`, `\`, newline and tab escaped.
+/// may stand in one (and it does not begin with `--`, a comment), else a quoted string with `"`, `\`, newline and tab escaped.
 pub(crate) struct Text<'a>(pub(crate) &'a str);
 
 impl fmt::Display for Text<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.0.is_empty() && self.0.chars().all(parser::is_word_char) {
+        let bare = !self.0.is_empty() && !self.0.starts_with("--");
+        if bare && self.0.chars().all(parser::is_word_char) {
             return f.write_str(self.0);
         }
         f.write_str("\"")?;

@@ -14,13 +14,15 @@
 use super::command::{Command, Text};
 use super::format;
 use super::help;
-use super::output::{Outcome, Output, Style};
+use super::listing;
+use super::output::{Origin, Outcome, Output, Style};
 use super::parser;
 use super::session::Session;
 use crate::clock::format_duration;
 use crate::cluster::{Cluster, CrashPoint, TraceEvent};
 use crate::error::Error;
 use crate::types::NodeId;
+use crate::{TxnId, WaitInfo};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -53,6 +55,8 @@ pub struct Shell {
     pub(super) timing: bool,
     /// How many records a `SHOW LOG` without `LAST` shows (the prompt's default).
     pub(super) log_limit: Option<usize>,
+    /// Whether `SOURCE` stops at the first line that fails (`--bail`).
+    bail: bool,
 }
 
 impl Drop for Shell {
@@ -93,6 +97,7 @@ impl Shell {
             interrupt: Arc::new(AtomicBool::new(false)),
             timing: false,
             log_limit: None,
+            bail: false,
         };
         shell.add_session(MAIN_SESSION, 0);
         shell
@@ -101,6 +106,20 @@ impl Shell {
     /// Resolves `SOURCE` paths relative to `dir`.
     pub fn set_base_dir(&mut self, dir: &Path) {
         self.base_dir = dir.to_path_buf();
+    }
+
+    /// Makes `SOURCE` stop after the first line of its file that fails, as a script run
+    /// with `--bail` stops: the failure is in the output, so the script stops there too.
+    pub fn set_bail(&mut self, bail: bool) {
+        self.bail = bail;
+    }
+
+    /// The sessions whose command is still waiting, with that command, in the order
+    /// they began to wait.
+    pub fn still_waiting(&self) -> Vec<(String, String)> {
+        (self.waiting.iter())
+            .filter_map(|name| Some((name.clone(), self.sessions.get(name)?.busy()?)))
+            .collect()
     }
 
     /// The cluster.
@@ -139,10 +158,7 @@ impl Shell {
             Ok(commands) => commands,
             Err(error) => {
                 let mut outcome = Outcome::new(line.trim(), None);
-                outcome.fail(format!(
-                    "could not read the command\n{}",
-                    error.render(line)
-                ));
+                outcome.fail(error.report(line));
                 output.outcomes.push(outcome);
                 return output;
             }
@@ -237,7 +253,9 @@ impl Shell {
                 }
                 None => {
                     outcome.session = Some(name.clone());
-                    outcome.push(Style::Waiting, session.waiting_line());
+                    let named = |tid| self.named(tid);
+                    let blockers = |wait: &WaitInfo| self.blockers(wait);
+                    outcome.push(Style::Waiting, session.waiting_line(&named, &blockers));
                 }
             }
         }
@@ -269,6 +287,52 @@ impl Shell {
             }
         }
         lines
+    }
+
+    /// A transaction as a waiting line names it: `T16 (session alice)` while a session
+    /// has it open, else `T16`.
+    fn named(&self, tid: TxnId) -> String {
+        match self.sessions.values().find(|s| s.tid() == Some(tid)) {
+            Some(session) => format!("{tid} (session {})", session.name()),
+            None => tid.to_string(),
+        }
+    }
+
+    /// Who stands in a lock wait's way, read from the lock table of the key's node now
+    /// that the cluster has settled: `held by T1 (session main)`, and the requests
+    /// queued ahead that it waits for, `queued behind T3 (session carol)`.
+    fn blockers(&self, wait: &WaitInfo) -> String {
+        let table = self.cluster.locks();
+        let entry =
+            (table.iter()).find(|(node, locks)| *node == wait.node && locks.key == wait.key);
+        let holds = |tid: &TxnId| entry.is_some_and(|(_, l)| l.holders.iter().any(|h| h.0 == *tid));
+        let queued =
+            |tid: &TxnId| entry.is_some_and(|(_, l)| l.waiters.iter().any(|w| w.0 == *tid));
+        let names = |tids: Vec<&TxnId>| -> String {
+            let named: Vec<String> = tids.into_iter().map(|tid| self.named(*tid)).collect();
+            named.join(", ")
+        };
+        let held: Vec<&TxnId> = wait.blockers.iter().filter(|tid| holds(tid)).collect();
+        let ahead: Vec<&TxnId> = (wait.blockers.iter())
+            .filter(|tid| !holds(tid) && queued(tid))
+            .collect();
+        let other: Vec<&TxnId> = (wait.blockers.iter())
+            .filter(|tid| !holds(tid) && !queued(tid))
+            .collect();
+        let mut parts = Vec::new();
+        if !held.is_empty() {
+            parts.push(format!("held by {}", names(held)));
+        }
+        if !ahead.is_empty() {
+            parts.push(format!("queued behind {}", names(ahead)));
+        }
+        if !other.is_empty() {
+            parts.push(format!("blocked by {}", names(other)));
+        }
+        if parts.is_empty() {
+            return "blocked by an earlier waiter".into();
+        }
+        parts.join(", ")
     }
 
     /// Node `node` crashed: the open transactions it coordinated die with it. Marks
@@ -361,6 +425,8 @@ impl Shell {
                 }
             }
             Command::ShowLog { node, last } => self.show_log(node, last, outcome)?,
+            Command::ShowSettings => listing::settings(&self.cluster, outcome),
+            Command::Keys { prefix } => listing::keys(&self.cluster, prefix.as_deref(), outcome),
             Command::Where { key } => {
                 crate::types::check_key(&key).map_err(|e| e.to_string())?;
                 outcome.say(format!(
@@ -509,19 +575,36 @@ impl Shell {
                 "SOURCE nests more than {MAX_SOURCE_DEPTH} deep; does a script source itself?"
             ));
         }
-        let full = self.base_dir.join(path);
+        // `x.kv` rather than `./x.kv` in messages, for a script run where it lies.
+        let full = match self.base_dir.as_path() {
+            dir if dir == Path::new(".") => PathBuf::from(path),
+            dir => dir.join(path),
+        };
         let text = std::fs::read_to_string(&full)
             .map_err(|e| format!("cannot read {}: {e}", full.display()))?;
         self.source_depth += 1;
+        let file = full.display().to_string();
         let mut stopped = None;
-        for (done, line) in text.lines().enumerate() {
+        for (index, line) in text.lines().enumerate() {
             if self.interrupt.load(Ordering::Relaxed) {
-                stopped = Some(done);
+                stopped = Some(index);
                 break;
             }
-            let result = self.execute(line);
-            output.outcomes.extend(result.outcomes);
-            if result.quit {
+            let origin = Origin {
+                file: file.clone(),
+                line: index + 1,
+                text: line.to_string(),
+            };
+            output.sourced.push((output.outcomes.len(), origin.clone()));
+            let mut result = self.execute(line);
+            for outcome in &mut result.outcomes {
+                outcome.origin.get_or_insert_with(|| origin.clone());
+            }
+            let offset = output.outcomes.len();
+            (output.sourced).extend(result.sourced.drain(..).map(|(at, o)| (at + offset, o)));
+            let stop = result.quit || (self.bail && result.failed());
+            output.outcomes.append(&mut result.outcomes);
+            if stop {
                 break;
             }
         }

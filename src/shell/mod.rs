@@ -8,6 +8,7 @@ pub mod executor;
 pub mod format;
 pub mod help;
 mod interactive;
+mod listing;
 pub mod output;
 pub mod parser;
 pub mod session;
@@ -15,5 +16,5 @@ pub mod transcript;
 
 pub use command::Command;
 pub use executor::Shell;
-pub use output::{Outcome, Output, Style};
+pub use output::{Origin, Outcome, Output, Style};
 pub use parser::{ParseError, parse_command, parse_line};

@@ -49,6 +49,22 @@ pub struct Outcome {
     /// says it; the shell uses it to remind a session that was not looking).
     #[serde(skip)]
     pub aborted: Option<(TxnId, String)>,
+    /// The line of a `SOURCE`d file that printed this, innermost file first; `None` for
+    /// the line given to `execute` itself, which its caller knows.
+    #[serde(skip)]
+    pub origin: Option<Origin>,
+}
+
+/// A line of a file that `SOURCE` ran: where a script's error is said to be
+/// (`FILE:LINE: error: ...`), and what `--echo` shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The file, as opened (the `SOURCE` path joined to the shell's base folder).
+    pub file: String,
+    /// The line number in it, from 1.
+    pub line: usize,
+    /// The line as written.
+    pub text: String,
 }
 
 impl Outcome {
@@ -61,6 +77,7 @@ impl Outcome {
             lines: Vec::new(),
             error: None,
             aborted: None,
+            origin: None,
         }
     }
 
@@ -81,6 +98,23 @@ impl Outcome {
     pub fn fail(&mut self, error: impl Into<String>) {
         self.error = Some(error.into());
     }
+
+    /// What it printed, as the user reads it, without its error: the header of a
+    /// completion, then its lines.
+    pub fn render_lines(&self, color: bool) -> String {
+        let mut text = String::new();
+        if self.completed_later {
+            let header = match &self.session {
+                Some(session) => format!("<{session}: {} completed>", self.command),
+                None => format!("<{} completed>", self.command),
+            };
+            push_line(&mut text, &paint(&header, Style::Waiting, color));
+        }
+        for line in &self.lines {
+            push_line(&mut text, &paint(&line.text, line.style, color));
+        }
+        text
+    }
 }
 
 /// What one `execute` call produced.
@@ -90,6 +124,10 @@ pub struct Output {
     pub outcomes: Vec<Outcome>,
     /// Whether the user asked to leave.
     pub quit: bool,
+    /// The lines `SOURCE` read, each with the number of outcomes before its own, in the
+    /// order read (comments and blank lines too), for `--echo`.
+    #[serde(skip)]
+    pub sourced: Vec<(usize, Origin)>,
 }
 
 impl Output {
@@ -102,16 +140,7 @@ impl Output {
     pub fn render(&self, color: bool) -> String {
         let mut text = String::new();
         for outcome in &self.outcomes {
-            if outcome.completed_later {
-                let header = match &outcome.session {
-                    Some(session) => format!("<{session}: {} completed>", outcome.command),
-                    None => format!("<{} completed>", outcome.command),
-                };
-                push_line(&mut text, &paint(&header, Style::Waiting, color));
-            }
-            for line in &outcome.lines {
-                push_line(&mut text, &paint(&line.text, line.style, color));
-            }
+            text.push_str(&outcome.render_lines(color));
             if let Some(error) = &outcome.error {
                 let error = format!("error: {error}");
                 let error = if color {

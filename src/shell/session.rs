@@ -181,35 +181,43 @@ impl Session {
         self.visible.lock().busy.clone()
     }
 
-    /// What a blocked session waits for, as the shell prints it.
-    pub fn waiting_line(&self) -> String {
-        let visible = self.visible.lock();
-        match (&visible.waiting, visible.tid) {
+    /// The open read-write transaction, if any: how the shell names a blocker's session.
+    pub fn tid(&self) -> Option<TxnId> {
+        self.visible.lock().tid
+    }
+
+    /// What a blocked session waits for, as the shell prints it. `named` writes a
+    /// transaction as the shell names it (`T16 (session alice)`); `blockers` says who
+    /// stands in a lock wait's way (`held by T16 (session alice)`).
+    pub fn waiting_line(
+        &self,
+        named: &dyn Fn(TxnId) -> String,
+        blockers: &dyn Fn(&WaitInfo) -> String,
+    ) -> String {
+        // Copied out first: `named` and `blockers` look at every session, this one too.
+        let (waiting, tid) = {
+            let visible = self.visible.lock();
+            (visible.waiting.clone(), visible.tid)
+        };
+        match (&waiting, tid) {
             (Some(wait), _) if wait.tid.is_none() => format!(
                 "<waiting for the outcome of {}, which wrote {} and has not been decided>",
                 wait.blockers
                     .iter()
-                    .map(TxnId::to_string)
+                    .map(|tid| named(*tid))
                     .collect::<Vec<_>>()
                     .join(", "),
                 Text(&wait.key)
             ),
-            (Some(wait), _) => {
-                let blockers: Vec<String> = wait.blockers.iter().map(TxnId::to_string).collect();
-                format!(
-                    "<waiting for {} lock on {}, blocked by {}>",
-                    match wait.mode {
-                        LockMode::Shared => "a shared",
-                        LockMode::Exclusive => "an exclusive",
-                    },
-                    Text(&wait.key),
-                    if blockers.is_empty() {
-                        "an earlier waiter".into()
-                    } else {
-                        blockers.join(", ")
-                    }
-                )
-            }
+            (Some(wait), _) => format!(
+                "<waiting for {} lock on {}, {}>",
+                match wait.mode {
+                    LockMode::Shared => "a shared",
+                    LockMode::Exclusive => "an exclusive",
+                },
+                Text(&wait.key),
+                blockers(wait)
+            ),
             (None, Some(tid)) => {
                 format!("<waiting: {tid} is committing, and its coordinator has not decided>")
             }

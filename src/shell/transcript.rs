@@ -364,7 +364,7 @@ mod tests {
         }
         let output = Output {
             outcomes: vec![outcome],
-            quit: false,
+            ..Output::default()
         };
         let entry = record_entry("  HELP  ", &output);
         assert_eq!(entry, "> HELP\n\\> x\n\\# y\n\\\\z\n\\>\n>x\n");

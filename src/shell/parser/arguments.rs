@@ -2,7 +2,7 @@
 //! each checked for what the parser can know alone.
 
 use super::tokens::{integer, is_name_char, keyword, text, word};
-use super::{Parsed, failure, shown};
+use super::{Mistake, Parsed, failure, failure_with_hint, shown};
 use crate::cluster::CrashPoint;
 use crate::types::{self, MAX_NODES, NodeId};
 use nom::Parser;
@@ -76,7 +76,9 @@ pub(super) fn duration(input: &str) -> Parsed<'_, Duration> {
 
 /// `key = text ;` (not empty, at most `MAX_KEY_LEN` bytes)
 pub(super) fn key(input: &str) -> Parsed<'_, String> {
-    let (rest, key) = context("expected a key", text).parse(input)?;
+    let (rest, key) = context("expected a key", text)
+        .parse(input)
+        .map_err(|error| at_comment(input, error))?;
     match types::check_key(&key) {
         Ok(()) => Ok((rest, key)),
         Err(error) => Err(failure(input, error.to_string())),
@@ -85,11 +87,34 @@ pub(super) fn key(input: &str) -> Parsed<'_, String> {
 
 /// `value = text ;` (at most `MAX_VALUE_LEN` bytes)
 pub(super) fn value(input: &str) -> Parsed<'_, String> {
-    let (rest, value) = context("expected a value after the key", text).parse(input)?;
+    let (rest, value) = context("expected a value after the key", text)
+        .parse(input)
+        .map_err(|error| at_comment(input, error))?;
     match types::check_value(&value) {
         Ok(()) => Ok((rest, value)),
         Err(error) => Err(failure(input, error.to_string())),
     }
+}
+
+/// A key or value was expected where a comment starts (`PUT w --`): say that it is one.
+fn at_comment<'a>(input: &'a str, error: nom::Err<Mistake<'a>>) -> nom::Err<Mistake<'a>> {
+    let marker = ["--", "#"].into_iter().find(|m| input.starts_with(m));
+    match (error, marker) {
+        (nom::Err::Error(mistake), Some(marker)) => {
+            let message = mistake.message.unwrap_or_default();
+            let hint = format!(
+                "{marker} starts a comment, which runs to the end of the line; \
+                 to use it as text, quote it: \"{marker}\""
+            );
+            failure_with_hint(input, message, hint)
+        }
+        (error, _) => error,
+    }
+}
+
+/// `key_prefix = text ;`
+pub(super) fn key_prefix(input: &str) -> Parsed<'_, String> {
+    text(input)
 }
 
 /// `path = text ;`

@@ -2,12 +2,12 @@
 //! committing (`cut`) to its arguments.
 
 use super::arguments::{
-    count, crash_point, duration, key, node, path, session_name, setting_name, setting_value,
-    topic, value,
+    count, crash_point, duration, key, key_prefix, node, path, session_name, setting_name,
+    setting_value, topic, value,
 };
-use super::statements::comment;
-use super::tokens::{bare_word, keyword};
-use super::{Parsed, failure, no_match, token_at};
+use super::statements::{comment, end_of_line};
+use super::tokens::{bare_word, is_name_char, keyword, ws};
+use super::{Parsed, failure, failure_with_hint, no_match, shown, token_at};
 use crate::shell::command::Command;
 use nom::Parser;
 use nom::branch::alt;
@@ -35,12 +35,48 @@ pub(super) fn unknown_command(input: &str) -> Parsed<'_, Command> {
     if input.starts_with(';') || comment(input).is_ok() {
         return Err(no_match(input));
     }
+    let run = &input[..input.find([' ', '\t', ';']).unwrap_or(input.len())];
+    if run.starts_with(['\\', '.']) && run.len() > 1 {
+        let message = format!("unknown command '{}'", shown(run));
+        return Err(failure_with_hint(input, message, meta_hint(run)));
+    }
     let message = if bare_word(input).is_ok() {
         format!("unknown command '{token}'; type HELP for the list")
     } else {
         format!("expected a command, not '{token}'; type HELP for the list")
     };
-    Err(failure(input, message))
+    match missing_space(&token, input) {
+        Some(hint) => Err(failure_with_hint(input, message, hint)),
+        None => Err(failure(input, message)),
+    }
+}
+
+/// The hint for a `\x` or `.x` command of psql or sqlite3 that kv2pc does not have.
+fn meta_hint(run: &str) -> String {
+    let lower = run.to_ascii_lowercase();
+    if ["\\d", "\\dt", "\\l", ".tables", ".keys", ".dump"].contains(&lower.as_str()) {
+        return "kv2pc's commands are words, without \\ or .: KEYS lists the keys".into();
+    }
+    "kv2pc's commands are words, without \\ or .: type HELP for the list, \
+     or QUIT (or \\q, or Ctrl-D) to leave"
+        .into()
+}
+
+/// `bob:GET x` is the word `bob:GET`: if it reads as a session name, a colon and a
+/// command, the hint says to put a space after the colon.
+fn missing_space(token: &str, input: &str) -> Option<String> {
+    let (session, after) = token.split_once(':')?;
+    if session.is_empty() || after.is_empty() || !session.chars().all(is_name_char) {
+        return None;
+    }
+    let rest = &input[session.len() + 1..];
+    let statement = rest.split(';').next().unwrap_or(rest).trim_end();
+    command(rest).ok()?;
+    Some(format!(
+        "to run {} in session {session}, put a space after the colon: {session}: {}",
+        after.to_ascii_uppercase(),
+        shown(statement)
+    ))
 }
 
 /// `transaction_command = begin | get | put | del | commit | abort ;`
@@ -150,16 +186,27 @@ pub(super) fn tick(input: &str) -> Parsed<'_, Command> {
         .parse(input)
 }
 
-/// `set = "SET" , setting_name , setting_value ;`
+/// `set = "SET" , [ setting_name , setting_value ] ;` (`SET` alone is `SHOW SETTINGS`)
 pub(super) fn set(input: &str) -> Parsed<'_, Command> {
-    preceded(keyword("SET"), cut((setting_name, setting_value)))
+    let (rest, ()) = keyword("SET").parse(input)?;
+    if rest.starts_with(';') || end_of_line(rest).is_ok() {
+        return Ok((rest, Command::ShowSettings));
+    }
+    cut((setting_name, setting_value))
         .map(|(name, value)| Command::Set { name, value })
-        .parse(input)
+        .parse(rest)
 }
 
-/// `inspect_command = status | show | where | trace ;`
+/// `inspect_command = status | show | where | keys | trace ;`
 pub(super) fn inspect_command(input: &str) -> Parsed<'_, Command> {
-    alt((status, show, r#where, trace)).parse(input)
+    alt((status, show, r#where, keys, trace)).parse(input)
+}
+
+/// `keys = "KEYS" , [ key_prefix ] ;`
+pub(super) fn keys(input: &str) -> Parsed<'_, Command> {
+    preceded(keyword("KEYS"), opt(key_prefix))
+        .map(|prefix| Command::Keys { prefix })
+        .parse(input)
 }
 
 /// `status = "STATUS" ;`
@@ -167,13 +214,20 @@ pub(super) fn status(input: &str) -> Parsed<'_, Command> {
     keyword("STATUS").map(|()| Command::Status).parse(input)
 }
 
-/// `show = "SHOW" , ( show_locks | show_log ) ;`
+/// `show = "SHOW" , ( show_locks | show_log | show_settings ) ;`
 pub(super) fn show(input: &str) -> Parsed<'_, Command> {
     let what = context(
-        "expected LOCKS or LOG after SHOW",
-        alt((show_locks, show_log)),
+        "expected LOCKS, LOG or SETTINGS after SHOW",
+        alt((show_locks, show_log, show_settings)),
     );
     preceded(keyword("SHOW"), cut(what)).parse(input)
+}
+
+/// `show_settings = "SETTINGS" ;`
+pub(super) fn show_settings(input: &str) -> Parsed<'_, Command> {
+    keyword("SETTINGS")
+        .map(|()| Command::ShowSettings)
+        .parse(input)
 }
 
 /// `show_locks = "LOCKS" ;`
@@ -205,9 +259,9 @@ pub(super) fn trace(input: &str) -> Parsed<'_, Command> {
         .parse(input)
 }
 
-/// `shell_command = source | help | timing | quit ;`
+/// `shell_command = source | help | timing | quit | meta_command ;`
 pub(super) fn shell_command(input: &str) -> Parsed<'_, Command> {
-    alt((source, help, timing, quit)).parse(input)
+    alt((source, help, timing, quit, meta_command)).parse(input)
 }
 
 /// `source = "SOURCE" , path ;`
@@ -238,4 +292,19 @@ pub(super) fn quit(input: &str) -> Parsed<'_, Command> {
     alt((keyword("QUIT"), keyword("EXIT")))
         .map(|()| Command::Quit)
         .parse(input)
+}
+
+/// `meta_command = ( "\q" | "\quit" | ".quit" | ".exit" | "\?" | "\h" | ".help" ) , ws ;`
+///
+/// What users of psql and sqlite3 type to leave or to ask for help, in any case: read
+/// as `QUIT` and `HELP`, since a student who wants to leave should not be kept in.
+/// Other `\x` and `.x` commands are `unknown_command`'s, with a hint.
+pub(super) fn meta_command(input: &str) -> Parsed<'_, Command> {
+    let end = input.find([' ', '\t', ';']).unwrap_or(input.len());
+    let command = match input[..end].to_ascii_lowercase().as_str() {
+        "\\q" | "\\quit" | ".quit" | ".exit" => Command::Quit,
+        "\\?" | "\\h" | ".help" => Command::Help { topic: None },
+        _ => return Err(no_match(input)),
+    };
+    ws.map(|_| command.clone()).parse(&input[end..])
 }

@@ -72,6 +72,9 @@ pub struct ParseError {
     pub message: String,
     /// The word or character found at `column`, shortened; `None` at the end of the line.
     pub found: Option<String>,
+    /// What to do about it, when the message alone would leave a student guessing
+    /// (quote a character, put a space after a session prefix, the command to leave).
+    pub hint: Option<String>,
 }
 
 impl ParseError {
@@ -81,6 +84,7 @@ impl ParseError {
             nom::Err::Error(mistake) | nom::Err::Failure(mistake) => mistake,
             nom::Err::Incomplete(_) => Mistake::new("", None),
         };
+        let hint = mistake.hint;
         // `at` is always a suffix of `line`: every rule only slices its input forward.
         let offset = line.len().saturating_sub(mistake.at.len());
         let column = line.char_indices().take_while(|&(i, _)| i < offset).count() + 1;
@@ -93,7 +97,28 @@ impl ParseError {
             column,
             message,
             found,
+            hint,
         }
+    }
+
+    /// The error as the shell prints it: `syntax error: ` and the message, the line with
+    /// a caret under the column, and the hint if there is one:
+    ///
+    /// ```text
+    /// syntax error: '@' cannot be part of a bare word
+    /// PUT x @home
+    ///       ^
+    /// hint: quote it: "@home"
+    /// ```
+    pub fn report(&self, line: &str) -> String {
+        let rendered = self.render(line);
+        let (shown, caret) = rendered.split_once('\n').unwrap_or((&rendered, "^"));
+        let caret = caret.split_once('^').map_or("", |(indent, _)| indent);
+        let mut text = format!("syntax error: {}\n{shown}\n{caret}^", self.message);
+        if let Some(hint) = &self.hint {
+            text.push_str(&format!("\nhint: {hint}"));
+        }
+        text
     }
 
     /// The line, a caret under the column and the message, on two lines:
@@ -137,11 +162,17 @@ struct Mistake<'a> {
     at: &'a str,
     /// What to tell the user.
     message: Option<String>,
+    /// What to do about it, if the message does not say.
+    hint: Option<String>,
 }
 
 impl Mistake<'_> {
     fn new(at: &str, message: Option<String>) -> Mistake<'_> {
-        Mistake { at, message }
+        Mistake {
+            at,
+            message,
+            hint: None,
+        }
     }
 }
 
@@ -171,6 +202,17 @@ type Parsed<'a, T> = IResult<&'a str, T, Mistake<'a>>;
 /// A committed error: the rule matched far enough to know this is what the user meant.
 fn failure(at: &str, message: impl Into<String>) -> nom::Err<Mistake<'_>> {
     nom::Err::Failure(Mistake::new(at, Some(message.into())))
+}
+
+/// A committed error with a hint saying what to do about it.
+fn failure_with_hint(
+    at: &str,
+    message: impl Into<String>,
+    hint: impl Into<String>,
+) -> nom::Err<Mistake<'_>> {
+    let mut mistake = Mistake::new(at, Some(message.into()));
+    mistake.hint = Some(hint.into());
+    nom::Err::Failure(mistake)
 }
 
 /// A recoverable error: this rule does not match here, another alternative may.

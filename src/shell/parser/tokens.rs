@@ -1,7 +1,8 @@
 //! The tokens: keywords, integers, words and quoted strings, each consuming the blanks
 //! after it, and the character classes.
 
-use super::{Mistake, Parsed, failure, no_match, shown, token_at};
+use super::{Mistake, Parsed, failure, failure_with_hint, no_match, shown, token_at};
+use crate::shell::command::Text;
 use nom::Parser;
 use nom::branch::alt;
 use nom::bytes::complete::take_while1;
@@ -35,8 +36,50 @@ pub(super) fn integer(input: &str) -> Parsed<'_, u64> {
 }
 
 /// `text = word | quoted ;`
+///
+/// A run of characters that is neither (`@home`, `a=b`, `don't`) is refused with a hint
+/// to quote it, rather than read in part and left to a vaguer error further on.
 pub(super) fn text(input: &str) -> Parsed<'_, String> {
+    needs_quotes(input)?;
     alt((word.map(String::from), quoted)).parse(input)
+}
+
+/// Fails if the text at `input` is not a quoted string but holds a character a bare
+/// word cannot hold, before the blank, `;` or `#` that ends it. The hint shows it quoted.
+fn needs_quotes(input: &str) -> Result<(), nom::Err<Mistake<'_>>> {
+    if input.starts_with(['"', '\'']) || input.starts_with("--") {
+        return Ok(());
+    }
+    let end = input
+        .find(|c: char| c.is_whitespace() || c == ';' || c == '#')
+        .unwrap_or(input.len());
+    let run = &input[..end];
+    let Some(at) = run.find(|c: char| !is_word_char(c)) else {
+        return Ok(());
+    };
+    let bad = &input[at..];
+    let c = bad.chars().next().unwrap_or('?');
+    if c == '"' {
+        // `x"y"`: `separation` asks for the space that was probably meant.
+        return Ok(());
+    }
+    let quoted = Text(run).to_string();
+    let message = if c == '\'' && at > 0 {
+        format!(
+            "a ' inside a word would start a quoted string: {}",
+            shown(run)
+        )
+    } else {
+        format!(
+            "'{}' cannot be part of a bare word (letters, digits and _ - . / : only)",
+            shown(&c.to_string())
+        )
+    };
+    Err(failure_with_hint(
+        bad,
+        message,
+        format!("put it in double quotes: {}", shown(&quoted)),
+    ))
 }
 
 /// `word = bare_word , separation ;`
@@ -44,13 +87,40 @@ pub(super) fn word(input: &str) -> Parsed<'_, &str> {
     terminated(bare_word, separation).parse(input)
 }
 
-/// `bare_word = word_char , { word_char } ;`
+/// `bare_word = word_char , { word_char } ;` (not beginning with `--`, which starts a
+/// comment)
 pub(super) fn bare_word(input: &str) -> Parsed<'_, &str> {
+    if input.starts_with("--") {
+        return Err(no_match(input));
+    }
     take_while1(is_word_char).parse(input)
 }
 
-/// `quoted = '"' , { string_char | escape } , '"' , separation ;`
+/// `quoted = double_quoted | single_quoted ;`
 pub(super) fn quoted(input: &str) -> Parsed<'_, String> {
+    alt((double_quoted, single_quoted)).parse(input)
+}
+
+/// `single_quoted = "'" , { literal_char } , "'" , separation ;`
+///
+/// Accepted because SQL shells and redis-cli quote with `'`, so it is what a student
+/// types first. Every character inside stands for itself (no escapes, as in a Unix
+/// shell); a text holding `'` is written in double quotes, which is how kv2pc prints
+/// every quoted text.
+pub(super) fn single_quoted(input: &str) -> Parsed<'_, String> {
+    let (rest, _) = char('\'').parse(input)?;
+    match rest.find('\'') {
+        Some(end) => separation(&rest[end + 1..]).map(|(after, ())| (after, rest[..end].into())),
+        None => Err(failure_with_hint(
+            input,
+            "unterminated string: add a closing '",
+            "inside '...' every character is itself; to hold a ' use double quotes",
+        )),
+    }
+}
+
+/// `double_quoted = '"' , { string_char | escape } , '"' , separation ;`
+pub(super) fn double_quoted(input: &str) -> Parsed<'_, String> {
     let (mut rest, _) = char('"').parse(input)?;
     let unterminated = || failure(input, "unterminated string: add a closing \"");
     let mut text = String::new();
@@ -97,10 +167,10 @@ pub(super) fn escape(input: &str) -> Parsed<'_, char> {
     Ok((chars.as_str(), escaped))
 }
 
-/// `separation = ? no word_char and no '"' ? , ws ;`
+/// `separation = ? no word_char, no '"' and no "'" ? , ws ;`
 pub(super) fn separation(input: &str) -> Parsed<'_, ()> {
     match input.chars().next() {
-        Some(next) if is_word_char(next) || next == '"' => {
+        Some(next) if is_word_char(next) || next == '"' || next == '\'' => {
             let token = token_at(input).unwrap_or_default();
             Err(failure(input, format!("put a space before '{token}'")))
         }
