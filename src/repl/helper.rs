@@ -69,7 +69,7 @@ impl KvHelper {
             }
             ["CRASH", "NODE", _] => keywords(&["AT"]),
             ["CRASH", "NODE", _, "AT"] => names(&kv2pc::shell::executor::crash_point_names()),
-            ["SHOW"] => keywords(&["LOCKS", "LOG"]),
+            ["SHOW"] => keywords(&["LOCKS", "LOG", "SETTINGS"]),
             ["SHOW", "LOG", "NODE", _] => keywords(&["LAST"]),
             ["SESSION"] => self
                 .sessions
@@ -99,7 +99,7 @@ impl KvHelper {
     pub fn completions(&self, before: &str) -> (usize, Vec<String>) {
         let typed = Typed::read(before);
         let partial = &before[typed.start..];
-        if partial.starts_with('"') {
+        if partial.starts_with(['"', '\'']) {
             return (typed.start, Vec::new());
         }
         let found = (self.next_words(&typed.words).into_iter())

@@ -19,10 +19,12 @@ pub const USAGES: &[(&str, &str)] = &[
     ("RESTART", "node <N>"),
     ("CHECKPOINT", "node <N>"),
     ("STATUS", ""),
-    ("SHOW", "LOCKS | LOG node <N> [LAST <n>]"),
+    ("SHOW", "LOCKS | LOG node <N> [LAST <n>] | SETTINGS"),
     ("SHOW LOCKS", ""),
     ("SHOW LOG", "node <N> [LAST <n>]"),
+    ("SHOW SETTINGS", ""),
     ("WHERE", "<key>"),
+    ("KEYS", "[prefix]"),
     ("TRACE", "ON | OFF"),
     ("TICK", "<duration>"),
     ("TIMING", "ON | OFF"),
@@ -60,13 +62,14 @@ impl Typed {
     pub fn read(before: &str) -> Typed {
         let mut words: Vec<String> = Vec::new();
         let mut word_start: Option<usize> = None;
-        let (mut quoted, mut escaped) = (false, false);
+        // The quote open, if any: `"..."` takes backslash escapes, `'...'` none.
+        let (mut quote, mut escaped): (Option<char>, bool) = (None, false);
         for (index, c) in before.char_indices() {
-            if quoted {
+            if let Some(open) = quote {
                 match c {
                     _ if escaped => escaped = false,
-                    '\\' => escaped = true,
-                    '"' => quoted = false,
+                    '\\' if open == '"' => escaped = true,
+                    _ if c == open => quote = None,
                     _ => {}
                 }
                 continue;
@@ -83,7 +86,7 @@ impl Typed {
                 }
                 _ => {
                     word_start.get_or_insert(index);
-                    quoted = c == '"';
+                    quote = Some(c).filter(|c| *c == '"' || *c == '\'');
                 }
             }
         }
@@ -130,6 +133,8 @@ mod tests {
     fn words_skip_quotes_session_prefixes_and_earlier_statements() {
         let typed = Typed::read("PUT \"a b\" 1; bob: crash no");
         assert_eq!((typed.words, typed.start), (vec!["CRASH".to_string()], 24));
+        let typed = Typed::read("PUT 'a; b\\' 1; show ");
+        assert_eq!(typed.words, vec!["SHOW".to_string()]);
         assert_eq!(Typed::read("GET x ").start, 6);
     }
 }
