@@ -501,65 +501,6 @@ impl Shell {
         Ok(())
     }
 
-    fn status(&self, outcome: &mut Outcome) {
-        let statuses = self.cluster.status();
-        for line in format::status_table(&statuses) {
-            outcome.say(line);
-        }
-        for status in &statuses {
-            if let Some(failure) = &status.failure {
-                outcome.push(
-                    Style::Warning,
-                    format!("node {} stopped on an error: {failure}", status.node),
-                );
-            }
-        }
-        let sessions: Vec<String> = (self.sessions.values())
-            .map(|session| {
-                let mut text = format!("{} (node {}", session.name(), session.node());
-                match session.label() {
-                    Some(label) if session.is_open() => text.push_str(&format!(", {label} open")),
-                    Some(label) => text.push_str(&format!(", {label}")),
-                    None => {}
-                }
-                if session.busy().is_some() {
-                    text.push_str(", waiting");
-                }
-                text.push(')');
-                text
-            })
-            .collect();
-        outcome.say(format!("sessions: {}", sessions.join(", ")));
-    }
-
-    fn show_log(
-        &self,
-        node: NodeId,
-        last: Option<usize>,
-        outcome: &mut Outcome,
-    ) -> Result<(), String> {
-        let records = self.cluster.log_records(node).map_err(|e| e.to_string())?;
-        let limited = last.is_none() && self.log_limit.is_some_and(|limit| records.len() > limit);
-        let last = last.or(self.log_limit);
-        let skip = last.map_or(0, |last| records.len().saturating_sub(last));
-        if records.is_empty() {
-            outcome.say(format!(
-                "node {node}'s log is empty (since its last checkpoint)"
-            ));
-        }
-        for (index, record) in records.iter().enumerate().skip(skip) {
-            outcome.say(format!("{:>4}  {}", index + 1, format::record(record)));
-        }
-        if limited {
-            let all = records.len();
-            outcome.say(format!(
-                "(the last {} of {all} records; SHOW LOG node {node} LAST {all} shows them all)",
-                all - skip
-            ));
-        }
-        Ok(())
-    }
-
     /// `SET name value`, as the table of settings (`config::SETTINGS`) reads it.
     fn set(&mut self, name: &str, value: &str, outcome: &mut Outcome) -> Result<(), String> {
         let mut settings = self.cluster.settings();

@@ -1,5 +1,5 @@
-//! The listings of what the cluster holds and how it is set: `KEYS [prefix]` and
-//! `SHOW SETTINGS` (also `SET` alone).
+//! The listings of what the cluster holds and how it is set: `STATUS`, `SHOW LOG`,
+//! `KEYS [prefix]` and `SHOW SETTINGS` (also `SET` alone).
 //!
 //! `KEYS` asks each node that is up for its committed keys, one node after the other,
 //! and sorts them: it takes no lock and waits for no transaction, so a key being written
@@ -9,6 +9,8 @@
 //! down is named, since its keys cannot be listed.
 
 use super::command::Text;
+use super::executor::Shell;
+use super::format;
 use super::output::{Outcome, Style};
 use crate::Cluster;
 use crate::config::SETTINGS;
@@ -72,5 +74,70 @@ pub(super) fn settings(cluster: &Cluster, outcome: &mut Outcome) {
     let settings = cluster.settings();
     for setting in SETTINGS {
         outcome.say(format!("{} = {}", setting.name, setting.show(&settings)));
+    }
+}
+
+impl Shell {
+    /// `STATUS`: the nodes' table, a node's failure if it stopped on one, and the
+    /// sessions.
+    pub(super) fn status(&self, outcome: &mut Outcome) {
+        let statuses = self.cluster.status();
+        for line in format::status_table(&statuses) {
+            outcome.say(line);
+        }
+        for status in &statuses {
+            if let Some(failure) = &status.failure {
+                outcome.push(
+                    Style::Warning,
+                    format!("node {} stopped on an error: {failure}", status.node),
+                );
+            }
+        }
+        let sessions: Vec<String> = (self.sessions.values())
+            .map(|session| {
+                let mut text = format!("{} (node {}", session.name(), session.node());
+                match session.label() {
+                    Some(label) if session.is_open() => text.push_str(&format!(", {label} open")),
+                    Some(label) => text.push_str(&format!(", {label}")),
+                    None => {}
+                }
+                if session.busy().is_some() {
+                    text.push_str(", waiting");
+                }
+                text.push(')');
+                text
+            })
+            .collect();
+        outcome.say(format!("sessions: {}", sessions.join(", ")));
+    }
+
+    /// `SHOW LOG node N [LAST n]`: the log's records, only the last `log_limit` at the
+    /// prompt unless `LAST` is given.
+    pub(super) fn show_log(
+        &self,
+        node: NodeId,
+        last: Option<usize>,
+        outcome: &mut Outcome,
+    ) -> Result<(), String> {
+        let records = self.cluster.log_records(node).map_err(|e| e.to_string())?;
+        let limited = last.is_none() && self.log_limit.is_some_and(|limit| records.len() > limit);
+        let last = last.or(self.log_limit);
+        let skip = last.map_or(0, |last| records.len().saturating_sub(last));
+        if records.is_empty() {
+            outcome.say(format!(
+                "node {node}'s log is empty (since its last checkpoint)"
+            ));
+        }
+        for (index, record) in records.iter().enumerate().skip(skip) {
+            outcome.say(format!("{:>4}  {}", index + 1, format::record(record)));
+        }
+        if limited {
+            let all = records.len();
+            outcome.say(format!(
+                "(the last {} of {all} records; SHOW LOG node {node} LAST {all} shows them all)",
+                all - skip
+            ));
+        }
+        Ok(())
     }
 }
