@@ -24,6 +24,11 @@ fn shell(home: &tempfile::TempDir) -> Session {
 
 /// As [`shell`], with more arguments.
 fn shell_with(home: &tempfile::TempDir, args: &[&str]) -> Session {
+    shell_on(home, args, "xterm")
+}
+
+/// As [`shell_with`], on a terminal of type `term`.
+fn shell_on(home: &tempfile::TempDir, args: &[&str], term: &str) -> Session {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kv2pc"));
     command
         .arg("--temp")
@@ -32,7 +37,7 @@ fn shell_with(home: &tempfile::TempDir, args: &[&str]) -> Session {
         .env("HOME", home.path())
         .env("KV2PC_HISTFILE", home.path().join("history"))
         .env("TMPDIR", home.path())
-        .env("TERM", "xterm")
+        .env("TERM", term)
         .env_remove("NO_COLOR");
     let mut session = Session::spawn(command).expect("the shell starts on a terminal");
     session.set_expect_timeout(Some(Duration::from_secs(20)));
@@ -388,4 +393,39 @@ fn the_init_file_runs_before_the_first_prompt_unless_no_init() {
         "no time without TIMING ON: {after:?}"
     );
     quit(session);
+}
+
+#[test]
+fn a_dumb_terminal_gets_a_plain_shell_that_still_prints_what_happens_by_itself() {
+    let home = tempfile::tempdir().expect("a temporary home");
+    let mut session = shell_on(&home, &[], "dumb");
+    session.expect("kv2pc[main]> ").expect("the first prompt");
+    type_line(&mut session, "WHERE x", "x is on node 2", "kv2pc[main]> ");
+    let (one, two) = (key_on(1), key_on(2));
+    session
+        .send_line(format!(
+            "CRASH node 1 AT vote; BEGIN; PUT {one} 1; PUT {two} 1; COMMIT"
+        ))
+        .expect("typing");
+    session
+        .expect("did not vote within")
+        .expect("the vote timeout is printed without a keystroke");
+    quit(session);
+}
+
+#[test]
+fn sigquit_removes_the_temp_directory() {
+    let home = tempfile::tempdir().expect("a temporary home");
+    let mut session = shell(&home);
+    session.expect("kv2pc[main]> ").expect("the first prompt");
+    assert_eq!(temp_dirs(home.path()).len(), 1, "the shell runs on --temp");
+    let pid = session.get_process().pid();
+    let killed = Command::new("kill")
+        .args(["-QUIT", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = session.get_process_mut().wait().expect("the shell ends");
+    assert!(matches!(status, WaitStatus::Exited(_, 131)), "{status:?}");
+    assert_eq!(temp_dirs(home.path()), Vec::<String>::new(), "removed");
 }

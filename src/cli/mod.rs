@@ -180,10 +180,12 @@ pub fn main() -> ExitCode {
             .error(clap::error::ErrorKind::ArgumentConflict, message)
             .exit();
     }
-    if args.no_color {
+    // A dumb terminal shows escape codes as text.
+    let dumb = std::env::var("TERM").is_ok_and(|term| term == "dumb");
+    if args.no_color || dumb {
         colored::control::set_override(false);
     }
-    let color = !args.no_color && colored::control::SHOULD_COLORIZE.should_colorize();
+    let color = !args.no_color && !dumb && colored::control::SHOULD_COLORIZE.should_colorize();
     let exit = match &args.command {
         Some(Command::Check { files }) => check::run(files, color),
         Some(Command::Bench(bench_args)) => bench::run(bench_args),

@@ -3,20 +3,20 @@
 //!
 //! A normal end drops the [`tempfile::TempDir`] guard, which removes the directory once
 //! the cluster has stopped. A signal that ends the process (SIGINT to a script, SIGTERM,
-//! SIGHUP from a closed terminal) would skip that drop, so a thread of signal-hook's
-//! waits for those three: when one comes, it removes the directory, says so on standard
+//! SIGHUP from a closed terminal, SIGQUIT from Ctrl-\) would skip that drop, so a
+//! thread of signal-hook's waits for those: when one comes, it removes the directory, says so on standard
 //! error, and ends the process with the conventional status, 128 + the signal's number.
 //! The cluster's threads are not stopped first: the process ends at once, and the
 //! removal is retried while a node thread may still be writing a file into it.
 //!
 //! The interactive shell never ends on Ctrl-C (see `repl`): at the prompt it is a key,
 //! and while a command runs the prompt loop takes SIGINT to cancel it, so there this
-//! thread waits for SIGTERM and SIGHUP only, and the directory goes when the loop ends.
+//! thread waits for SIGTERM, SIGHUP and SIGQUIT only, and the directory goes when the loop ends.
 //!
 //! The handlers exist only with `--temp`: any other data directory is durable, and the
 //! default action (ending the process) loses nothing that was acknowledged.
 
-use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::Signals;
 use signal_hook::low_level::signal_name;
 use std::path::{Path, PathBuf};
@@ -26,13 +26,13 @@ use std::path::{Path, PathBuf};
 const REMOVE_ATTEMPTS: u32 = 20;
 
 /// Creates the temporary data directory and arranges for its removal at exit and on a
-/// terminating signal: SIGTERM, SIGHUP, and SIGINT unless `interactive`.
+/// terminating signal: SIGTERM, SIGHUP, SIGQUIT, and SIGINT unless `interactive`.
 pub fn create(interactive: bool) -> std::io::Result<tempfile::TempDir> {
     let temp = tempfile::Builder::new().prefix("kv2pc-").tempdir()?;
     let signals: &[i32] = if interactive {
-        &[SIGTERM, SIGHUP]
+        &[SIGTERM, SIGHUP, SIGQUIT]
     } else {
-        &[SIGINT, SIGTERM, SIGHUP]
+        &[SIGINT, SIGTERM, SIGHUP, SIGQUIT]
     };
     remove_on_signal(temp.path().to_path_buf(), signals)?;
     Ok(temp)

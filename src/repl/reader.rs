@@ -23,6 +23,7 @@ use rustyline::{
     Cmd, ConditionalEventHandler, Event, EventContext, EventHandler, ExternalPrinter, KeyEvent,
     RepeatCount,
 };
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,10 +74,15 @@ impl Reader {
                         return;
                     }
                 };
-                let printer = editor.create_external_printer();
-                let printer = printer.map_err(|error| error.to_string());
-                let printer = printer.map(|p| Box::new(p) as Box<dyn ExternalPrinter + Send>);
-                if started.send(printer).is_ok() {
+                // A terminal rustyline cannot drive (`TERM=dumb`, an Emacs shell) has no
+                // external printer: lines from the background are then printed as they
+                // come, below whatever is on the line, and the shell still runs.
+                let printer: Box<dyn ExternalPrinter + Send> =
+                    match editor.create_external_printer() {
+                        Ok(printer) => Box::new(printer),
+                        Err(_) => Box::new(PlainPrinter),
+                    };
+                if started.send(Ok(printer)).is_ok() {
                     read_lines(&mut editor, &ask_inbox, &read_sender);
                 }
             })
@@ -116,6 +122,20 @@ impl Reader {
         if self.printer.print(text).is_err() {
             // The editor is gone: the loop learns it from `next`.
         }
+    }
+}
+
+/// Prints background lines straight to standard output, for a terminal without an
+/// external printer.
+struct PlainPrinter;
+
+impl ExternalPrinter for PlainPrinter {
+    fn print(&mut self, msg: String) -> rustyline::Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        let end = if msg.ends_with('\n') { "" } else { "\n" };
+        write!(stdout, "{msg}{end}")?;
+        stdout.flush()?;
+        Ok(())
     }
 }
 
