@@ -213,3 +213,30 @@ fn the_new_commands_and_their_mistakes() {
         "expected a value for the setting, as in: SET vote_timeout 2s"
     );
 }
+
+#[test]
+fn set_reads_the_form_show_settings_prints_and_postgresqls_to() {
+    let set = |value: &str| Command::Set {
+        name: "vote_timeout".into(),
+        value: value.into(),
+    };
+    assert_eq!(one("SET vote_timeout 2s"), set("2s"));
+    assert_eq!(one("SET vote_timeout = 2s"), set("2s"));
+    assert_eq!(one("set vote_timeout to 2s"), set("2s"));
+    assert_eq!(
+        mistake("SET vote_timeout =").1,
+        "expected a value for the setting, as in: SET vote_timeout 2s"
+    );
+    // Every line SHOW SETTINGS prints is a SET that reads back.
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        manual_clock: true,
+        ..Config::default()
+    };
+    let mut shell = Shell::new(Cluster::open(dir.path(), config).unwrap());
+    let listed = shell.execute("SHOW SETTINGS").render(false);
+    for line in listed.lines() {
+        let again = shell.execute(&format!("SET {line}")).render(false);
+        assert_eq!(again.trim_end(), line, "SET {line}");
+    }
+}

@@ -186,15 +186,21 @@ pub(super) fn tick(input: &str) -> Parsed<'_, Command> {
         .parse(input)
 }
 
-/// `set = "SET" , [ setting_name , setting_value ] ;` (`SET` alone is `SHOW SETTINGS`)
+/// `set = "SET" , [ setting_name , [ "=" | "TO" ] , setting_value ] ;` (`SET` alone is
+/// `SHOW SETTINGS`, which prints `name = value`, so that form is read back, as is
+/// PostgreSQL's `SET name TO value`)
 pub(super) fn set(input: &str) -> Parsed<'_, Command> {
     let (rest, ()) = keyword("SET").parse(input)?;
     if rest.starts_with(';') || end_of_line(rest).is_ok() {
         return Ok((rest, Command::ShowSettings));
     }
-    cut((setting_name, setting_value))
-        .map(|(name, value)| Command::Set { name, value })
-        .parse(rest)
+    let (rest, name) = cut(setting_name).parse(rest)?;
+    let rest = match rest.strip_prefix('=') {
+        Some(after) => after.trim_start_matches([' ', '\t']),
+        None => keyword("TO").parse(rest).map_or(rest, |(after, ())| after),
+    };
+    let (rest, value) = cut(setting_value).parse(rest)?;
+    Ok((rest, Command::Set { name, value }))
 }
 
 /// `inspect_command = status | show | where | keys | trace ;`
