@@ -54,12 +54,11 @@
 //! reported since can still close a cycle, and its victim is then aborted for a cycle that
 //! no longer exists (a spurious abort, never a missed deadlock); so is a second victim
 //! chosen on a cycle whose first victim's wait changed before its message arrived. The
-//! graph is updated one report at a time by the node that plays the detector.
+//! graph is updated one report at a time by the node that owns it.
 //!
-//! The detector is a role one node plays (a central detector, as in many distributed
-//! databases): the nodes send it their waits as messages and it sends the victims'
-//! nodes a message back. Which node plays it, and what happens when it is down, is in
-//! `node::detect`; this module is the graph alone, a plain value that node owns.
+//! Every node keeps one (`node::detect`): the nodes send each other their waits as
+//! messages, and a node whose graph shows a cycle sends the victim's node a message.
+//! This module is the graph alone, a plain value its node owns.
 //!
 //! Prepared transactions are never victims: only a waiting transaction can be on a
 //! cycle, and a prepared one has voted and waits for nothing.

@@ -108,21 +108,20 @@ pub enum Message {
     /// the sender's old incarnation, so the sender may serve locking operations again
     /// once every peer has said so.
     RestartAck,
-    /// Deadlock detector to the node where the victim waits: abort it.
+    /// From a node whose wait-for graph holds a cycle to the node where the cycle's
+    /// victim waits: abort it if it still waits there. See `node::detect`.
     DeadlockVictim {
         /// The victim.
         tid: TxnId,
         /// The cycle, starting and ending at the victim.
         cycle: Vec<TxnId>,
     },
-    /// To the node playing the deadlock detector: every lock wait on the sender now
-    /// (replacing what it reported before). See `node::detect`.
+    /// To every other node: every lock wait on the sender now (replacing what it
+    /// reported before). See `node::detect`.
     WaitReport {
         /// The waits, each with its waiter's begin stamp.
         waits: Vec<Wait>,
     },
-    /// From a node that has become the deadlock detector: report your waits to me.
-    ReportWaits,
     /// A node choosing a read-only snapshot asks each node for its prepare floor.
     FloorQuery {
         /// Which round of asking this answers.
@@ -167,7 +166,6 @@ impl Message {
             Message::RestartAck => "RESTART ACK".into(),
             Message::DeadlockVictim { .. } => "DEADLOCK VICTIM".into(),
             Message::WaitReport { .. } => "WAIT REPORT".into(),
-            Message::ReportWaits => "REPORT WAITS".into(),
             Message::FloorQuery { .. } => "FLOOR?".into(),
             Message::FloorReply { .. } => "FLOOR".into(),
         }
@@ -182,7 +180,6 @@ impl Message {
             self,
             Message::DeadlockVictim { .. }
                 | Message::WaitReport { .. }
-                | Message::ReportWaits
                 | Message::FloorQuery { .. }
                 | Message::FloorReply { .. }
         )
@@ -190,13 +187,10 @@ impl Message {
 
     /// Whether the sender must be told if this message is lost to a down node
     /// (`Input::Undelivered`): a restart announcement, which waits for an answer from
-    /// every node that is up; a floor query, which waits for an answer from every
-    /// node; a wait report, whose sender then reports to the next node instead.
+    /// every node that is up, and a floor query, which waits for an answer from every
+    /// node.
     pub fn reports_loss(&self) -> bool {
-        matches!(
-            self,
-            Message::Restarted { .. } | Message::FloorQuery { .. } | Message::WaitReport { .. }
-        )
+        matches!(self, Message::Restarted { .. } | Message::FloorQuery { .. })
     }
 
     /// The transaction the message is about, if any.
@@ -214,7 +208,6 @@ impl Message {
             Message::Restarted { .. }
             | Message::RestartAck
             | Message::WaitReport { .. }
-            | Message::ReportWaits
             | Message::FloorQuery { .. }
             | Message::FloorReply { .. } => None,
         }
@@ -434,4 +427,12 @@ pub enum Effect {
     },
     /// The protocol reached this point: the runtime dies here if it is armed.
     CrashPoint(CrashPoint),
+    /// A deadlock's victim was aborted here: the trace shows the cycle (once, however
+    /// many nodes found it).
+    VictimAborted {
+        /// The victim.
+        tid: TxnId,
+        /// The cycle, starting and ending at the victim.
+        cycle: Vec<TxnId>,
+    },
 }

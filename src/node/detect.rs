@@ -1,38 +1,40 @@
-//! The deadlock detector as a role one node plays, fed by messages.
+//! Deadlock detection as a part every node plays, fed by messages.
 //!
 //! Every node reports its lock waits (`Message::WaitReport`, each report replacing the
-//! last) to the node it takes for the detector: the lowest-numbered node it believes
-//! up. That node keeps the cluster's wait-for graph in a [`Detector`] and, when a report
-//! closes a cycle, sends `DeadlockVictim` to the node where the victim waits, which
-//! aborts it (see `deadlock` for how the victim is chosen and why every cycle gets one).
+//! last) to every other node, and keeps the cluster's wait-for graph in a
+//! [`Detector`] of its own, its own waits included. When a report closes a cycle, the
+//! node that sees it sends `DeadlockVictim` to the node where the victim waits, which
+//! aborts it if it still waits there (see `deadlock` for how the victim is chosen and
+//! why every cycle gets one). The victim depends only on the cycle (the transaction on
+//! it that began last), so the nodes that see one cycle choose one victim: its node
+//! aborts it on the first message and finds nothing to abort in the others. The trace
+//! shows the deadlock once, where the victim is aborted.
 //!
-//! # When the detector is down
+//! # Why no node is special
 //!
-//! A report to a down node comes back undelivered; its sender then takes the next node
-//! for the detector and reports there. A node that receives a report while it is not
-//! yet acting as the detector starts acting, and asks every node to report to it
-//! (`ReportWaits`), so that waits reported only to the old detector, and not changed
-//! since, reach the new one. When a lower-numbered node restarts (`Restarted`), every
-//! node takes it for the detector again and reports to it, and a higher node acting as
-//! the detector stops and forgets its graph. Every node also repeats its report at each
-//! tick while it has waits, which covers a detector that dies with the reports no one
-//! has reason to resend.
+//! An earlier version had one node play the detector (the lowest one up) and the others
+//! follow it through failovers. The simulator found it wrong: after a failover two nodes
+//! each acted as the detector, each on part of the reports, and a deadlock across them
+//! was never broken (seed 1040 of `tests/sim.rs`). With every node holding every report
+//! there is no election to get wrong: a deadlock is found as long as one node is up.
+//! Links are FIFO and a report to a down node is simply lost: when that node restarts
+//! (`Restarted`), every node forgets the waits it reported before (they died with its
+//! transactions) and reports its own again, so the new incarnation's graph fills up.
+//! Every node also repeats its report at each tick while it has waits: a graph that
+//! missed a report for a reason not foreseen here is repaired within a tick.
 //!
 //! # Limits
 //!
-//! - **Known fault, open:** after a failover, two nodes can each act as the detector,
-//!   each on part of the reports, and then a deadlock across them is never broken.
-//!   `KV2PC_SIM_SEED=1040` of `tests/sim.rs` (not among its default seeds) shows it:
-//!   nodes 0 and 1 each asked the other to report to it and each gave way. A node
-//!   should take a higher node's `ReportWaits` only when it has no evidence that a
-//!   lower one is up.
-//! - Until the reports reach a new detector a deadlock goes unbroken; it is found at
-//!   the first report after the old detector's death was noticed, or at the next tick.
-//! - While two nodes both act as the detector (a restart announcement on its way), a
-//!   cycle may get a victim from each: a spurious abort, never a missed deadlock.
-//! - A crashed node's last waits stay in the graph until it restarts; a cycle through
-//!   them gets a victim whose message is lost with the node (its transactions died
-//!   with it anyway).
+//! - The cost: each change of a node's waits is a message to each other node, and each
+//!   node searches the graph on every report (a cluster of n nodes does n searches where
+//!   one detector did one). A report with no cycle costs a search of the waits reachable
+//!   from what changed (see `deadlock`), which stays small under ordinary contention.
+//! - Two nodes whose graphs differ for a moment (a report on its way) may find different
+//!   cycles through the same waits and choose different victims: a spurious abort, never
+//!   a missed deadlock. So may a report that is stale by the time it closes a cycle.
+//! - A crashed node's last waits stay in the graphs until it restarts; a cycle through
+//!   them gets a victim whose message is lost with the node (its transactions died with
+//!   it anyway).
 
 use super::Node;
 use crate::deadlock::{Detector, Victim};
@@ -43,10 +45,8 @@ use crate::types::NodeId;
 /// A node's part in deadlock detection.
 #[derive(Debug)]
 pub(super) struct DetectRole {
-    /// The node this one takes for the detector.
-    detector: NodeId,
-    /// The graph, while this node acts as the detector.
-    acting: Option<Detector>,
+    /// The cluster's wait-for graph as this node has been told it.
+    graph: Detector,
     /// The waits last reported.
     reported: Vec<Wait>,
     /// Whether to report at the end of the batch even if the waits did not change.
@@ -54,11 +54,10 @@ pub(super) struct DetectRole {
 }
 
 impl DetectRole {
-    /// A node's role at start: node 0 is taken for the detector until found down.
-    pub(super) fn new() -> DetectRole {
+    /// A node's part at start: an empty graph, nothing reported.
+    pub(super) fn new(nodes: u32) -> DetectRole {
         DetectRole {
-            detector: 0,
-            acting: None,
+            graph: Detector::new(nodes),
             reported: Vec::new(),
             again: false,
         }
@@ -66,7 +65,7 @@ impl DetectRole {
 }
 
 impl Node {
-    /// The end of a batch of inputs: reports this node's waits to the detector if they
+    /// The end of a batch of inputs: reports this node's waits to every node if they
     /// changed (none if `detect` is off: the `deadlock` setting). The runtime calls it
     /// once per batch, the simulator after every input.
     pub fn end_batch(&mut self, detect: bool, out: &mut Vec<Effect>) {
@@ -84,15 +83,17 @@ impl Node {
             return;
         }
         role.again = false;
-        role.reported = waits.clone();
-        let message = Message::WaitReport { waits };
-        out.push(Effect::Send {
-            to: role.detector,
-            message,
-        });
+        for to in (0..self.nodes).filter(|n| *n != self.id) {
+            let message = Message::WaitReport {
+                waits: waits.clone(),
+            };
+            out.push(Effect::Send { to, message });
+        }
+        send_victims(role.graph.update(self.id, &waits), out);
+        role.reported = waits;
     }
 
-    /// Whether this node has no waits reported to the detector.
+    /// Whether this node has no waits reported.
     pub(super) fn detect_reported_nothing(&self) -> bool {
         self.detect.reported.is_empty()
     }
@@ -103,46 +104,17 @@ impl Node {
         self.detect.again = true;
     }
 
-    /// Another node reported its waits to this one, the detector.
+    /// Another node reported its waits.
     pub(super) fn waits_reported(&mut self, from: NodeId, waits: &[Wait], out: &mut Vec<Effect>) {
-        if self.detect.acting.is_none() {
-            self.detect.acting = Some(Detector::new(self.nodes));
-            for to in (0..self.nodes).filter(|n| *n != from) {
-                let message = Message::ReportWaits;
-                out.push(Effect::Send { to, message });
-            }
-        }
-        let Some(detector) = &mut self.detect.acting else {
-            return;
-        };
-        send_victims(detector.update(from, waits), out);
+        send_victims(self.detect.graph.update(from, waits), out);
     }
 
-    /// Node `detector` asks for reports: it is the detector now.
-    pub(super) fn report_to(&mut self, detector: NodeId) {
-        self.detect.detector = detector;
-        self.detect.again = true;
-        if detector != self.id {
-            self.detect.acting = None;
-        }
-    }
-
-    /// A report to `to` never arrived: take the next node for the detector.
-    pub(super) fn detector_down(&mut self, to: NodeId) {
-        if to == self.detect.detector {
-            self.detect.detector = (to + 1) % self.nodes;
-            self.detect.again = true;
-        }
-    }
-
-    /// `from` restarted: its old waits are gone, and if it is below the detector, it is
-    /// the detector again.
+    /// `from` restarted: its old waits are gone, and its graph is empty, so this node
+    /// reports its own waits to it again.
     pub(super) fn detector_peer_restarted(&mut self, from: NodeId, out: &mut Vec<Effect>) {
-        if let Some(detector) = &mut self.detect.acting {
-            send_victims(detector.update(from, &[]), out);
-        }
-        if from < self.detect.detector {
-            self.report_to(from);
+        send_victims(self.detect.graph.update(from, &[]), out);
+        if !self.detect.reported.is_empty() {
+            self.detect.again = true;
         }
     }
 }

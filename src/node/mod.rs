@@ -157,7 +157,7 @@ impl Node {
             participant: Participant::new(id, nodes, Store::default(), Lamport::default()),
             coordinator: Coordinator::new(id, nodes, 0, BTreeMap::new()),
             floors: Default::default(),
-            detect: detect::DetectRole::new(),
+            detect: detect::DetectRole::new(nodes),
         }
     }
 
@@ -190,7 +190,7 @@ impl Node {
             ),
             coordinator: Coordinator::new(id, nodes, replay.lease, replay.decided),
             floors: Default::default(),
-            detect: detect::DetectRole::new(),
+            detect: detect::DetectRole::new(nodes),
         };
         node.participant.remember(replay.committed, replay.aborted);
         let mut out = Vec::new();
@@ -243,11 +243,6 @@ impl Node {
                 to,
                 message: Message::FloorQuery { round },
             } => self.floor_heard(to, round, None, out),
-            // The detector is down: report to the next node.
-            Input::Undelivered {
-                to,
-                message: Message::WaitReport { .. },
-            } => self.detector_down(to),
             Input::Undelivered { .. } => {}
         }
     }
@@ -373,13 +368,12 @@ impl Node {
             }
             // Participant: one more peer has answered this node's restart.
             Message::RestartAck => self.participant.peer_settled(from, out),
-            // Participant: the deadlock detector chose a victim waiting here.
+            // Participant: a node's deadlock detection chose a victim waiting here.
             Message::DeadlockVictim { tid, cycle } => {
                 self.participant.deadlock_victim(tid, &cycle, out)
             }
-            // The detector: another node's waits (see `detect`).
+            // Deadlock detection: another node's waits (see `detect`).
             Message::WaitReport { waits } => self.waits_reported(from, &waits, out),
-            Message::ReportWaits => self.report_to(from),
             // Snapshot timestamps (see `floors`).
             Message::FloorQuery { round } => self.answer_floor(from, round, out),
             Message::FloorReply { round, floor } => self.floor_heard(from, round, Some(floor), out),

@@ -66,6 +66,8 @@ impl Participant {
             path.join(" -> ")
         );
         self.abort_here(tid, reason, out);
+        let cycle = cycle.to_vec();
+        out.push(Effect::VictimAborted { tid, cycle });
     }
 
     /// Time passed: ask again about transactions whose outcome is overdue, and announce

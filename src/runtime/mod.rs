@@ -48,7 +48,7 @@ mod syncer;
 use crate::context::Context;
 use crate::crash::CrashPoint;
 use crate::error::Result;
-use crate::message::{Answer, Effect, Message, Reply};
+use crate::message::{Answer, Effect, Reply};
 use crate::net::ReplySender;
 use crate::net::{Envelope, Label, Mail, Stamp, What, Work};
 use crate::node::{Input, Node};
@@ -292,13 +292,6 @@ impl Runtime {
                 }
                 Effect::Send { to, message } => {
                     current_tid = message.tid().or(current_tid);
-                    if let Message::DeadlockVictim { tid, cycle } = &message {
-                        self.ctx.net.tracer.emit(|| TraceEvent::Deadlock {
-                            depth: 0,
-                            cycle: cycle.clone(),
-                            victim: *tid,
-                        });
-                    }
                     let work = self.ctx.net.work(Label::on(What::Message, to));
                     let clock = self.node.clock();
                     let held = Held::Send {
@@ -319,6 +312,13 @@ impl Runtime {
                     outbox.hold_durable(self.wal.end_lsn(), to, message, stamp, work);
                 }
                 Effect::Reply { req, reply } => self.hold_reply(req, reply),
+                Effect::VictimAborted { tid, cycle } => {
+                    self.ctx.net.tracer.emit(|| TraceEvent::Deadlock {
+                        depth: 0,
+                        cycle,
+                        victim: tid,
+                    });
+                }
                 Effect::Forward { req, to, request } => {
                     if let Some(reply) = self.replies.remove(&req) {
                         let work = self.ctx.net.work(Label::on(What::Request, to));

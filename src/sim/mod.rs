@@ -58,7 +58,7 @@ pub use net::{ClientId, Endpoint, Packet};
 use crate::config::Settings;
 use crate::crash::CrashPoint;
 use crate::error::{Error, Result};
-use crate::message::{Message, Reply, ReqId};
+use crate::message::{Reply, ReqId};
 use crate::node::Input;
 use crate::types::NodeId;
 use disk::Disk;
@@ -359,9 +359,6 @@ impl Sim {
     fn route(&mut self, from: NodeId, held: Held, notes: &mut Notes) {
         match held {
             Held::Send { to, message, clock } => {
-                if let Message::DeadlockVictim { tid, .. } = &message {
-                    notes.push(format!("deadlock victim {tid} at n{to}"));
-                }
                 let label = Packet::Peer(message.clone(), clock).label();
                 if self.is_up(to) {
                     notes.push(format!("send n{from}->n{to} {label}"));

@@ -181,6 +181,7 @@ impl SimNode {
                     return Ok(Some(point));
                 }
                 Effect::CrashPoint(_) => {}
+                Effect::VictimAborted { tid, .. } => notes.push(format!("deadlock victim {tid}")),
             }
         }
         Ok(None)
