@@ -6,7 +6,7 @@
 //! victim messages sent to the node (a victim still waiting there is aborted; one that no
 //! longer waits there is left alone, as `Participant::deadlock_victim` does), then changes
 //! some waits (a transaction starts to wait, its blockers change, it is granted, it ends),
-//! then reports all the node's waits to the detector, as `Runtime::report_waits` does at
+//! then reports all the node's waits to the detector, as `Node::end_batch` does at
 //! the end of every batch. A victim message may stay undelivered over many reports of its
 //! node, and a transaction granted on one node may wait on another before the first one
 //! reports again. A crashed node reports no waits, and its messages are lost.

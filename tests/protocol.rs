@@ -36,6 +36,8 @@ enum Fx {
     /// A request handed on to a node.
     Forward(u32, Request),
     Point(CrashPoint),
+    /// A deadlock victim aborted here.
+    Victim(TxnId),
 }
 
 fn view(effects: Vec<Effect>) -> Vec<Fx> {
@@ -67,6 +69,7 @@ fn view(effects: Vec<Effect>) -> Vec<Fx> {
             } => Fx::Begun(tid),
             Effect::Forward { to, request, .. } => Fx::Forward(to, request),
             Effect::CrashPoint(point) => Fx::Point(point),
+            Effect::VictimAborted { tid, .. } => Fx::Victim(tid),
         })
         .collect()
 }
