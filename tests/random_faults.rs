@@ -82,15 +82,29 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use support::Harness;
+use support::faults::backend::{Backend, Failure};
 use support::faults::client::Blocked;
-use support::faults::driver::{Driver, Failure};
+use support::faults::driver::{Driver, settings};
 use support::faults::free;
-use support::faults::generate::generate;
+use support::faults::generate::{generate, generate_with_power_losses};
 use support::faults::scenario::Scenario;
+use support::faults::simulated::Simulated;
+use support::faults::threaded::Threaded;
 use support::history::{self, History, Outcome};
 
-/// Seeds CI runs when `KV2PC_SEEDS` is not set.
-const DEFAULT_SEEDS: u64 = 500;
+/// Seeds the simulated runs take when `KV2PC_SEEDS` is not set.
+const DEFAULT_SEEDS: u64 = 8000;
+/// Seeds the threaded runs take when `KV2PC_THREADED_SEEDS` is not set.
+const DEFAULT_THREADED_SEEDS: u64 = 200;
+
+/// Where a scenario runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum On {
+    /// The deterministic simulator, with power losses added to the scenario.
+    Sim,
+    /// The threaded cluster on a manual clock.
+    Threads,
+}
 
 /// What one successful run did.
 struct Summary {
@@ -103,12 +117,24 @@ struct Summary {
     fingerprint: String,
     /// What each event did.
     log: Vec<String>,
+    /// The same, as one text: what a simulated run must replay exactly.
+    log_text: String,
 }
 
 /// Runs one seed and checks everything; an error carries a full report.
-fn run_seed(seed: u64) -> Result<Summary, String> {
-    let scenario = generate(seed);
-    let mut driver = Driver::new(&scenario);
+fn run_seed(seed: u64, on: On) -> Result<Summary, String> {
+    let scenario = match on {
+        On::Sim => generate_with_power_losses(seed),
+        On::Threads => generate(seed),
+    };
+    let backend: Box<dyn Backend> = match on {
+        On::Sim => match Simulated::new(seed, scenario.nodes, settings(&scenario)) {
+            Ok(sim) => Box::new(sim),
+            Err(failure) => return Err(report(&scenario, &[], &failure)),
+        },
+        On::Threads => Box::new(Threaded::new(seed, scenario.nodes, settings(&scenario))),
+    };
+    let mut driver = Driver::new(&scenario, backend);
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
         let (history, lists) = driver.run()?;
         check(&driver, &history, &lists)?;
@@ -123,6 +149,9 @@ fn run_seed(seed: u64) -> Result<Summary, String> {
             .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "a panic".into()),
     };
+    if std::env::var_os("KV2PC_SIM_TRACE").is_some() {
+        eprintln!("{}", driver.backend.trace().join("\n"));
+    }
     Err(report(&scenario, &driver.log, &failure))
 }
 
@@ -153,6 +182,7 @@ fn summarize(
         told,
         snapshot_reads,
         fingerprint: format!("{}\n{outcomes:?}\n{lists:?}", driver.trace.join("\n")),
+        log_text: driver.log.join("\n"),
         log: driver.log.clone(),
     }
 }
@@ -200,11 +230,29 @@ fn report(scenario: &Scenario, log: &[String], failure: &str) -> String {
     text
 }
 
-/// The fixed seeds (or `KV2PC_SEEDS`, or the one `KV2PC_SEED`), run on every core.
+/// The fixed seeds on the simulator (or `KV2PC_SEEDS`, or the one `KV2PC_SEED`), run on
+/// every core.
 #[test]
 fn random_fault_runs_keep_every_invariant() {
-    if let Some(seed) = env_number("KV2PC_SEED") {
-        match run_seed(seed) {
+    run_seeds(On::Sim, "KV2PC_SEED", "KV2PC_SEEDS", DEFAULT_SEEDS);
+}
+
+/// The same scenarios, less their power losses, on the threaded cluster, fewer seeds
+/// (`KV2PC_THREADED_SEEDS`, or the one `KV2PC_THREADED_SEED`): what races between a
+/// node's threads only these runs can meet.
+#[test]
+fn threaded_random_fault_runs_keep_every_invariant() {
+    run_seeds(
+        On::Threads,
+        "KV2PC_THREADED_SEED",
+        "KV2PC_THREADED_SEEDS",
+        DEFAULT_THREADED_SEEDS,
+    );
+}
+
+fn run_seeds(on: On, one: &str, many: &str, default: u64) {
+    if let Some(seed) = env_number(one) {
+        match run_seed(seed, on) {
             Ok(summary) => {
                 println!("{}", summary.log.join("\n"));
                 println!(
@@ -216,7 +264,7 @@ fn random_fault_runs_keep_every_invariant() {
         }
         return;
     }
-    let seeds = env_number("KV2PC_SEEDS").unwrap_or(DEFAULT_SEEDS);
+    let seeds = env_number(many).unwrap_or(default);
     let started = Instant::now();
     let next = AtomicU64::new(0);
     let threads = std::thread::available_parallelism()
@@ -232,7 +280,7 @@ fn random_fault_runs_keep_every_invariant() {
                         if seed >= seeds {
                             return results;
                         }
-                        results.push((seed, run_seed(seed)));
+                        results.push((seed, run_seed(seed, on)));
                     }
                 })
             })
@@ -255,14 +303,17 @@ fn random_fault_runs_keep_every_invariant() {
         }
     }
     failures.sort_by_key(|(seed, _)| *seed);
-    for (_, report) in &failures {
+    if let Some((_, report)) = failures.first() {
         eprintln!("{report}");
     }
     let failed: Vec<u64> = failures.iter().map(|(seed, _)| *seed).collect();
-    assert!(failed.is_empty(), "seeds {failed:?} failed (reports above)");
+    assert!(
+        failed.is_empty(),
+        "seeds {failed:?} failed on {on:?} (the first one's report above; {one}=S replays S)"
+    );
     println!(
-        "random faults: {seeds} seeds, {events} events, transactions {told:?} (one final read \
-         per seed included), {snapshot_reads} snapshot reads, in {:.1?}",
+        "random faults on {on:?}: {seeds} seeds, {events} events, transactions {told:?} (one \
+         final read per seed included), {snapshot_reads} snapshot reads, in {:.1?}",
         started.elapsed()
     );
 }
@@ -280,13 +331,25 @@ fn a_seed_replays_the_same_run() {
         None => REPLAYED.to_vec(),
     };
     for seed in seeds {
-        let first = run_seed(seed).unwrap_or_else(|report| panic!("{report}"));
-        let second = run_seed(seed).unwrap_or_else(|report| panic!("{report}"));
+        let first = run_seed(seed, On::Threads).unwrap_or_else(|report| panic!("{report}"));
+        let second = run_seed(seed, On::Threads).unwrap_or_else(|report| panic!("{report}"));
         if first.fingerprint != second.fingerprint {
             let diverged =
                 (first.fingerprint.lines().zip(second.fingerprint.lines())).find(|(a, b)| a != b);
             panic!("seed {seed} ran differently; first difference: {diverged:#?}");
         }
+    }
+}
+
+/// On the simulator a seed replays exactly: every answer in full, every outcome, the
+/// data (and, since the flow's order comes from the seed, the same history).
+#[test]
+fn a_simulated_seed_replays_exactly() {
+    for seed in REPLAYED {
+        let first = run_seed(seed, On::Sim).unwrap_or_else(|report| panic!("{report}"));
+        let second = run_seed(seed, On::Sim).unwrap_or_else(|report| panic!("{report}"));
+        assert_eq!(first.fingerprint, second.fingerprint, "seed {seed}");
+        assert_eq!(first.log_text, second.log_text, "seed {seed}");
     }
 }
 
