@@ -10,7 +10,10 @@
 //! deadlock detector's role, which are messages between nodes. Simulated: the network
 //! (`net`: one FIFO queue per link), the node runtime that executes effects (`node`: an outbox that lets what a node says out only
 //! after the fsync it depends on; crashes), time (a manual clock the simulator moves),
-//! and the clients (`client`: plans of transactions driven as `client.rs` drives them).
+//! and the clients (`client`: plans of transactions driven as `client.rs` drives them;
+//! `session`: sessions a caller feeds command by command, answering as the client
+//! library does; `script` adds them, held links and the whole process's death, for a
+//! test that runs its own script, as `tests/random_faults.rs` does).
 //! Nodes share nothing but the simulated network, as in the threaded cluster; the
 //! clients share what a client library does: the highest timestamp they were told and
 //! their count of transactions begun.
@@ -42,7 +45,8 @@
 //! out first; a node's disk can lose only what was never fsynced, whole or sector by
 //! sector at a power loss; the outbox is stricter than the runtime's (see `node`); a
 //! whole step is atomic, where the runtime may interleave a batch's fsync with the next
-//! inputs.
+//! inputs. The clients are models of the client library, not the library itself: a
+//! fault in `client` is found by the threaded runs only.
 
 mod client;
 mod disk;

@@ -73,7 +73,7 @@ impl Sim {
     /// Adds a session coordinated by `home`; returns its id, for [`Sim::command`].
     pub fn add_session(&mut self, home: NodeId) -> ClientId {
         let id = self.clients.len();
-        let session = Session::new(id, home, self.config.nodes);
+        let session = Session::new(home, self.config.nodes);
         self.clients.push(Actor::Script(session));
         id
     }

@@ -19,7 +19,6 @@
 //! that was dropped is.
 
 use super::client::Shared;
-use super::net::ClientId;
 use crate::error::{Error, Result};
 use crate::lock::LockMode;
 use crate::message::{Answer, ReadAt, Reply, ReqId, Request};
@@ -141,8 +140,8 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session coordinated by `home` (its id is the caller's business).
-    pub(super) fn new(_id: ClientId, home: NodeId, nodes: u32) -> Session {
+    /// A session coordinated by `home` in a cluster of `nodes`.
+    pub(super) fn new(home: NodeId, nodes: u32) -> Session {
         Session {
             home,
             nodes,

@@ -20,6 +20,10 @@
 //! reader after a coordinator crash): one at the start of half the runs, and now and
 //! then one later, drawn from a generator of their own so that the main mix of a seed
 //! stays what it was.
+//!
+//! For the simulator, `generate_with_power_losses` adds power losses (each followed by
+//! a restart of that node a few events later) from yet another generator, so that a
+//! seed's scenario is otherwise the threaded runs' one.
 
 use super::scenario::{Call, Event, Scenario, keys};
 use kv2pc::rng::Rng;
