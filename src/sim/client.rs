@@ -115,7 +115,7 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    fn begin_stamp(&mut self) -> u64 {
+    pub(super) fn begin_stamp(&mut self) -> u64 {
         self.begun += 1;
         self.begun
     }

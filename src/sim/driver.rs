@@ -16,6 +16,7 @@
 
 use super::client::{PlanOp, SimClient, TxnPlan, TxnRecord};
 use super::net::Endpoint;
+use super::script::Actor;
 use super::{Sim, SimConfig, Step};
 use crate::error::Result;
 pub use crate::rng::Rng;
@@ -114,7 +115,7 @@ impl Sim {
         let (mut crashes, mut armed) = (0, 0);
         let mut stalled: BTreeMap<(Endpoint, NodeId), usize> = BTreeMap::new();
         for step in 0..config.max_steps {
-            if self.clients.iter().all(SimClient::finished) {
+            if self.clients.iter().all(Actor::finished) {
                 break;
             }
             stalled.retain(|_, until| *until > step);

@@ -10,7 +10,10 @@
 //! deadlock detector's role, which are messages between nodes. Simulated: the network
 //! (`net`: one FIFO queue per link), the node runtime that executes effects (`node`: an outbox that lets what a node says out only
 //! after the fsync it depends on; crashes), time (a manual clock the simulator moves),
-//! and the clients (`client`: plans of transactions driven as `client.rs` drives them).
+//! and the clients (`client`: plans of transactions driven as `client.rs` drives them;
+//! `session`: sessions a caller feeds command by command, answering as the client
+//! library does; `script` adds them, held links and the whole process's death, for a
+//! test that runs its own script, as `tests/random_faults.rs` does).
 //! Nodes share nothing but the simulated network, as in the threaded cluster; the
 //! clients share what a client library does: the highest timestamp they were told and
 //! their count of transactions begun.
@@ -42,7 +45,8 @@
 //! out first; a node's disk can lose only what was never fsynced, whole or sector by
 //! sector at a power loss; the outbox is stricter than the runtime's (see `node`); a
 //! whole step is atomic, where the runtime may interleave a batch's fsync with the next
-//! inputs.
+//! inputs. The clients are models of the client library, not the library itself: a
+//! fault in `client` is found by the threaded runs only.
 
 mod client;
 mod disk;
@@ -50,10 +54,13 @@ mod driver;
 mod net;
 mod node;
 mod observe;
+mod script;
+mod session;
 
 pub use client::{Op, Outcome, PlanOp, SimClient, TxnPlan, TxnRecord, parse_list};
 pub use driver::{Rng, RunConfig, Summary};
 pub use net::{ClientId, Endpoint, Packet};
+pub use session::{Command, Response};
 
 use crate::config::Settings;
 use crate::crash::CrashPoint;
@@ -62,8 +69,9 @@ use crate::message::{Reply, ReqId};
 use crate::node::Input;
 use crate::types::NodeId;
 use disk::Disk;
-use net::Net;
+use net::{HeldLinks, Net};
 use node::{Death, Held, Notes, SimNode};
+use script::Actor;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -178,7 +186,9 @@ pub struct Sim {
     disk: Disk,
     nodes: Vec<SimNode>,
     net: Net,
-    clients: Vec<SimClient>,
+    /// Links held back (`Sim::hold_link`).
+    held: HeldLinks,
+    clients: Vec<Actor>,
     /// Which client each request in flight belongs to.
     tickets: BTreeMap<ReqId, ClientId>,
     next_ticket: ReqId,
@@ -200,7 +210,8 @@ impl Sim {
             disk: Disk::new(count),
             nodes,
             net: Net::default(),
-            clients,
+            held: HeldLinks::default(),
+            clients: clients.into_iter().map(Actor::Plan).collect(),
             tickets: BTreeMap::new(),
             next_ticket: 0,
             steps: 0,
@@ -348,7 +359,10 @@ impl Sim {
     /// Ends a node's step: reports its lock waits and lets out what is durable.
     fn finish(&mut self, node: NodeId, notes: &mut Notes) -> Result<()> {
         let detect = self.config.settings.deadlock == crate::config::DeadlockPolicy::Detect;
-        let released = self.node_mut(node)?.finish(detect, notes)?;
+        let checkpoint_bytes = self.config.settings.checkpoint_bytes;
+        let released = self
+            .node_mut(node)?
+            .finish(detect, checkpoint_bytes, notes)?;
         for held in released {
             self.route(node, held, notes);
         }
@@ -360,16 +374,18 @@ impl Sim {
         match held {
             Held::Send { to, message, clock } => {
                 let label = Packet::Peer(message.clone(), clock).label();
-                if self.is_up(to) {
-                    notes.push(format!("send n{from}->n{to} {label}"));
-                    let packet = Packet::Peer(message, clock);
-                    self.net.push(Endpoint::Node(from), to, packet);
-                } else {
+                if !self.is_up(to) {
                     notes.push(format!("lost n{from}->n{to} {label}: n{to} is down"));
                     if message.reports_loss() {
                         self.net
                             .push(Endpoint::Node(to), from, Packet::Lost(message));
                     }
+                } else if let Some(packet) = self.held.offer(from, to, Packet::Peer(message, clock))
+                {
+                    notes.push(format!("send n{from}->n{to} {label}"));
+                    self.net.push(Endpoint::Node(from), to, packet);
+                } else {
+                    notes.push(format!("held n{from}->n{to} {label}"));
                 }
             }
             Held::Reply { req, reply } => self.answer(req, reply, notes),
@@ -396,7 +412,7 @@ impl Sim {
             self.tickets.remove(&req);
         }
         if let Some(state) = self.clients.get_mut(client) {
-            state.mailbox.push_back((req, reply));
+            state.deliver(req, reply);
         }
     }
 
@@ -413,7 +429,9 @@ impl Sim {
             let error = down(node, "it crashed before answering");
             self.answer(req, Reply::Done(Err(error)), notes);
         }
-        for (from, packet) in self.net.drain_to(node) {
+        let held = self.held.drop_mail_to(node).into_iter();
+        let held = held.map(|(from, packet)| (Endpoint::Node(from), packet));
+        for (from, packet) in self.net.drain_to(node).into_iter().chain(held) {
             notes.push(format!("dropped {from}->n{node} {}", packet.label()));
             match (packet, from) {
                 (Packet::Request { req, .. }, _) => {
@@ -445,6 +463,10 @@ impl Sim {
             }
             sim_node.start(nodes, disk, now)?
         };
+        // The clients hear the node's clock as it starts, as `Cluster::start` has its
+        // handle do: what they commit or read next goes above what the logs hold.
+        let started = (self.node_mut(node)?.up.as_ref()).map(|up| up.node.clock());
+        self.shared.clock = self.shared.clock.max(started.unwrap_or(0));
         let reached = self.node_mut(node)?.execute(effects, notes)?;
         self.finish_or_die(node, reached, notes)
     }
@@ -456,13 +478,17 @@ impl Sim {
         let Some((node, request)) = state.act(&mut self.shared) else {
             return;
         };
+        let cut_off = state.cut_off();
         let req = self.next_ticket;
         self.next_ticket += 1;
-        state.outstanding = Some(req);
+        state.sent(req);
         self.tickets.insert(req, client);
         let packet = Packet::Request { req, request };
         notes.push(format!("c{client}->n{node} {}", packet.label()));
-        if self.is_up(node) {
+        if cut_off {
+            let error = down(node, "the process this session talked to has died");
+            self.answer(req, Reply::Done(Err(error)), notes);
+        } else if self.is_up(node) {
             self.net.push(Endpoint::Client(client), node, packet);
         } else {
             self.answer(req, Reply::Done(Err(down(node, "it is down"))), notes);

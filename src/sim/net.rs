@@ -125,3 +125,72 @@ impl Net {
         self.links.values().map(VecDeque::len).sum()
     }
 }
+
+/// One held link: the label that starts holding, and what waits, in order.
+#[derive(Debug)]
+struct Hold {
+    /// Holding starts at the first message whose label starts with this.
+    label: String,
+    /// The packets held, oldest first.
+    waiting: VecDeque<Packet>,
+}
+
+/// Links held back, as `Cluster::hold_link` holds them (`net::held`): from the first
+/// message whose label starts with the hold's label on, every message the link's
+/// sender lets out waits, in order, until the link is released. What was on the link
+/// before it was held is delivered as usual.
+#[derive(Debug, Default)]
+pub struct HeldLinks {
+    links: BTreeMap<(NodeId, NodeId), Hold>,
+}
+
+impl HeldLinks {
+    /// Holds the link from `from` to `to` from the next message labelled `label...`.
+    pub fn hold(&mut self, from: NodeId, to: NodeId, label: &str) {
+        let hold = self.links.entry((from, to)).or_insert_with(|| Hold {
+            label: String::new(),
+            waiting: VecDeque::new(),
+        });
+        if hold.waiting.is_empty() {
+            hold.label = label.to_string();
+        }
+    }
+
+    /// Keeps the packet if its link holds it; gives it back to send now otherwise.
+    pub fn offer(&mut self, from: NodeId, to: NodeId, packet: Packet) -> Option<Packet> {
+        let Some(hold) = self.links.get_mut(&(from, to)) else {
+            return Some(packet);
+        };
+        let Packet::Peer(message, _) = &packet else {
+            return Some(packet);
+        };
+        if hold.waiting.is_empty() && !message.label().starts_with(&hold.label) {
+            return Some(packet);
+        }
+        hold.waiting.push_back(packet);
+        None
+    }
+
+    /// Stops holding the link; returns what waited on it, in order.
+    pub fn release(&mut self, from: NodeId, to: NodeId) -> VecDeque<Packet> {
+        (self.links.remove(&(from, to))).map_or_else(VecDeque::new, |hold| hold.waiting)
+    }
+
+    /// Takes what waits for `to` (a node that died), with its senders.
+    pub fn drop_mail_to(&mut self, to: NodeId) -> Vec<(NodeId, Packet)> {
+        let mut dropped = Vec::new();
+        for ((from, node), hold) in &mut self.links {
+            if *node == to {
+                dropped.extend(hold.waiting.drain(..).map(|packet| (*from, packet)));
+            }
+        }
+        dropped
+    }
+
+    /// The held links, as `(from, to, messages waiting)`.
+    pub fn links(&self) -> Vec<(NodeId, NodeId, usize)> {
+        (self.links.iter())
+            .map(|((from, to), hold)| (*from, *to, hold.waiting.len()))
+            .collect()
+    }
+}

@@ -212,8 +212,14 @@ impl SimNode {
 
     /// Ends a step as the runtime ends a batch: reports the node's lock waits if they
     /// changed (`detect`: the deadlock setting), writes the appended records (not
-    /// fsynced) and takes out what is durable enough to leave.
-    pub(super) fn finish(&mut self, detect: bool, notes: &mut Notes) -> Result<Vec<Held>> {
+    /// fsynced), checkpoints if the log has grown past `checkpoint_bytes` (as the
+    /// runtime's `maybe_checkpoint`) and takes out what is durable enough to leave.
+    pub(super) fn finish(
+        &mut self,
+        detect: bool,
+        checkpoint_bytes: u64,
+        notes: &mut Notes,
+    ) -> Result<Vec<Held>> {
         let Some(up) = &mut self.up else {
             return Ok(Vec::new());
         };
@@ -224,6 +230,10 @@ impl SimNode {
             return Ok(Vec::new());
         };
         up.wal.flush(false)?;
+        if up.wal.size() > checkpoint_bytes {
+            up.wal.checkpoint(&up.node.snapshot())?;
+            notes.push(format!("checkpoint at lsn {}", up.wal.synced_lsn()));
+        }
         let synced = up.wal.synced_lsn();
         let mut out = Vec::new();
         while let Some((lsn, _)) = up.outbox.front()

@@ -19,7 +19,7 @@ impl Sim {
     /// What each client was told, transaction by transaction (running ones left out).
     pub fn history(&self) -> Vec<TxnRecord> {
         (self.clients.iter())
-            .flat_map(|client| client.history.iter().cloned())
+            .flat_map(|client| client.history().iter().cloned())
             .collect()
     }
 
@@ -95,5 +95,29 @@ impl Sim {
     /// The packet at the head of a link, to show before delivering it.
     pub fn head(&self, from: Endpoint, to: NodeId) -> Option<&Packet> {
         self.net.head(from, to)
+    }
+}
+
+impl Sim {
+    /// Every lock table's keys with holders or waiters, by node (down nodes have none).
+    pub fn locks(&self) -> Vec<(NodeId, crate::lock::KeyLocks)> {
+        let mut all = Vec::new();
+        for node in &self.nodes {
+            if let Some(up) = &node.up {
+                let locks = up.node.participant().locks().snapshot();
+                all.extend(locks.into_iter().map(|locks| (node.id, locks)));
+            }
+        }
+        all
+    }
+
+    /// The transactions `node` is in doubt on, with their coordinators (none if down).
+    pub fn in_doubt(&self, node: NodeId) -> Vec<(crate::types::TxnId, NodeId)> {
+        let Some(up) = self.nodes.get(node as usize).and_then(|n| n.up.as_ref()) else {
+            return Vec::new();
+        };
+        (up.node.participant().in_doubt().into_iter())
+            .map(|(tid, prepared)| (tid, prepared.coordinator))
+            .collect()
     }
 }

@@ -3,9 +3,10 @@
 //! (a transaction that commits after one of its operations failed; a deadlock victim
 //! that is not the transaction of its cycle that began last).
 
-use super::client::Answer;
-use super::driver::{Driver, Failure, Pending, Phase};
+use super::backend::Failure;
+use super::driver::{Driver, Pending, Phase};
 use crate::support::history::{Op, Outcome, parse_list};
+use kv2pc::sim::Response as Answer;
 use kv2pc::{Error, TxnId};
 
 impl Driver<'_> {
@@ -28,7 +29,6 @@ impl Driver<'_> {
         let run = &mut self.txns[txn];
         if let Phase::Over(Some(outcome)) = run.phase {
             run.record.outcome = outcome;
-            run.commands = None;
         }
         Ok(())
     }

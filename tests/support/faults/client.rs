@@ -1,45 +1,14 @@
 //! The client threads of a run: each transaction's calls run on a thread of its own,
 //! because a call may block (on a lock, a vote timeout, an in-doubt participant), and the
 //! driver must go on with the run meanwhile. [`Blocked`] tells the driver when a thread is
-//! stuck in the cluster.
+//! stuck in the cluster. The commands and answers are the simulator's sessions' own
+//! (`kv2pc::sim::{Command, Response}`), so one driver feeds both.
 
 use crossbeam::channel::{Receiver, Sender};
-use kv2pc::TxnId;
 use kv2pc::client::{ClientObserver, WaitInfo};
+use kv2pc::sim::{Command, Response as Answer};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// What the driver asks a transaction's thread to do.
-pub enum Command {
-    /// Begin a locking transaction.
-    Begin,
-    /// Begin a lock-free read-only snapshot.
-    BeginSnapshot,
-    /// Read a key.
-    Read(String),
-    /// Read a key under an exclusive lock.
-    ReadForUpdate(String),
-    /// Delete a key.
-    Delete(String),
-    /// Write a key's new value.
-    Write(String, String),
-    /// Commit (a snapshot just ends).
-    Commit,
-    /// Abort (a snapshot just ends).
-    Abort,
-}
-
-/// A thread's answer.
-pub enum Answer {
-    /// A locking transaction began.
-    Begun(TxnId),
-    /// A snapshot began at this timestamp.
-    Snapshot(u64),
-    /// A key's value.
-    Read(Option<String>),
-    /// A write, commit or abort went through.
-    Done,
-}
 
 /// Whether a client thread is blocked waiting for the cluster, and in which wait: the
 /// count of its transitions, odd while blocked. One client operation may block more than

@@ -1,7 +1,8 @@
-//! The driver of a run: executes a scenario's events one at a time against a
-//! manual-clock cluster, each client call on its transaction's thread, and waits after
-//! each event until the run is at rest (every thread answered or stuck in the cluster, the
-//! cluster settled), which makes a run deterministic. A run begins with a setup
+//! The driver of a run: executes a scenario's events one at a time on a [`Backend`]
+//! (the threaded manual-clock cluster, or the simulator), each transaction in a session
+//! of its own, and lets the run come to rest after each event (every session answered
+//! or stuck in the cluster, nothing in flight), which makes a run deterministic. A run
+//! begins with a setup
 //! transaction that writes every key blind (the rule of the checker's deletes), and ends
 //! by releasing every held link, restarting every node and finishing every transaction;
 //! it records the history of what each client was told.
@@ -14,18 +15,13 @@
 //! cycle that began last, and no transaction one of whose operations failed is told it
 //! committed.
 
-use super::client::{Answer, Blocked, Command, client_thread};
+use super::backend::{Backend, Failure, Told};
 use super::scenario::{Call, Event, Scenario};
 use crate::support::history::{History, Op, Outcome, Txn, appended, parse_list};
-use crate::support::{Harness, TICK};
-use crossbeam::channel::{Receiver, Sender, TryRecvError, unbounded};
+use kv2pc::sim::{Command, Response};
 use kv2pc::{Error, NodeId};
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-/// The longest a run may wait for its client threads between two events.
-const QUIESCE_LIMIT: Duration = Duration::from_secs(20);
 /// Rounds of restart, commit and tick at the end before a run is declared stuck.
 const FINISH_ROUNDS: usize = 30;
 
@@ -76,13 +72,6 @@ impl Pending {
 /// One transaction of the run, as the driver sees it.
 pub(super) struct TxnRun {
     pub(super) phase: Phase,
-    /// To its thread, while it runs.
-    pub(super) commands: Option<Sender<Command>>,
-    /// From its thread.
-    answers: Option<Receiver<kv2pc::Result<Answer>>>,
-    /// Whether its thread is stuck in the cluster.
-    pub(super) blocked: Arc<Blocked>,
-    thread: Option<std::thread::JoinHandle<()>>,
     pub(super) pending: Option<Pending>,
     /// What it did, for the history.
     pub(super) record: Txn,
@@ -95,6 +84,10 @@ pub(super) struct TxnRun {
     pub(super) failed: Option<String>,
     /// A lock-free read-only snapshot: it cannot abort, so its reads count as committed.
     pub(super) snapshot: bool,
+    /// Every node was down when the snapshot began, so its client chose its timestamp
+    /// (the highest it had seen), which may lie above a transaction in doubt: its reads
+    /// may wait for a crashed coordinator (a limit `node::floors` states).
+    pub(super) client_chosen: bool,
     /// Its id, once begun.
     pub(super) tid: Option<kv2pc::TxnId>,
     /// In which order it began, among the run's transactions.
@@ -106,7 +99,7 @@ pub(super) struct TxnRun {
 /// Executes a scenario.
 pub struct Driver<'s> {
     pub(super) scenario: &'s Scenario,
-    pub(super) harness: Harness,
+    pub backend: Box<dyn Backend + 's>,
     pub(super) txns: Vec<TxnRun>,
     /// The setup transaction's record.
     setup: Txn,
@@ -123,28 +116,22 @@ pub struct Driver<'s> {
     pub(super) notes: BTreeMap<usize, (String, String)>,
 }
 
-/// A run's failure: what went wrong.
-pub type Failure = String;
-
 impl<'s> Driver<'s> {
-    /// A driver for `scenario`, with a fresh cluster.
-    pub fn new(scenario: &'s Scenario) -> Driver<'s> {
+    /// A driver for `scenario` on `backend`, a fresh cluster.
+    pub fn new(scenario: &'s Scenario, backend: Box<dyn Backend + 's>) -> Driver<'s> {
         let count = (scenario.events.iter())
             .filter(|e| matches!(e, Event::Begin { .. }))
             .count();
         let txns = (0..count)
             .map(|txn| TxnRun {
                 phase: Phase::NotBegun,
-                commands: None,
-                answers: None,
-                blocked: Arc::default(),
-                thread: None,
                 pending: None,
                 record: Txn::new(format!("t{txn}"), Outcome::Unknown),
                 known: BTreeMap::new(),
                 appends: 0,
                 failed: None,
                 snapshot: false,
+                client_chosen: false,
                 tid: None,
                 began: None,
                 deletes: Vec::new(),
@@ -152,7 +139,7 @@ impl<'s> Driver<'s> {
             .collect();
         Driver {
             scenario,
-            harness: Harness::open_with(scenario.nodes, settings(scenario)),
+            backend,
             txns,
             setup: Txn::new("setup", Outcome::Committed),
             begun: 0,
@@ -161,10 +148,6 @@ impl<'s> Driver<'s> {
             trace: Vec::new(),
             notes: BTreeMap::new(),
         }
-    }
-
-    pub(super) fn context(&self) -> String {
-        format!("seed {}", self.scenario.seed)
     }
 
     /// Runs every event, then the ending; returns the history and the final lists.
@@ -183,7 +166,7 @@ impl<'s> Driver<'s> {
         self.release_links();
         self.finish()?;
         self.check_clean()?;
-        let lists: BTreeMap<String, Vec<String>> = (self.harness.data().into_iter())
+        let lists: BTreeMap<String, Vec<String>> = (self.backend.data().into_iter())
             .map(|(key, value)| (key, parse_list(Some(&value))))
             .collect();
         let mut history = History::default();
@@ -208,42 +191,27 @@ impl<'s> Driver<'s> {
     /// Writes every key blind, in one transaction, before the run: what makes a read of
     /// "not set" a read after a delete (see `history`'s deletes).
     fn set_up(&mut self) -> Result<(), Failure> {
-        let client = self
-            .harness
-            .cluster()
-            .client(0)
-            .map_err(|e| e.to_string())?;
-        let mut txn = client.begin().map_err(|e| format!("setup: {e}"))?;
+        self.backend.set_up(&self.scenario.keys)?;
         for key in &self.scenario.keys {
             let elem = format!("s:{key}");
-            txn.put(key, &elem).map_err(|e| format!("setup: {e}"))?;
             self.setup = std::mem::replace(&mut self.setup, Txn::new("", Outcome::Committed))
                 .append(key, &elem);
         }
-        txn.commit().map_err(|e| format!("setup: {e}"))?;
-        self.harness.settle(&self.context());
         self.log.push("setup: every key written".into());
         Ok(())
     }
 
     /// Releases every held link (the end of a run: every delayed message arrives).
     fn release_links(&mut self) {
-        let cluster = self.harness.cluster().clone();
-        for (from, to, _) in cluster.held_links() {
-            let count = cluster.release_link(from, to);
+        for (from, to, _) in self.backend.held_links() {
+            let count = self.backend.release_link(from, to);
             self.log
                 .push(format!("end: RELEASE {from} -> {to}: {count} messages"));
         }
-        self.harness.settle(&self.context());
     }
 
     /// Performs one event; returns what it did.
     fn event(&mut self, event: &Event) -> Result<String, Failure> {
-        if *event == Event::Reopen {
-            self.harness.reopen();
-            return Ok("ok".into());
-        }
-        let cluster = self.harness.cluster().clone();
         let did = match event {
             Event::Begin {
                 txn,
@@ -258,37 +226,18 @@ impl<'s> Driver<'s> {
             }
             Event::Commit { txn } => self.send(*txn, Command::Commit, Pending::Commit),
             Event::Abort { txn } => self.send(*txn, Command::Abort, Pending::Abort),
-            Event::Crash { node } => describe(cluster.crash(*node)),
-            Event::Arm { node, point } => describe(cluster.arm_crash(*node, *point)),
-            Event::Restart { node } => describe(cluster.restart(*node).map(|_| ())),
-            Event::Tick => describe(cluster.tick(TICK)),
-            Event::Checkpoint { node } => match cluster.checkpoint(*node) {
-                Ok(()) => "ok".into(),
-                Err(Error::NodeDown { .. }) => "node down".into(),
-                Err(other) => return Err(format!("checkpoint of node {node} failed: {other}")),
-            },
-            Event::Hold { from, to, label } => describe(cluster.hold_link(*from, *to, label)),
-            Event::Release { from, to } => {
-                format!("{} held", cluster.release_link(*from, *to))
-            }
-            Event::Reopen => unreachable!("handled above"),
+            fault => self.backend.fault(fault)?,
         };
         Ok(did)
     }
 
     fn begin(&mut self, txn: usize, coordinator: NodeId, snapshot: bool) -> String {
-        let (commands, inbox) = unbounded();
-        let (outbox, answers) = unbounded();
-        let client = self.harness.cluster().client(coordinator).unwrap();
+        self.backend.open(txn, coordinator);
+        let all_down = (0..self.scenario.nodes).all(|node| !self.backend.is_up(node));
         let run = &mut self.txns[txn];
-        let blocked = run.blocked.clone();
-        run.thread = Some(std::thread::spawn(move || {
-            client_thread(client, blocked, inbox, outbox)
-        }));
-        run.commands = Some(commands);
-        run.answers = Some(answers);
         run.phase = Phase::Idle;
         run.snapshot = snapshot;
+        run.client_chosen = snapshot && all_down;
         let command = if snapshot {
             Command::BeginSnapshot
         } else {
@@ -362,82 +311,38 @@ impl<'s> Driver<'s> {
         }
         run.phase = Phase::Calling;
         run.pending = Some(pending);
-        let sender = run.commands.as_ref().expect("a thread runs");
-        sender.send(command).expect("the client thread is alive");
+        self.backend.send(txn, command);
         "sent".into()
     }
 
-    /// Waits until every client thread has its answer or is stuck in the cluster (in the
-    /// same wait before and after a settle, see [`Blocked`]), and the cluster is settled:
-    /// the run is then at rest, and the next event can come.
+    /// Lets the run come to rest (see [`Backend::quiesce`]) and records every answer
+    /// that came meanwhile.
     pub(super) fn quiesce(&mut self) -> Result<(), Failure> {
-        let deadline = Instant::now() + QUIESCE_LIMIT;
-        let mut seen: BTreeMap<usize, u64> = BTreeMap::new();
-        loop {
-            self.harness.settle(&self.context());
-            let answered = self.collect()?;
-            let waits: BTreeMap<usize, u64> = (0..self.txns.len())
-                .filter(|t| self.txns[*t].phase == Phase::Calling)
-                .map(|t| (t, self.txns[t].blocked.state()))
-                .collect();
-            if waits.is_empty() {
-                return Ok(());
-            }
-            let stuck = waits
-                .iter()
-                .all(|(t, state)| state % 2 == 1 && seen.get(t) == Some(state));
-            if stuck && !answered {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "client threads of {:?} neither answered nor blocked within \
-                     {QUIESCE_LIMIT:?}",
-                    waits.keys()
-                ));
-            }
-            if waits.values().any(|state| state % 2 == 0) {
-                std::thread::sleep(Duration::from_micros(20));
-            }
-            seen = waits;
+        for (txn, answer) in self.backend.quiesce()? {
+            self.record(txn, answer)?;
         }
+        Ok(())
     }
 
-    /// Takes every answer waiting; returns whether there was any.
-    fn collect(&mut self) -> Result<bool, Failure> {
-        let mut any = false;
-        for txn in 0..self.txns.len() {
-            if self.txns[txn].phase != Phase::Calling {
-                continue;
-            }
-            let answer = match self.txns[txn]
-                .answers
-                .as_ref()
-                .expect("a thread runs")
-                .try_recv()
-            {
-                Ok(answer) => answer,
-                Err(TryRecvError::Empty) => continue,
-                Err(TryRecvError::Disconnected) => {
-                    return Err(format!("the client thread of t{txn} died"));
-                }
-            };
-            any = true;
-            let note = match &answer {
-                Ok(Answer::Begun(tid)) => format!("t{txn} is {tid}"),
-                Ok(Answer::Snapshot(read_ts)) => format!("t{txn} reads at {read_ts}"),
-                Ok(Answer::Read(value)) => format!("t{txn} read {value:?}"),
-                Ok(Answer::Done) => format!("t{txn} ok"),
-                Err(error) => format!("t{txn} {error}"),
-            };
-            let kind = match &answer {
-                Err(error) => format!("t{txn} {}", error_kind(error)),
-                Ok(_) => note.clone(),
-            };
-            self.notes.insert(txn, (note, kind));
-            self.answered(txn, answer)?;
+    /// Notes an answer for the log and records it.
+    fn record(&mut self, txn: usize, answer: kv2pc::Result<Response>) -> Result<(), Failure> {
+        let note = match &answer {
+            Ok(Response::Begun(tid)) => format!("t{txn} is {tid}"),
+            Ok(Response::Snapshot(read_ts)) => format!("t{txn} reads at {read_ts}"),
+            Ok(Response::Read(value)) => format!("t{txn} read {value:?}"),
+            Ok(Response::Done) => format!("t{txn} ok"),
+            Err(error) => format!("t{txn} {error}"),
+        };
+        let kind = match &answer {
+            Err(error) => format!("t{txn} {}", error_kind(error)),
+            Ok(_) => note.clone(),
+        };
+        self.notes.insert(txn, (note, kind));
+        self.answered(txn, answer)?;
+        if let Phase::Over(_) = self.txns[txn].phase {
+            self.backend.close(txn);
         }
-        Ok(any)
+        Ok(())
     }
 
     /// Restarts every node and commits every transaction still open, ticking so that
@@ -445,10 +350,9 @@ impl<'s> Driver<'s> {
     fn finish(&mut self) -> Result<(), Failure> {
         for round in 0..FINISH_ROUNDS {
             self.release_links();
-            let cluster = self.harness.cluster().clone();
             for node in 0..self.scenario.nodes {
-                if !cluster.is_up(node) {
-                    let did = describe(cluster.restart(node).map(|_| ()));
+                if !self.backend.is_up(node) {
+                    let did = self.backend.fault(&Event::Restart { node })?;
                     self.end_step(format!("RESTART node {node}: {did}"))?;
                 }
             }
@@ -459,13 +363,13 @@ impl<'s> Driver<'s> {
                 }
             }
             let open = (self.txns.iter()).any(|t| !matches!(t.phase, Phase::Over(_)));
-            let down = (0..self.scenario.nodes).any(|node| !cluster.is_up(node));
+            let down = (0..self.scenario.nodes).any(|node| !self.backend.is_up(node));
             if !open && !down {
                 self.log
                     .push(format!("end: every transaction over after {round} rounds"));
-                return self.join_threads();
+                return self.backend.join();
             }
-            let did = describe(cluster.tick(TICK));
+            let did = self.backend.fault(&Event::Tick)?;
             self.end_step(format!("TICK: {did}"))?;
             self.check_at_rest()?;
         }
@@ -476,7 +380,7 @@ impl<'s> Driver<'s> {
         Err(format!(
             "still open after {FINISH_ROUNDS} rounds of restart, commit and tick: {open:?}; \
              locks {:?}",
-            self.harness.cluster().locks()
+            self.backend.locks()
         ))
     }
 
@@ -497,35 +401,15 @@ impl<'s> Driver<'s> {
         Ok(())
     }
 
-    fn join_threads(&mut self) -> Result<(), Failure> {
-        for txn in &mut self.txns {
-            txn.commands = None;
-            if let Some(thread) = txn.thread.take() {
-                let deadline = Instant::now() + QUIESCE_LIMIT;
-                while !thread.is_finished() {
-                    if Instant::now() > deadline {
-                        return Err(format!("{}'s thread does not end", txn.record.name));
-                    }
-                    std::thread::sleep(Duration::from_micros(50));
-                }
-                thread
-                    .join()
-                    .map_err(|_| format!("{}'s thread panicked", txn.record.name))?;
-            }
-        }
-        Ok(())
-    }
-
     /// Nothing left over once every node is up again.
     fn check_clean(&mut self) -> Result<(), Failure> {
         self.release_links();
-        (self.harness.recover(&self.context()))
-            .map_err(|left| format!("left over after recovery: {left:?}"))
+        (self.backend.recover()).map_err(|left| format!("left over after recovery: {left:?}"))
     }
 }
 
 /// The cluster's settings: defaults, or checkpoints after nearly every batch.
-fn settings(scenario: &Scenario) -> kv2pc::Settings {
+pub fn settings(scenario: &Scenario) -> kv2pc::Settings {
     let mut settings = kv2pc::Settings::default();
     if scenario.eager_checkpoints {
         settings.checkpoint_bytes = 64;
@@ -541,13 +425,5 @@ fn error_kind(error: &Error) -> &'static str {
         Error::OutcomeUnknown { .. } => "outcome unknown",
         Error::InvalidInput(_) => "invalid input",
         _ => "other error",
-    }
-}
-
-/// What a fault or tick did, for the log.
-fn describe(result: kv2pc::Result<()>) -> String {
-    match result {
-        Ok(()) => "ok".into(),
-        Err(error) => format!("refused: {error}"),
     }
 }

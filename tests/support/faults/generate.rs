@@ -20,6 +20,10 @@
 //! reader after a coordinator crash): one at the start of half the runs, and now and
 //! then one later, drawn from a generator of their own so that the main mix of a seed
 //! stays what it was.
+//!
+//! For the simulator, `generate_with_power_losses` adds power losses (each followed by
+//! a restart of that node a few events later) from yet another generator, so that a
+//! seed's scenario is otherwise the threaded runs' one.
 
 use super::scenario::{Call, Event, Scenario, keys};
 use kv2pc::rng::Rng;
@@ -39,6 +43,11 @@ const LABELS: [&str; 9] = [
     "ONE-PHASE",
     "",
 ];
+
+/// Mixed into the seed for the power losses' generator.
+const POWER_SALT: u64 = 0x90e3_1055_0000_0010;
+/// The chance (in percent) of a power loss before each event of a simulated run.
+const POWER_LOSS_PER_EVENT: u32 = 3;
 
 /// Mixed into the seed for the episodes' generator.
 const EPISODE_SALT: u64 = 0x0e91_50de_5eed_0009;
@@ -335,4 +344,33 @@ pub fn generate(seed: u64) -> Scenario {
         keys,
         events: g.events,
     }
+}
+
+/// The scenario of `seed` with power losses added for a simulated run: before each
+/// event, now and then, a node loses power (it strikes during that event), followed a
+/// few events later by its restart. Drawn from a generator of their own, so the rest
+/// of the scenario is `generate(seed)`'s.
+pub fn generate_with_power_losses(seed: u64) -> Scenario {
+    let mut scenario = generate(seed);
+    let mut rng = Rng::new(seed ^ POWER_SALT);
+    let mut events = Vec::new();
+    let mut restarts: Vec<(usize, NodeId)> = Vec::new();
+    for (index, event) in std::mem::take(&mut scenario.events).into_iter().enumerate() {
+        if rng.chance(POWER_LOSS_PER_EVENT) {
+            let node = rng.below(scenario.nodes as usize) as NodeId;
+            events.push(Event::PowerLoss { node });
+            restarts.push((index + 2 + rng.below(4), node));
+        }
+        let (due, later): (Vec<_>, Vec<_>) = restarts.into_iter().partition(|(at, _)| *at <= index);
+        restarts = later;
+        events.extend(due.into_iter().map(|(_, node)| Event::Restart { node }));
+        events.push(event);
+    }
+    events.extend(
+        restarts
+            .into_iter()
+            .map(|(_, node)| Event::Restart { node }),
+    );
+    scenario.events = events;
+    scenario
 }

@@ -58,6 +58,10 @@ pub enum Event {
     Checkpoint { node: NodeId },
     /// The whole process dies (every node, at once) and the cluster is opened again.
     Reopen,
+    /// `node`'s machine loses power during the next event: of what its log holds
+    /// unsynced then, any sectors may be lost (simulated runs only; the threaded
+    /// cluster, on real disks, crashes the node instead).
+    PowerLoss { node: NodeId },
     /// Messages from `from` to `to` wait, from the first whose label starts with
     /// `label` on, until the link is released (a message delayed on the network).
     Hold {
@@ -89,6 +93,7 @@ impl fmt::Display for Event {
             Event::Tick => write!(f, "TICK"),
             Event::Checkpoint { node } => write!(f, "CHECKPOINT node {node}"),
             Event::Reopen => write!(f, "REOPEN (the process dies and restarts)"),
+            Event::PowerLoss { node } => write!(f, "POWER LOSS node {node}"),
             Event::Hold { from, to, label } => {
                 write!(f, "HOLD {from} -> {to} from {label:?}")
             }

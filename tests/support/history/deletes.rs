@@ -186,7 +186,7 @@ pub fn is_after(list: &[String], fresh: &BTreeSet<&str>) -> bool {
 
 /// Per deleted key, the longest list read before the delete: by a transaction that
 /// committed (told so, or with an outcome unknown but an element another transaction
-/// read, as `committed_set` judges), or without the reader's own appends by any other,
+/// read, as `committed_set` judges, or a delete another transaction read), or without the reader's own appends by any other,
 /// aborted ones included (under locks or in a snapshot, each such read saw a committed
 /// version), or else the element written blind.
 fn longest_before<'h>(
@@ -196,7 +196,8 @@ fn longest_before<'h>(
 ) -> BTreeMap<&'h str, Vec<String>> {
     let mut longest: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     let seen = seen_by_others(history);
-    for txn in &history.txns {
+    let sighted = deletes_seen_by_others(history, deleters, fresh);
+    for (index, txn) in history.txns.iter().enumerate() {
         let own: BTreeSet<&str> = (txn.ops.iter())
             .filter_map(|op| match op {
                 Op::Append { elem, .. } => Some(elem.as_str()),
@@ -204,7 +205,8 @@ fn longest_before<'h>(
             })
             .collect();
         let committed = txn.outcome == Outcome::Committed
-            || (txn.outcome == Outcome::Unknown && own.iter().any(|elem| seen.contains(elem)));
+            || (txn.outcome == Outcome::Unknown
+                && (own.iter().any(|elem| seen.contains(elem)) || sighted.contains(&index)));
         let mut blind: BTreeSet<&str> = BTreeSet::new();
         for op in &txn.ops {
             match op {
@@ -234,6 +236,32 @@ fn longest_before<'h>(
         }
     }
     longest
+}
+
+/// The deleters whose delete a transaction other than them read (a read of the key
+/// after the delete, by one that did not delete it itself): the evidence that an unknown deleter committed, as its marker
+/// read is to `committed_set`.
+fn deletes_seen_by_others(
+    history: &History,
+    deleters: &BTreeMap<&str, usize>,
+    fresh: &BTreeSet<&str>,
+) -> BTreeSet<usize> {
+    let mut sighted = BTreeSet::new();
+    for (reader, txn) in history.txns.iter().enumerate() {
+        for op in &txn.ops {
+            let Op::Read { key, list } = op else { continue };
+            let own_delete = (txn.ops.iter())
+                .any(|op| matches!(op, Op::Delete { key: deleted } if deleted == key));
+            if let Some(deleter) = deleters.get(key.as_str())
+                && *deleter != reader
+                && !own_delete
+                && is_after(list, fresh)
+            {
+                sighted.insert(*deleter);
+            }
+        }
+    }
+    sighted
 }
 
 /// The elements some transaction other than their writer read: the evidence that an
