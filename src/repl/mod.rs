@@ -221,7 +221,7 @@ fn show_background(
     let now = Instant::now();
     let output = shell.background();
     let lines = if output.outcomes.is_empty() {
-        collapse.due(now).into_iter().collect()
+        collapse.due(now)
     } else {
         collapse.lines(&printer.render(&output), now)
     };
