@@ -25,6 +25,11 @@ pub struct Style {
 pub const REAL_TIME_NOTE: &str =
     "# recorded on the real clock (--real-time): timeouts fired as time passed";
 
+/// The comment a recording gets after a `SOURCE` that Ctrl-C stopped part way, which a
+/// replay runs whole.
+pub const STOPPED_SOURCE_NOTE: &str =
+    "# Ctrl-C stopped the SOURCE above part way: a replay runs it whole";
+
 /// Prints outputs and records them.
 pub struct Printer {
     style: Style,
@@ -106,6 +111,18 @@ impl Printer {
             stdout.write_all(record_entry(&origin.text, &Output::default()).as_bytes())?;
         }
         Ok(())
+    }
+
+    /// Whether the session is being recorded (`--record`).
+    pub fn recording(&self) -> bool {
+        self.recorder.is_some()
+    }
+
+    /// Writes `comment`, a `#` line, into the recording, if there is one.
+    pub fn comment(&mut self, comment: &str) {
+        if let Some(recorder) = &mut self.recorder {
+            let _ = recorder.file.write_all(format!("{comment}\n").as_bytes());
+        }
     }
 
     fn record(&mut self, line: &str, output: &Output) {

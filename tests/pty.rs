@@ -352,6 +352,24 @@ fn an_interactive_recording_runs_on_the_manual_clock_and_replays() {
         "<main: COMMIT completed>",
         "kv2pc[main]> ",
     );
+    // A lock wait cancelled by Ctrl-C is recorded as the ABORT it amounts to.
+    type_line(&mut session, "RESTART node 2", "recovered", "kv2pc[main]> ");
+    type_line(&mut session, "alice: BEGIN", "started", "kv2pc[main]> ");
+    type_line(&mut session, "alice: PUT x 1", "ok", "kv2pc[main]> ");
+    type_line(&mut session, "BEGIN", "started", "kv2pc[main T");
+    session.send_line("GET x").expect("typing");
+    session.expect("<waiting").expect("GET x waits for alice");
+    session.expect("waiting]> ").expect("the waiting prompt");
+    session
+        .send(expectrl::ControlCode::EndOfText)
+        .expect("Ctrl-C");
+    session
+        .expect("recorded as ABORT")
+        .expect("Ctrl-C says what it records");
+    session.expect("aborted").expect("the wait ends");
+    session
+        .expect("kv2pc[main]> ")
+        .expect("the session is free");
     quit(session);
     let check = Command::new(env!("CARGO_BIN_EXE_kv2pc"))
         .args(["check", "--no-color"])

@@ -6,10 +6,12 @@
 //! each: `ok` with the number of command lines, or `FAIL` with a unified diff from the
 //! file (`-`) to what the shell printed now (`+`). A recording made on the real clock
 //! (`--record --real-time`) says so in its first comment, and its failure is explained:
-//! a replay runs on the manual clock, where its timeouts do not fire by themselves.
+//! a replay runs on the manual clock, where its timeouts do not fire by themselves. So is
+//! the failure of one where Ctrl-C stopped a `SOURCE` part way (a comment marks it):
+//! the replay runs it whole.
 
 use crate::exit::Exit;
-use crate::printer::REAL_TIME_NOTE;
+use crate::printer::{REAL_TIME_NOTE, STOPPED_SOURCE_NOTE};
 use colored::Colorize;
 use kv2pc::Error;
 use kv2pc::shell::transcript;
@@ -22,6 +24,12 @@ note: this transcript was recorded on the real clock (kv2pc --record --real-time
   runs on the manual clock, where time moves only at TICK, so it fires there only if the
   transcript says TICK, and the lines around it differ. Record on the manual clock (the
   default of --record) and type TICK where time should pass.";
+
+/// Why a recording with a SOURCE that Ctrl-C stopped does not replay.
+const STOPPED_SOURCE_EXPLAINED: &str = "\
+note: Ctrl-C stopped a SOURCE while this transcript was recorded (its comment says
+  where). The replay runs that SOURCE whole, so what follows it differs. Record the
+  session again without stopping it, or cut the SOURCE'd file to the lines you want.";
 
 /// Checks every transcript of `files`; the worst result decides the exit status.
 pub fn run(files: &[PathBuf], color: bool) -> Exit {
@@ -59,6 +67,9 @@ fn check(path: &Path, color: bool) -> Exit {
                 print!("{}", paint(&diff, color));
                 if text.lines().any(|line| line == REAL_TIME_NOTE) {
                     println!("{REAL_TIME_EXPLAINED}");
+                }
+                if text.lines().any(|line| line == STOPPED_SOURCE_NOTE) {
+                    println!("{STOPPED_SOURCE_EXPLAINED}");
                 }
                 Exit::Failed
             }

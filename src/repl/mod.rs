@@ -62,7 +62,7 @@ mod reader;
 mod words;
 
 use crate::exit::Exit;
-use crate::printer::Printer;
+use crate::printer::{Printer, STOPPED_SOURCE_NOTE};
 use collapse::Collapse;
 use colored::Colorize;
 use kv2pc::shell::Shell;
@@ -78,6 +78,9 @@ const POLL: Duration = Duration::from_millis(100);
 /// What Ctrl-C at an empty prompt answers.
 const HOW_TO_LEAVE: &str =
     "(Ctrl-C cancels a command that waits; to leave the shell, type QUIT or press Ctrl-D)";
+
+/// What Ctrl-C at an empty prompt says while recording, before the ABORT it runs.
+const RECORDED_CANCEL: &str = "(Ctrl-C: recorded as ABORT, so that the recording replays)";
 
 /// Where the cluster lives, for the banner.
 pub struct Place<'a> {
@@ -148,6 +151,18 @@ pub fn run(shell: &mut Shell, printer: &mut Printer, place: Place<'_>, options: 
                     if run_line(shell, printer, line) {
                         return Exit::Success;
                     }
+                    let sourced = line.to_ascii_uppercase().contains("SOURCE");
+                    if interrupt.load(Ordering::SeqCst) && sourced {
+                        printer.comment(STOPPED_SOURCE_NOTE);
+                    }
+                }
+            }
+            // A recording holds command lines only, so there Ctrl-C's cancel is run
+            // as the ABORT it amounts to, which a replay runs the same.
+            Read::Interrupted { empty: true } if printer.recording() && shell.current_waits() => {
+                println!("{RECORDED_CANCEL}");
+                if run_line(shell, printer, "ABORT") {
+                    return Exit::Success;
                 }
             }
             Read::Interrupted { empty } => match shell.cancel_wait() {

@@ -50,6 +50,11 @@ impl Shell {
         Some(output)
     }
 
+    /// Whether the current session's command waits (for a lock, or for its commit).
+    pub fn current_waits(&self) -> bool {
+        (self.sessions.get(&self.current)).is_some_and(|session| session.busy().is_some())
+    }
+
     /// The flag Ctrl-C sets while a command runs: a `SOURCE` stops before its next
     /// line. The prompt loop clears it before each line it runs.
     pub fn interrupt_flag(&self) -> Arc<AtomicBool> {
