@@ -67,7 +67,7 @@ impl Printer {
         if self.style.json {
             output.to_json_lines()
         } else {
-            output.render(self.style.color)
+            output.render_located(self.style.color)
         }
     }
 

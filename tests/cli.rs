@@ -129,12 +129,17 @@ fn json_gives_one_object_per_result_with_the_documented_fields() {
     assert_eq!(objects.len(), 5);
     for object in &objects {
         let keys: Vec<&str> = object.as_object().unwrap().keys().map(|k| &k[..]).collect();
-        let fields = ["command", "completed_later", "error", "ok", "output"];
-        assert_eq!(keys, [&fields[..], &["session", "trace"]].concat());
+        let fields = ["command", "completed_later", "error", "file", "line", "ok"];
+        assert_eq!(
+            keys,
+            [&fields[..], &["output", "session", "trace"]].concat()
+        );
         assert!(object["completed_later"].is_boolean());
         assert!(object["output"].is_array() && object["trace"].is_array());
     }
     let put = &objects[1];
+    assert_eq!((&put["file"], &put["line"]), (&"<stdin>".into(), &1.into()));
+    assert_eq!(objects[4]["line"], 3, "CRASH node two is on line 3");
     assert_eq!(put["command"], "PUT x 1");
     assert_eq!(put["session"], "main");
     assert_eq!(put["ok"], true);

@@ -447,3 +447,19 @@ fn sigquit_removes_the_temp_directory() {
     assert!(matches!(status, WaitStatus::Exited(_, 131)), "{status:?}");
     assert_eq!(temp_dirs(home.path()), Vec::<String>::new(), "removed");
 }
+
+#[test]
+fn an_error_in_a_sourced_file_at_the_prompt_names_its_file_and_line() {
+    let home = tempfile::tempdir().expect("a temporary home");
+    let script = home.path().join("steps.kv");
+    std::fs::write(&script, "PUT a 1\nGETT a\n").expect("a script");
+    let mut session = shell(&home);
+    session.expect("kv2pc[main]> ").expect("the first prompt");
+    type_line(
+        &mut session,
+        &format!("SOURCE \"{}\"", script.display()),
+        &format!("{}:2: error: syntax error", script.display()),
+        "kv2pc[main]> ",
+    );
+    quit(session);
+}

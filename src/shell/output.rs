@@ -136,13 +136,28 @@ impl Output {
         self.outcomes.iter().any(|outcome| outcome.error.is_some())
     }
 
-    /// The output as the user reads it, coloured if `color` (and `colored` agrees).
+    /// The output as the user reads it, coloured if `color` (and `colored` agrees): as
+    /// a transcript records it.
     pub fn render(&self, color: bool) -> String {
+        self.render_errors(color, false)
+    }
+
+    /// As [`Output::render`], with each error of a `SOURCE`d line located, as
+    /// `FILE:LINE: error: ...` (what the prompt shows; a transcript keeps errors
+    /// unlocated, so that it reads the same wherever its files lie).
+    pub fn render_located(&self, color: bool) -> String {
+        self.render_errors(color, true)
+    }
+
+    fn render_errors(&self, color: bool, located: bool) -> String {
         let mut text = String::new();
         for outcome in &self.outcomes {
             text.push_str(&outcome.render_lines(color));
             if let Some(error) = &outcome.error {
-                let error = format!("error: {error}");
+                let at = (outcome.origin.as_ref())
+                    .filter(|_| located)
+                    .map_or(String::new(), |o| format!("{}:{}: ", o.file, o.line));
+                let error = format!("{at}error: {error}");
                 let error = if color {
                     error.red().bold().to_string()
                 } else {
@@ -166,6 +181,8 @@ impl Output {
                 "output": outcome.lines.iter().filter(|l| l.style != Style::Trace).map(|l| &l.text).collect::<Vec<_>>(),
                 "trace": outcome.lines.iter().filter(|l| l.style == Style::Trace).map(|l| &l.text).collect::<Vec<_>>(),
                 "error": outcome.error,
+                "file": outcome.origin.as_ref().map(|o| &o.file),
+                "line": outcome.origin.as_ref().map(|o| o.line),
             });
             text.push_str(&object.to_string());
             text.push('\n');
