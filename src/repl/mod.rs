@@ -31,10 +31,15 @@
 //! Limits: the prompt is drawn when the editor starts reading a line, so a change that
 //! happens in the background (a wait ending, a transaction aborted) shows in the line
 //! printed above it at once, and in the prompt from the next line on. With `TERM=dumb`
-//! rustyline reads plain lines: nothing is printed above them, and Ctrl-C only sets
-//! the flag. What Ctrl-C cancelled and what happened in the background are not in a
-//! `--record`ing (no command line produced them), so a recording replays only if
-//! neither happened: it runs on the manual clock for that reason (see `cli`).
+//! rustyline reads plain lines: what happens in the background is printed below them
+//! as it comes, and Ctrl-C only sets the flag. What happened in the background is not
+//! in a `--record`ing (no command line produced it), so a recording runs on the manual
+//! clock (see `cli`); a Ctrl-C that cancels a wait is recorded as the `ABORT` it
+//! amounts to, and a `SOURCE` it stopped is marked, since a replay runs it whole.
+//! Ctrl-C at the prompt ends rustyline's `readline` with an error, and rustyline drops
+//! the input it had buffered then: what was typed ahead in the same instant is lost (a
+//! handler that cleared the line without ending `readline` would keep it, but the
+//! prompt could then not show that the wait ended).
 //!
 //! `TIMING ON` makes this loop print each line's wall-clock time after its output;
 //! `SHOW LOG` without `LAST` shows the last [`LOG_LIMIT`] records here; the init file
