@@ -1,34 +1,48 @@
 //! Deadlock detection as a part every node plays, fed by messages.
 //!
-//! Every node reports its lock waits (`Message::WaitReport`, each report replacing the
-//! last) to every other node, and keeps the cluster's wait-for graph in a
-//! [`Detector`] of its own, its own waits included. When a report closes a cycle, the
-//! node that sees it sends `DeadlockVictim` to the node where the victim waits, which
-//! aborts it if it still waits there (see `deadlock` for how the victim is chosen and
-//! why every cycle gets one). The victim depends only on the cycle (the transaction on
-//! it that began last), so the nodes that see one cycle choose one victim: its node
-//! aborts it on the first message and finds nothing to abort in the others. The trace
-//! shows the deadlock once, where the victim is aborted.
+//! Every node keeps a wait-for graph in a [`Detector`] of its own: its own lock waits,
+//! and the waits other nodes report to it (`Message::WaitReport`, each report replacing
+//! the last). When an update closes a cycle, the node sends `DeadlockVictim` to the node
+//! where the victim waits, which aborts it if it still waits there (see `deadlock` for
+//! how the victim is chosen and why every cycle gets one). The victim depends only on
+//! the cycle (the transaction on it that began last), so the nodes that see one cycle
+//! choose one victim: its node aborts it on the first message and finds nothing to
+//! abort in the others. The trace shows the deadlock once, where the victim is aborted.
+//!
+//! # Who is told
+//!
+//! A cycle's waits lie on nodes that all have waits, so it is enough that every node
+//! with waits knows the waits of every other node with waits: then each node of the
+//! cycle sees all of it. So a node reports:
+//! - to **every** node when its waits start or stop (empty to some, or back): that is
+//!   how the others learn who waits;
+//! - to the nodes that have waits (their last report to it was not empty) when its
+//!   waits change otherwise;
+//! - its whole current waits to a node that has just started waiting, since that node
+//!   was not told the changes before.
+//!
+//! A hot key whose queue lives on one node thus costs no message at all, however often
+//! its queue changes; two nodes that both wait exchange every change.
 //!
 //! # Why no node is special
 //!
 //! An earlier version had one node play the detector (the lowest one up) and the others
 //! follow it through failovers. The simulator found it wrong: after a failover two nodes
 //! each acted as the detector, each on part of the reports, and a deadlock across them
-//! was never broken (seed 1040 of `tests/sim.rs`). With every node holding every report
-//! there is no election to get wrong: a deadlock is found as long as one node is up.
-//! Links are FIFO and a report to a down node is simply lost: when that node restarts
-//! (`Restarted`), every node forgets the waits it reported before (they died with its
-//! transactions) and reports its own again, so the new incarnation's graph fills up.
-//! Every node also repeats its report at each tick while it has waits: a graph that
-//! missed a report for a reason not foreseen here is repaired within a tick.
+//! was never broken (seed 1040 of `tests/sim.rs`). Here there is no election to get
+//! wrong: a deadlock is found as long as one of its nodes is up. Links are FIFO and a
+//! report to a down node is simply lost: when that node restarts (`Restarted`), every
+//! node forgets the waits it reported before (they died with its transactions) and
+//! takes it for a node without waits until it reports again. Every node also repeats
+//! its report to the waiting nodes at each tick while it has waits: a graph that missed
+//! a report for a reason not foreseen here is repaired within a tick.
 //!
 //! # Limits
 //!
-//! - The cost: each change of a node's waits is a message to each other node, and each
-//!   node searches the graph on every report (a cluster of n nodes does n searches where
-//!   one detector did one). A report with no cycle costs a search of the waits reachable
-//!   from what changed (see `deadlock`), which stays small under ordinary contention.
+//! - The cost: while several nodes wait, each change of a node's waits is a message to
+//!   each of them, and each of them searches its graph (n searches where one detector
+//!   did one). A report with no cycle costs a search of the waits reachable from what
+//!   changed (see `deadlock`), which stays small under ordinary contention.
 //! - Two nodes whose graphs differ for a moment (a report on its way) may find different
 //!   cycles through the same waits and choose different victims: a spurious abort, never
 //!   a missed deadlock. So may a report that is stale by the time it closes a cycle.
@@ -41,6 +55,7 @@ use crate::deadlock::{Detector, Victim};
 use crate::lock::Wait;
 use crate::message::{Effect, Message};
 use crate::types::NodeId;
+use std::collections::BTreeSet;
 
 /// A node's part in deadlock detection.
 #[derive(Debug)]
@@ -49,6 +64,8 @@ pub(super) struct DetectRole {
     graph: Detector,
     /// The waits last reported.
     reported: Vec<Wait>,
+    /// The other nodes whose last report had waits.
+    waiting: BTreeSet<NodeId>,
     /// Whether to report at the end of the batch even if the waits did not change.
     again: bool,
 }
@@ -59,6 +76,7 @@ impl DetectRole {
         DetectRole {
             graph: Detector::new(nodes),
             reported: Vec::new(),
+            waiting: BTreeSet::new(),
             again: false,
         }
     }
@@ -83,12 +101,14 @@ impl Node {
             return;
         }
         role.again = false;
-        for to in (0..self.nodes).filter(|n| *n != self.id) {
-            let message = Message::WaitReport {
-                waits: waits.clone(),
-            };
-            out.push(Effect::Send { to, message });
-        }
+        let starts_or_stops = waits.is_empty() != role.reported.is_empty();
+        let id = self.id;
+        let to: Vec<NodeId> = if starts_or_stops {
+            (0..self.nodes).filter(|n| *n != id).collect()
+        } else {
+            role.waiting.iter().copied().collect()
+        };
+        report(&to, &waits, out);
         send_victims(role.graph.update(self.id, &waits), out);
         role.reported = waits;
     }
@@ -104,18 +124,37 @@ impl Node {
         self.detect.again = true;
     }
 
-    /// Another node reported its waits.
+    /// Another node reported its waits. One that has just started waiting is told this
+    /// node's waits, if any: it was not told their changes before.
     pub(super) fn waits_reported(&mut self, from: NodeId, waits: &[Wait], out: &mut Vec<Effect>) {
-        send_victims(self.detect.graph.update(from, waits), out);
+        let role = &mut self.detect;
+        let started = if waits.is_empty() {
+            role.waiting.remove(&from);
+            false
+        } else {
+            role.waiting.insert(from)
+        };
+        if started && !role.reported.is_empty() {
+            report(&[from], &role.reported, out);
+        }
+        send_victims(role.graph.update(from, waits), out);
     }
 
-    /// `from` restarted: its old waits are gone, and its graph is empty, so this node
-    /// reports its own waits to it again.
+    /// `from` restarted: its old waits are gone, and it is a node without waits until
+    /// it reports some (and is then told this node's).
     pub(super) fn detector_peer_restarted(&mut self, from: NodeId, out: &mut Vec<Effect>) {
+        self.detect.waiting.remove(&from);
         send_victims(self.detect.graph.update(from, &[]), out);
-        if !self.detect.reported.is_empty() {
-            self.detect.again = true;
-        }
+    }
+}
+
+/// Sends `waits` to each of `to`.
+fn report(to: &[NodeId], waits: &[Wait], out: &mut Vec<Effect>) {
+    for to in to {
+        let message = Message::WaitReport {
+            waits: waits.to_vec(),
+        };
+        out.push(Effect::Send { to: *to, message });
     }
 }
 
