@@ -3,12 +3,12 @@
 
 use super::arguments::{
     count, crash_point, duration, key, key_prefix, node, path, session_name, setting_name,
-    setting_value, topic, value,
+    setting_value, tid, topic, value,
 };
 use super::statements::{comment, end_of_line};
 use super::tokens::{bare_word, is_name_char, keyword, ws};
 use super::{Parsed, failure, failure_with_hint, no_match, shown, token_at};
-use crate::shell::command::Command;
+use crate::shell::command::{Command, DiagramForm};
 use nom::Parser;
 use nom::branch::alt;
 use nom::combinator::{cut, opt};
@@ -197,9 +197,9 @@ pub(super) fn set(input: &str) -> Parsed<'_, Command> {
         .parse(rest)
 }
 
-/// `inspect_command = status | show | where | keys | trace ;`
+/// `inspect_command = status | show | where | keys | trace | diagram ;`
 pub(super) fn inspect_command(input: &str) -> Parsed<'_, Command> {
-    alt((status, show, r#where, keys, trace)).parse(input)
+    alt((status, show, r#where, keys, trace, diagram)).parse(input)
 }
 
 /// `keys = "KEYS" , [ key_prefix ] ;`
@@ -307,4 +307,25 @@ pub(super) fn meta_command(input: &str) -> Parsed<'_, Command> {
         _ => return Err(no_match(input)),
     };
     ws.map(|_| command.clone()).parse(&input[end..])
+}
+
+/// `diagram = "DIAGRAM" , [ tid ] , [ diagram_form ] ;`
+pub(super) fn diagram(input: &str) -> Parsed<'_, Command> {
+    preceded(keyword("DIAGRAM"), (opt(tid), opt(diagram_form)))
+        .map(|(tid, form)| Command::Diagram {
+            tid,
+            form: form.unwrap_or(DiagramForm::Auto),
+        })
+        .parse(input)
+}
+
+/// `diagram_form = "ASCII" | "UNICODE" | "TO" , path ;`
+pub(super) fn diagram_form(input: &str) -> Parsed<'_, DiagramForm> {
+    let to = preceded(keyword("TO"), cut(path)).map(DiagramForm::Svg);
+    let mut form = alt((
+        keyword("ASCII").map(|()| DiagramForm::Ascii),
+        keyword("UNICODE").map(|()| DiagramForm::Unicode),
+        to,
+    ));
+    form.parse(input)
 }
