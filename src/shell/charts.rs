@@ -39,10 +39,10 @@ pub fn utf8_terminal() -> bool {
 }
 
 /// A command's answer as a chart shows it: its first answer line, `(waiting)`, or its
-/// error, shortened.
+/// error (`T4 aborted`), shortened.
 pub(super) fn reply_of(lines: &[Line], error: Option<&str>) -> Option<String> {
     if let Some(error) = error {
-        return Some(short_reply(&format!("error: {error}")));
+        return Some(short_reply(error));
     }
     let line = lines.iter().find(|line| line.style != Style::Trace)?;
     Some(match line.style {
@@ -57,9 +57,16 @@ impl Shell {
         self.charts.unicode = unicode;
     }
 
-    /// Remembers a command that completed (or began to wait) with `reply`, run by
-    /// `session` if it is a transaction command, with the events taken since the last.
-    pub(super) fn remember(&mut self, command: &str, session: Option<&str>, reply: Option<String>) {
+    /// Remembers a command that completed (or began to wait, or, if `later`, completed
+    /// after waiting) with `reply`, run by `session` if it is a transaction command, with
+    /// the events taken since the last.
+    pub(super) fn remember(
+        &mut self,
+        command: &str,
+        session: Option<&str>,
+        reply: Option<String>,
+        later: bool,
+    ) {
         let events = std::mem::take(&mut self.charts.pending);
         let session = session.and_then(|name| self.sessions.get(name));
         let prefix = session
@@ -75,6 +82,7 @@ impl Shell {
             tid,
             events,
             reply,
+            later,
         });
     }
 
@@ -99,9 +107,9 @@ impl Shell {
                 let partial = history.dropped && entries[0].command != "BEGIN";
                 diagram::of_transaction(tid, &entries, partial)
             }
-            None => match history.last() {
-                Some(entry) => diagram::of_command(entry),
-                None => return Err("there is no command to draw yet; run one first".into()),
+            None => match history.last_command().as_slice() {
+                [] => return Err("there is no command to draw yet; run one first".into()),
+                entries => diagram::of_command(entries),
             },
         };
         let charset = match form {

@@ -267,7 +267,7 @@ impl Shell {
             reply = super::charts::reply_of(&outcome.lines, outcome.error.as_deref());
         }
         if remember {
-            self.remember(&outcome.command, dispatched.as_deref(), reply);
+            self.remember(&outcome.command, dispatched.as_deref(), reply, false);
         }
         lines.append(&mut outcome.lines);
         outcome.lines = lines;
@@ -381,7 +381,7 @@ impl Shell {
                     }
                     result.completed_later = true;
                     let reply = super::charts::reply_of(&result.lines, result.error.as_deref());
-                    self.remember(&result.command, Some(&name), reply);
+                    self.remember(&result.command, Some(&name), reply, true);
                     output.outcomes.push(result);
                 }
                 None => still_waiting.push(name),

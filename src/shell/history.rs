@@ -30,6 +30,9 @@ pub struct Entry {
     /// Its answer, shortened to the part before a `:` (`T4 committed on nodes 1, 2`,
     /// `ok`, `(waiting)`), if it has one yet.
     pub reply: Option<String>,
+    /// Whether this is the answer of a command that waited, arriving later: the chart
+    /// draws the answer without the request again.
+    pub later: bool,
 }
 
 /// The ring of recent entries.
@@ -55,9 +58,15 @@ impl History {
         self.entries.iter()
     }
 
-    /// The last entry, if any.
-    pub fn last(&self) -> Option<&Entry> {
-        self.entries.back()
+    /// The last command that has something to draw (events, or a session's command),
+    /// with the answers of waiting commands that arrived after it; empty if none.
+    pub fn last_command(&self) -> Vec<&Entry> {
+        let active =
+            |entry: &Entry| !entry.later && (entry.session.is_some() || !entry.events.is_empty());
+        match self.entries.iter().rposition(active) {
+            Some(start) => self.entries.range(start..).collect(),
+            None => Vec::new(),
+        }
     }
 
     /// The entries that concern `tid`: those of its session's commands, and those
@@ -131,6 +140,7 @@ mod tests {
                 tid: None,
                 events: Vec::new(),
                 reply: None,
+                later: false,
             });
         }
         assert_eq!(history.entries().count(), HISTORY_LEN);

@@ -112,11 +112,18 @@ pub fn of_transaction(tid: TxnId, entries: &[&Entry], partial: bool) -> Chart {
     builder.finish(tid.to_string(), Some(outcome))
 }
 
-/// The chart of one command's activity, all transactions together.
-pub fn of_command(entry: &Entry) -> Chart {
+/// The chart of one command's activity, all transactions together, and the answers of
+/// waiting commands that it let complete (the entries after the first).
+pub fn of_command(entries: &[&Entry]) -> Chart {
     let mut builder = Builder::default();
-    builder.entry(entry, None);
-    builder.finish(format!("the last command: {}", entry.command), None)
+    for entry in entries {
+        builder.entry(entry, None);
+    }
+    let title = entries
+        .first()
+        .map(|entry| entry.command.as_str())
+        .unwrap_or("");
+    builder.finish(format!("the last command: {title}"), None)
 }
 
 /// What became of `tid`: the last answer or log record that says.
@@ -180,6 +187,7 @@ impl Builder {
             return;
         }
         match &client {
+            Some(_) if entry.later => {}
             Some((session, node)) => self.steps.push(Step::Arrow(
                 Column::Session(session.clone()),
                 Column::Node(*node),
