@@ -13,7 +13,7 @@ fn shell(dir: &Path) -> Shell {
         manual_clock: true,
         ..Config::default()
     };
-    let mut shell = Shell::new(Cluster::open(&dir.join("data"), config).unwrap());
+    let mut shell = Shell::new(Cluster::open(dir.join("data"), config).unwrap());
     shell.set_base_dir(dir);
     shell
 }
@@ -136,7 +136,12 @@ fn the_svg_renders_and_is_not_blank() {
     ] {
         assert!(svg.contains(word), "the SVG lacks {word}");
     }
-    let options = resvg::usvg::Options::default();
+    let mut options = resvg::usvg::Options::default();
+    // DIAGRAM_PNG=file.png keeps a picture to look at, with the system's fonts.
+    let png = std::env::var_os("DIAGRAM_PNG");
+    if png.is_some() {
+        options.fontdb_mut().load_system_fonts();
+    }
     let tree = resvg::usvg::Tree::from_str(&svg, &options).expect("valid SVG");
     let size = tree.size().to_int_size();
     assert!(size.width() > 600 && size.height() > 600, "{size:?}");
@@ -146,6 +151,9 @@ fn the_svg_renders_and_is_not_blank() {
         resvg::tiny_skia::Transform::default(),
         &mut pixmap.as_mut(),
     );
+    if let Some(png) = png {
+        pixmap.save_png(png).unwrap();
+    }
     let pixels = pixmap.pixels();
     let white = |p: &&resvg::tiny_skia::PremultipliedColorU8| {
         p.red() == 255 && p.green() == 255 && p.blue() == 255

@@ -105,7 +105,7 @@ fn the_diagram_examples_draw_a_commit() {
         manual_clock: true,
         ..Config::default()
     };
-    let mut shell = Shell::new(Cluster::open(&dir.path().join("data"), config).unwrap());
+    let mut shell = Shell::new(Cluster::open(dir.path().join("data"), config).unwrap());
     shell.set_base_dir(dir.path());
     for line in ["PUT x 1", "BEGIN", "PUT x 2; PUT y 3", "COMMIT"] {
         assert!(!shell.execute(line).failed(), "{line}");

@@ -95,9 +95,15 @@ pub fn render(chart: &Chart) -> String {
                 if *lost {
                     arrow = arrow.set("stroke-dasharray", "14 8");
                 }
-                let document = document
-                    .add(arrow)
-                    .add(text((a + b) / 2, y - 10, 24, label).set("text-anchor", "middle"));
+                // About 14 pixels a character; a white halo keeps a label that crosses
+                // a lifeline readable.
+                let label = super::text::fit(label, a.abs_diff(b) / 14);
+                let caption = text((a + b) / 2, y - 10, 24, &label)
+                    .set("text-anchor", "middle")
+                    .set("stroke", "white")
+                    .set("stroke-width", 6)
+                    .set("paint-order", "stroke");
+                let document = document.add(arrow).add(caption);
                 if *lost {
                     document
                         .add(text(note_x, y + 8, 24, "lost: the receiver is down").set("fill", RED))

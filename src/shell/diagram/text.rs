@@ -73,7 +73,7 @@ fn width(text: &str) -> usize {
 }
 
 /// `text` cut to `room` characters, at a blank if it can be, with `...` if it was cut.
-fn fit(text: &str, room: usize) -> String {
+pub(super) fn fit(text: &str, room: usize) -> String {
     if width(text) <= room {
         return text.to_string();
     }
