@@ -167,3 +167,29 @@ fn the_svg_renders_and_is_not_blank() {
     let unwritable = shell.execute("DIAGRAM T1 TO \"no/such/dir/t1.svg\"");
     assert!(unwritable.render(false).contains("cannot write"));
 }
+
+/// What `DIAGRAM` reads, and what it says about what it cannot.
+#[test]
+fn diagram_commands_parse_and_their_mistakes_are_explained() {
+    use kv2pc::shell::{Command, DiagramForm, parse_command};
+    let parsed = parse_command("diagram t12 to 'my chart.svg'").unwrap();
+    let expected = Command::Diagram {
+        tid: Some(kv2pc::TxnId(12)),
+        form: DiagramForm::Svg("my chart.svg".into()),
+    };
+    assert_eq!(parsed, expected);
+    assert_eq!(parsed.to_string(), r#"DIAGRAM T12 TO "my chart.svg""#);
+    for (line, message) in [
+        (
+            "DIAGRAM foo",
+            "expected a transaction such as T4, ASCII, UNICODE",
+        ),
+        ("DIAGRAM T1 T2", "expected ASCII, UNICODE or TO"),
+        ("DIAGRAM T1 ASCII x", "expected the end of the command"),
+        ("DIAGRAM T0", "there is no transaction T0"),
+        ("DIAGRAM TO", "expected a file path"),
+    ] {
+        let error = parse_command(line).expect_err(line);
+        assert!(error.message.contains(message), "{line}: {}", error.message);
+    }
+}

@@ -311,12 +311,20 @@ pub(super) fn meta_command(input: &str) -> Parsed<'_, Command> {
 
 /// `diagram = "DIAGRAM" , [ tid ] , [ diagram_form ] ;`
 pub(super) fn diagram(input: &str) -> Parsed<'_, Command> {
-    preceded(keyword("DIAGRAM"), (opt(tid), opt(diagram_form)))
-        .map(|(tid, form)| Command::Diagram {
-            tid,
-            form: form.unwrap_or(DiagramForm::Auto),
-        })
-        .parse(input)
+    let (rest, (tid, form)) =
+        preceded(keyword("DIAGRAM"), (opt(tid), opt(diagram_form))).parse(input)?;
+    if !rest.starts_with(';') && end_of_line(rest).is_err() {
+        let message = match (tid, &form) {
+            (_, Some(_)) => "expected the end of the command after the form of the chart",
+            (Some(_), None) => "expected ASCII, UNICODE or TO \"file.svg\" after the transaction",
+            (None, None) => {
+                "expected a transaction such as T4, ASCII, UNICODE or TO \"file.svg\" after DIAGRAM"
+            }
+        };
+        return Err(failure(rest, message));
+    }
+    let form = form.unwrap_or(DiagramForm::Auto);
+    Ok((rest, Command::Diagram { tid, form }))
 }
 
 /// `diagram_form = "ASCII" | "UNICODE" | "TO" , path ;`
