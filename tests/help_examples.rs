@@ -95,3 +95,35 @@ fn the_listing_examples_show_keys_and_settings() {
         assert!(listed.contains("vote_timeout = 1s\n"), "{listed}");
     }
 }
+
+/// The examples of `HELP DIAGRAM` succeed after a commit of T4 across two nodes: the
+/// text forms draw its chart, and `TO` writes the SVG file where `SOURCE` paths start.
+#[test]
+fn the_diagram_examples_draw_a_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        manual_clock: true,
+        ..Config::default()
+    };
+    let mut shell = Shell::new(Cluster::open(dir.path().join("data"), config).unwrap());
+    shell.set_base_dir(dir.path());
+    for line in ["PUT x 1", "BEGIN", "PUT x 2; PUT y 3", "COMMIT"] {
+        assert!(!shell.execute(line).failed(), "{line}");
+    }
+    let examples: Vec<String> = (help::examples().into_iter())
+        .filter(|(topic, _)| topic == "DIAGRAM")
+        .map(|(_, example)| example)
+        .collect();
+    assert!(examples.len() >= 3, "{examples:?}");
+    for example in examples {
+        let output = shell.execute(&example);
+        let text = output.render(false);
+        assert!(!output.failed(), "{example}\n{text}");
+        assert!(
+            text.contains("T4") || text.contains("COMMIT"),
+            "{example}\n{text}"
+        );
+    }
+    let svg = std::fs::read_to_string(dir.path().join("t4.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("PREPARE"), "{svg}");
+}

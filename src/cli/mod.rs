@@ -238,6 +238,8 @@ fn run_shell(args: &Args, color: bool) -> Exit {
     let mut shell = Shell::new(cluster);
     let exit = match input {
         Input::Interactive => {
+            // Box drawing for DIAGRAM on a UTF-8 terminal; a recorded transcript keeps ASCII.
+            shell.set_unicode(args.record.is_none() && kv2pc::shell::utf8_terminal());
             let place = repl::Place {
                 dir: &dir,
                 temporary: temp.is_some(),

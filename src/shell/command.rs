@@ -13,7 +13,7 @@
 use super::parser::{self, ParseError};
 use crate::clock::format_duration;
 use crate::cluster::CrashPoint;
-use crate::types::NodeId;
+use crate::types::{NodeId, TxnId};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -149,6 +149,27 @@ pub enum Command {
     Quit,
     /// A blank line or a comment: nothing to do.
     Empty,
+    /// `DIAGRAM [Tn] [ASCII | UNICODE | TO path]`: draw a message-sequence chart of one
+    /// transaction, or of the last command's activity.
+    Diagram {
+        /// The transaction; `None` draws the last command.
+        tid: Option<TxnId>,
+        /// How to draw it.
+        form: DiagramForm,
+    },
+}
+
+/// How `DIAGRAM` draws.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DiagramForm {
+    /// Unicode box drawing on a UTF-8 terminal, plain ASCII otherwise.
+    Auto,
+    /// Plain ASCII.
+    Ascii,
+    /// Unicode box drawing.
+    Unicode,
+    /// An SVG file, at this path.
+    Svg(String),
 }
 
 impl Command {
@@ -182,6 +203,7 @@ impl Command {
             Command::Help { .. } => "HELP",
             Command::Quit => "QUIT",
             Command::Empty => "",
+            Command::Diagram { .. } => "DIAGRAM",
         }
     }
 }
@@ -244,6 +266,18 @@ impl fmt::Display for Command {
             Command::Help { topic: Some(topic) } => write!(f, "HELP {}", Text(topic)),
             Command::Quit => f.write_str("QUIT"),
             Command::Empty => Ok(()),
+            Command::Diagram { tid, form } => {
+                f.write_str("DIAGRAM")?;
+                if let Some(tid) = tid {
+                    write!(f, " {tid}")?;
+                }
+                match form {
+                    DiagramForm::Auto => Ok(()),
+                    DiagramForm::Ascii => f.write_str(" ASCII"),
+                    DiagramForm::Unicode => f.write_str(" UNICODE"),
+                    DiagramForm::Svg(path) => write!(f, " TO {}", Text(path)),
+                }
+            }
         }
     }
 }

@@ -46,7 +46,7 @@ pub struct Shell {
     trace_on: Arc<AtomicBool>,
     events: Arc<Mutex<Vec<TraceEvent>>>,
     /// Where relative `SOURCE` paths start.
-    base_dir: PathBuf,
+    pub(super) base_dir: PathBuf,
     source_depth: usize,
     /// Set by Ctrl-C at the interactive prompt: a running `SOURCE` stops before its
     /// next line (see `interactive`).
@@ -57,6 +57,8 @@ pub struct Shell {
     pub(super) log_limit: Option<usize>,
     /// Whether `SOURCE` stops at the first line that fails (`--bail`).
     bail: bool,
+    /// What `DIAGRAM` draws from (see `charts`).
+    pub(super) charts: super::charts::Charts,
 }
 
 impl Drop for Shell {
@@ -75,15 +77,10 @@ impl Shell {
     pub fn new(cluster: Cluster) -> Shell {
         let trace_on = Arc::new(AtomicBool::new(false));
         let events = Arc::new(Mutex::new(Vec::new()));
-        let (sink, on) = (events.clone(), trace_on.clone());
+        // Every event is kept, for DIAGRAM; TRACE decides only what is printed.
+        let sink = events.clone();
         cluster.set_trace(Some(Arc::new(move |event: &TraceEvent| {
-            let always = matches!(
-                event,
-                TraceEvent::Crash { .. } | TraceEvent::Deadlock { .. }
-            );
-            if always || on.load(Ordering::Relaxed) {
-                sink.lock().push(event.clone());
-            }
+            sink.lock().push(event.clone());
         })));
         let mut shell = Shell {
             sessions: BTreeMap::new(),
@@ -98,6 +95,7 @@ impl Shell {
             timing: false,
             log_limit: None,
             bail: false,
+            charts: Default::default(),
         };
         shell.add_session(MAIN_SESSION, 0);
         shell
@@ -178,6 +176,7 @@ impl Shell {
         if command == Command::Empty {
             return;
         }
+        let remember = command.name() != "DIAGRAM";
         let mut outcome = Outcome::new(command.to_string(), None);
         let dispatched = match self.start(command, &mut outcome, output) {
             Ok(dispatched) => dispatched,
@@ -187,7 +186,7 @@ impl Shell {
             }
         };
         self.cluster.settle();
-        self.collect(outcome, dispatched, output);
+        self.collect(outcome, dispatched, output, remember);
     }
 
     /// Starts a command: transaction commands go to a session (whose name is returned),
@@ -241,8 +240,15 @@ impl Shell {
 
     /// Gathers, in a fixed order: trace and events, the command's outcome (or its waiting
     /// line), and the completions of other sessions' commands.
-    fn collect(&mut self, mut outcome: Outcome, dispatched: Option<String>, output: &mut Output) {
+    fn collect(
+        &mut self,
+        mut outcome: Outcome,
+        dispatched: Option<String>,
+        output: &mut Output,
+        remember: bool,
+    ) {
         let mut lines = std::mem::take(&mut outcome.lines);
+        let mut reply = super::charts::reply_of(&lines, outcome.error.as_deref());
         lines.extend(self.event_lines());
         if let Some(name) = &dispatched {
             let session = &self.sessions[name];
@@ -258,6 +264,10 @@ impl Shell {
                     outcome.push(Style::Waiting, session.waiting_line(&named, &blockers));
                 }
             }
+            reply = super::charts::reply_of(&outcome.lines, outcome.error.as_deref());
+        }
+        if remember {
+            self.remember(&outcome.command, dispatched.as_deref(), reply, false);
         }
         lines.append(&mut outcome.lines);
         outcome.lines = lines;
@@ -270,6 +280,7 @@ impl Shell {
     pub(super) fn event_lines(&mut self) -> Vec<super::output::Line> {
         let mut events = std::mem::take(&mut *self.events.lock());
         events.sort_by_key(format::event_order);
+        self.charts.pending.extend(events.iter().cloned());
         let mut lines = Vec::new();
         for event in &events {
             let style = match event {
@@ -369,6 +380,8 @@ impl Shell {
                         session.aborted_out_of_sight(aborted);
                     }
                     result.completed_later = true;
+                    let reply = super::charts::reply_of(&result.lines, result.error.as_deref());
+                    self.remember(&result.command, Some(&name), reply, true);
                     output.outcomes.push(result);
                 }
                 None => still_waiting.push(name),
@@ -435,6 +448,7 @@ impl Shell {
                     self.cluster.owner(&key)
                 ));
             }
+            Command::Diagram { tid, form } => self.diagram(tid, &form, outcome)?,
             Command::Trace { on } => {
                 self.trace_on.store(on, Ordering::Relaxed);
                 outcome.say(if on { "trace on" } else { "trace off" });

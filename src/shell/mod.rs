@@ -3,10 +3,13 @@
 //! that each run on a thread of their own (`session`), and the renderings of output
 //! (`output`, `format`).
 
+mod charts;
 pub mod command;
+pub mod diagram;
 pub mod executor;
 pub mod format;
 pub mod help;
+pub mod history;
 mod interactive;
 mod listing;
 pub mod output;
@@ -14,7 +17,8 @@ pub mod parser;
 pub mod session;
 pub mod transcript;
 
-pub use command::Command;
+pub use charts::utf8_terminal;
+pub use command::{Command, DiagramForm};
 pub use executor::Shell;
 pub use output::{Origin, Outcome, Output, Style};
 pub use parser::{ParseError, parse_command, parse_line};

@@ -4,7 +4,7 @@
 use super::tokens::{integer, is_name_char, keyword, text, word};
 use super::{Mistake, Parsed, failure, failure_with_hint, shown};
 use crate::cluster::CrashPoint;
-use crate::types::{self, MAX_NODES, NodeId};
+use crate::types::{self, MAX_NODES, NodeId, TxnId};
 use nom::Parser;
 use nom::combinator::cut;
 use nom::error::context;
@@ -151,4 +151,15 @@ pub(super) fn setting_value(input: &str) -> Parsed<'_, String> {
 /// `topic = text ;`
 pub(super) fn topic(input: &str) -> Parsed<'_, String> {
     text(input)
+}
+
+/// `tid = bare_word , separation ;` (`T` and a number, in any case: `T4`, `t4`)
+pub(super) fn tid(input: &str) -> Parsed<'_, TxnId> {
+    let (rest, name) = word(input)?;
+    let number = name.strip_prefix(['T', 't']).filter(|n| !n.is_empty());
+    match number.map(|n| (n.chars().all(|c| c.is_ascii_digit()), n.parse())) {
+        Some((true, Ok(number))) if number > 0 => Ok((rest, TxnId(number))),
+        Some((true, _)) => Err(failure(input, format!("there is no transaction {name}"))),
+        _ => Err(super::no_match(input)),
+    }
 }

@@ -3,12 +3,12 @@
 
 use super::arguments::{
     count, crash_point, duration, key, key_prefix, node, path, session_name, setting_name,
-    setting_value, topic, value,
+    setting_value, tid, topic, value,
 };
 use super::statements::{comment, end_of_line};
 use super::tokens::{bare_word, is_name_char, keyword, ws};
 use super::{Parsed, failure, failure_with_hint, no_match, shown, token_at};
-use crate::shell::command::Command;
+use crate::shell::command::{Command, DiagramForm};
 use nom::Parser;
 use nom::branch::alt;
 use nom::combinator::{cut, opt};
@@ -203,9 +203,9 @@ pub(super) fn set(input: &str) -> Parsed<'_, Command> {
     Ok((rest, Command::Set { name, value }))
 }
 
-/// `inspect_command = status | show | where | keys | trace ;`
+/// `inspect_command = status | show | where | keys | trace | diagram ;`
 pub(super) fn inspect_command(input: &str) -> Parsed<'_, Command> {
-    alt((status, show, r#where, keys, trace)).parse(input)
+    alt((status, show, r#where, keys, trace, diagram)).parse(input)
 }
 
 /// `keys = "KEYS" , [ key_prefix ] ;`
@@ -313,4 +313,33 @@ pub(super) fn meta_command(input: &str) -> Parsed<'_, Command> {
         _ => return Err(no_match(input)),
     };
     ws.map(|_| command.clone()).parse(&input[end..])
+}
+
+/// `diagram = "DIAGRAM" , [ tid ] , [ diagram_form ] ;`
+pub(super) fn diagram(input: &str) -> Parsed<'_, Command> {
+    let (rest, (tid, form)) =
+        preceded(keyword("DIAGRAM"), (opt(tid), opt(diagram_form))).parse(input)?;
+    if !rest.starts_with(';') && end_of_line(rest).is_err() {
+        let message = match (tid, &form) {
+            (_, Some(_)) => "expected the end of the command after the form of the chart",
+            (Some(_), None) => "expected ASCII, UNICODE or TO \"file.svg\" after the transaction",
+            (None, None) => {
+                "expected a transaction such as T4, ASCII, UNICODE or TO \"file.svg\" after DIAGRAM"
+            }
+        };
+        return Err(failure(rest, message));
+    }
+    let form = form.unwrap_or(DiagramForm::Auto);
+    Ok((rest, Command::Diagram { tid, form }))
+}
+
+/// `diagram_form = "ASCII" | "UNICODE" | "TO" , path ;`
+pub(super) fn diagram_form(input: &str) -> Parsed<'_, DiagramForm> {
+    let to = preceded(keyword("TO"), cut(path)).map(DiagramForm::Svg);
+    let mut form = alt((
+        keyword("ASCII").map(|()| DiagramForm::Ascii),
+        keyword("UNICODE").map(|()| DiagramForm::Unicode),
+        to,
+    ));
+    form.parse(input)
 }
