@@ -89,9 +89,10 @@ fn variant(command: &Command) -> usize {
         Command::Timing { .. } => 22,
         Command::ShowSettings => 23,
         Command::Keys { .. } => 24,
+        Command::Lesson { .. } => 25,
     }
 }
-const VARIANTS: usize = 25;
+const VARIANTS: usize = 26;
 
 /// The grammar without its comments, one rule per line: `(name, whole rule)`.
 fn grammar_rules() -> Vec<(String, String)> {
@@ -657,6 +658,13 @@ fn every_command_parses_into_its_variant() {
             "HELP crash",
             Command::Help {
                 topic: Some("crash".into()),
+            },
+        ),
+        ("LESSON", Command::Lesson { name: None }),
+        (
+            "lesson 5b",
+            Command::Lesson {
+                name: Some("5b".into()),
             },
         ),
     ];

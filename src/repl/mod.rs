@@ -58,6 +58,7 @@
 mod collapse;
 mod helper;
 mod hint;
+mod lesson;
 mod reader;
 mod words;
 
@@ -71,6 +72,8 @@ use signal_hook::consts::signal::SIGINT;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+pub use lesson::play_alone as play_lesson;
 
 /// How often the loop looks for background output while the user sits at the prompt.
 const POLL: Duration = Duration::from_millis(100);
@@ -128,8 +131,9 @@ pub fn run(shell: &mut Shell, printer: &mut Printer, place: Place<'_>, options: 
         println!("{}", banner(shell, &place));
     }
     shell.set_log_limit(Some(LOG_LIMIT));
+    shell.host_lessons(true);
     if let Some(path) = &options.init
-        && run_init(shell, printer, path, options.quiet)
+        && run_init(shell, printer, &reader, path, options.quiet)
     {
         return Exit::Success;
     }
@@ -145,7 +149,7 @@ pub fn run(shell: &mut Shell, printer: &mut Printer, place: Place<'_>, options: 
                 // A paste arrives as one input holding several lines: run each.
                 for line in text.split(['\n', '\r']) {
                     interrupt.store(false, Ordering::SeqCst);
-                    if run_line(shell, printer, line) {
+                    if run_line(shell, printer, &reader, line) {
                         return Exit::Success;
                     }
                 }
@@ -167,9 +171,10 @@ pub fn run(shell: &mut Shell, printer: &mut Printer, place: Place<'_>, options: 
     }
 }
 
-/// Runs one line and shows its output, and its time after `TIMING ON`. Returns whether
-/// the shell should end (QUIT, or standard output gone).
-fn run_line(shell: &mut Shell, printer: &mut Printer, line: &str) -> bool {
+/// Runs one line and shows its output, and its time after `TIMING ON`; plays the
+/// lesson it asked for (`LESSON 4`) with the editor. Returns whether the shell should
+/// end (QUIT, or standard output gone).
+fn run_line(shell: &mut Shell, printer: &mut Printer, reader: &Reader, line: &str) -> bool {
     let started = Instant::now();
     let output = shell.execute(line);
     let shown = printer.show(line, &output);
@@ -177,12 +182,22 @@ fn run_line(shell: &mut Shell, printer: &mut Printer, line: &str) -> bool {
         let elapsed = started.elapsed().as_secs_f64() * 1000.0;
         println!("time: {elapsed:.1} ms");
     }
+    if let Some(chosen) = output.lesson {
+        lesson::play(reader, chosen, printer.color());
+        println!("(back to your own cluster)");
+    }
     shown.is_err() || output.quit
 }
 
 /// Runs the init file's lines before the first prompt, as if typed (a file not there
 /// is no error). Returns whether it asked to leave.
-fn run_init(shell: &mut Shell, printer: &mut Printer, path: &Path, quiet: bool) -> bool {
+fn run_init(
+    shell: &mut Shell,
+    printer: &mut Printer,
+    reader: &Reader,
+    path: &Path,
+    quiet: bool,
+) -> bool {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return false,
@@ -197,7 +212,8 @@ fn run_init(shell: &mut Shell, printer: &mut Printer, path: &Path, quiet: bool) 
     if !quiet {
         println!("running {} (--no-init skips it)", path.display());
     }
-    text.lines().any(|line| run_line(shell, printer, line))
+    text.lines()
+        .any(|line| run_line(shell, printer, reader, line))
 }
 
 /// Asks the editor for the next line after the shell's prompt.

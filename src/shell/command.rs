@@ -149,6 +149,11 @@ pub enum Command {
     Quit,
     /// A blank line or a comment: nothing to do.
     Empty,
+    /// `LESSON [name]`: list the lessons, or play one step by step (at the prompt).
+    Lesson {
+        /// The lesson's name as written (`4`, `5b`); matched ignoring case.
+        name: Option<String>,
+    },
 }
 
 impl Command {
@@ -182,6 +187,7 @@ impl Command {
             Command::Help { .. } => "HELP",
             Command::Quit => "QUIT",
             Command::Empty => "",
+            Command::Lesson { .. } => "LESSON",
         }
     }
 }
@@ -244,6 +250,8 @@ impl fmt::Display for Command {
             Command::Help { topic: Some(topic) } => write!(f, "HELP {}", Text(topic)),
             Command::Quit => f.write_str("QUIT"),
             Command::Empty => Ok(()),
+            Command::Lesson { name: None } => f.write_str("LESSON"),
+            Command::Lesson { name: Some(name) } => write!(f, "LESSON {}", Text(name)),
         }
     }
 }

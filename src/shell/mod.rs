@@ -8,6 +8,7 @@ pub mod executor;
 pub mod format;
 pub mod help;
 mod interactive;
+pub mod lesson;
 mod listing;
 pub mod output;
 pub mod parser;

@@ -310,6 +310,16 @@ fn command_of(line: &str) -> Option<&str> {
     }
 }
 
+/// The command lines of `text` if it is a transcript (it has a `> ` line, which no
+/// script line can be), each with its line number from 1; `None` for a script.
+/// `SOURCE` runs only these of a transcript, skipping the recorded outputs.
+pub fn command_lines(text: &str) -> Option<Vec<(usize, &str)>> {
+    let commands: Vec<(usize, &str)> = (text.lines().enumerate())
+        .filter_map(|(index, line)| Some((index + 1, command_of(line)?)))
+        .collect();
+    (!commands.is_empty()).then_some(commands)
+}
+
 /// Whether an output line would be read as a command or a comment, or starts with the
 /// escape itself.
 fn needs_escape(line: &str) -> bool {
@@ -370,6 +380,14 @@ mod tests {
         assert_eq!(entry, "> HELP\n\\> x\n\\# y\n\\\\z\n\\>\n>x\n");
         let steps: Vec<_> = parse(&entry).unwrap().steps().cloned().collect();
         assert_eq!(steps[0].expected, ["> x", "# y", "\\z", ">", ">x"]);
+    }
+
+    #[test]
+    fn a_transcript_has_command_lines_and_a_script_has_none() {
+        let text = "# c\n> PUT x 1\nok\n>\n> GET x\nx = 1\n";
+        let lines = command_lines(text).unwrap();
+        assert_eq!(lines, [(2, "PUT x 1"), (4, ""), (5, "GET x")]);
+        assert_eq!(command_lines("PUT x 1\n# > not a command\nGET x\n"), None);
     }
 
     #[test]

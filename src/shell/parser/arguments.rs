@@ -152,3 +152,8 @@ pub(super) fn setting_value(input: &str) -> Parsed<'_, String> {
 pub(super) fn topic(input: &str) -> Parsed<'_, String> {
     text(input)
 }
+
+/// `lesson_name = text ;`
+pub(super) fn lesson_name(input: &str) -> Parsed<'_, String> {
+    text(input)
+}

@@ -1,0 +1,256 @@
+//! The lesson player: a lesson's transcript replayed one step at a time, with the
+//! learner's hand on each step.
+//!
+//! [`play`] opens a fresh cluster in a temporary directory, of the transcript's size
+//! (`#! nodes`), on the manual clock, as `kv2pc check` replays it, so every step prints
+//! what it printed when the lesson was recorded. It prints the lesson's comments as it
+//! reaches them, then shows the next command (`[lesson 4, step 3 of 12] press Enter to
+//! run: PUT x 1`) and asks the [`Learner`] for a line: an empty one runs the lesson's
+//! command; anything else runs instead of it, and the player says so (a deviation: the
+//! lesson's cluster now differs from the recording, so later outputs may too). After
+//! the lesson's own command it compares the output with the recorded one and, when they
+//! differ, shows the difference as a unified diff (the transcript diff, `super::super::
+//! transcript::diff`). `QUIT` (or `EXIT`, `\q`) or the end of the learner's input leaves.
+//!
+//! The player neither reads a terminal nor knows one: the learner is a trait, which the
+//! interactive prompt implements with its line editor, `kv2pc lesson N` with standard
+//! input when it is not a terminal, and tests with a list of lines. Everything goes to
+//! one writer.
+//!
+//! Limits: a learner's command that waits for a lock waits as in any transcript (its
+//! completion prints under a later step); a learner's own `SOURCE` is relative to the
+//! current directory.
+
+use super::{Lesson, is_directive};
+use crate::shell::command::Command;
+use crate::shell::executor::Shell;
+use crate::shell::parser::parse_line;
+use crate::shell::transcript::{self, Item, Step};
+use crate::{Cluster, Config, Error, Result};
+use std::io::Write;
+
+/// Who plays the lesson: where its lines come from.
+pub trait Learner {
+    /// The learner's next line, asked for after `prompt`: empty to run the lesson's
+    /// command, else a command of their own. `None` when they leave (Ctrl-D, the end
+    /// of their input).
+    fn read(&mut self, prompt: &str) -> Option<String>;
+
+    /// Whether what the learner types shows by itself (a terminal echoes it); if not,
+    /// the player prints the command it runs.
+    fn echoes(&self) -> bool;
+}
+
+/// How a lesson went.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Played {
+    /// The lesson's steps.
+    pub steps: usize,
+    /// How many of them ran (the lesson's command or the learner's).
+    pub ran: usize,
+    /// How many the learner replaced by a command of their own.
+    pub own: usize,
+    /// How many of the lesson's commands printed something else than recorded.
+    pub differences: usize,
+    /// Whether the lesson ran to its end (not left early).
+    pub finished: bool,
+}
+
+/// Plays `lesson` for `learner`, writing to `out`, in colour if `color`.
+pub fn play(
+    lesson: &Lesson,
+    learner: &mut dyn Learner,
+    out: &mut dyn Write,
+    color: bool,
+) -> Result<Played> {
+    let parsed = transcript::parse(lesson.text)?;
+    let dir = tempfile::tempdir().map_err(|e| Error::io("creating a temporary directory", e))?;
+    let config = Config {
+        nodes: parsed.nodes,
+        manual_clock: true,
+        ..Config::default()
+    };
+    let mut player = Player {
+        lesson,
+        shell: Shell::new(Cluster::open(dir.path(), config)?),
+        played: Played {
+            steps: parsed.steps().count(),
+            ..Played::default()
+        },
+        deviated_at: None,
+        color,
+    };
+    let io = |e| Error::io("writing the lesson", e);
+    player.introduce(out, parsed.nodes).map_err(io)?;
+    let mut heading = true;
+    for item in &parsed.items {
+        match item {
+            Item::Verbatim(line) if is_directive(line) => {}
+            // The heading was the introduction's first line.
+            Item::Verbatim(line) if heading && line.starts_with('#') => heading = false,
+            Item::Verbatim(line) => teach(out, line).map_err(io)?,
+            Item::Step(step) => {
+                if !player.step(step, learner, out).map_err(io)? {
+                    player.leave(out).map_err(io)?;
+                    return Ok(player.played);
+                }
+            }
+        }
+    }
+    player.played.finished = true;
+    player.finish(out).map_err(io)?;
+    Ok(player.played)
+}
+
+/// A lesson being played.
+struct Player<'a> {
+    lesson: &'a Lesson,
+    shell: Shell,
+    played: Played,
+    /// The first step the learner replaced by a command of their own.
+    deviated_at: Option<usize>,
+    color: bool,
+}
+
+impl Player<'_> {
+    /// The heading and how to play.
+    fn introduce(&self, out: &mut dyn Write, nodes: u32) -> std::io::Result<()> {
+        writeln!(out, "{}", self.lesson.heading())?;
+        writeln!(
+            out,
+            "({} steps on a fresh {nodes}-node cluster on the manual clock: time moves only by TICK.",
+            self.played.steps
+        )?;
+        writeln!(
+            out,
+            " Press Enter to run each step, or type a command of your own instead; \
+             QUIT or Ctrl-D leaves.)"
+        )
+    }
+
+    /// Offers one step and runs what the learner chose. Returns whether to go on.
+    fn step(
+        &mut self,
+        step: &Step,
+        learner: &mut dyn Learner,
+        out: &mut dyn Write,
+    ) -> std::io::Result<bool> {
+        let number = self.played.ran + 1;
+        let name = self.lesson.name();
+        let shown = match step.command.trim() {
+            "" => "(an empty line)",
+            command => command,
+        };
+        writeln!(
+            out,
+            "[lesson {name}, step {number} of {}] press Enter to run: {shown}",
+            self.played.steps
+        )?;
+        out.flush()?;
+        let Some(typed) = learner.read(&format!("lesson {name}> ")) else {
+            return Ok(false);
+        };
+        let typed = typed.trim();
+        let own = !typed.is_empty() && !same_command(typed, &step.command);
+        if own && is_quit(typed) {
+            return Ok(false);
+        }
+        let line = if own { typed } else { step.command.as_str() };
+        // What runs, unless the terminal has just shown it as typed.
+        if !learner.echoes() {
+            writeln!(out, "> {line}")?;
+        }
+        let output = self.shell.execute(line);
+        write!(out, "{}", output.render(self.color))?;
+        self.played.ran += 1;
+        if own {
+            self.played.own += 1;
+            self.deviated_at.get_or_insert(number);
+            writeln!(
+                out,
+                "(your own command, instead of the lesson's {shown}: from here on the \
+                 lesson's cluster may differ from the recording, and so may what it prints)"
+            )?;
+        } else {
+            let rendered = output.render(false);
+            let mut actual: Vec<&str> = rendered.lines().collect();
+            while actual.last().is_some_and(|line| line.trim().is_empty()) {
+                actual.pop();
+            }
+            if let Some(diff) = transcript::diff(&step.expected.join("\n"), &actual.join("\n")) {
+                self.played.differences += 1;
+                self.flag(out, step, &diff)?;
+            }
+        }
+        Ok(!output.quit)
+    }
+
+    /// Shows how a step's output differs from the recorded one.
+    fn flag(&self, out: &mut dyn Write, step: &Step, diff: &str) -> std::io::Result<()> {
+        let why = match self.deviated_at {
+            Some(at) => format!(
+                "; expected, since your own command at step {at} changed the lesson's cluster"
+            ),
+            None => String::new(),
+        };
+        writeln!(
+            out,
+            "! this differs from what the lesson recorded ({}, line {}){why}:",
+            self.lesson.file, step.line
+        )?;
+        write!(out, "{diff}")?;
+        if !diff.ends_with('\n') {
+            writeln!(out)?;
+        }
+        Ok(())
+    }
+
+    /// The learner left before the end.
+    fn leave(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        writeln!(
+            out,
+            "You left lesson {} after {} of its {} steps.",
+            self.lesson.name(),
+            self.played.ran,
+            self.played.steps
+        )
+    }
+
+    /// The lesson ran to its end.
+    fn finish(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let played = &self.played;
+        let own = match played.own {
+            0 => String::new(),
+            1 => ", 1 of them your own command".to_string(),
+            n => format!(", {n} of them your own commands"),
+        };
+        let differences = match played.differences {
+            0 => "every output as recorded".to_string(),
+            1 => "1 output differed from the recording".to_string(),
+            n => format!("{n} outputs differed from the recording"),
+        };
+        writeln!(
+            out,
+            "Lesson {} done: {} steps{own}; {differences}.",
+            self.lesson.name(),
+            played.ran
+        )
+    }
+}
+
+/// Prints a comment of the lesson without its `#`.
+fn teach(out: &mut dyn Write, line: &str) -> std::io::Result<()> {
+    let text = line.strip_prefix('#').unwrap_or(line);
+    writeln!(out, "{}", text.strip_prefix(' ').unwrap_or(text))
+}
+
+/// Whether `typed` is the lesson's `command`, as written or in canonical form.
+fn same_command(typed: &str, command: &str) -> bool {
+    typed == command.trim()
+        || matches!((parse_line(typed), parse_line(command)), (Ok(a), Ok(b)) if a == b)
+}
+
+/// Whether the line asks to leave.
+fn is_quit(line: &str) -> bool {
+    matches!(parse_line(line).as_deref(), Ok([Command::Quit]))
+}
