@@ -2,7 +2,8 @@
 //! went.
 //!
 //! Three ways in, one shell: the interactive prompt (`repl`), a script (a file, a pipe
-//! on standard input, or `-c`), and `kv2pc check` on recorded transcripts. The first two
+//! on standard input, or `-c`), and `kv2pc check` on recorded transcripts (and `kv2pc
+//! lesson`, which plays a recorded lesson step by step, `lesson`). The first two
 //! open a cluster on a data directory and hand each line to `Shell::execute`; what the
 //! shell printed goes through one `Printer` (`printer.rs`) (text or JSON, and the transcript
 //! being recorded).

@@ -36,6 +36,10 @@
 //! `--record`ing (no command line produced them), so a recording replays only if
 //! neither happened: it runs on the manual clock for that reason (see `cli`).
 //!
+//! `LESSON 4` hands this loop a lesson (`Output::lesson`), which it plays on the
+//! lesson's own cluster with the same editor (`lesson`) before it prompts again over
+//! the user's cluster; the line is not recorded by `--record`, which could not replay it.
+//!
 //! `TIMING ON` makes this loop print each line's wall-clock time after its output;
 //! `SHOW LOG` without `LAST` shows the last [`LOG_LIMIT`] records here; the init file
 //! ([`init_path`], skipped with `--no-init`) runs before the first prompt as if typed.
@@ -177,7 +181,11 @@ pub fn run(shell: &mut Shell, printer: &mut Printer, place: Place<'_>, options: 
 fn run_line(shell: &mut Shell, printer: &mut Printer, reader: &Reader, line: &str) -> bool {
     let started = Instant::now();
     let output = shell.execute(line);
-    let shown = printer.show(line, &output);
+    // A lesson is not part of a recording: its line could not be replayed.
+    let shown = match output.lesson {
+        Some(_) => printer.show_unrecorded(&output),
+        None => printer.show(line, &output),
+    };
     if shell.timing() && !line.trim().is_empty() {
         let elapsed = started.elapsed().as_secs_f64() * 1000.0;
         println!("time: {elapsed:.1} ms");
