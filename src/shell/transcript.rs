@@ -232,13 +232,7 @@ pub fn record_entry(command_line: &str, output: &Output) -> String {
 /// and returns the transcript written again with the actual outputs.
 pub fn replay(text: &str, base_dir: &Path) -> Result<Replayed> {
     let transcript = parse(text)?;
-    let dir = tempfile::tempdir().map_err(|e| Error::io("creating a temporary directory", e))?;
-    let config = Config {
-        nodes: transcript.nodes,
-        manual_clock: true,
-        ..Config::default()
-    };
-    let mut shell = Shell::new(Cluster::open(dir.path(), config)?);
+    let (dir, mut shell) = fresh_shell(&transcript)?;
     shell.set_base_dir(base_dir);
     let mut replayed = Replayed {
         actual: String::new(),
@@ -276,7 +270,23 @@ pub fn replay(text: &str, base_dir: &Path) -> Result<Replayed> {
         }
     }
     drop(shell);
+    drop(dir);
     Ok(replayed)
+}
+
+/// A shell over a fresh cluster as `transcript`'s directives set it up (its size), on
+/// the manual clock, in a new temporary directory, returned with it: the shell must be
+/// dropped first. [`replay`] and the lesson player start from the same, so a lesson
+/// plays as `kv2pc check` replays it.
+pub fn fresh_shell(transcript: &Transcript) -> Result<(tempfile::TempDir, Shell)> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("creating a temporary directory", e))?;
+    let config = Config {
+        nodes: transcript.nodes,
+        manual_clock: true,
+        ..Config::default()
+    };
+    let shell = Shell::new(Cluster::open(dir.path(), config)?);
+    Ok((dir, shell))
 }
 
 /// Writes a step: its command line (marker included), its output lines escaped, its

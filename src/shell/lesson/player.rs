@@ -2,7 +2,8 @@
 //! learner's hand on each step.
 //!
 //! [`play`] opens a fresh cluster in a temporary directory, of the transcript's size
-//! (`#! nodes`), on the manual clock, as `kv2pc check` replays it, so every step prints
+//! (`#! nodes`), on the manual clock, as `kv2pc check` replays it
+//! (`transcript::fresh_shell`), so every step prints
 //! what it printed when the lesson was recorded. It prints the lesson's comments as it
 //! reaches them, then shows the next command (`[lesson 4, step 3 of 12] press Enter to
 //! run: PUT x 1`) and asks the [`Learner`] for a line: an empty one runs the lesson's
@@ -26,7 +27,8 @@ use crate::shell::command::Command;
 use crate::shell::executor::Shell;
 use crate::shell::parser::parse_line;
 use crate::shell::transcript::{self, Item, Step};
-use crate::{Cluster, Config, Error, Result};
+use crate::{Error, Result};
+use colored::{ColoredString, Colorize};
 use std::io::Write;
 
 /// Who plays the lesson: where its lines come from.
@@ -64,21 +66,18 @@ pub fn play(
     color: bool,
 ) -> Result<Played> {
     let parsed = transcript::parse(lesson.text)?;
-    let dir = tempfile::tempdir().map_err(|e| Error::io("creating a temporary directory", e))?;
-    let config = Config {
-        nodes: parsed.nodes,
-        manual_clock: true,
-        ..Config::default()
-    };
+    let (dir, shell) = transcript::fresh_shell(&parsed)?;
     let mut player = Player {
         lesson,
-        shell: Shell::new(Cluster::open(dir.path(), config)?),
+        shell,
+        _dir: dir,
         played: Played {
             steps: parsed.steps().count(),
             ..Played::default()
         },
         deviated_at: None,
         color,
+        last: Last::Text,
     };
     let io = |e| Error::io("writing the lesson", e);
     player.introduce(out, parsed.nodes).map_err(io)?;
@@ -88,7 +87,7 @@ pub fn play(
             Item::Verbatim(line) if is_directive(line) => {}
             // The heading was the introduction's first line.
             Item::Verbatim(line) if heading && line.starts_with('#') => heading = false,
-            Item::Verbatim(line) => teach(out, line).map_err(io)?,
+            Item::Verbatim(line) => player.teach(out, line).map_err(io)?,
             Item::Step(step) => {
                 if !player.step(step, learner, out).map_err(io)? {
                     player.leave(out).map_err(io)?;
@@ -106,10 +105,24 @@ pub fn play(
 struct Player<'a> {
     lesson: &'a Lesson,
     shell: Shell,
+    /// The cluster's directory, removed after the shell has stopped (fields drop in
+    /// order).
+    _dir: tempfile::TempDir,
     played: Played,
     /// The first step the learner replaced by a command of their own.
     deviated_at: Option<usize>,
     color: bool,
+    /// What was printed last, to space the steps out.
+    last: Last,
+}
+
+/// What the player printed last: a step's output is followed by a blank line before
+/// what comes next, and the lesson's blank lines are not doubled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Last {
+    Text,
+    Blank,
+    Output,
 }
 
 impl Player<'_> {
@@ -141,11 +154,13 @@ impl Player<'_> {
             "" => "(an empty line)",
             command => command,
         };
-        writeln!(
-            out,
+        self.space(out)?;
+        let header = format!(
             "[lesson {name}, step {number} of {}] press Enter to run: {shown}",
             self.played.steps
-        )?;
+        );
+        writeln!(out, "{}", self.paint(&header, |t| t.bold()))?;
+        self.last = Last::Output;
         out.flush()?;
         let Some(typed) = learner.read(&format!("lesson {name}> ")) else {
             return Ok(false);
@@ -166,11 +181,11 @@ impl Player<'_> {
         if own {
             self.played.own += 1;
             self.deviated_at.get_or_insert(number);
-            writeln!(
-                out,
-                "(your own command, instead of the lesson's {shown}: from here on the \
-                 lesson's cluster may differ from the recording, and so may what it prints)"
-            )?;
+            let note = format!(
+                "(your own command, instead of the lesson's {shown}: from here on, what the \
+                 lesson prints may differ from its recording)"
+            );
+            writeln!(out, "{}", self.paint(&note, |t| t.yellow()))?;
         } else {
             let rendered = output.render(false);
             let mut actual: Vec<&str> = rendered.lines().collect();
@@ -188,16 +203,14 @@ impl Player<'_> {
     /// Shows how a step's output differs from the recorded one.
     fn flag(&self, out: &mut dyn Write, step: &Step, diff: &str) -> std::io::Result<()> {
         let why = match self.deviated_at {
-            Some(at) => format!(
-                "; expected, since your own command at step {at} changed the lesson's cluster"
-            ),
+            Some(at) => format!(", as it may since your own command at step {at}"),
             None => String::new(),
         };
-        writeln!(
-            out,
-            "! this differs from what the lesson recorded ({}, line {}){why}:",
+        let flag = format!(
+            "! this differs from the recording ({}, line {}){why}:",
             self.lesson.file, step.line
-        )?;
+        );
+        writeln!(out, "{}", self.paint(&flag, |t| t.red().bold()))?;
         write!(out, "{diff}")?;
         if !diff.ends_with('\n') {
             writeln!(out)?;
@@ -206,7 +219,8 @@ impl Player<'_> {
     }
 
     /// The learner left before the end.
-    fn leave(&self, out: &mut dyn Write) -> std::io::Result<()> {
+    fn leave(&mut self, out: &mut dyn Write) -> std::io::Result<()> {
+        self.space(out)?;
         writeln!(
             out,
             "You left lesson {} after {} of its {} steps.",
@@ -217,7 +231,8 @@ impl Player<'_> {
     }
 
     /// The lesson ran to its end.
-    fn finish(&self, out: &mut dyn Write) -> std::io::Result<()> {
+    fn finish(&mut self, out: &mut dyn Write) -> std::io::Result<()> {
+        self.space(out)?;
         let played = &self.played;
         let own = match played.own {
             0 => String::new(),
@@ -238,10 +253,39 @@ impl Player<'_> {
     }
 }
 
-/// Prints a comment of the lesson without its `#`.
-fn teach(out: &mut dyn Write, line: &str) -> std::io::Result<()> {
-    let text = line.strip_prefix('#').unwrap_or(line);
-    writeln!(out, "{}", text.strip_prefix(' ').unwrap_or(text))
+impl Player<'_> {
+    /// Prints a comment of the lesson without its `#`, or a blank line of it.
+    fn teach(&mut self, out: &mut dyn Write, line: &str) -> std::io::Result<()> {
+        if line.trim().is_empty() {
+            if self.last != Last::Blank {
+                writeln!(out)?;
+            }
+            self.last = Last::Blank;
+            return Ok(());
+        }
+        self.space(out)?;
+        let text = line.strip_prefix('#').unwrap_or(line);
+        writeln!(out, "{}", text.strip_prefix(' ').unwrap_or(text))?;
+        self.last = Last::Text;
+        Ok(())
+    }
+
+    /// A blank line after a step's output, before whatever comes next.
+    fn space(&mut self, out: &mut dyn Write) -> std::io::Result<()> {
+        if self.last == Last::Output {
+            writeln!(out)?;
+            self.last = Last::Blank;
+        }
+        Ok(())
+    }
+
+    /// `text` in colour, if the player colours.
+    fn paint(&self, text: &str, style: fn(&str) -> ColoredString) -> String {
+        match self.color {
+            true => style(text).to_string(),
+            false => text.to_string(),
+        }
+    }
 }
 
 /// Whether `typed` is the lesson's `command`, as written or in canonical form.
