@@ -101,7 +101,7 @@ fn kv2pc_lesson_lists_and_plays_from_standard_input() {
         .spawn()
         .unwrap();
     // Enter, then a command of the learner's own, then Enter to the end.
-    let answers = format!("\nKEYS\n{}", "\n".repeat(40));
+    let answers = format!("\nPUT z 9\n{}", "\n".repeat(40));
     child
         .stdin
         .take()
@@ -116,7 +116,7 @@ fn kv2pc_lesson_lists_and_plays_from_standard_input() {
         "{text}"
     );
     assert!(text.contains("[lesson 2, step 1 of 20] press Enter to run: WHERE x\n> WHERE x\n"));
-    assert!(text.contains("> KEYS\n(no keys)\n(your own command, instead of the lesson's WHERE y"));
+    assert!(text.contains("> PUT z 9\nok\n(your own command, instead of the lesson's WHERE y"));
     assert!(
         text.contains("Lesson 2 done: 20 steps, 1 of them your own command;"),
         "{text}"

@@ -392,7 +392,8 @@ fn the_init_file_runs_before_the_first_prompt_unless_no_init() {
 }
 
 /// `LESSON 2` at the prompt plays the lesson with the shell's own editor: Enter runs the
-/// step shown, a command typed instead runs and is noted, Ctrl-C only says how to go on,
+/// step shown, a look around runs and the step waits, a command typed instead runs and
+/// is noted, Ctrl-C only says how to go on,
 /// Ctrl-D leaves the lesson and the shell's prompt comes back over the user's cluster,
 /// untouched by the lesson's.
 #[test]
@@ -416,7 +417,14 @@ fn a_lesson_plays_step_by_step_at_the_prompt_and_ctrl_d_returns_to_the_shell() {
     session.expect("lesson 2> ").expect("the lesson's prompt");
     type_line(
         &mut session,
-        "KEYS",
+        "STATUS",
+        "(a look around, which changes nothing: the step still waits)",
+        "[lesson 2, step 2 of 20] press Enter to run: WHERE y",
+    );
+    session.expect("lesson 2> ").expect("the lesson's prompt");
+    type_line(
+        &mut session,
+        "PUT z 9",
         "(your own command, instead of the lesson's WHERE y",
         "lesson 2> ",
     );

@@ -7,8 +7,10 @@
 //! what it printed when the lesson was recorded. It prints the lesson's comments as it
 //! reaches them, then shows the next command (`[lesson 4, step 3 of 12] press Enter to
 //! run: PUT x 1`) and asks the [`Learner`] for a line: an empty one runs the lesson's
-//! command; anything else runs instead of it, and the player says so (a deviation: the
-//! lesson's cluster now differs from the recording, so later outputs may too). After
+//! command; a command that only looks (`STATUS`, `SHOW LOCKS`, `HELP`, ...) runs and the
+//! step still waits; anything else runs instead of it, and the player says so (a
+//! deviation: the lesson's cluster now differs from the recording, so later outputs may
+//! too). After
 //! the lesson's own command it compares the output with the recorded one and, when they
 //! differ, shows the difference as a unified diff (the transcript diff, `super::super::
 //! transcript::diff`). `QUIT` (or `EXIT`, `\q`) or the end of the learner's input leaves.
@@ -154,18 +156,31 @@ impl Player<'_> {
             "" => "(an empty line)",
             command => command,
         };
-        self.space(out)?;
         let header = format!(
             "[lesson {name}, step {number} of {}] press Enter to run: {shown}",
             self.played.steps
         );
-        writeln!(out, "{}", self.paint(&header, |t| t.bold()))?;
-        self.last = Last::Output;
-        out.flush()?;
-        let Some(typed) = learner.read(&format!("lesson {name}> ")) else {
-            return Ok(false);
+        let typed = loop {
+            self.space(out)?;
+            writeln!(out, "{}", self.paint(&header, |t| t.bold()))?;
+            self.last = Last::Output;
+            out.flush()?;
+            let Some(typed) = learner.read(&format!("lesson {name}> ")) else {
+                return Ok(false);
+            };
+            let typed = typed.trim().to_string();
+            if typed.is_empty() || same_command(&typed, &step.command) || !only_looks(&typed) {
+                break typed;
+            }
+            // A look around changes nothing: it runs, and the step still waits.
+            if !learner.echoes() {
+                writeln!(out, "> {typed}")?;
+            }
+            write!(out, "{}", self.shell.execute(&typed).render(self.color))?;
+            let note = "(a look around, which changes nothing: the step still waits)";
+            writeln!(out, "{}", self.paint(note, |t| t.dimmed()))?;
         };
-        let typed = typed.trim();
+        let typed = typed.as_str();
         let own = !typed.is_empty() && !same_command(typed, &step.command);
         if own && is_quit(typed) {
             return Ok(false);
@@ -292,6 +307,26 @@ impl Player<'_> {
 fn same_command(typed: &str, command: &str) -> bool {
     typed == command.trim()
         || matches!((parse_line(typed), parse_line(command)), (Ok(a), Ok(b)) if a == b)
+}
+
+/// Whether the line only looks at the cluster (HELP, STATUS, SHOW, KEYS, WHERE, the
+/// list of lessons): it changes nothing the lesson's later steps would see.
+fn only_looks(line: &str) -> bool {
+    let looks = |command: &Command| {
+        matches!(
+            command,
+            Command::Help { .. }
+                | Command::Status
+                | Command::ShowLocks
+                | Command::ShowLog { .. }
+                | Command::ShowSettings
+                | Command::Keys { .. }
+                | Command::Where { .. }
+                | Command::Lesson { name: None }
+                | Command::Empty
+        )
+    };
+    parse_line(line).is_ok_and(|commands| commands.iter().all(looks))
 }
 
 /// Whether the line asks to leave.

@@ -129,3 +129,24 @@ fn quit_or_the_end_of_input_leaves_the_lesson() {
     let (_, played) = run(&SMALL, &["", "\\q"]);
     assert_eq!(played.ran, 1);
 }
+
+#[test]
+fn a_look_around_runs_and_the_step_still_waits() {
+    let (text, played) = run(&SMALL, &["", "show locks; STATUS", "HELP GET", ""]);
+    assert_eq!(
+        played,
+        Played {
+            steps: 2,
+            ran: 2,
+            own: 0,
+            differences: 0,
+            finished: true,
+        }
+    );
+    let look = "> show locks; STATUS\n";
+    let again = "(a look around, which changes nothing: the step still waits)\n\n\
+                 [lesson S, step 2 of 2] press Enter to run: GET x\n";
+    assert!(text.contains(look), "{text}");
+    assert_eq!(text.matches(again).count(), 2, "{text}");
+    assert!(text.contains("> GET x\nx = 1\n"), "{text}");
+}
