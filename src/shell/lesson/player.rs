@@ -3,17 +3,16 @@
 //!
 //! [`play`] opens a fresh cluster in a temporary directory, of the transcript's size
 //! (`#! nodes`), on the manual clock, as `kv2pc check` replays it
-//! (`transcript::fresh_shell`), so every step prints
-//! what it printed when the lesson was recorded. It prints the lesson's comments as it
-//! reaches them, then shows the next command (`[lesson 4, step 3 of 12] press Enter to
-//! run: PUT x 1`) and asks the [`Learner`] for a line: an empty one runs the lesson's
-//! command; a command that only looks (`STATUS`, `SHOW LOCKS`, `HELP`, ...) runs and the
-//! step still waits; anything else runs instead of it, and the player says so (a
-//! deviation: the lesson's cluster now differs from the recording, so later outputs may
-//! too). After
-//! the lesson's own command it compares the output with the recorded one and, when they
-//! differ, shows the difference as a unified diff (the transcript diff, `super::super::
-//! transcript::diff`). `QUIT` (or `EXIT`, `\q`) or the end of the learner's input leaves.
+//! (`transcript::fresh_shell`), so every step prints what it printed when the lesson
+//! was recorded. It prints the lesson's comments as it reaches them, then shows the
+//! next command (`[lesson 4, step 3 of 12] press Enter to run: PUT x 1`) and asks the
+//! [`Learner`] for a line: an empty one runs the lesson's command; a command that only
+//! looks (`STATUS`, `SHOW LOCKS`, `HELP`, ...) runs and the step still waits; anything
+//! else runs instead of it, and the player says so (a deviation: the lesson's cluster
+//! now differs from the recording, so later outputs may too). After the lesson's own
+//! command it compares the output with the recorded one and, when they differ, shows
+//! the difference as a unified diff (`transcript::diff`). `QUIT` (or `EXIT`, `\q`) or
+//! the end of the learner's input leaves.
 //!
 //! The player neither reads a terminal nor knows one: the learner is a trait, which the
 //! interactive prompt implements with its line editor, `kv2pc lesson N` with standard
