@@ -42,6 +42,11 @@ impl Printer {
         Printer { style, recorder }
     }
 
+    /// Whether it colours the output.
+    pub fn color(&self) -> bool {
+        self.style.color
+    }
+
     /// Shows the output of `line`. An error means standard output is gone (a closed
     /// pipe): the caller should stop. A failure to record is reported once on standard
     /// error, and recording stops.

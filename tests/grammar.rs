@@ -90,9 +90,10 @@ fn variant(command: &Command) -> usize {
         Command::ShowSettings => 23,
         Command::Keys { .. } => 24,
         Command::Diagram { .. } => 25,
+        Command::Lesson { .. } => 26,
     }
 }
-const VARIANTS: usize = 26;
+const VARIANTS: usize = 27;
 
 /// The grammar without its comments, one rule per line: `(name, whole rule)`.
 fn grammar_rules() -> Vec<(String, String)> {
@@ -658,6 +659,13 @@ fn every_command_parses_into_its_variant() {
             "HELP crash",
             Command::Help {
                 topic: Some("crash".into()),
+            },
+        ),
+        ("LESSON", Command::Lesson { name: None }),
+        (
+            "lesson 5b",
+            Command::Lesson {
+                name: Some("5b".into()),
             },
         ),
     ];

@@ -127,3 +127,30 @@ fn the_diagram_examples_draw_a_commit() {
     let svg = std::fs::read_to_string(dir.path().join("t4.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("PREPARE"), "{svg}");
 }
+
+/// `HELP LESSON`'s examples: `LESSON` lists the lessons compiled in; `LESSON 4`, which
+/// plays at the prompt only, says so in a script and names the command line's way.
+#[test]
+fn the_lesson_examples_list_and_point_a_script_to_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        manual_clock: true,
+        ..Config::default()
+    };
+    let mut shell = Shell::new(Cluster::open(dir.path(), config).unwrap());
+    let examples: Vec<String> = (help::examples().into_iter())
+        .filter(|(topic, _)| topic == "LESSON")
+        .map(|(_, example)| example)
+        .collect();
+    assert_eq!(examples, ["LESSON", "LESSON 4"]);
+    let listed = shell.execute(&examples[0]).render(false);
+    let count = kv2pc::shell::lesson::LESSONS.len();
+    assert_eq!(listed.lines().count(), count + 1, "{listed}");
+    assert!(
+        listed.contains(" 4  a deadlock, found and broken.\n"),
+        "{listed}"
+    );
+    let played = shell.execute(&examples[1]);
+    let error = played.outcomes[0].error.clone().unwrap_or_default();
+    assert!(error.contains("run kv2pc lesson 4"), "{error}");
+}

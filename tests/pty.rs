@@ -6,7 +6,8 @@
 //! What `execute` tests cannot show: the prompt the user is given after each command,
 //! drawn by the line editor; lines pasted or typed ahead; what happens on the real
 //! clock printed without a keystroke; what Ctrl-C does at the prompt, during a lock
-//! wait and during SOURCE; the `--temp` directory gone at exit.
+//! wait and during SOURCE; the `--temp` directory gone at exit; a lesson played step by
+//! step with the same editor.
 //!
 //! Every wait is bounded by the session's expect timeout (generous, for a loaded
 //! machine); nothing sleeps for a fixed time to make a point.
@@ -434,4 +435,86 @@ fn an_error_in_a_sourced_file_at_the_prompt_names_its_file_and_line() {
         "kv2pc[main]> ",
     );
     quit(session);
+}
+/// `LESSON 2` at the prompt plays the lesson with the shell's own editor: Enter runs the
+/// step shown, a look around runs and the step waits, a command typed instead runs and
+/// is noted, Ctrl-C only says how to go on,
+/// Ctrl-D leaves the lesson and the shell's prompt comes back over the user's cluster,
+/// untouched by the lesson's.
+#[test]
+fn a_lesson_plays_step_by_step_at_the_prompt_and_ctrl_d_returns_to_the_shell() {
+    let home = tempfile::tempdir().expect("a temporary home");
+    let mut session = shell(&home);
+    session.expect("kv2pc[main]> ").expect("the first prompt");
+    type_line(&mut session, "PUT mine 1", "ok", "kv2pc[main]> ");
+    type_line(
+        &mut session,
+        "LESSON 2",
+        "[lesson 2, step 1 of 20] press Enter to run: WHERE x",
+        "lesson 2> ",
+    );
+    type_line(
+        &mut session,
+        "",
+        "x is on node 2",
+        "[lesson 2, step 2 of 20] press Enter to run: WHERE y",
+    );
+    session.expect("lesson 2> ").expect("the lesson's prompt");
+    type_line(
+        &mut session,
+        "STATUS",
+        "(a look around, which changes nothing: the step still waits)",
+        "[lesson 2, step 2 of 20] press Enter to run: WHERE y",
+    );
+    session.expect("lesson 2> ").expect("the lesson's prompt");
+    type_line(
+        &mut session,
+        "PUT z 9",
+        "(your own command, instead of the lesson's WHERE y",
+        "lesson 2> ",
+    );
+    session
+        .send(expectrl::ControlCode::EndOfText)
+        .expect("Ctrl-C");
+    session
+        .expect("QUIT or Ctrl-D leaves the lesson")
+        .expect("Ctrl-C says how to go on");
+    session
+        .expect("lesson 2> ")
+        .expect("the lesson's prompt again");
+    session
+        .send(expectrl::ControlCode::EndOfTransmission)
+        .expect("Ctrl-D");
+    session
+        .expect("You left lesson 2 after 2 of its 20 steps.")
+        .expect("Ctrl-D leaves the lesson");
+    session.expect("kv2pc[main]> ").expect("the shell's prompt");
+    type_line(&mut session, "KEYS", "mine", "kv2pc[main]> ");
+    quit(session);
+}
+
+/// `kv2pc lesson 1` on a terminal plays with the line editor too; QUIT leaves.
+#[test]
+fn kv2pc_lesson_on_a_terminal_plays_and_quit_leaves() {
+    let home = tempfile::tempdir().expect("a temporary home");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kv2pc"));
+    command
+        .args(["lesson", "1", "--no-color"])
+        .env("HOME", home.path())
+        .env("KV2PC_HISTFILE", home.path().join("history"))
+        .env("TMPDIR", home.path())
+        .env("TERM", "xterm");
+    let mut session = Session::spawn(command).expect("the lesson starts on a terminal");
+    session.set_expect_timeout(Some(Duration::from_secs(20)));
+    session
+        .expect("[lesson 1, step 1 of ")
+        .expect("the first step");
+    session.expect("lesson 1> ").expect("the lesson's prompt");
+    type_line(&mut session, "", "x is on node", "lesson 1> ");
+    session.send_line("QUIT").expect("typing");
+    session
+        .expect("You left lesson 1 after 1 of its")
+        .expect("QUIT leaves");
+    let status = session.get_process_mut().wait().expect("the lesson ends");
+    assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
 }

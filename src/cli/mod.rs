@@ -2,7 +2,8 @@
 //! went.
 //!
 //! Three ways in, one shell: the interactive prompt (`repl`), a script (a file, a pipe
-//! on standard input, or `-c`), and `kv2pc check` on recorded transcripts. The first two
+//! on standard input, or `-c`), and `kv2pc check` on recorded transcripts (and `kv2pc
+//! lesson`, which plays a recorded lesson step by step, `lesson`). The first two
 //! open a cluster on a data directory and hand each line to `Shell::execute`; what the
 //! shell printed goes through one `Printer` (`printer.rs`) (text or JSON, and the transcript
 //! being recorded).
@@ -21,6 +22,7 @@
 
 mod bench;
 mod check;
+mod lesson;
 mod script;
 mod temp;
 mod workload;
@@ -145,6 +147,13 @@ pub enum Command {
     /// Measure throughput and latency of each workload, as ratios to this machine's
     /// fsync and channel round-trip latency measured in the same run (see the README).
     Bench(bench::BenchArgs),
+    /// List the lessons (recorded sessions that teach two-phase commit), or play one
+    /// step by step: Enter runs each next command, or type your own instead.
+    Lesson {
+        /// The lesson, as the list names it (4, 5b); without it, the list.
+        #[arg(value_name = "NAME")]
+        name: Option<String>,
+    },
     /// A test tool: a concurrent transfer workload that prints each acknowledged commit
     /// (see `src/cli/workload.rs`).
     #[command(hide = true)]
@@ -190,6 +199,7 @@ pub fn main() -> ExitCode {
         Some(Command::Check { files }) => check::run(files, color),
         Some(Command::Bench(bench_args)) => bench::run(bench_args),
         Some(Command::Workload(workload_args)) => workload::run(workload_args),
+        Some(Command::Lesson { name }) => lesson::run(name.as_deref(), color),
         None => run_shell(&args, color),
     };
     exit.into()

@@ -3,8 +3,8 @@
 //!
 //! Completion reads the statement typed before the cursor (see `words::Typed`) and
 //! offers the words that may come next there: keywords, `node` and the node numbers,
-//! crash points, session names (and `name:` prefixes), settings, help topics, and file
-//! names after `SOURCE`. Keywords are completed in upper case, or in lower case if the
+//! crash points, session names (and `name:` prefixes), settings, help topics, lesson
+//! names, and file names after `SOURCE`. Keywords are completed in upper case, or in lower case if the
 //! user is typing in lower case; `node`, crash points and settings are lower case as
 //! the help writes them. Keys are never completed: the shell does not list them.
 
@@ -81,6 +81,9 @@ impl KvHelper {
             ["SET"] => names(&SETTINGS.iter().map(|s| s.name).collect::<Vec<_>>()),
             ["SET", name] => setting(name).map_or(Vec::new(), |s| names(s.values())),
             ["HELP"] => self.topics.iter().map(|t| Word::topic(t)).collect(),
+            ["LESSON"] => (kv2pc::shell::lesson::LESSONS.iter())
+                .map(|lesson| Word::Name(lesson.name().to_string()))
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -230,6 +233,11 @@ mod tests {
         assert_eq!(complete("GET x "), ["FOR"]);
         assert_eq!(complete("get x for u"), ["update"]);
         assert!(complete("PUT \"a b").is_empty());
+        assert_eq!(complete("lesson 5"), ["5a", "5b", "5c", "5d"]);
+        assert_eq!(
+            complete("LESSON ").len(),
+            kv2pc::shell::lesson::LESSONS.len()
+        );
     }
 
     proptest::proptest! {

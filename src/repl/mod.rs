@@ -41,6 +41,10 @@
 //! handler that cleared the line without ending `readline` would keep it, but the
 //! prompt could then not show that the wait ended).
 //!
+//! `LESSON 4` hands this loop a lesson (`Output::lesson`), which it plays on the
+//! lesson's own cluster with the same editor (`lesson`) before it prompts again over
+//! the user's cluster; the line is not recorded by `--record`, which could not replay it.
+//!
 //! `TIMING ON` makes this loop print each line's wall-clock time after its output;
 //! `SHOW LOG` without `LAST` shows the last [`LOG_LIMIT`] records here; the init file
 //! ([`init_path`], skipped with `--no-init`) runs before the first prompt as if typed.
@@ -63,6 +67,7 @@
 mod collapse;
 mod helper;
 mod hint;
+mod lesson;
 mod reader;
 mod words;
 
@@ -76,6 +81,8 @@ use signal_hook::consts::signal::SIGINT;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+pub use lesson::play_alone as play_lesson;
 
 /// How often the loop looks for background output while the user sits at the prompt.
 const POLL: Duration = Duration::from_millis(100);
@@ -136,8 +143,9 @@ pub fn run(shell: &mut Shell, printer: &mut Printer, place: Place<'_>, options: 
         println!("{}", banner(shell, &place));
     }
     shell.set_log_limit(Some(LOG_LIMIT));
+    shell.host_lessons(true);
     if let Some(path) = &options.init
-        && run_init(shell, printer, path, options.quiet)
+        && run_init(shell, printer, &reader, path, options.quiet)
     {
         return Exit::Success;
     }
@@ -153,7 +161,7 @@ pub fn run(shell: &mut Shell, printer: &mut Printer, place: Place<'_>, options: 
                 // A paste arrives as one input holding several lines: run each.
                 for line in text.split(['\n', '\r']) {
                     interrupt.store(false, Ordering::SeqCst);
-                    if run_line(shell, printer, line) {
+                    if run_line(shell, printer, &reader, line) {
                         return Exit::Success;
                     }
                     let sourced = line.to_ascii_uppercase().contains("SOURCE");
@@ -166,7 +174,7 @@ pub fn run(shell: &mut Shell, printer: &mut Printer, place: Place<'_>, options: 
             // as the ABORT it amounts to, which a replay runs the same.
             Read::Interrupted { empty: true } if printer.recording() && shell.current_waits() => {
                 println!("{RECORDED_CANCEL}");
-                if run_line(shell, printer, "ABORT") {
+                if run_line(shell, printer, &reader, "ABORT") {
                     return Exit::Success;
                 }
             }
@@ -187,22 +195,37 @@ pub fn run(shell: &mut Shell, printer: &mut Printer, place: Place<'_>, options: 
     }
 }
 
-/// Runs one line and shows its output, and its time after `TIMING ON`. Returns whether
-/// the shell should end (QUIT, or standard output gone).
-fn run_line(shell: &mut Shell, printer: &mut Printer, line: &str) -> bool {
+/// Runs one line and shows its output, and its time after `TIMING ON`; plays the
+/// lesson it asked for (`LESSON 4`) with the editor. Returns whether the shell should
+/// end (QUIT, or standard output gone).
+fn run_line(shell: &mut Shell, printer: &mut Printer, reader: &Reader, line: &str) -> bool {
     let started = Instant::now();
     let output = shell.execute(line);
-    let shown = printer.show(line, &output);
+    // A lesson is not part of a recording: its line could not be replayed.
+    let shown = match output.lesson {
+        Some(_) => printer.show_unrecorded(&output),
+        None => printer.show(line, &output),
+    };
     if shell.timing() && !line.trim().is_empty() {
         let elapsed = started.elapsed().as_secs_f64() * 1000.0;
         println!("time: {elapsed:.1} ms");
+    }
+    if let Some(chosen) = output.lesson {
+        lesson::play(reader, chosen, printer.color());
+        println!("(back to your own cluster)");
     }
     shown.is_err() || output.quit
 }
 
 /// Runs the init file's lines before the first prompt, as if typed (a file not there
 /// is no error). Returns whether it asked to leave.
-fn run_init(shell: &mut Shell, printer: &mut Printer, path: &Path, quiet: bool) -> bool {
+fn run_init(
+    shell: &mut Shell,
+    printer: &mut Printer,
+    reader: &Reader,
+    path: &Path,
+    quiet: bool,
+) -> bool {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return false,
@@ -217,7 +240,8 @@ fn run_init(shell: &mut Shell, printer: &mut Printer, path: &Path, quiet: bool) 
     if !quiet {
         println!("running {} (--no-init skips it)", path.display());
     }
-    text.lines().any(|line| run_line(shell, printer, line))
+    text.lines()
+        .any(|line| run_line(shell, printer, reader, line))
 }
 
 /// Asks the editor for the next line after the shell's prompt.

@@ -33,6 +33,7 @@ pub const USAGES: &[(&str, &str)] = &[
     ("HELP", "[topic]"),
     ("QUIT", ""),
     ("EXIT", ""),
+    ("LESSON", "[name]"),
 ];
 
 /// Whether the user is typing in lower case.

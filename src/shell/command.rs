@@ -157,6 +157,11 @@ pub enum Command {
         /// How to draw it.
         form: DiagramForm,
     },
+    /// `LESSON [name]`: list the lessons, or play one step by step (at the prompt).
+    Lesson {
+        /// The lesson's name as written (`4`, `5b`); matched ignoring case.
+        name: Option<String>,
+    },
 }
 
 /// How `DIAGRAM` draws.
@@ -204,6 +209,7 @@ impl Command {
             Command::Quit => "QUIT",
             Command::Empty => "",
             Command::Diagram { .. } => "DIAGRAM",
+            Command::Lesson { .. } => "LESSON",
         }
     }
 }
@@ -278,6 +284,8 @@ impl fmt::Display for Command {
                     DiagramForm::Svg(path) => write!(f, " TO {}", Text(path)),
                 }
             }
+            Command::Lesson { name: None } => f.write_str("LESSON"),
+            Command::Lesson { name: Some(name) } => write!(f, "LESSON {}", Text(name)),
         }
     }
 }

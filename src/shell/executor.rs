@@ -14,10 +14,12 @@
 use super::command::{Command, Text};
 use super::format;
 use super::help;
+use super::lesson;
 use super::listing;
 use super::output::{Origin, Outcome, Output, Style};
 use super::parser;
 use super::session::Session;
+use super::transcript;
 use crate::clock::format_duration;
 use crate::cluster::{Cluster, CrashPoint, TraceEvent};
 use crate::error::Error;
@@ -59,6 +61,8 @@ pub struct Shell {
     bail: bool,
     /// What `DIAGRAM` draws from (see `charts`).
     pub(super) charts: super::charts::Charts,
+    /// Whether `LESSON name` hands the lesson to the caller (see `interactive`).
+    pub(super) lesson_host: bool,
 }
 
 impl Drop for Shell {
@@ -96,6 +100,7 @@ impl Shell {
             log_limit: None,
             bail: false,
             charts: Default::default(),
+            lesson_host: false,
         };
         shell.add_session(MAIN_SESSION, 0);
         shell
@@ -474,6 +479,9 @@ impl Shell {
                     outcome.say(line);
                 }
             }
+            Command::Lesson { name } => {
+                output.lesson = lesson::command(name.as_deref(), self.lesson_host, outcome)?;
+            }
             other => return Err(format!("{} cannot run here", other.name())),
         }
         Ok(())
@@ -539,15 +547,18 @@ impl Shell {
             .map_err(|e| format!("cannot read {}: {e}", full.display()))?;
         self.source_depth += 1;
         let file = full.display().to_string();
+        // A transcript runs its `> ` lines only; a script every line.
+        let lines = transcript::command_lines(&text)
+            .unwrap_or_else(|| text.lines().enumerate().map(|(i, l)| (i + 1, l)).collect());
         let mut stopped = None;
-        for (index, line) in text.lines().enumerate() {
+        for (index, &(number, line)) in lines.iter().enumerate() {
             if self.interrupt.load(Ordering::Relaxed) {
                 stopped = Some(index);
                 break;
             }
             let origin = Origin {
                 file: file.clone(),
-                line: index + 1,
+                line: number,
                 text: line.to_string(),
             };
             output.sourced.push((output.outcomes.len(), origin.clone()));
@@ -567,7 +578,7 @@ impl Shell {
         match stopped {
             Some(done) => Err(format!(
                 "Ctrl-C stopped SOURCE {path} after {done} of its {} lines; the rest did not run",
-                text.lines().count()
+                lines.len()
             )),
             None => Ok(()),
         }

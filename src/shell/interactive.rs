@@ -68,6 +68,12 @@ impl Shell {
         self.log_limit = limit;
     }
 
+    /// Lets `LESSON name` hand a lesson to the caller (`Output::lesson`), which plays
+    /// it: the prompt loop does. Elsewhere (scripts, transcripts) `LESSON` only lists.
+    pub fn host_lessons(&mut self, host: bool) {
+        self.lesson_host = host;
+    }
+
     /// Whether `TIMING ON` asked the prompt to print each command's time.
     pub fn timing(&self) -> bool {
         self.timing

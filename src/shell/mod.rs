@@ -11,6 +11,7 @@ pub mod format;
 pub mod help;
 pub mod history;
 mod interactive;
+pub mod lesson;
 mod listing;
 pub mod output;
 pub mod parser;

@@ -128,6 +128,10 @@ pub struct Output {
     /// order read (comments and blank lines too), for `--echo`.
     #[serde(skip)]
     pub sourced: Vec<(usize, Origin)>,
+    /// The lesson `LESSON name` asked the caller to play, if the shell hosts lessons
+    /// (see `Shell::host_lessons`).
+    #[serde(skip)]
+    pub lesson: Option<&'static super::lesson::Lesson>,
 }
 
 impl Output {

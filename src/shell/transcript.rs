@@ -232,13 +232,7 @@ pub fn record_entry(command_line: &str, output: &Output) -> String {
 /// and returns the transcript written again with the actual outputs.
 pub fn replay(text: &str, base_dir: &Path) -> Result<Replayed> {
     let transcript = parse(text)?;
-    let dir = tempfile::tempdir().map_err(|e| Error::io("creating a temporary directory", e))?;
-    let config = Config {
-        nodes: transcript.nodes,
-        manual_clock: true,
-        ..Config::default()
-    };
-    let mut shell = Shell::new(Cluster::open(dir.path(), config)?);
+    let (dir, mut shell) = fresh_shell(&transcript)?;
     shell.set_base_dir(base_dir);
     let mut replayed = Replayed {
         actual: String::new(),
@@ -276,7 +270,23 @@ pub fn replay(text: &str, base_dir: &Path) -> Result<Replayed> {
         }
     }
     drop(shell);
+    drop(dir);
     Ok(replayed)
+}
+
+/// A shell over a fresh cluster as `transcript`'s directives set it up (its size), on
+/// the manual clock, in a new temporary directory, returned with it: the shell must be
+/// dropped first. [`replay`] and the lesson player start from the same, so a lesson
+/// plays as `kv2pc check` replays it.
+pub fn fresh_shell(transcript: &Transcript) -> Result<(tempfile::TempDir, Shell)> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("creating a temporary directory", e))?;
+    let config = Config {
+        nodes: transcript.nodes,
+        manual_clock: true,
+        ..Config::default()
+    };
+    let shell = Shell::new(Cluster::open(dir.path(), config)?);
+    Ok((dir, shell))
 }
 
 /// Writes a step: its command line (marker included), its output lines escaped, its
@@ -308,6 +318,16 @@ fn command_of(line: &str) -> Option<&str> {
         ">" => Some(""),
         _ => line.strip_prefix("> "),
     }
+}
+
+/// The command lines of `text` if it is a transcript (it has a `> ` line, which no
+/// script line can be), each with its line number from 1; `None` for a script.
+/// `SOURCE` runs only these of a transcript, skipping the recorded outputs.
+pub fn command_lines(text: &str) -> Option<Vec<(usize, &str)>> {
+    let commands: Vec<(usize, &str)> = (text.lines().enumerate())
+        .filter_map(|(index, line)| Some((index + 1, command_of(line)?)))
+        .collect();
+    (!commands.is_empty()).then_some(commands)
 }
 
 /// Whether an output line would be read as a command or a comment, or starts with the
@@ -370,6 +390,14 @@ mod tests {
         assert_eq!(entry, "> HELP\n\\> x\n\\# y\n\\\\z\n\\>\n>x\n");
         let steps: Vec<_> = parse(&entry).unwrap().steps().cloned().collect();
         assert_eq!(steps[0].expected, ["> x", "# y", "\\z", ">", ">x"]);
+    }
+
+    #[test]
+    fn a_transcript_has_command_lines_and_a_script_has_none() {
+        let text = "# c\n> PUT x 1\nok\n>\n> GET x\nx = 1\n";
+        let lines = command_lines(text).unwrap();
+        assert_eq!(lines, [(2, "PUT x 1"), (4, ""), (5, "GET x")]);
+        assert_eq!(command_lines("PUT x 1\n# > not a command\nGET x\n"), None);
     }
 
     #[test]

@@ -163,3 +163,8 @@ pub(super) fn tid(input: &str) -> Parsed<'_, TxnId> {
         _ => Err(super::no_match(input)),
     }
 }
+
+/// `lesson_name = text ;`
+pub(super) fn lesson_name(input: &str) -> Parsed<'_, String> {
+    text(input)
+}

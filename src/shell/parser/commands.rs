@@ -2,8 +2,8 @@
 //! committing (`cut`) to its arguments.
 
 use super::arguments::{
-    count, crash_point, duration, key, key_prefix, node, path, session_name, setting_name,
-    setting_value, tid, topic, value,
+    count, crash_point, duration, key, key_prefix, lesson_name, node, path, session_name,
+    setting_name, setting_value, tid, topic, value,
 };
 use super::statements::{comment, end_of_line};
 use super::tokens::{bare_word, is_name_char, keyword, ws};
@@ -265,9 +265,9 @@ pub(super) fn trace(input: &str) -> Parsed<'_, Command> {
         .parse(input)
 }
 
-/// `shell_command = source | help | timing | quit | meta_command ;`
+/// `shell_command = source | help | timing | quit | meta_command | lesson ;`
 pub(super) fn shell_command(input: &str) -> Parsed<'_, Command> {
-    alt((source, help, timing, quit, meta_command)).parse(input)
+    alt((source, help, timing, quit, meta_command, lesson)).parse(input)
 }
 
 /// `source = "SOURCE" , path ;`
@@ -342,4 +342,11 @@ pub(super) fn diagram_form(input: &str) -> Parsed<'_, DiagramForm> {
         to,
     ));
     form.parse(input)
+}
+
+/// `lesson = "LESSON" , [ lesson_name ] ;`
+pub(super) fn lesson(input: &str) -> Parsed<'_, Command> {
+    preceded(keyword("LESSON"), opt(lesson_name))
+        .map(|name| Command::Lesson { name })
+        .parse(input)
 }
