@@ -89,9 +89,10 @@ fn variant(command: &Command) -> usize {
         Command::Timing { .. } => 22,
         Command::ShowSettings => 23,
         Command::Keys { .. } => 24,
+        Command::Resolve { .. } => 25,
     }
 }
-const VARIANTS: usize = 25;
+const VARIANTS: usize = 26;
 
 /// The grammar without its comments, one rule per line: `(name, whole rule)`.
 fn grammar_rules() -> Vec<(String, String)> {

@@ -13,7 +13,7 @@
 use super::parser::{self, ParseError};
 use crate::clock::format_duration;
 use crate::cluster::CrashPoint;
-use crate::types::NodeId;
+use crate::types::{NodeId, TxnId};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -149,6 +149,16 @@ pub enum Command {
     Quit,
     /// A blank line or a comment: nothing to do.
     Empty,
+    /// `RESOLVE T4 COMMIT|ABORT ON node N`: settle a transaction in doubt on a node by
+    /// hand (a heuristic decision).
+    Resolve {
+        /// The transaction.
+        tid: TxnId,
+        /// Commit (else abort).
+        commit: bool,
+        /// The node where it is in doubt.
+        node: NodeId,
+    },
 }
 
 impl Command {
@@ -182,6 +192,7 @@ impl Command {
             Command::Help { .. } => "HELP",
             Command::Quit => "QUIT",
             Command::Empty => "",
+            Command::Resolve { .. } => "RESOLVE",
         }
     }
 }
@@ -244,6 +255,10 @@ impl fmt::Display for Command {
             Command::Help { topic: Some(topic) } => write!(f, "HELP {}", Text(topic)),
             Command::Quit => f.write_str("QUIT"),
             Command::Empty => Ok(()),
+            Command::Resolve { tid, commit, node } => {
+                let how = if *commit { "COMMIT" } else { "ABORT" };
+                write!(f, "RESOLVE {tid} {how} ON node {node}")
+            }
         }
     }
 }

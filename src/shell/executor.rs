@@ -79,7 +79,7 @@ impl Shell {
         cluster.set_trace(Some(Arc::new(move |event: &TraceEvent| {
             let always = matches!(
                 event,
-                TraceEvent::Crash { .. } | TraceEvent::Deadlock { .. }
+                TraceEvent::Crash { .. } | TraceEvent::Deadlock { .. } | TraceEvent::Narrate { .. }
             );
             if always || on.load(Ordering::Relaxed) {
                 sink.lock().push(event.clone());
@@ -273,7 +273,9 @@ impl Shell {
         let mut lines = Vec::new();
         for event in &events {
             let style = match event {
-                TraceEvent::Crash { .. } | TraceEvent::Deadlock { .. } => Style::Event,
+                TraceEvent::Crash { .. }
+                | TraceEvent::Deadlock { .. }
+                | TraceEvent::Narrate { .. } => Style::Event,
                 _ => Style::Trace,
             };
             if style == Style::Event || self.trace_on.load(Ordering::Relaxed) {
@@ -459,6 +461,13 @@ impl Shell {
                 for line in help::help(topic.as_deref())?.lines() {
                     outcome.say(line);
                 }
+            }
+            Command::Resolve { tid, commit, node } => {
+                self.cluster.resolve(node, tid, commit).map_err(error)?;
+                let how = if commit { "committed" } else { "aborted" };
+                outcome.say(format!(
+                    "{tid} {how} by hand on node {node}: a heuristic decision, logged and fsynced"
+                ));
             }
             other => return Err(format!("{} cannot run here", other.name())),
         }

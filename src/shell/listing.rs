@@ -92,6 +92,20 @@ impl Shell {
                     format!("node {} stopped on an error: {failure}", status.node),
                 );
             }
+            for (tid, committed) in &status.mixed {
+                let (here, there) = match committed {
+                    true => ("committed", "aborted"),
+                    false => ("aborted", "committed"),
+                };
+                outcome.push(
+                    Style::Warning,
+                    format!(
+                        "node {}: HEURISTIC MIXED OUTCOME of {tid}: {here} here by hand (RESOLVE),                          {there} by its coordinator node {}: atomicity is broken",
+                        status.node,
+                        tid.coordinator(statuses.len() as u32)
+                    ),
+                );
+            }
         }
         let sessions: Vec<String> = (self.sessions.values())
             .map(|session| {

@@ -50,6 +50,38 @@ pub(super) fn crash_point(input: &str) -> Parsed<'_, CrashPoint> {
     Ok((rest, point))
 }
 
+/// `txn_id = word ;` (a transaction as the shell shows it: `T` and its number)
+pub(super) fn txn_id(input: &str) -> Parsed<'_, types::TxnId> {
+    let expected = || failure(input, "expected a transaction, as in: T4");
+    let (rest, token) = word(input).map_err(|error| match error {
+        nom::Err::Error(_) => expected(),
+        other => other,
+    })?;
+    let digits = token.strip_prefix(['T', 't']).ok_or_else(expected)?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(expected());
+    }
+    match digits.parse::<u64>() {
+        Ok(number) => Ok((rest, types::TxnId(number))),
+        Err(_) => Err(failure(
+            input,
+            format!("{token} is too large a transaction number"),
+        )),
+    }
+}
+
+/// `resolution = "COMMIT" | "ABORT" ;` (true for COMMIT)
+pub(super) fn resolution(input: &str) -> Parsed<'_, bool> {
+    let commit = keyword("COMMIT").map(|()| true);
+    let abort = keyword("ABORT").map(|()| false);
+    nom::branch::alt((commit, abort))
+        .parse(input)
+        .map_err(|error| match error {
+            nom::Err::Error(_) => failure(input, "expected COMMIT or ABORT: how to settle it"),
+            other => other,
+        })
+}
+
 /// `count = integer ;`
 pub(super) fn count(input: &str) -> Parsed<'_, usize> {
     let (rest, number) =
