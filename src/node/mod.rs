@@ -410,7 +410,7 @@ impl Node {
                     let keys = p.recovered_keys(tid);
                     p.commit(tid, commit_ts, out);
                     if let Some(keys) = keys {
-                        p.narrate_outcome(tid, from, &keys, out);
+                        p.narrate_outcome(tid, &keys, out);
                     }
                 }
             }
@@ -422,7 +422,7 @@ impl Node {
                     let reason = format!("its coordinator node {from} aborted it");
                     p.abort(tid, reason, out);
                     if let Some(keys) = keys {
-                        p.narrate_outcome(tid, from, &keys, out);
+                        p.narrate_outcome(tid, &keys, out);
                     }
                 }
             }

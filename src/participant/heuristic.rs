@@ -190,9 +190,9 @@ impl Participant {
         let (here, there) = (word(heuristic.commit), word(decided));
         out.push(Effect::Narrate(format!(
             "HEURISTIC MIXED OUTCOME: {tid} was settled by hand here as {here}, but node \
-             {from}, its coordinator, decided {there}: node {} did {here} while the other \
-             participants do {there}, so {tid} is committed on some nodes and aborted on \
-             others; atomicity is broken and no protocol step can repair it",
+             {from}, its coordinator, decided {there} (for every participant): node {} did \
+             {here} while the others do {there}, so {tid} is committed on some nodes and \
+             aborted on others; atomicity is broken and no protocol step can repair it",
             self.node
         )));
         self.mixed.push(Mixed {
@@ -218,15 +218,11 @@ impl Participant {
         }
     }
 
-    /// After an outcome message from `from` for `tid`, whose keys were `keys` while it was
-    /// in doubt since recovery: if it is settled now, say what was decided and why.
-    pub fn narrate_outcome(
-        &mut self,
-        tid: TxnId,
-        from: NodeId,
-        keys: &[String],
-        out: &mut Vec<Effect>,
-    ) {
+    /// After an outcome message for `tid`, whose keys were `keys` while it was in doubt
+    /// since recovery: if it is settled now, say what was decided and why. The words do
+    /// not name who answered: the coordinator and the other participants are asked
+    /// together, and which answer arrives first varies between runs.
+    pub fn narrate_outcome(&mut self, tid: TxnId, keys: &[String], out: &mut Vec<Effect>) {
         let commit = match self.txns.get(&tid) {
             Some(TxnState::Prepared(_)) => return,
             Some(TxnState::Committed { .. }) => true,
@@ -234,18 +230,14 @@ impl Participant {
         };
         self.recovered_in_doubt.remove(&tid);
         let coordinator = tid.coordinator(self.nodes);
-        let why = match (from == coordinator, commit) {
-            (true, true) => format!(
-                "node {from}, its coordinator, answered COMMIT: its Decision record commits {tid}"
+        let why = match commit {
+            true => format!(
+                "the answer said: its coordinator, node {coordinator}, logged the commit \
+                 decision, so every participant must commit"
             ),
-            (true, false) => format!(
-                "node {from}, its coordinator, answered ABORT: it holds no commit decision for {tid} (presumed abort)"
-            ),
-            (false, true) => format!(
-                "node {from}, another participant, answered COMMIT: it had committed {tid}, so the coordinator decided COMMIT"
-            ),
-            (false, false) => format!(
-                "node {from}, another participant, answered ABORT: it had aborted {tid} or never voted, so no commit can have been decided"
+            false => format!(
+                "the answer said: its coordinator, node {coordinator}, holds no commit \
+                 decision for it (presumed abort), so no participant may commit"
             ),
         };
         let done = if commit {

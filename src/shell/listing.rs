@@ -100,7 +100,8 @@ impl Shell {
                 outcome.push(
                     Style::Warning,
                     format!(
-                        "node {}: HEURISTIC MIXED OUTCOME of {tid}: {here} here by hand (RESOLVE),                          {there} by its coordinator node {}: atomicity is broken",
+                        "node {}: HEURISTIC MIXED OUTCOME of {tid}: {here} here by hand (RESOLVE), \
+                         {there} by its coordinator node {}: atomicity is broken",
                         status.node,
                         tid.coordinator(statuses.len() as u32)
                     ),

@@ -177,8 +177,9 @@ fn an_outcome_found_in_doubt_at_recovery_is_narrated_with_its_reason() {
     assert_eq!(
         narrations(&effects),
         vec![
-            "T1 decided ABORT, as node 0, its coordinator, answered ABORT: it holds no commit \
-             decision for T1 (presumed abort); node 1 logs Abort, drops the writes and releases x"
+            "T1 decided ABORT, as the answer said: its coordinator, node 0, holds no commit \
+             decision for it (presumed abort), so no participant may commit; node 1 logs \
+             Abort, drops the writes and releases x"
         ]
     );
     // Told once: a second answer (a peer's) finds it settled and says nothing.
