@@ -41,7 +41,7 @@ pub use crate::crash::CrashPoint;
 pub use crate::net::{Activity, Work};
 pub use crate::trace::{TraceEvent, TraceHook};
 pub use observe::{KeyLocks, LogEntry, LogRecord, NodeStatus};
-pub use recovery::{InDoubt, RecoveryReport};
+pub use recovery::{CheckpointInfo, InDoubt, RecoveryReport};
 
 /// The data directory's format version, recorded in its manifest.
 pub const FORMAT_VERSION: u32 = 1;

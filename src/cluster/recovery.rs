@@ -105,3 +105,28 @@ impl Cluster {
         })?
     }
 }
+
+/// What a node's latest checkpoint carries, for `SHOW LOG`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// Keys in its data.
+    pub keys: usize,
+    /// The `Prepare` records of transactions in doubt when it was taken.
+    pub prepared: Vec<super::LogEntry>,
+    /// The `Decision` records not yet acknowledged by every participant.
+    pub decisions: Vec<super::LogEntry>,
+}
+
+impl Cluster {
+    /// What `node`'s latest checkpoint carries, if it has one (read from disk: the node
+    /// may be down).
+    pub fn log_checkpoint(&self, node: NodeId) -> Result<Option<CheckpointInfo>> {
+        self.ctx.net.check_node(node)?;
+        let snapshot = crate::wal::Wal::read_checkpoint(&self.node_dir(node))?;
+        Ok(snapshot.map(|snapshot| CheckpointInfo {
+            keys: snapshot.data.len(),
+            prepared: snapshot.prepared.into_iter().map(Into::into).collect(),
+            decisions: snapshot.decisions.into_iter().map(Into::into).collect(),
+        }))
+    }
+}

@@ -2,7 +2,9 @@
 //! reports and trace events. Every list is sorted, so output is the same every run.
 
 use super::command::Text;
-use crate::cluster::{KeyLocks, LogEntry, LogRecord, NodeStatus, RecoveryReport, TraceEvent};
+use crate::cluster::{
+    CheckpointInfo, KeyLocks, LogEntry, LogRecord, NodeStatus, RecoveryReport, TraceEvent,
+};
 use crate::text::table;
 use crate::types::{LockMode, NodeId, TxnId, Write};
 
@@ -267,6 +269,29 @@ pub fn recovery(report: &RecoveryReport) -> Vec<String> {
             report.node,
             tids(&report.resent)
         ));
+    }
+    lines
+}
+
+/// What `SHOW LOG` says first of a node's checkpoint: what it carries, the records it
+/// keeps for recovery marked `c` (the log's records follow, numbered).
+pub fn checkpoint(info: &CheckpointInfo) -> Vec<String> {
+    let tids = |entries: &[LogEntry]| -> Vec<TxnId> {
+        let tid = |entry: &LogEntry| match &entry.record {
+            LogRecord::Prepare { tid, .. } | LogRecord::Decision { tid, .. } => Some(*tid),
+            _ => None,
+        };
+        entries.iter().filter_map(tid).collect()
+    };
+    let mut lines = vec![format!(
+        "checkpoint: {} key{}, {}, {}",
+        info.keys,
+        if info.keys == 1 { "" } else { "s" },
+        counted(&tids(&info.prepared), "in-doubt Prepare"),
+        counted(&tids(&info.decisions), "unacknowledged Decision"),
+    )];
+    for entry in info.prepared.iter().chain(&info.decisions) {
+        lines.push(format!("   c  {}", record(entry)));
     }
     lines
 }

@@ -135,6 +135,12 @@ impl Shell {
         outcome: &mut Outcome,
     ) -> Result<(), String> {
         let records = self.cluster.log_records(node).map_err(|e| e.to_string())?;
+        let checkpoint = (self.cluster.log_checkpoint(node)).map_err(|e| e.to_string())?;
+        if let Some(checkpoint) = checkpoint {
+            for line in format::checkpoint(&checkpoint) {
+                outcome.say(line);
+            }
+        }
         let limited = last.is_none() && self.log_limit.is_some_and(|limit| records.len() > limit);
         let last = last.or(self.log_limit);
         let skip = last.map_or(0, |last| records.len().saturating_sub(last));
