@@ -33,6 +33,7 @@ pub const USAGES: &[(&str, &str)] = &[
     ("HELP", "[topic]"),
     ("QUIT", ""),
     ("EXIT", ""),
+    ("RESOLVE", "T<n> COMMIT|ABORT ON node <N>"),
 ];
 
 /// Whether the user is typing in lower case.
