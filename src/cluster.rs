@@ -35,11 +35,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 mod observe;
+mod recovery;
 
 pub use crate::crash::CrashPoint;
 pub use crate::net::{Activity, Work};
 pub use crate::trace::{TraceEvent, TraceHook};
 pub use observe::{KeyLocks, LogEntry, LogRecord, NodeStatus};
+pub use recovery::{CheckpointInfo, InDoubt, RecoveryReport};
 
 /// The data directory's format version, recorded in its manifest.
 pub const FORMAT_VERSION: u32 = 1;
@@ -48,23 +50,6 @@ const MANIFEST: &str = "MANIFEST";
 const LOCK: &str = "LOCK";
 /// The manifest being written; a process killed while creating a directory leaves it.
 const MANIFEST_TMP: &str = "MANIFEST.tmp";
-
-/// What recovering a node found.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RecoveryReport {
-    /// The node.
-    pub node: NodeId,
-    /// Log records replayed after the checkpoint.
-    pub records: usize,
-    /// Whether a checkpoint was loaded.
-    pub from_checkpoint: bool,
-    /// Transactions prepared and undecided: in doubt, locked until resolved.
-    pub in_doubt: Vec<crate::TxnId>,
-    /// Commit decisions being re-sent to participants.
-    pub resent: Vec<crate::TxnId>,
-    /// Warnings, such as a torn last record cut off.
-    pub warnings: Vec<String>,
-}
 
 /// How long `settle` waits before it says on stderr what it is waiting for.
 const SETTLE_REPORT: Duration = Duration::from_secs(5);
@@ -127,21 +112,9 @@ impl Cluster {
         let (wal, recovery) = Wal::open(&self.node_dir(node))?;
         let now = self.ctx.clock.now();
         let snapshot = recovery.snapshot.as_ref();
-        let (state, effects) =
+        let (mut state, effects) =
             Node::recover(node, self.ctx.nodes, snapshot, &recovery.records, now);
-        let report = RecoveryReport {
-            node,
-            records: recovery.records.len(),
-            from_checkpoint: snapshot.is_some(),
-            in_doubt: state
-                .participant()
-                .in_doubt()
-                .into_iter()
-                .map(|(tid, _)| tid)
-                .collect(),
-            resent: state.coordinator().decided().keys().copied().collect(),
-            warnings: recovery.warnings,
-        };
+        let report = RecoveryReport::of(&mut state, recovery.records.len(), recovery.warnings);
         self.ctx.set_failure(node, None);
         // The handle hears each node's clock as it starts, as a client would in a
         // handshake: the commits its clients make next go above what the logs hold.
@@ -281,6 +254,7 @@ impl Cluster {
             fsyncs: 0,
             armed: None,
             failure: self.ctx.failure(node),
+            mixed: Vec::new(),
         }
     }
 

@@ -435,4 +435,8 @@ pub enum Effect {
         /// The cycle, starting and ending at the victim.
         cycle: Vec<TxnId>,
     },
+    /// Something the node tells whoever watches, in words: how an outcome found in
+    /// doubt at recovery was decided, a heuristic decision's warning, a heuristic mixed
+    /// outcome. Shown always (not only with the trace on).
+    Narrate(String),
 }

@@ -62,6 +62,17 @@ pub enum TraceEvent {
         /// The victim.
         victim: TxnId,
     },
+    /// A node tells, in words, what it decided and why: the outcome of a transaction it
+    /// found in doubt at recovery, a heuristic decision's warning, a heuristic mixed
+    /// outcome. Shown whether the trace is on or not.
+    Narrate {
+        /// Causal depth.
+        depth: u32,
+        /// The node.
+        node: NodeId,
+        /// What it says.
+        text: String,
+    },
 }
 
 impl TraceEvent {
@@ -71,7 +82,8 @@ impl TraceEvent {
             TraceEvent::Message { depth, .. }
             | TraceEvent::Log { depth, .. }
             | TraceEvent::Crash { depth, .. }
-            | TraceEvent::Deadlock { depth, .. } => *depth,
+            | TraceEvent::Deadlock { depth, .. }
+            | TraceEvent::Narrate { depth, .. } => *depth,
         }
     }
 }
@@ -119,6 +131,7 @@ impl std::fmt::Display for TraceEvent {
                 let path: Vec<String> = cycle.iter().map(TxnId::to_string).collect();
                 write!(f, "deadlock {}: victim {victim}", path.join(" -> "))
             }
+            TraceEvent::Narrate { node, text, .. } => write!(f, "node {node}: {text}"),
         }
     }
 }

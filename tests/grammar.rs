@@ -91,9 +91,10 @@ fn variant(command: &Command) -> usize {
         Command::Keys { .. } => 24,
         Command::Diagram { .. } => 25,
         Command::Lesson { .. } => 26,
+        Command::Resolve { .. } => 27,
     }
 }
-const VARIANTS: usize = 27;
+const VARIANTS: usize = 28;
 
 /// The grammar without its comments, one rule per line: `(name, whole rule)`.
 fn grammar_rules() -> Vec<(String, String)> {

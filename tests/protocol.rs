@@ -25,6 +25,10 @@ mod read_only;
 #[path = "protocol/recovery.rs"]
 mod recovery;
 
+/// Heuristic decisions (`RESOLVE`) and the narration of outcomes after a restart.
+#[path = "protocol/heuristic.rs"]
+mod heuristic;
+
 const NODES: u32 = 3;
 
 /// A compact view of an effect, for assertions.
@@ -46,6 +50,8 @@ enum Fx {
     Point(CrashPoint),
     /// A deadlock victim aborted here.
     Victim(TxnId),
+    /// The node says something in words.
+    Narrate(String),
 }
 
 fn view(effects: Vec<Effect>) -> Vec<Fx> {
@@ -78,6 +84,7 @@ fn view(effects: Vec<Effect>) -> Vec<Fx> {
             Effect::Forward { to, request, .. } => Fx::Forward(to, request),
             Effect::CrashPoint(point) => Fx::Point(point),
             Effect::VictimAborted { tid, .. } => Fx::Victim(tid),
+            Effect::Narrate(text) => Fx::Narrate(text),
         })
         .collect()
 }

@@ -180,6 +180,45 @@ fn the_final_state_is_checked_against_what_clients_were_told() {
     assert_eq!(problems.len(), 4, "{problems:#?}");
 }
 
+/// A transaction visible on one node only breaks atomicity: `check_final` reports it,
+/// and when a heuristic decision (`RESOLVE`) settled it, the checker names that as the
+/// cause, apart from the other problems.
+#[test]
+fn a_heuristic_decision_is_named_as_the_cause_of_broken_atomicity() {
+    let history = History {
+        txns: vec![
+            Txn::new("T3", Outcome::Unknown)
+                .append("x", "3")
+                .append("y", "3"),
+            Txn::new("T4", Outcome::Aborted).append("y", "4"),
+        ],
+    };
+    // T3 committed on x's node and aborted on y's; T4 is visible though aborted.
+    let lists = BTreeMap::from([
+        ("x".to_string(), vec!["3".to_string()]),
+        ("y".to_string(), vec!["4".to_string()]),
+    ]);
+    let plain = history::check_final(&history, &lists);
+    assert_eq!(plain.len(), 2, "{plain:#?}");
+    let resolved = std::collections::BTreeSet::from(["T3".to_string()]);
+    let (problems, mixed) = history::check_final_resolved(&history, &lists, &resolved);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0].starts_with("T4 was told Aborted"),
+        "{problems:#?}"
+    );
+    assert_eq!(mixed.len(), 1, "{mixed:#?}");
+    assert!(
+        mixed[0].starts_with("heuristic mixed outcome: T3"),
+        "{mixed:#?}"
+    );
+    assert!(mixed[0].contains("RESOLVE"), "{mixed:#?}");
+    // Without a heuristic decision, nothing is excused.
+    let none = std::collections::BTreeSet::new();
+    let (problems, mixed) = history::check_final_resolved(&history, &lists, &none);
+    assert_eq!((problems.len(), mixed.len()), (2, 0));
+}
+
 /// Seed 215's history, reduced: A deletes x and reads it as not set, then aborts; U
 /// (outcome unknown, in fact aborted) also deletes x, so it is x's deleter. A's read saw
 /// A's own delete, not U's: it is no evidence that U committed, and with U left out the

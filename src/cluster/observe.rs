@@ -39,6 +39,9 @@ pub struct NodeStatus {
     pub armed: Option<CrashPoint>,
     /// Why it stopped, if it stopped on an error (a failed log write) rather than a crash.
     pub failure: Option<String>,
+    /// Heuristic mixed outcomes found here: transactions settled by hand (`RESOLVE`)
+    /// against their coordinator's decision, as `(tid, committed here)`.
+    pub mixed: Vec<(TxnId, bool)>,
 }
 
 impl From<crate::net::NodeStatus> for NodeStatus {
@@ -55,6 +58,7 @@ impl From<crate::net::NodeStatus> for NodeStatus {
             fsyncs,
             armed,
             failure,
+            mixed,
         } = status;
         NodeStatus {
             node,
@@ -68,6 +72,7 @@ impl From<crate::net::NodeStatus> for NodeStatus {
             fsyncs,
             armed,
             failure,
+            mixed,
         }
     }
 }
@@ -164,6 +169,15 @@ pub enum LogRecord {
         /// The first counter value not covered.
         upto: u64,
     },
+    /// A participant settled an in-doubt transaction by hand (`RESOLVE`).
+    Heuristic {
+        /// The transaction.
+        tid: TxnId,
+        /// Whether it was committed (else aborted).
+        commit: bool,
+        /// The commit timestamp (0 for an abort).
+        commit_ts: Timestamp,
+    },
 }
 
 impl From<Record> for LogEntry {
@@ -205,6 +219,15 @@ impl From<Record> for LogEntry {
             },
             Record::End { tid } => LogRecord::End { tid },
             Record::TidLease { upto } => LogRecord::TidLease { upto },
+            Record::Heuristic {
+                tid,
+                commit,
+                commit_ts,
+            } => LogRecord::Heuristic {
+                tid,
+                commit,
+                commit_ts,
+            },
         };
         LogEntry { record, forced }
     }

@@ -36,6 +36,8 @@ pub struct NodeStatus {
     pub armed: Option<CrashPoint>,
     /// Why it stopped, if it stopped on an error (a failed log write) rather than a crash.
     pub failure: Option<String>,
+    /// Heuristic mixed outcomes found here, as `(tid, committed here)`.
+    pub mixed: Vec<(TxnId, bool)>,
 }
 
 /// Requests to a node thread from the cluster, outside the protocol.
@@ -59,6 +61,8 @@ pub enum Control {
     Wake,
     /// Stop cleanly, flushing the log.
     Shutdown,
+    /// Settle an in-doubt transaction by hand (`RESOLVE`): commit if true, else abort.
+    Resolve(TxnId, bool, Sender<Result<()>>),
     /// Panic with this message, in the middle of a batch: a bug, simulated, to test that
     /// a node thread's panic is reported as a crash (fault injection for tests; no
     /// command reaches it).

@@ -64,6 +64,8 @@ pub struct Node {
     floors: floors::Floors,
     /// This node's part in deadlock detection.
     detect: detect::DetectRole,
+    /// What recovery read and redid, until the runtime takes it for the narration.
+    recovered: Option<Recovered>,
 }
 
 /// What replaying a log yields before the node resumes.
@@ -76,6 +78,27 @@ struct Replay {
     /// Outcomes the log shows, remembered for peers in doubt.
     committed: BTreeMap<TxnId, Timestamp>,
     aborted: Vec<TxnId>,
+    /// Decisions taken by hand (`Heuristic` records), with the coordinator of each.
+    heuristics: BTreeMap<TxnId, crate::participant::Heuristic>,
+    /// What the replay did, for the restart's narration.
+    summary: Recovered,
+}
+
+/// What recovery read and redid, as `RESTART` tells it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Keys in the checkpoint's data, if there was a checkpoint.
+    pub checkpoint_keys: Option<usize>,
+    /// In-doubt `Prepare` records the checkpoint carried.
+    pub checkpoint_prepared: Vec<TxnId>,
+    /// Unacknowledged `Decision` records the checkpoint carried.
+    pub checkpoint_decisions: Vec<TxnId>,
+    /// Transactions whose committed writes the log's records redid, in log order.
+    pub redone: Vec<TxnId>,
+    /// Prepared transactions the log shows aborted: their writes dropped.
+    pub dropped: Vec<TxnId>,
+    /// Transactions settled by hand (`RESOLVE`) whose coordinator's decision is awaited.
+    pub heuristic: Vec<TxnId>,
 }
 
 impl Replay {
@@ -88,6 +111,8 @@ impl Replay {
             clock: 0,
             committed: BTreeMap::new(),
             aborted: Vec::new(),
+            heuristics: BTreeMap::new(),
+            summary: Recovered::default(),
         };
         if let Some(snapshot) = snapshot {
             replay.store = Store::from_snapshot(snapshot);
@@ -96,8 +121,32 @@ impl Replay {
             for record in snapshot.prepared.iter().chain(&snapshot.decisions) {
                 replay.apply(record);
             }
+            let tids = |records: &[Record]| records.iter().filter_map(Record::tid).collect();
+            replay.summary = Recovered {
+                checkpoint_keys: Some(snapshot.data.len()),
+                checkpoint_prepared: tids(&snapshot.prepared),
+                checkpoint_decisions: tids(&snapshot.decisions),
+                ..Recovered::default()
+            };
         }
         replay
+    }
+
+    /// Redoes one record of the log (after the checkpoint), noting what it redid.
+    fn redo(&mut self, record: &Record) {
+        match record {
+            Record::Commit { tid, .. } if self.prepared.contains_key(tid) => {
+                self.summary.redone.push(*tid)
+            }
+            Record::OnePhaseCommit { tid, writes, .. } if !writes.is_empty() => {
+                self.summary.redone.push(*tid)
+            }
+            Record::Abort { tid } if self.prepared.contains_key(tid) => {
+                self.summary.dropped.push(*tid)
+            }
+            _ => {}
+        }
+        self.apply(record);
     }
 
     /// Redoes one record.
@@ -144,6 +193,26 @@ impl Replay {
                 self.decided.remove(tid);
             }
             Record::TidLease { upto } => self.lease = self.lease.max(*upto),
+            Record::Heuristic {
+                tid,
+                commit,
+                commit_ts,
+            } => {
+                self.clock = self.clock.max(*commit_ts);
+                if let Some(prepared) = self.prepared.remove(tid) {
+                    if *commit {
+                        self.store.apply(&prepared.writes, *commit_ts);
+                        self.committed.insert(*tid, *commit_ts);
+                    } else {
+                        self.aborted.push(*tid);
+                    }
+                    let heuristic = crate::participant::Heuristic {
+                        commit: *commit,
+                        coordinator: prepared.coordinator,
+                    };
+                    self.heuristics.insert(*tid, heuristic);
+                }
+            }
         }
     }
 }
@@ -158,6 +227,7 @@ impl Node {
             coordinator: Coordinator::new(id, nodes, 0, BTreeMap::new()),
             floors: Default::default(),
             detect: detect::DetectRole::new(nodes),
+            recovered: None,
         }
     }
 
@@ -177,7 +247,7 @@ impl Node {
     ) -> (Node, Vec<Effect>) {
         let mut replay = Replay::from_snapshot(snapshot);
         for record in records {
-            replay.apply(record);
+            replay.redo(record);
         }
         let mut node = Node {
             id,
@@ -191,8 +261,13 @@ impl Node {
             coordinator: Coordinator::new(id, nodes, replay.lease, replay.decided),
             floors: Default::default(),
             detect: detect::DetectRole::new(nodes),
+            recovered: None,
         };
+        let mut summary = replay.summary;
+        summary.heuristic = replay.heuristics.keys().copied().collect();
+        node.recovered = Some(summary);
         node.participant.remember(replay.committed, replay.aborted);
+        (node.participant).remember_heuristics(replay.heuristics.into_iter().collect());
         let mut out = Vec::new();
         for (tid, prepared) in replay.prepared {
             node.participant
@@ -327,14 +402,29 @@ impl Node {
                 self.coordinator.vote(from, tid, vote, clock, out)
             }
             // Participant, phase 2: log, apply, release, acknowledge.
+            // A transaction settled by hand here compares instead (`participant::heuristic`).
             Message::Commit { tid, commit_ts } => {
                 self.participant.clock_mut().observe(commit_ts);
-                self.participant.commit(tid, commit_ts, out)
+                let p = &mut self.participant;
+                if !p.heuristic_outcome(tid, from, Some(commit_ts), out) {
+                    let keys = p.recovered_keys(tid);
+                    p.commit(tid, commit_ts, out);
+                    if let Some(keys) = keys {
+                        p.narrate_outcome(tid, &keys, out);
+                    }
+                }
             }
             // Participant: drop the workspace and release.
             Message::Abort { tid } => {
-                let reason = format!("its coordinator node {from} aborted it");
-                self.participant.abort(tid, reason, out)
+                let p = &mut self.participant;
+                if !p.heuristic_outcome(tid, from, None, out) {
+                    let keys = p.recovered_keys(tid);
+                    let reason = format!("its coordinator node {from} aborted it");
+                    p.abort(tid, reason, out);
+                    if let Some(keys) = keys {
+                        p.narrate_outcome(tid, &keys, out);
+                    }
+                }
             }
             // Coordinator: one more participant has logged the commit.
             Message::Ack { tid } => self.coordinator.ack(from, tid, out),
@@ -397,6 +487,21 @@ impl Node {
             tid_lease: self.coordinator.lease(),
             clock: self.participant.clock().now(),
         }
+    }
+
+    /// What recovery read and redid (`None` for a fresh node, or once taken).
+    pub fn take_recovered(&mut self) -> Option<Recovered> {
+        self.recovered.take()
+    }
+
+    /// `RESOLVE tid COMMIT|ABORT` here: a heuristic decision (`participant::heuristic`).
+    pub fn resolve(
+        &mut self,
+        tid: TxnId,
+        commit: bool,
+        out: &mut Vec<Effect>,
+    ) -> crate::error::Result<()> {
+        self.participant.resolve(tid, commit, out)
     }
 
     /// This node's id.

@@ -114,12 +114,14 @@
 //! and an operation that is not the transaction's first on this node is refused (see
 //! `Request::Read::first`). Remembered commits are bounded by [`REMEMBERED_COMMITS`].
 
+mod heuristic;
 mod outcome;
 mod rejoin;
 mod snapshot;
 mod state;
 mod termination;
 
+pub use heuristic::{Heuristic, Mixed};
 use state::{Active, PendingOp, TxnState, Txns};
 pub use state::{Prepared, prepared_from_record};
 
@@ -129,7 +131,7 @@ use crate::lock::{Acquire, LockMode, LockTable, Wait};
 use crate::message::{Answer, Effect, ReadAt, Reply, ReqId};
 use crate::store::Store;
 use crate::types::{MAX_WRITES_PER_TXN, NodeId, Timestamp, TxnId};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The participant role of one node: its lock table, its committed data and the
 /// transactions working on them.
@@ -155,6 +157,13 @@ pub struct Participant {
     /// After a restart, until every peer has answered the announcement: the locking
     /// operations held meanwhile (see `rejoin`).
     rejoin: Option<rejoin::Rejoin>,
+    /// Transactions found in doubt at recovery and still undecided, whose outcome the
+    /// node narrates when it comes (see `heuristic`).
+    recovered_in_doubt: BTreeSet<TxnId>,
+    /// Transactions settled by hand here whose coordinator's decision has not come.
+    heuristics: BTreeMap<TxnId, Heuristic>,
+    /// Heuristic mixed outcomes found by this incarnation.
+    mixed: Vec<Mixed>,
 }
 
 /// How many committed transactions a participant remembers for its peers (the one with
@@ -175,6 +184,9 @@ impl Participant {
             txns: Txns::default(),
             live_from: BTreeMap::new(),
             rejoin: None,
+            recovered_in_doubt: BTreeSet::new(),
+            heuristics: BTreeMap::new(),
+            mixed: Vec::new(),
         }
     }
 

@@ -51,6 +51,15 @@ impl Participant {
                 });
             }
         }
+        // Settled by hand here: the real decision is still wanted, to compare.
+        for (tid, heuristic) in &self.heuristics {
+            if heuristic.coordinator == peer {
+                out.push(Effect::Send {
+                    to: peer,
+                    message: Message::Inquire { tid: *tid },
+                });
+            }
+        }
     }
 
     /// The deadlock detector chose `tid` as a victim while it waits here.
@@ -110,6 +119,10 @@ impl Participant {
 
     /// A peer in doubt asks what this node knows of `tid` (cooperative termination).
     pub fn peer_inquire(&mut self, from: NodeId, tid: TxnId, out: &mut Vec<Effect>) {
+        if self.heuristics.contains_key(&tid) {
+            // Settled by hand: a guess, not the outcome; it is not spread (`heuristic`).
+            return;
+        }
         let answer = match self.txns.get(&tid) {
             Some(TxnState::Active(_)) => {
                 let reason = format!("node {from} was in doubt about it before it voted here");
@@ -148,6 +161,7 @@ impl Participant {
         }
         prepared.next_inquiry = now;
         self.mark_prepared(tid, prepared);
+        self.mark_recovered(tid);
         self.inquire(tid, out);
     }
 }

@@ -34,6 +34,7 @@ pub const USAGES: &[(&str, &str)] = &[
     ("QUIT", ""),
     ("EXIT", ""),
     ("LESSON", "[name]"),
+    ("RESOLVE", "T<n> COMMIT|ABORT ON node <N>"),
 ];
 
 /// Whether the user is typing in lower case.

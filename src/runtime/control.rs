@@ -92,6 +92,13 @@ impl Runtime {
                 let data = self.node.participant().store().iter();
                 let _ = reply.send(data.map(|(k, v)| (k.to_string(), v.to_string())).collect());
             }
+            Control::Resolve(tid, commit, reply) => {
+                let mut effects = std::mem::take(&mut self.effects);
+                let result = self.node.resolve(tid, commit, &mut effects);
+                self.effects = effects;
+                let _ = reply.send(result);
+                return self.execute(0);
+            }
             Control::Panic(message) => panic!("{message}"),
             Control::Shutdown => {
                 return match self.sync_now() {
@@ -119,6 +126,9 @@ impl Runtime {
             fsyncs: self.wal.fsyncs() + self.syncer.fsyncs(),
             armed: self.armed,
             failure: None,
+            mixed: (participant.mixed().iter())
+                .map(|mixed| (mixed.tid, mixed.committed_here))
+                .collect(),
         }
     }
 

@@ -319,6 +319,10 @@ impl Runtime {
                         victim: tid,
                     });
                 }
+                Effect::Narrate(text) => {
+                    let node = self.id;
+                    (self.ctx.net.tracer).emit(|| TraceEvent::Narrate { depth, node, text });
+                }
                 Effect::Forward { req, to, request } => {
                     if let Some(reply) = self.replies.remove(&req) {
                         let work = self.ctx.net.work(Label::on(What::Request, to));
@@ -367,7 +371,9 @@ impl Runtime {
         }
         match record {
             Record::TidLease { .. } => self.lease_lsn = self.wal.end_lsn(),
-            Record::OnePhaseCommit { .. } => self.visible_lsn = self.wal.end_lsn(),
+            Record::OnePhaseCommit { .. } | Record::Heuristic { commit: true, .. } => {
+                self.visible_lsn = self.wal.end_lsn()
+            }
             _ => {}
         }
         self.ctx.net.tracer.emit(|| TraceEvent::Log {

@@ -21,7 +21,7 @@ pub(super) struct Charts {
     /// The recent commands.
     pub(super) history: History,
     /// Events taken from the trace since the last entry was made.
-    pub(super) pending: Vec<crate::trace::TraceEvent>,
+    pub(super) pending: Vec<crate::cluster::TraceEvent>,
     /// Whether text charts use box drawing by default.
     pub(super) unicode: bool,
 }

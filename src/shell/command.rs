@@ -162,6 +162,16 @@ pub enum Command {
         /// The lesson's name as written (`4`, `5b`); matched ignoring case.
         name: Option<String>,
     },
+    /// `RESOLVE T4 COMMIT|ABORT ON node N`: settle a transaction in doubt on a node by
+    /// hand (a heuristic decision).
+    Resolve {
+        /// The transaction.
+        tid: TxnId,
+        /// Commit (else abort).
+        commit: bool,
+        /// The node where it is in doubt.
+        node: NodeId,
+    },
 }
 
 /// How `DIAGRAM` draws.
@@ -210,6 +220,7 @@ impl Command {
             Command::Empty => "",
             Command::Diagram { .. } => "DIAGRAM",
             Command::Lesson { .. } => "LESSON",
+            Command::Resolve { .. } => "RESOLVE",
         }
     }
 }
@@ -286,6 +297,10 @@ impl fmt::Display for Command {
             }
             Command::Lesson { name: None } => f.write_str("LESSON"),
             Command::Lesson { name: Some(name) } => write!(f, "LESSON {}", Text(name)),
+            Command::Resolve { tid, commit, node } => {
+                let how = if *commit { "COMMIT" } else { "ABORT" };
+                write!(f, "RESOLVE {tid} {how} ON node {node}")
+            }
         }
     }
 }

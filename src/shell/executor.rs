@@ -289,7 +289,9 @@ impl Shell {
         let mut lines = Vec::new();
         for event in &events {
             let style = match event {
-                TraceEvent::Crash { .. } | TraceEvent::Deadlock { .. } => Style::Event,
+                TraceEvent::Crash { .. }
+                | TraceEvent::Deadlock { .. }
+                | TraceEvent::Narrate { .. } => Style::Event,
                 _ => Style::Trace,
             };
             if style == Style::Event || self.trace_on.load(Ordering::Relaxed) {
@@ -481,6 +483,13 @@ impl Shell {
             }
             Command::Lesson { name } => {
                 output.lesson = lesson::command(name.as_deref(), self.lesson_host, outcome)?;
+            }
+            Command::Resolve { tid, commit, node } => {
+                self.cluster.resolve(node, tid, commit).map_err(error)?;
+                let how = if commit { "committed" } else { "aborted" };
+                outcome.say(format!(
+                    "{tid} {how} by hand on node {node}: a heuristic decision, logged and fsynced"
+                ));
             }
             other => return Err(format!("{} cannot run here", other.name())),
         }

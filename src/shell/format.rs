@@ -2,7 +2,9 @@
 //! reports and trace events. Every list is sorted, so output is the same every run.
 
 use super::command::Text;
-use crate::cluster::{KeyLocks, LogEntry, LogRecord, NodeStatus, RecoveryReport, TraceEvent};
+use crate::cluster::{
+    CheckpointInfo, KeyLocks, LogEntry, LogRecord, NodeStatus, RecoveryReport, TraceEvent,
+};
 use crate::text::table;
 use crate::types::{LockMode, NodeId, TxnId, Write};
 
@@ -172,13 +174,23 @@ pub fn record(entry: &LogEntry) -> String {
         }
         LogRecord::End { tid } => format!("End {tid}"),
         LogRecord::TidLease { upto } => format!("TidLease  counters below {upto}"),
+        LogRecord::Heuristic {
+            tid,
+            commit: true,
+            commit_ts,
+        } => format!("Heuristic {tid} COMMIT  settled by hand, ts {commit_ts}"),
+        LogRecord::Heuristic { tid, .. } => format!("Heuristic {tid} ABORT  settled by hand"),
     };
     let forced = if entry.forced { "fsync" } else { "lazy" };
     format!("{body}  ({forced})")
 }
 
-/// What `RESTART` (and opening a directory) reports about a node's recovery.
+/// What `RESTART` (and opening a directory) reports about a node's recovery, in the
+/// order recovery did it: what it read, what it redid, what it found in doubt and
+/// re-locked before serving anyone, whom it asks. (How each in-doubt transaction is then
+/// decided, and why, the node tells when the answer comes: a `Narrate` event.)
 pub fn recovery(report: &RecoveryReport) -> Vec<String> {
+    let node = report.node;
     let source = if report.from_checkpoint {
         "a checkpoint and "
     } else {
@@ -186,14 +198,69 @@ pub fn recovery(report: &RecoveryReport) -> Vec<String> {
     };
     let plural = if report.records == 1 { "" } else { "s" };
     let mut lines = vec![format!(
-        "node {} recovered from {source}{} log record{plural}",
-        report.node, report.records
+        "node {node} recovered from {source}{} log record{plural}",
+        report.records
     )];
+    if report.from_checkpoint {
+        lines.push(format!(
+            "node {node}: the checkpoint carried {} key{}, {} and {}",
+            report.checkpoint_keys,
+            if report.checkpoint_keys == 1 { "" } else { "s" },
+            counted(&report.checkpoint_prepared, "in-doubt Prepare"),
+            counted(&report.checkpoint_decisions, "unacknowledged Decision"),
+        ));
+    }
+    let redone = match report.redone.len() {
+        0 => "redid no committed transaction".to_string(),
+        1 => format!(
+            "redid the writes of 1 committed transaction ({})",
+            tids(&report.redone)
+        ),
+        n => format!(
+            "redid the writes of {n} committed transactions ({})",
+            tids(&report.redone)
+        ),
+    };
+    let dropped = match report.dropped.len() {
+        0 => "dropped no aborted one".to_string(),
+        n => format!(
+            "dropped the writes of {n} aborted ({})",
+            tids(&report.dropped)
+        ),
+    };
+    lines.push(format!("node {node}: {redone}; {dropped}"));
     if !report.in_doubt.is_empty() {
         lines.push(format!(
             "node {}: {} in doubt (prepared, no outcome logged): its keys stay locked while it asks the coordinator",
             report.node,
             tids(&report.in_doubt)
+        ));
+    }
+    for doubt in &report.in_doubt_detail {
+        let keys = doubt.keys.join(", ");
+        lines.push(format!(
+            "node {node}: took the exclusive lock{} of {keys} again for {}, before serving anyone",
+            if doubt.keys.len() == 1 { "" } else { "s" },
+            doubt.tid
+        ));
+        let mut asks = format!("node {} (its coordinator)", doubt.coordinator);
+        if !doubt.peers.is_empty() {
+            let peers: Vec<String> = doubt.peers.iter().map(|p| format!("node {p}")).collect();
+            asks.push_str(&format!(
+                " and {} (the other participant{})",
+                peers.join(", "),
+                if peers.len() == 1 { "" } else { "s" }
+            ));
+        }
+        lines.push(format!(
+            "node {node}: asks {asks} for the outcome of {}",
+            doubt.tid
+        ));
+    }
+    if !report.heuristic.is_empty() {
+        lines.push(format!(
+            "node {node}: {} settled by hand (RESOLVE) before: it still asks the coordinator, to compare",
+            tids(&report.heuristic)
         ));
     }
     if !report.resent.is_empty() {
@@ -206,13 +273,45 @@ pub fn recovery(report: &RecoveryReport) -> Vec<String> {
     lines
 }
 
+/// What `SHOW LOG` says first of a node's checkpoint: what it carries, the records it
+/// keeps for recovery marked `c` (the log's records follow, numbered).
+pub fn checkpoint(info: &CheckpointInfo) -> Vec<String> {
+    let tids = |entries: &[LogEntry]| -> Vec<TxnId> {
+        let tid = |entry: &LogEntry| match &entry.record {
+            LogRecord::Prepare { tid, .. } | LogRecord::Decision { tid, .. } => Some(*tid),
+            _ => None,
+        };
+        entries.iter().filter_map(tid).collect()
+    };
+    let mut lines = vec![format!(
+        "checkpoint: {} key{}, {}, {}",
+        info.keys,
+        if info.keys == 1 { "" } else { "s" },
+        counted(&tids(&info.prepared), "in-doubt Prepare"),
+        counted(&tids(&info.decisions), "unacknowledged Decision"),
+    )];
+    for entry in info.prepared.iter().chain(&info.decisions) {
+        lines.push(format!("   c  {}", record(entry)));
+    }
+    lines
+}
+
+/// `3 in-doubt Prepares (T4, T7)`, or `no in-doubt Prepare`.
+fn counted(list: &[TxnId], what: &str) -> String {
+    match list.len() {
+        0 => format!("no {what}"),
+        1 => format!("1 {what} ({})", tids(list)),
+        n => format!("{n} {what}s ({})", tids(list)),
+    }
+}
+
 /// A trace event's sort key: causal depth, then the node it happened on.
 pub fn event_order(event: &TraceEvent) -> (u32, u32) {
     match event {
         TraceEvent::Message { depth, from, .. } => (*depth, *from),
-        TraceEvent::Log { depth, node, .. } | TraceEvent::Crash { depth, node, .. } => {
-            (*depth, *node)
-        }
+        TraceEvent::Log { depth, node, .. }
+        | TraceEvent::Crash { depth, node, .. }
+        | TraceEvent::Narrate { depth, node, .. } => (*depth, *node),
         TraceEvent::Deadlock { depth, .. } => (*depth, u32::MAX),
     }
 }

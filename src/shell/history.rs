@@ -7,7 +7,7 @@
 //! keeps the last [`HISTORY_LEN`] entries: a transaction that began longer ago than that
 //! is drawn from what is left, with a note saying so (see `diagram`).
 
-use crate::trace::TraceEvent;
+use crate::cluster::TraceEvent;
 use crate::types::{NodeId, TxnId};
 use std::collections::VecDeque;
 
@@ -85,6 +85,7 @@ pub fn about(event: &TraceEvent, tid: TxnId) -> bool {
         | TraceEvent::Log { tid: t, .. }
         | TraceEvent::Crash { tid: t, .. } => *t == Some(tid),
         TraceEvent::Deadlock { cycle, victim, .. } => *victim == tid || cycle.contains(&tid),
+        TraceEvent::Narrate { text, .. } => tid_in(text) == Some(tid),
     }
 }
 

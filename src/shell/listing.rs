@@ -92,6 +92,21 @@ impl Shell {
                     format!("node {} stopped on an error: {failure}", status.node),
                 );
             }
+            for (tid, committed) in &status.mixed {
+                let (here, there) = match committed {
+                    true => ("committed", "aborted"),
+                    false => ("aborted", "committed"),
+                };
+                outcome.push(
+                    Style::Warning,
+                    format!(
+                        "node {}: HEURISTIC MIXED OUTCOME of {tid}: {here} here by hand (RESOLVE), \
+                         {there} by its coordinator node {}: atomicity is broken",
+                        status.node,
+                        tid.coordinator(statuses.len() as u32)
+                    ),
+                );
+            }
         }
         let sessions: Vec<String> = (self.sessions.values())
             .map(|session| {
@@ -120,6 +135,12 @@ impl Shell {
         outcome: &mut Outcome,
     ) -> Result<(), String> {
         let records = self.cluster.log_records(node).map_err(|e| e.to_string())?;
+        let checkpoint = (self.cluster.log_checkpoint(node)).map_err(|e| e.to_string())?;
+        if let Some(checkpoint) = checkpoint {
+            for line in format::checkpoint(&checkpoint) {
+                outcome.say(line);
+            }
+        }
         let limited = last.is_none() && self.log_limit.is_some_and(|limit| records.len() > limit);
         let last = last.or(self.log_limit);
         let skip = last.map_or(0, |last| records.len().saturating_sub(last));

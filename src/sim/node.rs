@@ -182,6 +182,7 @@ impl SimNode {
                 }
                 Effect::CrashPoint(_) => {}
                 Effect::VictimAborted { tid, .. } => notes.push(format!("deadlock victim {tid}")),
+                Effect::Narrate(text) => notes.push(text),
             }
         }
         Ok(None)

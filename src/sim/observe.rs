@@ -61,6 +61,14 @@ impl Sim {
                     found.push(format!("node {id} {what} {tids:?}"));
                 }
             }
+            // A node settled a transaction by hand against its coordinator: the only
+            // way atomicity can break, and the simulator never takes such a decision.
+            for mixed in participant.mixed() {
+                found.push(format!(
+                    "node {id}: heuristic mixed outcome of {} (settled by hand, atomicity broken)",
+                    mixed.tid
+                ));
+            }
             if !participant.locks().is_empty() {
                 found.push(format!(
                     "node {id} holds locks {:?}",

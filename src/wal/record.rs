@@ -72,6 +72,19 @@ pub enum Record {
         /// The first counter value not covered.
         upto: u64,
     },
+    /// Participant: an operator settled an in-doubt transaction by hand (`RESOLVE`), a
+    /// heuristic decision, without its coordinator: commit applies the prepared writes at
+    /// `commit_ts`, abort drops them. Either way the locks are released. Forced: it is
+    /// remembered across restarts, so that the coordinator's real decision, when it
+    /// comes, is compared with it (a disagreement is a heuristic mixed outcome).
+    Heuristic {
+        /// The transaction.
+        tid: TxnId,
+        /// Whether the operator committed it (else aborted it).
+        commit: bool,
+        /// The commit timestamp the node chose, above its `prepare_ts` (0 for an abort).
+        commit_ts: Timestamp,
+    },
 }
 
 impl Record {
@@ -99,6 +112,7 @@ impl Record {
             Record::Decision { .. } => "Decision",
             Record::End { .. } => "End",
             Record::TidLease { .. } => "TidLease",
+            Record::Heuristic { .. } => "Heuristic",
         }
     }
 
@@ -110,7 +124,8 @@ impl Record {
             | Record::Abort { tid }
             | Record::OnePhaseCommit { tid, .. }
             | Record::Decision { tid, .. }
-            | Record::End { tid } => Some(*tid),
+            | Record::End { tid }
+            | Record::Heuristic { tid, .. } => Some(*tid),
             Record::TidLease { .. } => None,
         }
     }

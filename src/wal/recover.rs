@@ -126,6 +126,13 @@ impl Wal {
         Ok(listed.collect())
     }
 
+    /// The snapshot of the latest checkpoint of the log at `dir`, if there is one (for
+    /// `SHOW LOG`: what the checkpoint carries). Changes nothing on disk.
+    pub fn read_checkpoint(dir: &Path) -> Result<Option<Snapshot>> {
+        let log_dir = LogDir::new(disk::real(), dir);
+        Ok(checkpoint::read(&log_dir)?.map(|checkpoint| checkpoint.snapshot))
+    }
+
     /// The bytes of log records since the last checkpoint in the log at `dir`, as
     /// [`Wal::size`] would report after opening it (for a node that is down). Changes
     /// nothing on disk.

@@ -27,7 +27,7 @@ pub mod svg;
 pub mod text;
 
 use super::history::{Entry, about};
-use crate::trace::TraceEvent;
+use crate::cluster::TraceEvent;
 use crate::types::{NodeId, TxnId};
 
 /// A column: a client session or a node.
@@ -223,7 +223,9 @@ impl Builder {
                     ..
                 } => Step::Log(*node, format!("{kind}{}", show(t)), *forced),
                 TraceEvent::Crash { node, .. } => Step::Crash(*node, event.to_string()),
-                TraceEvent::Deadlock { .. } => Step::Note(event.to_string()),
+                TraceEvent::Deadlock { .. } | TraceEvent::Narrate { .. } => {
+                    Step::Note(event.to_string())
+                }
             });
         }
         if let (Some((session, node)), Some(reply)) = (&client, &entry.reply) {

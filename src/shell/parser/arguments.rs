@@ -50,6 +50,27 @@ pub(super) fn crash_point(input: &str) -> Parsed<'_, CrashPoint> {
     Ok((rest, point))
 }
 
+/// `txn_id = tid ;`, where a transaction must be named: anything else is an error
+/// that says how to write one.
+pub(super) fn txn_id(input: &str) -> Parsed<'_, types::TxnId> {
+    tid(input).map_err(|error| match error {
+        nom::Err::Error(_) => failure(input, "expected a transaction, as in: T4"),
+        other => other,
+    })
+}
+
+/// `resolution = "COMMIT" | "ABORT" ;` (true for COMMIT)
+pub(super) fn resolution(input: &str) -> Parsed<'_, bool> {
+    let commit = keyword("COMMIT").map(|()| true);
+    let abort = keyword("ABORT").map(|()| false);
+    nom::branch::alt((commit, abort))
+        .parse(input)
+        .map_err(|error| match error {
+            nom::Err::Error(_) => failure(input, "expected COMMIT or ABORT: how to settle it"),
+            other => other,
+        })
+}
+
 /// `count = integer ;`
 pub(super) fn count(input: &str) -> Parsed<'_, usize> {
     let (rest, number) =

@@ -2,8 +2,8 @@
 //! committing (`cut`) to its arguments.
 
 use super::arguments::{
-    count, crash_point, duration, key, key_prefix, lesson_name, node, path, session_name,
-    setting_name, setting_value, tid, topic, value,
+    count, crash_point, duration, key, key_prefix, lesson_name, node, path, resolution,
+    session_name, setting_name, setting_value, tid, topic, txn_id, value,
 };
 use super::statements::{comment, end_of_line};
 use super::tokens::{bare_word, is_name_char, keyword, ws};
@@ -144,9 +144,9 @@ pub(super) fn abort(input: &str) -> Parsed<'_, Command> {
         .parse(input)
 }
 
-/// `cluster_command = session | crash | restart | checkpoint | tick | set ;`
+/// `cluster_command = session | crash | restart | checkpoint | tick | set | resolve ;`
 pub(super) fn cluster_command(input: &str) -> Parsed<'_, Command> {
-    alt((session, crash, restart, checkpoint, tick, set)).parse(input)
+    alt((session, crash, restart, checkpoint, tick, set, resolve)).parse(input)
 }
 
 /// `session = "SESSION" , session_name , [ "ON" , node ] ;`
@@ -169,6 +169,18 @@ pub(super) fn crash(input: &str) -> Parsed<'_, Command> {
 pub(super) fn restart(input: &str) -> Parsed<'_, Command> {
     preceded(keyword("RESTART"), cut(node))
         .map(|node| Command::Restart { node })
+        .parse(input)
+}
+
+/// `resolve = "RESOLVE" , txn_id , resolution , "ON" , node ;`
+pub(super) fn resolve(input: &str) -> Parsed<'_, Command> {
+    let on_node = preceded(keyword("ON"), cut(node));
+    let on_node = context(
+        "expected ON and the node, as in: RESOLVE T4 COMMIT ON node 2",
+        on_node,
+    );
+    preceded(keyword("RESOLVE"), cut((txn_id, resolution, on_node)))
+        .map(|(tid, commit, node)| Command::Resolve { tid, commit, node })
         .parse(input)
 }
 

@@ -159,6 +159,32 @@ pub struct History {
     pub txns: Vec<Txn>,
 }
 
+/// [`check_final`] for a run in which some transactions were settled by hand
+/// (`RESOLVE`, a heuristic decision), named in `resolved`: a heuristic decision is the
+/// only way a transaction's outcome can differ between its participants, so a
+/// transaction of `resolved` that is visible in part, or against what its client was
+/// told, is reported apart as a heuristic mixed outcome (the second list), and every
+/// other problem as usual (the first). Without `resolved` it is `check_final`.
+pub fn check_final_resolved(
+    history: &History,
+    lists: &BTreeMap<String, Vec<String>>,
+    resolved: &BTreeSet<String>,
+) -> (Vec<String>, Vec<String>) {
+    let (mut problems, mut mixed) = (Vec::new(), Vec::new());
+    for problem in check_final(history, lists) {
+        let name = problem.split([' ', ',']).next().unwrap_or_default();
+        if resolved.contains(name) {
+            mixed.push(format!(
+                "heuristic mixed outcome: {problem} ({name} was settled by hand with \
+                 RESOLVE: atomicity broken by a heuristic decision)"
+            ));
+        } else {
+            problems.push(problem);
+        }
+    }
+    (problems, mixed)
+}
+
 /// Compares the final contents of every key (as lists) with what the clients were told:
 /// every append of a transaction told Committed is there, once; nothing of one told
 /// Aborted is; a transaction with an unknown outcome is there whole or not at all; and no
