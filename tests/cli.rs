@@ -5,25 +5,13 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use tempfile::TempDir;
 
-/// What a run printed and how it ended.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+#[path = "support/binary.rs"]
+mod binary;
 
-impl From<Output> for Run {
-    fn from(output: Output) -> Run {
-        Run {
-            code: output.status.code().expect("an exit code, not a signal"),
-            stdout: String::from_utf8(output.stdout).expect("UTF-8 output"),
-            stderr: String::from_utf8(output.stderr).expect("UTF-8 errors"),
-        }
-    }
-}
+use binary::{Run, entries};
 
 /// The binary, with the user's directories and colour settings out of the way.
 fn kv2pc(home: &Path) -> Command {
@@ -498,22 +486,6 @@ fn the_prompt_shows_a_transaction_aborted_out_of_sight_until_the_next_command() 
     assert_eq!(shell.prompt(), "kv2pc[a T3 aborted]> ");
     assert!(errors(&mut shell, "ABORT").is_empty());
     assert_eq!(shell.prompt(), "kv2pc[a]> ");
-}
-
-/// The entries of `dir` (a `TMPDIR` given to the binary), by name.
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("the test's TMPDIR")
-        .map(|entry| {
-            entry
-                .expect("an entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    names.sort();
-    names
 }
 
 /// Starts `kv2pc --temp` with its own `TMPDIR` inside `home` and `args` after, and

@@ -12,6 +12,9 @@
 //! Every wait is bounded by the session's expect timeout (generous, for a loaded
 //! machine); nothing sleeps for a fixed time to make a point.
 
+#[path = "support/binary.rs"]
+mod binary;
+
 use expectrl::Expect;
 use expectrl::process::unix::WaitStatus;
 use expectrl::session::OsSession as Session;
@@ -257,17 +260,9 @@ fn bytes_under(dir: &std::path::Path) -> u64 {
 
 /// The `--temp` directories (`kv2pc-*`) in `dir`.
 fn temp_dirs(dir: &std::path::Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .expect("the test's TMPDIR")
-        .map(|entry| {
-            entry
-                .expect("an entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .filter(|name| name.starts_with("kv2pc-"))
-        .collect()
+    let mut names = binary::entries(dir);
+    names.retain(|name| name.starts_with("kv2pc-"));
+    names
 }
 
 #[test]

@@ -6,25 +6,13 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use tempfile::TempDir;
 
-/// What a run printed and how it ended.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+#[path = "support/binary.rs"]
+mod binary;
 
-impl From<Output> for Run {
-    fn from(output: Output) -> Run {
-        Run {
-            code: output.status.code().expect("an exit code, not a signal"),
-            stdout: String::from_utf8(output.stdout).expect("UTF-8 output"),
-            stderr: String::from_utf8(output.stderr).expect("UTF-8 errors"),
-        }
-    }
-}
+use binary::Run;
 
 /// Runs the binary in `dir` with `args` and `stdin` piped in, on a temporary cluster.
 fn run(dir: &Path, args: &[&str], stdin: &str) -> Run {
