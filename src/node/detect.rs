@@ -109,7 +109,15 @@ impl Node {
             role.waiting.iter().copied().collect()
         };
         report(&to, &waits, out);
-        send_victims(role.graph.update(self.id, &waits), out);
+        if waits.is_empty() {
+            // No waits here: no cycle runs through this node, and the others' waits
+            // it holds would go stale (they report changes only to waiting nodes).
+            for n in 0..self.nodes {
+                role.graph.update(n, &[]);
+            }
+        } else {
+            send_victims(role.graph.update(self.id, &waits), out);
+        }
         role.reported = waits;
     }
 
@@ -134,7 +142,12 @@ impl Node {
         } else {
             role.waiting.insert(from)
         };
-        if started && !role.reported.is_empty() {
+        if role.reported.is_empty() {
+            // Kept out of the graph: see `end_batch`. Every waiting node answers this
+            // node's first report of waits with its current ones.
+            return;
+        }
+        if started {
             report(&[from], &role.reported, out);
         }
         send_victims(role.graph.update(from, waits), out);
