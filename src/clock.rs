@@ -6,54 +6,88 @@
 //! every run. Timestamps in the log are logical: each node's own [`Lamport`] clock,
 //! carried on messages; they do not come from here.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// A clock that all nodes read.
+/// A clock that all nodes read: real elapsed time, or a manual one that moves only by
+/// [`Clock::advance`]. A real clock can be made manual and back (the shell's step mode):
+/// it stops where it is, and runs on from where it was left.
 #[derive(Debug)]
-pub enum Clock {
-    /// Real elapsed time since the cluster opened.
-    Real(Instant),
-    /// Time that moves only by [`Clock::advance`], in nanoseconds.
-    Manual(AtomicU64),
+pub struct Clock {
+    /// A fixed instant the others are measured from.
+    origin: Instant,
+    /// Nanoseconds after `origin` at which the clock last started running in real time.
+    started: AtomicU64,
+    /// Whether the clock is manual.
+    manual: AtomicBool,
+    /// Nanoseconds: the reading when the clock last started running (real), or the
+    /// reading (manual).
+    base: AtomicU64,
 }
 
 impl Clock {
     /// A real-time clock starting now.
     pub fn real() -> Clock {
-        Clock::Real(Instant::now())
+        Clock {
+            origin: Instant::now(),
+            started: AtomicU64::new(0),
+            manual: AtomicBool::new(false),
+            base: AtomicU64::new(0),
+        }
     }
 
     /// A manual clock at zero.
     pub fn manual() -> Clock {
-        Clock::Manual(AtomicU64::new(0))
+        let clock = Clock::real();
+        clock.manual.store(true, Ordering::SeqCst);
+        clock
     }
 
     /// The time since the clock started.
     pub fn now(&self) -> Duration {
-        match self {
-            Clock::Real(start) => start.elapsed(),
-            Clock::Manual(nanos) => Duration::from_nanos(nanos.load(Ordering::SeqCst)),
+        let base = Duration::from_nanos(self.base.load(Ordering::SeqCst));
+        if self.is_manual() {
+            return base;
         }
+        let started = Duration::from_nanos(self.started.load(Ordering::SeqCst));
+        base + self.origin.elapsed().saturating_sub(started)
+    }
+
+    /// Nanoseconds since `origin`.
+    fn since_origin(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// Whether this is a manual clock.
     pub fn is_manual(&self) -> bool {
-        matches!(self, Clock::Manual(_))
+        self.manual.load(Ordering::SeqCst)
+    }
+
+    /// Makes the clock manual (it stops at its reading) or real (it runs on from its
+    /// reading). Returns whether it was manual. Only one caller switches at a time (the
+    /// shell); readers during a switch see either reading.
+    pub fn set_manual(&self, manual: bool) -> bool {
+        let was = self.is_manual();
+        if manual && !was {
+            let nanos = u64::try_from(self.now().as_nanos()).unwrap_or(u64::MAX);
+            self.base.store(nanos, Ordering::SeqCst);
+        } else if !manual && was {
+            self.started.store(self.since_origin(), Ordering::SeqCst);
+        }
+        self.manual.store(manual, Ordering::SeqCst);
+        was
     }
 
     /// Moves a manual clock forward; a real clock cannot be moved, so this returns false.
     pub fn advance(&self, by: Duration) -> bool {
-        match self {
-            Clock::Real(_) => false,
-            Clock::Manual(nanos) => {
-                let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
-                let _ = nanos.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
-                    Some(now.saturating_add(by))
-                });
-                true
-            }
+        if !self.is_manual() {
+            return false;
         }
+        let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        let _ = (self.base).fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
+            Some(now.saturating_add(by))
+        });
+        true
     }
 }
 
@@ -129,6 +163,25 @@ mod tests {
         assert!(clock.advance(Duration::from_millis(1500)));
         assert_eq!(clock.now(), Duration::from_millis(1500));
         assert!(!Clock::real().advance(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_real_clock_made_manual_stops_and_runs_on_from_where_it_was() {
+        let clock = Clock::real();
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(!clock.set_manual(true));
+        let stopped = clock.now();
+        assert!(stopped >= Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(clock.now(), stopped, "a manual clock does not run");
+        assert!(clock.advance(Duration::from_secs(10)));
+        assert!(clock.set_manual(false));
+        let resumed = clock.now();
+        assert!(resumed >= stopped + Duration::from_secs(10));
+        assert!(
+            resumed < stopped + Duration::from_secs(11),
+            "it runs on, not from zero"
+        );
     }
 
     #[test]

@@ -36,12 +36,15 @@ use std::time::{Duration, Instant};
 
 mod observe;
 mod recovery;
+mod steps;
 
 pub use crate::crash::CrashPoint;
+pub use crate::net::Pending;
 pub use crate::net::{Activity, Work};
 pub use crate::trace::{TraceEvent, TraceHook};
 pub use observe::{KeyLocks, LogEntry, LogRecord, NodeStatus};
 pub use recovery::{CheckpointInfo, InDoubt, RecoveryReport};
+pub use steps::StepChoice;
 
 /// The data directory's format version, recorded in its manifest.
 pub const FORMAT_VERSION: u32 = 1;
@@ -315,6 +318,7 @@ impl Cluster {
 
     /// Changes the settings; nodes read them on their next input.
     pub fn set_settings(&self, settings: Settings) {
+        self.ctx.net.steps.set_lossy(settings.lossy);
         *self.ctx.settings.write() = settings;
         // Wake every node, so a change such as turning deadlock detection back on acts
         // at once rather than at the node's next message.

@@ -47,6 +47,9 @@ pub struct Settings {
     pub deadlock: DeadlockPolicy,
     /// A node checkpoints automatically when its log grows past this many bytes.
     pub checkpoint_bytes: u64,
+    /// Whether step mode may drop a queued message (`SET network lossy`): off, the
+    /// network is reliable, as the problem statement assumes.
+    pub lossy: bool,
 }
 
 impl Default for Settings {
@@ -56,6 +59,7 @@ impl Default for Settings {
             inquiry_interval: Duration::from_secs(1),
             deadlock: DeadlockPolicy::Detect,
             checkpoint_bytes: 64 * 1024 * 1024,
+            lossy: false,
         }
     }
 }

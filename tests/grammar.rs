@@ -92,9 +92,13 @@ fn variant(command: &Command) -> usize {
         Command::Diagram { .. } => 25,
         Command::Lesson { .. } => 26,
         Command::Resolve { .. } => 27,
+        Command::Step { .. } => 28,
+        Command::ShowQueue => 29,
+        Command::Deliver { .. } => 30,
+        Command::Drop { .. } => 31,
     }
 }
-const VARIANTS: usize = 28;
+const VARIANTS: usize = 32;
 
 /// The grammar without its comments, one rule per line: `(name, whole rule)`.
 fn grammar_rules() -> Vec<(String, String)> {
@@ -439,12 +443,12 @@ fn errors_point_at_the_mistake_and_say_what_to_do() {
         (
             "SHOW",
             5,
-            "expected LOCKS, LOG or SETTINGS after SHOW".into(),
+            "expected LOCKS, LOG, SETTINGS or QUEUE after SHOW".into(),
         ),
         (
             "SHOW LOGS",
             6,
-            "expected LOCKS, LOG or SETTINGS after SHOW".into(),
+            "expected LOCKS, LOG, SETTINGS or QUEUE after SHOW".into(),
         ),
         ("TRACE maybe", 7, "expected ON or OFF after TRACE".into()),
         (

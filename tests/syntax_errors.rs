@@ -205,7 +205,7 @@ fn the_new_commands_and_their_mistakes() {
     assert_eq!(one("show settings"), Command::ShowSettings);
     assert_eq!(
         mistake("SHOW SETTING").1,
-        "expected LOCKS, LOG or SETTINGS after SHOW"
+        "expected LOCKS, LOG, SETTINGS or QUEUE after SHOW"
     );
     assert_eq!(mistake("KEYS a b").1, "unexpected 'b' after the command");
     assert_eq!(

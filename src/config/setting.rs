@@ -113,6 +113,26 @@ pub const SETTINGS: &[Setting] = &[
               67108864, 64 MiB).",
         example: "1048576",
     },
+    Setting {
+        name: "network",
+        kind: Kind::Choice {
+            values: &["reliable", "lossy"],
+            get: |s| if s.lossy { "lossy" } else { "reliable" },
+            set: |s, word| match word {
+                "reliable" | "lossy" => {
+                    s.lossy = word == "lossy";
+                    true
+                }
+                _ => false,
+            },
+        },
+        doc: "reliable (the default, as the problem statement assumes): a message is lost \
+              only with a node that is down. lossy: in step mode (STEP ON), DROP n loses \
+              the queued message n on the way, and no one is told, so you can watch \
+              what the vote timeout and the inquiries of a participant in doubt do \
+              about it.",
+        example: "lossy",
+    },
 ];
 
 /// The setting named `name`, in any case.
@@ -247,7 +267,7 @@ mod tests {
             settings.set("nope", "1"),
             Err(
                 "there is no setting 'nope'; the settings are vote_timeout, \
-                 inquiry_interval, deadlock and checkpoint_bytes"
+                 inquiry_interval, deadlock, checkpoint_bytes and network"
                     .into()
             )
         );

@@ -59,6 +59,8 @@ pub enum Control {
     /// Nothing but the end-of-batch work (deadlock check, published state): a poke
     /// after the settings change.
     Wake,
+    /// Fsync the log now: step mode let a queued fsync go.
+    StepFsync,
     /// Stop cleanly, flushing the log.
     Shutdown,
     /// Settle an in-doubt transaction by hand (`RESOLVE`): commit if true, else abort.

@@ -49,11 +49,13 @@ mod activity;
 mod held;
 mod mail;
 mod mailbox;
+mod steps;
 mod work;
 
 pub use activity::Activity;
 pub use mail::{Control, Envelope, Mail, NodeStatus};
 pub use mailbox::{Mailbox, ReplySender, Waiting, mailbox};
+pub use steps::{Pending, Steps};
 pub use work::{Label, Ledger, What, Work};
 
 use crate::error::{Error, Result};
@@ -87,6 +89,8 @@ pub struct Net {
     ledger: Arc<Ledger>,
     /// Links held back by fault injection, with the messages waiting on them.
     held: HeldLinks,
+    /// Step mode's queue of messages and fsyncs (see `steps`).
+    pub steps: Steps,
     /// Clients waiting for an answer now.
     waiting: Waiting,
     /// The trace hook: the net reports each message it carries, and node threads their
@@ -103,6 +107,7 @@ impl Net {
             down: Mutex::new(vec![None; nodes as usize]),
             ledger: Ledger::new(nodes),
             held: HeldLinks::default(),
+            steps: Steps::default(),
             waiting: Waiting::default(),
             tracer: Tracer::default(),
         }
@@ -142,6 +147,9 @@ impl Net {
     /// link it waits instead, out of flight (see the module doc). The message carries
     /// `clock`, the sender's clock reading.
     pub fn send(&self, from: NodeId, to: NodeId, message: Message, stamp: Stamp, work: Work) {
+        let Some((message, stamp)) = self.steps.offer(from, to, message, stamp) else {
+            return;
+        };
         let Some((message, stamp)) = self.held.offer(from, to, message, stamp) else {
             return;
         };
@@ -252,9 +260,32 @@ impl Net {
     /// it on a held link.
     pub fn detach(&self, node: NodeId) {
         self.inboxes.write()[node as usize] = None;
-        for (from, message, depth) in self.held.drop_mail_to(node) {
-            let work = self.work(Label::on(What::Message, from));
-            self.undelivered(from, node, message, depth, work);
+        let mut lost = self.held.drop_mail_to(node);
+        lost.extend(self.steps.drop_for(node));
+        for (from, message, depth) in lost {
+            if message.reports_loss() {
+                let work = self.work(Label::on(What::Message, from));
+                self.undelivered(from, node, message, depth, work);
+            }
+        }
+    }
+
+    /// Lets a step go (see `steps`): a message is sent now (lost if its receiver is
+    /// down), an fsync is asked of its node.
+    pub fn release_step(&self, pending: Pending) {
+        match pending {
+            Pending::Message {
+                from,
+                to,
+                message,
+                stamp,
+            } => {
+                let work = self.work(Label::on(What::Message, to));
+                self.transmit(from, to, message, stamp, work);
+            }
+            Pending::Fsync { node, .. } => {
+                let _ = self.post(node, Mail::Control(Control::StepFsync));
+            }
         }
     }
 

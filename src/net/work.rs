@@ -154,6 +154,9 @@ impl Ledger {
 pub struct Work {
     ledger: Arc<Ledger>,
     slot: usize,
+    /// False while parked: the unit waits for a step of the shell's step mode, so
+    /// `settle` does not wait for it (see `net::steps`).
+    counted: bool,
 }
 
 impl Work {
@@ -165,6 +168,25 @@ impl Work {
         Work {
             ledger: ledger.clone(),
             slot,
+            counted: true,
+        }
+    }
+
+    /// Stops counting this unit until [`Work::unpark`]: it waits for something only a
+    /// step of the shell's step mode lets happen (an fsync held in its queue), so the
+    /// cluster is settled while it waits.
+    pub fn park(&mut self) {
+        if std::mem::replace(&mut self.counted, false) {
+            self.ledger.by_label[self.slot].fetch_sub(1, Ordering::Relaxed);
+            self.ledger.live.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Counts a parked unit again (no-op for one that is not parked).
+    pub fn unpark(&mut self) {
+        if !std::mem::replace(&mut self.counted, true) {
+            self.ledger.live.fetch_add(1, Ordering::SeqCst);
+            self.ledger.by_label[self.slot].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -172,8 +194,10 @@ impl Work {
     /// sender, a request handed on that turned into its error reply).
     pub fn relabel(&mut self, label: Label) {
         let slot = self.ledger.slot(label);
-        self.ledger.by_label[slot].fetch_add(1, Ordering::Relaxed);
-        self.ledger.by_label[self.slot].fetch_sub(1, Ordering::Relaxed);
+        if self.counted {
+            self.ledger.by_label[slot].fetch_add(1, Ordering::Relaxed);
+            self.ledger.by_label[self.slot].fetch_sub(1, Ordering::Relaxed);
+        }
         self.slot = slot;
     }
 
@@ -184,6 +208,7 @@ impl Work {
         Work {
             ledger: self.ledger.clone(),
             slot: self.slot,
+            counted: true,
         }
     }
 }
@@ -197,6 +222,9 @@ impl Clone for Work {
 
 impl Drop for Work {
     fn drop(&mut self) {
+        if !self.counted {
+            return;
+        }
         self.ledger.by_label[self.slot].fetch_sub(1, Ordering::Relaxed);
         self.ledger.live.fetch_sub(1, Ordering::SeqCst);
     }
@@ -247,6 +275,21 @@ mod tests {
             ]
         );
         drop((message, fsyncs, command));
+        assert!(ledger.outstanding().is_empty());
+    }
+
+    #[test]
+    fn a_parked_token_is_not_waited_for_until_unparked() {
+        let ledger = Ledger::new(2);
+        let mut work = Work::start(&ledger, Label::on(What::Reply, 1));
+        work.park();
+        work.park();
+        assert!(ledger.is_quiet());
+        work.unpark();
+        assert_eq!(ledger.outstanding(), vec!["1 reply from node 1"]);
+        work.park();
+        drop(work);
+        assert!(ledger.is_quiet(), "a parked token's drop counts nothing");
         assert!(ledger.outstanding().is_empty());
     }
 

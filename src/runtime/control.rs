@@ -67,6 +67,8 @@ impl Runtime {
             }
             Control::Arm(point) => self.armed = Some(point),
             Control::Wake => self.node.report_waits_again(),
+            // Step mode let a queued fsync go: everything written so far is synced.
+            Control::StepFsync => return self.sync_now(),
             Control::FailNextWrite => self.wal.fail_next_write(),
             Control::Checkpoint(reply) => {
                 let result = match self.finish_batch() {

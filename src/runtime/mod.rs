@@ -116,6 +116,8 @@ pub struct Runtime {
     visible_lsn: u64,
     /// The newest LSN an fsync was asked for (or done).
     sync_asked: u64,
+    /// In step mode, the records appended since the last fsync queued, as `Prepare T4`.
+    unsynced: Vec<String>,
 }
 
 impl Runtime {
@@ -142,6 +144,7 @@ impl Runtime {
             lease_lsn: 0,
             visible_lsn: 0,
             sync_asked: 0,
+            unsynced: Vec::new(),
         })
     }
 
@@ -303,7 +306,10 @@ impl Runtime {
                     self.hold(self.barrier_lsn, held);
                 }
                 Effect::SendDurable { to, message } => {
-                    let work = self.ctx.net.work(Label::on(What::Message, to));
+                    let mut work = self.ctx.net.work(Label::on(What::Message, to));
+                    if self.ctx.net.steps.is_on() {
+                        work.park();
+                    }
                     let mut outbox = self.syncer.durability.outbox.lock();
                     let stamp = Stamp {
                         clock: self.node.clock(),
@@ -376,6 +382,12 @@ impl Runtime {
             }
             _ => {}
         }
+        if self.ctx.net.steps.is_on() {
+            self.unsynced.push(match record.tid() {
+                Some(tid) => format!("{} {tid}", record.kind()),
+                None => record.kind().to_string(),
+            });
+        }
         self.ctx.net.tracer.emit(|| TraceEvent::Log {
             depth,
             node: self.id,
@@ -417,7 +429,12 @@ impl Runtime {
     }
 
     /// Holds `held` until the log is durable through `lsn`.
-    fn hold(&self, lsn: u64, held: Held) {
+    fn hold(&self, lsn: u64, mut held: Held) {
+        if self.ctx.net.steps.is_on() {
+            // It may wait for an fsync in the step queue: the cluster is settled then.
+            // An item that leaves at the end of this batch is counted again as it does.
+            held.park();
+        }
         let durability = &self.syncer.durability;
         let mut outbox = durability.outbox.lock();
         outbox.hold(lsn, durability.synced(), held);
@@ -449,7 +466,13 @@ impl Runtime {
             let durable_wanted = self.syncer.durability.outbox.lock().durable_wanted();
             wanted = wanted.max(durable_wanted.unwrap_or(0));
         }
-        if wanted > self.sync_asked.max(self.wal.synced_lsn()) {
+        if wanted > self.sync_asked.max(self.wal.synced_lsn()) && self.ctx.net.steps.is_on() {
+            // Step mode: the fsync waits in the step queue until someone lets it go.
+            let lsn = self.wal.end_lsn();
+            let records = std::mem::take(&mut self.unsynced);
+            self.ctx.net.steps.queue_fsync(self.id, lsn, records);
+            self.sync_asked = lsn;
+        } else if wanted > self.sync_asked.max(self.wal.synced_lsn()) {
             let alone = self.ctx.net.receivers_waiting() <= 1;
             let flow = if alone && !self.syncer.busy() && self.inbox.is_empty() {
                 self.sync_now()
@@ -490,6 +513,10 @@ impl Runtime {
     /// This thread has just fsynced the log (also by a checkpoint): let out what waited.
     fn synced_here(&mut self) {
         let lsn = self.wal.synced_lsn();
+        if self.ctx.net.steps.is_on() {
+            self.unsynced.clear();
+            self.ctx.net.steps.covered(self.id, lsn);
+        }
         self.sync_asked = self.sync_asked.max(lsn);
         (self.syncer.durability).synced_through(lsn, self.id, &self.ctx.net);
     }

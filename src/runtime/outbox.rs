@@ -114,9 +114,26 @@ pub enum Held {
 type Durable = (u64, Message, NodeId, Stamp, Work);
 
 impl Held {
+    /// Parks the item's work while it waits for an fsync held in step mode (see
+    /// `net::steps`); letting it out counts it again.
+    pub fn park(&mut self) {
+        match self {
+            Held::Send { work, .. }
+            | Held::Reply { work, .. }
+            | Held::Forward { work, .. }
+            | Held::Ack { work, .. } => work.park(),
+        }
+    }
+
     /// Sends it, with its work. A reply counts as in flight until the client has taken
     /// it (`Client::call`), so that `Cluster::settle` also waits for clients to wake.
-    pub fn release(self, node: NodeId, net: &Net) {
+    pub fn release(mut self, node: NodeId, net: &Net) {
+        match &mut self {
+            Held::Send { work, .. }
+            | Held::Reply { work, .. }
+            | Held::Forward { work, .. }
+            | Held::Ack { work, .. } => work.unpark(),
+        }
         match self {
             Held::Send {
                 to,

@@ -172,6 +172,37 @@ pub enum Command {
         /// The node where it is in doubt.
         node: NodeId,
     },
+    /// `STEP ON|OFF`: hold every protocol message and fsync in a numbered queue (and make
+    /// the clock manual), or let everything held go and run freely again.
+    Step {
+        /// Whether step mode is on.
+        on: bool,
+    },
+    /// `SHOW QUEUE`: list what step mode holds.
+    ShowQueue,
+    /// `DELIVER n | DELIVER node N | DELIVER ALL`, and `NEXT`: let held steps go.
+    Deliver {
+        /// Which.
+        which: Delivery,
+    },
+    /// `DROP n`: lose the held message `n` on the way (`SET network lossy` first).
+    Drop {
+        /// Its number in the queue.
+        number: u64,
+    },
+}
+
+/// Which held steps `DELIVER` lets go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// `DELIVER n`: the one numbered n (after what is ahead of it on its link).
+    Number(u64),
+    /// `DELIVER node N`: everything held for node N.
+    Node(NodeId),
+    /// `DELIVER ALL`: everything held now.
+    All,
+    /// `NEXT`: the oldest.
+    Next,
 }
 
 /// How `DIAGRAM` draws.
@@ -221,6 +252,13 @@ impl Command {
             Command::Diagram { .. } => "DIAGRAM",
             Command::Lesson { .. } => "LESSON",
             Command::Resolve { .. } => "RESOLVE",
+            Command::Step { .. } => "STEP",
+            Command::ShowQueue => "SHOW QUEUE",
+            Command::Deliver {
+                which: Delivery::Next,
+            } => "NEXT",
+            Command::Deliver { .. } => "DELIVER",
+            Command::Drop { .. } => "DROP",
         }
     }
 }
@@ -301,6 +339,16 @@ impl fmt::Display for Command {
                 let how = if *commit { "COMMIT" } else { "ABORT" };
                 write!(f, "RESOLVE {tid} {how} ON node {node}")
             }
+            Command::Step { on: true } => f.write_str("STEP ON"),
+            Command::Step { on: false } => f.write_str("STEP OFF"),
+            Command::ShowQueue => f.write_str("SHOW QUEUE"),
+            Command::Deliver { which } => match which {
+                Delivery::Number(number) => write!(f, "DELIVER {number}"),
+                Delivery::Node(node) => write!(f, "DELIVER node {node}"),
+                Delivery::All => f.write_str("DELIVER ALL"),
+                Delivery::Next => f.write_str("NEXT"),
+            },
+            Command::Drop { number } => write!(f, "DROP {number}"),
         }
     }
 }

@@ -45,7 +45,7 @@ pub struct Shell {
     pub(super) current: String,
     /// Sessions with a command still running, in the order they began to wait.
     waiting: Vec<String>,
-    trace_on: Arc<AtomicBool>,
+    pub(super) trace_on: Arc<AtomicBool>,
     events: Arc<Mutex<Vec<TraceEvent>>>,
     /// Where relative `SOURCE` paths start.
     pub(super) base_dir: PathBuf,
@@ -63,6 +63,8 @@ pub struct Shell {
     pub(super) charts: super::charts::Charts,
     /// Whether `LESSON name` hands the lesson to the caller (see `interactive`).
     pub(super) lesson_host: bool,
+    /// What step mode has shown (see `steps`).
+    pub(super) steps: super::steps::StepView,
 }
 
 impl Drop for Shell {
@@ -101,6 +103,7 @@ impl Shell {
             bail: false,
             charts: Default::default(),
             lesson_host: false,
+            steps: Default::default(),
         };
         shell.add_session(MAIN_SESSION, 0);
         shell
@@ -255,6 +258,8 @@ impl Shell {
         let mut lines = std::mem::take(&mut outcome.lines);
         let mut reply = super::charts::reply_of(&lines, outcome.error.as_deref());
         lines.extend(self.event_lines());
+        lines.extend(self.step_lines());
+        self.steps.trace_once = false;
         if let Some(name) = &dispatched {
             let session = &self.sessions[name];
             match session.try_result() {
@@ -266,7 +271,11 @@ impl Shell {
                     outcome.session = Some(name.clone());
                     let named = |tid| self.named(tid);
                     let blockers = |wait: &WaitInfo| self.blockers(wait);
-                    outcome.push(Style::Waiting, session.waiting_line(&named, &blockers));
+                    let mut line = session.waiting_line(&named, &blockers);
+                    if self.cluster.stepping() && line == "<waiting for the cluster>" {
+                        line = "<waiting for a held step: SHOW QUEUE lists them>".into();
+                    }
+                    outcome.push(Style::Waiting, line);
                 }
             }
             reply = super::charts::reply_of(&outcome.lines, outcome.error.as_deref());
@@ -294,7 +303,7 @@ impl Shell {
                 | TraceEvent::Narrate { .. } => Style::Event,
                 _ => Style::Trace,
             };
-            if style == Style::Event || self.trace_on.load(Ordering::Relaxed) {
+            if style == Style::Event || self.tracing() {
                 lines.push(super::output::Line {
                     style,
                     text: event.to_string(),
@@ -491,6 +500,10 @@ impl Shell {
                     "{tid} {how} by hand on node {node}: a heuristic decision, logged and fsynced"
                 ));
             }
+            command @ (Command::Step { .. }
+            | Command::ShowQueue
+            | Command::Deliver { .. }
+            | Command::Drop { .. }) => self.step_command(command, outcome)?,
             other => return Err(format!("{} cannot run here", other.name())),
         }
         Ok(())

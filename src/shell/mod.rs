@@ -16,6 +16,7 @@ mod listing;
 pub mod output;
 pub mod parser;
 pub mod session;
+mod steps;
 pub mod transcript;
 
 pub use charts::utf8_terminal;

@@ -81,6 +81,15 @@ pub(super) fn count(input: &str) -> Parsed<'_, usize> {
     }
 }
 
+/// `step_number = integer ;` (a number `SHOW QUEUE` lists)
+pub(super) fn step_number(input: &str) -> Parsed<'_, u64> {
+    context(
+        "expected the number of a held step, from SHOW QUEUE",
+        integer,
+    )
+    .parse(input)
+}
+
 /// `duration = digit , { digit } , [ "." , digit , { digit } ] , ( "ms" | "s" | "m" ) , separation ;`
 ///
 /// Units in any case; read by `clock::parse_duration`, the shell's one duration grammar.

@@ -3,12 +3,12 @@
 
 use super::arguments::{
     count, crash_point, duration, key, key_prefix, lesson_name, node, path, resolution,
-    session_name, setting_name, setting_value, tid, topic, txn_id, value,
+    session_name, setting_name, setting_value, step_number, tid, topic, txn_id, value,
 };
 use super::statements::{comment, end_of_line};
 use super::tokens::{bare_word, is_name_char, keyword, ws};
 use super::{Parsed, failure, failure_with_hint, no_match, shown, token_at};
-use crate::shell::command::{Command, DiagramForm};
+use crate::shell::command::{Command, Delivery, DiagramForm};
 use nom::Parser;
 use nom::branch::alt;
 use nom::combinator::{cut, opt};
@@ -144,9 +144,57 @@ pub(super) fn abort(input: &str) -> Parsed<'_, Command> {
         .parse(input)
 }
 
-/// `cluster_command = session | crash | restart | checkpoint | tick | set | resolve ;`
+/// `cluster_command = session | crash | restart | checkpoint | tick | set | resolve | step | deliver | next | drop ;`
 pub(super) fn cluster_command(input: &str) -> Parsed<'_, Command> {
-    alt((session, crash, restart, checkpoint, tick, set, resolve)).parse(input)
+    alt((
+        session, crash, restart, checkpoint, tick, set, resolve, step, deliver, next, drop,
+    ))
+    .parse(input)
+}
+
+/// `step = "STEP" , ( "ON" | "OFF" ) ;`
+pub(super) fn step(input: &str) -> Parsed<'_, Command> {
+    let on_off = alt((keyword("ON").map(|()| true), keyword("OFF").map(|()| false)));
+    let on_off = context("expected ON or OFF after STEP", on_off);
+    preceded(keyword("STEP"), cut(on_off))
+        .map(|on| Command::Step { on })
+        .parse(input)
+}
+
+/// `deliver = "DELIVER" , ( "ALL" | node | step_number ) ;`
+pub(super) fn deliver(input: &str) -> Parsed<'_, Command> {
+    let which = alt((
+        keyword("ALL").map(|()| Delivery::All),
+        node.map(Delivery::Node),
+        step_number.map(Delivery::Number),
+    ));
+    let which = context(
+        "expected what to deliver: a number from SHOW QUEUE, node N or ALL, as in: DELIVER 3",
+        which,
+    );
+    preceded(keyword("DELIVER"), cut(which))
+        .map(|which| Command::Deliver { which })
+        .parse(input)
+}
+
+/// `next = "NEXT" ;`
+pub(super) fn next(input: &str) -> Parsed<'_, Command> {
+    keyword("NEXT")
+        .map(|()| Command::Deliver {
+            which: Delivery::Next,
+        })
+        .parse(input)
+}
+
+/// `drop = "DROP" , step_number ;`
+pub(super) fn drop(input: &str) -> Parsed<'_, Command> {
+    let number = context(
+        "expected the number of a held message, from SHOW QUEUE, as in: DROP 3",
+        step_number,
+    );
+    preceded(keyword("DROP"), cut(number))
+        .map(|number| Command::Drop { number })
+        .parse(input)
 }
 
 /// `session = "SESSION" , session_name , [ "ON" , node ] ;`
@@ -232,11 +280,11 @@ pub(super) fn status(input: &str) -> Parsed<'_, Command> {
     keyword("STATUS").map(|()| Command::Status).parse(input)
 }
 
-/// `show = "SHOW" , ( show_locks | show_log | show_settings ) ;`
+/// `show = "SHOW" , ( show_locks | show_log | show_settings | show_queue ) ;`
 pub(super) fn show(input: &str) -> Parsed<'_, Command> {
     let what = context(
-        "expected LOCKS, LOG or SETTINGS after SHOW",
-        alt((show_locks, show_log, show_settings)),
+        "expected LOCKS, LOG, SETTINGS or QUEUE after SHOW",
+        alt((show_locks, show_log, show_settings, show_queue)),
     );
     preceded(keyword("SHOW"), cut(what)).parse(input)
 }
@@ -246,6 +294,11 @@ pub(super) fn show_settings(input: &str) -> Parsed<'_, Command> {
     keyword("SETTINGS")
         .map(|()| Command::ShowSettings)
         .parse(input)
+}
+
+/// `show_queue = "QUEUE" ;`
+pub(super) fn show_queue(input: &str) -> Parsed<'_, Command> {
+    keyword("QUEUE").map(|()| Command::ShowQueue).parse(input)
 }
 
 /// `show_locks = "LOCKS" ;`
