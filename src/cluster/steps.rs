@@ -59,6 +59,7 @@ impl Cluster {
             }
             for (_, pending) in &round {
                 self.ctx.net.release_step(pending.clone());
+                self.settle();
             }
             went.extend(round);
         }
@@ -78,9 +79,8 @@ impl Cluster {
         self.ctx.net.steps.list()
     }
 
-    /// Lets the chosen steps go, in order, and returns them (with the messages that had
-    /// to go first on their links). The caller settles the cluster to see what they
-    /// caused.
+    /// Lets the chosen steps go, in order, each settled before the next, and returns
+    /// them (with the messages that had to go first on their links).
     pub fn deliver(&self, choice: StepChoice) -> Result<Vec<(u64, Pending)>> {
         let steps = &self.ctx.net.steps;
         if !steps.is_on() {
@@ -101,8 +101,11 @@ impl Cluster {
             StepChoice::All => steps.take_all(),
             StepChoice::Next => steps.take_oldest().into_iter().collect(),
         };
+        // One at a time, each settled before the next: what each causes is queued in
+        // the same order every run (two nodes working at once would race for numbers).
         for (_, pending) in &went {
             self.ctx.net.release_step(pending.clone());
+            self.settle();
         }
         Ok(went)
     }
