@@ -513,3 +513,59 @@ fn kv2pc_lesson_on_a_terminal_plays_and_quit_leaves() {
     let status = session.get_process_mut().wait().expect("the lesson ends");
     assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
 }
+
+#[test]
+fn step_mode_at_a_real_time_prompt_stops_the_clock_and_gives_it_back() {
+    let home = tempfile::tempdir().expect("a temporary home");
+    let mut session = shell(&home);
+    session.expect("kv2pc[main]> ").expect("the first prompt");
+    type_line(&mut session, "BEGIN", "T1 started", "kv2pc[main T1]> ");
+    for key in [key_on(1), key_on(2)] {
+        type_line(
+            &mut session,
+            &format!("PUT {key} 1"),
+            "ok",
+            "kv2pc[main T1]> ",
+        );
+    }
+    type_line(&mut session, "STEP ON", "step mode on", "kv2pc[main T1]> ");
+    type_line(
+        &mut session,
+        "COMMIT",
+        "held 2  node0 -> node2  PREPARE T1",
+        "kv2pc[main T1 waiting]> ",
+    );
+    // Past the vote timeout (1s) on the real clock: nothing fires, as time stands.
+    std::thread::sleep(Duration::from_millis(1500));
+    type_line(
+        &mut session,
+        "SHOW QUEUE",
+        "  2  node0 -> node2  PREPARE T1",
+        "kv2pc[main T1 waiting]> ",
+    );
+    type_line(
+        &mut session,
+        "DELIVER 1",
+        "held 3  node1  fsync",
+        "kv2pc[main T1 waiting]> ",
+    );
+    // Everything held goes, and the commit completes.
+    type_line(&mut session, "STEP OFF", "T1 committed", "kv2pc[main]> ");
+    // The clock runs again: a vote that never comes times out by itself.
+    commit_with_a_participant_down_again(&mut session);
+    session
+        .expect("did not vote within 1s")
+        .expect("the vote timeout fires on real time");
+    session.expect("waiting]> ").expect("the prompt redrawn");
+    quit(session);
+}
+
+/// As `commit_with_a_participant_down`, for a second transaction.
+fn commit_with_a_participant_down_again(session: &mut Session) {
+    type_line(session, "BEGIN", "started", "]> ");
+    for key in [key_on(1), key_on(2)] {
+        type_line(session, &format!("PUT {key} 2"), "ok", "]> ");
+    }
+    type_line(session, "CRASH node 2", "node 2 crashed", "]> ");
+    type_line(session, "COMMIT", "<waiting", "waiting]> ");
+}

@@ -82,13 +82,23 @@ impl Cluster {
     /// Lets the chosen steps go, in order, each settled before the next, and returns
     /// them (with the messages that had to go first on their links).
     pub fn deliver(&self, choice: StepChoice) -> Result<Vec<(u64, Pending)>> {
+        let went = self.take_steps(choice)?;
+        for (_, pending) in &went {
+            self.release_step(pending.clone());
+        }
+        Ok(went)
+    }
+
+    /// Takes the chosen steps out of the queue, in the order they must go, for the
+    /// caller to let go one by one ([`Cluster::release_step`]).
+    pub fn take_steps(&self, choice: StepChoice) -> Result<Vec<(u64, Pending)>> {
         let steps = &self.ctx.net.steps;
         if !steps.is_on() {
             return Err(Error::InvalidInput(
                 "nothing is held: step mode is off (STEP ON holds every message and fsync)".into(),
             ));
         }
-        let went = match choice {
+        Ok(match choice {
             StepChoice::Number(number) => steps.take(number).ok_or_else(|| {
                 Error::InvalidInput(format!(
                     "nothing numbered {number} waits; SHOW QUEUE lists what does"
@@ -100,14 +110,14 @@ impl Cluster {
             }
             StepChoice::All => steps.take_all(),
             StepChoice::Next => steps.take_oldest().into_iter().collect(),
-        };
-        // One at a time, each settled before the next: what each causes is queued in
-        // the same order every run (two nodes working at once would race for numbers).
-        for (_, pending) in &went {
-            self.ctx.net.release_step(pending.clone());
-            self.settle();
-        }
-        Ok(went)
+        })
+    }
+
+    /// Lets one step taken from the queue go, and settles: one node works at a time,
+    /// so what it causes is queued (and traced) in the same order every run.
+    pub fn release_step(&self, pending: Pending) {
+        self.ctx.net.release_step(pending);
+        self.settle();
     }
 
     /// Loses the queued message `number` on the way (`SET network lossy`).

@@ -147,8 +147,15 @@ impl Net {
     /// link it waits instead, out of flight (see the module doc). The message carries
     /// `clock`, the sender's clock reading.
     pub fn send(&self, from: NodeId, to: NodeId, message: Message, stamp: Stamp, work: Work) {
-        let Some((message, stamp)) = self.steps.offer(from, to, message, stamp) else {
-            return;
+        // In step mode a message waits in the queue, unless its node is down: then it is
+        // lost now, as the network promises.
+        let (message, stamp) = if self.steps.is_on() && self.is_up(to) {
+            match self.steps.offer(from, to, message, stamp) {
+                Some(sent) => sent,
+                None => return,
+            }
+        } else {
+            (message, stamp)
         };
         let Some((message, stamp)) = self.held.offer(from, to, message, stamp) else {
             return;

@@ -98,8 +98,14 @@ impl Runtime {
                 let mut effects = std::mem::take(&mut self.effects);
                 let result = self.node.resolve(tid, commit, &mut effects);
                 self.effects = effects;
+                let mut flow = self.execute(0);
+                // The operator is told once the Heuristic record is durable; in step mode
+                // its fsync waits in the queue like any other (the shell says so).
+                if flow == Flow::Continue && result.is_ok() && !self.ctx.net.steps.is_on() {
+                    flow = self.sync_now();
+                }
                 let _ = reply.send(result);
-                return self.execute(0);
+                return flow;
             }
             Control::Panic(message) => panic!("{message}"),
             Control::Shutdown => {

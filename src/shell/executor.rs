@@ -259,7 +259,6 @@ impl Shell {
         let mut reply = super::charts::reply_of(&lines, outcome.error.as_deref());
         lines.extend(self.event_lines());
         lines.extend(self.step_lines());
-        self.steps.trace_once = false;
         if let Some(name) = &dispatched {
             let session = &self.sessions[name];
             match session.try_result() {
@@ -502,8 +501,14 @@ impl Shell {
             Command::Resolve { tid, commit, node } => {
                 self.cluster.resolve(node, tid, commit).map_err(error)?;
                 let how = if commit { "committed" } else { "aborted" };
+                let durable = match self.cluster.stepping() {
+                    false => "logged and fsynced",
+                    true => {
+                        "logged, but its fsync waits in the step queue: a crash before it goes loses the decision"
+                    }
+                };
                 outcome.say(format!(
-                    "{tid} {how} by hand on node {node}: a heuristic decision, logged and fsynced"
+                    "{tid} {how} by hand on node {node}: a heuristic decision, {durable}"
                 ));
             }
             command @ (Command::Step { .. }

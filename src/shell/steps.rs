@@ -13,6 +13,10 @@ use super::executor::Shell;
 use super::output::{Line, Outcome, Style};
 use crate::cluster::{Pending, StepChoice};
 
+/// How many rounds `STEP OFF` lets go before it stops on a queue that keeps refilling
+/// (each round is what was held when it began).
+const MAX_ROUNDS: usize = 1000;
+
 /// What the shell remembers of step mode between commands.
 #[derive(Debug, Default)]
 pub(super) struct StepView {
@@ -20,9 +24,6 @@ pub(super) struct StepView {
     shown: u64,
     /// The broken invariants already printed.
     broken: std::collections::BTreeSet<String>,
-    /// Whether the trace of the command running now is printed although step mode is
-    /// off (`STEP OFF`, whose last deliveries happen with it off).
-    pub(super) trace_once: bool,
 }
 
 impl Shell {
@@ -50,9 +51,19 @@ impl Shell {
                 outcome.say("step mode is already off");
             }
             Command::Step { on: false } => {
-                self.steps.trace_once = true;
-                let went = self.cluster.set_stepping(false);
-                outcome.say(match went.len() {
+                // Everything held goes one by one while step mode is still on, each with
+                // what it caused, and then the cluster runs freely.
+                let mut count = 0;
+                for _ in 0..MAX_ROUNDS {
+                    let round = self.cluster.take_steps(StepChoice::All).map_err(error)?;
+                    if round.is_empty() {
+                        break;
+                    }
+                    count += round.len();
+                    self.let_go(round, None, outcome);
+                }
+                self.cluster.set_stepping(false);
+                outcome.say(match count {
                     0 => "step mode off; nothing was held".to_string(),
                     1 => "step mode off; the one step held went".to_string(),
                     n => format!("step mode off; the {n} steps held went, in order"),
@@ -66,18 +77,16 @@ impl Shell {
                     Delivery::All => StepChoice::All,
                     Delivery::Next => StepChoice::Next,
                 };
-                let went = self.cluster.deliver(choice).map_err(error)?;
+                let went = self.cluster.take_steps(choice).map_err(error)?;
                 if went.is_empty() {
                     return Err(match which {
                         Delivery::Node(node) => format!("nothing is held for node {node}"),
                         _ => "nothing is held: the queue is empty".to_string(),
                     });
                 }
-                let last = went.last().map(|(n, _)| *n);
-                for (number, pending) in &went {
-                    let ahead = matches!(which, Delivery::Number(_)) && Some(*number) != last;
-                    outcome.say(went_line(*number, pending, ahead.then_some(last).flatten()));
-                }
+                let asked =
+                    matches!(which, Delivery::Number(_)).then(|| went.last().map(|(n, _)| *n));
+                self.let_go(went, asked.flatten(), outcome);
             }
             Command::Drop { number } => {
                 let pending = self.cluster.drop_step(number).map_err(error)?;
@@ -88,6 +97,21 @@ impl Shell {
             other => return Err(format!("{} is not a step command", other.name())),
         }
         Ok(())
+    }
+
+    /// Lets `went` go one by one, each followed by what it caused (and the steps it
+    /// made the queue hold); `asked` is the number asked for, which the others were
+    /// ahead of on its link.
+    fn let_go(&mut self, went: Vec<(u64, Pending)>, asked: Option<u64>, outcome: &mut Outcome) {
+        for (number, pending) in went {
+            let ahead_of = asked.filter(|asked| *asked != number);
+            outcome.say(went_line(number, &pending, ahead_of));
+            self.cluster.release_step(pending);
+            let lines = self.event_lines();
+            outcome.lines.extend(lines);
+            let lines = self.step_lines();
+            outcome.lines.extend(lines);
+        }
     }
 
     fn show_queue(&self, outcome: &mut Outcome) {
@@ -139,9 +163,7 @@ impl Shell {
 
     /// Whether trace lines are printed now: `TRACE ON`, or step mode.
     pub(super) fn tracing(&self) -> bool {
-        self.trace_on.load(std::sync::atomic::Ordering::Relaxed)
-            || self.cluster.stepping()
-            || self.steps.trace_once
+        self.trace_on.load(std::sync::atomic::Ordering::Relaxed) || self.cluster.stepping()
     }
 }
 
