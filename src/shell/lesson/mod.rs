@@ -53,6 +53,11 @@ pub const LESSONS: &[Lesson] = &[
     lesson!("07-vote-timeout.txt"),
     lesson!("08-whole-cluster-restart.txt"),
     lesson!("09-read-for-update.txt"),
+    lesson!("10-step-a-commit.txt"),
+    lesson!("11-hold-an-fsync-and-crash.txt"),
+    lesson!("12-lost-message.txt"),
+    lesson!("13-heuristic-gone-wrong.txt"),
+    lesson!("14-reading-a-diagram.txt"),
 ];
 
 impl Lesson {
