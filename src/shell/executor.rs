@@ -292,13 +292,8 @@ impl Shell {
     /// their fixed order; a crash also aborts the transactions its node coordinated.
     pub(super) fn event_lines(&mut self) -> Vec<super::output::Line> {
         let mut events = std::mem::take(&mut *self.events.lock());
-        // In step mode one node works at a time (each step settles before the next), so
-        // events arrive in the same order every run, which is also the order of the
-        // steps: they are shown so. Otherwise nodes work at once, and a fixed order is
-        // made by sorting.
-        if !self.cluster.stepping() {
-            events.sort_by_key(format::event_order);
-        }
+        // (In step mode this runs after each step let go, so steps keep their order.)
+        events.sort_by_key(format::event_order);
         self.charts.pending.extend(events.iter().cloned());
         let mut lines = Vec::new();
         for event in &events {
