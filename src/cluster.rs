@@ -194,8 +194,9 @@ impl Cluster {
     /// (as traced: `VOTE YES`, `PREPARE`, `COMMIT`...) starts with `label` (any message,
     /// if it is empty): that one and every later one on the link wait, in order, while
     /// other links flow, until [`Cluster::release_link`]. Held messages are not in flight
-    /// for [`Cluster::settle`]; those held for a node that dies are dropped. Fault
-    /// injection, for tests: a message delayed on the network.
+    /// for [`Cluster::settle`]; those held for a node that dies are dropped, and those
+    /// sent while it is down are lost, as on any link. Fault injection, for tests: a
+    /// message delayed on the network.
     pub fn hold_link(&self, from: NodeId, to: NodeId, label: &str) -> Result<()> {
         self.ctx.net.hold_link(from, to, label)
     }

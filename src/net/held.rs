@@ -40,13 +40,19 @@ impl HeldLinks {
         self.any.store(true, Ordering::SeqCst);
     }
 
-    /// Keeps the message if its link holds it; gives it back to send now otherwise.
+    /// Keeps the message if its link holds it; gives it back to send now otherwise, and
+    /// also if `to` is down (`to_is_up`, asked under the links' lock): the network loses
+    /// it, as it loses any message to a down node, rather than keep it for `to`'s next
+    /// incarnation. A message sent just before `to` dies is held and then dropped by
+    /// `drop_mail_to`; one sent just after is lost at once; either way it is gone, so
+    /// the moment of the death does not decide what the link holds.
     pub(super) fn offer(
         &self,
         from: NodeId,
         to: NodeId,
         message: Message,
         stamp: Stamp,
+        to_is_up: impl FnOnce() -> bool,
     ) -> Option<(Message, Stamp)> {
         if !self.any.load(Ordering::SeqCst) {
             return Some((message, stamp));
@@ -55,7 +61,9 @@ impl HeldLinks {
         let Some(hold) = links.get_mut(&(from, to)) else {
             return Some((message, stamp));
         };
-        if hold.waiting.is_empty() && !message.label().starts_with(&hold.label) {
+        // Down, `to` gets nothing more from this link (what waits on it is dropped as `to`
+        // dies: `drop_mail_to`), so losing this message now overtakes nothing that arrives.
+        if (hold.waiting.is_empty() && !message.label().starts_with(&hold.label)) || !to_is_up() {
             return Some((message, stamp));
         }
         hold.waiting.push_back((message, stamp));

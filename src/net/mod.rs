@@ -37,7 +37,9 @@
 //! `Cluster::hold_link`): protocol messages on it wait, in order, while every other link
 //! flows, and go out in order when it is released. Held mail is not in flight (its token
 //! ends as it is held: `Cluster::settle` does not wait for it); mail held for a node that
-//! dies is dropped, as the crash would have dropped it on arrival.
+//! dies is dropped, as the crash would have dropped it on arrival, and mail sent on a
+//! held link to a node that is down is lost at once, as on any link (it is not kept for
+//! the node's next incarnation; the simulator's links do the same).
 //!
 //! # Load
 //!
@@ -143,9 +145,9 @@ impl Net {
     }
 
     /// Sends a protocol message as the work `work`, tracing it; a message to a down node
-    /// is lost (and the sender told, if it must know: `Message::reports_loss`). On a held
-    /// link it waits instead, out of flight (see the module doc). The message carries
-    /// `clock`, the sender's clock reading.
+    /// is lost (and the sender told, if it must know: `Message::reports_loss`), held link
+    /// or not. On a held link to a node that is up it waits instead, out of flight (see
+    /// the module doc). The message carries `clock`, the sender's clock reading.
     pub fn send(&self, from: NodeId, to: NodeId, message: Message, stamp: Stamp, work: Work) {
         // In step mode a message waits in the queue, unless its node is down: then it is
         // lost now, as the network promises.
@@ -157,7 +159,8 @@ impl Net {
         } else {
             (message, stamp)
         };
-        let Some((message, stamp)) = self.held.offer(from, to, message, stamp) else {
+        let to_is_up = || self.is_up(to);
+        let Some((message, stamp)) = self.held.offer(from, to, message, stamp, to_is_up) else {
             return;
         };
         self.transmit(from, to, message, stamp, work);
@@ -408,5 +411,36 @@ mod tests {
         let envelope = received.try_recv().expect("the released message");
         drop(envelope);
         assert!(net.is_quiet());
+    }
+
+    /// A message to a down node is lost on a held link as on any other, and its sender
+    /// told if it must know; the link does not keep it for the node's next incarnation
+    /// (which would receive it, and what queued behind it, only if the node was already
+    /// down when the message was sent rather than dying just after).
+    #[test]
+    fn a_held_link_loses_mail_to_a_down_node() {
+        let net = Net::new(2);
+        let (inbox, sent_back) = crossbeam::channel::unbounded();
+        net.attach(0, inbox);
+        net.hold_link(0, 1, "").expect("nodes exist");
+        let restarted = Message::Restarted { live_from: 1 };
+        let work = net.work(Label::on(What::Message, 1));
+        net.send(0, 1, restarted, Stamp::default(), work);
+        assert_eq!(net.held_links(), vec![(0, 1, 0)], "nothing held for node 1");
+        let notice = sent_back
+            .try_recv()
+            .expect("the sender is told of the loss");
+        let told = matches!(
+            notice.mail,
+            Mail::Input(Input::Undelivered { to: 1, .. }, _)
+        );
+        assert!(told, "the notice says the message to node 1 was lost");
+        let (inbox, received) = crossbeam::channel::unbounded();
+        net.attach(1, inbox);
+        assert_eq!(net.release_link(0, 1), 0);
+        assert!(
+            received.try_recv().is_err(),
+            "node 1 restarted gets nothing"
+        );
     }
 }
