@@ -154,11 +154,15 @@ pub(super) fn cluster_command(input: &str) -> Parsed<'_, Command> {
 
 /// `step = "STEP" , ( "ON" | "OFF" ) ;`
 pub(super) fn step(input: &str) -> Parsed<'_, Command> {
+    let (rest, on) = switch(input, "STEP", "expected ON or OFF after STEP")?;
+    Ok((rest, Command::Step { on }))
+}
+
+/// `word , ( "ON" | "OFF" )`, read as whether it is on; `expected` is the error after
+/// the word.
+fn switch<'a>(input: &'a str, word: &'static str, expected: &'static str) -> Parsed<'a, bool> {
     let on_off = alt((keyword("ON").map(|()| true), keyword("OFF").map(|()| false)));
-    let on_off = context("expected ON or OFF after STEP", on_off);
-    preceded(keyword("STEP"), cut(on_off))
-        .map(|on| Command::Step { on })
-        .parse(input)
+    preceded(keyword(word), cut(context(expected, on_off))).parse(input)
 }
 
 /// `deliver = "DELIVER" , ( "ALL" | node | step_number ) ;`
@@ -323,11 +327,8 @@ pub(super) fn r#where(input: &str) -> Parsed<'_, Command> {
 
 /// `trace = "TRACE" , ( "ON" | "OFF" ) ;`
 pub(super) fn trace(input: &str) -> Parsed<'_, Command> {
-    let on_off = alt((keyword("ON").map(|()| true), keyword("OFF").map(|()| false)));
-    let on_off = context("expected ON or OFF after TRACE", on_off);
-    preceded(keyword("TRACE"), cut(on_off))
-        .map(|on| Command::Trace { on })
-        .parse(input)
+    let (rest, on) = switch(input, "TRACE", "expected ON or OFF after TRACE")?;
+    Ok((rest, Command::Trace { on }))
 }
 
 /// `shell_command = source | help | timing | quit | meta_command | lesson ;`
@@ -351,11 +352,8 @@ pub(super) fn help(input: &str) -> Parsed<'_, Command> {
 
 /// `timing = "TIMING" , ( "ON" | "OFF" ) ;`
 pub(super) fn timing(input: &str) -> Parsed<'_, Command> {
-    let on_off = alt((keyword("ON").map(|()| true), keyword("OFF").map(|()| false)));
-    let on_off = context("expected ON or OFF after TIMING", on_off);
-    preceded(keyword("TIMING"), cut(on_off))
-        .map(|on| Command::Timing { on })
-        .parse(input)
+    let (rest, on) = switch(input, "TIMING", "expected ON or OFF after TIMING")?;
+    Ok((rest, Command::Timing { on }))
 }
 
 /// `quit = "QUIT" | "EXIT" ;`
