@@ -240,3 +240,36 @@ fn set_reads_the_form_show_settings_prints_and_postgresqls_to() {
         assert_eq!(again.trim_end(), line, "SET {line}");
     }
 }
+
+#[test]
+fn step_mode_commands_and_their_mistakes() {
+    use kv2pc::shell::command::Delivery;
+    let deliver = |which| Command::Deliver { which };
+    assert_eq!(one("step on"), Command::Step { on: true });
+    assert_eq!(one("STEP OFF"), Command::Step { on: false });
+    assert_eq!(one("show queue"), Command::ShowQueue);
+    assert_eq!(one("DELIVER 3"), deliver(Delivery::Number(3)));
+    assert_eq!(one("deliver node 2"), deliver(Delivery::Node(2)));
+    assert_eq!(one("DELIVER all"), deliver(Delivery::All));
+    assert_eq!(one("next"), deliver(Delivery::Next));
+    assert_eq!(one("DROP 7"), Command::Drop { number: 7 });
+    for (line, at, message) in [
+        ("STEP", 5, "expected ON or OFF after STEP"),
+        ("STEP MAYBE", 6, "expected ON or OFF after STEP"),
+        (
+            "DELIVER",
+            8,
+            "expected what to deliver: a number from SHOW QUEUE, node N or ALL, as in: DELIVER 3",
+        ),
+        ("DELIVER node x", 14, "expected a node number"),
+        (
+            "DROP x",
+            6,
+            "expected the number of a held message, from SHOW QUEUE, as in: DROP 3",
+        ),
+        ("NEXT 3", 6, "unexpected '3' after the command"),
+    ] {
+        let (column, said, _) = mistake(line);
+        assert_eq!((column, said.as_str()), (at, message), "for {line:?}");
+    }
+}

@@ -107,10 +107,13 @@ impl Waits {
                 Some(origin) => format!("{}:{}: ", origin.file, origin.line),
                 None => String::new(),
             };
+            let remedy = match shell.cluster().stepping() {
+                true => "let the steps it waits for go (DELIVER, NEXT, or STEP OFF)",
+                false => "end the transaction it waits for (COMMIT or ABORT)",
+            };
             eprintln!(
                 "{at}error: the script ended while {command} in session {session} was still \
-                 waiting, so it never completed; end the transaction it waits for (COMMIT or \
-                 ABORT) before the script ends"
+                 waiting, so it never completed; {remedy} before the script ends"
             );
         }
         !waiting.is_empty()

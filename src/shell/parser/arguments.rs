@@ -83,11 +83,7 @@ pub(super) fn count(input: &str) -> Parsed<'_, usize> {
 
 /// `step_number = integer ;` (a number `SHOW QUEUE` lists)
 pub(super) fn step_number(input: &str) -> Parsed<'_, u64> {
-    context(
-        "expected the number of a held step, from SHOW QUEUE",
-        integer,
-    )
-    .parse(input)
+    integer(input)
 }
 
 /// `duration = digit , { digit } , [ "." , digit , { digit } ] , ( "ms" | "s" | "m" ) , separation ;`
