@@ -125,6 +125,22 @@ impl Cluster {
         (self.ctx.net.steps.take_to_drop(number)).map_err(Error::InvalidInput)
     }
 
+    /// How many of the records at the end of `node`'s log are written but not yet
+    /// fsynced (0 for a node that is down: its log was cut to what was synced). In step
+    /// mode, those whose fsync is held.
+    pub fn log_unsynced(&self, node: NodeId) -> Result<usize> {
+        let (reply, answer) = crossbeam::channel::bounded(1);
+        if self.control(node, Control::Synced(reply)).is_err() {
+            return Ok(0);
+        }
+        let Ok((segment, synced)) = answer.recv() else {
+            return Ok(0);
+        };
+        let records = crate::wal::Wal::read_records(&self.node_dir(node))?;
+        let after = |(number, offset): (u64, u64)| (number, offset) >= (segment, synced);
+        Ok(records.iter().filter(|(n, o, _)| after((*n, *o))).count())
+    }
+
     /// The lines step mode noted since the last call: what a crash lost, what an fsync
     /// completed besides itself.
     pub fn step_notes(&self) -> Vec<String> {

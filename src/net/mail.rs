@@ -50,6 +50,8 @@ pub enum Control {
     Checkpoint(Sender<Result<()>>),
     /// Report status.
     Status(Sender<NodeStatus>),
+    /// Report where the log is known durable: the current segment and the offset in it.
+    Synced(Sender<(u64, u64)>),
     /// Report the lock table.
     Locks(Sender<Vec<KeyLocks>>),
     /// Report the committed data, sorted by key.

@@ -87,6 +87,9 @@ impl Runtime {
             Control::Status(reply) => {
                 let _ = reply.send(self.status());
             }
+            Control::Synced(reply) => {
+                let _ = reply.send((self.wal.segment(), self.wal.synced_len()));
+            }
             Control::Locks(reply) => {
                 let _ = reply.send(self.node.participant().locks().snapshot());
             }

@@ -149,8 +149,23 @@ impl Shell {
                 "node {node}'s log is empty (since its last checkpoint)"
             ));
         }
+        // In step mode, the records whose fsync is still held are marked: they are in
+        // the file, but a crash would cut them.
+        let unsynced = match self.cluster.stepping() {
+            true => self.cluster.log_unsynced(node).unwrap_or(0),
+            false => 0,
+        };
+        let synced = records.len().saturating_sub(unsynced);
         for (index, record) in records.iter().enumerate().skip(skip) {
-            outcome.say(format!("{:>4}  {}", index + 1, format::record(record)));
+            let mark = match index >= synced {
+                true => "  not synced yet: a crash now would cut it",
+                false => "",
+            };
+            outcome.say(format!(
+                "{:>4}  {}{mark}",
+                index + 1,
+                format::record(record)
+            ));
         }
         if limited {
             let all = records.len();
