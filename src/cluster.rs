@@ -44,7 +44,7 @@ pub use crate::net::{Activity, Work};
 pub use crate::trace::{TraceEvent, TraceHook};
 pub use observe::{KeyLocks, LogEntry, LogRecord, NodeStatus};
 pub use recovery::{CheckpointInfo, InDoubt, RecoveryReport};
-pub use steps::StepChoice;
+pub use steps::{MAX_STEP_ROUNDS, StepChoice};
 
 /// The data directory's format version, recorded in its manifest.
 pub const FORMAT_VERSION: u32 = 1;

@@ -25,9 +25,10 @@ pub enum StepChoice {
     Next,
 }
 
-/// How many rounds `STEP OFF` lets go before it gives up on a queue that keeps
-/// refilling (it cannot: with step mode off nothing new is queued).
-const MAX_ROUNDS: usize = 1000;
+/// How many rounds (each what was held when it began) turning step mode off lets go
+/// before it stops on a queue that keeps refilling: a bound, not a limit ever reached
+/// (a commit's steps go in a dozen rounds).
+pub const MAX_STEP_ROUNDS: usize = 1000;
 
 impl Cluster {
     /// Whether step mode is on.
@@ -51,15 +52,14 @@ impl Cluster {
         }
         steps.set_on(false);
         let mut went = Vec::new();
-        for _ in 0..MAX_ROUNDS {
+        for _ in 0..MAX_STEP_ROUNDS {
             self.settle();
             let round = steps.take_all();
             if round.is_empty() {
                 break;
             }
             for (_, pending) in &round {
-                self.ctx.net.release_step(pending.clone());
-                self.settle();
+                self.release_step(pending.clone());
             }
             went.extend(round);
         }
@@ -77,16 +77,6 @@ impl Cluster {
     /// What waits in the step queue, oldest first, with its number.
     pub fn step_queue(&self) -> Vec<(u64, Pending)> {
         self.ctx.net.steps.list()
-    }
-
-    /// Lets the chosen steps go, in order, each settled before the next, and returns
-    /// them (with the messages that had to go first on their links).
-    pub fn deliver(&self, choice: StepChoice) -> Result<Vec<(u64, Pending)>> {
-        let went = self.take_steps(choice)?;
-        for (_, pending) in &went {
-            self.release_step(pending.clone());
-        }
-        Ok(went)
     }
 
     /// Takes the chosen steps out of the queue, in the order they must go, for the

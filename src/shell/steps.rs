@@ -11,11 +11,7 @@
 use super::command::{Command, Delivery};
 use super::executor::Shell;
 use super::output::{Line, Outcome, Style};
-use crate::cluster::{Pending, StepChoice};
-
-/// How many rounds `STEP OFF` lets go before it stops on a queue that keeps refilling
-/// (each round is what was held when it began).
-const MAX_ROUNDS: usize = 1000;
+use crate::cluster::{MAX_STEP_ROUNDS, Pending, StepChoice};
 
 /// What the shell remembers of step mode between commands.
 #[derive(Debug, Default)]
@@ -54,7 +50,7 @@ impl Shell {
                 // Everything held goes one by one while step mode is still on, each with
                 // what it caused, and then the cluster runs freely.
                 let mut count = 0;
-                for _ in 0..MAX_ROUNDS {
+                for _ in 0..MAX_STEP_ROUNDS {
                     let round = self.cluster.take_steps(StepChoice::All).map_err(error)?;
                     if round.is_empty() {
                         break;
