@@ -36,6 +36,65 @@ impl DeadlockPolicy {
     }
 }
 
+/// A deliberately broken variant of the protocol, switched in by `SET mistake NAME` for
+/// teaching only: each one removes one rule the protocol's correctness rests on, so that
+/// `EXPLORE` can show the run that breaks an invariant without it. The shell marks the
+/// prompt and every trace line while one is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Mistake {
+    /// A participant sends VOTE YES before its Prepare record is durable.
+    VoteBeforeFsync,
+    /// A coordinator sends COMMIT before its Decision record is durable.
+    CommitBeforeDecisionFsync,
+    /// A restarted participant drops a Prepare it finds with no outcome, instead of
+    /// asking its coordinator.
+    ForgetInDoubt,
+    /// A coordinator that finds no record of a transaction answers an inquiry COMMIT
+    /// instead of ABORT (presumed abort is the rule).
+    PresumeCommitWithoutLog,
+    /// A participant releases its shared (read) locks when it prepares.
+    ReleaseReadLocksAtPrepare,
+    /// A participant keeps no tombstone of an aborted transaction, so a late PREPARE of
+    /// it votes YES.
+    NoTombstone,
+    /// A range read (SCAN) locks only the keys it found, not the range, so an insert
+    /// into the range by another transaction does not wait: a phantom.
+    NoRangeLocks,
+}
+
+impl Mistake {
+    /// Every mistake, in the order `HELP` and `SET` list them.
+    pub const ALL: [Mistake; 7] = [
+        Mistake::VoteBeforeFsync,
+        Mistake::CommitBeforeDecisionFsync,
+        Mistake::ForgetInDoubt,
+        Mistake::PresumeCommitWithoutLog,
+        Mistake::ReleaseReadLocksAtPrepare,
+        Mistake::NoTombstone,
+        Mistake::NoRangeLocks,
+    ];
+
+    /// The mistake's name, as `SET mistake` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mistake::VoteBeforeFsync => "vote-before-fsync",
+            Mistake::CommitBeforeDecisionFsync => "commit-before-decision-fsync",
+            Mistake::ForgetInDoubt => "forget-in-doubt",
+            Mistake::PresumeCommitWithoutLog => "presume-commit-without-log",
+            Mistake::ReleaseReadLocksAtPrepare => "release-read-locks-at-prepare",
+            Mistake::NoTombstone => "no-tombstone",
+            Mistake::NoRangeLocks => "no-range-locks",
+        }
+    }
+
+    /// The mistake named `name` (lower case), if there is one.
+    pub fn named(name: &str) -> Option<Mistake> {
+        Mistake::ALL
+            .into_iter()
+            .find(|mistake| mistake.name() == name)
+    }
+}
+
 /// Settings the nodes read while running (each described by [`SETTINGS`]).
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -50,6 +109,9 @@ pub struct Settings {
     /// Whether step mode may drop a queued message (`SET network lossy`): off, the
     /// network is reliable, as the problem statement assumes.
     pub lossy: bool,
+    /// The protocol mistake switched in for teaching (`SET mistake`), if any: `None`
+    /// is the correct protocol.
+    pub mistake: Option<Mistake>,
 }
 
 impl Default for Settings {
@@ -60,6 +122,7 @@ impl Default for Settings {
             deadlock: DeadlockPolicy::Detect,
             checkpoint_bytes: 64 * 1024 * 1024,
             lossy: false,
+            mistake: None,
         }
     }
 }

@@ -57,7 +57,7 @@ pub mod wal;
 
 pub use client::{Client, ClientObserver, ReadOnly, Transaction, WaitInfo};
 pub use cluster::{Cluster, RecoveryReport};
-pub use config::{Config, DeadlockPolicy, Settings};
+pub use config::{Config, DeadlockPolicy, Mistake, Settings};
 pub use crash::CrashPoint;
 pub use error::{Error, Result};
 pub use trace::TraceEvent;

@@ -11,7 +11,7 @@
 //! added here is therefore settable, described and completed at once; `tests/grammar.rs`
 //! and this module's tests check that each shows what it reads.
 
-use super::{DeadlockPolicy, Settings};
+use super::{DeadlockPolicy, Mistake, Settings};
 use crate::clock::{format_duration, parse_duration};
 use std::time::Duration;
 
@@ -132,6 +132,44 @@ pub const SETTINGS: &[Setting] = &[
               what the vote timeout and the inquiries of a participant in doubt do \
               about it.",
         example: "lossy",
+    },
+    Setting {
+        name: "mistake",
+        kind: Kind::Choice {
+            values: &[
+                "off",
+                "vote-before-fsync",
+                "commit-before-decision-fsync",
+                "forget-in-doubt",
+                "presume-commit-without-log",
+                "release-read-locks-at-prepare",
+                "no-tombstone",
+                "no-range-locks",
+            ],
+            get: |s| s.mistake.map_or("off", Mistake::name),
+            set: |s, word| match (word, Mistake::named(word)) {
+                ("off", _) => {
+                    s.mistake = None;
+                    true
+                }
+                (_, Some(mistake)) => {
+                    s.mistake = Some(mistake);
+                    true
+                }
+                _ => false,
+            },
+        },
+        doc: "off (the default): the protocol as it should be. Any other value switches \
+              in a deliberately broken variant, for teaching only: vote-before-fsync \
+              (a participant votes YES before its Prepare is durable), \
+              commit-before-decision-fsync (the coordinator sends COMMIT before its \
+              Decision is durable), forget-in-doubt (a restarted participant drops a \
+              Prepare with no outcome), presume-commit-without-log (a coordinator with \
+              no record of a transaction answers an inquiry COMMIT), \
+              release-read-locks-at-prepare, no-tombstone (a late PREPARE after an \
+              abort votes YES), no-range-locks (SCAN locks only the keys it found). \
+              EXPLORE finds the run that each one breaks.",
+        example: "vote-before-fsync",
     },
 ];
 
