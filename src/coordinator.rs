@@ -197,7 +197,11 @@ impl Coordinator {
             // Nothing was touched: nothing to order, so no timestamp to report.
             [] => {
                 self.txns.remove(&tid);
-                reply(out, req, Ok(Answer::Committed { at: 0 }));
+                let committed = Answer::Committed {
+                    at: 0,
+                    serial_ts: 0,
+                };
+                reply(out, req, Ok(committed));
             }
             [only] => {
                 let one_phase = OnePhase {
@@ -309,9 +313,11 @@ impl Coordinator {
         read_only.sort_unstable();
         if collecting.yes.is_empty() {
             // Nothing was written: nothing to decide durably, only the read locks to end.
+            // Its read locks go with this timestamp, so later writes commit above it.
             release_read_only(&read_only, tid, clock.now(), out);
             let at = clock.now();
-            return reply(out, collecting.req, Ok(Answer::Committed { at }));
+            let committed = Answer::Committed { at, serial_ts: at };
+            return reply(out, collecting.req, Ok(committed));
         }
         out.push(Effect::CrashPoint(CrashPoint::Decide));
         let commit_ts = clock.tick_past(collecting.max_prepare_ts);
@@ -334,8 +340,11 @@ impl Coordinator {
             }
         }
         release_read_only(&read_only, tid, commit_ts, out);
-        let at = commit_ts;
-        reply(out, collecting.req, Ok(Answer::Committed { at }));
+        let committed = Answer::Committed {
+            at: commit_ts,
+            serial_ts: commit_ts,
+        };
+        reply(out, collecting.req, Ok(committed));
         let unacked = participants.iter().copied().collect();
         let decided = Decided {
             participants,
@@ -366,11 +375,13 @@ impl Coordinator {
         }
     }
 
-    /// The only participant's one-phase outcome.
+    /// The only participant's one-phase outcome, committed at `at` (see
+    /// `Message::OnePhaseOutcome`).
     pub fn one_phase_outcome(
         &mut self,
         tid: TxnId,
         aborted: Option<String>,
+        at: Timestamp,
         clock: Lamport,
         out: &mut Vec<Effect>,
     ) {
@@ -379,7 +390,10 @@ impl Coordinator {
         };
         let result = match aborted {
             // The participant's message moved the clock past its commit timestamp.
-            None => Ok(Answer::Committed { at: clock.now() }),
+            None => Ok(Answer::Committed {
+                at: clock.now(),
+                serial_ts: at,
+            }),
             Some(reason) => Err(Error::Aborted { tid, reason }),
         };
         reply(out, req, result);

@@ -87,6 +87,10 @@ pub enum Message {
         tid: TxnId,
         /// `None` if it committed, else why it aborted.
         aborted: Option<String>,
+        /// Where it committed: its writes' commit timestamp, or for one that only read,
+        /// the participant's clock (at or above every version it read, below every later
+        /// write of those keys); 0 if it aborted. The client reports it to the history.
+        at: Timestamp,
     },
     /// In-doubt participant to coordinator: what happened to this transaction?
     Inquire {
@@ -341,6 +345,11 @@ pub enum Answer {
         /// A timestamp at or above the commit timestamp (0 if nothing was written): the
         /// client's later requests carry it, so what it does next is ordered after.
         at: Timestamp,
+        /// The timestamp it is serialized at: its writes' commit timestamp, or for one
+        /// that only read, a timestamp at or above every version it read and below every
+        /// later write of those keys (0 if it touched nothing). What the shell's history
+        /// orders versions by (see `history::register`).
+        serial_ts: Timestamp,
     },
 }
 

@@ -96,9 +96,10 @@ fn variant(command: &Command) -> usize {
         Command::ShowQueue => 29,
         Command::Deliver { .. } => 30,
         Command::Drop { .. } => 31,
+        Command::Check => 32,
     }
 }
-const VARIANTS: usize = 32;
+const VARIANTS: usize = 33;
 
 /// The grammar without its comments, one rule per line: `(name, whole rule)`.
 fn grammar_rules() -> Vec<(String, String)> {
@@ -627,6 +628,7 @@ fn every_command_parses_into_its_variant() {
         ("CRASH node 2", Command::Crash { node: 2, at: None }),
         ("CHECKPOINT node 0", Command::Checkpoint { node: 0 }),
         ("STATUS", Command::Status),
+        ("CHECK", Command::Check),
         ("SHOW LOCKS", Command::ShowLocks),
         (
             "SHOW LOG node 3",

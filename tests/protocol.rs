@@ -520,11 +520,26 @@ fn one_participant_commits_in_one_phase() {
                 writes: vec![("x".into(), Some("1".into()))],
                 commit_ts: 1
             }),
-            Fx::Send(0, Message::OnePhaseOutcome { tid, aborted: None }),
+            Fx::Send(
+                0,
+                Message::OnePhaseOutcome {
+                    tid,
+                    aborted: None,
+                    at: 1
+                }
+            ),
         ]
     );
     assert_eq!(
-        moves(h.message(1, 0, Message::OnePhaseOutcome { tid, aborted: None })),
+        moves(h.message(
+            1,
+            0,
+            Message::OnePhaseOutcome {
+                tid,
+                aborted: None,
+                at: 1
+            }
+        )),
         vec![Fx::Committed]
     );
 }

@@ -136,7 +136,7 @@ use support::faults::generate::{generate, generate_with_power_losses};
 use support::faults::scenario::Scenario;
 use support::faults::simulated::Simulated;
 use support::faults::threaded::Threaded;
-use support::history::{self, History, Outcome};
+use kv2pc::history::{self, History, Outcome};
 
 /// Seeds the simulated runs take when `KV2PC_SEEDS` is not set.
 const DEFAULT_SEEDS: u64 = 8000;

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::Harness;
-use support::history::{self, History, Op, Outcome, Txn, appended, parse_list};
+use kv2pc::history::{self, History, Op, Outcome, Txn, appended, parse_list};
 
 // ---- The checker proves it can fail -------------------------------------------------
 

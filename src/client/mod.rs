@@ -153,19 +153,30 @@ impl Client {
     /// least everything this session has committed (only then does it wait: when the
     /// key has an undecided write older than the session's last commit).
     pub fn get(&self, key: &str) -> Result<Option<String>> {
+        self.get_stamped(key).map(|(value, _)| value)
+    }
+
+    /// Reads `key` as [`Client::get`] does, and returns the snapshot's timestamp with
+    /// the value: the read saw the newest version at or below it (what the shell's
+    /// history places the read by).
+    pub fn get_stamped(&self, key: &str) -> Result<(Option<String>, Timestamp)> {
         check_key(key)?;
         let floor = self.seen.load(Ordering::SeqCst);
-        self.snapshot_read(key, ReadAt::AtLeast(floor))
+        self.snapshot_read_stamped(key, ReadAt::AtLeast(floor))
     }
 
     fn snapshot_read(&self, key: &str, at: ReadAt) -> Result<Option<String>> {
+        self.snapshot_read_stamped(key, at).map(|(value, _)| value)
+    }
+
+    fn snapshot_read_stamped(&self, key: &str, at: ReadAt) -> Result<(Option<String>, Timestamp)> {
         let node = owner_of(key, self.ctx.nodes);
         let request = Request::SnapshotRead {
             key: key.to_string(),
             at,
         };
         match self.call(node, request, None)? {
-            Answer::Snapshot { value, .. } => Ok(value),
+            Answer::Snapshot { value, read_ts } => Ok((value, read_ts)),
             other => Err(unexpected(other)),
         }
     }

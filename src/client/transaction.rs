@@ -175,11 +175,20 @@ impl Transaction {
     }
 
     /// Commits: two-phase commit over the nodes touched (one phase if only one).
-    pub fn commit(mut self) -> Result<()> {
+    pub fn commit(self) -> Result<()> {
+        self.commit_at().map(|_| ())
+    }
+
+    /// Commits as [`Transaction::commit`] does, and returns the timestamp the cluster
+    /// serialized it at: its writes' commit timestamp, or for a transaction that only
+    /// read, a timestamp at or above every version it read and below every later write
+    /// of those keys; 0 if it touched nothing. The shell's history orders versions by
+    /// it (`history::register`).
+    pub fn commit_at(mut self) -> Result<Timestamp> {
         self.check_open()?;
         self.finished = true;
         let Some(tid) = self.tid else {
-            return Ok(());
+            return Ok(0);
         };
         let coordinator = self.client.coordinator;
         let request = Request::Commit {
@@ -188,9 +197,9 @@ impl Transaction {
             clock: self.client.clock.now(),
         };
         match self.client.call(coordinator, request, Some(tid)) {
-            Ok(Answer::Committed { at }) => {
+            Ok(Answer::Committed { at, serial_ts }) => {
                 self.client.committed(at);
-                Ok(())
+                Ok(serial_ts)
             }
             Ok(other) => Err(unexpected(other)),
             Err(Error::NodeDown { node, .. }) if node == coordinator => {

@@ -180,7 +180,8 @@ fn apply(
         Event::Ack { txn, from } => coordinator.ack(from, tid(lease, txn), out),
         Event::OnePhaseOutcome { txn, aborted } => {
             let aborted = aborted.then(|| "it could not".to_string());
-            coordinator.one_phase_outcome(tid(lease, txn), aborted, *clock, out);
+            let at = if aborted.is_some() { 0 } else { clock.now() };
+            coordinator.one_phase_outcome(tid(lease, txn), aborted, at, *clock, out);
         }
         Event::Inquire { txn, from } => coordinator.inquire(from, tid(lease, txn), out),
         Event::PeerRestarted { peer } => coordinator.peer_restarted(peer, out),

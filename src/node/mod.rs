@@ -431,9 +431,9 @@ impl Node {
             // Participant: the only one; commit in one phase.
             Message::CommitOnePhase { tid } => self.participant.commit_one_phase(tid, from, out),
             // Coordinator: relay the one-phase outcome.
-            Message::OnePhaseOutcome { tid, aborted } => {
+            Message::OnePhaseOutcome { tid, aborted, at } => {
                 let clock = self.participant.clock();
-                (self.coordinator).one_phase_outcome(tid, aborted, clock, out)
+                (self.coordinator).one_phase_outcome(tid, aborted, at, clock, out)
             }
             // An in-doubt participant asks: the coordinator decides, a peer may know.
             Message::Inquire { tid } if tid.coordinator(self.nodes) == self.id => {

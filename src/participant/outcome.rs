@@ -181,19 +181,18 @@ impl Participant {
 
     /// COMMIT ONE-PHASE from `coordinator`: this node is the only participant and decides.
     pub fn commit_one_phase(&mut self, tid: TxnId, coordinator: NodeId, out: &mut Vec<Effect>) {
-        let aborted = match self.txns.get(&tid) {
+        let (aborted, at) = match self.txns.get(&tid) {
             Some(TxnState::Active(active)) if active.pending.is_none() => {
-                self.commit_here(tid, out);
-                None
+                (None, self.commit_here(tid, out))
             }
             Some(TxnState::Active(_) | TxnState::Prepared(_)) => {
                 let reason = format!("node {} was not ready to commit it", self.node);
                 self.abort_here(tid, reason.clone(), out);
-                Some(reason)
+                (Some(reason), 0)
             }
-            state => Some(forgotten(self.node, tid, state)),
+            state => (Some(forgotten(self.node, tid, state)), 0),
         };
-        let message = Message::OnePhaseOutcome { tid, aborted };
+        let message = Message::OnePhaseOutcome { tid, aborted, at };
         out.push(Effect::Send {
             to: coordinator,
             message,
@@ -201,11 +200,14 @@ impl Participant {
     }
 
     /// Active to unknown, committed in one phase: log and apply its writes, if any, and
-    /// release. Nothing is remembered: no peer can be in doubt about it.
-    fn commit_here(&mut self, tid: TxnId, out: &mut Vec<Effect>) {
+    /// release. Nothing is remembered: no peer can be in doubt about it. Returns where it
+    /// committed: its commit timestamp, or for one that only read, the clock now (above
+    /// what it read; a later write here commits above it).
+    fn commit_here(&mut self, tid: TxnId, out: &mut Vec<Effect>) -> Timestamp {
         let Some(TxnState::Active(active)) = self.txns.take(tid) else {
-            return;
+            return self.clock.now();
         };
+        let mut at = self.clock.now();
         if !active.writes.is_empty() {
             let commit_ts = self.clock.tick_past(0);
             let writes: Vec<Write> = active.writes.into_iter().collect();
@@ -216,10 +218,12 @@ impl Participant {
                 commit_ts,
             }));
             self.store.apply(&writes, commit_ts);
+            at = commit_ts;
         }
         let grants = self.locks.release_all(tid);
         self.granted(grants, out);
         out.push(Effect::CrashPoint(CrashPoint::Ack));
+        at
     }
 }
 

@@ -190,6 +190,9 @@ pub enum Command {
         /// Its number in the queue.
         number: u64,
     },
+    /// `CHECK`: check this shell's own history (every session's transactions, their
+    /// reads and writes and outcomes) for serializability, and print the verdict.
+    Check,
 }
 
 /// Which held steps `DELIVER` lets go.
@@ -259,6 +262,7 @@ impl Command {
             } => "NEXT",
             Command::Deliver { .. } => "DELIVER",
             Command::Drop { .. } => "DROP",
+            Command::Check => "CHECK",
         }
     }
 }
@@ -349,6 +353,7 @@ impl fmt::Display for Command {
                 Delivery::Next => f.write_str("NEXT"),
             },
             Command::Drop { number } => write!(f, "DROP {number}"),
+            Command::Check => f.write_str("CHECK"),
         }
     }
 }

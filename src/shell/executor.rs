@@ -65,6 +65,8 @@ pub struct Shell {
     pub(super) lesson_host: bool,
     /// What step mode has shown (see `steps`).
     pub(super) steps: super::steps::StepView,
+    /// What every key held when the shell began, the start of its history (`CHECK`).
+    pub(super) history_start: BTreeMap<String, String>,
 }
 
 impl Drop for Shell {
@@ -104,7 +106,9 @@ impl Shell {
             charts: Default::default(),
             lesson_host: false,
             steps: Default::default(),
+            history_start: BTreeMap::new(),
         };
+        shell.history_start = super::check::contents(&shell.cluster);
         shell.add_session(MAIN_SESSION, 0);
         shell
     }
@@ -510,6 +514,7 @@ impl Shell {
             | Command::ShowQueue
             | Command::Deliver { .. }
             | Command::Drop { .. }) => self.step_command(command, outcome)?,
+            Command::Check => self.check(outcome),
             other => return Err(format!("{} cannot run here", other.name())),
         }
         Ok(())

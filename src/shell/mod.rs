@@ -4,6 +4,7 @@
 //! (`output`, `format`).
 
 mod charts;
+mod check;
 pub mod command;
 pub mod diagram;
 pub mod executor;

@@ -54,16 +54,8 @@ pub enum PlanOp {
     Append(String),
 }
 
-/// What the client was told about a transaction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Committed (a read-only transaction always is).
-    Committed,
-    /// Aborted, by the cluster or by the client.
-    Aborted,
-    /// Unknown: its coordinator went down while it committed.
-    Unknown,
-}
+/// What the client was told about a transaction (the history checker's own type).
+pub use crate::history::Outcome;
 
 /// One operation as it happened.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -427,7 +419,7 @@ impl SimClient {
                     }
                     (Todo::Read(..), Ok(_)) => record.outcome = Outcome::Aborted,
                     (Todo::Commit, Ok(answer)) => {
-                        if let Answer::Committed { at } = answer {
+                        if let Answer::Committed { at, .. } = answer {
                             shared.clock = shared.clock.max(at);
                         }
                         self.seen = self.seen.max(shared.clock);

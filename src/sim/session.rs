@@ -407,7 +407,7 @@ impl Session {
                 }
             }
             (Doing::AbortAfter(error), _) => self.tell(Err(error)),
-            (Doing::Commit(_), Ok(Answer::Committed { at })) => {
+            (Doing::Commit(_), Ok(Answer::Committed { at, .. })) => {
                 shared.clock = shared.clock.max(at);
                 self.seen = self.seen.max(shared.clock);
                 self.tell(Ok(Response::Done))

@@ -266,7 +266,8 @@ fn two_increments_for_update_never_deadlock() {
                     0,
                     Message::OnePhaseOutcome {
                         tid: first,
-                        aborted: None
+                        aborted: None,
+                        at: 1,
                     }
                 ),
             ]

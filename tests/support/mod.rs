@@ -13,7 +13,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod faults;
-pub mod history;
+
 
 use crossbeam::channel::{Sender, bounded, unbounded};
 use kv2pc::{Cluster, Config, Settings};

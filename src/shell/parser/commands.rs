@@ -267,9 +267,14 @@ pub(super) fn set(input: &str) -> Parsed<'_, Command> {
     Ok((rest, Command::Set { name, value }))
 }
 
-/// `inspect_command = status | show | where | keys | trace | diagram ;`
+/// `inspect_command = status | show | where | keys | trace | diagram | check ;`
 pub(super) fn inspect_command(input: &str) -> Parsed<'_, Command> {
-    alt((status, show, r#where, keys, trace, diagram)).parse(input)
+    alt((status, show, r#where, keys, trace, diagram, check)).parse(input)
+}
+
+/// `check = "CHECK" ;`
+pub(super) fn check(input: &str) -> Parsed<'_, Command> {
+    keyword("CHECK").map(|()| Command::Check).parse(input)
 }
 
 /// `keys = "KEYS" , [ key_prefix ] ;`

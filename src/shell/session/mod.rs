@@ -23,6 +23,7 @@
 use super::command::{Command, Text};
 use super::output::{Outcome, Style};
 use crate::cluster::{Activity, Work};
+use crate::history::RegisterTxn;
 use crate::types::LockMode;
 use crate::{Client, ClientObserver, Error, NodeId, ReadOnly, Transaction, TxnId, WaitInfo};
 use crossbeam::channel::{Receiver, Sender, unbounded};
@@ -93,6 +94,8 @@ pub struct Session {
     thread: Option<JoinHandle<()>>,
     /// A client on the session's node, to abort a waiting transaction from here.
     canceller: Client,
+    /// The transactions the session has ended, as `CHECK` reads them (see `worker`).
+    history: Arc<Mutex<Vec<RegisterTxn>>>,
 }
 
 impl Session {
@@ -108,7 +111,14 @@ impl Session {
         let (result_sender, results) = unbounded();
         let node = client.coordinator();
         let canceller = client.clone();
-        let worker = Worker::new(name, client, visible.clone(), activity.clone());
+        let history = Arc::new(Mutex::new(Vec::new()));
+        let worker = Worker::new(
+            name,
+            client,
+            visible.clone(),
+            activity.clone(),
+            history.clone(),
+        );
         let thread = std::thread::Builder::new()
             .name(format!("session-{name}"))
             .spawn(move || worker.run(job_inbox, result_sender))
@@ -122,7 +132,13 @@ impl Session {
             activity,
             thread,
             canceller,
+            history,
         }
+    }
+
+    /// The transactions this session has ended, in the order they ended: its history.
+    pub fn history(&self) -> Vec<RegisterTxn> {
+        self.history.lock().clone()
     }
 
     /// The session's name.

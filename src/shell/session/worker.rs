@@ -1,8 +1,17 @@
 //! A session's thread: it runs the session's commands one at a time against its client,
 //! keeps the transaction it has open, and publishes what the shell may read of it
 //! (`Visible`) for the prompt and STATUS.
+//!
+//! It also records the session's history for `CHECK` (`history::register`): every
+//! transaction's reads (what each returned) and writes as they succeed, and, when it
+//! ends, what the client was told (committed at a timestamp, aborted, or unknown). A
+//! read-only snapshot is placed at its read timestamp, an autocommit `GET` at the
+//! snapshot it read, an autocommit `PUT` or `DEL` is a transaction of its own. A
+//! transaction that read and wrote nothing is not recorded.
 
 use super::*;
+use crate::history::{Outcome as Told, RegisterTxn};
+use crate::types::Timestamp;
 
 /// The transaction a session has open.
 enum Open {
@@ -30,6 +39,10 @@ pub(super) struct Worker {
     open: Option<Open>,
     visible: Arc<Mutex<Visible>>,
     activity: Activity,
+    /// The open transaction as the history will have it.
+    recording: Option<RegisterTxn>,
+    /// The session's ended transactions, which the shell reads for `CHECK`.
+    history: Arc<Mutex<Vec<RegisterTxn>>>,
 }
 
 /// Why a session's command failed, as the shell prints it.
@@ -48,6 +61,7 @@ impl Worker {
         client: Client,
         visible: Arc<Mutex<Visible>>,
         activity: Activity,
+        history: Arc<Mutex<Vec<RegisterTxn>>>,
     ) -> Worker {
         Worker {
             name: name.to_string(),
@@ -55,6 +69,35 @@ impl Worker {
             open: None,
             visible,
             activity,
+            recording: None,
+            history,
+        }
+    }
+
+    /// Adds an operation to the open transaction's record.
+    fn note(&mut self, op: impl FnOnce(RegisterTxn) -> RegisterTxn) {
+        self.recording = self.recording.take().map(op);
+    }
+
+    /// Ends the open transaction's record with what the client was told (and where the
+    /// cluster committed it); one that did nothing is dropped.
+    fn ended(&mut self, told: Told, at: Option<Timestamp>) {
+        let Some(mut txn) = self.recording.take() else {
+            return;
+        };
+        txn.outcome = told;
+        txn.at = at.or(txn.at);
+        if !txn.ops.is_empty() {
+            self.history.lock().push(txn);
+        }
+    }
+
+    /// What a commit's result tells the history.
+    fn told(result: &crate::Result<Timestamp>) -> (Told, Option<Timestamp>) {
+        match result {
+            Ok(at) => (Told::Committed, Some(*at)),
+            Err(Error::Aborted { .. }) => (Told::Aborted, None),
+            Err(_) => (Told::Unknown, None),
         }
     }
 
@@ -94,6 +137,7 @@ impl Worker {
     ) -> Result<(), Failed> {
         if matches!(&self.open, Some(Open::ReadWrite(_, open)) if *open == tid) {
             self.open = None;
+            self.ended(Told::Aborted, None);
         }
         if matches!(
             command,
@@ -138,6 +182,9 @@ impl Worker {
         visible.waiting = None;
         visible.committing = false;
         drop(visible);
+        if dead.is_some() {
+            self.ended(Told::Aborted, None);
+        }
         // Dropping a transaction tells its coordinator, best effort: not under the lock.
         drop(dead);
     }
@@ -158,6 +205,7 @@ impl Worker {
             Err(error) => error,
         };
         self.open = None;
+        self.ended(Told::Aborted, None);
         let cancelled = self.visible.lock().cancelled.take();
         if let Some(Cancel { reason, ends }) = cancelled {
             let text = format!("{tid} aborted: {reason}; its writes are undone");
@@ -207,8 +255,15 @@ impl Worker {
                             Text(&key)
                         )));
                     }
-                    None => self.client.get(&key)?,
+                    None => {
+                        let (value, at) = self.client.get_stamped(&key)?;
+                        let name = format!("GET {}@{at}", Text(&key));
+                        let read = RegisterTxn::new(name, &self.name, Told::Committed).at(at);
+                        self.history.lock().push(read.read(&key, value.as_deref()));
+                        value
+                    }
                 };
+                self.note(|txn| txn.read(&key, value.as_deref()));
                 match value {
                     Some(value) => outcome.say(format!("{} = {}", Text(&key), Text(&value))),
                     None => outcome.say(format!("{} is not set", Text(&key))),
@@ -221,10 +276,13 @@ impl Worker {
             Command::Abort => {
                 match self.open.take().ok_or_else(no_transaction)? {
                     Open::ReadWrite(txn, tid) => {
+                        self.ended(Told::Aborted, None);
                         txn.abort()?;
                         outcome.say(format!("{tid} aborted"));
                     }
                     Open::ReadOnly(snapshot) => {
+                        // What it read, it read: a snapshot counts however it ends.
+                        self.ended(Told::Committed, None);
                         outcome.say(format!(
                             "read-only transaction at snapshot {} ended",
                             snapshot.read_ts()
@@ -254,6 +312,9 @@ impl Worker {
                 "read-only transaction started: it reads the snapshot at timestamp {}, takes no locks, and waits only for an undecided write it must see",
                 snapshot.read_ts()
             ));
+            let name = format!("snapshot@{}", snapshot.read_ts());
+            let record = RegisterTxn::new(name, &self.name, Told::Committed);
+            self.recording = Some(record.at(snapshot.read_ts()));
             Open::ReadOnly(snapshot)
         } else {
             let txn = self.client.begin()?;
@@ -266,6 +327,7 @@ impl Worker {
                 "{tid} started: a transaction coordinated by node {}",
                 self.client.coordinator()
             ));
+            self.recording = Some(RegisterTxn::new(tid.to_string(), &self.name, Told::Unknown));
             Open::ReadWrite(txn, tid)
         };
         self.open = Some(open);
@@ -285,16 +347,44 @@ impl Worker {
                     "this transaction is READ ONLY; COMMIT it and BEGIN a read-write transaction to write".into(),
                 ));
             }
-            Some(Open::ReadWrite(..)) => self.transact(outcome, |txn| match value {
-                Some(value) => txn.put(key, value),
-                None => txn.delete(key),
-            })?,
-            None => match value {
-                Some(value) => self.client.put(key, value)?,
-                None => self.client.delete(key)?,
-            },
+            Some(Open::ReadWrite(..)) => {
+                self.transact(outcome, |txn| match value {
+                    Some(value) => txn.put(key, value),
+                    None => txn.delete(key),
+                })?;
+                self.note(|txn| txn.write(key, value));
+            }
+            None => self.write_alone(key, value)?,
         }
         outcome.say("ok");
+        Ok(())
+    }
+
+    /// An autocommit `PUT` or `DEL`: a transaction of its own, recorded under its id.
+    fn write_alone(&mut self, key: &str, value: Option<&str>) -> Result<(), Failed> {
+        let mut txn = self.client.begin_lazily();
+        let written = match value {
+            Some(value) => txn.put(key, value),
+            None => txn.delete(key),
+        };
+        let record = |tid: TxnId, told, at: Option<Timestamp>| {
+            let mut record = RegisterTxn::new(tid.to_string(), &self.name, told);
+            record.at = at;
+            record.write(key, value)
+        };
+        if let Err(error) = written {
+            if let Some(tid) = txn.id() {
+                self.history.lock().push(record(tid, Told::Aborted, None));
+            }
+            return Err(error.into());
+        }
+        let tid = txn.id();
+        let result = txn.commit_at();
+        if let Some(tid) = tid {
+            let (told, at) = Self::told(&result);
+            self.history.lock().push(record(tid, told, at));
+        }
+        result?;
         Ok(())
     }
 
@@ -302,6 +392,7 @@ impl Worker {
         let (txn, tid) = match self.open.take().ok_or_else(no_transaction)? {
             Open::ReadWrite(txn, tid) => (txn, tid),
             Open::ReadOnly(snapshot) => {
+                self.ended(Told::Committed, None);
                 outcome.say(format!(
                     "read-only transaction at snapshot {} committed (nothing to write)",
                     snapshot.read_ts()
@@ -311,7 +402,10 @@ impl Worker {
             }
         };
         let participants = txn.participants();
-        txn.commit()?;
+        let result = txn.commit_at();
+        let (told, at) = Self::told(&result);
+        self.ended(told, at);
+        result?;
         let nodes: Vec<String> = participants.iter().map(u32::to_string).collect();
         outcome.say(match participants.len() {
             0 => format!("{tid} committed (it touched no keys)"),

@@ -5,7 +5,7 @@
 
 use super::backend::Failure;
 use super::driver::{Driver, Pending, Phase};
-use crate::support::history::{Op, Outcome, parse_list};
+use kv2pc::history::{Op, Outcome, parse_list};
 use kv2pc::sim::Response as Answer;
 use kv2pc::{Error, TxnId};
 

@@ -17,7 +17,7 @@
 
 use super::backend::{Backend, Failure, Told};
 use super::scenario::{Call, Event, Scenario};
-use crate::support::history::{History, Op, Outcome, Txn, appended, parse_list};
+use kv2pc::history::{History, Op, Outcome, Txn, appended, parse_list};
 use kv2pc::sim::{Command, Response};
 use kv2pc::{Error, NodeId};
 use std::collections::BTreeMap;

@@ -1,5 +1,8 @@
 //! A serializability checker for list-append histories, after Elle (Kingsbury and
-//! Alvaro, "Elle: Inferring Isolation Anomalies from Experimental Observations", 2020).
+//! Alvaro, "Elle: Inferring Isolation Anomalies from Experimental Observations", 2020),
+//! with a second front end, [`register`], for histories of whole-value reads and writes
+//! (the shell's own history, which `CHECK` checks). The test suites (serializability,
+//! the fault runs, the simulator) record list-append histories and check them here.
 //!
 //! # The workload it reads
 //!
@@ -37,8 +40,9 @@
 //! The parts: this module holds the history's model; `deletes` places reads of deleted
 //! keys in the version order (a delete becomes a marker element; see its doc for the rule
 //! a history with deletes must keep); `check` infers the version orders and the edges and
-//! checks each read; `graph` finds and classifies the cycles; `anomaly` holds what is
-//! reported.
+//! checks each read; `graph` finds and classifies the cycles (and gives a serial order
+//! when there is none); `anomaly` holds what is reported; [`register`] is the front end
+//! for register histories, whose version order comes from the engine's timestamps.
 //!
 //! # Limits
 //!
@@ -54,15 +58,27 @@ mod anomaly;
 mod check;
 mod deletes;
 mod graph;
+pub mod register;
 
 pub use anomaly::{Anomaly, Dep, Edge, Report};
 pub use check::check;
+pub use register::{
+    RegisterHistory, RegisterOp, RegisterReport, RegisterTxn, check_registers,
+};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// What the client learned about a transaction: the simulator's clients and the
-/// threaded harness's report it the same way.
-pub use kv2pc::sim::Outcome;
+/// What the client was told about a transaction: the simulator's clients, the threaded
+/// harness and the shell report it the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    /// Committed (a read-only transaction always is).
+    Committed,
+    /// Aborted, by the cluster or by the client.
+    Aborted,
+    /// Unknown: its coordinator went down while it committed.
+    Unknown,
+}
 
 /// One operation of a transaction, as it happened.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -97,7 +97,8 @@ pub enum Anomaly {
         /// Its writers.
         writers: Vec<String>,
     },
-    /// A transaction's read of its own appends is out of order with others' elements.
+    /// A transaction's read of its own appends is out of order with others' elements
+    /// (of a register: a read after its own write that did not return that write).
     Internal {
         /// The transaction.
         txn: String,
@@ -105,6 +106,26 @@ pub enum Anomaly {
         key: String,
         /// What it read.
         read: Vec<String>,
+    },
+    /// A register read that is not the newest version at or below the timestamp the
+    /// engine placed its reader at (a snapshot's read timestamp, a transaction's commit
+    /// timestamp): the engine's timestamps do not explain it, whether or not some other
+    /// serial order does.
+    NotAtTimestamp {
+        /// The reader.
+        reader: String,
+        /// The timestamp it was placed at.
+        at: u64,
+        /// The key.
+        key: String,
+        /// The value it read (`not set` for none).
+        read: String,
+        /// Who wrote what it read.
+        writer: String,
+        /// The newest value at or below `at`.
+        latest: String,
+        /// Who wrote that.
+        latest_writer: String,
     },
 }
 
@@ -121,6 +142,7 @@ impl Anomaly {
             Anomaly::UnknownElement { .. } => "unknown-element",
             Anomaly::DuplicateElement { .. } => "duplicate-element",
             Anomaly::Internal { .. } => "internal",
+            Anomaly::NotAtTimestamp { .. } => "timestamp-order",
         }
     }
 
@@ -137,6 +159,12 @@ impl Anomaly {
             | Anomaly::UnknownElement { reader, .. }
             | Anomaly::Internal { txn: reader, .. } => vec![reader.clone()],
             Anomaly::DuplicateElement { writers, .. } => writers.clone(),
+            Anomaly::NotAtTimestamp {
+                reader,
+                writer,
+                latest_writer,
+                ..
+            } => vec![writer.clone(), latest_writer.clone(), reader.clone()],
         }
     }
 }
@@ -201,6 +229,20 @@ impl fmt::Display for Anomaly {
             Anomaly::Internal { txn, key, read } => write!(
                 f,
                 "{txn} read {key} as {read:?}: its own appends are not all at the end"
+            ),
+            Anomaly::NotAtTimestamp {
+                reader,
+                at,
+                key,
+                read,
+                writer,
+                latest,
+                latest_writer,
+            } => write!(
+                f,
+                "timestamp order broken: {reader} at timestamp {at} read {key} = {read} \
+                 (written by {writer}), but the newest version at or below {at} is \
+                 {latest} (written by {latest_writer})"
             ),
         }
     }

@@ -1,8 +1,11 @@
 //! The dependency graph: its strongly connected components (Tarjan's algorithm) and the
-//! shortest cycle in each, classified as G0, G1c or G2 by the kinds of edge it needs.
+//! shortest cycle in each, classified as G0, G1c or G2 by the kinds of edge it needs;
+//! and, for an acyclic graph, an equivalent serial order (a topological order).
+//! Both front ends (list-append, `check`; registers, `register`) build one.
 
-use super::{Anomaly, Dep, Edge, History};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use super::{Anomaly, Dep, Edge};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 
 /// The dependency graph over transactions (by index).
 pub(super) struct Graph {
@@ -26,8 +29,9 @@ impl Graph {
         }
     }
 
-    /// The most severe cycle of each strongly connected component, classified.
-    pub(super) fn cycles(&self, history: &History, committed: &[bool]) -> Vec<Anomaly> {
+    /// The most severe cycle of each strongly connected component, classified; `names`
+    /// names the transactions by index.
+    pub(super) fn cycles(&self, names: &[String], committed: &[bool]) -> Vec<Anomaly> {
         let mut anomalies = Vec::new();
         for component in self.components(committed) {
             if component.len() < 2 {
@@ -37,8 +41,8 @@ impl Graph {
             let named = |cycle: Vec<(usize, usize, Dep, String)>| -> Vec<Edge> {
                 (cycle.into_iter())
                     .map(|(from, to, dep, key)| Edge {
-                        from: history.txns[from].name.clone(),
-                        to: history.txns[to].name.clone(),
+                        from: names[from].clone(),
+                        to: names[to].clone(),
                         dep,
                         key,
                     })
@@ -60,6 +64,38 @@ impl Graph {
             }
         }
         anomalies
+    }
+
+    /// A serial order of the committed transactions that keeps every edge, if the graph
+    /// has no cycle among them: Kahn's algorithm, taking among the transactions free to
+    /// go next the one with the lowest `rank` (then the lowest index), so the order is
+    /// the same every run.
+    pub(super) fn serial_order(&self, committed: &[bool], rank: &[u64]) -> Option<Vec<usize>> {
+        let mut incoming = vec![0usize; self.out.len()];
+        for (from, edges) in self.out.iter().enumerate() {
+            for (to, _, _) in edges.iter().filter(|_| committed[from]) {
+                incoming[*to] += usize::from(committed[*to]);
+            }
+        }
+        let mut ready: BinaryHeap<Reverse<(u64, usize)>> = (0..self.out.len())
+            .filter(|v| committed[*v] && incoming[*v] == 0)
+            .map(|v| Reverse((rank[v], v)))
+            .collect();
+        let mut order = Vec::new();
+        while let Some(Reverse((_, v))) = ready.pop() {
+            order.push(v);
+            for (to, _, _) in &self.out[v] {
+                if !committed[*to] {
+                    continue;
+                }
+                incoming[*to] -= 1;
+                if incoming[*to] == 0 {
+                    ready.push(Reverse((rank[*to], *to)));
+                }
+            }
+        }
+        let all = committed.iter().filter(|c| **c).count();
+        (order.len() == all).then_some(order)
     }
 
     /// Strongly connected components of the committed transactions (Tarjan, iterative).

@@ -35,7 +35,8 @@ pub fn check(history: &History) -> Report {
             &mut anomalies,
         );
     }
-    anomalies.extend(graph.cycles(history, &committed));
+    let names: Vec<String> = history.txns.iter().map(|txn| txn.name.clone()).collect();
+    anomalies.extend(graph.cycles(&names, &committed));
     Report {
         committed: committed.iter().filter(|c| **c).count(),
         edges: graph.edges,
