@@ -121,6 +121,7 @@ mod support;
 
 use support::env_number;
 
+use kv2pc::history::{self, History, Outcome};
 use kv2pc::{CrashPoint, Error};
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -136,7 +137,6 @@ use support::faults::generate::{generate, generate_with_power_losses};
 use support::faults::scenario::Scenario;
 use support::faults::simulated::Simulated;
 use support::faults::threaded::Threaded;
-use kv2pc::history::{self, History, Outcome};
 
 /// Seeds the simulated runs take when `KV2PC_SEEDS` is not set.
 const DEFAULT_SEEDS: u64 = 8000;

@@ -28,11 +28,11 @@ mod support;
 
 use support::env_number;
 
+use kv2pc::history::{self, History, Txn};
 use kv2pc::sim::{
     Op, Outcome, PlanOp, RunConfig, Sim, SimClient, SimConfig, Step, Summary, TxnPlan, parse_list,
 };
 use std::collections::BTreeMap;
-use kv2pc::history::{self, History, Txn};
 
 /// Seeds run when `KV2PC_SIM_SEEDS` is not set.
 const DEFAULT_SEEDS: u64 = 2000;

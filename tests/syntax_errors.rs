@@ -273,3 +273,19 @@ fn step_mode_commands_and_their_mistakes() {
         assert_eq!((column, said.as_str()), (at, message), "for {line:?}");
     }
 }
+
+#[test]
+fn check_and_its_mistakes() {
+    assert_eq!(one("CHECK"), Command::Check);
+    assert_eq!(one("check"), Command::Check);
+    // CHECK is no prefix of CHECKPOINT, nor CHECKPOINT of CHECK.
+    assert_eq!(one("CHECKPOINT node 1"), Command::Checkpoint { node: 1 });
+    for (line, at, message) in [
+        ("CHECK x", 7, "unexpected 'x' after the command"),
+        ("CHECK node 1", 7, "unexpected 'node' after the command"),
+    ] {
+        let (column, said, _) = mistake(line);
+        assert_eq!((column, said.as_str()), (at, message), "for {line:?}");
+    }
+    assert!(parse_line("CHECKS").is_err());
+}

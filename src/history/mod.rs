@@ -62,9 +62,7 @@ pub mod register;
 
 pub use anomaly::{Anomaly, Dep, Edge, Report};
 pub use check::check;
-pub use register::{
-    RegisterHistory, RegisterOp, RegisterReport, RegisterTxn, check_registers,
-};
+pub use register::{RegisterHistory, RegisterOp, RegisterReport, RegisterTxn, check_registers};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

@@ -14,7 +14,6 @@
 
 pub mod faults;
 
-
 use crossbeam::channel::{Sender, bounded, unbounded};
 use kv2pc::{Cluster, Config, Settings};
 use std::sync::Arc;

@@ -10,6 +10,15 @@ use super::{
 use crate::types::Timestamp;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// `a`, `a and b`, `a, b and c`.
+pub(super) fn and_list(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [only] => only.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 /// A value as reports show it: the value itself, or `not set`.
 pub(super) fn shown(value: &Option<String>) -> String {
     value.clone().unwrap_or_else(|| "not set".to_string())
@@ -51,10 +60,18 @@ pub fn check_registers(history: &RegisterHistory) -> RegisterReport {
 
 /// Each transaction's last write of each key: the versions it installs if it commits.
 fn installed(txn: &RegisterTxn) -> BTreeMap<&str, &Option<String>> {
+    installed_at(txn)
+        .into_iter()
+        .map(|(key, (value, _))| (key, value))
+        .collect()
+}
+
+/// As [`installed`], with the timestamp each version was installed at, if known.
+fn installed_at(txn: &RegisterTxn) -> BTreeMap<&str, (&Option<String>, Option<Timestamp>)> {
     let mut last = BTreeMap::new();
     for op in &txn.ops {
-        if let RegisterOp::Write { key, value } = op {
-            last.insert(key.as_str(), value);
+        if let RegisterOp::Write { key, value, at } = op {
+            last.insert(key.as_str(), (value, at.or(txn.at)));
         }
     }
     last
@@ -66,7 +83,7 @@ fn intermediate(txn: &RegisterTxn) -> Vec<(&str, &Option<String>)> {
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     let writes: Vec<(&str, &Option<String>)> = (txn.ops.iter())
         .filter_map(|op| match op {
-            RegisterOp::Write { key, value } => Some((key.as_str(), value)),
+            RegisterOp::Write { key, value, .. } => Some((key.as_str(), value)),
             RegisterOp::Read { .. } => None,
         })
         .collect();
@@ -125,13 +142,13 @@ impl<'h> Checker<'h> {
             if !committed[node] {
                 continue;
             }
-            for (key, value) in installed(txn) {
+            for (key, (value, ts)) in installed_at(txn) {
                 let version = Version {
                     node,
-                    ts: txn.at,
+                    ts,
                     value: value.clone(),
                 };
-                match txn.at {
+                match ts {
                     Some(_) => order.entry(key).or_default().push(version),
                     None => unplaced.entry(key).or_default().push(version),
                 }
@@ -142,12 +159,15 @@ impl<'h> Checker<'h> {
         }
         let mut report = RegisterReport::default();
         for (index, txn) in history.txns.iter().enumerate() {
-            report.sessions.insert(txn.name.clone(), txn.session.clone());
+            report
+                .sessions
+                .insert(txn.name.clone(), txn.session.clone());
             match (committed[index + 1], txn.outcome) {
                 (true, _) => report.committed.push(txn.name.clone()),
-                (false, Outcome::Aborted) => report
-                    .left_out
-                    .push((txn.name.clone(), "aborted: its writes never happened".into())),
+                (false, Outcome::Aborted) => report.left_out.push((
+                    txn.name.clone(),
+                    "aborted: its writes never happened".into(),
+                )),
                 (false, _) => report.left_out.push((
                     txn.name.clone(),
                     "its outcome is unknown to its client, and no read saw a value only it \
@@ -177,7 +197,12 @@ impl<'h> Checker<'h> {
             return;
         }
         self.graph.add(from, to, dep, key);
-        let id = (self.names[from].clone(), self.names[to].clone(), dep, key.to_string());
+        let id = (
+            self.names[from].clone(),
+            self.names[to].clone(),
+            dep,
+            key.to_string(),
+        );
         self.report.reasons.entry(id).or_insert(why);
     }
 
@@ -207,7 +232,7 @@ impl<'h> Checker<'h> {
         let mut own: BTreeMap<&str, &Option<String>> = BTreeMap::new();
         for op in &txn.ops {
             match op {
-                RegisterOp::Write { key, value } => {
+                RegisterOp::Write { key, value, .. } => {
                     own.insert(key, value);
                 }
                 RegisterOp::Read { key, value } => match own.get(key.as_str()) {
@@ -305,13 +330,11 @@ impl<'h> Checker<'h> {
         let at = self.txn(reader).and_then(|txn| txn.at);
         let Some(at) = at.filter(|_| !placed.is_empty()) else {
             self.report.notes.push(format!(
-                "{}'s read of {key} = {} could have seen the version of any of {}, which \
-                 all left {key} = {}; with no timestamp to tell which, CHECK draws no \
-                 dependency from it",
+                "{} read {key} = {}, a value that {} each left; with no timestamp to tell \
+                 which it saw, CHECK draws no dependency from that read",
                 self.names[reader],
                 shown(value),
-                writers.join(", "),
-                shown(value)
+                and_list(&writers)
             ));
             return None;
         };
@@ -320,13 +343,13 @@ impl<'h> Checker<'h> {
             .or(placed.first())
             .copied()?;
         self.report.notes.push(format!(
-            "{}'s read of {key} = {} is taken as the version of {}, the newest at or below \
-             its timestamp {at} of those that left {key} = {} ({})",
+            "{} read {key} = {}, a value that {} each left; CHECK takes it as the version \
+             of {}, the newest of them at or below {}'s timestamp {at}",
             self.names[reader],
             shown(value),
+            and_list(&writers),
             self.names[versions[chosen].node],
-            shown(value),
-            writers.join(", ")
+            self.names[reader],
         ));
         Some((versions[chosen].node, Some(chosen)))
     }
@@ -339,7 +362,7 @@ impl<'h> Checker<'h> {
         let elem = shown(value);
         let writes = |txn: &RegisterTxn| {
             (txn.ops.iter()).any(|op| {
-                matches!(op, RegisterOp::Write { key: k, value: v } if k == key && v == value)
+                matches!(op, RegisterOp::Write { key: k, value: v, .. } if k == key && v == value)
             })
         };
         let aborted = (txns.iter().enumerate())
@@ -414,8 +437,13 @@ impl<'h> Checker<'h> {
                 Some(txn) => txn.at.unwrap_or(u64::MAX),
             })
             .collect();
-        self.report.serial_order = (self.graph.serial_order(&self.committed, &rank))
-            .map(|order| order.into_iter().skip(1).map(|n| self.names[n].clone()).collect());
+        self.report.serial_order = (self.graph.serial_order(&self.committed, &rank)).map(|order| {
+            order
+                .into_iter()
+                .skip(1)
+                .map(|n| self.names[n].clone())
+                .collect()
+        });
         self.report
     }
 }

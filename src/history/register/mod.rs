@@ -23,8 +23,11 @@
 //!   like any other. The initial state is the first version of every key, written by
 //!   `the initial state`, which comes first in any order.
 //! - **Version order** of a key (Adya's `<<`): by the commit timestamps the engine
-//!   reported. It is not inferred: a multi-version store applies a key's versions in
-//!   that order and reads by it, so it is the engine's own order of installs.
+//!   reported (a write's own, where its node installed it at another). It is not
+//!   inferred: a multi-version store applies a key's versions in that order and reads
+//!   by it, so it is the engine's own order of installs. With one timestamp for all of
+//!   a transaction's writes, the `ww` edges follow one order and cannot form G0; a G0
+//!   needs writes installed at timestamps of their own.
 //! - **Which version a read saw.** The read of `x = v` saw the version of `x` whose value
 //!   is `v`. Values are usually unique per key; where several committed transactions
 //!   wrote `v` to `x`, the read is given the newest of them at or below the reader's
@@ -93,6 +96,10 @@ pub enum RegisterOp {
         key: String,
         /// The value written.
         value: Option<String>,
+        /// The timestamp the key's owner installed it at, where that is not the
+        /// transaction's (a heuristic decision on one node takes its own); `None`: the
+        /// transaction's.
+        at: Option<Timestamp>,
     },
 }
 
@@ -145,6 +152,18 @@ impl RegisterTxn {
         self.ops.push(RegisterOp::Write {
             key: key.to_string(),
             value: value.map(str::to_string),
+            at: None,
+        });
+        self
+    }
+
+    /// Adds a write of `value` to `key` that its owner installed at `at`, not at the
+    /// transaction's timestamp (see [`RegisterOp::Write`]).
+    pub fn write_at(mut self, key: &str, value: Option<&str>, at: Timestamp) -> RegisterTxn {
+        self.ops.push(RegisterOp::Write {
+            key: key.to_string(),
+            value: value.map(str::to_string),
+            at: Some(at),
         });
         self
     }

@@ -1,6 +1,7 @@
 //! The verdict in words, as `CHECK` prints it: a serial order, or each anomaly with the
 //! transactions, sessions and keys on it and why each step of a cycle holds.
 
+use super::check::and_list;
 use super::{Anomaly, Dep, INITIAL, RegisterReport};
 use crate::history::Edge;
 
@@ -54,7 +55,9 @@ impl RegisterReport {
             }
             _ => lines.push(format!("the history of {txns} is NOT serializable:")),
         }
-        for anomaly in &self.anomalies {
+        let mut anomalies: Vec<&Anomaly> = self.anomalies.iter().collect();
+        anomalies.sort_by_key(|anomaly| severity(anomaly));
+        for anomaly in anomalies {
             lines.extend(self.explain(anomaly).into_iter().map(|l| format!("  {l}")));
         }
         lines.extend(self.left_out_lines());
@@ -88,17 +91,24 @@ impl RegisterReport {
     fn explain(&self, anomaly: &Anomaly) -> Vec<String> {
         let n = |name: &String| self.named(name);
         match anomaly {
-            Anomaly::G0 { cycle } => self.cycle("G0 (write cycle)", cycle, "each overwrote the other"),
+            Anomaly::G0 { cycle } => self.cycle(
+                "G0 (write cycle)",
+                cycle,
+                "their writes were installed in opposite orders on different keys",
+            ),
             Anomaly::G1c { cycle } => self.cycle(
                 "G1c (circular information flow)",
                 cycle,
-                "each saw the other's effects",
+                "each saw what the other wrote",
             ),
-            Anomaly::G2 { cycle } => self.cycle(
-                "G2 (anti-dependency cycle)",
-                cycle,
-                "at least one missed a write it should have seen (two reading what the other then overwrites: write skew)",
-            ),
+            Anomaly::G2 { cycle } => {
+                let skew = cycle.len() == 2 && cycle.iter().all(|e| e.dep == Dep::Rw);
+                let moral = match skew {
+                    true => "each read what the other then overwrote: this is write skew",
+                    false => "a read missed a write that any serial order would have shown it",
+                };
+                self.cycle("G2 (anti-dependency cycle)", cycle, moral)
+            }
             Anomaly::G1a {
                 reader,
                 writer,
@@ -128,10 +138,9 @@ impl RegisterReport {
                 "{} read {key} = {elem}, which no transaction of this history wrote (and {key} was not {elem} when the history began)",
                 n(reader)
             )],
-            Anomaly::DuplicateElement { elem, writers } => vec![format!(
-                "{elem} was written by {}",
-                and_list(writers)
-            )],
+            Anomaly::DuplicateElement { elem, writers } => {
+                vec![format!("{elem} was written by {}", and_list(writers))]
+            }
             Anomaly::NotAtTimestamp {
                 reader,
                 at,
@@ -141,7 +150,7 @@ impl RegisterReport {
                 latest,
                 latest_writer,
             } => vec![format!(
-                "timestamp order broken: {} at timestamp {at} read {key} = {read} (written by {}), but the newest version of {key} at or below {at} is {latest} (written by {})",
+                "timestamp order broken: {}, at timestamp {at}, read {key} = {read}, from {}; but the newest version of {key} at or below {at} is {key} = {latest}, from {}",
                 n(reader),
                 self.named_writer(writer),
                 self.named_writer(latest_writer)
@@ -152,7 +161,7 @@ impl RegisterReport {
 
     fn named_writer(&self, name: &str) -> String {
         match name {
-            INITIAL => "nobody: it is the initial state".to_string(),
+            INITIAL => "the initial state".to_string(),
             other => self.named(other),
         }
     }
@@ -162,11 +171,21 @@ impl RegisterReport {
     fn cycle(&self, title: &str, cycle: &[Edge], moral: &str) -> Vec<String> {
         let mut chain = cycle.first().map(|e| e.from.clone()).unwrap_or_default();
         for edge in cycle {
-            chain.push_str(&format!(" -{}({})-> {}", dep_name(edge.dep), edge.key, edge.to));
+            chain.push_str(&format!(
+                " -{}({})-> {}",
+                dep_name(edge.dep),
+                edge.key,
+                edge.to
+            ));
         }
         let mut lines = vec![format!("{title}: {chain}")];
         for edge in cycle {
-            let id = (edge.from.clone(), edge.to.clone(), edge.dep, edge.key.clone());
+            let id = (
+                edge.from.clone(),
+                edge.to.clone(),
+                edge.dep,
+                edge.key.clone(),
+            );
             let why = self.reasons.get(&id).cloned().unwrap_or_default();
             lines.push(format!(
                 "  {}: {why}, so {} comes before {}",
@@ -177,9 +196,18 @@ impl RegisterReport {
         }
         let first = cycle.first().map(|e| e.from.as_str()).unwrap_or_default();
         lines.push(format!(
-            "  so {first} comes before itself: no serial order keeps every step ({moral})"
+            "  so {first} would come before itself: no serial order keeps every step; {moral}"
         ));
         lines
+    }
+}
+
+/// Cycles first, then the other phenomena, then what only the timestamps contradict.
+fn severity(anomaly: &Anomaly) -> u8 {
+    match anomaly {
+        Anomaly::G0 { .. } | Anomaly::G1c { .. } | Anomaly::G2 { .. } => 0,
+        Anomaly::NotAtTimestamp { .. } => 2,
+        _ => 1,
     }
 }
 
@@ -188,14 +216,5 @@ fn dep_name(dep: Dep) -> &'static str {
         Dep::Ww => "ww",
         Dep::Wr => "wr",
         Dep::Rw => "rw",
-    }
-}
-
-/// `a`, `a and b`, `a, b and c`.
-fn and_list(names: &[String]) -> String {
-    match names {
-        [] => String::new(),
-        [only] => only.clone(),
-        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }

@@ -5,8 +5,8 @@
 //! shows the faults and the trace of the transactions involved.
 
 use super::scenario::{Call, keys, plan};
-use kv2pc::history::{self, History, Op, Outcome, Report, Txn};
 use crate::support::{Harness, TICK};
+use kv2pc::history::{self, History, Op, Outcome, Report, Txn};
 use kv2pc::rng::Rng;
 use kv2pc::{Client, Cluster, CrashPoint, Error, TraceEvent};
 use parking_lot::Mutex;
