@@ -52,6 +52,7 @@ impl Shell {
             outcome.say(line);
         }
         let open: Vec<String> = (self.sessions.values())
+            .filter(|session| session.is_open())
             .filter_map(|session| {
                 let label = session.label()?;
                 Some(format!("{label} (session {})", session.name()))

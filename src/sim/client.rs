@@ -12,7 +12,7 @@
 //! the newest timestamp no undecided transaction holds back but never below the
 //! client's last commit; a lone read (`Client::get`) reads at least that.
 //!
-//! The workload is list-append (see `tests/support/history`): every write appends an
+//! The workload is list-append (see `history`): every write appends an
 //! element unique in the run to the list a key holds, after reading it for update, so
 //! the history names the writer of every element read.
 
