@@ -61,5 +61,6 @@ pub use cluster::{Cluster, RecoveryReport};
 pub use config::{Config, DeadlockPolicy, Mistake, Settings};
 pub use crash::CrashPoint;
 pub use error::{Error, Result};
+pub use keyrange::KeyRange;
 pub use trace::TraceEvent;
 pub use types::{NodeId, Timestamp, TxnId};

@@ -144,6 +144,9 @@ pub struct KeyLocks {
     pub holders: Vec<(TxnId, LockMode)>,
     /// Waiters in queue order.
     pub waiters: Vec<(TxnId, LockMode)>,
+    /// Whether `key` names a range locked by scans (`p*`, `[a..b]`; see `range`), not
+    /// a key.
+    pub range: bool,
 }
 
 /// The lock table of one node.
@@ -261,6 +264,7 @@ impl LockTable {
                 key: key.clone(),
                 holders: entry.holders.iter().map(|(t, m)| (*t, *m)).collect(),
                 waiters: entry.waiters.iter().copied().collect(),
+                range: false,
             })
             .collect();
         locks.extend(self.range_snapshot());

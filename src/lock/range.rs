@@ -234,6 +234,7 @@ fn empty(key: String) -> super::KeyLocks {
         key,
         holders: Vec::new(),
         waiters: Vec::new(),
+        range: true,
     }
 }
 

@@ -117,6 +117,7 @@
 mod heuristic;
 mod outcome;
 mod rejoin;
+mod scan;
 mod snapshot;
 mod state;
 mod termination;
@@ -127,6 +128,7 @@ pub use state::{Prepared, prepared_from_record};
 
 use crate::clock::Lamport;
 use crate::error::Error;
+use crate::keyrange::KeyRange;
 use crate::lock::{Acquire, LockMode, LockTable, Wait};
 use crate::message::{Answer, Effect, ReadAt, Reply, ReqId};
 use crate::store::Store;
@@ -154,6 +156,9 @@ pub struct Participant {
     /// Snapshot reads waiting for a prepared transaction's outcome, by transaction: only
     /// while it is Prepared.
     blocked_reads: BTreeMap<TxnId, Vec<(ReqId, String, ReadAt)>>,
+    /// Snapshot scans waiting for a prepared transaction's outcome, likewise (see
+    /// `scan`).
+    blocked_scans: BTreeMap<TxnId, Vec<(ReqId, KeyRange, ReadAt)>>,
     /// After a restart, until every peer has answered the announcement: the locking
     /// operations held meanwhile (see `rejoin`).
     rejoin: Option<rejoin::Rejoin>,
@@ -179,6 +184,7 @@ impl Participant {
             clock,
             prepared_keys: BTreeMap::new(),
             blocked_reads: BTreeMap::new(),
+            blocked_scans: BTreeMap::new(),
             store,
             locks: LockTable::default(),
             txns: Txns::default(),
@@ -261,8 +267,13 @@ impl Participant {
         let (key, mode) = match &op {
             PendingOp::Read(key, mode) => (key.clone(), *mode),
             PendingOp::Write(key, _) => (key.clone(), LockMode::Exclusive),
+            PendingOp::Scan(lock) => (lock.range().to_string(), LockMode::Shared),
         };
-        match self.locks.acquire(tid, &key, mode) {
+        let acquired = match &op {
+            PendingOp::Scan(lock) => self.locks.acquire_scan(tid, lock.clone()),
+            _ => self.locks.acquire(tid, &key, mode),
+        };
+        match acquired {
             Acquire::Granted => self.perform(req, tid, op, out),
             Acquire::Waiting { blockers } => {
                 if let Some(active) = self.txns.active_mut(&tid) {
@@ -365,6 +376,11 @@ impl Participant {
                     Ok(Answer::Done)
                 }
             }
+            PendingOp::Scan(lock) => Ok(Answer::Rows(scan::rows(
+                &self.store,
+                &active.writes,
+                lock.range(),
+            ))),
         };
         reply(out, req, answer);
     }

@@ -82,7 +82,7 @@
 //!   every key it writes and waits for none.
 
 use super::REMEMBERED_COMMITS;
-use crate::lock::LockMode;
+use crate::lock::{LockMode, ScanLock};
 use crate::message::ReqId;
 use crate::types::{NodeId, Timestamp, TxnId, Write};
 use crate::wal::Record;
@@ -95,6 +95,9 @@ pub(super) enum PendingOp {
     /// A locked read, under a shared lock or, for update, an exclusive one.
     Read(String, LockMode),
     Write(String, Option<String>),
+    /// A range read, under the lock of a range or of the keys it found (see
+    /// `lock::range`).
+    Scan(ScanLock),
 }
 
 /// A transaction that is reading and writing here.
@@ -303,6 +306,11 @@ impl super::Participant {
                         "a read of {key} waits for {tid}, which does not write it"
                     ));
                 }
+            }
+        }
+        for tid in self.blocked_scans.keys() {
+            if !matches!(self.txns.get(tid), Some(TxnState::Prepared(_))) {
+                return Err(format!("scans wait for {tid}, which is not prepared"));
             }
         }
         let locks = self.locks.snapshot();

@@ -24,7 +24,9 @@ use super::command::{Command, Text};
 use super::output::{Outcome, Style};
 use crate::cluster::{Activity, Work};
 use crate::types::LockMode;
-use crate::{Client, ClientObserver, Error, NodeId, ReadOnly, Transaction, TxnId, WaitInfo};
+use crate::{
+    Client, ClientObserver, Error, KeyRange, NodeId, ReadOnly, Transaction, TxnId, WaitInfo,
+};
 use crossbeam::channel::{Receiver, Sender, unbounded};
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -193,9 +195,15 @@ impl Session {
         blockers: &dyn Fn(&WaitInfo) -> String,
     ) -> String {
         // Copied out first: `named` and `blockers` look at every session, this one too.
-        let (waiting, tid) = {
+        let (waiting, tid, scan) = {
             let visible = self.visible.lock();
-            (visible.waiting.clone(), visible.tid)
+            let scan = (visible.busy.as_deref()).is_some_and(|busy| busy.starts_with("SCAN "));
+            (visible.waiting.clone(), visible.tid, scan)
+        };
+        // A scan waits for the lock of its range, which a key's quotes would misname.
+        let what = match scan {
+            true => format!("range {}", wait_key(&waiting)),
+            false => Text(&wait_key(&waiting)).to_string(),
         };
         match (&waiting, tid) {
             (Some(wait), _) if wait.tid.is_none() => format!(
@@ -205,7 +213,10 @@ impl Session {
                     .map(|tid| named(*tid))
                     .collect::<Vec<_>>()
                     .join(", "),
-                Text(&wait.key)
+                match scan {
+                    true => format!("a key in {what}"),
+                    false => what.clone(),
+                }
             ),
             (Some(wait), _) => format!(
                 "<waiting for {} lock on {}, {}>",
@@ -213,7 +224,7 @@ impl Session {
                     LockMode::Shared => "a shared",
                     LockMode::Exclusive => "an exclusive",
                 },
-                Text(&wait.key),
+                what,
                 blockers(wait)
             ),
             (None, Some(tid)) => {
@@ -300,4 +311,9 @@ impl Drop for Session {
             let _ = thread.join();
         }
     }
+}
+
+/// The key (or range) a wait is for, empty when nothing waits.
+fn wait_key(waiting: &Option<WaitInfo>) -> String {
+    waiting.as_ref().map_or(String::new(), |wait| wait.key.clone())
 }
