@@ -219,8 +219,8 @@ impl LockTable {
             return granted;
         };
         while let Some(&(tid, mode)) = entry.waiters.front() {
-            let in_a_range = mode == LockMode::Exclusive
-                && !self.ranges.covering(tid, key).is_empty();
+            let in_a_range =
+                mode == LockMode::Exclusive && !self.ranges.covering(tid, key).is_empty();
             if !entry.grantable(tid, mode) || in_a_range {
                 break;
             }

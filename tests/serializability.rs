@@ -12,6 +12,9 @@
 
 mod support;
 
+#[path = "serializability/scan.rs"]
+mod scan;
+
 use kv2pc::rng::Rng;
 use kv2pc::{Client, Error, NodeId};
 use std::collections::BTreeMap;

@@ -79,10 +79,11 @@ impl Participant {
                 mode: LockMode::Shared,
                 blockers: vec![*tid],
             };
-            self.blocked_scans
-                .entry(*tid)
-                .or_default()
-                .push((req, range, ReadAt::Exactly(read_ts)));
+            self.blocked_scans.entry(*tid).or_default().push((
+                req,
+                range,
+                ReadAt::Exactly(read_ts),
+            ));
             return out.push(Effect::Reply { req, reply });
         }
         let answer = match self.store.scan_at(&range, read_ts) {

@@ -315,5 +315,7 @@ impl Drop for Session {
 
 /// The key (or range) a wait is for, empty when nothing waits.
 fn wait_key(waiting: &Option<WaitInfo>) -> String {
-    waiting.as_ref().map_or(String::new(), |wait| wait.key.clone())
+    waiting
+        .as_ref()
+        .map_or(String::new(), |wait| wait.key.clone())
 }
