@@ -5,7 +5,9 @@
 //! list to its coordinator, which runs two-phase commit over exactly those nodes. A
 //! transaction used once and dropped without `commit` is aborted.
 //!
-//! Operations outside a transaction (`Client::get`, `put`, `delete`) commit on their own.
+//! Operations outside a transaction (`Client::get`, `scan`, `put`, `delete`) commit on
+//! their own. A range read (`Transaction::scan`) goes to every node, since keys are
+//! placed by hash, and its rows are merged in key order.
 //!
 //! # A failed operation aborts its transaction
 //!

@@ -8,8 +8,10 @@
 //! takes the exclusive lock at once: a transaction that reads a key in order to write it
 //! (an increment) would otherwise hold a shared lock and then upgrade it, and two of them
 //! doing so on one key each wait for the other's shared lock, a deadlock every time; for
-//! update, the second one simply waits at its read. Nothing reaches the log before PREPARE
-//! (strict two-phase locking: every lock is held until the outcome is applied).
+//! update, the second one simply waits at its read. A range read (`SCAN`, see `scan`)
+//! takes a shared lock on the range itself, so that another transaction's insert into
+//! it waits (no phantoms). Nothing reaches the log before PREPARE (strict two-phase
+//! locking: every lock is held until the outcome is applied).
 //!
 //! On PREPARE the participant votes:
 //! - **YES** if it still holds the workspace and it has writes: it appends a forced
@@ -53,7 +55,9 @@
 //!
 //! # Restarts: the locks a crash loses
 //!
-//! A restarted participant re-takes only the write locks of its in-doubt transactions.
+//! A restarted participant re-takes only the write locks of its in-doubt transactions
+//! (not read locks, and so not the range locks of scans, which are read locks on a
+//! predicate: everything below holds for them word for word).
 //! The locks of active transactions are gone with their workspaces, which is harmless
 //! (such a transaction votes NO here, or its next operation here is refused); but so are
 //! the read locks of a transaction T1 that voted YES or READ-ONLY and awaits the outcome,

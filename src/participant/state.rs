@@ -76,7 +76,7 @@
 //! (called after every step of the random-input tests):
 //! - `prepared_keys`: key `k` maps to `t` exactly while `t` is Prepared and writes `k`;
 //! - `blocked_reads`: reads wait on `t` only while `t` is Prepared, each for a key it
-//!   writes;
+//!   writes; `blocked_scans` likewise, each for a range holding a key it writes;
 //! - the lock table: only live transactions hold or wait for locks; an Active one waits
 //!   exactly when it has a pending operation, a Prepared one holds the exclusive lock of
 //!   every key it writes and waits for none.
