@@ -38,12 +38,13 @@ const LAYERS: &[&[&str]] = &[
     &["trace"],
     &["crash", "config"],
     &["clock", "error", "rng", "text"],
-    &["types"],
+    // Value types: ids and keys, and the key ranges a scan reads.
+    &["types", "keyrange"],
 ];
 
 /// What the shell may import: the cluster's and the clients' API and the value types.
 const SHELL_MAY_IMPORT: &[&str] = &[
-    "shell", "cluster", "client", "config", "clock", "error", "types", "text",
+    "shell", "cluster", "client", "config", "clock", "error", "types", "text", "keyrange",
 ];
 
 #[test]
