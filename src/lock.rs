@@ -15,6 +15,14 @@
 //! Invariants: a key's holders are either any number of shared holders or exactly one
 //! exclusive holder; a transaction waits for at most one key at a time (a client session
 //! issues one operation at a time); an entry with no holders and no waiters is removed.
+//!
+//! Range reads (`SCAN`) lock key ranges beside the keys: see [`range`] for the rules
+//! (an exclusive key lock inside another transaction's range waits, and a scan waits
+//! for exclusive locks inside its range).
+
+mod range;
+
+pub use range::ScanLock;
 
 use crate::types::TxnId;
 use serde::Serialize;
@@ -136,6 +144,9 @@ pub struct KeyLocks {
     pub holders: Vec<(TxnId, LockMode)>,
     /// Waiters in queue order.
     pub waiters: Vec<(TxnId, LockMode)>,
+    /// Whether `key` names a range locked by scans (`p*`, `[a..b]`; see `range`), not
+    /// a key.
+    pub range: bool,
 }
 
 /// The lock table of one node.
@@ -146,6 +157,8 @@ pub struct LockTable {
     keys_of: BTreeMap<TxnId, BTreeSet<String>>,
     /// How many requests are queued, over all keys.
     waiting: usize,
+    /// The range locks of scans, held and requested (see [`range`]).
+    ranges: range::RangeLocks,
 }
 
 impl LockTable {
@@ -159,7 +172,11 @@ impl LockTable {
         {
             return Acquire::Granted;
         }
-        if entry.waiters.is_empty() && entry.grantable(tid, mode) {
+        let ranges = match mode {
+            LockMode::Exclusive => self.ranges.covering(tid, key),
+            LockMode::Shared => Vec::new(),
+        };
+        if entry.waiters.is_empty() && entry.grantable(tid, mode) && ranges.is_empty() {
             entry.holders.insert(tid, mode);
             return Acquire::Granted;
         }
@@ -169,9 +186,11 @@ impl LockTable {
         );
         entry.waiters.push_back((tid, mode));
         self.waiting += 1;
-        Acquire::Waiting {
-            blockers: entry.blockers(entry.waiters.len() - 1),
-        }
+        let mut blockers = entry.blockers(entry.waiters.len() - 1);
+        blockers.extend(ranges);
+        blockers.sort_unstable();
+        blockers.dedup();
+        Acquire::Waiting { blockers }
     }
 
     /// Releases every lock `tid` holds and withdraws any request it has queued, returning
@@ -188,6 +207,7 @@ impl LockTable {
                 granted.extend(self.grant_waiters(&key));
             }
         }
+        self.release_ranges(tid, &mut granted);
         granted
     }
 
@@ -199,7 +219,9 @@ impl LockTable {
             return granted;
         };
         while let Some(&(tid, mode)) = entry.waiters.front() {
-            if !entry.grantable(tid, mode) {
+            let in_a_range =
+                mode == LockMode::Exclusive && !self.ranges.covering(tid, key).is_empty();
+            if !entry.grantable(tid, mode) || in_a_range {
                 break;
             }
             entry.waiters.pop_front();
@@ -219,31 +241,44 @@ impl LockTable {
     pub fn waits(&self) -> Vec<Wait> {
         let mut waits = Vec::new();
         for (key, entry) in &self.entries {
+            let from = waits.len();
             entry.wait_edges(key, &mut waits);
+            for wait in &mut waits[from..] {
+                if wait.mode == LockMode::Exclusive {
+                    // A write inside a range another transaction scanned waits for it.
+                    wait.blockers.extend(self.ranges.covering(wait.tid, key));
+                    wait.blockers.sort_unstable();
+                    wait.blockers.dedup();
+                }
+            }
         }
+        self.scan_waits(&mut waits);
         waits
     }
 
-    /// The holders and waiters of every locked key, sorted by key.
+    /// The holders and waiters of every locked key, sorted by key, then those of every
+    /// locked range (named `p*` or `[a..b]`, see `KeyRange`), sorted by that name.
     pub fn snapshot(&self) -> Vec<KeyLocks> {
-        self.entries
-            .iter()
+        let mut locks: Vec<KeyLocks> = (self.entries.iter())
             .map(|(key, entry)| KeyLocks {
                 key: key.clone(),
                 holders: entry.holders.iter().map(|(t, m)| (*t, *m)).collect(),
                 waiters: entry.waiters.iter().copied().collect(),
+                range: false,
             })
-            .collect()
+            .collect();
+        locks.extend(self.range_snapshot());
+        locks
     }
 
     /// Whether no lock is held or requested.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && self.ranges.is_empty()
     }
 
     /// Whether any request is queued, answered without walking the table.
     pub fn has_waiters(&self) -> bool {
-        self.waiting > 0
+        self.waiting > 0 || self.ranges.has_waiters()
     }
 }
 

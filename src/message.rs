@@ -7,6 +7,7 @@
 
 use crate::crash::CrashPoint;
 use crate::error::Error;
+use crate::keyrange::KeyRange;
 use crate::lock::{LockMode, Wait};
 use crate::types::{NodeId, Timestamp, TxnId};
 use crate::wal::Record;
@@ -277,6 +278,27 @@ pub enum Request {
         /// The snapshot.
         at: ReadAt,
     },
+    /// To every node: read the keys it owns in `range` under a range lock (see
+    /// `lock::range`), seeing the transaction's own writes; answered with
+    /// [`Answer::Rows`].
+    Scan {
+        /// The transaction.
+        tid: TxnId,
+        /// The keys to read.
+        range: KeyRange,
+        /// As for `Read`.
+        first: bool,
+        /// As for `Read`.
+        began: u64,
+    },
+    /// To every node: read the keys it owns in `range` in a committed snapshot, without
+    /// locks; answered with [`Answer::Rows`].
+    SnapshotScan {
+        /// The keys to read.
+        range: KeyRange,
+        /// The snapshot.
+        at: ReadAt,
+    },
     /// To the key's owner: buffer a write (`None` deletes) under an exclusive lock.
     Write {
         /// The transaction.
@@ -336,6 +358,9 @@ pub enum Answer {
         /// The snapshot's timestamp.
         read_ts: Timestamp,
     },
+    /// `Scan` or `SnapshotScan`: the keys in the range on that node, in key order, with
+    /// their values.
+    Rows(Vec<(String, String)>),
     /// `SnapshotTimestamp`: the snapshot's timestamp.
     SnapshotAt(Timestamp),
     /// `Write` or `Abort` done.
@@ -382,6 +407,12 @@ impl Request {
                 tid,
                 key,
                 mode,
+                first: true,
+                began,
+            }),
+            Request::Scan { range, .. } => Some(Request::Scan {
+                tid,
+                range,
                 first: true,
                 began,
             }),

@@ -97,6 +97,7 @@
 //! they fall further behind, and a key rewritten often since may be refused until it is
 //! settled.
 
+use crate::keyrange::KeyRange;
 use crate::types::{Timestamp, Write};
 use crate::wal::Snapshot;
 use std::collections::BTreeMap;
@@ -178,6 +179,39 @@ impl Store {
             }),
             _ => Ok(None),
         }
+    }
+
+    /// The latest committed value of every live key in `range`, in key order.
+    pub fn scan(&self, range: &KeyRange) -> Vec<(String, String)> {
+        (range.entries(&self.data))
+            .filter_map(|(key, versions)| {
+                let value = versions.versions.last()?.1.as_ref()?;
+                Some((key.clone(), value.clone()))
+            })
+            .collect()
+    }
+
+    /// Every key in `range` with its value in the snapshot at `ts`, in key order, or the
+    /// first key whose value there this store no longer knows (see [`Store::get_at`]).
+    /// A key this store has never seen cannot be too old unless the whole store is.
+    pub fn scan_at(
+        &self,
+        range: &KeyRange,
+        ts: Timestamp,
+    ) -> Result<Vec<(String, String)>, (String, TooOld)> {
+        if ts < self.complete_from {
+            let oldest = self.complete_from;
+            return Err((range.to_string(), TooOld { oldest }));
+        }
+        let mut rows = Vec::new();
+        for (key, _) in range.entries(&self.data) {
+            match self.get_at(key, ts) {
+                Ok(Some(value)) => rows.push((key.clone(), value.to_string())),
+                Ok(None) => {}
+                Err(too_old) => return Err((key.clone(), too_old)),
+            }
+        }
+        Ok(rows)
     }
 
     /// Applies a committed transaction's writes at `commit_ts`.

@@ -97,9 +97,10 @@ fn variant(command: &Command) -> usize {
         Command::Deliver { .. } => 30,
         Command::Drop { .. } => 31,
         Command::Check => 32,
+        Command::Scan { .. } => 33,
     }
 }
-const VARIANTS: usize = 33;
+const VARIANTS: usize = 34;
 
 /// The grammar without its comments, one rule per line: `(name, whole rule)`.
 fn grammar_rules() -> Vec<(String, String)> {

@@ -39,12 +39,14 @@ const LAYERS: &[&[&str]] = &[
     &["crash", "config"],
     // The history checker is pure: it reads histories, whoever recorded them.
     &["clock", "error", "rng", "text", "history"],
-    &["types"],
+    // Value types: ids and keys, and the key ranges a scan reads.
+    &["types", "keyrange"],
 ];
 
 /// What the shell may import: the cluster's and the clients' API and the value types.
 const SHELL_MAY_IMPORT: &[&str] = &[
     "shell", "cluster", "client", "config", "clock", "error", "types", "text", "history",
+    "keyrange",
 ];
 
 #[test]

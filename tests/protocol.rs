@@ -29,6 +29,10 @@ mod recovery;
 #[path = "protocol/heuristic.rs"]
 mod heuristic;
 
+/// Range reads (`SCAN`): range locks and snapshot scans.
+#[path = "protocol/scan.rs"]
+mod scan;
+
 const NODES: u32 = 3;
 
 /// A compact view of an effect, for assertions.

@@ -12,6 +12,9 @@
 mod support;
 
 use kv2pc::history::{self, History, Op, Outcome, Txn, appended, parse_list};
+#[path = "serializability/scan.rs"]
+mod scan;
+
 use kv2pc::rng::Rng;
 use kv2pc::{Client, Error, NodeId};
 use std::collections::BTreeMap;

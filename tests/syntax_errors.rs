@@ -289,3 +289,27 @@ fn check_and_its_mistakes() {
     }
     assert!(parse_line("CHECKS").is_err());
 }
+
+#[test]
+fn scan_says_which_range_forms_it_takes_and_refuses_an_empty_one() {
+    let (column, message, _) = mistake("SCAN acct/");
+    assert_eq!(column, 6);
+    assert_eq!(
+        message,
+        "expected PREFIX or FROM after SCAN, as in: SCAN PREFIX acct/ or SCAN FROM k1 TO k5"
+    );
+    let (column, message, _) = mistake("SCAN FROM k1 k5");
+    assert_eq!(column, 14);
+    assert!(message.starts_with("expected TO"), "{message}");
+    let (_, message, _) = mistake("SCAN FROM k5 TO k1");
+    assert_eq!(
+        message,
+        "that range is empty: k5 sorts after k1 (keys compare byte by byte); write the \
+         smaller key first: SCAN FROM k1 TO k5"
+    );
+    let (_, message, _) = mistake("SCAN PREFIX");
+    assert!(message.starts_with("expected a key prefix"), "{message}");
+    // Both ends may be one key, and a quoted prefix may be empty: every key.
+    assert_eq!(one("scan from k1 to k1").to_string(), "SCAN FROM k1 TO k1");
+    assert_eq!(one("SCAN PREFIX \"\"").to_string(), "SCAN PREFIX \"\"");
+}

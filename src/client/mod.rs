@@ -5,7 +5,9 @@
 //! list to its coordinator, which runs two-phase commit over exactly those nodes. A
 //! transaction used once and dropped without `commit` is aborted.
 //!
-//! Operations outside a transaction (`Client::get`, `put`, `delete`) commit on their own.
+//! Operations outside a transaction (`Client::get`, `scan`, `put`, `delete`) commit on
+//! their own. A range read (`Transaction::scan`) goes to every node, since keys are
+//! placed by hash, and its rows are merged in key order.
 //!
 //! # A failed operation aborts its transaction
 //!
@@ -28,6 +30,7 @@ pub use transaction::{ReadOnly, Transaction};
 use crate::cluster::Cluster;
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::keyrange::KeyRange;
 use crate::lock::LockMode;
 use crate::message::{Answer, ReadAt, Reply, Request};
 use crate::net::{Mailbox, Work, mailbox};
@@ -215,6 +218,14 @@ impl Client {
     fn committed(&self, at: Timestamp) {
         self.clock.observe(at);
         self.seen.fetch_max(self.clock.now(), Ordering::SeqCst);
+    }
+
+    /// Reads every key in `range`, on every node, in a transaction of its own: one
+    /// consistent snapshot across the nodes, chosen as for [`Client::begin_read_only`],
+    /// without locks. (A `get` reads one node and can take the newest version there; a
+    /// range spans every node, and a snapshot per node would not be one view.)
+    pub fn scan(&self, range: &KeyRange) -> Result<Vec<(String, String)>> {
+        self.begin_read_only().scan(range)
     }
 
     /// Writes `key` in a transaction of its own.

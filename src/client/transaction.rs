@@ -4,6 +4,7 @@
 
 use super::{Client, unexpected};
 use crate::error::{Error, Result};
+use crate::keyrange::KeyRange;
 use crate::lock::LockMode;
 use crate::message::{Answer, ReadAt, Request};
 use crate::types::{NodeId, Timestamp, TxnId, check_key, check_value, owner_of};
@@ -74,6 +75,33 @@ impl Transaction {
             }
         });
         self.abort_on_error(result, what, key)
+    }
+
+    /// Reads every key in `range`, on every node, in key order with its value, seeing
+    /// this transaction's own writes. Each node locks the range until the transaction
+    /// ends (see `lock::range`), so another transaction's insert into it, update or
+    /// delete waits: scanning again shows the same rows. A scan makes every node a
+    /// participant (a node it only read on votes READ-ONLY).
+    pub fn scan(&mut self, range: &KeyRange) -> Result<Vec<(String, String)>> {
+        self.check_open()?;
+        let mut rows = Vec::new();
+        for node in 0..self.client.ctx.nodes {
+            let owned = range.clone();
+            let request = |tid, first, began| Request::Scan {
+                tid,
+                range: owned,
+                first,
+                began,
+            };
+            let result = match self.operate(node, request) {
+                Ok(Answer::Rows(found)) => Ok(found),
+                Ok(other) => Err(unexpected(other)),
+                Err(error) => Err(error),
+            };
+            rows.extend(self.abort_on_error(result, "scan", &range.to_string())?);
+        }
+        rows.sort();
+        Ok(rows)
     }
 
     /// Writes `value` to `key`.
@@ -268,6 +296,23 @@ impl ReadOnly {
         check_key(key)?;
         self.client
             .snapshot_read(key, ReadAt::Exactly(self.read_ts))
+    }
+
+    /// Reads every key in `range`, on every node, in the snapshot, in key order.
+    pub fn scan(&self, range: &KeyRange) -> Result<Vec<(String, String)>> {
+        let mut rows = Vec::new();
+        for node in 0..self.client.ctx.nodes {
+            let request = Request::SnapshotScan {
+                range: range.clone(),
+                at: ReadAt::Exactly(self.read_ts),
+            };
+            match self.client.call(node, request, None)? {
+                Answer::Rows(found) => rows.extend(found),
+                other => return Err(unexpected(other)),
+            }
+        }
+        rows.sort();
+        Ok(rows)
     }
 
     /// Ends the transaction. Nothing was locked or written, so there is nothing to send.

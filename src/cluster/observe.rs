@@ -86,6 +86,8 @@ pub struct KeyLocks {
     pub holders: Vec<(TxnId, LockMode)>,
     /// Waiters in queue order.
     pub waiters: Vec<(TxnId, LockMode)>,
+    /// Whether `key` names a range locked by scans (`p*`, `[a..b]`), not a key.
+    pub range: bool,
 }
 
 impl From<crate::lock::KeyLocks> for KeyLocks {
@@ -94,11 +96,13 @@ impl From<crate::lock::KeyLocks> for KeyLocks {
             key,
             holders,
             waiters,
+            range,
         } = locks;
         KeyLocks {
             key,
             holders,
             waiters,
+            range,
         }
     }
 }

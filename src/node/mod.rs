@@ -11,7 +11,7 @@ mod detect;
 mod floors;
 
 use crate::clock::Lamport;
-use crate::config::Settings;
+use crate::config::{Mistake, Settings};
 use crate::coordinator::{Coordinator, Decided};
 use crate::message::{Effect, Message, ReqId, Request};
 use crate::participant::{Participant, Prepared, prepared_from_record};
@@ -347,6 +347,22 @@ impl Node {
             } => (self.participant).read(req, (tid, began), key, mode, first, out),
             // Participant: a read of a committed snapshot, without locks.
             Request::SnapshotRead { key, at } => self.participant.snapshot_read(req, key, at, out),
+            // Participant: a range read under a range lock (or, under the no-range-locks
+            // mistake, locks on the keys it finds).
+            Request::Scan {
+                tid,
+                range,
+                first,
+                began,
+            } => {
+                let lock_range = settings.mistake != Some(Mistake::NoRangeLocks);
+                let p = &mut self.participant;
+                p.scan(req, (tid, began), range, first, lock_range, out)
+            }
+            // Participant: a range read of a committed snapshot, without locks.
+            Request::SnapshotScan { range, at } => {
+                self.participant.snapshot_scan(req, range, at, out)
+            }
             // Any node: choose a read-only transaction's snapshot.
             Request::SnapshotTimestamp { seen, clock } => {
                 self.participant.clock_mut().observe(clock);

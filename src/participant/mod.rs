@@ -8,8 +8,10 @@
 //! takes the exclusive lock at once: a transaction that reads a key in order to write it
 //! (an increment) would otherwise hold a shared lock and then upgrade it, and two of them
 //! doing so on one key each wait for the other's shared lock, a deadlock every time; for
-//! update, the second one simply waits at its read. Nothing reaches the log before PREPARE
-//! (strict two-phase locking: every lock is held until the outcome is applied).
+//! update, the second one simply waits at its read. A range read (`SCAN`, see `scan`)
+//! takes a shared lock on the range itself, so that another transaction's insert into
+//! it waits (no phantoms). Nothing reaches the log before PREPARE (strict two-phase
+//! locking: every lock is held until the outcome is applied).
 //!
 //! On PREPARE the participant votes:
 //! - **YES** if it still holds the workspace and it has writes: it appends a forced
@@ -53,7 +55,9 @@
 //!
 //! # Restarts: the locks a crash loses
 //!
-//! A restarted participant re-takes only the write locks of its in-doubt transactions.
+//! A restarted participant re-takes only the write locks of its in-doubt transactions
+//! (not read locks, and so not the range locks of scans, which are read locks on a
+//! predicate: everything below holds for them word for word).
 //! The locks of active transactions are gone with their workspaces, which is harmless
 //! (such a transaction votes NO here, or its next operation here is refused); but so are
 //! the read locks of a transaction T1 that voted YES or READ-ONLY and awaits the outcome,
@@ -117,6 +121,7 @@
 mod heuristic;
 mod outcome;
 mod rejoin;
+mod scan;
 mod snapshot;
 mod state;
 mod termination;
@@ -127,6 +132,7 @@ pub use state::{Prepared, prepared_from_record};
 
 use crate::clock::Lamport;
 use crate::error::Error;
+use crate::keyrange::KeyRange;
 use crate::lock::{Acquire, LockMode, LockTable, Wait};
 use crate::message::{Answer, Effect, ReadAt, Reply, ReqId};
 use crate::store::Store;
@@ -154,6 +160,9 @@ pub struct Participant {
     /// Snapshot reads waiting for a prepared transaction's outcome, by transaction: only
     /// while it is Prepared.
     blocked_reads: BTreeMap<TxnId, Vec<(ReqId, String, ReadAt)>>,
+    /// Snapshot scans waiting for a prepared transaction's outcome, likewise (see
+    /// `scan`).
+    blocked_scans: BTreeMap<TxnId, Vec<(ReqId, KeyRange, ReadAt)>>,
     /// After a restart, until every peer has answered the announcement: the locking
     /// operations held meanwhile (see `rejoin`).
     rejoin: Option<rejoin::Rejoin>,
@@ -179,6 +188,7 @@ impl Participant {
             clock,
             prepared_keys: BTreeMap::new(),
             blocked_reads: BTreeMap::new(),
+            blocked_scans: BTreeMap::new(),
             store,
             locks: LockTable::default(),
             txns: Txns::default(),
@@ -261,8 +271,13 @@ impl Participant {
         let (key, mode) = match &op {
             PendingOp::Read(key, mode) => (key.clone(), *mode),
             PendingOp::Write(key, _) => (key.clone(), LockMode::Exclusive),
+            PendingOp::Scan(lock) => (lock.range().to_string(), LockMode::Shared),
         };
-        match self.locks.acquire(tid, &key, mode) {
+        let acquired = match &op {
+            PendingOp::Scan(lock) => self.locks.acquire_scan(tid, lock.clone()),
+            _ => self.locks.acquire(tid, &key, mode),
+        };
+        match acquired {
             Acquire::Granted => self.perform(req, tid, op, out),
             Acquire::Waiting { blockers } => {
                 if let Some(active) = self.txns.active_mut(&tid) {
@@ -365,6 +380,11 @@ impl Participant {
                     Ok(Answer::Done)
                 }
             }
+            PendingOp::Scan(lock) => Ok(Answer::Rows(scan::rows(
+                &self.store,
+                &active.writes,
+                lock.range(),
+            ))),
         };
         reply(out, req, answer);
     }

@@ -32,6 +32,7 @@ impl Participant {
         for (req, key, at) in self.blocked_reads.remove(&tid).unwrap_or_default() {
             self.snapshot_read(req, key, at, out);
         }
+        self.rerun_blocked_scans(tid, out);
     }
 
     /// A read without locks, of the committed snapshot at a timestamp (see `ReadAt`).

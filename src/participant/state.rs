@@ -76,13 +76,13 @@
 //! (called after every step of the random-input tests):
 //! - `prepared_keys`: key `k` maps to `t` exactly while `t` is Prepared and writes `k`;
 //! - `blocked_reads`: reads wait on `t` only while `t` is Prepared, each for a key it
-//!   writes;
+//!   writes; `blocked_scans` likewise, each for a range holding a key it writes;
 //! - the lock table: only live transactions hold or wait for locks; an Active one waits
 //!   exactly when it has a pending operation, a Prepared one holds the exclusive lock of
 //!   every key it writes and waits for none.
 
 use super::REMEMBERED_COMMITS;
-use crate::lock::LockMode;
+use crate::lock::{LockMode, ScanLock};
 use crate::message::ReqId;
 use crate::types::{NodeId, Timestamp, TxnId, Write};
 use crate::wal::Record;
@@ -95,6 +95,9 @@ pub(super) enum PendingOp {
     /// A locked read, under a shared lock or, for update, an exclusive one.
     Read(String, LockMode),
     Write(String, Option<String>),
+    /// A range read, under the lock of a range or of the keys it found (see
+    /// `lock::range`).
+    Scan(ScanLock),
 }
 
 /// A transaction that is reading and writing here.
@@ -303,6 +306,11 @@ impl super::Participant {
                         "a read of {key} waits for {tid}, which does not write it"
                     ));
                 }
+            }
+        }
+        for tid in self.blocked_scans.keys() {
+            if !matches!(self.txns.get(tid), Some(TxnState::Prepared(_))) {
+                return Err(format!("scans wait for {tid}, which is not prepared"));
             }
         }
         let locks = self.locks.snapshot();

@@ -59,6 +59,8 @@ impl KvHelper {
             ["BEGIN", "READ"] => keywords(&["ONLY"]),
             ["GET", _] => keywords(&["FOR"]),
             ["GET", _, "FOR"] => keywords(&["UPDATE"]),
+            ["SCAN"] => keywords(&["PREFIX", "FROM"]),
+            ["SCAN", "FROM", _] => keywords(&["TO"]),
             ["CRASH" | "RESTART" | "CHECKPOINT"] | ["SHOW", "LOG"] | ["SESSION", _, "ON"] => {
                 names(&["node"])
             }
@@ -208,7 +210,7 @@ mod tests {
         assert_eq!(complete("CRA"), ["CRASH"]);
         assert_eq!(complete("cra"), ["crash"]);
         assert_eq!(complete("ch"), ["checkpoint"]);
-        assert_eq!(complete("S").len(), 5);
+        assert_eq!(complete("S").len(), 6);
         assert_eq!(complete("al"), ["alice:"]);
     }
 
@@ -231,6 +233,8 @@ mod tests {
         assert_eq!(complete("HELP sy"), ["syntax"]);
         assert!(complete("GET ").is_empty());
         assert_eq!(complete("GET x "), ["FOR"]);
+        assert_eq!(complete("SCAN "), ["PREFIX", "FROM"]);
+        assert_eq!(complete("scan from a t"), ["to"]);
         assert_eq!(complete("get x for u"), ["update"]);
         assert!(complete("PUT \"a b").is_empty());
         assert_eq!(complete("lesson 5"), ["5a", "5b", "5c", "5d"]);

@@ -9,6 +9,7 @@
 pub const USAGES: &[(&str, &str)] = &[
     ("BEGIN", "[READ ONLY]"),
     ("GET", "<key> [FOR UPDATE]"),
+    ("SCAN", "PREFIX <prefix> | FROM <first key> TO <last key>"),
     ("PUT", "<key> <value>"),
     ("DEL", "<key>"),
     ("COMMIT", ""),

@@ -408,7 +408,9 @@ impl Runtime {
             Reply::Done(Ok(Answer::Begun(..))) | Reply::Begun(..) => self.lease_lsn,
             // A value read: committed data, which is durable here or at its coordinator
             // except the writes of a one-phase commit not yet fsynced.
-            Reply::Done(Ok(Answer::Value(_) | Answer::Snapshot { .. })) => self.visible_lsn,
+            Reply::Done(Ok(Answer::Value(_) | Answer::Snapshot { .. } | Answer::Rows(_))) => {
+                self.visible_lsn
+            }
             // Outcomes and errors: they may reveal any record appended so far.
             Reply::Done(_) => self.barrier_lsn,
         };

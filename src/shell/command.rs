@@ -13,6 +13,7 @@
 use super::parser::{self, ParseError};
 use crate::clock::format_duration;
 use crate::cluster::CrashPoint;
+use crate::keyrange::KeyRange;
 use crate::types::{NodeId, TxnId};
 use std::fmt;
 use std::str::FromStr;
@@ -36,6 +37,14 @@ pub enum Command {
         /// Lock the key exclusively at the read, for a transaction that will write it
         /// next; only a read-write transaction takes locks, so only it may ask.
         for_update: bool,
+    },
+    /// `SCAN PREFIX p` or `SCAN FROM a TO b` (both ends included): read every key in the
+    /// range, on every node, in key order: under a range lock in a read-write
+    /// transaction (inserts into the range wait), from the snapshot in a read-only one
+    /// or outside any.
+    Scan {
+        /// The keys to read.
+        range: KeyRange,
     },
     /// `PUT key value`: write a key in the current transaction (an exclusive lock at its
     /// owner; the write is buffered until commit).
@@ -229,6 +238,7 @@ impl Command {
         match self {
             Command::Begin { .. } => "BEGIN",
             Command::Get { .. } => "GET",
+            Command::Scan { .. } => "SCAN",
             Command::Put { .. } => "PUT",
             Command::Del { .. } => "DEL",
             Command::Commit => "COMMIT",
@@ -280,6 +290,12 @@ impl fmt::Display for Command {
                 key,
                 for_update: true,
             } => write!(f, "GET {} FOR UPDATE", Text(key)),
+            Command::Scan {
+                range: KeyRange::Prefix(prefix),
+            } => write!(f, "SCAN PREFIX {}", Text(prefix)),
+            Command::Scan {
+                range: KeyRange::Between { from, to },
+            } => write!(f, "SCAN FROM {} TO {}", Text(from), Text(to)),
             Command::Put { key, value } => write!(f, "PUT {} {}", Text(key), Text(value)),
             Command::Del { key } => write!(f, "DEL {}", Text(key)),
             Command::Commit => f.write_str("COMMIT"),

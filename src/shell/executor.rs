@@ -624,6 +624,7 @@ fn is_transactional(command: &Command) -> bool {
         command,
         Command::Begin { .. }
             | Command::Get { .. }
+            | Command::Scan { .. }
             | Command::Put { .. }
             | Command::Del { .. }
             | Command::Commit

@@ -95,14 +95,14 @@ pub fn locks(locks: &[(NodeId, KeyLocks)]) -> Vec<String> {
     }
     let mut lines = Vec::new();
     for (node, key) in locks {
+        let name = match key.range {
+            true => format!("range {}", key.key),
+            false => Text(&key.key).to_string(),
+        };
         let holders: Vec<String> = (key.holders.iter())
             .map(|(tid, m)| format!("{tid} ({})", mode(*m)))
             .collect();
-        let mut line = format!(
-            "node {node}  {}  held by {}",
-            Text(&key.key),
-            holders.join(", ")
-        );
+        let mut line = format!("node {node}  {name}  held by {}", holders.join(", "));
         if !key.waiters.is_empty() {
             let waiters: Vec<String> = (key.waiters.iter())
                 .map(|(tid, m)| format!("{tid} ({})", mode(*m)))
@@ -111,8 +111,7 @@ pub fn locks(locks: &[(NodeId, KeyLocks)]) -> Vec<String> {
         }
         if key.holders.is_empty() {
             line = format!(
-                "node {node}  {}  waiting: {}",
-                Text(&key.key),
+                "node {node}  {name}  waiting: {}",
                 tids(&key.waiters.iter().map(|w| w.0).collect::<Vec<_>>())
             );
         }

@@ -301,6 +301,8 @@ pub(super) fn request_label(request: &Request) -> String {
         Request::BeginAnd { then, .. } => format!("BEGIN+{}", request_label(then)),
         Request::Read { tid, key, .. } => format!("READ {tid} {key}"),
         Request::SnapshotRead { key, .. } => format!("SNAPSHOT READ {key}"),
+        Request::Scan { tid, range, .. } => format!("SCAN {tid} {range}"),
+        Request::SnapshotScan { range, .. } => format!("SNAPSHOT SCAN {range}"),
         Request::Write { tid, key, .. } => format!("WRITE {tid} {key}"),
         Request::Commit { tid, .. } => format!("COMMIT {tid}"),
         Request::Abort { tid, .. } => format!("ABORT {tid}"),

@@ -59,6 +59,7 @@ pub const LESSONS: &[Lesson] = &[
     lesson!("13-heuristic-gone-wrong.txt"),
     lesson!("14-reading-a-diagram.txt"),
     lesson!("20-check-your-history.txt"),
+    lesson!("22-phantoms.txt"),
 ];
 
 impl Lesson {

@@ -8,7 +8,8 @@ use super::arguments::{
 use super::statements::{comment, end_of_line};
 use super::tokens::{bare_word, is_name_char, keyword, ws};
 use super::{Parsed, failure, failure_with_hint, no_match, shown, token_at};
-use crate::shell::command::{Command, Delivery, DiagramForm};
+use crate::keyrange::KeyRange;
+use crate::shell::command::{Command, Delivery, DiagramForm, Text};
 use nom::Parser;
 use nom::branch::alt;
 use nom::combinator::{cut, opt};
@@ -79,9 +80,9 @@ fn missing_space(token: &str, input: &str) -> Option<String> {
     ))
 }
 
-/// `transaction_command = begin | get | put | del | commit | abort ;`
+/// `transaction_command = begin | get | scan | put | del | commit | abort ;`
 pub(super) fn transaction_command(input: &str) -> Parsed<'_, Command> {
-    alt((begin, get, put, del, commit, abort)).parse(input)
+    alt((begin, get, scan, put, del, commit, abort)).parse(input)
 }
 
 /// `begin = "BEGIN" , [ read_only ] ;`
@@ -116,6 +117,50 @@ pub(super) fn for_update(input: &str) -> Parsed<'_, ()> {
         keyword("UPDATE"),
     );
     preceded(keyword("FOR"), cut(update)).parse(input)
+}
+
+/// `scan = "SCAN" , ( scan_prefix | scan_between ) ;`
+pub(super) fn scan(input: &str) -> Parsed<'_, Command> {
+    let range = context(
+        "expected PREFIX or FROM after SCAN, as in: SCAN PREFIX acct/ or SCAN FROM k1 TO k5",
+        alt((scan_prefix, scan_between)),
+    );
+    preceded(keyword("SCAN"), cut(range))
+        .map(|range| Command::Scan { range })
+        .parse(input)
+}
+
+/// `scan_prefix = "PREFIX" , key_prefix ;`
+pub(super) fn scan_prefix(input: &str) -> Parsed<'_, KeyRange> {
+    let prefix = context(
+        "expected a key prefix after PREFIX, as in: SCAN PREFIX acct/",
+        key_prefix,
+    );
+    preceded(keyword("PREFIX"), cut(prefix))
+        .map(KeyRange::Prefix)
+        .parse(input)
+}
+
+/// `scan_between = "FROM" , key , "TO" , key ;` (TO included, not before FROM)
+pub(super) fn scan_between(input: &str) -> Parsed<'_, KeyRange> {
+    let (rest, ()) = keyword("FROM").parse(input)?;
+    let to = context(
+        "expected TO and the last key after the first one, as in: SCAN FROM k1 TO k5",
+        keyword("TO"),
+    );
+    let (after, (from, to)) = cut((key, preceded(to, key))).parse(rest)?;
+    if to < from {
+        let message = format!(
+            "that range is empty: {} sorts after {} (keys compare byte by byte); \
+             write the smaller key first: SCAN FROM {} TO {}",
+            shown(&from),
+            shown(&to),
+            Text(&to),
+            Text(&from)
+        );
+        return Err(failure(rest, message));
+    }
+    Ok((after, KeyRange::Between { from, to }))
 }
 
 /// `put = "PUT" , key , value ;`

@@ -25,7 +25,9 @@ use super::output::{Outcome, Style};
 use crate::cluster::{Activity, Work};
 use crate::history::RegisterTxn;
 use crate::types::LockMode;
-use crate::{Client, ClientObserver, Error, NodeId, ReadOnly, Transaction, TxnId, WaitInfo};
+use crate::{
+    Client, ClientObserver, Error, KeyRange, NodeId, ReadOnly, Transaction, TxnId, WaitInfo,
+};
 use crossbeam::channel::{Receiver, Sender, unbounded};
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -209,9 +211,15 @@ impl Session {
         blockers: &dyn Fn(&WaitInfo) -> String,
     ) -> String {
         // Copied out first: `named` and `blockers` look at every session, this one too.
-        let (waiting, tid) = {
+        let (waiting, tid, scan) = {
             let visible = self.visible.lock();
-            (visible.waiting.clone(), visible.tid)
+            let scan = (visible.busy.as_deref()).is_some_and(|busy| busy.starts_with("SCAN "));
+            (visible.waiting.clone(), visible.tid, scan)
+        };
+        // A scan waits for the lock of its range, which a key's quotes would misname.
+        let what = match scan {
+            true => format!("range {}", wait_key(&waiting)),
+            false => Text(&wait_key(&waiting)).to_string(),
         };
         match (&waiting, tid) {
             (Some(wait), _) if wait.tid.is_none() => format!(
@@ -221,7 +229,10 @@ impl Session {
                     .map(|tid| named(*tid))
                     .collect::<Vec<_>>()
                     .join(", "),
-                Text(&wait.key)
+                match scan {
+                    true => format!("a key in {what}"),
+                    false => what.clone(),
+                }
             ),
             (Some(wait), _) => format!(
                 "<waiting for {} lock on {}, {}>",
@@ -229,7 +240,7 @@ impl Session {
                     LockMode::Shared => "a shared",
                     LockMode::Exclusive => "an exclusive",
                 },
-                Text(&wait.key),
+                what,
                 blockers(wait)
             ),
             (None, Some(tid)) => {
@@ -316,4 +327,11 @@ impl Drop for Session {
             let _ = thread.join();
         }
     }
+}
+
+/// The key (or range) a wait is for, empty when nothing waits.
+fn wait_key(waiting: &Option<WaitInfo>) -> String {
+    waiting
+        .as_ref()
+        .map_or(String::new(), |wait| wait.key.clone())
 }

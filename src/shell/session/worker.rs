@@ -270,6 +270,7 @@ impl Worker {
                 }
                 Ok(())
             }
+            Command::Scan { range } => self.scan(&range, outcome),
             Command::Put { key, value } => self.write(&key, Some(&value), outcome),
             Command::Del { key } => self.write(&key, None, outcome),
             Command::Commit => self.commit(outcome),
@@ -332,6 +333,23 @@ impl Worker {
         };
         self.open = Some(open);
         self.show_state();
+        Ok(())
+    }
+
+    /// `SCAN`: under a range lock in a read-write transaction, from its snapshot in a
+    /// read-only one, and from a snapshot of its own outside any (as `GET` there).
+    fn scan(&mut self, range: &KeyRange, outcome: &mut Outcome) -> Result<(), Failed> {
+        let rows = match &self.open {
+            Some(Open::ReadWrite(..)) => self.transact(outcome, |txn| txn.scan(range))?,
+            Some(Open::ReadOnly(snapshot)) => snapshot.scan(range)?,
+            None => self.client.scan(range)?,
+        };
+        if rows.is_empty() {
+            outcome.say("no keys in that range");
+        }
+        for (key, value) in rows {
+            outcome.say(format!("{} = {}", Text(&key), Text(&value)));
+        }
         Ok(())
     }
 
