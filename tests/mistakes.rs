@@ -335,3 +335,113 @@ fn no_tombstone_commits_a_transaction_a_participant_aborted() {
     assert!(off.2.is_empty(), "{:?}", off.2);
     assert_eq!(off.1, Told::Aborted);
 }
+
+/// Gives the session a command and flows until it is answered, releasing the held
+/// links if it cannot be answered without them.
+fn run_releasing(sim: &mut Sim, session: ClientId, command: Command) -> Result<Response, Error> {
+    sim.command(session, command).expect("an idle session");
+    flow_until(sim, |sim| !sim.busy(session));
+    if sim.busy(session) {
+        for (from, to, _) in sim.held_links() {
+            sim.release_link(from, to);
+        }
+        flow_until(sim, |sim| !sim.busy(session));
+    }
+    sim.told(session).expect("an answer")
+}
+
+/// What the write-skew run saw: T1's read of `a`, the snapshot's reads of `a` and `b`,
+/// and whether T1 and T2 committed.
+#[derive(Debug)]
+struct Skew {
+    t1_read_a: Option<String>,
+    snapshot: (Option<String>, Option<String>),
+    committed: (bool, bool),
+    taken: usize,
+}
+
+impl Skew {
+    /// T1 read `a` before T2 wrote it, so T1 precedes T2; T2's `a` in the snapshot then
+    /// needs T1's `b` there too. The problems found, empty if none.
+    fn problems(&self) -> Vec<String> {
+        let (a, b) = &self.snapshot;
+        let t1_first = self.t1_read_a.is_none();
+        if self.committed == (true, true) && t1_first && a.is_some() && b.is_none() {
+            return vec![format!(
+                "not serializable: T1 read a before T2 wrote it (T1 -> T2), but a snapshot \
+                 saw T2's a and not T1's b: {:?}",
+                self
+            )];
+        }
+        Vec::new()
+    }
+}
+
+fn read_value(result: Result<Response, Error>) -> Option<String> {
+    match result {
+        Ok(Response::Read(value)) => value,
+        other => panic!("a read answered {other:?}"),
+    }
+}
+
+/// T1 (session at n0) reads `a` on n1 and writes `b` on n2; while its commit is in
+/// flight (n2's YES held back), T2 (session at n1) writes `a` and commits, then reads
+/// `a` and `b` in a snapshot.
+fn write_skew(mistake: Option<Mistake>) -> (Skew, Sim) {
+    let mut sim = Sim::new(config(mistake), Vec::new()).expect("a simulated cluster");
+    let (t1, t2) = (sim.add_session(0), sim.add_session(1));
+    let (a, b) = (key_on(1), key_on(2));
+    run(&mut sim, t1, Command::Begin).expect("begun");
+    let t1_read_a = read_value(run(&mut sim, t1, Command::Read(a.clone())));
+    run(&mut sim, t1, Command::Write(b.clone(), "t1".into())).expect("written");
+    sim.command(t1, Command::Commit).expect("an idle session");
+    sim.hold_link(2, 0, "VOTE");
+    let taken = play(
+        &mut sim,
+        &[
+            "client c0",
+            "deliver c0->n0",
+            // n1 votes READ-ONLY; with the mistake it releases T1's read lock on a.
+            "deliver n0->n1",
+            "deliver n0->n2",
+            "fsync n2",
+        ],
+    );
+    run(&mut sim, t2, Command::Begin).expect("begun");
+    run_releasing(&mut sim, t2, Command::Write(a.clone(), "t2".into())).expect("written");
+    let t2_result = run_releasing(&mut sim, t2, Command::Commit);
+    run(&mut sim, t2, Command::BeginSnapshot).expect("a snapshot");
+    let snapshot_a = read_value(run_releasing(&mut sim, t2, Command::Read(a)));
+    let snapshot_b = read_value(run_releasing(&mut sim, t2, Command::Read(b)));
+    run(&mut sim, t2, Command::Commit).expect("the snapshot ends");
+    for (from, to, _) in sim.held_links() {
+        sim.release_link(from, to);
+    }
+    settle(&mut sim);
+    let t1_result = sim.told(t1).expect("T1's commit was answered");
+    let skew = Skew {
+        t1_read_a,
+        snapshot: (snapshot_a, snapshot_b),
+        committed: (t1_result.is_ok(), t2_result.is_ok()),
+        taken,
+    };
+    (skew, sim)
+}
+
+#[test]
+fn release_read_locks_at_prepare_breaks_serializability() {
+    let (on, sim) = write_skew(Some(Mistake::ReleaseReadLocksAtPrepare));
+    let problems = on.problems();
+    if problems.is_empty() {
+        println!("{}", sim.trace().join("\n"));
+    }
+    assert_eq!(on.taken, 5);
+    assert!(!problems.is_empty(), "{on:?}");
+    let (off, sim) = write_skew(None);
+    if !off.problems().is_empty() {
+        println!("{}", sim.trace().join("\n"));
+    }
+    assert!(off.problems().is_empty(), "{off:?}");
+    assert_eq!(off.committed, (true, true), "{off:?}");
+    assert_eq!(off.snapshot.1.as_deref(), Some("t1"), "{off:?}");
+}
