@@ -125,7 +125,8 @@ fn two_node_write(sim: &mut Sim) -> (ClientId, [String; 2]) {
     for key in &keys {
         run(sim, session, Command::Write(key.clone(), "v".into())).expect("written");
     }
-    sim.command(session, Command::Commit).expect("an idle session");
+    sim.command(session, Command::Commit)
+        .expect("an idle session");
     (session, keys)
 }
 
@@ -137,7 +138,9 @@ fn atomicity(sim: &Sim, told: &Told, keys: &[String]) -> Vec<String> {
     let present: Vec<bool> = keys.iter().map(|key| data.contains_key(key)).collect();
     let mut problems = Vec::new();
     if present.iter().any(|p| *p) && !present.iter().all(|p| *p) {
-        problems.push(format!("only part of the writes survived: {keys:?} {present:?}"));
+        problems.push(format!(
+            "only part of the writes survived: {keys:?} {present:?}"
+        ));
     }
     match told {
         Told::Committed if !present.iter().all(|p| *p) => {
@@ -198,7 +201,11 @@ fn vote_before_fsync_loses_a_committed_write() {
     ]
     .concat();
     let [on, off] = two_node_run(Mistake::VoteBeforeFsync, config(None), &steps);
-    assert_eq!(on.0, steps.len(), "every step was taken with the mistake on");
+    assert_eq!(
+        on.0,
+        steps.len(),
+        "every step was taken with the mistake on"
+    );
     assert_eq!(on.1, Told::Committed);
     assert!(
         on.2.iter().any(|p| p.contains("a write is lost")),
@@ -234,11 +241,7 @@ fn commit_before_decision_fsync_breaks_atomicity() {
     let [on, off] = two_node_run(Mistake::CommitBeforeDecisionFsync, config(None), &steps);
     assert_eq!(on.0, steps.len());
     assert_eq!(on.1, Told::Unknown, "n0 died before answering");
-    assert!(
-        on.2.iter().any(|p| p.contains("only part")),
-        "{:?}",
-        on.2
-    );
+    assert!(on.2.iter().any(|p| p.contains("only part")), "{:?}", on.2);
     assert!(off.2.is_empty(), "{:?}", off.2);
 }
 
@@ -444,4 +447,51 @@ fn release_read_locks_at_prepare_breaks_serializability() {
     assert!(off.problems().is_empty(), "{off:?}");
     assert_eq!(off.committed, (true, true), "{off:?}");
     assert_eq!(off.snapshot.1.as_deref(), Some("t1"), "{off:?}");
+}
+
+/// The shell: `SET mistake` warns what rule it breaks, and while it is on the prompt
+/// and every trace line say so; `SET mistake off` ends both.
+#[test]
+fn the_shell_marks_a_mistake_in_the_prompt_and_every_trace_line() {
+    use kv2pc::shell::Shell;
+    use kv2pc::{Cluster, Config};
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let config = Config {
+        manual_clock: true,
+        ..Config::default()
+    };
+    let mut shell = Shell::new(Cluster::open(dir.path(), config).expect("a cluster"));
+    assert_eq!(shell.prompt(), "kv2pc[main]> ");
+    let set = shell.execute("SET mistake vote-before-fsync").render(false);
+    assert!(
+        set.starts_with(
+            "mistake = vote-before-fsync\nwarning: a deliberately broken protocol, \
+             for teaching only: a participant may vote YES only once its Prepare record is \
+             durable"
+        ),
+        "{set}"
+    );
+    assert_eq!(shell.prompt(), "kv2pc[main !mistake vote-before-fsync]> ");
+    assert!(!shell.execute("TRACE ON; BEGIN").failed());
+    assert_eq!(
+        shell.prompt(),
+        "kv2pc[main T1 !mistake vote-before-fsync]> "
+    );
+    let traced = shell.execute("PUT x 1; PUT y 2; COMMIT").render(false);
+    let lines: Vec<&str> = (traced.lines())
+        .filter(|line| !matches!(*line, "ok" | "committed"))
+        .collect();
+    assert!(lines.len() > 5, "{traced}");
+    for line in &lines {
+        assert!(
+            line.starts_with("[!mistake vote-before-fsync] ") || line.starts_with("T1 committed"),
+            "an unmarked trace line: {line}\n{traced}"
+        );
+    }
+    let off = shell.execute("SET mistake off").render(false);
+    assert_eq!(off, "mistake = off\n");
+    assert_eq!(shell.prompt(), "kv2pc[main]> ");
+    let traced = shell.execute("PUT c 3").render(false);
+    assert!(!traced.contains("!mistake"), "{traced}");
+    assert!(traced.lines().count() > 1, "{traced}");
 }
