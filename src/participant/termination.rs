@@ -177,7 +177,9 @@ impl Participant {
             self.node
         );
         out.push(Effect::Narrate(format!(
-            "n{} drops in-doubt {tid} without asking (mistake forget-in-doubt)",
+            "{tid} in doubt (prepared, no outcome logged), but dropped as if aborted, \
+             without asking its coordinator (the teaching mistake forget-in-doubt); node {} \
+             logs Abort",
             self.node
         )));
         self.txns.put(tid, TxnState::Aborted { reason });
