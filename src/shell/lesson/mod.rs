@@ -61,6 +61,7 @@ pub const LESSONS: &[Lesson] = &[
     lesson!("15-mistake-vote-before-fsync.txt"),
     lesson!("16-mistake-commit-before-decision-fsync.txt"),
     lesson!("17-mistake-forget-in-doubt.txt"),
+    lesson!("18-mistake-presume-commit-without-log.txt"),
 ];
 
 impl Lesson {
