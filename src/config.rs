@@ -131,21 +131,6 @@ impl Mistake {
             }
         }
     }
-
-    /// Teaching mistakes `vote-before-fsync` and `commit-before-decision-fsync`: whether
-    /// `message` leaves at once, without waiting for the fsync of the record it depends
-    /// on (a YES vote's `Prepare`, a COMMIT's `Decision`). Never true with `None`.
-    pub fn skips_fsync(mistake: Option<Mistake>, message: &crate::message::Message) -> bool {
-        use crate::message::{Message, Vote};
-        match message {
-            Message::Vote {
-                vote: Vote::Yes { .. },
-                ..
-            } => mistake == Some(Mistake::VoteBeforeFsync),
-            Message::Commit { .. } => mistake == Some(Mistake::CommitBeforeDecisionFsync),
-            _ => false,
-        }
-    }
 }
 
 /// Settings the nodes read while running (each described by [`SETTINGS`]).

@@ -45,7 +45,6 @@ mod control;
 mod outbox;
 mod syncer;
 
-use crate::config::Mistake;
 use crate::context::Context;
 use crate::crash::CrashPoint;
 use crate::error::Result;
@@ -301,7 +300,7 @@ impl Runtime {
                     let clock = self.node.clock();
                     // Teaching mistake (vote-before-fsync, commit-before-decision-fsync),
                     // never the default: the message waits for no fsync (see `outbox`).
-                    let lsn = if Mistake::skips_fsync(mistake, &message) {
+                    let lsn = if message.skips_fsync(mistake) {
                         0
                     } else {
                         self.barrier_lsn

@@ -22,7 +22,7 @@
 //!   record, but asks for no fsync of its own: it leaves with the next one.
 //!
 //! A teaching mistake breaks the rule on purpose (`SET mistake`, never the default; see
-//! [`Mistake::skips_fsync`](crate::config::Mistake::skips_fsync)): with
+//! [`Message::skips_fsync`]): with
 //! `vote-before-fsync` a YES vote, with `commit-before-decision-fsync` a COMMIT, is held
 //! with LSN 0, so it waits for no fsync at all.
 //!

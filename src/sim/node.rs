@@ -20,7 +20,7 @@
 //! fsync can complete before the batch ends), so every history here is one the runtime
 //! allows; the relaxations themselves are the outbox's unit tests' business.
 //!
-//! A teaching mistake (`SET mistake`, [`Mistake::skips_fsync`]) breaks this rule on
+//! A teaching mistake (`SET mistake`, [`Message::skips_fsync`]) breaks this rule on
 //! purpose: with `vote-before-fsync` a YES vote, with `commit-before-decision-fsync` a
 //! COMMIT, is held with the LSN already durable, so it leaves at the end of its step
 //! (behind only what was held before it) instead of after the fsync of its record.
@@ -173,7 +173,7 @@ impl SimNode {
                     let clock = up.node.clock();
                     // Teaching mistake (vote-before-fsync, commit-before-decision-fsync),
                     // never the default: the message waits for nothing unsynced.
-                    let lsn = if Mistake::skips_fsync(up.mistake, &message) {
+                    let lsn = if message.skips_fsync(up.mistake) {
                         up.wal.synced_lsn()
                     } else {
                         up.barrier_lsn
