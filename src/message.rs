@@ -144,6 +144,23 @@ pub enum Message {
 }
 
 impl Message {
+    /// Teaching mistakes `vote-before-fsync` and `commit-before-decision-fsync`: whether
+    /// this message leaves at once, without waiting for the fsync of the record it
+    /// depends on (a YES vote's `Prepare`, a COMMIT's `Decision`). Never true with `None`.
+    pub fn skips_fsync(&self, mistake: Option<crate::config::Mistake>) -> bool {
+        use crate::config::Mistake;
+        match self {
+            Message::Vote {
+                vote: Vote::Yes { .. },
+                ..
+            } => mistake == Some(Mistake::VoteBeforeFsync),
+            Message::Commit { .. } => mistake == Some(Mistake::CommitBeforeDecisionFsync),
+            _ => false,
+        }
+    }
+}
+
+impl Message {
     /// The message's name as the trace shows it (`PREPARE`, `VOTE YES`, ...).
     pub fn label(&self) -> String {
         match self {

@@ -183,7 +183,7 @@ fn apply(
             let at = if aborted.is_some() { 0 } else { clock.now() };
             coordinator.one_phase_outcome(tid(lease, txn), aborted, at, *clock, out);
         }
-        Event::Inquire { txn, from } => coordinator.inquire(from, tid(lease, txn), out),
+        Event::Inquire { txn, from } => coordinator.inquire(from, tid(lease, txn), None, out),
         Event::PeerRestarted { peer } => coordinator.peer_restarted(peer, out),
         Event::Tick { ms } => {
             *now += Duration::from_millis(ms);
