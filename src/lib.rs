@@ -40,6 +40,7 @@ pub mod crash;
 pub mod deadlock;
 pub mod disk;
 pub mod error;
+pub mod explore;
 pub mod lock;
 pub mod message;
 pub(crate) mod net;

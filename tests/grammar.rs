@@ -96,9 +96,10 @@ fn variant(command: &Command) -> usize {
         Command::ShowQueue => 29,
         Command::Deliver { .. } => 30,
         Command::Drop { .. } => 31,
+        Command::Explore { .. } => 32,
     }
 }
-const VARIANTS: usize = 32;
+const VARIANTS: usize = 33;
 
 /// The grammar without its comments, one rule per line: `(name, whole rule)`.
 fn grammar_rules() -> Vec<(String, String)> {

@@ -510,6 +510,7 @@ impl Shell {
             | Command::ShowQueue
             | Command::Deliver { .. }
             | Command::Drop { .. }) => self.step_command(command, outcome)?,
+            Command::Explore { bounds, what } => self.explore(&bounds, &what, outcome)?,
             other => return Err(format!("{} cannot run here", other.name())),
         }
         Ok(())

@@ -7,6 +7,7 @@ mod charts;
 pub mod command;
 pub mod diagram;
 pub mod executor;
+mod explore;
 pub mod format;
 pub mod help;
 pub mod history;

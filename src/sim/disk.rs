@@ -47,6 +47,13 @@ impl Disk {
         Wal::open_on(self.disk(node), &Self::node_dir(node))
     }
 
+    /// The records of `node`'s log as its disk holds them now (written, fsynced or
+    /// not), with nothing changed: what an invariant check reads.
+    pub fn records(&self, node: NodeId) -> Result<Vec<crate::wal::Record>> {
+        let records = Wal::read_records_on(self.disk(node), &Self::node_dir(node))?;
+        Ok(records.into_iter().map(|(_, _, record)| record).collect())
+    }
+
     /// The node's process dies, as the runtime's do: what was not fsynced is lost.
     pub fn crash(&self, node: NodeId, wal: Wal) -> Result<()> {
         wal.simulate_crash()?;

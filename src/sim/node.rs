@@ -306,3 +306,21 @@ pub(super) fn request_label(request: &Request) -> String {
         Request::Abort { tid, .. } => format!("ABORT {tid}"),
     }
 }
+
+impl SimNode {
+    /// Feeds the node's state to `hasher` (see `Sim::fingerprint`): up or down, and if
+    /// up its state machines, what it holds back, what it owes and how far its log is
+    /// appended and fsynced. The log's bytes are the disk's to feed.
+    pub(super) fn fingerprint(&self, hasher: &mut impl std::hash::Hasher) {
+        use std::hash::Hash;
+        let Some(up) = &self.up else {
+            false.hash(hasher);
+            return;
+        };
+        true.hash(hasher);
+        super::fingerprint::debug(hasher, &up.node);
+        super::fingerprint::debug(hasher, &up.outbox);
+        (up.barrier_lsn, &up.owed, up.armed).hash(hasher);
+        (up.wal.end_lsn(), up.wal.synced_lsn()).hash(hasher);
+    }
+}

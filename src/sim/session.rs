@@ -47,7 +47,7 @@ pub enum Command {
 }
 
 /// What a session was told, when a command succeeds.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Response {
     /// A locking transaction began.
     Begun(TxnId),
