@@ -115,8 +115,10 @@ impl Cluster {
         let (wal, recovery) = Wal::open(&self.node_dir(node))?;
         let now = self.ctx.clock.now();
         let snapshot = recovery.snapshot.as_ref();
+        let settings = self.ctx.settings.read().clone();
+        let records = &recovery.records;
         let (mut state, effects) =
-            Node::recover(node, self.ctx.nodes, snapshot, &recovery.records, now);
+            Node::recover_with(node, self.ctx.nodes, snapshot, records, now, &settings);
         let report = RecoveryReport::of(&mut state, recovery.records.len(), recovery.warnings);
         self.ctx.set_failure(node, None);
         // The handle hears each node's clock as it starts, as a client would in a

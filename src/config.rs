@@ -93,6 +93,59 @@ impl Mistake {
             .into_iter()
             .find(|mistake| mistake.name() == name)
     }
+
+    /// The rule of the protocol the mistake breaks, and what can go wrong without it,
+    /// in one sentence (what `SET mistake` warns).
+    pub fn breaks(self) -> &'static str {
+        match self {
+            Mistake::VoteBeforeFsync => {
+                "a participant may vote YES only once its Prepare record is durable; without \
+                 it a crash after the vote loses writes the coordinator then commits"
+            }
+            Mistake::CommitBeforeDecisionFsync => {
+                "a coordinator may send COMMIT only once its Decision record is durable; \
+                 without it a crash after the send lets it presume abort for a transaction \
+                 that committed somewhere"
+            }
+            Mistake::ForgetInDoubt => {
+                "a restarted participant must hold a Prepare with no outcome in doubt and \
+                 ask; without it a transaction that committed elsewhere is aborted here"
+            }
+            Mistake::PresumeCommitWithoutLog => {
+                "a coordinator with no record of a transaction must answer ABORT (presumed \
+                 abort); without it a transaction aborted and forgotten commits here"
+            }
+            Mistake::ReleaseReadLocksAtPrepare => {
+                "a participant must hold its read locks until the outcome, which carries \
+                 the commit timestamp; without it a writer can commit below a reader that \
+                 precedes it, and a snapshot sees the two out of order"
+            }
+            Mistake::NoTombstone => {
+                "a participant that aborted a transaction must refuse its late PREPARE; \
+                 without the tombstone it votes YES and the transaction commits without \
+                 the writes it lost here"
+            }
+            Mistake::NoRangeLocks => {
+                "a range read must lock the range, not only the keys it found; without it \
+                 an insert into the range does not wait: a phantom"
+            }
+        }
+    }
+
+    /// Teaching mistakes `vote-before-fsync` and `commit-before-decision-fsync`: whether
+    /// `message` leaves at once, without waiting for the fsync of the record it depends
+    /// on (a YES vote's `Prepare`, a COMMIT's `Decision`). Never true with `None`.
+    pub fn skips_fsync(mistake: Option<Mistake>, message: &crate::message::Message) -> bool {
+        use crate::message::{Message, Vote};
+        match message {
+            Message::Vote {
+                vote: Vote::Yes { .. },
+                ..
+            } => mistake == Some(Mistake::VoteBeforeFsync),
+            Message::Commit { .. } => mistake == Some(Mistake::CommitBeforeDecisionFsync),
+            _ => false,
+        }
+    }
 }
 
 /// Settings the nodes read while running (each described by [`SETTINGS`]).

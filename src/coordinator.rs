@@ -385,16 +385,31 @@ impl Coordinator {
         reply(out, req, result);
     }
 
-    /// An in-doubt participant asks for the outcome.
-    pub fn inquire(&mut self, from: NodeId, tid: TxnId, out: &mut Vec<Effect>) {
-        let message = match self.txns.get(&tid) {
-            Some(TxnState::Decided(decided)) => Message::Commit {
+    /// An in-doubt participant asks for the outcome. With no record of the transaction
+    /// the answer is ABORT (presumed abort), unless `presume_commit` carries the clock
+    /// of the teaching mistake `presume-commit-without-log` (never the default), which
+    /// answers COMMIT at a fresh timestamp.
+    pub fn inquire(
+        &mut self,
+        from: NodeId,
+        tid: TxnId,
+        presume_commit: Option<&mut Lamport>,
+        out: &mut Vec<Effect>,
+    ) {
+        let message = match (self.txns.get(&tid), presume_commit) {
+            (Some(TxnState::Decided(decided)), _) => Message::Commit {
                 tid,
                 commit_ts: decided.commit_ts,
             },
             // The decision will be sent to every participant when it is made.
-            Some(TxnState::Collecting(_)) => return,
-            Some(TxnState::Begun | TxnState::OnePhase(_)) | None => Message::Abort { tid },
+            (Some(TxnState::Collecting(_)), _) => return,
+            // Teaching mistake (presume-commit-without-log): no record is taken for a
+            // commit, though this coordinator may have aborted and forgotten it.
+            (None, Some(clock)) => Message::Commit {
+                tid,
+                commit_ts: clock.tick_past(0),
+            },
+            (Some(TxnState::Begun | TxnState::OnePhase(_)) | None, _) => Message::Abort { tid },
         };
         out.push(Effect::Send { to: from, message });
     }

@@ -191,6 +191,30 @@ impl LockTable {
         granted
     }
 
+    /// Releases the shared locks `tid` holds, keeping its exclusive ones; returns the
+    /// requests this grants. Only the teaching mistake `release-read-locks-at-prepare`
+    /// calls it: the protocol holds every lock until the outcome.
+    pub fn release_shared(&mut self, tid: TxnId) -> Vec<(TxnId, String)> {
+        let keys: Vec<String> = (self.keys_of.get(&tid).into_iter().flatten())
+            .filter(|key| {
+                (self.entries.get(*key))
+                    .is_some_and(|entry| entry.holders.get(&tid) == Some(&LockMode::Shared))
+            })
+            .cloned()
+            .collect();
+        let mut granted = Vec::new();
+        for key in keys {
+            if let Some(entry) = self.entries.get_mut(&key) {
+                entry.holders.remove(&tid);
+            }
+            if let Some(held) = self.keys_of.get_mut(&tid) {
+                held.remove(&key);
+            }
+            granted.extend(self.grant_waiters(&key));
+        }
+        granted
+    }
+
     /// Grants queued requests on `key` in FIFO order while they are compatible, and drops
     /// the entry when it is empty.
     fn grant_waiters(&mut self, key: &str) -> Vec<(TxnId, String)> {

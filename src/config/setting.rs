@@ -305,7 +305,7 @@ mod tests {
             settings.set("nope", "1"),
             Err(
                 "there is no setting 'nope'; the settings are vote_timeout, \
-                 inquiry_interval, deadlock, checkpoint_bytes and network"
+                 inquiry_interval, deadlock, checkpoint_bytes, network and mistake"
                     .into()
             )
         );

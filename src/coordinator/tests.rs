@@ -182,7 +182,7 @@ fn apply(
             let aborted = aborted.then(|| "it could not".to_string());
             coordinator.one_phase_outcome(tid(lease, txn), aborted, *clock, out);
         }
-        Event::Inquire { txn, from } => coordinator.inquire(from, tid(lease, txn), out),
+        Event::Inquire { txn, from } => coordinator.inquire(from, tid(lease, txn), None, out),
         Event::PeerRestarted { peer } => coordinator.peer_restarted(peer, out),
         Event::Tick { ms } => {
             *now += Duration::from_millis(ms);

@@ -6,12 +6,19 @@
 //! Recovery is here too: [`Node::recover`] rebuilds the state from a checkpoint and the
 //! log records after it, and returns the effects that resume the protocol (inquiries for
 //! in-doubt transactions, re-sent commit decisions).
+//!
+//! Teaching mistakes (`SET mistake`, never the default) are switched in here where they
+//! change what a node decides: `forget-in-doubt` in [`Node::recover_with`],
+//! `presume-commit-without-log` at an inquiry, `release-read-locks-at-prepare` at
+//! PREPARE; `no-tombstone` is the participant's (it is told the setting with every
+//! input). The two that let a message out early are the runtimes' (`runtime::outbox`,
+//! `sim::node`).
 
 mod detect;
 mod floors;
 
 use crate::clock::Lamport;
-use crate::config::Settings;
+use crate::config::{Mistake, Settings};
 use crate::coordinator::{Coordinator, Decided};
 use crate::message::{Effect, Message, ReqId, Request};
 use crate::participant::{Participant, Prepared, prepared_from_record};
@@ -245,6 +252,20 @@ impl Node {
         records: &[Record],
         now: Duration,
     ) -> (Node, Vec<Effect>) {
+        Node::recover_with(id, nodes, snapshot, records, now, &Settings::default())
+    }
+
+    /// [`Node::recover`] under `settings`, which matter only for a teaching mistake:
+    /// with `forget-in-doubt` a `Prepare` with no outcome is aborted (logged, its locks
+    /// never taken, its coordinator never asked) instead of held in doubt.
+    pub fn recover_with(
+        id: NodeId,
+        nodes: u32,
+        snapshot: Option<&Snapshot>,
+        records: &[Record],
+        now: Duration,
+        settings: &Settings,
+    ) -> (Node, Vec<Effect>) {
         let mut replay = Replay::from_snapshot(snapshot);
         for record in records {
             replay.redo(record);
@@ -268,8 +289,15 @@ impl Node {
         node.recovered = Some(summary);
         node.participant.remember(replay.committed, replay.aborted);
         (node.participant).remember_heuristics(replay.heuristics.into_iter().collect());
+        node.participant.set_mistake(settings.mistake);
         let mut out = Vec::new();
         for (tid, prepared) in replay.prepared {
+            if settings.mistake == Some(Mistake::ForgetInDoubt) {
+                // Teaching mistake (forget-in-doubt), never the default: the undecided
+                // Prepare is taken for aborted, though its coordinator may have committed.
+                node.participant.forget_in_doubt(tid, &mut out);
+                continue;
+            }
             node.participant
                 .restore_in_doubt(tid, prepared, now, &mut out);
         }
@@ -289,6 +317,7 @@ impl Node {
         settings: &Settings,
         out: &mut Vec<Effect>,
     ) {
+        self.participant.set_mistake(settings.mistake);
         match input {
             Input::Request { req, request } => self.request(req, request, now, settings, out),
             Input::Peer {
@@ -389,13 +418,20 @@ impl Node {
     ) {
         match message {
             // Participant, phase 1: log the writes and vote.
-            Message::Prepare { tid, participants } => self.participant.prepare(
-                tid,
-                from,
-                participants,
-                now.saturating_add(settings.inquiry_interval),
-                out,
-            ),
+            Message::Prepare { tid, participants } => {
+                self.participant.prepare(
+                    tid,
+                    from,
+                    participants,
+                    now.saturating_add(settings.inquiry_interval),
+                    out,
+                );
+                if settings.mistake == Some(Mistake::ReleaseReadLocksAtPrepare) {
+                    // Teaching mistake (release-read-locks-at-prepare), never the
+                    // default: the read locks go before the commit timestamp is known.
+                    self.participant.release_read_locks(tid, out);
+                }
+            }
             // Coordinator: count the vote; decide when all are in.
             Message::Vote { tid, vote } => {
                 let clock = self.participant.clock_mut();
@@ -437,7 +473,10 @@ impl Node {
             }
             // An in-doubt participant asks: the coordinator decides, a peer may know.
             Message::Inquire { tid } if tid.coordinator(self.nodes) == self.id => {
-                self.coordinator.inquire(from, tid, out)
+                let presume_commit = settings.mistake == Some(Mistake::PresumeCommitWithoutLog);
+                let clock = self.participant.clock_mut();
+                self.coordinator
+                    .inquire(from, tid, presume_commit.then_some(clock), out)
             }
             Message::Inquire { tid } => self.participant.peer_inquire(from, tid, out),
             // Both roles: a peer recovered. The coordinator first aborts what the peer's

@@ -126,6 +126,7 @@ use state::{Active, PendingOp, TxnState, Txns};
 pub use state::{Prepared, prepared_from_record};
 
 use crate::clock::Lamport;
+use crate::config::Mistake;
 use crate::error::Error;
 use crate::lock::{Acquire, LockMode, LockTable, Wait};
 use crate::message::{Answer, Effect, ReadAt, Reply, ReqId};
@@ -164,6 +165,9 @@ pub struct Participant {
     heuristics: BTreeMap<TxnId, Heuristic>,
     /// Heuristic mixed outcomes found by this incarnation.
     mixed: Vec<Mixed>,
+    /// The teaching mistake switched in (`Settings::mistake`, told with every input by
+    /// `Node`); only `no-tombstone` is read here. Never on by default.
+    mistake: Option<Mistake>,
 }
 
 /// How many committed transactions a participant remembers for its peers (the one with
@@ -187,7 +191,13 @@ impl Participant {
             recovered_in_doubt: BTreeSet::new(),
             heuristics: BTreeMap::new(),
             mixed: Vec::new(),
+            mistake: None,
         }
+    }
+
+    /// The teaching mistake in force (`Settings::mistake`), as `Node` tells it.
+    pub fn set_mistake(&mut self, mistake: Option<Mistake>) {
+        self.mistake = mistake;
     }
 
     /// The node's logical clock.

@@ -3,6 +3,7 @@
 //! describes.
 
 use super::{Active, Participant, Prepared, TxnState, reply};
+use crate::config::Mistake;
 use crate::crash::CrashPoint;
 use crate::error::Error;
 use crate::message::{Effect, Message, Vote};
@@ -57,6 +58,12 @@ impl Participant {
                 self.txns.put(tid, state);
                 vote
             }
+            // Teaching mistake (no-tombstone), never the default: what this node does
+            // not know (perhaps a transaction it aborted and kept no record of) is taken
+            // for one that did nothing here, and voted YES.
+            None if self.mistake == Some(Mistake::NoTombstone) => Vote::Yes {
+                prepare_ts: self.clock.now(),
+            },
             None => Vote::No {
                 reason: forgotten(self.node, tid, None),
             },
@@ -174,7 +181,11 @@ impl Participant {
             Some(TxnState::Aborted { reason: first }) => first,
             Some(TxnState::ReadOnlyVoted { .. } | TxnState::Committed { .. }) | None => reason,
         };
-        self.txns.put(tid, TxnState::Aborted { reason });
+        // Teaching mistake (no-tombstone), never the default: the abort leaves no record,
+        // so a late PREPARE finds nothing to refuse.
+        if self.mistake != Some(Mistake::NoTombstone) {
+            self.txns.put(tid, TxnState::Aborted { reason });
+        }
         let grants = self.locks.release_all(tid);
         self.granted(grants, out);
     }

@@ -1,7 +1,9 @@
 //! How a participant's transactions end other than by their coordinator's outcome
 //! message: a coordinator that restarted, a deadlock victim, an outcome overdue (the
 //! in-doubt participant asks its coordinator and its peers: cooperative termination, in
-//! the module doc above), and recovery re-creating what was in doubt.
+//! the module doc above), and recovery re-creating what was in doubt. Two teaching
+//! mistakes end transactions wrongly here, on purpose (`SET mistake`, never the
+//! default): [`Participant::forget_in_doubt`] and [`Participant::release_read_locks`].
 
 use super::{Participant, Prepared, TxnState};
 use crate::lock::{Acquire, LockMode};
@@ -163,5 +165,36 @@ impl Participant {
         self.mark_prepared(tid, prepared);
         self.mark_recovered(tid);
         self.inquire(tid, out);
+    }
+
+    /// Teaching mistake `forget-in-doubt` (never the default), at recovery: a `Prepare`
+    /// with no outcome is taken for aborted, logged so, and its coordinator never asked,
+    /// though it may have committed (and the other participants with it).
+    pub fn forget_in_doubt(&mut self, tid: TxnId, out: &mut Vec<Effect>) {
+        out.push(Effect::Append(crate::wal::Record::Abort { tid }));
+        let reason = format!(
+            "node {} forgot it in doubt at its restart (teaching mistake forget-in-doubt)",
+            self.node
+        );
+        out.push(Effect::Narrate(format!(
+            "{tid} in doubt (prepared, no outcome logged), but dropped as if aborted, \
+             without asking its coordinator (the teaching mistake forget-in-doubt); node {} \
+             logs Abort",
+            self.node
+        )));
+        self.txns.put(tid, TxnState::Aborted { reason });
+    }
+
+    /// Teaching mistake `release-read-locks-at-prepare` (never the default): `tid`'s
+    /// shared locks go once it has voted, before the outcome tells the commit timestamp,
+    /// so a writer of what it read can commit below it.
+    pub fn release_read_locks(&mut self, tid: TxnId, out: &mut Vec<Effect>) {
+        if matches!(
+            self.txns.get(&tid),
+            Some(TxnState::Prepared(_) | TxnState::ReadOnlyVoted { .. })
+        ) {
+            let grants = self.locks.release_shared(tid);
+            self.granted(grants, out);
+        }
     }
 }

@@ -45,6 +45,7 @@ mod control;
 mod outbox;
 mod syncer;
 
+use crate::config::Mistake;
 use crate::context::Context;
 use crate::crash::CrashPoint;
 use crate::error::Result;
@@ -283,6 +284,7 @@ impl Runtime {
         let mut effects = std::mem::take(&mut self.effects);
         let mut flow = Flow::Continue;
         let mut current_tid: Option<TxnId> = None;
+        let mistake = self.ctx.settings.read().mistake;
         for effect in effects.drain(..) {
             match effect {
                 Effect::Append(record) => {
@@ -297,13 +299,20 @@ impl Runtime {
                     current_tid = message.tid().or(current_tid);
                     let work = self.ctx.net.work(Label::on(What::Message, to));
                     let clock = self.node.clock();
+                    // Teaching mistake (vote-before-fsync, commit-before-decision-fsync),
+                    // never the default: the message waits for no fsync (see `outbox`).
+                    let lsn = if Mistake::skips_fsync(mistake, &message) {
+                        0
+                    } else {
+                        self.barrier_lsn
+                    };
                     let held = Held::Send {
                         to,
                         message,
                         stamp: Stamp { clock, depth },
                         work,
                     };
-                    self.hold(self.barrier_lsn, held);
+                    self.hold(lsn, held);
                 }
                 Effect::SendDurable { to, message } => {
                     let mut work = self.ctx.net.work(Label::on(What::Message, to));

@@ -21,6 +21,11 @@
 //! - an acknowledgement of a `Commit` record ([`Outbox::hold_durable`]) waits for that
 //!   record, but asks for no fsync of its own: it leaves with the next one.
 //!
+//! A teaching mistake breaks the rule on purpose (`SET mistake`, never the default; see
+//! [`Mistake::skips_fsync`](crate::config::Mistake::skips_fsync)): with
+//! `vote-before-fsync` a YES vote, with `commit-before-decision-fsync` a COMMIT, is held
+//! with LSN 0, so it waits for no fsync at all.
+//!
 //! # Order
 //!
 //! Items leave in the order they were held, with one exception: an item whose LSN is

@@ -136,7 +136,8 @@ impl Shell {
     /// The prompt: `kv2pc[main]> `, or `kv2pc[alice T3]> ` with a transaction open, or
     /// `kv2pc[alice T3 aborted]> ` after T3 was aborted out of sight (see `session`),
     /// and `waiting` after either while the session's command waits
-    /// (`kv2pc[bob T7 waiting]> `).
+    /// (`kv2pc[bob T7 waiting]> `). While a teaching mistake is on, it says so last:
+    /// `kv2pc[main T1 !mistake vote-before-fsync]> `.
     pub fn prompt(&self) -> String {
         let session = self.sessions.get(&self.current);
         let mut state = session.and_then(Session::label);
@@ -146,10 +147,23 @@ impl Shell {
                 None => "waiting".to_string(),
             });
         }
+        if let Some(mark) = self.mistake_mark() {
+            state = Some(match state {
+                Some(label) => format!("{label} {mark}"),
+                None => mark,
+            });
+        }
         match state {
             Some(state) => format!("kv2pc[{} {state}]> ", self.current),
             None => format!("kv2pc[{}]> ", self.current),
         }
+    }
+
+    /// `!mistake NAME` while a teaching mistake is on (`SET mistake`), for the prompt
+    /// and every trace line.
+    fn mistake_mark(&self) -> Option<String> {
+        let mistake = self.cluster.settings().mistake?;
+        Some(format!("!mistake {}", mistake.name()))
     }
 
     /// The names of the sessions, sorted.
@@ -296,6 +310,7 @@ impl Shell {
         events.sort_by_key(format::event_order);
         self.charts.pending.extend(events.iter().cloned());
         let mut lines = Vec::new();
+        let mark = self.mistake_mark();
         for event in &events {
             let style = match event {
                 TraceEvent::Crash { .. }
@@ -304,10 +319,12 @@ impl Shell {
                 _ => Style::Trace,
             };
             if style == Style::Event || self.tracing() {
-                lines.push(super::output::Line {
-                    style,
-                    text: event.to_string(),
-                });
+                // While a teaching mistake is on, every line of what happened says so.
+                let text = match &mark {
+                    Some(mark) => format!("[{mark}] {event}"),
+                    None => event.to_string(),
+                };
+                lines.push(super::output::Line { style, text });
             }
             if let TraceEvent::Crash { node, .. } = event {
                 lines.extend(self.coordinator_crashed(*node));
@@ -556,8 +573,22 @@ impl Shell {
     fn set(&mut self, name: &str, value: &str, outcome: &mut Outcome) -> Result<(), String> {
         let mut settings = self.cluster.settings();
         let (name, shown) = settings.set(name, value)?;
+        let mistake = settings.mistake;
         self.cluster.set_settings(settings);
         outcome.say(format!("{name} = {shown}"));
+        if name == "mistake"
+            && let Some(mistake) = mistake
+        {
+            outcome.push(
+                Style::Warning,
+                format!(
+                    "warning: a deliberately broken protocol, for teaching only: {}. The \
+                     prompt and every trace line say so while it is on; SET mistake off \
+                     puts the protocol right (see HELP mistakes).",
+                    mistake.breaks()
+                ),
+            );
+        }
         Ok(())
     }
 

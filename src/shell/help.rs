@@ -154,17 +154,29 @@ fn crash_points() -> String {
     out
 }
 
+/// The widest usage of a setting that shares its first line with its text.
+const USAGE_WIDTH: usize = 28;
+
 /// Every setting as `name <usage>` beside its description, wrapped, then an example of
 /// each.
 fn settings() -> String {
     let usages: Vec<String> = (SETTINGS.iter())
         .map(|setting| format!("{} {}", setting.name, setting.usage()))
         .collect();
-    let column = 2 + usages.iter().map(String::len).max().unwrap_or(0) + 3;
+    // A usage too long for the column (a choice of many values, as `mistake`) gets
+    // lines of its own, broken after a `|`, and its text starts below it.
+    let fits = |usage: &&String| usage.len() <= USAGE_WIDTH;
+    let column = 2 + usages.iter().filter(fits).map(|u| u.len()).max().unwrap_or(0) + 3;
     let mut out = String::new();
     for (setting, usage) in SETTINGS.iter().zip(&usages) {
+        let own_lines = !fits(&usage);
+        if own_lines {
+            for line in wrap(&usage.replace('|', "| "), LINE_WIDTH - 2) {
+                let _ = writeln!(out, "  {}", line.replace("| ", "|"));
+            }
+        }
         for (index, line) in wrap(setting.doc, LINE_WIDTH - column).iter().enumerate() {
-            let left = if index == 0 { usage.as_str() } else { "" };
+            let left = if index == 0 && !own_lines { usage.as_str() } else { "" };
             let _ = writeln!(out, "  {left:<width$}{line}", width = column - 2);
         }
     }

@@ -462,7 +462,7 @@ impl Sim {
             if sim_node.up.is_some() {
                 return Ok(());
             }
-            sim_node.start(nodes, disk, now)?
+            sim_node.start(nodes, disk, now, &self.config.settings)?
         };
         // The clients hear the node's clock as it starts, as `Cluster::start` has its
         // handle do: what they commit or read next goes above what the logs hold.

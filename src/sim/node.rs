@@ -20,12 +20,17 @@
 //! fsync can complete before the batch ends), so every history here is one the runtime
 //! allows; the relaxations themselves are the outbox's unit tests' business.
 //!
+//! A teaching mistake (`SET mistake`, [`Mistake::skips_fsync`]) breaks this rule on
+//! purpose: with `vote-before-fsync` a YES vote, with `commit-before-decision-fsync` a
+//! COMMIT, is held with the LSN already durable, so it leaves at the end of its step
+//! (behind only what was held before it) instead of after the fsync of its record.
+//!
 //! Each message leaves stamped with the node's clock when it was held (`net::Stamp`),
 //! as the runtime stamps it. The end of each step is the end of a batch
 //! (`Node::end_batch`): the node reports its lock waits to the deadlock detector then.
 
 use super::disk::Disk;
-use crate::config::Settings;
+use crate::config::{Mistake, Settings};
 use crate::crash::CrashPoint;
 use crate::error::Result;
 use crate::message::{Effect, Message, Reply, ReqId, Request};
@@ -78,6 +83,8 @@ pub(super) struct Up {
     pub(super) owed: BTreeSet<ReqId>,
     /// The crash point this incarnation dies at, if armed.
     pub(super) armed: Option<CrashPoint>,
+    /// The teaching mistake switched in (`Settings::mistake`), never on by default.
+    mistake: Option<Mistake>,
 }
 
 /// One node of the simulated cluster, up or down.
@@ -104,10 +111,17 @@ pub(super) type Notes = Vec<String>;
 impl SimNode {
     /// Opens the node's log and recovers it, as `Cluster::open` and `RESTART` do;
     /// returns the recovery's effects, to execute before anything else.
-    pub(super) fn start(&mut self, nodes: u32, disk: &Disk, now: Duration) -> Result<Vec<Effect>> {
+    pub(super) fn start(
+        &mut self,
+        nodes: u32,
+        disk: &Disk,
+        now: Duration,
+        settings: &Settings,
+    ) -> Result<Vec<Effect>> {
         let (wal, recovery) = disk.open(self.id)?;
         let snapshot = recovery.snapshot.as_ref();
-        let (node, effects) = Node::recover(self.id, nodes, snapshot, &recovery.records, now);
+        let records = &recovery.records;
+        let (node, effects) = Node::recover_with(self.id, nodes, snapshot, records, now, settings);
         self.up = Some(Up {
             node,
             wal,
@@ -115,6 +129,7 @@ impl SimNode {
             barrier_lsn: 0,
             owed: BTreeSet::new(),
             armed: None,
+            mistake: settings.mistake,
         });
         Ok(effects)
     }
@@ -134,6 +149,7 @@ impl SimNode {
         if let Input::Request { req, .. } = &input {
             up.owed.insert(*req);
         }
+        up.mistake = settings.mistake;
         let mut effects = Vec::new();
         up.node.handle(input, now, settings, &mut effects);
         self.execute(effects, notes)
@@ -155,8 +171,15 @@ impl SimNode {
                 Effect::Append(record) => up.append(&record, notes)?,
                 Effect::Send { to, message } => {
                     let clock = up.node.clock();
+                    // Teaching mistake (vote-before-fsync, commit-before-decision-fsync),
+                    // never the default: the message waits for nothing unsynced.
+                    let lsn = if Mistake::skips_fsync(up.mistake, &message) {
+                        up.wal.synced_lsn()
+                    } else {
+                        up.barrier_lsn
+                    };
                     let held = Held::Send { to, message, clock };
-                    up.outbox.push_back((up.barrier_lsn, held));
+                    up.outbox.push_back((lsn, held));
                 }
                 Effect::SendDurable { to, message } => {
                     let (lsn, clock) = (up.wal.end_lsn(), up.node.clock());

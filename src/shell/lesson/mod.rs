@@ -58,6 +58,9 @@ pub const LESSONS: &[Lesson] = &[
     lesson!("12-lost-message.txt"),
     lesson!("13-heuristic-gone-wrong.txt"),
     lesson!("14-reading-a-diagram.txt"),
+    lesson!("15-mistake-vote-before-fsync.txt"),
+    lesson!("16-mistake-commit-before-decision-fsync.txt"),
+    lesson!("17-mistake-forget-in-doubt.txt"),
 ];
 
 impl Lesson {
