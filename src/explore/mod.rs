@@ -97,6 +97,9 @@ pub struct Bounds {
     pub crashes: u32,
     /// The most ticks (each one vote timeout) in one run.
     pub ticks: u32,
+    /// Whether the clock may jump while messages are in flight or fsyncs pending (a
+    /// timeout racing a slow message), not only when nothing else can happen.
+    pub ticks_anywhere: bool,
     /// The most distinct states to visit.
     pub states: usize,
     /// The most time to spend.
@@ -110,18 +113,24 @@ impl Default for Bounds {
             depth: 60,
             crashes: 1,
             ticks: 2,
+            ticks_anywhere: std::env::var("KV2PC_TICKS_ANYWHERE").is_ok(),
             states: 2_000_000,
             time: Duration::from_secs(60),
         }
     }
 }
 
-/// One state waiting in the search's queue: the move that leads to it from its parent.
+/// A state reached: the move that leads to it from its parent, and its depth.
 struct Visit {
     parent: Option<usize>,
     step: Option<Move>,
     depth: usize,
 }
+
+/// How many states the queue keeps whole (about 200 KiB each, mostly the logs' preallocated
+/// segments); states queued beyond it keep only their path and are replayed when their
+/// turn comes, so memory stays bounded whatever the bounds.
+const QUEUED_WORLDS: usize = 4096;
 
 /// Explores `plan` within `bounds` with the nodes reading `settings` (a protocol
 /// mistake among them, for teaching). `progress` is called now and then with the
@@ -134,45 +143,61 @@ pub fn explore(
 ) -> Result<Report> {
     let started = Instant::now();
     let mut report = Report::new(plan);
-    let mut seen: HashSet<u64> = HashSet::new();
+    let root = World::new(plan, bounds, settings)?;
+    let mut seen: HashSet<u64> = HashSet::from([root.fingerprint()]);
     let mut visits = vec![Visit {
         parent: None,
         step: None,
         depth: 0,
     }];
-    let mut queue: VecDeque<usize> = VecDeque::from([0]);
-    while let Some(index) = queue.pop_front() {
-        if seen.len() >= bounds.states {
-            report.cut = Some(Cut::States);
-            break;
-        }
+    let mut queue: VecDeque<(usize, Option<World>)> = VecDeque::from([(0, Some(root))]);
+    let mut whole = 1;
+    let found = |report: &mut Report, path: Vec<Move>, broken: String| -> Result<()> {
+        report.violation = Some(counterexample(plan, bounds, settings, path, broken)?);
+        Ok(())
+    };
+    'search: while let Some((index, world)) = queue.pop_front() {
         if started.elapsed() > bounds.time {
             report.cut = Some(Cut::Time);
             break;
         }
-        let path = path_to(&visits, index);
-        let mut world = replay(plan, bounds, settings, &path)?;
-        report.transitions += 1;
-        if !seen.insert(world.fingerprint()) {
-            continue;
-        }
-        if seen.len().is_multiple_of(1024) {
-            progress(seen.len(), queue.len());
-        }
-        if let Some(broken) = verdict::state(plan, &world) {
-            report.violation = Some(counterexample(plan, bounds, settings, path, broken)?);
-            break;
-        }
+        let mut world = match world {
+            Some(world) => {
+                whole -= 1;
+                world
+            }
+            None => replay(plan, bounds, settings, &path_to(&visits, index))?,
+        };
         let moves = world.moves(plan, bounds);
         let depth = visits[index].depth;
         if depth < bounds.depth {
             for step in &moves {
+                if seen.len() >= bounds.states {
+                    report.cut = Some(Cut::States);
+                    break 'search;
+                }
+                let mut child = world.fork()?;
+                child.apply(plan, *step)?;
+                report.transitions += 1;
+                if !seen.insert(child.fingerprint()) {
+                    continue;
+                }
                 visits.push(Visit {
                     parent: Some(index),
                     step: Some(*step),
                     depth: depth + 1,
                 });
-                queue.push_back(visits.len() - 1);
+                let child_index = visits.len() - 1;
+                if let Some(broken) = verdict::state(plan, &child) {
+                    found(&mut report, path_to(&visits, child_index), broken)?;
+                    break 'search;
+                }
+                let keep = whole < QUEUED_WORLDS;
+                whole += usize::from(keep);
+                queue.push_back((child_index, keep.then_some(child)));
+            }
+            if seen.len().is_multiple_of(256) {
+                progress(seen.len(), queue.len());
             }
         } else if !moves.is_empty() {
             report.cut.get_or_insert(Cut::Depth);
@@ -187,9 +212,9 @@ pub fn explore(
         let end = verdict::end(plan, &mut world)?;
         report.count_end(&end.outcomes);
         if let Some(broken) = end.broken {
-            let mut path = path;
+            let mut path = path_to(&visits, index);
             path.extend(end.settled);
-            report.violation = Some(counterexample(plan, bounds, settings, path, broken)?);
+            found(&mut report, path, broken)?;
             break;
         }
     }

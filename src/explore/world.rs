@@ -136,6 +136,17 @@ impl World {
         })
     }
 
+    /// A copy of this state that shares nothing with it (`Sim::fork`).
+    pub fn fork(&self) -> Result<World> {
+        Ok(World {
+            sim: self.sim.fork()?,
+            clients: self.clients.clone(),
+            progress: self.progress.clone(),
+            crashes: self.crashes,
+            ticks: self.ticks,
+        })
+    }
+
     /// Every move that can be taken now, in a fixed order: deliveries, fsyncs, sessions,
     /// then (within the bounds) crashes, restarts and a tick.
     pub fn moves(&self, plan: &Plan, bounds: &Bounds) -> Vec<Move> {
@@ -153,7 +164,10 @@ impl World {
         // fsync done) and something is under way (a vote awaited, a participant in
         // doubt, a lock wait): a timeout never races a message in flight here, which the
         // seeded simulator's runs cover.
-        if self.ticks < bounds.ticks && quiet && !self.sim.leftovers().is_empty() {
+        if self.ticks < bounds.ticks
+            && (quiet || bounds.ticks_anywhere)
+            && !self.sim.leftovers().is_empty()
+        {
             moves.push(Move::Tick);
         }
         moves

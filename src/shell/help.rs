@@ -166,7 +166,14 @@ fn settings() -> String {
     // A usage too long for the column (a choice of many values, as `mistake`) gets
     // lines of its own, broken after a `|`, and its text starts below it.
     let fits = |usage: &&String| usage.len() <= USAGE_WIDTH;
-    let column = 2 + usages.iter().filter(fits).map(|u| u.len()).max().unwrap_or(0) + 3;
+    let column = 2
+        + usages
+            .iter()
+            .filter(fits)
+            .map(|u| u.len())
+            .max()
+            .unwrap_or(0)
+        + 3;
     let mut out = String::new();
     for (setting, usage) in SETTINGS.iter().zip(&usages) {
         let own_lines = !fits(&usage);
@@ -176,7 +183,11 @@ fn settings() -> String {
             }
         }
         for (index, line) in wrap(setting.doc, LINE_WIDTH - column).iter().enumerate() {
-            let left = if index == 0 && !own_lines { usage.as_str() } else { "" };
+            let left = if index == 0 && !own_lines {
+                usage.as_str()
+            } else {
+                ""
+            };
             let _ = writeln!(out, "  {left:<width$}{line}", width = column - 2);
         }
     }

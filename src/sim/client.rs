@@ -130,7 +130,7 @@ enum Todo {
     Abort,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct ReadWrite {
     tid: Option<TxnId>,
     began: u64,
@@ -142,7 +142,7 @@ struct ReadWrite {
     values: BTreeMap<String, Option<String>>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Kind {
     ReadWrite(ReadWrite),
     ReadOnly {
@@ -159,14 +159,14 @@ enum Kind {
     },
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Running {
     record: TxnRecord,
     kind: Kind,
 }
 
 /// A simulated client session.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct SimClient {
     id: ClientId,
     /// Its coordinator.

@@ -42,6 +42,20 @@ impl Disk {
         self.disks[node as usize % self.disks.len()].clone()
     }
 
+    /// A copy of every disk, sharing nothing with these (see `Sim::fork`).
+    pub fn duplicate(&self) -> Disk {
+        Disk {
+            disks: (self.disks.iter())
+                .map(|disk| Arc::new(disk.duplicate()))
+                .collect(),
+        }
+    }
+
+    /// `wal`, `node`'s open log on one of these disks, opened again on this copy.
+    pub fn duplicate_wal(&self, node: NodeId, wal: &Wal) -> Result<Wal> {
+        wal.duplicate_on(self.disk(node))
+    }
+
     /// Opens `node`'s log and recovers what it holds, as a node starting does.
     pub fn open(&self, node: NodeId) -> Result<(Wal, Recovery)> {
         Wal::open_on(self.disk(node), &Self::node_dir(node))

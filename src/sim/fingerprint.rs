@@ -67,3 +67,31 @@ impl Sim {
         self.disk.records(node)
     }
 }
+
+impl Sim {
+    /// A copy of the whole simulation, sharing nothing with it: its disks copied, each
+    /// node's log opened again on the copy, everything else cloned but the trace. An explorer forks a
+    /// state to try each of its moves instead of replaying the moves that led to it.
+    pub fn fork(&self) -> crate::error::Result<Sim> {
+        let disk = self.disk.duplicate();
+        let nodes = (self.nodes.iter())
+            .map(|node| node.fork(&disk))
+            .collect::<crate::error::Result<Vec<_>>>()?;
+        Ok(Sim {
+            config: self.config.clone(),
+            now: self.now,
+            shared: self.shared,
+            disk,
+            nodes,
+            net: self.net.clone(),
+            held: self.held.clone(),
+            clients: self.clients.clone(),
+            tickets: self.tickets.clone(),
+            next_ticket: self.next_ticket,
+            steps: self.steps,
+            // The copy's trace starts empty: a fork is for trying moves, and a run to
+            // show is replayed from the start.
+            trace: Vec::new(),
+        })
+    }
+}

@@ -41,7 +41,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 /// Something a node said, held until the log is durable through what it depends on.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Held {
     /// A message to a node.
     Send {
@@ -345,5 +345,24 @@ impl SimNode {
         super::fingerprint::debug(hasher, &up.outbox);
         (up.barrier_lsn, &up.owed, up.armed).hash(hasher);
         (up.wal.end_lsn(), up.wal.synced_lsn()).hash(hasher);
+    }
+}
+
+impl SimNode {
+    /// A copy of the node on `disk`, a copy of the simulation's disks (`Sim::fork`).
+    pub(super) fn fork(&self, disk: &Disk) -> Result<SimNode> {
+        let up = match &self.up {
+            None => None,
+            Some(up) => Some(Up {
+                node: up.node.clone(),
+                wal: disk.duplicate_wal(self.id, &up.wal)?,
+                outbox: up.outbox.clone(),
+                barrier_lsn: up.barrier_lsn,
+                owed: up.owed.clone(),
+                armed: up.armed,
+                mistake: up.mistake,
+            }),
+        };
+        Ok(SimNode { id: self.id, up })
     }
 }
