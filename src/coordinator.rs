@@ -59,7 +59,7 @@ use std::time::Duration;
 pub const LEASE_BLOCK: u64 = 1000;
 
 /// The coordinator role of one node.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Coordinator {
     node: NodeId,
     nodes: u32,

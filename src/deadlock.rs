@@ -102,7 +102,7 @@ fn same_wait((node, waiting): &Edge, (other_node, other): &Edge) -> bool {
     node == other_node && waiting.key == other.key && waiting.mode == other.mode
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Graph {
     /// Each waiting transaction and its wait.
     edges: BTreeMap<TxnId, Edge>,
@@ -115,7 +115,7 @@ struct Graph {
 }
 
 /// The cluster-wide wait-for graph.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Detector {
     nodes: u32,
     graph: Graph,

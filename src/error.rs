@@ -121,3 +121,44 @@ impl std::error::Error for Error {
         }
     }
 }
+
+/// A copy of an error; an I/O error's cause is copied as its kind and message (an
+/// `io::Error` cannot be cloned), which is all that is ever shown of it. A simulated
+/// cluster forked by an explorer copies the errors its clients hold.
+impl Clone for Error {
+    fn clone(&self) -> Error {
+        match self {
+            Error::Aborted { tid, reason } => Error::Aborted {
+                tid: *tid,
+                reason: reason.clone(),
+            },
+            Error::InvalidInput(text) => Error::InvalidInput(text.clone()),
+            Error::NodeDown { node, detail } => Error::NodeDown {
+                node: *node,
+                detail: detail.clone(),
+            },
+            Error::OutcomeUnknown { tid, coordinator } => Error::OutcomeUnknown {
+                tid: *tid,
+                coordinator: *coordinator,
+            },
+            Error::Corrupt {
+                path,
+                offset,
+                detail,
+            } => Error::Corrupt {
+                path: path.clone(),
+                offset: *offset,
+                detail: detail.clone(),
+            },
+            Error::DataDir { path, detail } => Error::DataDir {
+                path: path.clone(),
+                detail: detail.clone(),
+            },
+            Error::Io { context, source } => Error::Io {
+                context: context.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Closed => Error::Closed,
+        }
+    }
+}

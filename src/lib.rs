@@ -40,8 +40,10 @@ pub mod crash;
 pub mod deadlock;
 pub mod disk;
 pub mod error;
+pub mod explore;
 pub mod history;
 pub mod keyrange;
+
 pub mod lock;
 pub mod message;
 pub(crate) mod net;

@@ -48,7 +48,7 @@ pub enum Acquire {
     },
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Entry {
     holders: BTreeMap<TxnId, LockMode>,
     waiters: VecDeque<(TxnId, LockMode)>,
@@ -150,7 +150,7 @@ pub struct KeyLocks {
 }
 
 /// The lock table of one node.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct LockTable {
     entries: BTreeMap<String, Entry>,
     /// Keys each transaction holds or waits for, to release in one pass.

@@ -396,7 +396,7 @@ pub enum Answer {
 }
 
 /// A reply on a request's channel: zero or one `Waiting`, then one `Done`.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Reply {
     /// The request is queued for a lock.
     Waiting {

@@ -98,9 +98,10 @@ fn variant(command: &Command) -> usize {
         Command::Drop { .. } => 31,
         Command::Check => 32,
         Command::Scan { .. } => 33,
+        Command::Explore { .. } => 34,
     }
 }
-const VARIANTS: usize = 34;
+const VARIANTS: usize = 35;
 
 /// The grammar without its comments, one rule per line: `(name, whole rule)`.
 fn grammar_rules() -> Vec<(String, String)> {

@@ -53,7 +53,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// A transaction in phase 1.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct Collecting {
     /// The client's COMMIT request, answered when decided.
     pub(super) req: ReqId,
@@ -80,7 +80,7 @@ pub(super) struct Collecting {
 }
 
 /// A transaction committing in one phase at its only participant.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct OnePhase {
     /// The client's COMMIT request, answered with the participant's outcome.
     pub(super) req: ReqId,
@@ -107,7 +107,7 @@ pub struct Decided {
 }
 
 /// A transaction's state at its coordinator (see the module doc's "States").
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) enum TxnState {
     /// Begun in this incarnation; reading and writing at its participants.
     Begun,

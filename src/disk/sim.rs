@@ -50,7 +50,7 @@ pub struct SimDisk {
     state: Arc<Mutex<State>>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct State {
     sector: usize,
     /// Bumped by every crash and power loss; a handle from an older epoch is dead.
@@ -66,7 +66,7 @@ struct State {
 }
 
 /// One file's contents, as reads see them and as the disk surely holds them.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Inode {
     data: Vec<u8>,
     durable: Vec<u8>,
@@ -156,6 +156,15 @@ impl SimDisk {
     /// it should have made durable stays unsynced.
     pub fn fail_next_sync(&self) {
         self.state.lock().fail_next_sync = true;
+    }
+
+    /// A copy of the disk as it is now, sharing nothing with it: handles of this disk
+    /// do not reach the copy (open its files again there). For an explorer that forks a
+    /// simulated cluster.
+    pub fn duplicate(&self) -> SimDisk {
+        SimDisk {
+            state: Arc::new(Mutex::new(self.state.lock().clone())),
+        }
     }
 
     /// Whether `path` would still be there after a power loss: its name is durable.

@@ -85,7 +85,7 @@ impl ScanLock {
 }
 
 /// The range locks of one node: held ones, and scans waiting for theirs.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct RangeLocks {
     /// The ranges each transaction holds (shared).
     held: BTreeMap<TxnId, BTreeSet<KeyRange>>,

@@ -58,7 +58,7 @@ use crate::types::NodeId;
 use std::collections::BTreeSet;
 
 /// A node's part in deadlock detection.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct DetectRole {
     /// The cluster's wait-for graph as this node has been told it.
     graph: Detector,

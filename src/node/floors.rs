@@ -71,7 +71,7 @@ use crate::types::{NodeId, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The rounds this node runs and what it last heard of every node's floor.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct Floors {
     /// The next round's number.
     next: u64,
@@ -82,7 +82,7 @@ pub(super) struct Floors {
 }
 
 /// One round of asking for floors.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Round {
     /// The clients' requests, answered when every node has answered or is down, each
     /// with its session's last commit: its snapshot is never below it.

@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Something a node reacts to.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Input {
     /// A client's request.
     Request {
@@ -61,7 +61,7 @@ pub enum Input {
 }
 
 /// One node's protocol state.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Node {
     id: NodeId,
     nodes: u32,

@@ -142,7 +142,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// The participant role of one node: its lock table, its committed data and the
 /// transactions working on them.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Participant {
     node: NodeId,
     nodes: u32,

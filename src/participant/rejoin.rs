@@ -41,7 +41,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// A locking operation that arrived while the node was rejoining.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct HeldOp {
     req: ReqId,
     /// The transaction and its begin stamp.
@@ -51,7 +51,7 @@ struct HeldOp {
 }
 
 /// The handshake of a restarted participant with its peers.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct Rejoin {
     /// This incarnation's first transaction counter, repeated in every announcement.
     live_from: u64,

@@ -90,7 +90,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// An operation waiting for its lock.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) enum PendingOp {
     /// A locked read, under a shared lock or, for update, an exclusive one.
     Read(String, LockMode),
@@ -101,7 +101,7 @@ pub(super) enum PendingOp {
 }
 
 /// A transaction that is reading and writing here.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct Active {
     /// Buffered writes, applied only if the transaction commits.
     pub(super) writes: BTreeMap<String, Option<String>>,
@@ -127,7 +127,7 @@ pub struct Prepared {
 }
 
 /// A transaction's state at this participant (see the module doc).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) enum TxnState {
     Active(Active),
     Prepared(Prepared),
@@ -147,7 +147,7 @@ impl TxnState {
 }
 
 /// The state map and the indexes that follow it (see the module doc).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct Txns {
     states: BTreeMap<TxnId, TxnState>,
     /// The ids whose state is live.

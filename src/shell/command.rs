@@ -202,6 +202,37 @@ pub enum Command {
     /// `CHECK`: check this shell's own history (every session's transactions, their
     /// reads and writes and outcomes) for serializability, and print the verdict.
     Check,
+    /// `EXPLORE [bounds] statements | EXPLORE [bounds] FILE path`: run the transactions on
+    /// a fresh simulated cluster under every order of delivery and fsync and every crash,
+    /// and check the invariants in every state (`crate::explore`).
+    Explore {
+        /// The bounds given (the rest are the defaults).
+        bounds: Vec<ExploreBound>,
+        /// What to explore.
+        what: ExploreWhat,
+    },
+}
+
+/// A bound of `EXPLORE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExploreBound {
+    /// `DEPTH n`: the most moves in one run.
+    Depth(usize),
+    /// `CRASHES n`: the most crashes in one run.
+    Crashes(usize),
+    /// `TICKS n`: the most vote timeouts the clock moves by in one run.
+    Ticks(usize),
+    /// `TIME d`: the most time to spend.
+    Time(std::time::Duration),
+}
+
+/// What `EXPLORE` explores.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExploreWhat {
+    /// The statements given on the line, `;` between them (`bob: GET x` runs in bob).
+    Statements(Vec<Command>),
+    /// `FILE path`: a script of such statements, one or more a line.
+    File(String),
 }
 
 /// Which held steps `DELIVER` lets go.
@@ -271,6 +302,7 @@ impl Command {
                 which: Delivery::Next,
             } => "NEXT",
             Command::Deliver { .. } => "DELIVER",
+            Command::Explore { .. } => "EXPLORE",
             Command::Drop { .. } => "DROP",
             Command::Check => "CHECK",
         }
@@ -362,6 +394,25 @@ impl fmt::Display for Command {
             Command::Step { on: true } => f.write_str("STEP ON"),
             Command::Step { on: false } => f.write_str("STEP OFF"),
             Command::ShowQueue => f.write_str("SHOW QUEUE"),
+            Command::Explore { bounds, what } => {
+                f.write_str("EXPLORE")?;
+                for bound in bounds {
+                    match bound {
+                        ExploreBound::Depth(n) => write!(f, " DEPTH {n}")?,
+                        ExploreBound::Crashes(n) => write!(f, " CRASHES {n}")?,
+                        ExploreBound::Ticks(n) => write!(f, " TICKS {n}")?,
+                        ExploreBound::Time(d) => write!(f, " TIME {}", format_duration(*d))?,
+                    }
+                }
+                match what {
+                    ExploreWhat::File(path) => write!(f, " FILE {}", Text(path)),
+                    ExploreWhat::Statements(statements) => {
+                        let statements: Vec<String> =
+                            statements.iter().map(ToString::to_string).collect();
+                        write!(f, " {}", statements.join("; "))
+                    }
+                }
+            }
             Command::Deliver { which } => match which {
                 Delivery::Number(number) => write!(f, "DELIVER {number}"),
                 Delivery::Node(node) => write!(f, "DELIVER node {node}"),

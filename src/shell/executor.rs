@@ -532,6 +532,7 @@ impl Shell {
             | Command::Deliver { .. }
             | Command::Drop { .. }) => self.step_command(command, outcome)?,
             Command::Check => self.check(outcome),
+            Command::Explore { bounds, what } => self.explore(&bounds, &what, outcome)?,
             other => return Err(format!("{} cannot run here", other.name())),
         }
         Ok(())

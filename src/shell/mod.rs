@@ -8,6 +8,7 @@ mod check;
 pub mod command;
 pub mod diagram;
 pub mod executor;
+mod explore;
 pub mod format;
 pub mod help;
 pub mod history;

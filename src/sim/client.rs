@@ -122,7 +122,7 @@ enum Todo {
     Abort,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct ReadWrite {
     tid: Option<TxnId>,
     began: u64,
@@ -134,7 +134,7 @@ struct ReadWrite {
     values: BTreeMap<String, Option<String>>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Kind {
     ReadWrite(ReadWrite),
     ReadOnly {
@@ -151,14 +151,14 @@ enum Kind {
     },
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Running {
     record: TxnRecord,
     kind: Kind,
 }
 
 /// A simulated client session.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct SimClient {
     id: ClientId,
     /// Its coordinator.

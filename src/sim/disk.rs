@@ -42,9 +42,30 @@ impl Disk {
         self.disks[node as usize % self.disks.len()].clone()
     }
 
+    /// A copy of every disk, sharing nothing with these (see `Sim::fork`).
+    pub fn duplicate(&self) -> Disk {
+        Disk {
+            disks: (self.disks.iter())
+                .map(|disk| Arc::new(disk.duplicate()))
+                .collect(),
+        }
+    }
+
+    /// `wal`, `node`'s open log on one of these disks, opened again on this copy.
+    pub fn duplicate_wal(&self, node: NodeId, wal: &Wal) -> Result<Wal> {
+        wal.duplicate_on(self.disk(node))
+    }
+
     /// Opens `node`'s log and recovers what it holds, as a node starting does.
     pub fn open(&self, node: NodeId) -> Result<(Wal, Recovery)> {
         Wal::open_on(self.disk(node), &Self::node_dir(node))
+    }
+
+    /// The records of `node`'s log as its disk holds them now (written, fsynced or
+    /// not), with nothing changed: what an invariant check reads.
+    pub fn records(&self, node: NodeId) -> Result<Vec<crate::wal::Record>> {
+        let records = Wal::read_records_on(self.disk(node), &Self::node_dir(node))?;
+        Ok(records.into_iter().map(|(_, _, record)| record).collect())
     }
 
     /// The node's process dies, as the runtime's do: what was not fsynced is lost.

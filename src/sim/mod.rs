@@ -51,6 +51,7 @@
 mod client;
 mod disk;
 mod driver;
+mod fingerprint;
 mod net;
 mod node;
 mod observe;

@@ -41,7 +41,7 @@ impl fmt::Display for Endpoint {
 }
 
 /// What travels on a link.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Packet {
     /// A protocol message from a node, with the sender's clock when it sent it.
     Peer(Message, crate::types::Timestamp),
@@ -74,7 +74,7 @@ impl Packet {
 }
 
 /// Every link's queue.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Net {
     links: BTreeMap<(Endpoint, NodeId), VecDeque<Packet>>,
 }
@@ -127,7 +127,7 @@ impl Net {
 }
 
 /// One held link: the label that starts holding, and what waits, in order.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Hold {
     /// Holding starts at the first message whose label starts with this.
     label: String,
@@ -139,7 +139,7 @@ struct Hold {
 /// message whose label starts with the hold's label on, every message the link's
 /// sender lets out waits, in order, until the link is released. What was on the link
 /// before it was held is delivered as usual.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct HeldLinks {
     links: BTreeMap<(NodeId, NodeId), Hold>,
 }

@@ -41,7 +41,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 /// Something a node said, held until the log is durable through what it depends on.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Held {
     /// A message to a node.
     Send {
@@ -329,5 +329,42 @@ pub(super) fn request_label(request: &Request) -> String {
         Request::Write { tid, key, .. } => format!("WRITE {tid} {key}"),
         Request::Commit { tid, .. } => format!("COMMIT {tid}"),
         Request::Abort { tid, .. } => format!("ABORT {tid}"),
+    }
+}
+
+impl SimNode {
+    /// Feeds the node's state to `hasher` (see `Sim::fingerprint`): up or down, and if
+    /// up its state machines, what it holds back, what it owes and how far its log is
+    /// appended and fsynced. The log's bytes are the disk's to feed.
+    pub(super) fn fingerprint(&self, hasher: &mut impl std::hash::Hasher) {
+        use std::hash::Hash;
+        let Some(up) = &self.up else {
+            false.hash(hasher);
+            return;
+        };
+        true.hash(hasher);
+        super::fingerprint::debug(hasher, &up.node);
+        super::fingerprint::debug(hasher, &up.outbox);
+        (up.barrier_lsn, &up.owed, up.armed).hash(hasher);
+        (up.wal.end_lsn(), up.wal.synced_lsn()).hash(hasher);
+    }
+}
+
+impl SimNode {
+    /// A copy of the node on `disk`, a copy of the simulation's disks (`Sim::fork`).
+    pub(super) fn fork(&self, disk: &Disk) -> Result<SimNode> {
+        let up = match &self.up {
+            None => None,
+            Some(up) => Some(Up {
+                node: up.node.clone(),
+                wal: disk.duplicate_wal(self.id, &up.wal)?,
+                outbox: up.outbox.clone(),
+                barrier_lsn: up.barrier_lsn,
+                owed: up.owed.clone(),
+                armed: up.armed,
+                mistake: up.mistake,
+            }),
+        };
+        Ok(SimNode { id: self.id, up })
     }
 }

@@ -13,7 +13,7 @@ use crate::message::{Reply, ReqId, Request};
 use crate::types::NodeId;
 
 /// A simulated client: one that runs a plan, or a session fed command by command.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) enum Actor {
     Plan(SimClient),
     Script(Session),

@@ -47,7 +47,7 @@ pub enum Command {
 }
 
 /// What a session was told, when a command succeeds.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Response {
     /// A locking transaction began.
     Begun(TxnId),
@@ -60,7 +60,7 @@ pub enum Response {
 }
 
 /// A locking transaction's state, as `client::Transaction` keeps it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Txn {
     tid: TxnId,
     began: u64,
@@ -93,7 +93,7 @@ impl Txn {
 }
 
 /// The request a session waits on, and what its answer means.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Doing {
     Begin,
     /// Asked node `(home + asked) % nodes` for a snapshot's timestamp.
@@ -118,7 +118,7 @@ enum Doing {
 }
 
 /// A scripted client session.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Session {
     home: NodeId,
     nodes: u32,

@@ -49,6 +49,15 @@ pub struct LogDir {
 }
 
 impl LogDir {
+    /// The same directory on `disk`, a copy of this one's disk (see `Wal::duplicate_on`).
+    pub fn duplicate_on(&self, disk: Arc<dyn Disk>) -> LogDir {
+        LogDir {
+            disk,
+            path: self.path.clone(),
+            fsyncs: self.fsyncs,
+        }
+    }
+
     /// The log directory at `path` of `disk` (not touched until a method needs it).
     pub fn new(disk: Arc<dyn Disk>, path: &Path) -> LogDir {
         LogDir {

@@ -62,8 +62,10 @@ use super::checkpoint;
 use super::files::{LogDir, LogFile};
 use super::frame::{self, MAX_RECORD_BYTES, v3};
 use super::{Record, Snapshot};
+use crate::disk::Disk;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The default size past which a new segment is started.
 pub const SEGMENT_BYTES: u64 = 64 << 20;
@@ -250,6 +252,34 @@ impl Wal {
     /// The LSN through which the log is known to be durable.
     pub fn synced_lsn(&self) -> u64 {
         self.synced_lsn
+    }
+
+    /// This log on `disk`, a copy of the disk it is on (`SimDisk::duplicate`): the same
+    /// state, its segment opened again on the copy. For an explorer that forks a
+    /// simulated cluster instead of replaying it.
+    pub fn duplicate_on(&self, disk: Arc<dyn Disk>) -> Result<Wal> {
+        let dir = self.dir.duplicate_on(disk);
+        let file = dir.open_segment(self.segment)?;
+        Ok(Wal {
+            dir,
+            file,
+            first_segment: self.first_segment,
+            segment: self.segment,
+            pending: self.pending.clone(),
+            written_len: self.written_len,
+            synced_len: self.synced_len,
+            allocated: self.allocated,
+            earlier_bytes: self.earlier_bytes,
+            segment_records: self.segment_records,
+            pending_records: self.pending_records,
+            segment_bytes: self.segment_bytes,
+            failure: self.failure.clone(),
+            fail_next_write: self.fail_next_write,
+            written_lsn: self.written_lsn,
+            synced_lsn: self.synced_lsn,
+            segment_lsn: self.segment_lsn,
+            segment_offset: self.segment_offset,
+        })
     }
 
     /// What another thread must fsync to make everything written so far durable, if

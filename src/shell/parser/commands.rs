@@ -5,15 +5,17 @@ use super::arguments::{
     count, crash_point, duration, key, key_prefix, lesson_name, node, path, resolution,
     session_name, setting_name, setting_value, step_number, tid, topic, txn_id, value,
 };
-use super::statements::{comment, end_of_line};
-use super::tokens::{bare_word, is_name_char, keyword, ws};
+use super::statements::{comment, end_of_line, statement};
+use super::tokens::{bare_word, integer, is_name_char, keyword, ws};
 use super::{Parsed, failure, failure_with_hint, no_match, shown, token_at};
 use crate::keyrange::KeyRange;
-use crate::shell::command::{Command, Delivery, DiagramForm, Text};
+use crate::shell::command::{Command, Delivery, DiagramForm, ExploreBound, ExploreWhat, Text};
 use nom::Parser;
 use nom::branch::alt;
+use nom::character::complete::char;
 use nom::combinator::{cut, opt};
 use nom::error::context;
+use nom::multi::many0;
 use nom::sequence::preceded;
 
 /// `command = transaction_command | cluster_command | inspect_command | shell_command | unknown_command ;`
@@ -381,9 +383,9 @@ pub(super) fn trace(input: &str) -> Parsed<'_, Command> {
     Ok((rest, Command::Trace { on }))
 }
 
-/// `shell_command = source | help | timing | quit | meta_command | lesson ;`
+/// `shell_command = source | help | timing | quit | meta_command | lesson | explore ;`
 pub(super) fn shell_command(input: &str) -> Parsed<'_, Command> {
-    alt((source, help, timing, quit, meta_command, lesson)).parse(input)
+    alt((source, help, timing, quit, meta_command, lesson, explore)).parse(input)
 }
 
 /// `source = "SOURCE" , path ;`
@@ -462,4 +464,59 @@ pub(super) fn lesson(input: &str) -> Parsed<'_, Command> {
     preceded(keyword("LESSON"), opt(lesson_name))
         .map(|name| Command::Lesson { name })
         .parse(input)
+}
+
+/// `explore = "EXPLORE" , { explore_bound } , ( "FILE" , path | statement , { ";" , ws , statement } ) ;`
+///
+/// The statements run to the end of the line, `;` and all: they are what EXPLORE
+/// explores, not commands of the line.
+pub(super) fn explore(input: &str) -> Parsed<'_, Command> {
+    let (rest, ()) = keyword("EXPLORE").parse(input)?;
+    let (mut rest, bounds) = many0(explore_bound).parse(rest)?;
+    if let Ok((after, path)) = preceded(keyword("FILE"), cut(path)).parse(rest) {
+        let what = ExploreWhat::File(path);
+        return Ok((after, Command::Explore { bounds, what }));
+    }
+    let expected = "expected the transactions to explore after EXPLORE, such as \
+                    EXPLORE BEGIN; PUT x 1; PUT y 2; COMMIT (or FILE \"script.kv\")";
+    let mut statements = Vec::new();
+    loop {
+        let (after, command) = statement(rest).map_err(|error| match error {
+            nom::Err::Error(_) => failure(rest, expected),
+            other => other,
+        })?;
+        statements.push(command);
+        match (char(';'), ws).parse(after) {
+            Ok((next, _)) if token_at(next).is_some() && comment(next).is_err() => rest = next,
+            Ok((next, _)) => return Ok((next, explored(bounds, statements))),
+            Err(_) => return Ok((after, explored(bounds, statements))),
+        }
+    }
+}
+
+fn explored(bounds: Vec<ExploreBound>, statements: Vec<Command>) -> Command {
+    Command::Explore {
+        bounds,
+        what: ExploreWhat::Statements(statements),
+    }
+}
+
+/// `explore_bound = ( "DEPTH" | "CRASHES" | "TICKS" ) , integer | "TIME" , duration ;`
+pub(super) fn explore_bound(input: &str) -> Parsed<'_, ExploreBound> {
+    let number = |word: &'static str| {
+        let message = match word {
+            "DEPTH" => "expected the most moves in one run after DEPTH, such as DEPTH 40",
+            "CRASHES" => "expected the most crashes in one run after CRASHES, such as CRASHES 1",
+            _ => "expected the most ticks in one run after TICKS, such as TICKS 2",
+        };
+        preceded(keyword(word), cut(context(message, integer)))
+    };
+    let time = "expected a time after TIME, such as TIME 10s";
+    alt((
+        number("DEPTH").map(|n| ExploreBound::Depth(n as usize)),
+        number("CRASHES").map(|n| ExploreBound::Crashes(n as usize)),
+        number("TICKS").map(|n| ExploreBound::Ticks(n as usize)),
+        preceded(keyword("TIME"), cut(context(time, duration))).map(ExploreBound::Time),
+    ))
+    .parse(input)
 }
