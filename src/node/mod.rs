@@ -289,6 +289,7 @@ impl Node {
         settings: &Settings,
         out: &mut Vec<Effect>,
     ) {
+        self.participant.set_rule(settings.deadlock, now);
         match input {
             Input::Request { req, request } => self.request(req, request, now, settings, out),
             Input::Peer {
@@ -302,6 +303,9 @@ impl Node {
             Input::Tick => {
                 self.coordinator.tick(now, settings.vote_timeout, out);
                 self.participant.tick(now, settings.inquiry_interval, out);
+                if settings.deadlock == crate::config::DeadlockPolicy::Timeout {
+                    (self.participant).lock_timeouts(now, settings.lock_timeout, out);
+                }
                 if !self.detect_reported_nothing() {
                     self.report_waits_again();
                 }

@@ -116,12 +116,14 @@
 
 mod heuristic;
 mod outcome;
+mod policy;
 mod rejoin;
 mod snapshot;
 mod state;
 mod termination;
 
 pub use heuristic::{Heuristic, Mixed};
+pub use policy::{Age, Blocker, Verdict, verdict};
 use state::{Active, PendingOp, TxnState, Txns};
 pub use state::{Prepared, prepared_from_record};
 
@@ -164,6 +166,8 @@ pub struct Participant {
     heuristics: BTreeMap<TxnId, Heuristic>,
     /// Heuristic mixed outcomes found by this incarnation.
     mixed: Vec<Mixed>,
+    /// The deadlock policy and the time, as of the input being handled (`policy`).
+    rule: policy::Rule,
 }
 
 /// How many committed transactions a participant remembers for its peers (the one with
@@ -187,6 +191,7 @@ impl Participant {
             recovered_in_doubt: BTreeSet::new(),
             heuristics: BTreeMap::new(),
             mixed: Vec::new(),
+            rule: policy::Rule::default(),
         }
     }
 
@@ -267,15 +272,9 @@ impl Participant {
             Acquire::Waiting { blockers } => {
                 if let Some(active) = self.txns.active_mut(&tid) {
                     active.pending = Some((req, op));
+                    active.waiting_since = self.rule.now;
                 }
-                out.push(Effect::Reply {
-                    req,
-                    reply: Reply::Waiting {
-                        key,
-                        mode,
-                        blockers,
-                    },
-                });
+                self.conflict(req, tid, key, mode, blockers, out);
             }
         }
     }

@@ -97,6 +97,15 @@ pub(super) enum PendingOp {
     Write(String, Option<String>),
 }
 
+impl PendingOp {
+    /// The key it waits for.
+    pub(super) fn key(&self) -> &str {
+        match self {
+            PendingOp::Read(key, _) | PendingOp::Write(key, _) => key,
+        }
+    }
+}
+
 /// A transaction that is reading and writing here.
 #[derive(Debug, Default)]
 pub(super) struct Active {
@@ -106,6 +115,8 @@ pub(super) struct Active {
     pub(super) pending: Option<(ReqId, PendingOp)>,
     /// The transaction's begin stamp, which its waits report to the deadlock detector.
     pub(super) began: u64,
+    /// When `pending` began to wait (for `SET deadlock timeout`).
+    pub(super) waiting_since: Duration,
 }
 
 /// A transaction that voted YES and awaits the outcome.
