@@ -303,9 +303,7 @@ impl Node {
             Input::Tick => {
                 self.coordinator.tick(now, settings.vote_timeout, out);
                 self.participant.tick(now, settings.inquiry_interval, out);
-                if settings.deadlock == crate::config::DeadlockPolicy::Timeout {
-                    (self.participant).lock_timeouts(now, settings.lock_timeout, out);
-                }
+                (self.participant).lock_timeouts(now, settings.lock_timeout, out);
                 if !self.detect_reported_nothing() {
                     self.report_waits_again();
                 }

@@ -230,9 +230,12 @@ impl Participant {
         }
     }
 
-    /// A tick under `SET deadlock timeout`: aborts every request that has waited
-    /// `timeout` or longer.
+    /// A tick: under `SET deadlock timeout`, aborts every request that has waited
+    /// `timeout` or longer (under any other policy, nothing).
     pub fn lock_timeouts(&mut self, now: Duration, timeout: Duration, out: &mut Vec<Effect>) {
+        if self.rule.policy != DeadlockPolicy::Timeout {
+            return;
+        }
         let mut expired = Vec::new();
         for tid in self.txns.live_ids() {
             if let Some(TxnState::Active(active)) = self.txns.get(&tid)
@@ -256,108 +259,4 @@ impl Participant {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use DeadlockPolicy::*;
-
-    fn age(began: u64) -> Age {
-        Age {
-            began,
-            tid: TxnId(began * 10),
-        }
-    }
-
-    fn active(began: u64) -> Blocker {
-        Blocker {
-            tid: TxnId(began * 10),
-            age: Some(age(began)),
-            holds: Some(LockMode::Exclusive),
-        }
-    }
-
-    fn prepared(tid: u64) -> Blocker {
-        Blocker {
-            tid: TxnId(tid),
-            age: None,
-            holds: Some(LockMode::Exclusive),
-        }
-    }
-
-    #[test]
-    fn wait_die_lets_the_older_wait_and_kills_the_younger() {
-        assert_eq!(
-            verdict(WaitDie, age(1), &[active(2), active(3)]),
-            Verdict::Wait
-        );
-        // Younger than one of them: dies, naming the oldest.
-        assert_eq!(
-            verdict(WaitDie, age(3), &[active(4), active(2), active(1)]),
-            Verdict::Abort(active(1))
-        );
-        // A prepared holder waits for nothing: waiting for it is safe at any age.
-        assert_eq!(verdict(WaitDie, age(9), &[prepared(1)]), Verdict::Wait);
-    }
-
-    #[test]
-    fn wound_wait_wounds_the_younger_and_waits_for_the_older() {
-        assert_eq!(verdict(WoundWait, age(5), &[active(2)]), Verdict::Wait);
-        assert_eq!(
-            verdict(
-                WoundWait,
-                age(2),
-                &[active(1), active(3), prepared(4), active(5)]
-            ),
-            Verdict::Wound(vec![active(3), active(5)])
-        );
-        // A prepared transaction cannot be wounded: the older requester waits.
-        assert_eq!(verdict(WoundWait, age(1), &[prepared(7)]), Verdict::Wait);
-    }
-
-    #[test]
-    fn no_wait_aborts_on_any_conflict_and_the_others_wait() {
-        assert_eq!(
-            verdict(NoWait, age(1), &[prepared(7)]),
-            Verdict::Abort(prepared(7))
-        );
-        assert_eq!(
-            verdict(NoWait, age(9), &[active(2)]),
-            Verdict::Abort(active(2))
-        );
-        for policy in [Detect, Timeout, Off] {
-            assert_eq!(verdict(policy, age(9), &[active(2)]), Verdict::Wait);
-        }
-    }
-
-    /// Every wait a prevention policy lets stand runs one way in age, so no cycle can
-    /// form: checked over all small cases.
-    #[test]
-    fn waits_that_stand_run_one_way_in_age() {
-        for me in 1..=4 {
-            for a in 1..=4 {
-                for b in 1..=4 {
-                    if a == me || b == me {
-                        continue;
-                    }
-                    let blockers = [active(a), active(b)];
-                    match verdict(WaitDie, age(me), &blockers) {
-                        Verdict::Wait => assert!(me < a && me < b),
-                        Verdict::Abort(_) => assert!(me > a || me > b),
-                        Verdict::Wound(_) => panic!("wait-die never wounds"),
-                    }
-                    match verdict(WoundWait, age(me), &blockers) {
-                        Verdict::Wait => assert!(me > a && me > b),
-                        Verdict::Wound(wounded) => {
-                            assert!(wounded.iter().all(|w| w.age > Some(age(me))));
-                            assert!(
-                                blockers
-                                    .iter()
-                                    .all(|b| wounded.contains(b) || b.age < Some(age(me)))
-                            );
-                        }
-                        Verdict::Abort(_) => panic!("wound-wait never aborts the requester"),
-                    }
-                }
-            }
-        }
-    }
-}
+mod tests;
