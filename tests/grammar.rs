@@ -96,9 +96,10 @@ fn variant(command: &Command) -> usize {
         Command::ShowQueue => 29,
         Command::Deliver { .. } => 30,
         Command::Drop { .. } => 31,
+        Command::ShowWaits => 32,
     }
 }
-const VARIANTS: usize = 32;
+const VARIANTS: usize = 33;
 
 /// The grammar without its comments, one rule per line: `(name, whole rule)`.
 fn grammar_rules() -> Vec<(String, String)> {
@@ -316,7 +317,8 @@ fn help_set_names_every_setting_and_its_values() {
     let text = help(Some("SET")).unwrap();
     for word in [
         "vote_timeout <duration>",
-        "deadlock detect|off",
+        "deadlock detect|wait-die|wound-wait|no-wait|timeout|off",
+        "lock_timeout <duration>",
         "checkpoint_bytes <n>",
     ] {
         assert!(text.contains(word), "HELP SET lacks {word}");
@@ -443,12 +445,12 @@ fn errors_point_at_the_mistake_and_say_what_to_do() {
         (
             "SHOW",
             5,
-            "expected LOCKS, LOG, SETTINGS or QUEUE after SHOW".into(),
+            "expected LOCKS, WAITS, LOG, SETTINGS or QUEUE after SHOW".into(),
         ),
         (
             "SHOW LOGS",
             6,
-            "expected LOCKS, LOG, SETTINGS or QUEUE after SHOW".into(),
+            "expected LOCKS, WAITS, LOG, SETTINGS or QUEUE after SHOW".into(),
         ),
         ("TRACE maybe", 7, "expected ON or OFF after TRACE".into()),
         (
@@ -628,6 +630,7 @@ fn every_command_parses_into_its_variant() {
         ("CHECKPOINT node 0", Command::Checkpoint { node: 0 }),
         ("STATUS", Command::Status),
         ("SHOW LOCKS", Command::ShowLocks),
+        ("SHOW WAITS", Command::ShowWaits),
         (
             "SHOW LOG node 3",
             Command::ShowLog {
