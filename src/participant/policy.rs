@@ -192,8 +192,8 @@ impl Participant {
             Verdict::Wound(victims) => {
                 for victim in victims {
                     let stood = match victim.holds {
-                        Some(held) => format!("which it held ({})", mode_name(held)),
-                        None => "for which it waited ahead".to_string(),
+                        Some(held) => format!("which {} held ({})", victim.tid, mode_name(held)),
+                        None => format!("for which {} waited ahead", victim.tid),
                     };
                     let reason = format!(
                         "{name}: the older {tid} asked for {key} ({}), {stood}, and under \

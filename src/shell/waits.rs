@@ -13,7 +13,9 @@
 use super::command::Text;
 use super::executor::Shell;
 use super::output::Outcome;
+use crate::clock::format_duration;
 use crate::cluster::KeyLocks;
+use crate::config::DeadlockPolicy;
 use crate::lock::LockMode;
 use crate::types::{NodeId, TxnId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -142,13 +144,20 @@ impl Shell {
                 wait.node
             ));
         }
+        let settings = self.cluster.settings();
+        let fate = match settings.deadlock {
+            DeadlockPolicy::Off => {
+                "nothing breaks it under SET deadlock off (SET deadlock detect would)".to_string()
+            }
+            DeadlockPolicy::Timeout => format!(
+                "the first of its waits to last lock_timeout ({}) aborts",
+                format_duration(settings.lock_timeout)
+            ),
+            _ => "not broken yet".to_string(),
+        };
         for cycle in cycles(&waits) {
             let path: Vec<String> = cycle.iter().map(TxnId::to_string).collect();
-            outcome.say(format!(
-                "deadlock: {}, which nothing breaks under SET deadlock {}",
-                path.join(" -> "),
-                self.cluster.settings().deadlock.name()
-            ));
+            outcome.say(format!("deadlock: {}; {fate}", path.join(" -> ")));
         }
     }
 }

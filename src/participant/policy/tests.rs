@@ -161,7 +161,7 @@ fn each_policy_on_two_transactions_crossing_on_two_keys() {
     let wait_die = "T4 aborted: wait-die: it is younger than T3, which holds a (exclusive), \
                     and under wait-die a younger transaction dies rather than wait for an \
                     older one";
-    let wound = "T4 aborted: wound-wait: the older T3 asked for b (exclusive), which it held \
+    let wound = "T4 aborted: wound-wait: the older T3 asked for b (exclusive), which T4 held \
                  (exclusive), and under wound-wait an older transaction aborts the younger \
                  ones in its way";
     let no_wait = "T3 aborted: no-wait: T4 is in its way, which holds b (exclusive), and \

@@ -58,6 +58,7 @@ pub const LESSONS: &[Lesson] = &[
     lesson!("12-lost-message.txt"),
     lesson!("13-heuristic-gone-wrong.txt"),
     lesson!("14-reading-a-diagram.txt"),
+    lesson!("21-deadlock-policies.txt"),
 ];
 
 impl Lesson {
