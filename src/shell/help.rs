@@ -154,17 +154,36 @@ fn crash_points() -> String {
     out
 }
 
+/// The widest `name <usage>` the settings' description column starts beside; a wider
+/// one (a choice of many values) has a line of its own, the description below it.
+const SETTING_USAGE_WIDTH: usize = 30;
+
 /// Every setting as `name <usage>` beside its description, wrapped, then an example of
 /// each.
 fn settings() -> String {
     let usages: Vec<String> = (SETTINGS.iter())
         .map(|setting| format!("{} {}", setting.name, setting.usage()))
         .collect();
-    let column = 2 + usages.iter().map(String::len).max().unwrap_or(0) + 3;
+    let widest = (usages.iter().map(String::len))
+        .filter(|len| *len <= SETTING_USAGE_WIDTH)
+        .max()
+        .unwrap_or(0);
+    let column = 2 + widest + 3;
     let mut out = String::new();
     for (setting, usage) in SETTINGS.iter().zip(&usages) {
+        let own_line = usage.len() > widest;
+        if own_line {
+            // A choice too long for one line is broken after a `|`.
+            for part in wrap(&usage.replace('|', "| "), LINE_WIDTH - 2) {
+                let _ = writeln!(out, "  {}", part.replace("| ", "|"));
+            }
+        }
         for (index, line) in wrap(setting.doc, LINE_WIDTH - column).iter().enumerate() {
-            let left = if index == 0 { usage.as_str() } else { "" };
+            let left = if index == 0 && !own_line {
+                usage.as_str()
+            } else {
+                ""
+            };
             let _ = writeln!(out, "  {left:<width$}{line}", width = column - 2);
         }
     }
@@ -233,7 +252,9 @@ mod tests {
         let set = help(Some("SET")).unwrap();
         assert!(!set.contains(SETTINGS_MARK));
         assert!(set.lines().all(|line| line.len() <= LINE_WIDTH), "{set}");
-        assert!(set.contains("  deadlock detect|off  "), "{set}");
+        let deadlock = "  deadlock detect|wait-die|wound-wait|no-wait|timeout|off\n";
+        assert!(set.contains(deadlock), "{set}");
+        assert!(set.contains("  lock_timeout <duration>  "), "{set}");
         assert_eq!(wrap("a bb ccc", 4), ["a bb", "ccc"]);
     }
 }
