@@ -16,8 +16,8 @@ use super::output::Outcome;
 use crate::clock::format_duration;
 use crate::cluster::KeyLocks;
 use crate::config::DeadlockPolicy;
-use crate::lock::LockMode;
-use crate::types::{NodeId, TxnId};
+
+use crate::types::{LockMode, NodeId, TxnId};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One waiter on one key and what stands in its way there.
