@@ -14,23 +14,51 @@ pub enum DeadlockPolicy {
     /// waiting; a cycle aborts its youngest transaction (the one begun last), whose client
     /// is told the cycle. Prepared transactions never wait, so they are never victims.
     Detect,
+    /// Wait-die (prevention by age): a requester older than every transaction it would
+    /// wait for waits; a younger one aborts ("dies") at once. Every wait then goes from
+    /// older to younger, so no cycle can form.
+    WaitDie,
+    /// Wound-wait (prevention by age): an older requester aborts ("wounds") the younger
+    /// transactions it would wait for, unless they are prepared; a younger requester
+    /// waits. Every wait then goes from younger to older (or to a prepared transaction,
+    /// which waits for nothing), so no cycle can form.
+    WoundWait,
+    /// No waiting at all: a request that conflicts aborts its transaction at once.
+    NoWait,
+    /// A request waits at most `lock_timeout` (checked at ticks), then aborts its
+    /// transaction: deadlocks end, and so do long waits that were not deadlocks.
+    Timeout,
     /// No handling: deadlocked transactions wait until one is aborted by hand. For
     /// demonstrating why detection is needed.
     Off,
 }
 
 impl DeadlockPolicy {
+    /// Every policy, in the order `SET deadlock` lists them.
+    pub const ALL: [DeadlockPolicy; 6] = [
+        DeadlockPolicy::Detect,
+        DeadlockPolicy::WaitDie,
+        DeadlockPolicy::WoundWait,
+        DeadlockPolicy::NoWait,
+        DeadlockPolicy::Timeout,
+        DeadlockPolicy::Off,
+    ];
+
     /// The policy's name, as `SET deadlock` takes it.
     pub fn name(self) -> &'static str {
         match self {
             DeadlockPolicy::Detect => "detect",
+            DeadlockPolicy::WaitDie => "wait-die",
+            DeadlockPolicy::WoundWait => "wound-wait",
+            DeadlockPolicy::NoWait => "no-wait",
+            DeadlockPolicy::Timeout => "timeout",
             DeadlockPolicy::Off => "off",
         }
     }
 
     /// The policy named `name` (lower case), if there is one.
     pub fn named(name: &str) -> Option<DeadlockPolicy> {
-        [DeadlockPolicy::Detect, DeadlockPolicy::Off]
+        DeadlockPolicy::ALL
             .into_iter()
             .find(|policy| policy.name() == name)
     }
@@ -142,6 +170,8 @@ pub struct Settings {
     pub inquiry_interval: Duration,
     /// How deadlocks are handled.
     pub deadlock: DeadlockPolicy,
+    /// How long a lock wait may last under `SET deadlock timeout` before it aborts.
+    pub lock_timeout: Duration,
     /// A node checkpoints automatically when its log grows past this many bytes.
     pub checkpoint_bytes: u64,
     /// Whether step mode may drop a queued message (`SET network lossy`): off, the
@@ -158,6 +188,7 @@ impl Default for Settings {
             vote_timeout: Duration::from_secs(1),
             inquiry_interval: Duration::from_secs(1),
             deadlock: DeadlockPolicy::Detect,
+            lock_timeout: Duration::from_secs(1),
             checkpoint_bytes: 64 * 1024 * 1024,
             lossy: false,
             mistake: None,

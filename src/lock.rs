@@ -280,6 +280,22 @@ impl LockTable {
         waits
     }
 
+    /// The mode `tid` holds `key` in, if it holds it.
+    pub fn held(&self, key: &str, tid: TxnId) -> Option<LockMode> {
+        self.entries.get(key)?.holders.get(&tid).copied()
+    }
+
+    /// Who blocks `tid`'s request queued on `key` now (as [`Acquire::Waiting`] reports
+    /// them); `None` if it has no request queued there.
+    pub fn blockers_of(&self, tid: TxnId, key: &str) -> Option<Vec<TxnId>> {
+        let entry = self.entries.get(key)?;
+        let position = entry
+            .waiters
+            .iter()
+            .position(|(waiter, _)| *waiter == tid)?;
+        Some(entry.blockers(position))
+    }
+
     /// The holders and waiters of every locked key, sorted by key, then those of every
     /// locked range (named `p*` or `[a..b]`, see `KeyRange`), sorted by that name.
     pub fn snapshot(&self) -> Vec<KeyLocks> {

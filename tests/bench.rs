@@ -75,6 +75,40 @@ fn the_quick_bench_runs_and_reports_json() {
     }
 }
 
+/// `--deadlock` sets the policy of every run, and the JSON names it, at the top and in
+/// each run; an unknown policy is a usage error that lists them.
+#[test]
+fn the_deadlock_policy_is_chosen_and_named() {
+    let stdout = bench(&[
+        "--workload",
+        "hot-key",
+        "--clients",
+        "4",
+        "--millis",
+        "100",
+        "--deadlock",
+        "wait-die",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&stdout).expect("JSON report");
+    assert_eq!(report["deadlock"], "wait-die", "{report}");
+    assert_eq!(report["runs"][0]["deadlock"], "wait-die", "{report}");
+    assert!(
+        report["runs"][0]["operations"].as_u64() > Some(0),
+        "{report}"
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_kv2pc"))
+        .args(["bench", "--deadlock", "maybe"])
+        .output()
+        .expect("run kv2pc bench");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unknown deadlock policy 'maybe'; the policies are detect, wait-die"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn the_recovery_measurement_runs_alone() {
     let stdout = bench(&["--workload", "recovery", "--recovery-records", "5000"]);

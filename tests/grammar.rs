@@ -99,9 +99,10 @@ fn variant(command: &Command) -> usize {
         Command::Check => 32,
         Command::Scan { .. } => 33,
         Command::Explore { .. } => 34,
+        Command::ShowWaits => 35,
     }
 }
-const VARIANTS: usize = 35;
+const VARIANTS: usize = 36;
 
 /// The grammar without its comments, one rule per line: `(name, whole rule)`.
 fn grammar_rules() -> Vec<(String, String)> {
@@ -302,11 +303,14 @@ fn help_crash_explains_every_crash_point() {
 /// (`name <kind>`; a long choice broken after a `|` onto the next lines) and an example.
 #[test]
 fn help_set_describes_every_setting_of_the_table() {
-    let text = help(Some("SET")).unwrap().replace("|\n  ", "|");
+    let text = help(Some("SET")).unwrap();
+    let joined = text.replace("|\n  ", "|");
     for setting in kv2pc::config::SETTINGS {
         let usage = format!("  {} {} ", setting.name, setting.usage());
         assert!(
-            (text.lines()).any(|line| line.starts_with(&usage) || line == usage.trim_end()),
+            // Beside its description, or on lines of its own above it (broken after a
+            // `|` if long).
+            (joined.lines()).any(|line| line.starts_with(&usage) || line == usage.trim_end()),
             "HELP SET lacks a line starting {usage:?}:\n{text}"
         );
         let example = format!("Example: SET {} {}", setting.name, setting.example);
@@ -319,7 +323,8 @@ fn help_set_names_every_setting_and_its_values() {
     let text = help(Some("SET")).unwrap();
     for word in [
         "vote_timeout <duration>",
-        "deadlock detect|off",
+        "deadlock detect|wait-die|wound-wait|no-wait|timeout|off",
+        "lock_timeout <duration>",
         "checkpoint_bytes <n>",
     ] {
         assert!(text.contains(word), "HELP SET lacks {word}");
@@ -446,12 +451,12 @@ fn errors_point_at_the_mistake_and_say_what_to_do() {
         (
             "SHOW",
             5,
-            "expected LOCKS, LOG, SETTINGS or QUEUE after SHOW".into(),
+            "expected LOCKS, WAITS, LOG, SETTINGS or QUEUE after SHOW".into(),
         ),
         (
             "SHOW LOGS",
             6,
-            "expected LOCKS, LOG, SETTINGS or QUEUE after SHOW".into(),
+            "expected LOCKS, WAITS, LOG, SETTINGS or QUEUE after SHOW".into(),
         ),
         ("TRACE maybe", 7, "expected ON or OFF after TRACE".into()),
         (
@@ -632,6 +637,7 @@ fn every_command_parses_into_its_variant() {
         ("STATUS", Command::Status),
         ("CHECK", Command::Check),
         ("SHOW LOCKS", Command::ShowLocks),
+        ("SHOW WAITS", Command::ShowWaits),
         (
             "SHOW LOG node 3",
             Command::ShowLog {

@@ -16,7 +16,7 @@ use kv2pc::history::{self, History, Op, Outcome, Txn, appended, parse_list};
 mod scan;
 
 use kv2pc::rng::Rng;
-use kv2pc::{Client, Error, NodeId};
+use kv2pc::{Client, DeadlockPolicy, Error, NodeId, Settings};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -183,6 +183,10 @@ fn attempt(client: &Client, plan: &[Planned], thread: usize, elems: &mut usize) 
     record
 }
 
+/// The lock timeout under `SET deadlock timeout`, which is also how far the manual clock
+/// moves at each of the test's ticks.
+const LOCK_TIMEOUT: Duration = Duration::from_millis(10);
+
 /// The most attempts of one transaction before a thread gives it up.
 const MAX_ATTEMPTS: usize = 200;
 
@@ -195,9 +199,19 @@ struct Workload {
     seed: u64,
 }
 
-/// Runs `workload` concurrently and returns its history, ending with a read of every key.
-fn record(workload: &Workload) -> (History, BTreeMap<String, Vec<String>>, usize) {
-    let harness = Harness::open(workload.nodes);
+/// Runs `workload` concurrently under the deadlock policy `deadlock` and returns its
+/// history, ending with a read of every key. Under `timeout` the manual clock is moved
+/// on while the clients run, so that waits time out.
+fn record(
+    workload: &Workload,
+    deadlock: DeadlockPolicy,
+) -> (History, BTreeMap<String, Vec<String>>, usize) {
+    let settings = Settings {
+        deadlock,
+        lock_timeout: LOCK_TIMEOUT,
+        ..Settings::default()
+    };
+    let harness = Harness::open_with(workload.nodes, settings);
     // The same number of keys on every node.
     let per_node = workload.keys.div_ceil(workload.nodes as usize);
     let keys: Arc<Vec<String>> = Arc::new(
@@ -212,6 +226,7 @@ fn record(workload: &Workload) -> (History, BTreeMap<String, Vec<String>>, usize
             let keys = keys.clone();
             let mut rng = Rng::new(workload.seed ^ ((thread as u64 + 1) * 0x1000_0001));
             let count = workload.txns_per_thread;
+            let backs_off = deadlock != DeadlockPolicy::Detect;
             std::thread::spawn(move || {
                 let mut txns = Vec::new();
                 let mut elems = 0;
@@ -223,10 +238,18 @@ fn record(workload: &Workload) -> (History, BTreeMap<String, Vec<String>>, usize
                         txns.push(read_lock_free(&client, &plan, name));
                         continue;
                     }
-                    let done = (0..MAX_ATTEMPTS).any(|_| {
+                    let done = (0..MAX_ATTEMPTS).any(|tries| {
                         let txn = attempt(&client, &plan.ops, thread, &mut elems);
                         let committed = txn.outcome == Outcome::Committed;
                         txns.push(txn);
+                        // Policies that abort instead of waiting would otherwise have
+                        // the retries collide again at once: back off a random while.
+                        if !committed && backs_off {
+                            let most = 50 * (tries as u64 + 1).min(20);
+                            std::thread::sleep(Duration::from_micros(
+                                rng.below(most as usize) as u64
+                            ));
+                        }
                         committed
                     });
                     gave_up += usize::from(!done);
@@ -246,6 +269,9 @@ fn record(workload: &Workload) -> (History, BTreeMap<String, Vec<String>>, usize
                 harness.cluster().locks()
             );
             std::thread::sleep(Duration::from_millis(1));
+            if deadlock == DeadlockPolicy::Timeout {
+                harness.cluster().tick(LOCK_TIMEOUT).unwrap();
+            }
         }
         let (txns, given_up) = worker.join().expect("a client thread panicked");
         history.txns.extend(txns);
@@ -340,35 +366,102 @@ fn concurrent_list_append_histories_are_serializable() {
             workload(nodes, 8 + rng.below(9), 10 + rng.below(20), keys, 1000 + n)
         }))
         .collect();
-    let (mut histories, mut txns, mut committed, mut edges) = (0, 0, 0, 0);
+    let mut totals = Totals::default();
     for workload in &workloads {
-        let (history, lists, gave_up) = record(workload);
-        let report = history::check(&history);
-        assert!(
-            report.is_serializable(),
-            "seed {}: the history is not serializable:\n{}",
-            workload.seed,
-            report.explain(&history)
-        );
-        let problems = history::check_final(&history, &lists);
-        assert!(problems.is_empty(), "seed {}: {problems:#?}", workload.seed);
-        let read_only = (history.txns.iter())
-            .filter(|t| t.outcome == Outcome::Committed)
-            .filter(|t| t.ops.iter().all(|op| matches!(op, Op::Read { .. })))
-            .count();
-        let multi_node = (history.txns.iter())
-            .filter(|t| t.outcome == Outcome::Committed && t.ops.len() > 2)
-            .count();
-        assert!(read_only > 0 && multi_node > 0);
-        assert!(gave_up <= workload.threads, "too many transactions starved");
-        assert_a_lost_update_would_be_caught(&history);
-        histories += 1;
-        txns += history.txns.len();
-        committed += report.committed;
-        edges += report.edges;
+        totals.add(check_workload(workload, DeadlockPolicy::Detect));
     }
-    println!(
-        "serializability: {histories} histories, {txns} transactions ({committed} committed) \
-         checked, {edges} dependency edges"
+    println!("serializability: {}", totals.line());
+}
+
+/// Each deadlock policy but `off` (which would leave deadlocks for good) keeps the
+/// histories serializable: one hot workload and one spread over many nodes each, so the
+/// extra time stays small.
+#[test]
+fn each_deadlock_policy_keeps_histories_serializable() {
+    let workloads = [
+        Workload {
+            nodes: 3,
+            threads: 8,
+            txns_per_thread: 20,
+            keys: 4,
+            seed: 3,
+        },
+        Workload {
+            nodes: 5,
+            threads: 12,
+            txns_per_thread: 12,
+            keys: 10,
+            seed: 5,
+        },
+    ];
+    for policy in DeadlockPolicy::ALL {
+        if matches!(policy, DeadlockPolicy::Detect | DeadlockPolicy::Off) {
+            continue;
+        }
+        let mut totals = Totals::default();
+        for workload in &workloads {
+            totals.add(check_workload(workload, policy));
+        }
+        println!("serializability under {}: {}", policy.name(), totals.line());
+    }
+}
+
+/// What the checked histories held.
+#[derive(Default)]
+struct Totals {
+    histories: usize,
+    txns: usize,
+    committed: usize,
+    edges: usize,
+}
+
+impl Totals {
+    fn add(&mut self, (txns, committed, edges): (usize, usize, usize)) {
+        self.histories += 1;
+        self.txns += txns;
+        self.committed += committed;
+        self.edges += edges;
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "{} histories, {} transactions ({} committed) checked, {} dependency edges",
+            self.histories, self.txns, self.committed, self.edges
+        )
+    }
+}
+
+/// Records `workload` under `policy` and checks its history: serializable, the final
+/// lists exactly the committed appends, no transaction starved, and the checker able to
+/// catch a lost update in it. Returns its transactions, commits and dependency edges.
+fn check_workload(workload: &Workload, policy: DeadlockPolicy) -> (usize, usize, usize) {
+    let (history, lists, gave_up) = record(workload, policy);
+    let name = policy.name();
+    let report = history::check(&history);
+    assert!(
+        report.is_serializable(),
+        "seed {} under {name}: the history is not serializable:\n{}",
+        workload.seed,
+        report.explain(&history)
     );
+    let problems = history::check_final(&history, &lists);
+    assert!(
+        problems.is_empty(),
+        "seed {} under {name}: {problems:#?}",
+        workload.seed
+    );
+    let read_only = (history.txns.iter())
+        .filter(|t| t.outcome == Outcome::Committed)
+        .filter(|t| t.ops.iter().all(|op| matches!(op, Op::Read { .. })))
+        .count();
+    let multi_node = (history.txns.iter())
+        .filter(|t| t.outcome == Outcome::Committed && t.ops.len() > 2)
+        .count();
+    assert!(read_only > 0 && multi_node > 0);
+    assert!(
+        gave_up <= workload.threads,
+        "too many transactions starved under {name}"
+    );
+    assert_a_lost_update_would_be_caught(&history);
+    (history.txns.len(), report.committed, report.edges)
 }

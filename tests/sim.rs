@@ -157,6 +157,40 @@ fn random_runs_with_crashes_and_restarts_keep_every_invariant() {
     }
 }
 
+/// The simulator runs the same participant code under every deadlock policy: a few
+/// seeds with crashes under each policy but `off` keep every invariant, and each policy
+/// other than `detect` aborts some transactions itself (the workload's conflicts reach
+/// it).
+#[test]
+fn every_deadlock_policy_keeps_every_invariant_under_faults() {
+    for policy in kv2pc::DeadlockPolicy::ALL {
+        if matches!(policy, kv2pc::DeadlockPolicy::Off) {
+            continue;
+        }
+        let mut config = RunConfig::default();
+        config.sim.settings.deadlock = policy;
+        let mut aborted = 0;
+        for seed in 0..40 {
+            let summary = Sim::run(seed, &config)
+                .unwrap_or_else(|error| panic!("seed {seed}: the simulation failed: {error}"));
+            let found = problems(&summary);
+            assert!(
+                found.is_empty(),
+                "seed {seed} under {} failed:\n{}",
+                policy.name(),
+                found.join("\n")
+            );
+            aborted += (summary.trace.iter())
+                .filter(|line| line.contains(&format!("aborted: {}:", policy.name())))
+                .count();
+        }
+        // Each policy's own aborts show in the trace, by the reason naming it.
+        if policy != kv2pc::DeadlockPolicy::Detect {
+            assert!(aborted > 0, "no abort by {} in 40 seeds", policy.name());
+        }
+    }
+}
+
 /// Takes the first pending step `allowed` admits, in `pending`'s order; false if none.
 fn step_first(sim: &mut Sim, allowed: impl Fn(&Step) -> bool) -> bool {
     let Some(step) = sim.pending().into_iter().find(allowed) else {

@@ -203,9 +203,18 @@ fn the_new_commands_and_their_mistakes() {
     assert_eq!(one("SET"), Command::ShowSettings);
     assert_eq!(one("SET ; "), Command::ShowSettings);
     assert_eq!(one("show settings"), Command::ShowSettings);
+    assert_eq!(one("show waits"), Command::ShowWaits);
+    assert_eq!(
+        mistake("SHOW WAIT").1,
+        "expected LOCKS, WAITS, LOG, SETTINGS or QUEUE after SHOW"
+    );
+    assert_eq!(
+        mistake("SHOW WAITS x").1,
+        "unexpected 'x' after the command"
+    );
     assert_eq!(
         mistake("SHOW SETTING").1,
-        "expected LOCKS, LOG, SETTINGS or QUEUE after SHOW"
+        "expected LOCKS, WAITS, LOG, SETTINGS or QUEUE after SHOW"
     );
     assert_eq!(mistake("KEYS a b").1, "unexpected 'b' after the command");
     assert_eq!(

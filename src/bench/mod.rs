@@ -44,7 +44,7 @@ pub use recovery::RecoveryRun;
 
 use crate::Cluster;
 use crate::client::{Client, ClientObserver, WaitInfo};
-use crate::config::{Config, Settings};
+use crate::config::{Config, DeadlockPolicy, Settings};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::types::NodeId;
@@ -139,6 +139,8 @@ pub struct Options {
     pub dir: Option<PathBuf>,
     /// Records in the log of the recovery measurement, or `None` to skip it.
     pub recovery_records: Option<u64>,
+    /// The deadlock policy every run's cluster uses (`SET deadlock`).
+    pub deadlock: DeadlockPolicy,
 }
 
 impl Options {
@@ -151,6 +153,7 @@ impl Options {
             nodes: 3,
             dir: None,
             recovery_records: Some(1_000_000),
+            deadlock: DeadlockPolicy::Detect,
         }
     }
 
@@ -170,6 +173,8 @@ impl Options {
 pub struct Run {
     /// The workload.
     pub workload: Workload,
+    /// The deadlock policy, as `SET deadlock` names it.
+    pub deadlock: &'static str,
     /// Concurrent clients.
     pub clients: usize,
     /// Operations completed.
@@ -199,6 +204,8 @@ pub struct Run {
 /// A whole bench report.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// The deadlock policy of every run, as `SET deadlock` names it.
+    pub deadlock: &'static str,
     /// The limits measured first.
     pub limits: Limits,
     /// Every run, in order.
@@ -236,6 +243,7 @@ pub fn run(options: &Options, mut progress: impl FnMut(&str)) -> Result<Report> 
         None => None,
     };
     Ok(Report {
+        deadlock: options.deadlock.name(),
         limits,
         runs,
         recovery,
@@ -329,7 +337,10 @@ fn run_one(
     let config = Config {
         nodes: options.nodes,
         manual_clock: false,
-        settings: Settings::default(),
+        settings: Settings {
+            deadlock: options.deadlock,
+            ..Settings::default()
+        },
     };
     let cluster = Arc::new(Cluster::open(dir.path(), config)?);
     let keys = Arc::new(Keys::new(&cluster));
@@ -383,6 +394,7 @@ fn run_one(
     let p50 = latencies.percentile_us(0.5);
     Ok(Run {
         workload,
+        deadlock: options.deadlock.name(),
         clients,
         operations,
         per_second: operations as f64 / elapsed.as_secs_f64(),
@@ -480,6 +492,10 @@ impl Report {
             limits.round_trip_parked_p50_us,
             limits.round_trip_p50_us
         );
+        text.push_str(&format!(
+            "deadlock policy: {} (kv2pc bench --deadlock)\n\n",
+            self.deadlock
+        ));
         let mut rows = vec![vec![
             "workload".to_string(),
             "clients".into(),

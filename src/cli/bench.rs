@@ -3,6 +3,7 @@
 
 use crate::exit::Exit;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kv2pc::DeadlockPolicy;
 use kv2pc::bench::{self, Options, Workload};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -34,6 +35,10 @@ pub struct BenchArgs {
     /// Where to create the clusters' directories (default: the system temp directory).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// The deadlock policy of every run (detect, wait-die, wound-wait, no-wait, timeout
+    /// or off; default detect), as `SET deadlock` takes it.
+    #[arg(long, value_name = "POLICY")]
+    deadlock: Option<String>,
 }
 
 /// Runs the bench.
@@ -70,6 +75,19 @@ pub fn run(args: &BenchArgs) -> Exit {
         options.duration = Duration::from_millis(millis);
     }
     options.dir = args.dir.clone();
+    if let Some(name) = &args.deadlock {
+        match DeadlockPolicy::named(&name.to_ascii_lowercase()) {
+            Some(policy) => options.deadlock = policy,
+            None => {
+                let names: Vec<&str> = DeadlockPolicy::ALL.iter().map(|p| p.name()).collect();
+                eprintln!(
+                    "kv2pc bench: unknown deadlock policy '{name}'; the policies are {}",
+                    names.join(", ")
+                );
+                return Exit::Usage;
+            }
+        }
+    }
     let progress = progress_bar(bench::steps(&options));
     let report = bench::run(&options, |step| {
         progress.inc(1);

@@ -82,7 +82,14 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "deadlock",
         kind: Kind::Choice {
-            values: &["detect", "off"],
+            values: &[
+                "detect",
+                "wait-die",
+                "wound-wait",
+                "no-wait",
+                "timeout",
+                "off",
+            ],
             get: |s| s.deadlock.name(),
             set: |s, word| match DeadlockPolicy::named(word) {
                 Some(policy) => {
@@ -97,10 +104,27 @@ pub const SETTINGS: &[Setting] = &[
               transaction (the one whose BEGIN came last, whichever node coordinates \
               it: ids do not tell, as each node numbers its own), and its client is \
               told the cycle. Prepared transactions wait for nothing, so they are never \
-              victims. off: nothing is done, and deadlocked transactions wait for good \
-              (or until a node crashes): a way to see why detection is needed. SET \
-              deadlock detect breaks the cycle at once.",
-        example: "off",
+              victims. wait-die: a request that conflicts waits only if its transaction \
+              is older (began first) than every one it would wait for; a younger one \
+              aborts at once. wound-wait: an older requester aborts the younger \
+              transactions in its way (not prepared ones: it waits for those), and a \
+              younger one waits. Either way waits all run one way in age, so no cycle \
+              forms. no-wait: any conflict aborts the requester. timeout: a wait longer \
+              than lock_timeout aborts the waiter. off: nothing is done, and deadlocked \
+              transactions wait for good (or until a node crashes): a way to see why \
+              detection is needed. A policy rules requests from then on: waits queued \
+              before stay, and SET deadlock detect (or timeout) breaks their cycles.",
+        example: "wait-die",
+    },
+    Setting {
+        name: "lock_timeout",
+        kind: Kind::Duration {
+            get: |s| s.lock_timeout,
+            set: |s, value| s.lock_timeout = value,
+        },
+        doc: "Under SET deadlock timeout, how long a request may wait for a lock before \
+              its transaction aborts (default 1s), checked at each tick.",
+        example: "500ms",
     },
     Setting {
         name: "checkpoint_bytes",
@@ -305,13 +329,18 @@ mod tests {
             settings.set("nope", "1"),
             Err(
                 "there is no setting 'nope'; the settings are vote_timeout, \
-                 inquiry_interval, deadlock, checkpoint_bytes, network and mistake"
+                 inquiry_interval, deadlock, lock_timeout, checkpoint_bytes, network \
+                 and mistake"
                     .into()
             )
         );
         assert_eq!(
             settings.set("deadlock", "maybe"),
-            Err("deadlock is detect or off, not 'maybe'".into())
+            Err(
+                "deadlock is detect, wait-die, wound-wait, no-wait, timeout or off, \
+                 not 'maybe'"
+                    .into()
+            )
         );
         assert_eq!(
             settings.set("checkpoint_bytes", "lots"),

@@ -318,6 +318,7 @@ impl Node {
         out: &mut Vec<Effect>,
     ) {
         self.participant.set_mistake(settings.mistake);
+        self.participant.set_rule(settings.deadlock, now);
         match input {
             Input::Request { req, request } => self.request(req, request, now, settings, out),
             Input::Peer {
@@ -331,6 +332,7 @@ impl Node {
             Input::Tick => {
                 self.coordinator.tick(now, settings.vote_timeout, out);
                 self.participant.tick(now, settings.inquiry_interval, out);
+                (self.participant).lock_timeouts(now, settings.lock_timeout, out);
                 if !self.detect_reported_nothing() {
                     self.report_waits_again();
                 }

@@ -120,6 +120,7 @@
 
 mod heuristic;
 mod outcome;
+mod policy;
 mod rejoin;
 mod scan;
 mod snapshot;
@@ -127,6 +128,7 @@ mod state;
 mod termination;
 
 pub use heuristic::{Heuristic, Mixed};
+pub use policy::{Age, Blocker, Verdict, verdict};
 use state::{Active, PendingOp, TxnState, Txns};
 pub use state::{Prepared, prepared_from_record};
 
@@ -177,6 +179,8 @@ pub struct Participant {
     /// The teaching mistake switched in (`Settings::mistake`, told with every input by
     /// `Node`); only `no-tombstone` is read here. Never on by default.
     mistake: Option<Mistake>,
+    /// The deadlock policy and the time, as of the input being handled (`policy`).
+    rule: policy::Rule,
 }
 
 /// How many committed transactions a participant remembers for its peers (the one with
@@ -202,6 +206,7 @@ impl Participant {
             heuristics: BTreeMap::new(),
             mixed: Vec::new(),
             mistake: None,
+            rule: policy::Rule::default(),
         }
     }
 
@@ -292,15 +297,9 @@ impl Participant {
             Acquire::Waiting { blockers } => {
                 if let Some(active) = self.txns.active_mut(&tid) {
                     active.pending = Some((req, op));
+                    active.waiting_since = self.rule.now;
                 }
-                out.push(Effect::Reply {
-                    req,
-                    reply: Reply::Waiting {
-                        key,
-                        mode,
-                        blockers,
-                    },
-                });
+                self.conflict(req, tid, key, mode, blockers, out);
             }
         }
     }

@@ -100,6 +100,16 @@ pub(super) enum PendingOp {
     Scan(ScanLock),
 }
 
+impl PendingOp {
+    /// The key it waits for (a scan: the range it reads, as `SHOW LOCKS` names it).
+    pub(super) fn key(&self) -> String {
+        match self {
+            PendingOp::Read(key, _) | PendingOp::Write(key, _) => key.clone(),
+            PendingOp::Scan(lock) => format!("range {}", lock.range()),
+        }
+    }
+}
+
 /// A transaction that is reading and writing here.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Active {
@@ -109,6 +119,8 @@ pub(super) struct Active {
     pub(super) pending: Option<(ReqId, PendingOp)>,
     /// The transaction's begin stamp, which its waits report to the deadlock detector.
     pub(super) began: u64,
+    /// When `pending` began to wait (for `SET deadlock timeout`).
+    pub(super) waiting_since: Duration,
 }
 
 /// A transaction that voted YES and awaits the outcome.

@@ -69,6 +69,10 @@ enum Event {
     PeerSettled {
         peer: u8,
     },
+    /// `SET deadlock`: the policy from then on (an index into `DeadlockPolicy::ALL`).
+    Policy {
+        policy: u8,
+    },
 }
 
 /// What recovery hands the participant before the events: remembered commits and
@@ -107,6 +111,7 @@ fn event() -> impl Strategy<Value = Event> {
         2 => (0u8..3, any::<bool>(), 0u64..20)
             .prop_map(|(key, exactly, ts)| Event::Snapshot { key, exactly, ts }),
         1 => (1u8..3).prop_map(|peer| Event::PeerSettled { peer }),
+        1 => (0u8..6).prop_map(|policy| Event::Policy { policy }),
     ]
 }
 
@@ -257,6 +262,7 @@ fn apply(participant: &mut Participant, event: &Event, client: &mut Client, out:
         Event::Tick { ms } => {
             client.now += Duration::from_millis(ms);
             participant.tick(client.now, interval, out);
+            participant.lock_timeouts(client.now, interval, out);
         }
         Event::Snapshot {
             key: k,
@@ -272,6 +278,10 @@ fn apply(participant: &mut Participant, event: &Event, client: &mut Client, out:
             participant.snapshot_read(req, key(k), at, out);
         }
         Event::PeerSettled { peer } => participant.peer_settled(NodeId::from(peer), out),
+        Event::Policy { policy } => {
+            let policy = crate::config::DeadlockPolicy::ALL[usize::from(policy)];
+            participant.set_rule(policy, client.now);
+        }
     }
     client.answered(out);
 }

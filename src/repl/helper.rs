@@ -226,7 +226,17 @@ mod tests {
         assert_eq!(complete("PUT x 1; SESSION "), ["alice", "main"]);
         let settings: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
         assert_eq!(complete("SET "), settings);
-        assert_eq!(complete("set deadlock "), ["detect", "off"]);
+        assert_eq!(
+            complete("set deadlock "),
+            [
+                "detect",
+                "wait-die",
+                "wound-wait",
+                "no-wait",
+                "timeout",
+                "off"
+            ]
+        );
         assert_eq!(complete("SET Deadlock o"), ["off"]);
         assert!(complete("SET vote_timeout ").is_empty());
         assert_eq!(complete("help cr"), ["crash"]);

@@ -100,6 +100,8 @@ pub enum Command {
     Status,
     /// `SHOW LOCKS`: show who holds which lock and who waits for whom.
     ShowLocks,
+    /// `SHOW WAITS`: show the wait-for graph, with sessions and keys, and any cycle.
+    ShowWaits,
     /// `SHOW LOG node N [LAST n]`: show a node's write-ahead log.
     ShowLog {
         /// The node.
@@ -281,6 +283,7 @@ impl Command {
             Command::Checkpoint { .. } => "CHECKPOINT",
             Command::Status => "STATUS",
             Command::ShowLocks => "SHOW LOCKS",
+            Command::ShowWaits => "SHOW WAITS",
             Command::ShowLog { .. } => "SHOW LOG",
             Command::ShowSettings => "SHOW SETTINGS",
             Command::Keys { .. } => "KEYS",
@@ -349,6 +352,7 @@ impl fmt::Display for Command {
             Command::Checkpoint { node } => write!(f, "CHECKPOINT node {node}"),
             Command::Status => f.write_str("STATUS"),
             Command::ShowLocks => f.write_str("SHOW LOCKS"),
+            Command::ShowWaits => f.write_str("SHOW WAITS"),
             Command::ShowLog { node, last: None } => write!(f, "SHOW LOG node {node}"),
             Command::ShowLog {
                 node,

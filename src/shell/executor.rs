@@ -339,7 +339,7 @@ impl Shell {
 
     /// A transaction as a waiting line names it: `T16 (session alice)` while a session
     /// has it open, else `T16`.
-    fn named(&self, tid: TxnId) -> String {
+    pub(super) fn named(&self, tid: TxnId) -> String {
         match self.sessions.values().find(|s| s.tid() == Some(tid)) {
             Some(session) => format!("{tid} (session {})", session.name()),
             None => tid.to_string(),
@@ -474,6 +474,7 @@ impl Shell {
                     outcome.say(line);
                 }
             }
+            Command::ShowWaits => self.show_waits(outcome),
             Command::ShowLog { node, last } => self.show_log(node, last, outcome)?,
             Command::ShowSettings => listing::settings(&self.cluster, outcome),
             Command::Keys { prefix } => listing::keys(&self.cluster, prefix.as_deref(), outcome),

@@ -247,7 +247,9 @@ mod tests {
         let set = help(Some("SET")).unwrap();
         assert!(!set.contains(SETTINGS_MARK));
         assert!(set.lines().all(|line| line.len() <= LINE_WIDTH), "{set}");
-        assert!(set.contains("  deadlock detect|off  "), "{set}");
+        let deadlock = "  deadlock detect|wait-die|wound-wait|no-wait|timeout|off\n";
+        assert!(set.contains(deadlock), "{set}");
+        assert!(set.contains("  lock_timeout <duration>  "), "{set}");
         assert_eq!(wrap("a bb ccc", 4), ["a bb", "ccc"]);
     }
 }

@@ -20,6 +20,7 @@ pub mod parser;
 pub mod session;
 mod steps;
 pub mod transcript;
+pub mod waits;
 
 pub use charts::utf8_terminal;
 pub use command::{Command, DiagramForm};

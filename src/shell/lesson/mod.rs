@@ -63,6 +63,7 @@ pub const LESSONS: &[Lesson] = &[
     lesson!("17-mistake-forget-in-doubt.txt"),
     lesson!("18-mistake-presume-commit-without-log.txt"),
     lesson!("20-check-your-history.txt"),
+    lesson!("21-deadlock-policies.txt"),
     lesson!("22-phantoms.txt"),
 ];
 

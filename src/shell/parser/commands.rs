@@ -336,11 +336,11 @@ pub(super) fn status(input: &str) -> Parsed<'_, Command> {
     keyword("STATUS").map(|()| Command::Status).parse(input)
 }
 
-/// `show = "SHOW" , ( show_locks | show_log | show_settings | show_queue ) ;`
+/// `show = "SHOW" , ( show_locks | show_waits | show_log | show_settings | show_queue ) ;`
 pub(super) fn show(input: &str) -> Parsed<'_, Command> {
     let what = context(
-        "expected LOCKS, LOG, SETTINGS or QUEUE after SHOW",
-        alt((show_locks, show_log, show_settings, show_queue)),
+        "expected LOCKS, WAITS, LOG, SETTINGS or QUEUE after SHOW",
+        alt((show_locks, show_waits, show_log, show_settings, show_queue)),
     );
     preceded(keyword("SHOW"), cut(what)).parse(input)
 }
@@ -360,6 +360,11 @@ pub(super) fn show_queue(input: &str) -> Parsed<'_, Command> {
 /// `show_locks = "LOCKS" ;`
 pub(super) fn show_locks(input: &str) -> Parsed<'_, Command> {
     keyword("LOCKS").map(|()| Command::ShowLocks).parse(input)
+}
+
+/// `show_waits = "WAITS" ;`
+pub(super) fn show_waits(input: &str) -> Parsed<'_, Command> {
+    keyword("WAITS").map(|()| Command::ShowWaits).parse(input)
 }
 
 /// `show_log = "LOG" , node , [ "LAST" , count ] ;`
