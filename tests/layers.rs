@@ -21,6 +21,8 @@ const LAYERS: &[&[&str]] = &[
     &["printer", "exit"],
     // The user interface over the library, and the benchmark tool beside it.
     &["shell", "bench"],
+    // The model checker: it explores the simulator's runs, for the shell's EXPLORE.
+    &["explore"],
     &["client"],
     &["cluster"],
     // Node threads (and the one-thread simulator that drives the same state machines).
@@ -43,10 +45,11 @@ const LAYERS: &[&[&str]] = &[
     &["types", "keyrange"],
 ];
 
-/// What the shell may import: the cluster's and the clients' API and the value types.
+/// What the shell may import: the cluster's and the clients' API, the value types, and the
+/// explorer that EXPLORE runs.
 const SHELL_MAY_IMPORT: &[&str] = &[
     "shell", "cluster", "client", "config", "clock", "error", "types", "text", "history",
-    "keyrange",
+    "keyrange", "explore",
 ];
 
 #[test]

@@ -63,7 +63,7 @@ pub use world::{Move, Progress, Told, World};
 
 use crate::config::Settings;
 use crate::error::Result;
-use crate::sim::Command;
+pub use crate::sim::Command;
 use crate::types::NodeId;
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};

@@ -204,9 +204,22 @@ impl Participant {
                 }
             }
         }
-        // Still waiting (a wound may have let it through, and answered it).
-        let Some(blockers) = self.locks.blockers_of(tid, &key) else {
+        // Still waiting (a wound may have let it through, and answered it)?
+        let waiting = matches!(
+            self.txns.get(&tid),
+            Some(TxnState::Active(active)) if active.pending.as_ref().is_some_and(|(r, _)| *r == req)
+        );
+        if !waiting {
             return;
+        }
+        // Who blocks it now: the key's queue, or, for a wait on a range (a scan, or a
+        // write into a scanned range, which the key's queue does not show), those the
+        // table reported that are still here.
+        let blockers = match self.locks.blockers_of(tid, &key) {
+            Some(now) if !now.is_empty() => now,
+            _ => (blockers.into_iter())
+                .filter(|blocker| self.txns.get(blocker).is_some_and(TxnState::is_live))
+                .collect(),
         };
         out.push(Effect::Reply {
             req,

@@ -150,7 +150,7 @@ pub(super) enum TxnState {
 
 impl TxnState {
     /// Whether the transaction may hold locks here.
-    fn is_live(&self) -> bool {
+    pub(super) fn is_live(&self) -> bool {
         matches!(
             self,
             TxnState::Active(_) | TxnState::Prepared(_) | TxnState::ReadOnlyVoted { .. }

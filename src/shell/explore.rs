@@ -12,8 +12,8 @@ use super::command::{Command, ExploreBound, ExploreWhat};
 use super::executor::Shell;
 use super::output::Outcome;
 use super::parser::parse_line;
+use crate::explore::Command as Planned;
 use crate::explore::{self, Bounds, Plan, SessionPlan};
-use crate::sim;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
@@ -121,7 +121,7 @@ impl Shell {
 /// Adds one shell command to a session's plan; a bare PUT, DEL or GET becomes a
 /// transaction of its own.
 fn add(
-    commands: &mut Vec<sim::Command>,
+    commands: &mut Vec<Planned>,
     open: &mut bool,
     command: &Command,
     session: &str,
@@ -136,8 +136,8 @@ fn add(
         Command::Begin { read_only } => {
             *open = true;
             commands.push(match read_only {
-                true => sim::Command::BeginSnapshot,
-                false => sim::Command::Begin,
+                true => Planned::BeginSnapshot,
+                false => Planned::Begin,
             });
             return Ok(());
         }
@@ -150,18 +150,18 @@ fn add(
         Command::Commit | Command::Abort => {
             *open = false;
             commands.push(match command {
-                Command::Commit => sim::Command::Commit,
-                _ => sim::Command::Abort,
+                Command::Commit => Planned::Commit,
+                _ => Planned::Abort,
             });
             return Ok(());
         }
         Command::Get {
             key,
             for_update: true,
-        } => sim::Command::ReadForUpdate(key.clone()),
-        Command::Get { key, .. } => sim::Command::Read(key.clone()),
-        Command::Put { key, value } => sim::Command::Write(key.clone(), value.clone()),
-        Command::Del { key } => sim::Command::Delete(key.clone()),
+        } => Planned::ReadForUpdate(key.clone()),
+        Command::Get { key, .. } => Planned::Read(key.clone()),
+        Command::Put { key, value } => Planned::Write(key.clone(), value.clone()),
+        Command::Del { key } => Planned::Delete(key.clone()),
         Command::Explore { .. } => return Err("EXPLORE does not nest".into()),
         other => {
             return Err(format!(
@@ -175,13 +175,13 @@ fn add(
     if *open {
         commands.push(op);
     } else {
-        let read = matches!(op, sim::Command::Read(_));
+        let read = matches!(op, Planned::Read(_));
         commands.push(match read {
-            true => sim::Command::BeginSnapshot,
-            false => sim::Command::Begin,
+            true => Planned::BeginSnapshot,
+            false => Planned::Begin,
         });
         commands.push(op);
-        commands.push(sim::Command::Commit);
+        commands.push(Planned::Commit);
     }
     Ok(())
 }
@@ -232,9 +232,9 @@ fn describe(plan: &Plan, bounds: &Bounds, mistake: Option<crate::Mistake>) -> St
     )
 }
 
-fn count_txns(commands: &[sim::Command]) -> usize {
+fn count_txns(commands: &[Planned]) -> usize {
     (commands.iter())
-        .filter(|c| matches!(c, sim::Command::Begin | sim::Command::BeginSnapshot))
+        .filter(|c| matches!(c, Planned::Begin | Planned::BeginSnapshot))
         .count()
 }
 
