@@ -64,6 +64,8 @@ pub struct Report {
     pub violation: Option<Counterexample>,
     /// Wall-clock time spent (not shown in scripts: it differs every run).
     pub elapsed: Duration,
+    /// The sessions' names, for the counterexample's moves.
+    sessions: Vec<String>,
 }
 
 impl Report {
@@ -94,6 +96,7 @@ impl Report {
             outcomes,
             violation: None,
             elapsed: Duration::ZERO,
+            sessions: plan.sessions.iter().map(|s| s.name.clone()).collect(),
         }
     }
 
@@ -170,7 +173,13 @@ impl fmt::Display for Report {
                     example.moves.len()
                 )?;
                 for (number, (step, notes)) in example.moves.iter().enumerate() {
-                    write!(f, "\n  {:>3}. {step}", number + 1)?;
+                    match step {
+                        Move::Session { session } => {
+                            let name = self.sessions.get(*session).map_or("?", String::as_str);
+                            write!(f, "\n  {:>3}. session {name} acts", number + 1)?
+                        }
+                        _ => write!(f, "\n  {:>3}. {step}", number + 1)?,
+                    }
                     for note in notes {
                         write!(f, "\n         {note}")?;
                     }

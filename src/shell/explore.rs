@@ -65,11 +65,11 @@ impl Shell {
             dir => dir.join(path),
         };
         let text = std::fs::read_to_string(&full)
-            .map_err(|error| format!("cannot read {}: {error}", full.display()))?;
+            .map_err(|error| format!("cannot read {path}: {error}"))?;
         let mut statements = Vec::new();
         for (number, line) in text.lines().enumerate() {
-            let parsed = parse_line(line)
-                .map_err(|error| format!("{} line {}: {error}", full.display(), number + 1))?;
+            let parsed =
+                parse_line(line).map_err(|error| format!("{path} line {}: {error}", number + 1))?;
             statements.extend(parsed.into_iter().filter(|c| *c != Command::Empty));
         }
         Ok(statements)

@@ -65,6 +65,7 @@ pub const LESSONS: &[Lesson] = &[
     lesson!("20-check-your-history.txt"),
     lesson!("21-deadlock-policies.txt"),
     lesson!("22-phantoms.txt"),
+    lesson!("23-ask-the-explorer.txt"),
 ];
 
 impl Lesson {
