@@ -177,9 +177,10 @@ impl World {
     /// sessions. None left means the cluster is quiet until something fails or time
     /// passes.
     pub fn progress_moves(&self, plan: &Plan) -> Vec<Move> {
+        let pending = self.sim.pending();
         let mut moves = Vec::new();
-        for step in self.sim.pending() {
-            match step {
+        for step in &pending {
+            match *step {
                 Step::Deliver {
                     from: Endpoint::Node(from),
                     to,
@@ -189,18 +190,14 @@ impl World {
             }
         }
         for (session, plan) in plan.sessions.iter().enumerate() {
-            if self.session_can_move(session, plan.commands.len()) {
+            let client = self.clients[session];
+            let answered = pending.contains(&Step::Client { client });
+            let next = !self.sim.busy(client) && self.progress[session].given < plan.commands.len();
+            if answered || next {
                 moves.push(Move::Session { session });
             }
         }
         moves
-    }
-
-    fn session_can_move(&self, session: usize, commands: usize) -> bool {
-        let client = self.clients[session];
-        let pending = self.sim.pending().contains(&Step::Client { client });
-        let next = !self.sim.busy(client) && self.progress[session].given < commands;
-        pending || next
     }
 
     /// Takes a move. An error is a failure of the code under test (a log that cannot be
