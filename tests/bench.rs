@@ -161,3 +161,74 @@ fn the_table_has_a_row_per_run_under_its_header() {
         }
     }
 }
+
+/// `--plot` draws the sweep: an SVG that an SVG renderer accepts, with a legend entry per
+/// workload, written beside the table; the throughput it draws (per fsync time) is the
+/// JSON's, which is ops/s times the run's preallocated fsync p50.
+#[test]
+fn the_plot_is_an_svg_with_a_line_per_workload() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("sweep.svg");
+    let stdout = bench(&[
+        "--workload",
+        "get",
+        "--workload",
+        "cross-2",
+        "--clients",
+        "1,4",
+        "--millis",
+        "100",
+        "--json",
+        "--plot",
+        path.to_str().expect("a UTF-8 path"),
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&stdout).expect("JSON report");
+    let fsync_s = report["limits"]["fsync_preallocated_p50_us"]
+        .as_f64()
+        .expect("fsync limit")
+        / 1e6;
+    for run in report["runs"].as_array().expect("runs") {
+        let per_second = run["per_second"].as_f64().expect("per_second");
+        let per_fsync = run["per_fsync_time"].as_f64().expect("per_fsync_time");
+        assert!(
+            (per_fsync - per_second * fsync_s).abs() <= 1e-9 * per_second.max(1.0),
+            "{run}"
+        );
+    }
+    let svg = std::fs::read_to_string(&path).expect("the plot was written");
+    assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(200)]);
+    for text in ["get", "cross-2", "clients", "p99 latency"] {
+        assert!(
+            svg.contains(&format!(">{text}<")) || svg.contains(text),
+            "{text}"
+        );
+    }
+    let options = resvg::usvg::Options::default();
+    resvg::usvg::Tree::from_str(&svg, &options).expect("a well-formed SVG");
+}
+
+/// A plot that cannot be written is a clear error, not a panic.
+#[test]
+fn a_plot_to_an_unwritable_path_is_a_clear_error() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kv2pc"))
+        .args([
+            "bench",
+            "--workload",
+            "get",
+            "--clients",
+            "1",
+            "--millis",
+            "50",
+            "--plot",
+            "/nonexistent-dir/sweep.svg",
+        ])
+        .output()
+        .expect("run kv2pc bench");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("kv2pc bench: ") && stderr.contains("/nonexistent-dir/sweep.svg"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -36,6 +36,7 @@
 
 mod latency;
 mod limits;
+pub mod plot;
 mod recovery;
 
 pub use latency::Latencies;
@@ -195,6 +196,10 @@ pub struct Run {
     pub aborts: u64,
     /// Requests that waited for a lock.
     pub lock_waits: u64,
+    /// Throughput in operations per preallocated-fsync time: `per_second` times this
+    /// run's fsync p50 over preallocated bytes, in seconds. It moves far less between
+    /// machines than operations per second: 1.0 is one operation per fsync's time.
+    pub per_fsync_time: f64,
     /// p50 latency as a multiple of the fsync p50 over preallocated bytes.
     pub p50_over_fsync: f64,
     /// p50 latency as a multiple of a channel round trip to a parked thread.
@@ -392,12 +397,14 @@ fn run_one(
     let operations = latencies.count();
     let ops = operations.max(1) as f64;
     let p50 = latencies.percentile_us(0.5);
+    let per_second = operations as f64 / elapsed.as_secs_f64();
     Ok(Run {
         workload,
         deadlock: options.deadlock.name(),
         clients,
         operations,
-        per_second: operations as f64 / elapsed.as_secs_f64(),
+        per_second,
+        per_fsync_time: per_second * limits.fsync_preallocated_p50_us / 1e6,
         p50_us: p50,
         p99_us: latencies.percentile_us(0.99),
         p999_us: latencies.percentile_us(0.999),
@@ -485,7 +492,8 @@ impl Report {
             "limits: fsync p50 {:.0} us growing the file (p99 {:.0} us), {:.0} us over \
              preallocated bytes; channel round trip p50 {:.1} us to a parked thread, {:.1} \
              us back to back\n(p50/fsync is to the preallocated fsync, p50/rtt to the parked \
-             round trip)\n\n",
+             round trip; per fsync-t is ops/s x the preallocated fsync p50: operations per \
+             fsync's time)\n\n",
             limits.fsync_p50_us,
             limits.fsync_p99_us,
             limits.fsync_preallocated_p50_us,
@@ -500,6 +508,7 @@ impl Report {
             "workload".to_string(),
             "clients".into(),
             "ops/s".into(),
+            "per fsync-t".into(),
             "p50 us".into(),
             "p99 us".into(),
             "p999 us".into(),
@@ -515,6 +524,7 @@ impl Report {
                 run.workload.name().to_string(),
                 run.clients.to_string(),
                 format!("{:.0}", run.per_second),
+                format!("{:.2}", run.per_fsync_time),
                 format!("{:.0}", run.p50_us),
                 format!("{:.0}", run.p99_us),
                 format!("{:.0}", run.p999_us),

@@ -39,6 +39,10 @@ pub struct BenchArgs {
     /// or off; default detect), as `SET deadlock` takes it.
     #[arg(long, value_name = "POLICY")]
     deadlock: Option<String>,
+    /// Also draw the sweep to this SVG file: throughput (operations per fsync time) and
+    /// p99 latency against clients, one line per workload.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
 }
 
 /// Runs the bench.
@@ -94,6 +98,13 @@ pub fn run(args: &BenchArgs) -> Exit {
         progress.set_message(step.to_string());
     });
     progress.finish_and_clear();
+    if let (Ok(report), Some(path)) = (&report, &args.plot) {
+        if let Err(error) = bench::plot::svg(report, path) {
+            eprintln!("kv2pc bench: {error}");
+            return Exit::Failed;
+        }
+        eprintln!("kv2pc bench: plot written to {}", path.display());
+    }
     match report {
         Ok(report) if args.json => {
             println!(
