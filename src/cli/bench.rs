@@ -98,29 +98,34 @@ pub fn run(args: &BenchArgs) -> Exit {
         progress.set_message(step.to_string());
     });
     progress.finish_and_clear();
-    if let (Ok(report), Some(path)) = (&report, &args.plot) {
-        if let Err(error) = bench::plot::svg(report, path) {
+    let report = match report {
+        Ok(report) => report,
+        Err(error) => {
             eprintln!("kv2pc bench: {error}");
             return Exit::Failed;
         }
-        eprintln!("kv2pc bench: plot written to {}", path.display());
+    };
+    // The report first: a plot that cannot be written must not lose the figures.
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", report.render());
     }
-    match report {
-        Ok(report) if args.json => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report).unwrap_or_default()
-            );
-            Exit::Success
-        }
-        Ok(report) => {
-            print!("{}", report.render());
-            Exit::Success
-        }
-        Err(error) => {
-            eprintln!("kv2pc bench: {error}");
-            Exit::Failed
-        }
+    match &args.plot {
+        Some(path) => match bench::plot::svg(&report, path) {
+            Ok(()) => {
+                eprintln!("kv2pc bench: plot written to {}", path.display());
+                Exit::Success
+            }
+            Err(error) => {
+                eprintln!("kv2pc bench: {error}");
+                Exit::Failed
+            }
+        },
+        None => Exit::Success,
     }
 }
 
