@@ -465,6 +465,53 @@ fn waiter_on_a_dying_node(at_point: bool) {
     }
 }
 
+/// A client the dead node told "node down" finds that node down at once: the abort its
+/// failed read sends to its coordinator, the same dead node, must not wait in the inbox
+/// of a node that is leaving (a wait `Cluster::settle` cannot see, which made a seed's
+/// replay answer that client one event later). A race, so it is tried many times.
+#[test]
+fn a_client_told_its_node_died_finds_it_down_at_once() {
+    for _ in 0..ABORT_AFTER_DOWN_ATTEMPTS {
+        let harness = Harness::open(2);
+        let cluster = harness.cluster();
+        let key = harness.keys_on(1, 1, "k").remove(0);
+        let mut holder = cluster.client(0).unwrap().begin().unwrap();
+        holder.put(&key, "held").unwrap();
+        let blocked = Arc::new(Blocked::default());
+        // Coordinated by node 1, the node that dies: its abort goes there.
+        let mut waiter = cluster.client(1).unwrap();
+        waiter.observe(blocked.clone());
+        let key_read = key.clone();
+        let reading = std::thread::spawn(move || waiter.begin()?.get(&key_read));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let queued = || (cluster.locks().iter()).any(|(_, locks)| !locks.waiters.is_empty());
+        // Queued, and told so (the `Waiting` answer wakes it once more before it blocks
+        // for good): the same wait before and after a pause.
+        let mut waiting = 0;
+        while !blocked.is_blocked() || !queued() || blocked.state() != waiting {
+            assert!(Instant::now() < deadline, "the reader never queued");
+            waiting = blocked.state();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        cluster.crash(1).unwrap();
+        harness.settle(&"the crash");
+        let read = harness.join(reading, &"the reader");
+        assert!(
+            matches!(read, Err(Error::NodeDown { node: 1, .. })),
+            "{read:?}"
+        );
+        assert_eq!(
+            blocked.state(),
+            waiting + 1,
+            "told node 1 was down, the reader then waited on node 1 for its abort"
+        );
+        drop(holder);
+    }
+}
+
+/// Attempts of `a_client_told_its_node_died_finds_it_down_at_once`.
+const ABORT_AFTER_DOWN_ATTEMPTS: usize = 64;
+
 /// Rounds of `free_running_clients_under_faults_keep_every_invariant` (`KV2PC_CHAOS=N`
 /// runs N).
 const CHAOS_ROUNDS: u64 = 4;

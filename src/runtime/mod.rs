@@ -247,11 +247,14 @@ impl Runtime {
     }
 
     /// Leaves the network before the batch's work ends, so that whoever waits for the
-    /// cluster to settle sees this node down and its clients awake.
+    /// cluster to settle sees this node down and its clients awake. It is unreachable
+    /// before its clients are told: a client told "node down" that calls it again (the
+    /// abort a failed operation sends its coordinator) is refused at once, instead of
+    /// waiting in the inbox of a node that is leaving.
     fn leave(&mut self) {
         self.syncer.stop();
-        self.answer_down();
         self.ctx.net.detach(self.id);
+        self.answer_down();
     }
 
     fn handle(&mut self, mail: Mail) -> Flow {
@@ -571,12 +574,27 @@ impl Runtime {
 }
 
 /// Mail left in a dead node's inbox is lost, as if it had been sent while the node was
-/// down: a sender that must learn of the loss is told.
+/// down: a sender that must learn of the loss is told, and so is a client, in a reply
+/// that counts as work (its channel merely dropped would wake it unseen by
+/// `Cluster::settle`).
 fn drop_mail(node: NodeId, ctx: &Context, envelope: Envelope) {
-    if let Mail::Input(Input::Peer { from, message, .. }, depth) = envelope.mail
-        && message.reports_loss()
-    {
-        ctx.net
-            .undelivered(from, node, message, depth, envelope.work);
+    match envelope.mail {
+        Mail::Input(Input::Peer { from, message, .. }, depth) if message.reports_loss() => {
+            ctx.net
+                .undelivered(from, node, message, depth, envelope.work);
+        }
+        Mail::Client(_, reply) => {
+            let down = crate::Error::NodeDown {
+                node,
+                detail: "it crashed before answering".into(),
+            };
+            let held = Held::Reply {
+                reply,
+                message: Reply::Done(Err(down)),
+                work: ctx.net.work(Label::on(What::Reply, node)),
+            };
+            held.release(node, &ctx.net);
+        }
+        _ => {}
     }
 }
