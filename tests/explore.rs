@@ -80,6 +80,36 @@ fn orders_alone_of_two_sessions_on_one_key_break_nothing() {
     assert!(report.complete(), "{report}");
 }
 
+/// Main writes x (on node 2) and commits in one phase while bob, at node 1, reads x
+/// and commits: with one crash anywhere, bob is never told a value the crash then
+/// loses, though x's lock passes to him before main's commit is fsynced. (With the read
+/// answered before that fsync, the explorer finds the run that breaks it: "a value
+/// that vanished".)
+#[test]
+fn a_read_behind_a_one_phase_commit_never_sees_a_value_a_crash_loses() {
+    let plan = Plan {
+        sessions: vec![
+            SessionPlan {
+                name: "main".into(),
+                home: 0,
+                commands: vec![
+                    Command::Begin,
+                    Command::Write("x".into(), "1".into()),
+                    Command::Commit,
+                ],
+            },
+            SessionPlan {
+                name: "bob".into(),
+                home: 1,
+                commands: vec![Command::Begin, Command::Read("x".into()), Command::Commit],
+            },
+        ],
+    };
+    let report = run(&plan, &bounds(1), None);
+    assert!(report.violation.is_none(), "{report}");
+    assert!(report.complete(), "{report}");
+}
+
 /// Explores with `mistake` and with it off: a violation, replayed, with it; none without.
 fn found_with_and_not_without(mistake: Mistake, crashes: u32, broken: &str) {
     let plan = commit_x_y();

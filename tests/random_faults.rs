@@ -240,6 +240,7 @@ fn check(
     lists: &BTreeMap<String, Vec<String>>,
 ) -> Result<(), Failure> {
     let mut problems = history::check_final(history, lists);
+    problems.extend(history::vanished_reads(history, lists));
     for (key, elem) in &driver.lost {
         if lists.get(key).is_some_and(|l| l.contains(elem)) {
             problems.push(format!(

@@ -30,7 +30,8 @@ use support::env_number;
 
 use kv2pc::history::{self, History, Txn};
 use kv2pc::sim::{
-    Op, Outcome, PlanOp, RunConfig, Sim, SimClient, SimConfig, Step, Summary, TxnPlan, parse_list,
+    Op, Outcome, PlanOp, RunConfig, Sim, SimClient, SimConfig, Step, Summary, TxnPlan, TxnRecord,
+    parse_list,
 };
 use std::collections::BTreeMap;
 
@@ -49,10 +50,18 @@ fn run(seed: u64) -> Summary {
 
 /// The run's history in the checker's terms, closed by a read of every key.
 fn history_of(summary: &Summary) -> (History, BTreeMap<String, Vec<String>>) {
-    let lists: BTreeMap<String, Vec<String>> = (summary.data.iter())
+    history_from(&summary.history, &summary.data)
+}
+
+/// The history of `records`, closed by a read of every key of `data`.
+fn history_from(
+    records: &[TxnRecord],
+    data: &BTreeMap<String, String>,
+) -> (History, BTreeMap<String, Vec<String>>) {
+    let lists: BTreeMap<String, Vec<String>> = (data.iter())
         .map(|(key, value)| (key.clone(), parse_list(Some(value))))
         .collect();
-    let mut txns: Vec<Txn> = (summary.history.iter())
+    let mut txns: Vec<Txn> = (records.iter())
         .map(|record| {
             let mut txn = Txn::new(record.name.clone(), record.outcome);
             for op in &record.ops {
@@ -83,6 +92,7 @@ fn problems(summary: &Summary) -> Vec<String> {
         .collect();
     let (history, lists) = history_of(summary);
     problems.extend(history::check_final(&history, &lists));
+    problems.extend(history::vanished_reads(&history, &lists));
     let report = history::check(&history);
     if !report.is_serializable() {
         problems.push(format!("not serializable:\n{}", report.explain(&history)));
@@ -154,6 +164,44 @@ fn random_runs_with_crashes_and_restarts_keep_every_invariant() {
         );
         assert!(told.get("aborted").copied().unwrap_or(0) > 50, "{told:?}");
         assert!(crashes > seeds.len(), "only {crashes} crashes");
+    }
+}
+
+/// The suite catches a node that answers a read before the fsync of the commit that
+/// made the value visible (controlled lock violation without its wait): with the
+/// simulator's executor broken so (`SimConfig::reads_skip_fsync`), some of the default
+/// seeds fail, by a reader told a value that vanished or a snapshot that saw one; with
+/// it whole, the same seeds pass.
+#[test]
+fn a_read_answered_before_its_commits_fsync_is_caught() {
+    let mut broken = RunConfig::default();
+    broken.sim.reads_skip_fsync = true;
+    let seeds = 0..300;
+    let mut caught = Vec::new();
+    for seed in seeds.clone() {
+        let summary = Sim::run(seed, &broken)
+            .unwrap_or_else(|error| panic!("seed {seed}: the simulation failed: {error}"));
+        let found = problems(&summary);
+        if !found.is_empty() {
+            caught.push((seed, found));
+        }
+    }
+    assert!(
+        !caught.is_empty(),
+        "no seed of {seeds:?} caught a read answered before its fsync"
+    );
+    let (seed, found) = &caught[0];
+    println!(
+        "{} of {} seeds caught it; the first, seed {seed}: {}",
+        caught.len(),
+        seeds.end - seeds.start,
+        found.join("\n")
+    );
+    for (seed, _) in &caught {
+        assert!(
+            problems(&run(*seed)).is_empty(),
+            "seed {seed} fails with the executor whole too"
+        );
     }
 }
 
@@ -266,4 +314,96 @@ fn a_crash_before_the_fsync_loses_the_commit_and_its_client_never_hears_committe
         "the unsynced commit survived the crash"
     );
     assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
+}
+
+/// Client 0 appends to `k` and commits in one phase on a one-node cluster while client
+/// 1's read of `k` waits for the lock; the commit is appended, the lock passes to client
+/// 1 (controlled lock violation), and the node crashes before the fsync. Returns whether
+/// the lock had passed before the crash, the history, and what the restarted log kept.
+fn hand_over_then_crash(
+    reads_skip_fsync: bool,
+) -> (bool, Vec<TxnRecord>, BTreeMap<String, String>) {
+    let config = SimConfig {
+        nodes: 1,
+        reads_skip_fsync,
+        ..SimConfig::default()
+    };
+    let writer = TxnPlan::ReadWrite {
+        ops: vec![PlanOp::Append("k".into())],
+        commit: true,
+    };
+    let reader = TxnPlan::ReadWrite {
+        ops: vec![PlanOp::Read("k".into()), PlanOp::Append("j".into())],
+        commit: true,
+    };
+    let clients = vec![
+        SimClient::new(0, 0, 1, vec![writer]),
+        SimClient::new(1, 0, 1, vec![reader]),
+    ];
+    let mut sim = Sim::new(config, clients).expect("a simulated cluster");
+    let on_k = |sim: &Sim| sim.locks().into_iter().find(|(_, locks)| locks.key == "k");
+    let setup = |client: usize| {
+        move |step: &Step| match step {
+            Step::Deliver { .. } | Step::Fsync { .. } => true,
+            Step::Client { client: c } => *c == client,
+            _ => false,
+        }
+    };
+    // Client 0 holds k's lock; client 1 then waits for it.
+    while on_k(&sim).is_none() {
+        assert!(step_first(&mut sim, setup(0)), "{}", sim.trace().join("\n"));
+    }
+    while on_k(&sim).is_some_and(|(_, locks)| locks.waiters.is_empty()) {
+        assert!(step_first(&mut sim, setup(1)), "{}", sim.trace().join("\n"));
+    }
+    let writer_tid = on_k(&sim).map(|(_, locks)| locks.holders[0].0);
+    // Client 0 commits; nothing is fsynced from here.
+    while step_first(&mut sim, flowing) {}
+    let appended = (sim.trace().iter()).any(|line| line.contains("append OnePhaseCommit"));
+    assert!(appended, "{}", sim.trace().join("\n"));
+    let passed = on_k(&sim).is_some_and(|(_, locks)| {
+        locks.holders.first().map(|(tid, _)| *tid) != writer_tid && !locks.holders.is_empty()
+    });
+    sim.apply(Step::Crash { node: 0 }).expect("a crash");
+    sim.apply(Step::Restart { node: 0 }).expect("a restart");
+    for _ in 0..100 {
+        while step_first(&mut sim, flowing) {}
+        if !step_first(&mut sim, |s| matches!(s, Step::Fsync { .. })) {
+            break;
+        }
+    }
+    (passed, sim.history(), sim.data())
+}
+
+#[test]
+fn a_lock_handed_over_before_the_fsync_reveals_nothing_a_crash_then_loses() {
+    let (passed, records, data) = hand_over_then_crash(false);
+    assert!(
+        passed,
+        "the lock did not pass before the fsync: {records:?}"
+    );
+    let writer = &records
+        .iter()
+        .find(|r| r.name.starts_with("c0."))
+        .expect("c0 ran");
+    assert_eq!(writer.outcome, Outcome::Unknown, "{records:?}");
+    assert_eq!(
+        data.get("k"),
+        None,
+        "the unsynced commit survived the crash"
+    );
+    let (history, lists) = history_from(&records, &data);
+    assert_eq!(
+        history::vanished_reads(&history, &lists),
+        Vec::<String>::new()
+    );
+    assert!(history::check(&history).is_serializable());
+    // The same run with the read answered before the fsync: its reader was told the
+    // lost value, and the check says so.
+    let (passed, records, data) = hand_over_then_crash(true);
+    assert!(passed);
+    let (history, lists) = history_from(&records, &data);
+    let vanished = history::vanished_reads(&history, &lists);
+    assert_eq!(vanished.len(), 1, "{vanished:?} in {records:?}");
+    assert!(vanished[0].starts_with("c1.0/"), "{vanished:?}");
 }

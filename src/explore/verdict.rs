@@ -127,7 +127,9 @@ pub fn state(plan: &Plan, world: &World) -> Option<String> {
             logs.insert(node, records);
         }
     }
-    atomicity(&logs).or_else(|| durability(plan, world, &logs))
+    (atomicity(&logs))
+        .or_else(|| durability(plan, world, &logs))
+        .or_else(|| vanished(plan, world, &logs))
 }
 
 fn atomicity(logs: &BTreeMap<NodeId, Vec<Record>>) -> Option<String> {
@@ -164,6 +166,53 @@ fn atomicity(logs: &BTreeMap<NodeId, Vec<Record>>) -> Option<String> {
     })
 }
 
+/// Whether `node`'s log holds a record of `tid` that keeps its writes there (its
+/// Prepare, Commit or one-phase commit).
+fn kept(logs: &BTreeMap<NodeId, Vec<Record>>, node: NodeId, tid: TxnId) -> bool {
+    logs.get(&node).is_some_and(|records| {
+        records.iter().any(|record| {
+            record.tid() == Some(tid)
+                && matches!(
+                    record,
+                    Record::Prepare { .. } | Record::Commit { .. } | Record::OnePhaseCommit { .. }
+                )
+        })
+    })
+}
+
+/// A session told a value of a key whose owner crashed, when no transaction that wrote
+/// that value there is still in the log the crash left (the session's own writes
+/// aside: it reads them from its workspace).
+fn vanished(plan: &Plan, world: &World, logs: &BTreeMap<NodeId, Vec<Record>>) -> Option<String> {
+    let nodes = world.sim.nodes();
+    let txns = transactions(plan, world);
+    for reader in &txns {
+        for (key, value) in &reader.reads {
+            let owner = owner_of(key, nodes);
+            let own = |(k, v): &(String, Option<String>)| k == key && v == value;
+            if value.is_none() || world.sim.is_up(owner) || reader.writes.iter().any(own) {
+                continue;
+            }
+            let writers: Vec<&Txn> = (txns.iter())
+                .filter(|txn| txn.writes.iter().any(own))
+                .collect();
+            let survives =
+                (writers.iter()).any(|writer| writer.tid.is_none_or(|tid| kept(logs, owner, tid)));
+            if let (false, Some(writer)) = (survives, writers.first()) {
+                return Some(format!(
+                    "a value that vanished: {} was told {key} = {}, written by {}, but node \
+                     {owner} crashed and the log it kept holds neither a Prepare nor a Commit \
+                     of it",
+                    name(plan, reader),
+                    value.as_deref().unwrap_or_default(),
+                    name(plan, writer)
+                ));
+            }
+        }
+    }
+    None
+}
+
 fn durability(plan: &Plan, world: &World, logs: &BTreeMap<NodeId, Vec<Record>>) -> Option<String> {
     let nodes = world.sim.nodes();
     for txn in transactions(plan, world) {
@@ -174,18 +223,7 @@ fn durability(plan: &Plan, world: &World, logs: &BTreeMap<NodeId, Vec<Record>>) 
             .map(|(key, _)| owner_of(key, nodes))
             .collect();
         for node in owners.into_iter().filter(|node| !world.sim.is_up(*node)) {
-            let kept = logs.get(&node).is_some_and(|records| {
-                records.iter().any(|record| {
-                    record.tid() == Some(tid)
-                        && matches!(
-                            record,
-                            Record::Prepare { .. }
-                                | Record::Commit { .. }
-                                | Record::OnePhaseCommit { .. }
-                        )
-                })
-            });
-            if !kept {
+            if !kept(logs, node, tid) {
                 return Some(format!(
                     "durability: {} was told committed, but node {node} crashed and the log \
                      it kept holds neither a Prepare nor a Commit of {tid}: its writes there \

@@ -59,10 +59,12 @@ mod check;
 mod deletes;
 mod graph;
 pub mod register;
+mod vanished;
 
 pub use anomaly::{Anomaly, Dep, Edge, Report};
 pub use check::check;
 pub use register::{RegisterHistory, RegisterOp, RegisterReport, RegisterTxn, check_registers};
+pub use vanished::vanished_reads;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

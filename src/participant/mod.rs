@@ -42,6 +42,58 @@
 //! A transaction with this node as its only participant commits in one phase: one forced
 //! `OnePhaseCommit` record holds its writes and its outcome.
 //!
+//! # Controlled lock violation: locks pass on before the fsync
+//!
+//! The locks are released as soon as the outcome record is *appended*, not once it is
+//! durable: the next waiter is granted in the same batch, and its records join the same
+//! group fsync (early lock release, Johnson et al., VLDB 2010; controlled lock
+//! violation, Graefe et al., SIGMOD 2013). Strict two-phase locking is kept in what it
+//! promises, because nothing the next transaction `T2` says can reveal the earlier
+//! `T1` before `T1`'s record is durable: everything a node says is held until the
+//! records it depends on are fsynced (`runtime::outbox`, and the simulator's executor
+//! by the same rules), and each way `T2` could tell of `T1` waits for `T1`'s record:
+//!
+//! - a value or the rows of a scan, under a lock or in a snapshot: the reply waits for
+//!   the record that made what it carries visible (`runtime::visible`), so a reader is
+//!   never told a value that a crash then erases, whatever becomes of its transaction;
+//! - `T2`'s own outcome here: its `OnePhaseCommit` or `Prepare` comes after `T1`'s
+//!   record in the log, and its one-phase outcome, its YES vote and its READ-ONLY vote
+//!   are messages, which wait for every barrier record appended before them, `T1`'s
+//!   `OnePhaseCommit` among them (log order);
+//! - an answer to a peer's or a coordinator's inquiry, and an error: messages and
+//!   replies that wait for every barrier record likewise;
+//! - what waits for nothing reveals nothing of `T1`: a lock wait, a write buffered (its
+//!   answer says only that the write is in `T2`'s workspace), an abort done.
+//!
+//! Across nodes the dependency travels with the votes. Say `T2` took `T1`'s lock on node
+//! A and also wrote on node B. `T2` commits only once its coordinator has A's vote, and
+//! that vote left A only once A's log was durable through it, hence through `T1`'s
+//! record; B applies `T2`'s writes only on the decision that follows. So no client is
+//! told `T2` committed, and no reader anywhere sees `T2`'s writes, before `T1` is
+//! durable; and a crash that loses `T1` loses `T2` with it (`T2`'s work on A is gone
+//! with A's memory: A votes NO, or its one-phase commit was never durable either).
+//!
+//! Only a one-phase commit's record (and a heuristic commit's) is the outcome itself. A
+//! 2PC participant's `Commit` makes visible writes whose outcome is already durable
+//! elsewhere (the coordinator forces its `Decision` before any COMMIT; with parallel
+//! commits every participant's `Prepare` and the staging record are durable before a
+//! COMMIT is sent): a crash before the `Commit`'s fsync leaves `T1` in doubt here, its
+//! write locks taken again before the node serves anyone, and the inquiry brings
+//! COMMIT back. So readers of those writes do not wait for the `Commit` record.
+//!
+//! Snapshot reads (`BEGIN READ ONLY`) still see durable commits only: a version written
+//! by a one-phase commit not yet fsynced is answered once it is.
+//!
+//! Limits. A read-modify-write chain on one key (read for update, then write: `hot-key`)
+//! still commits once per fsync: the next incrementer must be told the value before it
+//! can write, and it is told only once the value is durable. Telling it sooner, as
+//! Graefe's rule would allow (`T2`'s commit waits for `T1` anyway), would leave a
+//! client that saw a value no log holds, its transaction aborted by the crash; kv2pc
+//! does not. What the hand-over gains is for blind writes and for readers of other
+//! keys: they go ahead at once, and their commits share the fsync. Messages wait for
+//! every barrier record appended before them, not only the ones they depend on: a vote
+//! may wait for an unrelated commit's fsync (the same fsync, under group commit).
+//!
 //! # Cooperative termination
 //!
 //! An in-doubt participant asks its coordinator for the outcome, and also asks the other

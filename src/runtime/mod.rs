@@ -44,6 +44,7 @@
 mod control;
 mod outbox;
 mod syncer;
+pub(crate) mod visible;
 
 use crate::context::Context;
 use crate::crash::CrashPoint;
@@ -61,6 +62,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use syncer::Syncer;
+use visible::{Reads, Visibility};
 
 /// The most inputs handled in one batch.
 pub const MAX_BATCH: usize = 512;
@@ -111,9 +113,10 @@ pub struct Runtime {
     barrier_lsn: u64,
     /// The LSN just past the newest transaction id lease appended.
     lease_lsn: u64,
-    /// The LSN just past the newest one-phase commit appended: the only record whose
-    /// writes readers can see before it is durable.
-    visible_lsn: u64,
+    /// Which unsynced record made each key's value visible (see `visible`).
+    visible: Visibility,
+    /// What each client request in progress reads, to tag its answer (see `visible`).
+    reads: HashMap<u64, Reads>,
     /// The newest LSN an fsync was asked for (or done).
     sync_asked: u64,
     /// In step mode, the records appended since the last fsync queued, as `Prepare T4`.
@@ -142,7 +145,8 @@ impl Runtime {
             effects: Vec::new(),
             barrier_lsn: 0,
             lease_lsn: 0,
-            visible_lsn: 0,
+            visible: Visibility::default(),
+            reads: HashMap::new(),
             sync_asked: 0,
             unsynced: Vec::new(),
         })
@@ -269,6 +273,9 @@ impl Runtime {
                 let req = self.next_req;
                 self.next_req += 1;
                 self.replies.insert(req, reply);
+                if let Some(reads) = Reads::of(&request) {
+                    self.reads.insert(req, reads);
+                }
                 self.node.handle(
                     Input::Request { req, request },
                     now,
@@ -341,6 +348,7 @@ impl Runtime {
                     (self.ctx.net.tracer).emit(|| TraceEvent::Narrate { depth, node, text });
                 }
                 Effect::Forward { req, to, request } => {
+                    self.reads.remove(&req);
                     if let Some(reply) = self.replies.remove(&req) {
                         let work = self.ctx.net.work(Label::on(What::Request, to));
                         let held = Held::Forward {
@@ -386,13 +394,10 @@ impl Runtime {
         if record.barrier() {
             self.barrier_lsn = self.wal.end_lsn();
         }
-        match record {
-            Record::TidLease { .. } => self.lease_lsn = self.wal.end_lsn(),
-            Record::OnePhaseCommit { .. } | Record::Heuristic { commit: true, .. } => {
-                self.visible_lsn = self.wal.end_lsn()
-            }
-            _ => {}
+        if let Record::TidLease { .. } = record {
+            self.lease_lsn = self.wal.end_lsn();
         }
+        self.visible.appended(record, self.wal.end_lsn());
         if self.ctx.net.steps.is_on() {
             self.unsynced.push(match record.tid() {
                 Some(tid) => format!("{} {tid}", record.kind()),
@@ -418,15 +423,17 @@ impl Runtime {
             // A transaction id, which must come from a durable lease.
             Reply::Done(Ok(Answer::Begun(..))) | Reply::Begun(..) => self.lease_lsn,
             // A value read: committed data, which is durable here or at its coordinator
-            // except the writes of a one-phase commit not yet fsynced.
+            // except the writes of a one-phase commit not yet fsynced: it waits for the
+            // record that made it visible (see `visible`).
             Reply::Done(Ok(Answer::Value(_) | Answer::Snapshot { .. } | Answer::Rows(_))) => {
-                self.visible_lsn
+                self.visible.lsn(self.reads.get(&req))
             }
             // Outcomes and errors: they may reveal any record appended so far.
             Reply::Done(_) => self.barrier_lsn,
         };
         let done = matches!(reply, Reply::Done(_));
         let channel = if done {
+            self.reads.remove(&req);
             self.replies.remove(&req)
         } else {
             self.replies.get(&req).cloned()
@@ -472,6 +479,7 @@ impl Runtime {
             return Flow::Crashed;
         }
         self.wal.note_synced(self.syncer.durability.synced());
+        self.visible.synced(self.syncer.durability.synced());
         // On the manual clock (scripts, transcripts) acknowledgements do not linger for
         // company: their fsync is asked for at once, so the trace is the same every run.
         let mut wanted = self.barrier_lsn;
@@ -555,6 +563,7 @@ impl Runtime {
             // A held `Waiting`'s channel is still in `replies`; messages are lost.
             Held::Reply { .. } | Held::Send { .. } | Held::Ack { .. } => None,
         });
+        self.reads.clear();
         let waiting: Vec<ReplySender> = held_answers
             .chain(self.replies.drain().map(|(_, reply)| reply))
             .collect();

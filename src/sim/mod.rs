@@ -86,6 +86,10 @@ pub struct SimConfig {
     pub settings: Settings,
     /// How far a `Tick` step moves the clock.
     pub tick: Duration,
+    /// A deliberately broken executor, for the tests that show the fault suites catch
+    /// it: a reply carrying data (a value, rows) waits for no fsync, so a reader can be
+    /// told a value whose one-phase commit a crash then loses. Never on otherwise.
+    pub reads_skip_fsync: bool,
 }
 
 impl Default for SimConfig {
@@ -94,6 +98,7 @@ impl Default for SimConfig {
             nodes: 3,
             settings: Settings::default(),
             tick: Duration::from_millis(500),
+            reads_skip_fsync: false,
         }
     }
 }
@@ -462,7 +467,11 @@ impl Sim {
             if sim_node.up.is_some() {
                 return Ok(());
             }
-            sim_node.start(nodes, disk, now, &self.config.settings)?
+            let effects = sim_node.start(nodes, disk, now, &self.config.settings)?;
+            if let Some(up) = &mut sim_node.up {
+                up.reads_skip_fsync = self.config.reads_skip_fsync;
+            }
+            effects
         };
         // The clients hear the node's clock as it starts, as `Cluster::start` has its
         // handle do: what they commit or read next goes above what the logs hold.

@@ -9,13 +9,16 @@
 //!
 //! - for `Send`, `Reply` and `Forward`: the end of the newest *barrier* record
 //!   ([`Record::barrier`]) appended before the item, whatever it is about;
+//! - except for a reply carrying data (a value, a snapshot's value, a scan's rows): the
+//!   end of the record that made that data visible, as the runtime tags it
+//!   (`runtime::visible`), so that the fault suites check the runtime's own rule for
+//!   the replies that a lock handed over before an fsync lets out;
 //! - for `SendDurable` (a participant's acknowledgement of its `Commit`): the end of
 //!   everything appended before it, `Commit` included.
 //!
 //! That is at least as strict as the threaded runtime (`runtime::outbox`), which lets a
 //! reply that reveals nothing (a lock wait, a buffered write) out at once, makes a
-//! transaction id wait only for its lease and a value read only for the newest
-//! one-phase commit, and lets an item that waits for nothing overtake earlier items to
+//! transaction id wait only for its lease, and lets an item that waits for nothing overtake earlier items to
 //! other destinations. Each of those orders is one the runtime may also produce (its
 //! fsync can complete before the batch ends), so every history here is one the runtime
 //! allows; the relaxations themselves are the outbox's unit tests' business.
@@ -35,9 +38,10 @@ use crate::crash::CrashPoint;
 use crate::error::Result;
 use crate::message::{Effect, Message, Reply, ReqId, Request};
 use crate::node::{Input, Node};
+use crate::runtime::visible::{Reads, Visibility, carries_data};
 use crate::types::{NodeId, Timestamp};
 use crate::wal::{Record, Wal};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 /// Something a node said, held until the log is durable through what it depends on.
@@ -81,6 +85,14 @@ pub(super) struct Up {
     barrier_lsn: u64,
     /// Requests received and not yet answered with a held `Done`.
     pub(super) owed: BTreeSet<ReqId>,
+    /// Which unsynced record made each key's value visible (`runtime::visible`).
+    visible: Visibility,
+    /// What each request owed reads, to tag its answer.
+    reads: BTreeMap<ReqId, Reads>,
+    /// A deliberately broken executor ([`SimConfig::reads_skip_fsync`](super::SimConfig)):
+    /// replies carrying data wait for no fsync. Never on but in the test that shows the
+    /// suites catch it.
+    pub(super) reads_skip_fsync: bool,
     /// The crash point this incarnation dies at, if armed.
     pub(super) armed: Option<CrashPoint>,
     /// The teaching mistake switched in (`Settings::mistake`), never on by default.
@@ -128,6 +140,9 @@ impl SimNode {
             outbox: VecDeque::new(),
             barrier_lsn: 0,
             owed: BTreeSet::new(),
+            visible: Visibility::default(),
+            reads: BTreeMap::new(),
+            reads_skip_fsync: false,
             armed: None,
             mistake: settings.mistake,
         });
@@ -146,8 +161,11 @@ impl SimNode {
         let Some(up) = &mut self.up else {
             return Ok(None);
         };
-        if let Input::Request { req, .. } = &input {
+        if let Input::Request { req, request } = &input {
             up.owed.insert(*req);
+            if let Some(reads) = Reads::of(request) {
+                up.reads.insert(*req, reads);
+            }
         }
         up.mistake = settings.mistake;
         let mut effects = Vec::new();
@@ -190,10 +208,22 @@ impl SimNode {
                     if matches!(reply, Reply::Done(_)) && !up.owed.remove(&req) {
                         continue;
                     }
-                    up.outbox
-                        .push_back((up.barrier_lsn, Held::Reply { req, reply }));
+                    let reads = up.reads.remove(&req);
+                    let lsn = match carries_data(&reply) {
+                        // Deliberately broken (`reads_skip_fsync`), never the default.
+                        true if up.reads_skip_fsync => up.wal.synced_lsn(),
+                        true => up.visible.lsn(reads.as_ref()),
+                        false => up.barrier_lsn,
+                    };
+                    if !matches!(reply, Reply::Done(_))
+                        && let Some(reads) = reads
+                    {
+                        up.reads.insert(req, reads);
+                    }
+                    up.outbox.push_back((lsn, Held::Reply { req, reply }));
                 }
                 Effect::Forward { req, to, request } => {
+                    up.reads.remove(&req);
                     if up.owed.remove(&req) {
                         let held = Held::Forward { req, to, request };
                         up.outbox.push_back((up.barrier_lsn, held));
@@ -220,6 +250,7 @@ impl SimNode {
     pub(super) fn fsync(&mut self, notes: &mut Notes) -> Result<()> {
         if let Some(up) = &mut self.up {
             up.wal.flush(true)?;
+            up.visible.synced(up.wal.synced_lsn());
             notes.push(format!("durable through lsn {}", up.wal.synced_lsn()));
         }
         Ok(())
@@ -259,6 +290,7 @@ impl SimNode {
             notes.push(format!("checkpoint at lsn {}", up.wal.synced_lsn()));
         }
         let synced = up.wal.synced_lsn();
+        up.visible.synced(synced);
         let mut out = Vec::new();
         while let Some((lsn, _)) = up.outbox.front()
             && *lsn <= synced
@@ -307,6 +339,7 @@ impl Up {
         if record.barrier() {
             self.barrier_lsn = end;
         }
+        self.visible.appended(record, end);
         let tid = record
             .tid()
             .map(|tid| format!(" {tid}"))
@@ -346,6 +379,7 @@ impl SimNode {
         super::fingerprint::debug(hasher, &up.node);
         super::fingerprint::debug(hasher, &up.outbox);
         (up.barrier_lsn, &up.owed, up.armed).hash(hasher);
+        (&up.visible, &up.reads).hash(hasher);
         (up.wal.end_lsn(), up.wal.synced_lsn()).hash(hasher);
     }
 }
@@ -361,6 +395,9 @@ impl SimNode {
                 outbox: up.outbox.clone(),
                 barrier_lsn: up.barrier_lsn,
                 owed: up.owed.clone(),
+                visible: up.visible.clone(),
+                reads: up.reads.clone(),
+                reads_skip_fsync: up.reads_skip_fsync,
                 armed: up.armed,
                 mistake: up.mistake,
             }),
