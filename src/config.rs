@@ -161,6 +161,41 @@ impl Mistake {
     }
 }
 
+/// How a coordinator commits a transaction with two or more participants.
+///
+/// Classic is the default, since it is what the lessons teach; parallel is the faster
+/// variant of issue 14 (see `coordinator`'s "Parallel commits").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CommitMode {
+    /// Two-phase commit: PREPARE, every Prepare forced, then the coordinator's forced
+    /// `Decision`, and only then the client hears COMMIT: two forced writes in sequence.
+    #[default]
+    Classic,
+    /// Parallel commits: the coordinator forces a `Staged` record naming the
+    /// participants while the PREPAREs go out; the transaction is committed once every
+    /// participant's Prepare and the `Staged` record are durable, and the client hears
+    /// so then; the `Decision` follows off the client's path.
+    Parallel,
+}
+
+impl CommitMode {
+    /// Both modes, in the order `SET commit` lists them.
+    pub const ALL: [CommitMode; 2] = [CommitMode::Classic, CommitMode::Parallel];
+
+    /// The mode's name, as `SET commit` and `--commit` take it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CommitMode::Classic => "classic",
+            CommitMode::Parallel => "parallel",
+        }
+    }
+
+    /// The mode named `name` (lower case), if there is one.
+    pub fn named(name: &str) -> Option<CommitMode> {
+        CommitMode::ALL.into_iter().find(|mode| mode.name() == name)
+    }
+}
+
 /// Settings the nodes read while running (each described by [`SETTINGS`]).
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -180,6 +215,8 @@ pub struct Settings {
     /// The protocol mistake switched in for teaching (`SET mistake`), if any: `None`
     /// is the correct protocol.
     pub mistake: Option<Mistake>,
+    /// How a coordinator commits across two or more participants (`SET commit`).
+    pub commit: CommitMode,
 }
 
 impl Default for Settings {
@@ -192,6 +229,7 @@ impl Default for Settings {
             checkpoint_bytes: 64 * 1024 * 1024,
             lossy: false,
             mistake: None,
+            commit: CommitMode::Classic,
         }
     }
 }

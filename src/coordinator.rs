@@ -51,7 +51,7 @@ use crate::message::{Answer, Effect, Message, Reply, ReqId, Request, Vote};
 use crate::types::{NodeId, Timestamp, TxnId};
 use crate::wal::Record;
 pub use state::Decided;
-use state::{Collecting, OnePhase, TxnState};
+use state::{Collecting, OnePhase, Resolving, TxnState};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -79,15 +79,28 @@ impl Coordinator {
     /// A coordinator whose log reserved counters below `lease` and still owes these
     /// decisions to their participants.
     pub fn new(node: NodeId, nodes: u32, lease: u64, decided: BTreeMap<TxnId, Decided>) -> Self {
+        Coordinator::recovered(node, nodes, lease, decided, BTreeMap::new())
+    }
+
+    /// As [`Coordinator::new`], with staged transactions (parallel commits) whose log
+    /// shows no outcome: their participants will be asked (`resend_decisions`).
+    pub fn recovered(
+        node: NodeId,
+        nodes: u32,
+        lease: u64,
+        decided: BTreeMap<TxnId, Decided>,
+        staged: BTreeMap<TxnId, Vec<NodeId>>,
+    ) -> Self {
+        let decided = (decided.into_iter()).map(|(tid, decided)| (tid, TxnState::Decided(decided)));
+        let staged = (staged.into_iter())
+            .map(|(tid, participants)| (tid, TxnState::Resolving(Resolving::new(participants))));
         Coordinator {
             node,
             nodes,
             counter: lease,
             lease,
             live_from: lease,
-            txns: (decided.into_iter())
-                .map(|(tid, decided)| (tid, TxnState::Decided(decided)))
-                .collect(),
+            txns: decided.chain(staged).collect(),
         }
     }
 
@@ -101,8 +114,10 @@ impl Coordinator {
         self.lease
     }
 
-    /// Recovery: re-send every decision not yet acknowledged.
+    /// Recovery: re-send every decision not yet acknowledged, and ask the participants
+    /// of every staged transaction with no outcome whether they prepared.
     pub fn resend_decisions(&self, out: &mut Vec<Effect>) {
+        self.query_staged(out);
         for (tid, decided) in self.decisions() {
             for participant in &decided.unacked {
                 let message = Message::Commit {
@@ -185,8 +200,7 @@ impl Coordinator {
         req: ReqId,
         tid: TxnId,
         participants: Vec<NodeId>,
-        deadline: Duration,
-        clock: Timestamp,
+        (deadline, clock, parallel): (Duration, Timestamp, bool),
         out: &mut Vec<Effect>,
     ) {
         if !matches!(self.txns.get(&tid), Some(TxnState::Begun)) {
@@ -216,7 +230,10 @@ impl Coordinator {
                 });
             }
             _ => {
-                for participant in &participants {
+                if parallel {
+                    self.stage(tid, &participants, out);
+                }
+                for participant in participants.iter().filter(|_| !parallel) {
                     let message = Message::Prepare {
                         tid,
                         participants: participants.clone(),
@@ -236,6 +253,7 @@ impl Coordinator {
                     min_prepare_ts: Timestamp::MAX,
                     asked_at: clock,
                     deadline,
+                    staged: parallel,
                 };
                 self.txns.insert(tid, TxnState::Collecting(collecting));
             }
@@ -309,6 +327,9 @@ impl Coordinator {
         let Some(collecting) = self.take_collecting(tid) else {
             return;
         };
+        if collecting.staged {
+            return self.decide_staged(tid, collecting, clock, out);
+        }
         let mut read_only = collecting.read_only;
         read_only.sort_unstable();
         if collecting.yes.is_empty() {
@@ -323,6 +344,25 @@ impl Coordinator {
         let commit_ts = clock.tick_past(collecting.max_prepare_ts);
         let mut participants = collecting.yes;
         participants.sort_unstable();
+        let lowest = collecting.min_prepare_ts;
+        self.log_and_send_decision(tid, participants, commit_ts, lowest, out);
+        release_read_only(&read_only, tid, commit_ts, out);
+        let committed = Answer::Committed {
+            at: commit_ts,
+            serial_ts: commit_ts,
+        };
+        reply(out, collecting.req, Ok(committed));
+    }
+
+    /// Logs the commit decision, then sends it to the YES voters in node order.
+    fn log_and_send_decision(
+        &mut self,
+        tid: TxnId,
+        participants: Vec<NodeId>,
+        commit_ts: Timestamp,
+        lowest_prepare_ts: Timestamp,
+        out: &mut Vec<Effect>,
+    ) {
         out.push(Effect::Append(Record::Decision {
             tid,
             participants: participants.clone(),
@@ -339,18 +379,12 @@ impl Coordinator {
                 out.push(Effect::CrashPoint(CrashPoint::Broadcast));
             }
         }
-        release_read_only(&read_only, tid, commit_ts, out);
-        let committed = Answer::Committed {
-            at: commit_ts,
-            serial_ts: commit_ts,
-        };
-        reply(out, collecting.req, Ok(committed));
         let unacked = participants.iter().copied().collect();
         let decided = Decided {
             participants,
             unacked,
             commit_ts,
-            lowest_prepare_ts: collecting.min_prepare_ts,
+            lowest_prepare_ts,
         };
         self.txns.insert(tid, TxnState::Decided(decided));
     }
@@ -359,6 +393,9 @@ impl Coordinator {
         let Some(collecting) = self.take_collecting(tid) else {
             return;
         };
+        if collecting.staged {
+            return self.abort_staged(tid, collecting, reason, out);
+        }
         send_abort(&collecting.participants, tid, out);
         reply(out, collecting.req, Err(Error::Aborted { tid, reason }));
     }
@@ -417,6 +454,8 @@ impl Coordinator {
             },
             // The decision will be sent to every participant when it is made.
             (Some(TxnState::Collecting(_)), _) => return,
+            // A staged transaction being resolved is answered once it is resolved.
+            (Some(TxnState::Resolving(_)), _) => return,
             // Teaching mistake (presume-commit-without-log): no record is taken for a
             // commit, though this coordinator may have aborted and forgotten it.
             (None, Some(clock)) => Message::Commit {
@@ -455,6 +494,7 @@ impl Coordinator {
             );
             self.abort_collecting(tid, reason, out);
         }
+        self.requery_staged(peer, out);
         for (tid, decided) in self.decisions() {
             if decided.unacked.contains(&peer) {
                 let message = Message::Commit {
@@ -527,7 +567,7 @@ impl Coordinator {
     /// Transactions begun here and not finished, sorted.
     pub fn open_transactions(&self) -> Vec<TxnId> {
         (self.txns.iter())
-            .filter(|(_, state)| !matches!(state, TxnState::Decided(_)))
+            .filter(|(_, state)| !matches!(state, TxnState::Decided(_) | TxnState::Resolving(_)))
             .map(|(tid, _)| *tid)
             .collect()
     }
@@ -562,6 +602,7 @@ fn reply(out: &mut Vec<Effect>, req: ReqId, result: Result<Answer, Error>) {
     });
 }
 
+mod parallel;
 mod state;
 #[cfg(test)]
 mod tests;

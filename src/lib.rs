@@ -61,7 +61,7 @@ pub mod wal;
 
 pub use client::{Client, ClientObserver, ReadOnly, Transaction, WaitInfo};
 pub use cluster::{Cluster, RecoveryReport};
-pub use config::{Config, DeadlockPolicy, Mistake, Settings};
+pub use config::{CommitMode, Config, DeadlockPolicy, Mistake, Settings};
 pub use crash::CrashPoint;
 pub use error::{Error, Result};
 pub use keyrange::KeyRange;

@@ -42,6 +42,23 @@ pub enum Vote {
     ReadOnly,
 }
 
+/// A participant's answer about a staged transaction (`Message::Status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum StagedStatus {
+    /// Prepared here, durably, at this timestamp.
+    Prepared {
+        /// Its prepare timestamp.
+        prepare_ts: Timestamp,
+    },
+    /// Committed here already, at this timestamp.
+    Committed {
+        /// The commit timestamp.
+        commit_ts: Timestamp,
+    },
+    /// Not prepared here, and now refused for good (a durable `Refused` tombstone).
+    Refused,
+}
+
 /// A protocol message between nodes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum Message {
@@ -51,6 +68,29 @@ pub enum Message {
         tid: TxnId,
         /// Every participant, logged in the Prepare record for cooperative termination.
         participants: Vec<NodeId>,
+    },
+    /// Coordinator to participant, parallel commits: PREPARE of a staged transaction.
+    /// As `Prepare`, except that a participant that only read forces an empty `Prepare`
+    /// and votes YES: "every participant prepared" is the commit condition recovery
+    /// checks, so a read-only vote must be durable too.
+    PrepareStaged {
+        /// The transaction.
+        tid: TxnId,
+        /// Every participant.
+        participants: Vec<NodeId>,
+    },
+    /// A restarted coordinator to a participant of a staged transaction it finds with
+    /// no outcome: has it prepared? See `participant::status`.
+    StatusQuery {
+        /// The transaction.
+        tid: TxnId,
+    },
+    /// The answer to `StatusQuery`, sent only once what it says is durable.
+    Status {
+        /// The transaction.
+        tid: TxnId,
+        /// What this node holds of it.
+        status: StagedStatus,
     },
     /// Participant to coordinator: the answer to PREPARE.
     Vote {
@@ -164,7 +204,13 @@ impl Message {
     /// The message's name as the trace shows it (`PREPARE`, `VOTE YES`, ...).
     pub fn label(&self) -> String {
         match self {
-            Message::Prepare { .. } => "PREPARE".into(),
+            Message::Prepare { .. } | Message::PrepareStaged { .. } => "PREPARE".into(),
+            Message::StatusQuery { .. } => "STATUS?".into(),
+            Message::Status {
+                status: StagedStatus::Refused,
+                ..
+            } => "STATUS REFUSED".into(),
+            Message::Status { .. } => "STATUS PREPARED".into(),
             Message::Vote {
                 vote: Vote::Yes { .. },
                 ..
@@ -219,6 +265,9 @@ impl Message {
     pub fn tid(&self) -> Option<TxnId> {
         match self {
             Message::Prepare { tid, .. }
+            | Message::PrepareStaged { tid, .. }
+            | Message::StatusQuery { tid }
+            | Message::Status { tid, .. }
             | Message::Vote { tid, .. }
             | Message::Commit { tid, .. }
             | Message::Abort { tid }

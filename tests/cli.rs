@@ -592,3 +592,33 @@ fn sigint_removes_a_script_files_temporary_directory() {
         "the directory is removed"
     );
 }
+
+#[test]
+fn commit_on_the_command_line_sets_the_commit_mode() {
+    let home = home();
+    let default = run(home.path(), &["--temp", "-c", "SET"], "");
+    assert_eq!(default.code, 0, "{}", default.stderr);
+    assert!(
+        default.stdout.contains("commit = classic"),
+        "{}",
+        default.stdout
+    );
+    let parallel = run(
+        home.path(),
+        &["--temp", "--commit", "parallel", "-c", "SET"],
+        "",
+    );
+    assert_eq!(parallel.code, 0, "{}", parallel.stderr);
+    assert!(
+        parallel.stdout.contains("commit = parallel"),
+        "{}",
+        parallel.stdout
+    );
+    let bad = run(
+        home.path(),
+        &["--temp", "--commit", "fast", "-c", "SET"],
+        "",
+    );
+    assert_eq!(bad.code, 2, "{}", bad.stdout);
+    assert!(bad.stderr.contains("classic"), "{}", bad.stderr);
+}

@@ -83,6 +83,12 @@ fn later_kinds() -> Vec<Record> {
             commit: false,
             commit_ts: 0,
         },
+        Record::Staged {
+            tid: TxnId(5),
+            participants: vec![1, 2],
+        },
+        Record::Refused { tid: TxnId(5) },
+        Record::StagedAbort { tid: TxnId(5) },
     ]
 }
 
@@ -96,6 +102,9 @@ fn kind_index(record: &Record) -> usize {
         Record::End { .. } => 5,
         Record::TidLease { .. } => 6,
         Record::Heuristic { .. } => 7,
+        Record::Staged { .. } => 8,
+        Record::Refused { .. } => 9,
+        Record::StagedAbort { .. } => 10,
     }
 }
 
@@ -215,7 +224,7 @@ fn every_record_kind_survives_a_restart() {
     let kinds: std::collections::BTreeSet<usize> = all.iter().map(kind_index).collect();
     assert_eq!(
         kinds.len(),
-        8,
+        11,
         "every_kind and later_kinds must hold one record of each kind"
     );
     let dir = tempdir();

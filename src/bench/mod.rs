@@ -45,7 +45,7 @@ pub use recovery::RecoveryRun;
 
 use crate::Cluster;
 use crate::client::{Client, ClientObserver, WaitInfo};
-use crate::config::{Config, DeadlockPolicy, Settings};
+use crate::config::{CommitMode, Config, DeadlockPolicy, Settings};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::types::NodeId;
@@ -142,6 +142,8 @@ pub struct Options {
     pub recovery_records: Option<u64>,
     /// The deadlock policy every run's cluster uses (`SET deadlock`).
     pub deadlock: DeadlockPolicy,
+    /// How every run's coordinators commit (`SET commit`).
+    pub commit: CommitMode,
 }
 
 impl Options {
@@ -155,6 +157,7 @@ impl Options {
             dir: None,
             recovery_records: Some(1_000_000),
             deadlock: DeadlockPolicy::Detect,
+            commit: CommitMode::Classic,
         }
     }
 
@@ -176,6 +179,8 @@ pub struct Run {
     pub workload: Workload,
     /// The deadlock policy, as `SET deadlock` names it.
     pub deadlock: &'static str,
+    /// The commit mode, as `SET commit` names it.
+    pub commit: &'static str,
     /// Concurrent clients.
     pub clients: usize,
     /// Operations completed.
@@ -344,6 +349,7 @@ fn run_one(
         manual_clock: false,
         settings: Settings {
             deadlock: options.deadlock,
+            commit: options.commit,
             ..Settings::default()
         },
     };
@@ -401,6 +407,7 @@ fn run_one(
     Ok(Run {
         workload,
         deadlock: options.deadlock.name(),
+        commit: options.commit.name(),
         clients,
         operations,
         per_second,

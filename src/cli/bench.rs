@@ -3,8 +3,8 @@
 
 use crate::exit::Exit;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use kv2pc::DeadlockPolicy;
 use kv2pc::bench::{self, Options, Workload};
+use kv2pc::{CommitMode, DeadlockPolicy};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,6 +39,10 @@ pub struct BenchArgs {
     /// or off; default detect), as `SET deadlock` takes it.
     #[arg(long, value_name = "POLICY")]
     deadlock: Option<String>,
+    /// How every run's coordinators commit across two or more participants: classic
+    /// (the default) or parallel, as `SET commit` takes it.
+    #[arg(long, value_name = "MODE", value_parser = ["classic", "parallel"])]
+    commit: Option<String>,
     /// Also draw the sweep to this SVG file: throughput (operations per fsync time) and
     /// p99 latency against clients, one line per workload.
     #[arg(long, value_name = "FILE.svg")]
@@ -91,6 +95,9 @@ pub fn run(args: &BenchArgs) -> Exit {
                 return Exit::Usage;
             }
         }
+    }
+    if let Some(mode) = args.commit.as_deref().and_then(CommitMode::named) {
+        options.commit = mode;
     }
     let progress = progress_bar(bench::steps(&options));
     let report = bench::run(&options, |step| {

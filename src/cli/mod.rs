@@ -33,7 +33,7 @@ use crate::repl;
 use clap::{CommandFactory, Parser, Subcommand};
 use kv2pc::shell::Shell;
 use kv2pc::types::MAX_NODES;
-use kv2pc::{Cluster, Config};
+use kv2pc::{Cluster, CommitMode, Config};
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -114,6 +114,10 @@ pub struct Args {
     /// runs before its first prompt.
     #[arg(long)]
     pub no_init: bool,
+    /// How coordinators commit across two or more participants: classic (the default)
+    /// or parallel, as `SET commit` takes it.
+    #[arg(long, value_name = "MODE", value_parser = ["classic", "parallel"])]
+    pub commit: Option<String>,
 }
 
 impl Args {
@@ -131,6 +135,7 @@ impl Args {
             || self.real_time
             || self.quiet
             || self.no_init
+            || self.commit.is_some()
     }
 }
 
@@ -184,7 +189,7 @@ pub fn main() -> ExitCode {
     };
     if args.command.is_some() && args.has_session_options() {
         let message = "the options of a shell session (FILE, -c, --echo, --json, --bail, \
-                       --record, --real-time, --temp, --data-dir, --manual-clock, --quiet, --no-init) do not apply to a subcommand";
+                       --record, --real-time, --temp, --data-dir, --manual-clock, --quiet, --no-init, --commit) do not apply to a subcommand";
         Args::command()
             .error(clap::error::ErrorKind::ArgumentConflict, message)
             .exit();
@@ -216,11 +221,14 @@ fn run_shell(args: &Args, color: bool) -> Exit {
         Ok(dir) => dir,
         Err(exit) => return exit,
     };
-    let config = Config {
+    let mut config = Config {
         nodes: args.nodes,
         manual_clock: manual_clock(args, interactive),
         ..Config::default()
     };
+    if let Some(mode) = args.commit.as_deref().and_then(CommitMode::named) {
+        config.settings.commit = mode;
+    }
     let cluster = match Cluster::open(&dir, config) {
         Ok(cluster) => cluster,
         Err(error) => {

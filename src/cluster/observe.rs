@@ -182,6 +182,23 @@ pub enum LogRecord {
         /// The commit timestamp (0 for an abort).
         commit_ts: Timestamp,
     },
+    /// A coordinator staged a parallel commit at these participants.
+    Staged {
+        /// The transaction.
+        tid: TxnId,
+        /// Every participant.
+        participants: Vec<NodeId>,
+    },
+    /// A participant refused a staged transaction it never prepared, for good.
+    Refused {
+        /// The transaction.
+        tid: TxnId,
+    },
+    /// A coordinator aborted a staged transaction.
+    StagedAbort {
+        /// The transaction.
+        tid: TxnId,
+    },
 }
 
 impl From<Record> for LogEntry {
@@ -232,6 +249,9 @@ impl From<Record> for LogEntry {
                 commit,
                 commit_ts,
             },
+            Record::Staged { tid, participants } => LogRecord::Staged { tid, participants },
+            Record::Refused { tid } => LogRecord::Refused { tid },
+            Record::StagedAbort { tid } => LogRecord::StagedAbort { tid },
         };
         LogEntry { record, forced }
     }

@@ -11,7 +11,7 @@
 //! added here is therefore settable, described and completed at once; `tests/grammar.rs`
 //! and this module's tests check that each shows what it reads.
 
-use super::{DeadlockPolicy, Mistake, Settings};
+use super::{CommitMode, DeadlockPolicy, Mistake, Settings};
 use crate::clock::{format_duration, parse_duration};
 use std::time::Duration;
 
@@ -195,6 +195,31 @@ pub const SETTINGS: &[Setting] = &[
               EXPLORE finds the run that each one breaks.",
         example: "vote-before-fsync",
     },
+    Setting {
+        name: "commit",
+        kind: Kind::Choice {
+            values: &["classic", "parallel"],
+            get: |s| s.commit.name(),
+            set: |s, word| match CommitMode::named(word) {
+                Some(mode) => {
+                    s.commit = mode;
+                    true
+                }
+                None => false,
+            },
+        },
+        doc: "classic (the default): two-phase commit as the lessons teach it: every \
+              participant forces its Prepare, then the coordinator forces its Decision, \
+              and only then is the client told COMMIT (two fsyncs in sequence). \
+              parallel: the coordinator sends the PREPAREs first and forces a Staged \
+              record naming the participants while they prepare; the transaction is \
+              committed once the Staged record and every Prepare are durable, and the \
+              client is told then (one fsync's wait); the Decision follows off the \
+              client's path. A coordinator that restarts with a Staged record and no \
+              outcome asks every participant; one that never prepared refuses the \
+              PREPARE for good, which aborts it. Applies to COMMITs from then on.",
+        example: "parallel",
+    },
 ];
 
 /// The setting named `name`, in any case.
@@ -329,8 +354,8 @@ mod tests {
             settings.set("nope", "1"),
             Err(
                 "there is no setting 'nope'; the settings are vote_timeout, \
-                 inquiry_interval, deadlock, lock_timeout, checkpoint_bytes, network \
-                 and mistake"
+                 inquiry_interval, deadlock, lock_timeout, checkpoint_bytes, network, \
+                 mistake and commit"
                     .into()
             )
         );

@@ -77,6 +77,37 @@ pub(super) struct Collecting {
     pub(super) asked_at: Timestamp,
     /// When to give up waiting and abort.
     pub(super) deadline: Duration,
+    /// Whether it is a parallel commit, with a `Staged` record (see `parallel`).
+    pub(super) staged: bool,
+}
+
+/// A staged transaction (parallel commits) found at recovery with no outcome, whose
+/// participants are being asked whether they prepared (see `parallel`).
+#[derive(Clone, Debug)]
+pub(super) struct Resolving {
+    /// Every participant named in `Staged`.
+    pub(super) participants: Vec<NodeId>,
+    /// Those that have not answered.
+    pub(super) pending: BTreeSet<NodeId>,
+    /// The largest prepare timestamp answered.
+    pub(super) max_prepare_ts: Timestamp,
+    /// The smallest.
+    pub(super) min_prepare_ts: Timestamp,
+    /// A commit timestamp a participant reported it committed at, if any.
+    pub(super) commit_ts: Option<Timestamp>,
+}
+
+impl Resolving {
+    /// Resolution of a `Staged` record naming `participants`.
+    pub(super) fn new(participants: Vec<NodeId>) -> Resolving {
+        Resolving {
+            pending: participants.iter().copied().collect(),
+            participants,
+            max_prepare_ts: 0,
+            min_prepare_ts: Timestamp::MAX,
+            commit_ts: None,
+        }
+    }
 }
 
 /// A transaction committing in one phase at its only participant.
@@ -117,6 +148,8 @@ pub(super) enum TxnState {
     OnePhase(OnePhase),
     /// Committed, with acknowledgements outstanding.
     Decided(Decided),
+    /// Staged before a crash, with no outcome logged: its participants are asked.
+    Resolving(Resolving),
 }
 
 impl Coordinator {
@@ -184,6 +217,9 @@ impl Coordinator {
                     {
                         return Err(format!("{tid} collects inconsistent votes: {collecting:?}"));
                     }
+                }
+                TxnState::Resolving(resolving) if resolving.participants.is_empty() => {
+                    return Err(format!("{tid} is resolved with no participants"));
                 }
                 TxnState::Decided(decided) if decided.unacked.is_empty() => {
                     return Err(format!("{tid} is decided with every ack in"));

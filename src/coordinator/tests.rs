@@ -6,6 +6,7 @@
 
 use super::*;
 use crate::lock::LockMode;
+use crate::message::StagedStatus;
 use proptest::prelude::*;
 
 const NODE: NodeId = 0;
@@ -159,7 +160,9 @@ fn apply(
         Event::Commit { txn, participants } => {
             let deadline = *now + timeout;
             let at = clock.now();
-            coordinator.commit(req, tid(lease, txn), participants, deadline, at, out);
+            // Odd transactions commit in parallel (`parallel`), even ones classically.
+            let when = (deadline, at, txn % 2 == 1);
+            coordinator.commit(req, tid(lease, txn), participants, when, out);
         }
         Event::Abort { txn } => coordinator.abort(req, tid(lease, txn), vec![1, 2], out),
         Event::Vote {
@@ -233,4 +236,113 @@ proptest! {
             prop_assert!(false, "{}", broken);
         }
     }
+}
+
+/// The effects of a staged commit of a fresh transaction at participants 1 and 2, and
+/// the coordinator and id.
+fn staged_commit() -> (Coordinator, TxnId, Vec<Effect>) {
+    let mut coordinator = Coordinator::new(NODE, NODES, 0, BTreeMap::new());
+    let mut out = Vec::new();
+    coordinator.begin(1, 1, &mut out);
+    let tid = TxnId::new(NODE, 0, NODES);
+    out.clear();
+    let when = (Duration::from_secs(1), 5, true);
+    coordinator.commit(2, tid, vec![1, 2], when, &mut out);
+    (coordinator, tid, out)
+}
+
+fn kinds(out: &[Effect]) -> Vec<String> {
+    (out.iter())
+        .filter_map(|effect| match effect {
+            Effect::Append(record) => Some(record.kind().to_string()),
+            Effect::Send { to, message } => Some(format!("{} to {to}", message.label())),
+            Effect::Reply { .. } => Some("reply".into()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_staged_commit_sends_the_prepares_before_its_staged_record() {
+    let (_, _, out) = staged_commit();
+    assert_eq!(kinds(&out), ["PREPARE to 1", "PREPARE to 2", "Staged"]);
+}
+
+#[test]
+fn a_staged_commit_answers_the_client_before_its_decision_at_max_prepare_plus_one() {
+    let (mut coordinator, tid, _) = staged_commit();
+    let mut clock = Lamport::starting_at(5);
+    let mut out = Vec::new();
+    coordinator.vote(1, tid, Vote::Yes { prepare_ts: 7 }, &mut clock, &mut out);
+    coordinator.vote(2, tid, Vote::Yes { prepare_ts: 9 }, &mut clock, &mut out);
+    assert_eq!(
+        kinds(&out),
+        ["reply", "Decision", "COMMIT to 1", "COMMIT to 2"]
+    );
+    assert!(out.iter().any(|effect| matches!(
+        effect,
+        Effect::Append(Record::Decision { commit_ts: 10, .. })
+    )));
+    assert!(clock.now() >= 10);
+}
+
+#[test]
+fn a_staged_abort_is_forced_before_any_abort_leaves() {
+    let (mut coordinator, tid, _) = staged_commit();
+    let mut clock = Lamport::default();
+    let mut out = Vec::new();
+    let no = Vote::No { reason: "x".into() };
+    coordinator.vote(1, tid, no, &mut clock, &mut out);
+    assert_eq!(
+        kinds(&out),
+        ["StagedAbort", "ABORT to 1", "ABORT to 2", "reply"]
+    );
+}
+
+/// A coordinator restarted with `tid` staged at 1 and 2 and no outcome, and what its
+/// recovery asks.
+fn resolving() -> (Coordinator, TxnId, Vec<Effect>) {
+    let tid = TxnId::new(NODE, 0, NODES);
+    let staged = BTreeMap::from([(tid, vec![1, 2])]);
+    let coordinator = Coordinator::recovered(NODE, NODES, 1000, BTreeMap::new(), staged);
+    let mut out = Vec::new();
+    coordinator.resend_decisions(&mut out);
+    (coordinator, tid, out)
+}
+
+#[test]
+fn recovery_asks_every_participant_of_a_staged_transaction_and_commits_if_all_prepared() {
+    let (mut coordinator, tid, out) = resolving();
+    assert_eq!(kinds(&out), ["STATUS? to 1", "STATUS? to 2"]);
+    let mut clock = Lamport::default();
+    let mut out = Vec::new();
+    coordinator.inquire(1, tid, None, &mut out);
+    assert!(
+        out.is_empty(),
+        "an inquiry waits for the resolution: {out:?}"
+    );
+    let prepared = |prepare_ts| StagedStatus::Prepared { prepare_ts };
+    coordinator.status(1, tid, prepared(4), &mut clock, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    coordinator.status(2, tid, prepared(8), &mut clock, &mut out);
+    assert!(out.iter().any(|effect| matches!(
+        effect,
+        Effect::Append(Record::Decision { commit_ts: 9, .. })
+    )));
+    assert_eq!(clock.now(), 9, "the clock is past the commit it assigned");
+    out.clear();
+    coordinator.inquire(1, tid, None, &mut out);
+    assert_eq!(kinds(&out), ["COMMIT to 1"]);
+}
+
+#[test]
+fn recovery_aborts_a_staged_transaction_that_a_participant_refuses() {
+    let (mut coordinator, tid, _) = resolving();
+    let mut clock = Lamport::default();
+    let mut out = Vec::new();
+    let prepared = StagedStatus::Prepared { prepare_ts: 4 };
+    coordinator.status(1, tid, prepared, &mut clock, &mut out);
+    coordinator.status(2, tid, StagedStatus::Refused, &mut clock, &mut out);
+    assert_eq!(kinds(&out), ["StagedAbort", "ABORT to 1", "ABORT to 2"]);
+    assert!(coordinator.staged().is_empty());
 }

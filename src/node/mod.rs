@@ -18,7 +18,7 @@ mod detect;
 mod floors;
 
 use crate::clock::Lamport;
-use crate::config::{Mistake, Settings};
+use crate::config::{CommitMode, Mistake, Settings};
 use crate::coordinator::{Coordinator, Decided};
 use crate::message::{Effect, Message, ReqId, Request};
 use crate::participant::{Participant, Prepared, prepared_from_record};
@@ -80,6 +80,8 @@ struct Replay {
     store: Store,
     prepared: BTreeMap<TxnId, Prepared>,
     decided: BTreeMap<TxnId, Decided>,
+    /// Staged transactions (parallel commits) with no outcome logged.
+    staged: BTreeMap<TxnId, Vec<NodeId>>,
     lease: u64,
     clock: Timestamp,
     /// Outcomes the log shows, remembered for peers in doubt.
@@ -114,6 +116,7 @@ impl Replay {
             store: Store::default(),
             prepared: BTreeMap::new(),
             decided: BTreeMap::new(),
+            staged: BTreeMap::new(),
             lease: 0,
             clock: 0,
             committed: BTreeMap::new(),
@@ -188,6 +191,7 @@ impl Replay {
                 commit_ts,
             } => {
                 self.clock = self.clock.max(*commit_ts);
+                self.staged.remove(tid);
                 let decided = Decided {
                     participants: participants.clone(),
                     unacked: participants.iter().copied().collect(),
@@ -199,6 +203,13 @@ impl Replay {
             Record::End { tid } => {
                 self.decided.remove(tid);
             }
+            Record::Staged { tid, participants } => {
+                self.staged.insert(*tid, participants.clone());
+            }
+            Record::StagedAbort { tid } => {
+                self.staged.remove(tid);
+            }
+            Record::Refused { tid } => self.aborted.push(*tid),
             Record::TidLease { upto } => self.lease = self.lease.max(*upto),
             Record::Heuristic {
                 tid,
@@ -279,7 +290,13 @@ impl Node {
                 replay.store,
                 Lamport::starting_at(replay.clock),
             ),
-            coordinator: Coordinator::new(id, nodes, replay.lease, replay.decided),
+            coordinator: Coordinator::recovered(
+                id,
+                nodes,
+                replay.lease,
+                replay.decided,
+                replay.staged,
+            ),
             floors: Default::default(),
             detect: detect::DetectRole::new(nodes),
             recovered: None,
@@ -416,8 +433,9 @@ impl Node {
                 self.participant.clock_mut().observe(clock);
                 let deadline = now.saturating_add(settings.vote_timeout);
                 let clock = self.participant.clock().now();
-                self.coordinator
-                    .commit(req, tid, participants, deadline, clock, out)
+                let parallel = settings.commit == CommitMode::Parallel;
+                let when = (deadline, clock, parallel);
+                self.coordinator.commit(req, tid, participants, when, out)
             }
             // Coordinator: abort at every participant.
             Request::Abort { tid, participants } => {
@@ -449,6 +467,19 @@ impl Node {
                     // default: the read locks go before the commit timestamp is known.
                     self.participant.release_read_locks(tid, out);
                 }
+            }
+            // Participant, parallel commits: a read-only part prepares durably too.
+            Message::PrepareStaged { tid, participants } => {
+                let next_inquiry = now.saturating_add(settings.inquiry_interval);
+                let p = &mut self.participant;
+                p.prepare_staged(tid, from, participants, next_inquiry, out)
+            }
+            // Participant: a restarted coordinator resolves a staged transaction.
+            Message::StatusQuery { tid } => self.participant.status_query(from, tid, out),
+            // Coordinator: a participant's answer about a staged transaction.
+            Message::Status { tid, status } => {
+                let clock = self.participant.clock_mut();
+                self.coordinator.status(from, tid, status, clock, out)
             }
             // Coordinator: count the vote; decide when all are in.
             Message::Vote { tid, vote } => {
@@ -540,6 +571,10 @@ impl Node {
                     participants: decided.participants.clone(),
                     commit_ts: decided.commit_ts,
                 })
+                .chain(
+                    (self.coordinator.staged().into_iter())
+                        .map(|(tid, participants)| Record::Staged { tid, participants }),
+                )
                 .collect(),
             tid_lease: self.coordinator.lease(),
             clock: self.participant.clock().now(),

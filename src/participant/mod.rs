@@ -177,6 +177,7 @@ mod rejoin;
 mod scan;
 mod snapshot;
 mod state;
+mod status;
 mod termination;
 
 pub use heuristic::{Heuristic, Mixed};

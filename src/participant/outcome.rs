@@ -75,7 +75,7 @@ impl Participant {
     }
 
     /// Active to Prepared: logs the writes (forced) and returns the prepare timestamp.
-    fn prepare_writes(
+    pub(super) fn prepare_writes(
         &mut self,
         tid: TxnId,
         active: Active,

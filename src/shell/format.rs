@@ -179,6 +179,11 @@ pub fn record(entry: &LogEntry) -> String {
             commit_ts,
         } => format!("Heuristic {tid} COMMIT  settled by hand, ts {commit_ts}"),
         LogRecord::Heuristic { tid, .. } => format!("Heuristic {tid} ABORT  settled by hand"),
+        LogRecord::Staged { tid, participants } => {
+            format!("Staged {tid}  participants {}", nodes(participants))
+        }
+        LogRecord::Refused { tid } => format!("Refused {tid}  never prepared here"),
+        LogRecord::StagedAbort { tid } => format!("StagedAbort {tid}"),
     };
     let forced = if entry.forced { "fsync" } else { "lazy" };
     format!("{body}  ({forced})")

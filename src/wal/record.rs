@@ -85,6 +85,31 @@ pub enum Record {
         /// The commit timestamp the node chose, above its `prepare_ts` (0 for an abort).
         commit_ts: Timestamp,
     },
+    /// Coordinator, parallel commits (`SET commit parallel`): the transaction is staged
+    /// at these participants. Forced, appended right after the PREPAREs are sent (they
+    /// do not wait for it): once it and every participant's `Prepare` are durable, the
+    /// transaction is committed, whether or not a `Decision` follows. Recovery that
+    /// finds it with no `Decision` and no `StagedAbort` asks every participant.
+    Staged {
+        /// The transaction.
+        tid: TxnId,
+        /// Every participant, all of which must have prepared for it to commit.
+        participants: Vec<NodeId>,
+    },
+    /// Participant, parallel commits: asked for the status of a staged transaction it
+    /// never prepared, this node refuses it for good (a durable tombstone, forced before
+    /// the answer leaves): its PREPARE is voted NO from then on, so it cannot commit.
+    Refused {
+        /// The transaction.
+        tid: TxnId,
+    },
+    /// Coordinator, parallel commits: a staged transaction aborted. Forced before any
+    /// ABORT leaves or the client is told, since the `Staged` record alone, with every
+    /// Prepare durable, would otherwise make recovery commit it.
+    StagedAbort {
+        /// The transaction.
+        tid: TxnId,
+    },
 }
 
 impl Record {
@@ -113,6 +138,9 @@ impl Record {
             Record::End { .. } => "End",
             Record::TidLease { .. } => "TidLease",
             Record::Heuristic { .. } => "Heuristic",
+            Record::Staged { .. } => "Staged",
+            Record::Refused { .. } => "Refused",
+            Record::StagedAbort { .. } => "StagedAbort",
         }
     }
 
@@ -125,7 +153,10 @@ impl Record {
             | Record::OnePhaseCommit { tid, .. }
             | Record::Decision { tid, .. }
             | Record::End { tid }
-            | Record::Heuristic { tid, .. } => Some(*tid),
+            | Record::Heuristic { tid, .. }
+            | Record::Staged { tid, .. }
+            | Record::Refused { tid }
+            | Record::StagedAbort { tid } => Some(*tid),
             Record::TidLease { .. } => None,
         }
     }
@@ -141,7 +172,8 @@ pub struct Snapshot {
     pub data: Vec<(String, String, Timestamp)>,
     /// `Prepare` records of transactions prepared here and not yet decided.
     pub prepared: Vec<Record>,
-    /// `Decision` records this node (as coordinator) has not yet seen acknowledged.
+    /// `Decision` records this node (as coordinator) has not yet seen acknowledged, and
+    /// `Staged` records of transactions it has not yet decided (parallel commits).
     pub decisions: Vec<Record>,
     /// The transaction-counter lease: counters below it may have been used.
     pub tid_lease: u64,
