@@ -8,7 +8,9 @@
 //! every forced log record), growing the file and over preallocated bytes, and of a
 //! channel round trip between two threads (the floor under every message), to a parked
 //! thread and back to back. Then each workload, on a fresh cluster per run, for each
-//! client count of the sweep, each client a thread with its own session:
+//! client count of the sweep, each client a thread with its own session (from 32
+//! clients up, the read-write workloads instead run their clients pipelined, a few
+//! threads each keeping many transactions in flight: see `pipelined`):
 //!
 //! | workload | one operation |
 //! |---|---|
