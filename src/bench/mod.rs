@@ -8,7 +8,9 @@
 //! every forced log record), growing the file and over preallocated bytes, and of a
 //! channel round trip between two threads (the floor under every message), to a parked
 //! thread and back to back. Then each workload, on a fresh cluster per run, for each
-//! client count of the sweep, each client a thread with its own session:
+//! client count of the sweep, each client a thread with its own session (from 32
+//! clients up, the read-write workloads instead run their clients pipelined, a few
+//! threads each keeping many transactions in flight: see `pipelined`):
 //!
 //! | workload | one operation |
 //! |---|---|
@@ -36,6 +38,7 @@
 
 mod latency;
 mod limits;
+mod pipelined;
 pub mod plot;
 mod recovery;
 
@@ -360,28 +363,17 @@ fn run_one(
     let stop = Arc::new(AtomicBool::new(false));
     let (aborts, waits) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let started = Instant::now();
-    let threads: Vec<_> = (0..clients)
-        .map(|index| {
-            let mut client = cluster.client((index % cluster.nodes() as usize) as NodeId)?;
-            client.observe(Arc::new(Waits(waits.clone())));
-            let (keys, stop, aborts) = (keys.clone(), stop.clone(), aborts.clone());
-            let mut latencies = Latencies::new()?;
-            Ok(std::thread::spawn(move || {
-                let mut rng = Rng::new(index as u64);
-                while !stop.load(Ordering::Relaxed) {
-                    let start = Instant::now();
-                    while operate(workload, &client, &keys, &mut rng).is_err() {
-                        aborts.fetch_add(1, Ordering::Relaxed);
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                    }
-                    latencies.record(start.elapsed());
-                }
-                latencies
-            }))
-        })
-        .collect::<Result<_>>()?;
+    let shared = pipelined::Shared {
+        keys: keys.clone(),
+        stop: stop.clone(),
+        aborts: aborts.clone(),
+        waits: waits.clone(),
+    };
+    let threads: Vec<_> = if pipelined::pipelines(workload, clients) {
+        pipelined::spawn(&cluster, workload, clients, &shared)?
+    } else {
+        spawn_threads(&cluster, workload, clients, &shared)?
+    };
     let writer = (workload == Workload::GetHot)
         .then(|| start_hot_writer(&cluster, keys.clone(), stop.clone()))
         .transpose()?;
@@ -422,6 +414,39 @@ fn run_one(
         p50_over_fsync: p50 / limits.fsync_preallocated_p50_us.max(0.001),
         p50_over_round_trip: p50 / limits.round_trip_parked_p50_us.max(0.001),
     })
+}
+
+/// Starts one thread per client, each with its own session, running `workload`'s
+/// operations (retrying an aborted one) until `stop`.
+fn spawn_threads(
+    cluster: &Cluster,
+    workload: Workload,
+    clients: usize,
+    shared: &pipelined::Shared,
+) -> Result<Vec<std::thread::JoinHandle<Latencies>>> {
+    (0..clients)
+        .map(|index| {
+            let mut client = cluster.client((index % cluster.nodes() as usize) as NodeId)?;
+            client.observe(Arc::new(Waits(shared.waits.clone())));
+            let (keys, stop) = (shared.keys.clone(), shared.stop.clone());
+            let aborts = shared.aborts.clone();
+            let mut latencies = Latencies::new()?;
+            Ok(std::thread::spawn(move || {
+                let mut rng = Rng::new(index as u64);
+                while !stop.load(Ordering::Relaxed) {
+                    let start = Instant::now();
+                    while operate(workload, &client, &keys, &mut rng).is_err() {
+                        aborts.fetch_add(1, Ordering::Relaxed);
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                    }
+                    latencies.record(start.elapsed());
+                }
+                latencies
+            }))
+        })
+        .collect()
 }
 
 /// How many keys on each of nodes 0 and 1 `get-hot` reads and its writer rewrites.

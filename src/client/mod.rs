@@ -23,8 +23,10 @@
 //! operation, and leaves the transaction as it was.) A read-only transaction has nothing
 //! to undo and nothing to commit: a failed read leaves its snapshot open, to read again.
 
+mod pipeline;
 mod transaction;
 
+pub use pipeline::{Outcome, Pipeline, Program, Step, Steps, Ticket};
 pub use transaction::{ReadOnly, Transaction};
 
 use crate::cluster::Cluster;

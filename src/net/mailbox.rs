@@ -86,6 +86,8 @@ impl Waiting {
 
 struct Inner {
     replies: Mutex<VecDeque<(Reply, Work)>>,
+    /// Rung with the receiver's wake-up, for a receiver that waits on many mailboxes.
+    bell: Option<Arc<Bell>>,
     /// Set with the queue lock held whenever a reply is queued or the last sender goes.
     ready: AtomicBool,
     senders: AtomicUsize,
@@ -104,8 +106,19 @@ pub struct ReplySender {
 
 /// A new mailbox and its first sender.
 pub fn mailbox() -> (ReplySender, Mailbox) {
+    new_mailbox(None)
+}
+
+/// A new mailbox whose replies (and disconnection) also ring `bell`: for one thread
+/// that waits on many mailboxes at once (`client::pipeline`).
+pub fn mailbox_ringing(bell: &Arc<Bell>) -> (ReplySender, Mailbox) {
+    new_mailbox(Some(bell.clone()))
+}
+
+fn new_mailbox(bell: Option<Arc<Bell>>) -> (ReplySender, Mailbox) {
     let inner = Arc::new(Inner {
         replies: Mutex::new(VecDeque::new()),
+        bell,
         ready: AtomicBool::new(false),
         senders: AtomicUsize::new(1),
         wake: Condvar::new(),
@@ -144,6 +157,10 @@ impl ReplySender {
         self.inner.ready.store(true, Ordering::SeqCst);
         if wake {
             self.inner.wake.notify_one();
+            drop(replies);
+            if let Some(bell) = &self.inner.bell {
+                bell.ring();
+            }
         }
         Ok(())
     }
@@ -162,9 +179,13 @@ impl Clone for ReplySender {
 impl Drop for ReplySender {
     fn drop(&mut self) {
         if self.inner.senders.fetch_sub(1, Ordering::SeqCst) == 1 {
-            let _replies = self.inner.replies.lock();
+            let replies = self.inner.replies.lock();
             self.inner.ready.store(true, Ordering::SeqCst);
             self.inner.wake.notify_one();
+            drop(replies);
+            if let Some(bell) = &self.inner.bell {
+                bell.ring();
+            }
         }
     }
 }
@@ -177,6 +198,13 @@ impl Mailbox {
             return None;
         }
         self.take(&mut self.inner.replies.lock())
+    }
+
+    /// Whether every sender is gone and no reply is left: the node died holding the
+    /// request (see "Disconnection").
+    pub fn is_closed(&self) -> bool {
+        let replies = self.inner.replies.lock();
+        replies.is_empty() && self.inner.senders.load(Ordering::SeqCst) == 0
     }
 
     /// Waits for the next reply, counted among its cluster's `waiting` receivers;
@@ -228,6 +256,51 @@ impl Mailbox {
             .ready
             .store(!replies.is_empty() || disconnected, Ordering::SeqCst);
         reply
+    }
+}
+
+/// What one thread waiting on many mailboxes sleeps on: each mailbox made with
+/// [`mailbox_ringing`] rings it when a reply that wakes (not [`ReplySender::send_quiet`])
+/// is queued, and when its last sender goes. A ring is remembered until the next wait
+/// takes it, so one that comes between the receiver's look at its mailboxes and its
+/// wait is not lost.
+#[derive(Default)]
+pub struct Bell {
+    rung: AtomicBool,
+    lock: Mutex<()>,
+    wake: Condvar,
+}
+
+impl Bell {
+    fn ring(&self) {
+        if !self.rung.swap(true, Ordering::SeqCst) {
+            let _lock = self.lock.lock();
+            self.wake.notify_one();
+        }
+    }
+
+    /// Waits until the bell rings or `timeout` passes, counted as `receivers` waiting
+    /// receivers of its cluster (each transaction a pipelined client waits for counts,
+    /// as its own thread would). Yields the core a few times first, as
+    /// [`Mailbox::recv`] does when others wait. Returns whether it rang.
+    pub fn wait(&self, waiting: &Waiting, receivers: usize, timeout: Duration) -> bool {
+        waiting.0.fetch_add(receivers, Ordering::SeqCst);
+        for _ in 0..yields() {
+            if self.rung.load(Ordering::Acquire) {
+                break;
+            }
+            std::thread::yield_now();
+        }
+        let deadline = Instant::now() + timeout;
+        let mut lock = self.lock.lock();
+        while !self.rung.load(Ordering::SeqCst) {
+            if self.wake.wait_until(&mut lock, deadline).timed_out() {
+                break;
+            }
+        }
+        drop(lock);
+        waiting.0.fetch_sub(receivers, Ordering::SeqCst);
+        self.rung.swap(false, Ordering::SeqCst)
     }
 }
 
@@ -286,6 +359,33 @@ mod tests {
         });
         assert!(mailbox.recv(&Waiting::default()).is_none());
         thread.join().expect("sender thread");
+    }
+
+    #[test]
+    fn a_bell_rings_for_a_reply_and_for_a_disconnection_not_for_a_quiet_reply() {
+        let bell = Arc::new(Bell::default());
+        let (ledger, waiting) = (Ledger::new(1), Waiting::default());
+        let (first, answered) = mailbox_ringing(&bell);
+        let (second, lost) = mailbox_ringing(&bell);
+        let short = Duration::from_millis(1);
+        assert!(!bell.wait(&waiting, 2, short), "nothing rang yet");
+        first
+            .send_quiet(done(), work(&ledger))
+            .expect("receiver alive");
+        assert!(
+            !bell.wait(&waiting, 2, short),
+            "a quiet reply does not ring"
+        );
+        first.send(done(), work(&ledger)).expect("receiver alive");
+        assert!(bell.wait(&waiting, 2, short), "a reply rings");
+        assert!(!answered.is_closed(), "replies are left, and a sender");
+        drop(second);
+        assert!(
+            bell.wait(&waiting, 2, short),
+            "the last sender's going rings"
+        );
+        assert!(lost.is_closed());
+        assert_eq!(waiting.count(), 0, "the waits counted only while waiting");
     }
 
     #[test]

@@ -56,7 +56,7 @@ mod work;
 
 pub use activity::Activity;
 pub use mail::{Control, Envelope, Mail, NodeStatus};
-pub use mailbox::{Mailbox, ReplySender, Waiting, mailbox};
+pub use mailbox::{Bell, Mailbox, ReplySender, Waiting, mailbox, mailbox_ringing};
 pub use steps::{Pending, Steps};
 pub use work::{Label, Ledger, What, Work};
 
@@ -355,6 +355,12 @@ impl Net {
     /// A handle for one shell session, whose commands count as work in flight.
     pub fn activity(&self) -> Activity {
         Activity::new(self.ledger.clone())
+    }
+
+    /// Waits until `bell` rings or `timeout` passes, counted as `receivers` clients
+    /// waiting on this net (a pipelined client's transactions in flight).
+    pub fn wait_bell(&self, bell: &Bell, receivers: usize, timeout: std::time::Duration) -> bool {
+        bell.wait(&self.waiting, receivers, timeout)
     }
 
     /// Waits for the next reply in `mailbox`, counted as a client waiting on this net.
