@@ -120,7 +120,14 @@ impl Coordinator {
         super::release_read_only(&read_only, tid, commit_ts, out);
         let mut participants = collecting.yes;
         participants.sort_unstable();
+        let nobody_wrote = participants.is_empty();
         self.log_and_send_decision(tid, participants, commit_ts, collecting.min_prepare_ts, out);
+        if nobody_wrote {
+            // No YES voter owes an acknowledgement: the staged transaction ends here,
+            // or `Staged` would stay in the log unresolved, and the state for good.
+            self.txns.remove(&tid);
+            out.push(Effect::Append(Record::End { tid }));
+        }
     }
 
     /// A staged transaction aborts: `StagedAbort` is forced before anything says so.
