@@ -122,7 +122,7 @@ mod support;
 use support::env_number;
 
 use kv2pc::history::{self, History, Outcome};
-use kv2pc::{CrashPoint, Error};
+use kv2pc::{CrashPoint, Error, NodeId};
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -415,27 +415,55 @@ fn a_client_waiting_on_a_node_that_dies_is_answered_before_settle_returns() {
     }
 }
 
-fn waiter_on_a_dying_node(at_point: bool) {
-    let harness = Harness::open(2);
+/// A reader, coordinated by `coordinator`, queued for a key of node 1 that `holder`
+/// wrote: `waiting` is the wait it is in.
+struct QueuedReader {
+    holder: kv2pc::client::Transaction,
+    blocked: Arc<Blocked>,
+    reading: std::thread::JoinHandle<kv2pc::Result<Option<String>>>,
+    waiting: u64,
+}
+
+fn queue_reader(harness: &Harness, coordinator: NodeId) -> QueuedReader {
     let cluster = harness.cluster();
     let key = harness.keys_on(1, 1, "k").remove(0);
     let mut holder = cluster.client(0).unwrap().begin().unwrap();
     holder.put(&key, "held").unwrap();
     let blocked = Arc::new(Blocked::default());
-    let mut waiter = cluster.client(0).unwrap();
+    let mut waiter = cluster.client(coordinator).unwrap();
     waiter.observe(blocked.clone());
-    let key_read = key.clone();
-    let reading = std::thread::spawn(move || waiter.begin()?.get(&key_read));
+    let reading = std::thread::spawn(move || waiter.begin()?.get(&key));
     let deadline = Instant::now() + Duration::from_secs(10);
     let queued = || (cluster.locks().iter()).any(|(_, locks)| !locks.waiters.is_empty());
-    while !blocked.is_blocked() || !queued() {
+    // Queued, and told so (the `Waiting` answer wakes it once more before it blocks for
+    // good): the same wait before and after a pause.
+    let mut waiting = 0;
+    while !blocked.is_blocked() || !queued() || blocked.state() != waiting {
         assert!(
             Instant::now() < deadline,
             "the reader never queued for the lock"
         );
-        std::thread::sleep(Duration::from_micros(100));
+        waiting = blocked.state();
+        std::thread::sleep(Duration::from_millis(2));
     }
-    let waiting = blocked.state();
+    QueuedReader {
+        holder,
+        blocked,
+        reading,
+        waiting,
+    }
+}
+
+fn waiter_on_a_dying_node(at_point: bool) {
+    let harness = Harness::open(2);
+    let cluster = harness.cluster();
+    let QueuedReader {
+        holder,
+        blocked,
+        reading,
+        waiting,
+    } = queue_reader(&harness, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
     let committing = if at_point {
         // Node 1 dies at the holder's one-phase commit, with the reader queued there.
         cluster.arm_crash(1, CrashPoint::Commit).unwrap();
@@ -475,25 +503,13 @@ fn a_client_told_its_node_died_finds_it_down_at_once() {
     for _ in 0..ABORT_AFTER_DOWN_ATTEMPTS {
         let harness = Harness::open(2);
         let cluster = harness.cluster();
-        let key = harness.keys_on(1, 1, "k").remove(0);
-        let mut holder = cluster.client(0).unwrap().begin().unwrap();
-        holder.put(&key, "held").unwrap();
-        let blocked = Arc::new(Blocked::default());
         // Coordinated by node 1, the node that dies: its abort goes there.
-        let mut waiter = cluster.client(1).unwrap();
-        waiter.observe(blocked.clone());
-        let key_read = key.clone();
-        let reading = std::thread::spawn(move || waiter.begin()?.get(&key_read));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let queued = || (cluster.locks().iter()).any(|(_, locks)| !locks.waiters.is_empty());
-        // Queued, and told so (the `Waiting` answer wakes it once more before it blocks
-        // for good): the same wait before and after a pause.
-        let mut waiting = 0;
-        while !blocked.is_blocked() || !queued() || blocked.state() != waiting {
-            assert!(Instant::now() < deadline, "the reader never queued");
-            waiting = blocked.state();
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        let QueuedReader {
+            holder,
+            blocked,
+            reading,
+            waiting,
+        } = queue_reader(&harness, 1);
         cluster.crash(1).unwrap();
         harness.settle(&"the crash");
         let read = harness.join(reading, &"the reader");
