@@ -239,3 +239,36 @@ fn a_plot_to_an_unwritable_path_is_a_clear_error() {
         "the report is lost: {stdout}"
     );
 }
+
+/// From 32 clients the read-write workloads run pipelined (a few threads, many
+/// transactions in flight each): they commit, in both commit modes, and each run names
+/// its mode.
+#[test]
+fn pipelined_runs_commit_in_both_modes() {
+    for mode in ["classic", "parallel"] {
+        let stdout = bench(&[
+            "--workload",
+            "cross-2",
+            "--workload",
+            "hot-key",
+            "--clients",
+            "32",
+            "--millis",
+            "150",
+            "--commit",
+            mode,
+            "--json",
+        ]);
+        let report: serde_json::Value = serde_json::from_slice(&stdout).expect("JSON report");
+        let runs = report["runs"].as_array().expect("runs");
+        assert_eq!(runs.len(), 2, "{report}");
+        for run in runs {
+            assert_eq!(run["commit"], mode, "{run}");
+            assert_eq!(run["clients"].as_u64(), Some(32), "{run}");
+            assert!(
+                run["operations"].as_u64().is_some_and(|ops| ops > 0),
+                "{run}"
+            );
+        }
+    }
+}
