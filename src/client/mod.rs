@@ -262,6 +262,33 @@ impl Client {
     }
 
     /// Sends `request` to `node` and waits for its answer, reporting lock waits.
+    /// Where an operation on `node` goes, and as what: to `node` itself once the
+    /// transaction has its id `tid`; before that, to the coordinator as the BEGIN that
+    /// carries it (`Request::BeginAnd`), with a fresh begin stamp. `make` builds the
+    /// operation from the id, whether it is the first on `node`, and the begin stamp.
+    fn addressed(
+        &self,
+        tid: Option<TxnId>,
+        began: u64,
+        node: NodeId,
+        first: bool,
+        make: impl FnOnce(TxnId, bool, u64) -> Request,
+    ) -> (NodeId, Request) {
+        match tid {
+            Some(tid) => (node, make(tid, first, began)),
+            None => {
+                let then = Box::new(make(TxnId(0), true, 0));
+                let began = self.clock.begin_stamp();
+                let begin = Request::BeginAnd {
+                    owner: node,
+                    then,
+                    began,
+                };
+                (self.coordinator, begin)
+            }
+        }
+    }
+
     fn call(&self, node: NodeId, request: Request, tid: Option<TxnId>) -> Result<Answer> {
         self.call_tracking(node, request, &mut (tid, 0))
     }

@@ -374,19 +374,8 @@ impl Pipeline {
         };
         let node = owner_of(&key, nodes);
         let first = flight.participants.insert(node);
-        let (target, request) = match flight.tid {
-            Some(tid) => (node, request(tid, first, flight.began)),
-            None => {
-                let then = Box::new(request(TxnId(0), true, 0));
-                let began = self.client.clock.begin_stamp();
-                let begin = Request::BeginAnd {
-                    owner: node,
-                    then,
-                    began,
-                };
-                (self.client.coordinator, begin)
-            }
-        };
+        let (target, request) =
+            (self.client).addressed(flight.tid, flight.began, node, first, request);
         flight.awaiting = Awaiting::Step { node, first };
         let (reply, answers) = mailbox_ringing(&self.bell);
         flight.mailbox = answers;

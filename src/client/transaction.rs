@@ -141,19 +141,12 @@ impl Transaction {
         request: impl FnOnce(TxnId, bool, u64) -> Request,
     ) -> Result<Answer> {
         let first = self.participants.insert(node);
+        let (target, request) = (self.client).addressed(self.tid, self.began, node, first, request);
         let result = match self.tid {
-            Some(tid) => (self.client).call(node, request(tid, first, self.began), Some(tid)),
+            Some(tid) => self.client.call(target, request, Some(tid)),
             None => {
-                let then = Box::new(request(TxnId(0), true, 0));
-                let began = self.client.clock.begin_stamp();
-                let begin = Request::BeginAnd {
-                    owner: node,
-                    then,
-                    began,
-                };
-                let coordinator = self.client.coordinator;
                 let mut begun = (None, 0);
-                let result = self.client.call_tracking(coordinator, begin, &mut begun);
+                let result = self.client.call_tracking(target, request, &mut begun);
                 (self.tid, self.began) = begun;
                 result
             }
