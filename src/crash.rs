@@ -24,11 +24,17 @@ pub enum CrashPoint {
     Decision,
     /// Coordinator: the decision sent to the first participant only. On disk: Decision.
     Broadcast,
+    /// Coordinator, parallel commits: the PREPAREs sent, `Staged` not logged. On disk:
+    /// nothing for the transaction.
+    Staging,
+    /// Coordinator, parallel commits: every participant prepared and the client told
+    /// COMMIT, the Decision not logged. On disk: Staged.
+    Staged,
 }
 
 impl CrashPoint {
-    /// Every point, in protocol order.
-    pub const ALL: [CrashPoint; 7] = [
+    /// Every point, in protocol order (classic first, then the parallel-commit points).
+    pub const ALL: [CrashPoint; 9] = [
         CrashPoint::Prepare,
         CrashPoint::Vote,
         CrashPoint::Commit,
@@ -36,6 +42,8 @@ impl CrashPoint {
         CrashPoint::Decide,
         CrashPoint::Decision,
         CrashPoint::Broadcast,
+        CrashPoint::Staging,
+        CrashPoint::Staged,
     ];
 
     /// The shell's name of the point.
@@ -48,7 +56,15 @@ impl CrashPoint {
             CrashPoint::Decide => "decide",
             CrashPoint::Decision => "decision",
             CrashPoint::Broadcast => "broadcast",
+            CrashPoint::Staging => "staging",
+            CrashPoint::Staged => "staged",
         }
+    }
+
+    /// Whether only a parallel commit (`SET commit parallel`) passes the point; `decide`
+    /// is classic's only, since a staged commit is decided by what is durable.
+    pub fn is_parallel_only(self) -> bool {
+        matches!(self, CrashPoint::Staging | CrashPoint::Staged)
     }
 
     /// Whether the point belongs to the participant role (else the coordinator's).
@@ -69,6 +85,10 @@ impl CrashPoint {
             CrashPoint::Decide => "coordinator: all votes in, decision not logged",
             CrashPoint::Decision => "coordinator: Decision logged, nothing sent",
             CrashPoint::Broadcast => "coordinator: decision sent to the first participant only",
+            CrashPoint::Staging => "coordinator (parallel): PREPAREs sent, Staged not logged yet",
+            CrashPoint::Staged => {
+                "coordinator (parallel): all prepared, client told, Decision not logged"
+            }
         }
     }
 }

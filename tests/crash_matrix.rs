@@ -5,6 +5,9 @@
 //! new test. Each case runs one transaction writing a unique value on each of its
 //! participants, in a fresh 4-node cluster on the manual clock, with node 0 coordinating:
 //!
+//! - **commit mode**: classic and parallel (`SET commit parallel`), each with the points
+//!   its transactions pass (`decide` is classic's only; `staging` and `staged` are
+//!   parallel's);
 //! - **point**: every [`CrashPoint`];
 //! - **who dies**: the coordinator; one participant (the last, which a broadcast cut short
 //!   does not reach); two participants; the coordinator and one participant (the first).
@@ -30,7 +33,7 @@ mod support;
 
 use kv2pc::message::{Effect, Message, Request};
 use kv2pc::node::{Input, Node};
-use kv2pc::{CrashPoint, Error, NodeId, Settings, TxnId};
+use kv2pc::{CommitMode, CrashPoint, Error, NodeId, Settings, TxnId};
 use std::fmt;
 use std::time::{Duration, Instant};
 use support::Harness;
@@ -87,6 +90,7 @@ enum Told {
 /// One generated case.
 #[derive(Clone, Debug)]
 struct Case {
+    mode: CommitMode,
     point: CrashPoint,
     victims: Victims,
     participants: Vec<NodeId>,
@@ -102,8 +106,9 @@ impl fmt::Display for Case {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "point {}, {:?} die (armed on {:?}, killed {:?}), participants {:?} coordinated \
-             by node {COORDINATOR}, restarts {:?} {:?}",
+            "{:?} commit, point {}, {:?} die (armed on {:?}, killed {:?}), participants {:?} \
+             coordinated by node {COORDINATOR}, restarts {:?} {:?}",
+            self.mode,
             self.point,
             self.victims,
             self.armed,
@@ -115,10 +120,17 @@ impl fmt::Display for Case {
     }
 }
 
-/// Whether a transaction over `participants` nodes passes `point` at all: one participant
-/// commits in one phase, with no prepare, vote or coordinator decision.
-fn reached(point: CrashPoint, participants: usize) -> bool {
-    participants >= 2 || matches!(point, CrashPoint::Commit | CrashPoint::Ack)
+/// Whether a transaction over `participants` nodes passes `point` at all in `mode`: one
+/// participant commits in one phase, with no prepare, vote or coordinator decision; a
+/// staged commit has no `decide` (what is durable decides it), a classic one no staging.
+fn reached(mode: CommitMode, point: CrashPoint, participants: usize) -> bool {
+    if participants < 2 {
+        return matches!(point, CrashPoint::Commit | CrashPoint::Ack);
+    }
+    match mode {
+        CommitMode::Classic => !point.is_parallel_only(),
+        CommitMode::Parallel => point != CrashPoint::Decide,
+    }
 }
 
 /// Whether `node` plays `point`'s role in a transaction over `participants`.
@@ -130,8 +142,9 @@ fn plays_role(point: CrashPoint, node: NodeId, participants: &[NodeId]) -> bool 
     }
 }
 
-/// Every case for transactions whose coordinator is, or is not, also a participant.
-fn cases(coordinator_participates: bool) -> Vec<Case> {
+/// Every case in `mode` for transactions whose coordinator is, or is not, also a
+/// participant.
+fn cases(mode: CommitMode, coordinator_participates: bool) -> Vec<Case> {
     let first = if coordinator_participates { 0 } else { 1 };
     let mut cases = Vec::new();
     for size in 1..=3 {
@@ -140,7 +153,7 @@ fn cases(coordinator_participates: bool) -> Vec<Case> {
             .filter(|p| *p != COORDINATOR)
             .collect();
         for point in CrashPoint::ALL {
-            if !reached(point, participants.len()) {
+            if !reached(mode, point, participants.len()) {
                 continue;
             }
             for victims in Victims::ALL {
@@ -157,6 +170,7 @@ fn cases(coordinator_participates: bool) -> Vec<Case> {
                     orders.push(named.iter().rev().copied().collect());
                 }
                 let case = Case {
+                    mode,
                     point,
                     victims,
                     participants: participants.clone(),
@@ -200,7 +214,21 @@ fn client_waits(case: &Case) -> bool {
 /// What the protocol promises: what the client is told and whether the writes survive.
 fn expected(case: &Case) -> (Told, bool) {
     let coordinator_dies = coordinator_dies(case);
+    let staged = case.mode == CommitMode::Parallel && case.participants.len() >= 2;
     match case.point {
+        // Staged: the coordinator's `Staged` was durable when it was killed, and so was
+        // every participant's Prepare (the armed one died after logging its own), so the
+        // transaction is committed though nobody decided it: status resolution finds
+        // every participant prepared.
+        CrashPoint::Vote if staged && coordinator_dies => (Told::Unknown, true),
+        // The PREPAREs went out, `Staged` never reached the disk: nothing says it may
+        // commit, and a participant's inquiry finds no record (presumed abort).
+        CrashPoint::Staging => (Told::Unknown, false),
+        // Every Prepare and `Staged` are durable: committed, and the client was told so
+        // before the coordinator died, its Decision unwritten.
+        CrashPoint::Staged => (Told::Committed, true),
+        // The client is told before the Decision is forced.
+        CrashPoint::Decision | CrashPoint::Broadcast if staged => (Told::Committed, true),
         // Nothing decided: presumed abort. The client learns it at the vote timeout, or
         // not at all if the coordinator died while waiting for the vote.
         CrashPoint::Prepare | CrashPoint::Vote | CrashPoint::Decide => {
@@ -251,7 +279,11 @@ fn restart_all(harness: &Harness, case: &Case) {
 
 /// Runs one case and asserts every invariant.
 fn run(case: &Case) {
-    let harness = Harness::open(NODES);
+    let settings = Settings {
+        commit: case.mode,
+        ..Settings::default()
+    };
+    let harness = Harness::open_with(NODES, settings);
     let cluster = harness.cluster();
     let writes: Vec<(String, String)> = (case.participants.iter())
         .map(|p| (harness.keys_on(*p, 1, "k").remove(0), format!("v{p}")))
@@ -331,6 +363,9 @@ fn still_serves(harness: &Harness, case: &Case, writes: &[(String, String)]) {
     });
     let result = harness.join(again, case);
     let read = result.unwrap_or_else(|e| panic!("{case}: a later transaction failed: {e}"));
+    // A client hears COMMIT before the participants apply it (in parallel mode, before
+    // the Decision is even forced): the stores are read once the COMMITs have landed.
+    harness.settle(case);
     for ((key, _), value) in writes.iter().zip(read) {
         assert_eq!(
             value.as_ref(),
@@ -344,9 +379,12 @@ fn still_serves(harness: &Harness, case: &Case, writes: &[(String, String)]) {
     }
 }
 
-fn run_all(coordinator_participates: bool) -> usize {
-    let cases = cases(coordinator_participates);
+fn run_all(mode: CommitMode, coordinator_participates: bool) -> usize {
+    let cases = cases(mode, coordinator_participates);
     for point in CrashPoint::ALL {
+        if !reached(mode, point, 2) {
+            continue;
+        }
         assert!(
             cases.iter().any(|case| case.point == point),
             "no case crashes at {point}"
@@ -360,14 +398,26 @@ fn run_all(coordinator_participates: bool) -> usize {
 
 #[test]
 fn every_case_with_the_coordinator_apart_recovers_to_one_outcome() {
-    let count = run_all(false);
+    let count = run_all(CommitMode::Classic, false);
     println!("crash matrix, coordinator not a participant: {count} cases run");
 }
 
 #[test]
 fn every_case_with_the_coordinator_participating_recovers_to_one_outcome() {
-    let count = run_all(true);
+    let count = run_all(CommitMode::Classic, true);
     println!("crash matrix, coordinator also a participant: {count} cases run");
+}
+
+#[test]
+fn every_parallel_commit_case_with_the_coordinator_apart_recovers_to_one_outcome() {
+    let count = run_all(CommitMode::Parallel, false);
+    println!("crash matrix, parallel commits, coordinator not a participant: {count} cases run");
+}
+
+#[test]
+fn every_parallel_commit_case_with_the_coordinator_participating_recovers_to_one_outcome() {
+    let count = run_all(CommitMode::Parallel, true);
+    println!("crash matrix, parallel commits, coordinator also a participant: {count} cases run");
 }
 
 /// An acknowledgement never leaves before the `Commit` record it vouches for is durable:

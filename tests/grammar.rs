@@ -363,7 +363,7 @@ fn an_unknown_help_topic_names_the_topics() {
 
 #[test]
 fn errors_point_at_the_mistake_and_say_what_to_do() {
-    let points = "prepare, vote, commit, ack, decide, decision, broadcast";
+    let points = "prepare, vote, commit, ack, decide, decision, broadcast, staging, staged";
     let cases: Vec<(&str, usize, String)> = vec![
         ("CRASH node two", 12, "expected a node number".into()),
         ("CRASH node 2x", 12, "expected a node number".into()),

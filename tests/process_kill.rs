@@ -16,7 +16,8 @@
 //! clients work; and a few kills land while the first run creates the directory. Each fail
 //! point is hit twice: by a shell script whose one transaction spans two participants
 //! (its expected outcome, and what recovery finds on disk, are checked exactly), and by
-//! the workload.
+//! the workload. Both run in classic mode at every point a classic commit passes, and in
+//! parallel mode (`--commit parallel`) at every point a staged commit passes.
 //!
 //! `KV2PC_KILLS` changes the number of kills (default 40) and `KV2PC_KILL_SEED` the seed
 //! of the kill moments; a failure prints the seed, and every failure that follows a
@@ -39,7 +40,7 @@
 use kv2pc::crash::FAILPOINT_VAR;
 use kv2pc::rng::Rng;
 use kv2pc::types::owner_of;
-use kv2pc::{Cluster, Config, CrashPoint, Settings};
+use kv2pc::{Cluster, CommitMode, Config, CrashPoint, Settings};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::ExitStatusExt;
@@ -256,8 +257,14 @@ fn kv2pc() -> Command {
 
 /// `kv2pc workload` on `dir`.
 fn workload(dir: &Path, seed: u64, transfers: Option<u64>) -> Command {
+    workload_in(CommitMode::Classic, dir, seed, transfers)
+}
+
+/// [`workload`] with its coordinators committing in `mode`.
+fn workload_in(mode: CommitMode, dir: &Path, seed: u64, transfers: Option<u64>) -> Command {
     let mut command = kv2pc();
     command.arg("workload").arg("--data-dir").arg(dir);
+    command.arg("--commit").arg(mode.name());
     for (option, value) in [
         ("--seed", seed),
         ("--clients", CLIENTS.into()),
@@ -521,12 +528,22 @@ fn keys_on_two_participants() -> (String, String) {
     (on(1, "a"), on(2, "b"))
 }
 
-/// Whether a transaction that reached `point` commits after recovery: the coordinator's
-/// forced `Decision` record decides it.
-fn commits_after(point: CrashPoint) -> bool {
+/// Whether a transaction that reached `point` in `mode` commits after recovery (`None`:
+/// either, by the race between the nodes' threads). In classic mode the coordinator's
+/// forced `Decision` record decides it; a staged one is committed once `Staged` and every
+/// Prepare are durable, so at `vote` it commits if the other participant and the
+/// coordinator had forced theirs when the process died.
+fn commits_after(mode: CommitMode, point: CrashPoint) -> Option<bool> {
     match point {
-        CrashPoint::Prepare | CrashPoint::Vote | CrashPoint::Decide => false,
-        CrashPoint::Commit | CrashPoint::Ack | CrashPoint::Decision | CrashPoint::Broadcast => true,
+        CrashPoint::Vote if mode == CommitMode::Parallel => None,
+        CrashPoint::Prepare | CrashPoint::Vote | CrashPoint::Decide | CrashPoint::Staging => {
+            Some(false)
+        }
+        CrashPoint::Commit
+        | CrashPoint::Ack
+        | CrashPoint::Decision
+        | CrashPoint::Broadcast
+        | CrashPoint::Staged => Some(true),
     }
 }
 
@@ -547,46 +564,62 @@ fn assert_aborted_at(death: &Death, failpoint: &str, what: &str) {
 }
 
 /// A shell script commits over nodes 1 and 2, coordinated by node 0, and the process
-/// aborts at `point` (on node 1 for a participant point, node 0 for a coordinator's).
-fn script_dies_at(point: CrashPoint) {
+/// aborts at `point` (on node 1 for a participant point, node 0 for a coordinator's);
+/// its coordinator commits in `mode`.
+fn script_dies_at(mode: CommitMode, point: CrashPoint) {
     let home = tempfile::tempdir().expect("a temporary directory");
     let dir = home.path().join("cluster");
     let (a, b) = keys_on_two_participants();
     let victim = if point.is_participant() { 1 } else { 0 };
     let failpoint = format!("node{victim}:{point}");
-    let what = format!("the script at {failpoint}");
+    let what = format!("the script at {failpoint}, {mode:?} commit");
     let mut command = kv2pc();
     command
         .arg("--data-dir")
         .arg(&dir)
         .arg("-c")
-        .arg(format!("BEGIN; PUT {a} 1; PUT {b} 2; COMMIT"))
+        .arg(format!(
+            "SET commit {}; BEGIN; PUT {a} 1; PUT {b} 2; COMMIT",
+            mode.name()
+        ))
         .env(FAILPOINT_VAR, &failpoint);
     let death = Running::spawn(command).wait(PROCESS_LIMIT, Vec::new());
     assert_aborted_at(&death, &failpoint, &what);
     let what = format!("{what}, after a process that {}", death.describe());
     let cluster = open(&dir);
-    check_on_disk(&cluster, point, &what);
+    check_on_disk(&cluster, mode, point, &what);
     settle_recovery(&cluster, &what);
     let data = committed_data(&cluster);
     let values = (
         data.get(&a).map(String::as_str),
         data.get(&b).map(String::as_str),
     );
-    let want = if commits_after(point) {
-        (Some("1"), Some("2"))
-    } else {
-        (None, None)
-    };
     close(cluster);
-    assert_eq!(values, want, "{what}: both keys or neither, as decided");
+    let committed = match values {
+        (Some("1"), Some("2")) => true,
+        (None, None) => false,
+        _ => panic!("{what}: both keys or neither, but found {values:?}"),
+    };
+    if let Some(want) = commits_after(mode, point) {
+        assert_eq!(committed, want, "{what}: whether the transaction committed");
+    }
 }
 
 /// What recovery found proves where the process died (DESIGN.md's table of crash points):
 /// whether participants 1 and 2 held the transaction in doubt (`None`: either, by the
 /// race between the nodes' threads), and whether coordinator 0 re-sends its decision.
-fn check_on_disk(cluster: &Cluster, point: CrashPoint, what: &str) {
+fn check_on_disk(cluster: &Cluster, mode: CommitMode, point: CrashPoint, what: &str) {
+    let staged = mode == CommitMode::Parallel;
     let (first, second, decided) = match point {
+        // The PREPAREs were in the batch the process died in: sent or not, by the race.
+        CrashPoint::Staging => (None, None, false),
+        // Every Prepare durable, and `Staged`: recovery resolves it by asking, which
+        // re-sends no Decision (there is none on disk).
+        CrashPoint::Staged => (Some(true), Some(true), false),
+        // Node 2 may or may not have prepared when node 1 died.
+        CrashPoint::Prepare | CrashPoint::Vote if staged => {
+            (Some(point == CrashPoint::Vote), None, false)
+        }
         CrashPoint::Prepare => (Some(false), None, false),
         CrashPoint::Vote => (Some(true), None, false),
         CrashPoint::Commit => (Some(true), None, true),
@@ -620,20 +653,21 @@ fn check_on_disk(cluster: &Cluster, point: CrashPoint, what: &str) {
 
 /// The workload runs until a node reaches `failpoint` and the process aborts; every
 /// commit acknowledged before is there, and no transfer is visible in part.
-fn workload_dies_at(failpoint: &str, seed: u64) -> usize {
+fn workload_dies_at(mode: CommitMode, failpoint: &str, seed: u64) -> usize {
     let home = tempfile::tempdir().expect("a temporary directory");
     let dir = home.path().join("cluster");
-    let what = format!("the workload at {failpoint}");
+    let what = format!("the workload at {failpoint}, {mode:?} commit");
     let mut acknowledged = BTreeMap::new();
     // The accounts and some history first, without the fail point.
-    let done = Running::spawn(workload(&dir, seed, Some(20))).wait(PROCESS_LIMIT, Vec::new());
+    let setup = workload_in(mode, &dir, seed, Some(20));
+    let done = Running::spawn(setup).wait(PROCESS_LIMIT, Vec::new());
     assert!(
         done.status.success(),
         "{what}: setup failed; {}",
         done.describe()
     );
     record_acks(&done, &mut acknowledged);
-    let mut command = workload(&dir, seed + 1, None);
+    let mut command = workload_in(mode, &dir, seed + 1, None);
     command.env(FAILPOINT_VAR, failpoint);
     let death = Running::spawn(command).wait(PROCESS_LIMIT, Vec::new());
     assert_aborted_at(&death, failpoint, &what);
@@ -646,17 +680,27 @@ fn workload_dies_at(failpoint: &str, seed: u64) -> usize {
 #[test]
 fn every_fail_point_aborts_the_process_and_recovery_keeps_atomicity() {
     let started = Instant::now();
-    let mut acknowledged = 0;
-    for (index, point) in CrashPoint::ALL.into_iter().enumerate() {
-        script_dies_at(point);
-        // The workload's clients are coordinated by every node: rotate the victim.
-        let victim = index as u32 % NODES;
-        acknowledged += workload_dies_at(&format!("node{victim}:{point}"), index as u64);
+    let (mut acknowledged, mut walked) = (0, 0);
+    for mode in [CommitMode::Classic, CommitMode::Parallel] {
+        for (index, point) in CrashPoint::ALL.into_iter().enumerate() {
+            let passed = match mode {
+                CommitMode::Classic => !point.is_parallel_only(),
+                CommitMode::Parallel => point != CrashPoint::Decide,
+            };
+            if !passed {
+                continue;
+            }
+            walked += 1;
+            script_dies_at(mode, point);
+            // The workload's clients are coordinated by every node: rotate the victim.
+            let victim = index as u32 % NODES;
+            let failpoint = format!("node{victim}:{point}");
+            acknowledged += workload_dies_at(mode, &failpoint, walked);
+        }
     }
     println!(
-        "{} fail points walked, each by a script and by the workload aborting there; \
-         {acknowledged} acknowledged commits checked; {:.1?}",
-        CrashPoint::ALL.len(),
+        "{walked} fail points walked in the two commit modes, each by a script and by the \
+         workload aborting there; {acknowledged} acknowledged commits checked; {:.1?}",
         started.elapsed()
     );
 }

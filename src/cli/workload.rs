@@ -32,7 +32,7 @@
 use crate::exit::Exit;
 use kv2pc::rng::Rng;
 use kv2pc::types::MAX_NODES;
-use kv2pc::{Client, Cluster, Config, Error, Result};
+use kv2pc::{Client, Cluster, CommitMode, Config, Error, Result};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,6 +72,9 @@ pub struct WorkloadArgs {
     /// land in checkpoints) [default: the library's].
     #[arg(long, value_name = "BYTES")]
     checkpoint_bytes: Option<u64>,
+    /// How coordinators commit: classic (the default) or parallel, as `SET commit`.
+    #[arg(long, value_name = "MODE", value_parser = ["classic", "parallel"])]
+    commit: Option<String>,
 }
 
 /// What the clients share: how many transfers were claimed and committed, and how
@@ -99,6 +102,9 @@ pub fn run(args: &WorkloadArgs) -> Exit {
     };
     if let Some(bytes) = args.checkpoint_bytes {
         config.settings.checkpoint_bytes = bytes;
+    }
+    if let Some(mode) = args.commit.as_deref().and_then(CommitMode::named) {
+        config.settings.commit = mode;
     }
     let cluster = match Cluster::open(&args.data_dir, config) {
         Ok(cluster) => cluster,

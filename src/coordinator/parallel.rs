@@ -63,6 +63,15 @@
 //! the commit timestamp itself, so that what the node does next (a later transaction it
 //! coordinates, a reply's `at`) is ordered after the commit it just resolved.
 //!
+//! # Crash points
+//!
+//! `staging` (the PREPAREs sent, `Staged` not appended: a crash leaves nothing on the
+//! coordinator's disk, so the transaction aborts by presumed abort whatever the
+//! participants did) and `staged` (every vote in and the client told, the `Decision`
+//! not appended: on disk `Staged` and every `Prepare`, so recovery must commit it).
+//! `decide` is never passed: nothing is left to decide once the votes are in.
+//! `tests/crash_matrix.rs` runs every point in both modes.
+//!
 //! # Limits
 //!
 //! A participant that stays down blocks resolution, as an in-doubt participant blocks
@@ -74,6 +83,7 @@
 use super::state::{Collecting, Resolving, TxnState};
 use super::{Coordinator, reply, send_abort};
 use crate::clock::Lamport;
+use crate::crash::CrashPoint;
 use crate::error::Error;
 use crate::message::{Answer, Effect, Message, StagedStatus};
 use crate::types::{NodeId, TxnId};
@@ -92,6 +102,7 @@ impl Coordinator {
                 message,
             });
         }
+        out.push(Effect::CrashPoint(CrashPoint::Staging));
         out.push(Effect::Append(Record::Staged {
             tid,
             participants: participants.to_vec(),
@@ -118,6 +129,7 @@ impl Coordinator {
         let mut read_only = collecting.read_only;
         read_only.sort_unstable();
         super::release_read_only(&read_only, tid, commit_ts, out);
+        out.push(Effect::CrashPoint(CrashPoint::Staged));
         let mut participants = collecting.yes;
         participants.sort_unstable();
         let nobody_wrote = participants.is_empty();

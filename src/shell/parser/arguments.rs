@@ -33,7 +33,7 @@ pub(super) fn node_number(input: &str) -> Parsed<'_, NodeId> {
     }
 }
 
-/// `crash_point = "prepare" | "vote" | "commit" | "ack" | "decide" | "decision" | "broadcast" ;`
+/// `crash_point = "prepare" | "vote" | "commit" | "ack" | "decide" | "decision" | "broadcast" | "staging" | "staged" ;`
 pub(super) fn crash_point(input: &str) -> Parsed<'_, CrashPoint> {
     let names: Vec<_> = CrashPoint::ALL.iter().map(|point| point.name()).collect();
     let expected = || {
