@@ -266,8 +266,13 @@ fn report(scenario: &Scenario, on: On, log: &[String], failure: &str) -> String 
     };
     let mut text = format!(
         "seed {} failed on {on:?} (replay it with {replay}={}):\n{failure}\n\n{} nodes, keys \
-         {:?}, eager checkpoints {}; events:\n",
-        scenario.seed, scenario.seed, scenario.nodes, scenario.keys, scenario.eager_checkpoints
+         {:?}, eager checkpoints {}, {:?} commit; events:\n",
+        scenario.seed,
+        scenario.seed,
+        scenario.nodes,
+        scenario.keys,
+        scenario.eager_checkpoints,
+        scenario.commit
     );
     for (index, event) in scenario.events.iter().enumerate() {
         text.push_str(&format!("  #{index:<3} {event}\n"));

@@ -408,9 +408,13 @@ impl<'s> Driver<'s> {
     }
 }
 
-/// The cluster's settings: defaults, or checkpoints after nearly every batch.
+/// The cluster's settings: the scenario's commit mode, and defaults or checkpoints after
+/// nearly every batch.
 pub fn settings(scenario: &Scenario) -> kv2pc::Settings {
-    let mut settings = kv2pc::Settings::default();
+    let mut settings = kv2pc::Settings {
+        commit: scenario.commit,
+        ..kv2pc::Settings::default()
+    };
     if scenario.eager_checkpoints {
         settings.checkpoint_bytes = 64;
     }

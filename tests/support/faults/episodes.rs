@@ -26,7 +26,7 @@
 use super::generate::{Gen, Open};
 use super::scenario::{Call, Event};
 use kv2pc::types::owner_of;
-use kv2pc::{CrashPoint, NodeId};
+use kv2pc::{CommitMode, CrashPoint, NodeId};
 use std::collections::BTreeSet;
 
 /// The kinds of episode, one of which is chosen uniformly.
@@ -316,11 +316,15 @@ impl Gen {
             self.call(t, Call::Read(key.clone()));
             self.call(t, Call::Append(key.clone()));
         }
-        let point = *self.erng.pick(&[
-            CrashPoint::Decision,
-            CrashPoint::Decision,
-            CrashPoint::Broadcast,
-        ]);
+        // In parallel mode also where the commit is staged and undecided: the snapshot
+        // must not read below a transaction its restarted coordinator is resolving.
+        let last = match self.commit {
+            CommitMode::Classic => CrashPoint::Decision,
+            CommitMode::Parallel => CrashPoint::Staged,
+        };
+        let point = *self
+            .erng
+            .pick(&[CrashPoint::Decision, last, CrashPoint::Broadcast]);
         self.push(Event::Arm {
             node: coordinator,
             point,

@@ -28,7 +28,7 @@
 use super::scenario::{Call, Event, Scenario, keys};
 use kv2pc::rng::Rng;
 use kv2pc::types::owner_of;
-use kv2pc::{CrashPoint, NodeId};
+use kv2pc::{CommitMode, CrashPoint, NodeId};
 use std::collections::{BTreeSet, VecDeque};
 
 /// Message kinds a held link starts holding at (by label prefix; "" holds any).
@@ -65,6 +65,40 @@ const COORDINATOR_POINTS: [CrashPoint; 3] = [
     CrashPoint::Broadcast,
 ];
 
+/// Mixed into the seed to choose the run's commit mode, so that the rest of a classic
+/// run is what it was before parallel commits existed.
+const MODE_SALT: u64 = 0x9a7a_11e1_c0de_0014;
+
+/// The crash points a classic commit passes (every point but the staged ones).
+const CLASSIC_POINTS: [CrashPoint; 7] = [
+    CrashPoint::Prepare,
+    CrashPoint::Vote,
+    CrashPoint::Commit,
+    CrashPoint::Ack,
+    CrashPoint::Decide,
+    CrashPoint::Decision,
+    CrashPoint::Broadcast,
+];
+
+/// The crash points a staged commit passes (no `decide`).
+const PARALLEL_POINTS: [CrashPoint; 8] = [
+    CrashPoint::Prepare,
+    CrashPoint::Vote,
+    CrashPoint::Commit,
+    CrashPoint::Ack,
+    CrashPoint::Decision,
+    CrashPoint::Broadcast,
+    CrashPoint::Staging,
+    CrashPoint::Staged,
+];
+
+/// The coordinator's crash points of a staged commit, armed just before a commit.
+const STAGED_COORDINATOR_POINTS: [CrashPoint; 3] = [
+    CrashPoint::Staging,
+    CrashPoint::Staged,
+    CrashPoint::Broadcast,
+];
+
 /// A transaction being generated.
 pub(super) struct Open {
     pub(super) txn: usize,
@@ -93,6 +127,8 @@ pub(super) struct Gen {
     pub(super) begun: usize,
     /// Keys some generated transaction deletes (the checker allows one delete per key).
     pub(super) deleted: BTreeSet<String>,
+    /// How the run's coordinators commit.
+    pub(super) commit: CommitMode,
 }
 
 impl Gen {
@@ -189,7 +225,10 @@ impl Gen {
                 },
             );
         } else if self.rng.chance(10) {
-            let point = *self.rng.pick(&COORDINATOR_POINTS);
+            let point = match self.commit {
+                CommitMode::Classic => *self.rng.pick(&COORDINATOR_POINTS),
+                CommitMode::Parallel => *self.rng.pick(&STAGED_COORDINATOR_POINTS),
+            };
             self.push(Event::Arm {
                 node: coordinator,
                 point,
@@ -238,8 +277,20 @@ fn snapshot_plan(rng: &mut Rng, keys: &[String]) -> Vec<Call> {
 }
 
 /// The scenario of `seed`: 2 to 4 nodes, 1 or 2 keys on each, 6 to 16 transactions (2 to
-/// 8 open at once, a fifth of them lock-free snapshots), and faults between their calls.
+/// 8 open at once, a fifth of them lock-free snapshots), and faults between their calls;
+/// with `KV2PC_BOTH_MODES=1`, half the seeds commit in parallel mode (`SET commit
+/// parallel`).
+///
+/// Not yet on by default: parallel mode fails the at-rest reader check (simulated seed
+/// 28, threaded seed 6, 14 of 200 threaded seeds): a snapshot read waits at a node in
+/// doubt on a staged transaction whose coordinator is down. Open, in issue 14.
 pub fn generate(seed: u64) -> Scenario {
+    let both = std::env::var("KV2PC_BOTH_MODES").is_ok_and(|v| v == "1");
+    let commit = if both && Rng::new(seed ^ MODE_SALT).chance(50) {
+        CommitMode::Parallel
+    } else {
+        CommitMode::Classic
+    };
     let mut rng = Rng::new(seed);
     let nodes = 2 + rng.below(3) as u32;
     let eager_checkpoints = rng.chance(30);
@@ -258,6 +309,7 @@ pub fn generate(seed: u64) -> Scenario {
         open: Vec::new(),
         begun: 0,
         deleted: BTreeSet::new(),
+        commit,
     };
     let mut episodes = 0;
     if g.erng.chance(EPISODE_AT_START) {
@@ -324,7 +376,10 @@ pub fn generate(seed: u64) -> Scenario {
             }
             68..=70 => g.push(Event::Crash { node }),
             71..=75 => {
-                let point = *g.rng.pick(&CrashPoint::ALL);
+                let point = match commit {
+                    CommitMode::Classic => *g.rng.pick(&CLASSIC_POINTS),
+                    CommitMode::Parallel => *g.rng.pick(&PARALLEL_POINTS),
+                };
                 g.push(Event::Arm { node, point });
             }
             76..=83 => g.restart(),
@@ -341,6 +396,7 @@ pub fn generate(seed: u64) -> Scenario {
         seed,
         nodes,
         eager_checkpoints,
+        commit,
         keys,
         events: g.events,
     }

@@ -110,6 +110,8 @@ pub struct Scenario {
     pub nodes: u32,
     /// Whether nodes checkpoint after almost every batch (a tiny `checkpoint_bytes`).
     pub eager_checkpoints: bool,
+    /// How its coordinators commit (classic or parallel).
+    pub commit: kv2pc::CommitMode,
     /// The keys its transactions use, on every node.
     pub keys: Vec<String>,
     /// The run, step by step.
