@@ -231,7 +231,7 @@ impl Coordinator {
             }
             _ => {
                 if parallel {
-                    self.stage(tid, &participants, out);
+                    self.stage(tid, &participants, clock, out);
                 }
                 for participant in participants.iter().filter(|_| !parallel) {
                     let message = Message::Prepare {

@@ -78,6 +78,10 @@ pub enum Message {
         tid: TxnId,
         /// Every participant.
         participants: Vec<NodeId>,
+        /// The coordinator's clock when it sent the PREPAREs: every participant's
+        /// prepare timestamp is at or above it, so a participant reports it as its
+        /// floor for the whole transaction (`node::floors`).
+        floor: Timestamp,
     },
     /// A restarted coordinator to a participant of a staged transaction it finds with
     /// no outcome: has it prepared? See `participant::status`.
@@ -180,6 +184,9 @@ pub enum Message {
         round: u64,
         /// The floor.
         floor: Option<Timestamp>,
+        /// The answering node's clock when it chose `floor`: anything it prepares
+        /// later takes a prepare timestamp at or above it.
+        clock: Timestamp,
     },
 }
 

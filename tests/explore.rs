@@ -9,7 +9,7 @@
 
 use kv2pc::explore::{Bounds, Plan, Report, SessionPlan, explore};
 use kv2pc::sim::Command;
-use kv2pc::{Mistake, Settings};
+use kv2pc::{CommitMode, Mistake, Settings};
 
 /// One session at node 0 writes x (on node 2) and y (on node 1) and commits.
 fn commit_x_y() -> Plan {
@@ -28,8 +28,13 @@ fn commit_x_y() -> Plan {
 }
 
 fn run(plan: &Plan, bounds: &Bounds, mistake: Option<Mistake>) -> Report {
+    run_in(CommitMode::Classic, plan, bounds, mistake)
+}
+
+fn run_in(commit: CommitMode, plan: &Plan, bounds: &Bounds, mistake: Option<Mistake>) -> Report {
     let settings = Settings {
         mistake,
+        commit,
         ..Settings::default()
     };
     explore(plan, bounds, &settings, &mut |_, _| {}).expect("the exploration runs")
@@ -60,6 +65,44 @@ fn a_two_participant_commit_with_a_crash_anywhere_is_covered_and_breaks_nothing(
         row.in_doubt > 0,
         "a participant in doubt while a node is down: {report}"
     );
+}
+
+/// Parallel commits: every crash of any node at any step, the new crash points
+/// (`staging`, `staged`) among them, and status resolution after each.
+#[test]
+fn a_two_participant_parallel_commit_with_a_crash_anywhere_is_covered_and_breaks_nothing() {
+    let report = run_in(CommitMode::Parallel, &commit_x_y(), &bounds(1), None);
+    eprintln!("{report}");
+    assert!(report.violation.is_none(), "{report}");
+    assert!(report.complete(), "{report}");
+    let row = &report.outcomes[0];
+    assert!(
+        row.committed > 0 && row.aborted > 0 && row.unknown > 0 && row.in_doubt > 0,
+        "{report}"
+    );
+}
+
+/// Without the `Refused` tombstone, a participant asked by a restarted coordinator
+/// about a staged transaction it never prepared answers, then prepares it when the
+/// PREPARE arrives late: the explorer finds the run, in parallel mode too.
+#[test]
+fn no_tombstone_breaks_atomicity_in_parallel_mode() {
+    let plan = commit_x_y();
+    let report = run_in(
+        CommitMode::Parallel,
+        &plan,
+        &bounds(1),
+        Some(Mistake::NoTombstone),
+    );
+    let example = (report.violation.as_ref())
+        .unwrap_or_else(|| panic!("no-tombstone: nothing found: {report}"));
+    assert!(
+        example.broken.starts_with("atomicity"),
+        "{}",
+        example.broken
+    );
+    let clean = run_in(CommitMode::Parallel, &plan, &bounds(1), None);
+    assert!(clean.violation.is_none(), "{clean}");
 }
 
 #[test]

@@ -86,16 +86,25 @@ use crate::clock::Lamport;
 use crate::crash::CrashPoint;
 use crate::error::Error;
 use crate::message::{Answer, Effect, Message, StagedStatus};
-use crate::types::{NodeId, TxnId};
+use crate::types::{NodeId, Timestamp, TxnId};
 use crate::wal::Record;
 
 impl Coordinator {
     /// Phase 1 of a staged commit: the PREPAREs first, then the forced `Staged` record.
-    pub(super) fn stage(&self, tid: TxnId, participants: &[NodeId], out: &mut Vec<Effect>) {
+    /// `clock` is this node's clock now, which every participant's prepare timestamp
+    /// will be at or above: the PREPAREs carry it (see `Message::PrepareStaged`).
+    pub(super) fn stage(
+        &self,
+        tid: TxnId,
+        participants: &[NodeId],
+        clock: Timestamp,
+        out: &mut Vec<Effect>,
+    ) {
         for participant in participants {
             let message = Message::PrepareStaged {
                 tid,
                 participants: participants.to_vec(),
+                floor: clock,
             };
             out.push(Effect::Send {
                 to: *participant,

@@ -38,14 +38,25 @@
 //!
 //! # Nodes that are down
 //!
-//! A query to a down node comes back undelivered; the round then uses the floor that
-//! node last reported to this one (kept per node), or none if it never did. A node that
+//! A query to a down node comes back undelivered. What that node holds prepared is
+//! then only known from its last report to this node: everything it held undecided
+//! then was at or above the floor it reported, and everything it prepared since took
+//! a prepare timestamp at or above its clock then (a prepare timestamp is the
+//! participant's clock). So the round uses the lower of the two (the reply carries
+//! the clock). Using the floor alone, as this round once did, let a snapshot rise
+//! above a prepare made after the report: with parallel commits a coordinator that
+//! dies after telling its client (crash point `staged`) leaves every participant in
+//! doubt, and a reader whose snapshot rose above one of them waited for that
+//! coordinator's restart (the random fault suite found it; it fails again with the
+//! clock left out). For the same reason a participant of a staged transaction
+//! reports, for it, the clock its PREPARE carried rather than its own prepare
+//! timestamp (`Prepared::floor`): that is at or below every participant's prepare,
+//! so while one participant is up, a snapshot stays below the others too. A node that
 //! dies after the query reached it, before its answer left, sends nothing: the round
 //! asks again at every tick and when that node restarts (`ask_floors_again`), so it
 //! ends once the node is back or its query comes back undelivered. (The simulator
-//! found the round that waited for ever.) What a down
-//! node prepared undecided is restored at its restart with its old prepare timestamp,
-//! so its last report is a bound for it, unless it prepared after that report.
+//! found the round that waited for ever.) What a down node prepared undecided is
+//! restored at its restart with its old prepare timestamp, so the bound still holds.
 //!
 //! # Limits
 //!
@@ -56,8 +67,14 @@
 //!   one counter and one floor slot per node in shared memory, closed this window; a
 //!   second round that first raises every clock to the snapshot would close it too, at
 //!   the cost of a second round trip for every read-only transaction.
-//! - A node that was down during every round this node ran, and restarts with a
-//!   transaction in doubt, may make a read of such a snapshot wait for that outcome.
+//! - A node that never reported here and is down counts for nothing (no floor). If
+//!   it holds a staged transaction prepared whose coordinator and other participants
+//!   are down too, nothing alive knows that prepare, and a snapshot may lie above it:
+//!   a read of that key then waits for the coordinator's restart. Counting such a
+//!   node as floor 0 would be correct but would make every snapshot the session's
+//!   last commit, which in a fresh session reads an empty store (lesson 6 showed
+//!   it). Closing it needs every node to report its floor before it is needed (at
+//!   start and after each restart), which this design does not do yet.
 //! - A session that asks while a round is under way joins it (so under load one round
 //!   serves many sessions): the floors it gets were asked for before it came, which
 //!   widens the first window by that round's age, never more than one round trip.
@@ -77,8 +94,10 @@ pub(super) struct Floors {
     next: u64,
     /// Rounds still collecting answers.
     open: BTreeMap<u64, Round>,
-    /// Per node, the floor it last reported here (`None`: none, or never asked).
-    known: BTreeMap<NodeId, Option<Timestamp>>,
+    /// Per node, a bound below everything it may hold prepared and undecided, from
+    /// its last report: the lower of the floor it reported and its clock then. A node
+    /// that never reported here is absent: nothing is known of it (bound 0).
+    known: BTreeMap<NodeId, Timestamp>,
 }
 
 /// One round of asking for floors.
@@ -137,25 +156,31 @@ impl Node {
     /// A peer asks for this node's floor: answer once what it says is durable.
     pub(super) fn answer_floor(&self, from: NodeId, round: u64, out: &mut Vec<Effect>) {
         let floor = self.prepare_floor();
-        let message = Message::FloorReply { round, floor };
+        let clock = self.participant.clock().now();
+        let message = Message::FloorReply {
+            round,
+            floor,
+            clock,
+        };
         out.push(Effect::SendDurable { to: from, message });
     }
 
-    /// A peer's floor arrived (`floor`), or the query never reached it (`None` here,
-    /// and the floor it last reported is used).
+    /// A peer's floor arrived with its clock when it chose it (`answer`), or the query
+    /// never reached it (`None` here, and the bound from its last report is used).
     pub(super) fn floor_heard(
         &mut self,
         from: NodeId,
         round: u64,
-        floor: Option<Option<Timestamp>>,
+        answer: Option<(Option<Timestamp>, Timestamp)>,
         out: &mut Vec<Effect>,
     ) {
-        let floor = match floor {
-            Some(floor) => {
-                self.floors.known.insert(from, floor);
+        let floor = match answer {
+            Some((floor, clock)) => {
+                let bound = floor.map_or(clock, |floor| floor.min(clock));
+                self.floors.known.insert(from, bound);
                 floor
             }
-            None => self.floors.known.get(&from).copied().flatten(),
+            None => self.floors.known.get(&from).copied(),
         };
         if let Some(state) = self.floors.open.get_mut(&round)
             && state.waiting.remove(&from)

@@ -361,7 +361,7 @@ impl Node {
                 to,
                 message: Message::Restarted { .. },
             } => self.participant.peer_settled(to, out),
-            // A floor query to a down node: its last reported floor stands for it.
+            // A floor query to a down node: the bound from its last report stands for it.
             Input::Undelivered {
                 to,
                 message: Message::FloorQuery { round },
@@ -469,10 +469,14 @@ impl Node {
                 }
             }
             // Participant, parallel commits: a read-only part prepares durably too.
-            Message::PrepareStaged { tid, participants } => {
+            Message::PrepareStaged {
+                tid,
+                participants,
+                floor,
+            } => {
                 let next_inquiry = now.saturating_add(settings.inquiry_interval);
                 let p = &mut self.participant;
-                p.prepare_staged(tid, from, participants, next_inquiry, out)
+                p.prepare_staged(tid, from, participants, floor, next_inquiry, out)
             }
             // Participant: a restarted coordinator resolves a staged transaction.
             Message::StatusQuery { tid } => self.participant.status_query(from, tid, out),
@@ -554,7 +558,11 @@ impl Node {
             Message::WaitReport { waits } => self.waits_reported(from, &waits, out),
             // Snapshot timestamps (see `floors`).
             Message::FloorQuery { round } => self.answer_floor(from, round, out),
-            Message::FloorReply { round, floor } => self.floor_heard(from, round, Some(floor), out),
+            Message::FloorReply {
+                round,
+                floor,
+                clock,
+            } => self.floor_heard(from, round, Some((floor, clock)), out),
         }
     }
 

@@ -96,6 +96,7 @@ impl Participant {
             participants,
             writes,
             prepare_ts,
+            floor: prepare_ts,
             next_inquiry,
         };
         self.mark_prepared(tid, prepared);

@@ -87,12 +87,12 @@ impl Participant {
         reply(out, req, answer);
     }
 
-    /// The lowest prepare timestamp of a transaction prepared here, if any: snapshots at
-    /// or below it never wait here.
+    /// The lowest floor (`Prepared::floor`, at or below its prepare timestamp) of a
+    /// transaction prepared here, if any: snapshots at or below it never wait here.
     pub fn prepare_floor(&self) -> Option<Timestamp> {
         (self.txns.live())
             .filter_map(|(_, state)| match state {
-                TxnState::Prepared(prepared) => Some(prepared.prepare_ts),
+                TxnState::Prepared(prepared) => Some(prepared.floor),
                 _ => None,
             })
             .min()

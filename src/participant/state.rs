@@ -134,6 +134,11 @@ pub struct Prepared {
     pub writes: Vec<Write>,
     /// The prepare timestamp.
     pub prepare_ts: Timestamp,
+    /// At or below every participant's prepare timestamp for this transaction, as far
+    /// as this node knows: its own, or for a staged one the clock its PREPARE carried
+    /// (`Message::PrepareStaged`). This node's floor (`node::floors`) counts it. Not
+    /// logged: a restored transaction has its own prepare timestamp here.
+    pub floor: Timestamp,
     /// When to ask the coordinator again if no outcome has come.
     pub(super) next_inquiry: Duration,
 }
@@ -276,6 +281,7 @@ pub fn prepared_from_record(record: &Record) -> Option<(TxnId, Prepared)> {
                 participants: participants.clone(),
                 writes: writes.clone(),
                 prepare_ts: *prepare_ts,
+                floor: *prepare_ts,
                 next_inquiry: Duration::ZERO,
             },
         )),

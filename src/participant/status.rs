@@ -28,18 +28,26 @@ use super::{Participant, TxnState};
 use crate::config::Mistake;
 use crate::crash::CrashPoint;
 use crate::message::{Effect, Message, StagedStatus, Vote};
-use crate::types::{NodeId, TxnId};
+use crate::types::{NodeId, Timestamp, TxnId};
 use crate::wal::Record;
 use std::time::Duration;
 
 impl Participant {
     /// A staged PREPARE from `coordinator`: as `prepare`, except that a transaction
-    /// that only read here forces an empty `Prepare` and votes YES.
+    /// that only read here forces an empty `Prepare` and votes YES. `floor` is the
+    /// clock the PREPARE carried, at or below every participant's prepare timestamp:
+    /// this node's floor counts it while the transaction is prepared here, so that a
+    /// snapshot chosen while another participant is down stays below that one's
+    /// prepare too. (With parallel commits the client hears COMMIT before any
+    /// participant knows the outcome, so a coordinator that dies then leaves every
+    /// participant in doubt; the random fault suite found a reader of a down
+    /// participant's key waiting for that coordinator's restart.)
     pub fn prepare_staged(
         &mut self,
         tid: TxnId,
         coordinator: NodeId,
         participants: Vec<NodeId>,
+        floor: Timestamp,
         next_inquiry: Duration,
         out: &mut Vec<Effect>,
     ) {
@@ -48,7 +56,8 @@ impl Participant {
             Some(TxnState::Active(active)) if active.pending.is_none() && active.writes.is_empty()
         );
         if !read_only {
-            return self.prepare(tid, coordinator, participants, next_inquiry, out);
+            self.prepare(tid, coordinator, participants, next_inquiry, out);
+            return self.lower_floor(tid, floor);
         }
         let Some(TxnState::Active(active)) = self.txns.take(tid) else {
             return;
@@ -56,6 +65,7 @@ impl Participant {
         out.push(Effect::CrashPoint(CrashPoint::Prepare));
         let prepared = (coordinator, participants, next_inquiry);
         let prepare_ts = self.prepare_writes(tid, active, prepared, out);
+        self.lower_floor(tid, floor);
         out.push(Effect::Send {
             to: coordinator,
             message: Message::Vote {
@@ -63,6 +73,14 @@ impl Participant {
                 vote: Vote::Yes { prepare_ts },
             },
         });
+    }
+
+    /// Lowers a prepared transaction's floor to `floor` (never above its prepare
+    /// timestamp).
+    fn lower_floor(&mut self, tid: TxnId, floor: Timestamp) {
+        if let Some(prepared) = self.txns.prepared_mut(&tid) {
+            prepared.floor = prepared.floor.min(floor);
+        }
     }
 
     /// A restarted coordinator asks whether this node prepared staged transaction `tid`.
@@ -128,7 +146,7 @@ mod tests {
         });
         assert!(refused.is_some() && refused < answer, "{out:?}");
         out.clear();
-        p.prepare_staged(tid, 0, vec![1, 2], Duration::ZERO, &mut out);
+        p.prepare_staged(tid, 0, vec![1, 2], 0, Duration::ZERO, &mut out);
         assert!(
             out.iter().any(|e| matches!(
                 e,
@@ -145,6 +163,29 @@ mod tests {
     }
 
     #[test]
+    fn a_staged_prepare_reports_the_clock_its_prepare_carried_as_this_nodes_floor() {
+        // Another participant may prepare the same transaction at any timestamp from
+        // the PREPARE's clock up; while it is down, this node's floor must cover it.
+        let mut p = participant();
+        let tid = TxnId::new(0, 0, 3);
+        let mut out = Vec::new();
+        p.write(1, (tid, 1), "k".into(), Some("v".into()), true, &mut out);
+        p.clock_mut().observe(10);
+        p.prepare_staged(tid, 0, vec![1, 2], 4, Duration::ZERO, &mut out);
+        let prepare_ts = out.iter().find_map(|e| match e {
+            Effect::Append(Record::Prepare { prepare_ts, .. }) => Some(*prepare_ts),
+            _ => None,
+        });
+        assert!(prepare_ts.is_some_and(|ts| ts >= 10), "{out:?}");
+        assert_eq!(p.prepare_floor(), Some(4));
+        // A floor above the prepare timestamp never raises it.
+        let other = TxnId::new(0, 0, 6);
+        p.write(2, (other, 2), "j".into(), Some("v".into()), true, &mut out);
+        p.prepare_staged(other, 0, vec![1, 2], 99, Duration::ZERO, &mut out);
+        assert_eq!(p.prepare_floor(), Some(4));
+    }
+
+    #[test]
     fn a_read_only_part_of_a_staged_commit_prepares_durably_and_votes_yes() {
         let mut p = participant();
         let tid = TxnId::new(0, 0, 3);
@@ -158,7 +199,7 @@ mod tests {
             &mut out,
         );
         out.clear();
-        p.prepare_staged(tid, 0, vec![1, 2], Duration::ZERO, &mut out);
+        p.prepare_staged(tid, 0, vec![1, 2], 0, Duration::ZERO, &mut out);
         assert!(
             out.iter()
                 .any(|e| matches!(e, Effect::Append(Record::Prepare { .. })))

@@ -88,6 +88,11 @@ pub(super) struct TxnRun {
     /// (the highest it had seen), which may lie above a transaction in doubt: its reads
     /// may wait for a crashed coordinator (a limit `node::floors` states).
     pub(super) client_chosen: bool,
+    /// With parallel commits, the nodes that were down when the snapshot began (empty
+    /// in classic mode): a node that never reported its floor to the choosing node
+    /// and a staged transaction's coordinator both down leave nothing alive that
+    /// knows the prepare below the snapshot (a limit `node::floors` states).
+    pub(super) down_at_begin: std::collections::BTreeSet<NodeId>,
     /// Its id, once begun.
     pub(super) tid: Option<kv2pc::TxnId>,
     /// In which order it began, among the run's transactions.
@@ -132,6 +137,7 @@ impl<'s> Driver<'s> {
                 failed: None,
                 snapshot: false,
                 client_chosen: false,
+                down_at_begin: Default::default(),
                 tid: None,
                 began: None,
                 deletes: Vec::new(),
@@ -234,7 +240,12 @@ impl<'s> Driver<'s> {
     fn begin(&mut self, txn: usize, coordinator: NodeId, snapshot: bool) -> String {
         self.backend.open(txn, coordinator);
         let all_down = (0..self.scenario.nodes).all(|node| !self.backend.is_up(node));
+        let parallel = self.scenario.commit == kv2pc::CommitMode::Parallel;
+        let down_at_begin = (0..self.scenario.nodes)
+            .filter(|node| snapshot && parallel && !self.backend.is_up(*node))
+            .collect();
         let run = &mut self.txns[txn];
+        run.down_at_begin = down_at_begin;
         run.phase = Phase::Idle;
         run.snapshot = snapshot;
         run.client_chosen = snapshot && all_down;

@@ -277,16 +277,17 @@ fn snapshot_plan(rng: &mut Rng, keys: &[String]) -> Vec<Call> {
 }
 
 /// The scenario of `seed`: 2 to 4 nodes, 1 or 2 keys on each, 6 to 16 transactions (2 to
-/// 8 open at once, a fifth of them lock-free snapshots), and faults between their calls;
-/// with `KV2PC_BOTH_MODES=1`, half the seeds commit in parallel mode (`SET commit
-/// parallel`).
+/// 8 open at once, a fifth of them lock-free snapshots), and faults between their calls.
+/// Half the seeds commit in parallel mode (`SET commit parallel`), chosen from the seed
+/// by a generator of its own, so a classic seed's scenario is the one it always was;
+/// `KV2PC_CLASSIC_ONLY=1` keeps every seed classic.
 ///
-/// Not yet on by default: parallel mode fails the at-rest reader check (simulated seed
-/// 28, threaded seed 6, 14 of 200 threaded seeds): a snapshot read waits at a node in
-/// doubt on a staged transaction whose coordinator is down. Open, in issue 14.
+/// Parallel mode first failed the at-rest reader check (simulated seed 28, threaded
+/// seed 6): a snapshot rose above a prepare at a down node whose staged transaction's
+/// coordinator was down too; `node::floors` says what fixed it and what is left.
 pub fn generate(seed: u64) -> Scenario {
-    let both = std::env::var("KV2PC_BOTH_MODES").is_ok_and(|v| v == "1");
-    let commit = if both && Rng::new(seed ^ MODE_SALT).chance(50) {
+    let classic_only = std::env::var("KV2PC_CLASSIC_ONLY").is_ok_and(|v| v == "1");
+    let commit = if !classic_only && Rng::new(seed ^ MODE_SALT).chance(50) {
         CommitMode::Parallel
     } else {
         CommitMode::Classic
