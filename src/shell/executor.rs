@@ -47,6 +47,8 @@ pub struct Shell {
     waiting: Vec<String>,
     pub(super) trace_on: Arc<AtomicBool>,
     events: Arc<Mutex<Vec<TraceEvent>>>,
+    /// The commits in flight, to print a parallel commit's trace in causal order.
+    staging: super::staged::Staging,
     /// Where relative `SOURCE` paths start.
     pub(super) base_dir: PathBuf,
     source_depth: usize,
@@ -97,6 +99,7 @@ impl Shell {
             waiting: Vec::new(),
             trace_on,
             events,
+            staging: Default::default(),
             base_dir: PathBuf::from("."),
             source_depth: 0,
             interrupt: Arc::new(AtomicBool::new(false)),
@@ -311,7 +314,7 @@ impl Shell {
     pub(super) fn event_lines(&mut self) -> Vec<super::output::Line> {
         let mut events = std::mem::take(&mut *self.events.lock());
         // (In step mode this runs after each step let go, so steps keep their order.)
-        events.sort_by_key(format::event_order);
+        self.staging.order(&mut events);
         self.charts.pending.extend(events.iter().cloned());
         let mut lines = Vec::new();
         let mark = self.mistake_mark();
