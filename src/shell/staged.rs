@@ -149,7 +149,7 @@ impl Staging {
                 label,
                 tid: Some(tid),
                 ..
-            } if label == "ABORT" || label == "VOTE NO" => {
+            } if ["ABORT", "COMMIT", "VOTE NO"].contains(&label.as_str()) => {
                 self.commits.remove(tid);
             }
             TraceEvent::Log {
