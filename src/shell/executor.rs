@@ -6,10 +6,11 @@
 //! Transaction commands run on their session's thread; everything else runs here. After
 //! every command the shell waits until the cluster settles: no message in flight, no node
 //! working, every session idle or blocked (see `session.rs`). Only then does it print,
-//! in a fixed order: the trace of what happened (sorted by causal depth, then node), the
-//! command's own answer, or `<waiting for x held by T3>` if it blocked, and then the
-//! completions of earlier commands that this one unblocked, in the order they began to
-//! wait, as PostgreSQL's isolation tester does.
+//! in a fixed order: the trace of what happened (sorted by causal depth, then node, a
+//! parallel commit's steps in their causal order: see `staged`), the command's own
+//! answer, or `<waiting for x held by T3>` if it blocked, and then the completions of
+//! earlier commands that this one unblocked, in the order they began to wait, as
+//! PostgreSQL's isolation tester does.
 
 use super::command::{Command, Text};
 use super::format;
