@@ -4,6 +4,11 @@
 //! threads. Events carry a causal `depth` (a client request is depth 0; what a node does
 //! on receiving a message of depth d is depth d + 1), so an observer that wants a
 //! deterministic order across threads can sort a batch of events by depth and node.
+//!
+//! One event is not reported by the nodes: [`TraceEvent::Told`], the moment a parallel
+//! commit's client hears COMMIT, which the shell places from the votes it saw (the
+//! reply is a client's answer, not a protocol message, so no node traces it; see
+//! `shell::staged`).
 
 use crate::crash::CrashPoint;
 use crate::types::{NodeId, TxnId};
@@ -62,6 +67,19 @@ pub enum TraceEvent {
         /// The victim.
         victim: TxnId,
     },
+    /// A coordinator told its client that a parallel commit committed: the last YES
+    /// vote arrived, so `Staged` and every `Prepare` are durable, and the client hears
+    /// COMMIT before the `Decision` is logged. Placed by the shell, not emitted by a
+    /// node (see the module doc); in classic mode the client is told after the
+    /// `Decision`, as the command's answer, and no such event is placed.
+    Told {
+        /// Causal depth: that of the handling of the last vote.
+        depth: u32,
+        /// The coordinator.
+        node: NodeId,
+        /// The transaction.
+        tid: TxnId,
+    },
     /// A node tells, in words, what it decided and why: the outcome of a transaction it
     /// found in doubt at recovery, a heuristic decision's warning, a heuristic mixed
     /// outcome. Shown whether the trace is on or not.
@@ -83,6 +101,7 @@ impl TraceEvent {
             | TraceEvent::Log { depth, .. }
             | TraceEvent::Crash { depth, .. }
             | TraceEvent::Deadlock { depth, .. }
+            | TraceEvent::Told { depth, .. }
             | TraceEvent::Narrate { depth, .. } => *depth,
         }
     }
@@ -131,7 +150,16 @@ impl std::fmt::Display for TraceEvent {
                 let path: Vec<String> = cycle.iter().map(TxnId::to_string).collect();
                 write!(f, "deadlock {}: victim {victim}", path.join(" -> "))
             }
-            TraceEvent::Narrate { node, text, .. } => write!(f, "node {node}: {text}"),
+            TraceEvent::Told { node, tid, .. } => write!(
+                f,
+                "node{node} -> client  COMMITTED {tid}  (Staged and every Prepare are durable)"
+            ),
+            TraceEvent::Narrate { node, text, .. } => {
+                // Said once, if the text already names its node.
+                let prefix = format!("node {node}: ");
+                let text = text.strip_prefix(&prefix).unwrap_or(text);
+                write!(f, "{prefix}{text}")
+            }
         }
     }
 }

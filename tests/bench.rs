@@ -144,7 +144,7 @@ fn the_table_has_a_row_per_run_under_its_header() {
     assert!(text.starts_with("limits: fsync p50 "), "{text}");
     let lines: Vec<&str> = text.lines().collect();
     let header = (lines.iter())
-        .position(|line| line.starts_with("workload  clients  ops/s"))
+        .position(|line| line.starts_with("workload  commit   clients  ops/s"))
         .unwrap_or_else(|| panic!("no header in {text}"));
     assert!(lines[header].ends_with("aborts  lock waits"), "{text}");
     let rows = &lines[header + 1..];
@@ -158,6 +158,37 @@ fn the_table_has_a_row_per_run_under_its_header() {
                 before.ends_with("  ") && cell.starts_with(|c: char| c.is_ascii_digit()),
                 "{title} is not aligned in {text}"
             );
+        }
+    }
+}
+
+/// The text report names each run's commit mode in a column of its own, as the JSON
+/// does, so that figures of the two modes are never read one for the other.
+#[test]
+fn the_table_names_the_commit_mode_of_each_run() {
+    for mode in ["classic", "parallel"] {
+        let stdout = bench(&[
+            "--workload",
+            "cross-2",
+            "--clients",
+            "1,4",
+            "--millis",
+            "100",
+            "--commit",
+            mode,
+        ]);
+        let text = String::from_utf8_lossy(&stdout);
+        let lines: Vec<&str> = text.lines().collect();
+        let header = (lines.iter())
+            .position(|line| line.starts_with("workload "))
+            .unwrap_or_else(|| panic!("no header in {text}"));
+        let columns: Vec<&str> = lines[header].split_whitespace().collect();
+        assert_eq!(columns[..3], ["workload", "commit", "clients"], "{text}");
+        let rows = &lines[header + 1..];
+        assert_eq!(rows.len(), 2, "{text}");
+        for row in rows {
+            let cells: Vec<&str> = row.split_whitespace().collect();
+            assert_eq!(cells[..2], ["cross-2", mode], "{text}");
         }
     }
 }

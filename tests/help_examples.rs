@@ -161,3 +161,41 @@ fn the_lesson_examples_list_and_point_a_script_to_the_command_line() {
     let error = played.outcomes[0].error.clone().unwrap_or_default();
     assert!(error.contains("run kv2pc lesson 4"), "{error}");
 }
+
+/// `HELP COMMIT` explains parallel commits, and its `SET commit` example does what it
+/// says: the setting reads `parallel` after it, and `SET commit classic` goes back.
+#[test]
+fn the_commit_help_switches_to_parallel_commits_as_it_says() {
+    let commit_help = help::help(Some("COMMIT")).expect("HELP COMMIT");
+    assert!(
+        commit_help.contains("Parallel commits (SET commit parallel"),
+        "{commit_help}"
+    );
+    assert!(commit_help.contains("Staged"), "{commit_help}");
+    let examples = help::examples();
+    let (_, example) = (examples.iter())
+        .find(|(topic, example)| topic == "COMMIT" && example.starts_with("SET commit"))
+        .expect("an Example: SET commit line in HELP COMMIT");
+    assert_eq!(example, "SET commit parallel");
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        manual_clock: true,
+        ..Config::default()
+    };
+    let mut shell = Shell::new(Cluster::open(dir.path(), config).unwrap());
+    let setting = |shell: &mut Shell| {
+        let settings = shell.execute("SHOW SETTINGS").render(false);
+        (settings.lines())
+            .find(|line| line.starts_with("commit = "))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no commit setting in:\n{settings}"))
+    };
+    assert_eq!(setting(&mut shell), "commit = classic");
+    assert_eq!(shell.execute(example).render(false), "commit = parallel\n");
+    assert_eq!(setting(&mut shell), "commit = parallel");
+    assert_eq!(
+        shell.execute("SET commit classic").render(false),
+        "commit = classic\n"
+    );
+    assert_eq!(setting(&mut shell), "commit = classic");
+}

@@ -517,7 +517,8 @@ fn operate(workload: Workload, client: &Client, keys: &Keys, rng: &mut Rng) -> R
 }
 
 impl Report {
-    /// The report as a table, with the limits above it.
+    /// The report as a table, with the limits above it; each row names its commit mode,
+    /// so that figures of classic and parallel runs are never read one for the other.
     pub fn render(&self) -> String {
         let limits = &self.limits;
         let mut text = format!(
@@ -538,6 +539,7 @@ impl Report {
         ));
         let mut rows = vec![vec![
             "workload".to_string(),
+            "commit".into(),
             "clients".into(),
             "ops/s".into(),
             "per fsync-t".into(),
@@ -554,6 +556,7 @@ impl Report {
         for run in &self.runs {
             rows.push(vec![
                 run.workload.name().to_string(),
+                run.commit.to_string(),
                 run.clients.to_string(),
                 format!("{:.0}", run.per_second),
                 format!("{:.2}", run.per_fsync_time),

@@ -6,10 +6,11 @@
 //! Transaction commands run on their session's thread; everything else runs here. After
 //! every command the shell waits until the cluster settles: no message in flight, no node
 //! working, every session idle or blocked (see `session.rs`). Only then does it print,
-//! in a fixed order: the trace of what happened (sorted by causal depth, then node), the
-//! command's own answer, or `<waiting for x held by T3>` if it blocked, and then the
-//! completions of earlier commands that this one unblocked, in the order they began to
-//! wait, as PostgreSQL's isolation tester does.
+//! in a fixed order: the trace of what happened (sorted by causal depth, then node, a
+//! parallel commit's steps in their causal order: see `staged`), the command's own
+//! answer, or `<waiting for x held by T3>` if it blocked, and then the completions of
+//! earlier commands that this one unblocked, in the order they began to wait, as
+//! PostgreSQL's isolation tester does.
 
 use super::command::{Command, Text};
 use super::format;
@@ -47,6 +48,8 @@ pub struct Shell {
     waiting: Vec<String>,
     pub(super) trace_on: Arc<AtomicBool>,
     events: Arc<Mutex<Vec<TraceEvent>>>,
+    /// The commits in flight, to print a parallel commit's trace in causal order.
+    staging: super::staged::Staging,
     /// Where relative `SOURCE` paths start.
     pub(super) base_dir: PathBuf,
     source_depth: usize,
@@ -97,6 +100,7 @@ impl Shell {
             waiting: Vec::new(),
             trace_on,
             events,
+            staging: Default::default(),
             base_dir: PathBuf::from("."),
             source_depth: 0,
             interrupt: Arc::new(AtomicBool::new(false)),
@@ -311,7 +315,7 @@ impl Shell {
     pub(super) fn event_lines(&mut self) -> Vec<super::output::Line> {
         let mut events = std::mem::take(&mut *self.events.lock());
         // (In step mode this runs after each step let go, so steps keep their order.)
-        events.sort_by_key(format::event_order);
+        self.staging.order(&mut events);
         self.charts.pending.extend(events.iter().cloned());
         let mut lines = Vec::new();
         let mark = self.mistake_mark();

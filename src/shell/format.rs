@@ -2,9 +2,7 @@
 //! reports and trace events. Every list is sorted, so output is the same every run.
 
 use super::command::Text;
-use crate::cluster::{
-    CheckpointInfo, KeyLocks, LogEntry, LogRecord, NodeStatus, RecoveryReport, TraceEvent,
-};
+use crate::cluster::{CheckpointInfo, KeyLocks, LogEntry, LogRecord, NodeStatus, RecoveryReport};
 use crate::text::table;
 use crate::types::{LockMode, NodeId, TxnId, Write};
 
@@ -306,16 +304,5 @@ fn counted(list: &[TxnId], what: &str) -> String {
         0 => format!("no {what}"),
         1 => format!("1 {what} ({})", tids(list)),
         n => format!("{n} {what}s ({})", tids(list)),
-    }
-}
-
-/// A trace event's sort key: causal depth, then the node it happened on.
-pub fn event_order(event: &TraceEvent) -> (u32, u32) {
-    match event {
-        TraceEvent::Message { depth, from, .. } => (*depth, *from),
-        TraceEvent::Log { depth, node, .. }
-        | TraceEvent::Crash { depth, node, .. }
-        | TraceEvent::Narrate { depth, node, .. } => (*depth, *node),
-        TraceEvent::Deadlock { depth, .. } => (*depth, u32::MAX),
     }
 }

@@ -84,6 +84,7 @@ pub fn about(event: &TraceEvent, tid: TxnId) -> bool {
         TraceEvent::Message { tid: t, .. }
         | TraceEvent::Log { tid: t, .. }
         | TraceEvent::Crash { tid: t, .. } => *t == Some(tid),
+        TraceEvent::Told { tid: t, .. } => *t == tid,
         TraceEvent::Deadlock { cycle, victim, .. } => *victim == tid || cycle.contains(&tid),
         TraceEvent::Narrate { text, .. } => tid_in(text) == Some(tid),
     }

@@ -18,6 +18,7 @@ mod listing;
 pub mod output;
 pub mod parser;
 pub mod session;
+mod staged;
 mod steps;
 pub mod transcript;
 pub mod waits;

@@ -11,7 +11,9 @@
 //! box on a node's lifeline for a log write, marked `fsync` (forced: on disk before
 //! anything that depends on it leaves the node) or `lazy` (written, synced later); a
 //! cross on a node's lifeline where it crashed; and notes (the command that moved the
-//! cluster, a deadlock). The last line gives the outcome. Rows come in the trace's
+//! cluster, a deadlock). The last line gives the outcome. A parallel commit's answer
+//! is drawn where the client heard it, after the last vote and before the `Decision`
+//! (the trace's `Told`), not after the rest of the protocol. Rows come in the trace's
 //! fixed order (causal depth, then node), so a chart is the same every run.
 //!
 //! # Limits
@@ -200,6 +202,7 @@ impl Builder {
             (Some(t), None) => format!(" {t}"),
             _ => String::new(),
         };
+        let mut replied = false;
         for event in events {
             self.steps.push(match event {
                 TraceEvent::Message {
@@ -223,12 +226,25 @@ impl Builder {
                     ..
                 } => Step::Log(*node, format!("{kind}{}", show(t)), *forced),
                 TraceEvent::Crash { node, .. } => Step::Crash(*node, event.to_string()),
+                // A parallel commit's client hears COMMIT here, before the Decision.
+                TraceEvent::Told { node, tid: t, .. } => match (&client, &entry.reply) {
+                    (Some((session, coordinator)), Some(reply)) if coordinator == node => {
+                        replied = true;
+                        Step::Arrow(
+                            Column::Node(*node),
+                            Column::Session(session.clone()),
+                            reply.clone(),
+                            false,
+                        )
+                    }
+                    _ => Step::Note(format!("node{node} told its client: {t} committed")),
+                },
                 TraceEvent::Deadlock { .. } | TraceEvent::Narrate { .. } => {
                     Step::Note(event.to_string())
                 }
             });
         }
-        if let (Some((session, node)), Some(reply)) = (&client, &entry.reply) {
+        if let (Some((session, node)), Some(reply), false) = (&client, &entry.reply, replied) {
             self.steps.push(Step::Arrow(
                 Column::Node(*node),
                 Column::Session(session.clone()),

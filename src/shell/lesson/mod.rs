@@ -66,6 +66,7 @@ pub const LESSONS: &[Lesson] = &[
     lesson!("21-deadlock-policies.txt"),
     lesson!("22-phantoms.txt"),
     lesson!("23-ask-the-explorer.txt"),
+    lesson!("24-parallel-commits.txt"),
 ];
 
 impl Lesson {
