@@ -44,8 +44,19 @@ const DEFAULT_SEEDS: u64 = 2000;
 const REGRESSIONS: &[u64] = &[1040];
 
 fn run(seed: u64) -> Summary {
-    Sim::run(seed, &RunConfig::default())
+    run_with(seed, &RunConfig::default())
+}
+
+fn run_with(seed: u64, config: &RunConfig) -> Summary {
+    Sim::run(seed, config)
         .unwrap_or_else(|error| panic!("seed {seed}: the simulation failed: {error}"))
+}
+
+/// The default run, committing in parallel mode (`SET commit parallel`).
+fn parallel() -> RunConfig {
+    let mut config = RunConfig::default();
+    config.sim.settings.commit = kv2pc::CommitMode::Parallel;
+    config
 }
 
 /// The run's history in the checker's terms, closed by a read of every key.
@@ -114,16 +125,35 @@ fn a_seed_replays_the_same_trace_and_another_seed_does_not() {
 
 #[test]
 fn random_runs_with_crashes_and_restarts_keep_every_invariant() {
-    let seeds: Vec<u64> = match env_number("KV2PC_SIM_SEED") {
+    random_runs(&RunConfig::default(), DEFAULT_SEEDS, "");
+}
+
+/// The same runs in parallel commit mode: the crash points `staging` and `staged` among
+/// those armed, status resolution after a coordinator's crash. `KV2PC_SIM_PARALLEL=1`
+/// with `KV2PC_SIM_SEED` replays one.
+#[test]
+fn random_parallel_commit_runs_keep_every_invariant() {
+    random_runs(&parallel(), DEFAULT_SEEDS, "KV2PC_SIM_PARALLEL=1 ");
+}
+
+/// Runs the default seeds (or `KV2PC_SIM_SEEDS`, or the one `KV2PC_SIM_SEED`) of
+/// `config` and checks every run; `replay` is what the replay command needs beside it.
+fn random_runs(config: &RunConfig, default_seeds: u64, replay: &str) {
+    let parallel_only = std::env::var("KV2PC_SIM_PARALLEL").is_ok_and(|v| v == "1");
+    let one = env_number("KV2PC_SIM_SEED").filter(|_| parallel_only != replay.is_empty());
+    if env_number("KV2PC_SIM_SEED").is_some() && one.is_none() {
+        return;
+    }
+    let seeds: Vec<u64> = match one {
         Some(seed) => vec![seed],
-        None => (0..env_number("KV2PC_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS))
+        None => (0..env_number("KV2PC_SIM_SEEDS").unwrap_or(default_seeds))
             .chain(REGRESSIONS.iter().copied())
             .collect(),
     };
     let mut told: BTreeMap<&str, usize> = BTreeMap::new();
     let (mut crashes, mut reads) = (0, 0);
     for seed in &seeds {
-        let summary = run(*seed);
+        let summary = run_with(*seed, config);
         if seeds.len() == 1 {
             println!("{}", summary.trace.join("\n"));
         }
@@ -131,8 +161,8 @@ fn random_runs_with_crashes_and_restarts_keep_every_invariant() {
         if !found.is_empty() {
             let tail = summary.trace.len().saturating_sub(400);
             panic!(
-                "seed {seed} failed (replay it with KV2PC_SIM_SEED={seed}):\n{}\n\nthe end \
-                 of its trace:\n{}",
+                "seed {seed} failed (replay it with {replay}KV2PC_SIM_SEED={seed}):\n{}\n\nthe \
+                 end of its trace:\n{}",
                 found.join("\n"),
                 summary.trace[tail..].join("\n")
             );
