@@ -387,30 +387,14 @@ fn concurrent_list_append_histories_are_serializable() {
 /// durably, and snapshot reads beside staged transactions.
 #[test]
 fn parallel_commit_histories_are_serializable() {
-    let workloads = [
-        Workload {
-            nodes: 3,
-            threads: 8,
-            txns_per_thread: 30,
-            keys: 12,
-            seed: 1,
-        },
-        // Hot keys: most transactions conflict.
-        Workload {
-            nodes: 3,
-            threads: 8,
-            txns_per_thread: 20,
-            keys: 4,
-            seed: 3,
-        },
-        Workload {
-            nodes: 5,
-            threads: 16,
-            txns_per_thread: 15,
-            keys: 10,
-            seed: 5,
-        },
-    ];
+    let spread = Workload {
+        nodes: 3,
+        threads: 8,
+        txns_per_thread: 30,
+        keys: 12,
+        seed: 1,
+    };
+    let workloads: Vec<Workload> = [spread].into_iter().chain(hot_and_wide()).collect();
     let mut totals = Totals::default();
     for workload in &workloads {
         totals.add(check_workload(
@@ -427,7 +411,23 @@ fn parallel_commit_histories_are_serializable() {
 /// extra time stays small.
 #[test]
 fn each_deadlock_policy_keeps_histories_serializable() {
-    let workloads = [
+    let workloads = hot_and_wide();
+    for policy in DeadlockPolicy::ALL {
+        if matches!(policy, DeadlockPolicy::Detect | DeadlockPolicy::Off) {
+            continue;
+        }
+        let mut totals = Totals::default();
+        for workload in &workloads {
+            totals.add(check_workload(workload, policy, CommitMode::Classic));
+        }
+        println!("serializability under {}: {}", policy.name(), totals.line());
+    }
+}
+
+/// Two small workloads that stress different things: hot keys (most transactions
+/// conflict) and many clients over many nodes.
+fn hot_and_wide() -> [Workload; 2] {
+    [
         Workload {
             nodes: 3,
             threads: 8,
@@ -442,17 +442,7 @@ fn each_deadlock_policy_keeps_histories_serializable() {
             keys: 10,
             seed: 5,
         },
-    ];
-    for policy in DeadlockPolicy::ALL {
-        if matches!(policy, DeadlockPolicy::Detect | DeadlockPolicy::Off) {
-            continue;
-        }
-        let mut totals = Totals::default();
-        for workload in &workloads {
-            totals.add(check_workload(workload, policy, CommitMode::Classic));
-        }
-        println!("serializability under {}: {}", policy.name(), totals.line());
-    }
+    ]
 }
 
 /// What the checked histories held.
