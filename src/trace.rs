@@ -154,12 +154,7 @@ impl std::fmt::Display for TraceEvent {
                 f,
                 "node{node} -> client  COMMITTED {tid}  (Staged and every Prepare are durable)"
             ),
-            TraceEvent::Narrate { node, text, .. } => {
-                // Said once, if the text already names its node.
-                let prefix = format!("node {node}: ");
-                let text = text.strip_prefix(&prefix).unwrap_or(text);
-                write!(f, "{prefix}{text}")
-            }
+            TraceEvent::Narrate { node, text, .. } => write!(f, "node {node}: {text}"),
         }
     }
 }

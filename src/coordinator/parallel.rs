@@ -215,9 +215,8 @@ impl Coordinator {
                 self.txns.remove(&tid);
                 out.push(Effect::Append(Record::StagedAbort { tid }));
                 out.push(Effect::Narrate(format!(
-                    "node {}: staged {tid} aborted: node {from} had not prepared it, and now \
-                     refuses it for good",
-                    self.node
+                    "staged {tid} aborted: node {from} had not prepared it, and now refuses \
+                     it for good"
                 )));
                 return send_abort(&participants, tid, out);
             }
@@ -230,9 +229,7 @@ impl Coordinator {
         self.txns.remove(&tid);
         clock.observe(commit_ts);
         out.push(Effect::Narrate(format!(
-            "node {}: staged {tid} committed at ts {commit_ts}: every participant had \
-             prepared it",
-            self.node
+            "staged {tid} committed at ts {commit_ts}: every participant had prepared it"
         )));
         self.log_and_send_decision(tid, participants, commit_ts, lowest.min(commit_ts), out);
     }
