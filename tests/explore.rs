@@ -124,12 +124,11 @@ fn orders_alone_of_two_sessions_on_one_key_break_nothing() {
 }
 
 /// Main writes x (on node 2) and commits in one phase while bob, at node 1, reads x
-/// and commits: with one crash anywhere, bob is never told a value the crash then
-/// loses, though x's lock passes to him before main's commit is fsynced. (With the read
-/// answered before that fsync, the explorer finds the run that breaks it: "a value
-/// that vanished".)
+/// and commits: with one crash anywhere, bob never commits having read a value the
+/// crash then loses, though x's lock passes to him, and his read is answered, before
+/// main's commit is fsynced.
 #[test]
-fn a_read_behind_a_one_phase_commit_never_sees_a_value_a_crash_loses() {
+fn a_read_behind_a_one_phase_commit_never_commits_on_a_value_a_crash_loses() {
     let plan = Plan {
         sessions: vec![
             SessionPlan {

@@ -450,14 +450,18 @@ fn queue_reader(harness: &Harness, coordinator: NodeId) -> QueuedReader {
     let deadline = Instant::now() + Duration::from_secs(10);
     let queued = || (cluster.locks().iter()).any(|(_, locks)| !locks.waiters.is_empty());
     // Queued, and told so (the `Waiting` answer wakes it once more before it blocks for
-    // good): the same wait before and after a pause.
-    let mut waiting = 0;
-    while !blocked.is_blocked() || !queued() || blocked.state() != waiting {
+    // good): the same wait through ten pauses in a row (one was not enough on a loaded
+    // machine, where the `Waiting` answer can come later than a pause).
+    let (mut waiting, mut same) = (0, 0);
+    while same < 10 {
         assert!(
             Instant::now() < deadline,
             "the reader never queued for the lock"
         );
-        waiting = blocked.state();
+        let state = blocked.state();
+        let settled = blocked.is_blocked() && queued() && state == waiting;
+        same = if settled { same + 1 } else { 0 };
+        waiting = state;
         std::thread::sleep(Duration::from_millis(2));
     }
     QueuedReader {

@@ -30,10 +30,11 @@
 //! - **durability of acknowledged commits**: once a session was told COMMIT succeeded,
 //!   a node that crashed still holds, in the log the crash left, the Prepare or Commit
 //!   of that transaction on every node it wrote to;
-//! - **no read of a value that vanished**: once a session was told a value another
-//!   transaction wrote, a node owning that key that crashed still holds that
-//!   transaction's Prepare or Commit in the log the crash left (a lock handed over
-//!   before the fsync must not let its next reader see what the crash then loses).
+//! - **no committed read of a value that vanished**: once a transaction that read a
+//!   value another transaction wrote has committed, a node owning that key that
+//!   crashed still holds the writer's Prepare or Commit in the log the crash left (a
+//!   lock handed over before the fsync lets its next reader see the value at once, but
+//!   never commit before that fsync).
 //!
 //! In every *end* (a state where nothing moves but faults and the clock, and every node
 //! is up), after letting time pass until everything settles (`verdict::settle`):

@@ -180,13 +180,26 @@ fn kept(logs: &BTreeMap<NodeId, Vec<Record>>, node: NodeId, tid: TxnId) -> bool 
     })
 }
 
-/// A session told a value of a key whose owner crashed, when no transaction that wrote
-/// that value there is still in the log the crash left (the session's own writes
-/// aside: it reads them from its workspace).
+/// A transaction that committed (told so, or with a commit record in some log) and was
+/// told a value of a key whose owner crashed, when no transaction that wrote that value
+/// there is still in the log the crash left (the session's own writes aside: it reads
+/// them from its workspace). A reader that did not commit is not judged: a read under a
+/// lock is answered before the fsync of the commit it sees (`runtime::visible`), and a
+/// crash that loses that commit must take the reader with it.
 fn vanished(plan: &Plan, world: &World, logs: &BTreeMap<NodeId, Vec<Record>>) -> Option<String> {
     let nodes = world.sim.nodes();
     let txns = transactions(plan, world);
-    for reader in &txns {
+    let decided = |tid: TxnId| {
+        (logs.values().flatten()).any(|record| {
+            record.tid() == Some(tid)
+                && matches!(
+                    record,
+                    Record::Commit { .. } | Record::OnePhaseCommit { .. }
+                )
+        })
+    };
+    let committed = |txn: &&Txn| txn.fate == Fate::Committed || txn.tid.is_some_and(decided);
+    for reader in txns.iter().filter(committed) {
         for (key, value) in &reader.reads {
             let owner = owner_of(key, nodes);
             let own = |(k, v): &(String, Option<String>)| k == key && v == value;
@@ -200,8 +213,8 @@ fn vanished(plan: &Plan, world: &World, logs: &BTreeMap<NodeId, Vec<Record>>) ->
                 (writers.iter()).any(|writer| writer.tid.is_none_or(|tid| kept(logs, owner, tid)));
             if let (false, Some(writer)) = (survives, writers.first()) {
                 return Some(format!(
-                    "a value that vanished: {} was told {key} = {}, written by {}, but node \
-                     {owner} crashed and the log it kept holds neither a Prepare nor a Commit \
+                    "a value that vanished: {} committed having been told {key} = {}, written \
+                     by {}, but node {owner} crashed and the log it kept holds neither a Prepare nor a Commit \
                      of it",
                     name(plan, reader),
                     value.as_deref().unwrap_or_default(),

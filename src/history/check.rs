@@ -72,20 +72,32 @@ fn index_writers(history: &History, anomalies: &mut Vec<Anomaly>) -> HashMap<Str
     writers
 }
 
-/// Committed transactions, and unknown ones another transaction saw a write of.
+/// Committed transactions, and unknown ones that a committed transaction (told so, or
+/// itself found committed so) saw a write of. A transaction that did not commit proves
+/// nothing by what it read: a read under a lock is answered before the fsync of the
+/// commit it sees (`runtime::visible`), and a crash may then lose both.
 fn committed_set(history: &History, writers: &HashMap<String, Writer>) -> Vec<bool> {
     let mut committed: Vec<bool> = (history.txns.iter())
         .map(|txn| txn.outcome == Outcome::Committed)
         .collect();
-    for (reader, txn) in history.txns.iter().enumerate() {
-        for op in &txn.ops {
-            let Op::Read { list, .. } = op else { continue };
-            for elem in list {
-                if let Some(writer) = writers.get(elem)
-                    && writer.txn != reader
-                    && history.txns[writer.txn].outcome == Outcome::Unknown
-                {
-                    committed[writer.txn] = true;
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for (reader, txn) in history.txns.iter().enumerate() {
+            if !committed[reader] {
+                continue;
+            }
+            for op in &txn.ops {
+                let Op::Read { list, .. } = op else { continue };
+                for elem in list {
+                    if let Some(writer) = writers.get(elem)
+                        && writer.txn != reader
+                        && history.txns[writer.txn].outcome == Outcome::Unknown
+                        && !committed[writer.txn]
+                    {
+                        committed[writer.txn] = true;
+                        changed = true;
+                    }
                 }
             }
         }

@@ -53,9 +53,13 @@
 //! records it depends on are fsynced (`runtime::outbox`, and the simulator's executor
 //! by the same rules), and each way `T2` could tell of `T1` waits for `T1`'s record:
 //!
-//! - a value or the rows of a scan, under a lock or in a snapshot: the reply waits for
-//!   the record that made what it carries visible (`runtime::visible`), so a reader is
-//!   never told a value that a crash then erases, whatever becomes of its transaction;
+//! - a value or the rows of a scan under a lock: answered at once, before `T1`'s
+//!   record is durable (Graefe's rule in full, `runtime::visible`). The client may see
+//!   `T1`'s write, but `T2` cannot commit before `T1` is durable (below), and a crash
+//!   that loses `T1` aborts `T2`: the value a client saw was then a dirty read of a
+//!   transaction that never commits, never a committed one's;
+//! - a value or rows in a snapshot: the reply waits for the record that made what it
+//!   carries visible, so a snapshot never shows a commit a crash then erases;
 //! - `T2`'s own outcome here: its `OnePhaseCommit` or `Prepare` comes after `T1`'s
 //!   record in the log, and its one-phase outcome, its YES vote and its READ-ONLY vote
 //!   are messages, which wait for every barrier record appended before them, `T1`'s
@@ -84,15 +88,13 @@
 //! Snapshot reads (`BEGIN READ ONLY`) still see durable commits only: a version written
 //! by a one-phase commit not yet fsynced is answered once it is.
 //!
-//! Limits. A read-modify-write chain on one key (read for update, then write: `hot-key`)
-//! still commits once per fsync: the next incrementer must be told the value before it
-//! can write, and it is told only once the value is durable. Telling it sooner, as
-//! Graefe's rule would allow (`T2`'s commit waits for `T1` anyway), would leave a
-//! client that saw a value no log holds, its transaction aborted by the crash; kv2pc
-//! does not. What the hand-over gains is for blind writes and for readers of other
-//! keys: they go ahead at once, and their commits share the fsync. Messages wait for
-//! every barrier record appended before them, not only the ones they depend on: a vote
-//! may wait for an unrelated commit's fsync (the same fsync, under group commit).
+//! Limits. A client in a read-write transaction may be shown a value that a crash then
+//! erases (its transaction is then aborted by the same crash): that is the price of
+//! letting a read-modify-write chain on one key (`hot-key`) share fsyncs, the next
+//! incrementer reading, writing and committing behind the previous one before its
+//! fsync. Messages wait for every barrier record appended before them, not only the
+//! ones they depend on: a vote may wait for an unrelated commit's fsync (the same
+//! fsync, under group commit).
 //!
 //! # Cooperative termination
 //!

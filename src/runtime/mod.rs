@@ -422,9 +422,9 @@ impl Runtime {
             Reply::Waiting { .. } | Reply::Done(Ok(Answer::Done)) => 0,
             // A transaction id, which must come from a durable lease.
             Reply::Done(Ok(Answer::Begun(..))) | Reply::Begun(..) => self.lease_lsn,
-            // A value read: committed data, which is durable here or at its coordinator
-            // except the writes of a one-phase commit not yet fsynced: it waits for the
-            // record that made it visible (see `visible`).
+            // A value read: under a lock, at once (its transaction's outcome waits for
+            // the record that made it visible); in a snapshot, once that record is
+            // durable (see `visible`).
             Reply::Done(Ok(Answer::Value(_) | Answer::Snapshot { .. } | Answer::Rows(_))) => {
                 self.visible.lsn(self.reads.get(&req))
             }

@@ -14,14 +14,12 @@
 //!   buffered, a lock wait, an abort done) does not wait, and a transaction id (or a
 //!   request handed on with one) waits only for the lease it came from: they do not
 //!   queue behind other transactions' fsyncs;
-//! - a value read (or a scan's rows) waits only for the records that made what it
-//!   carries visible ([`visible`](super::visible)): readers see committed data only,
-//!   whose outcome is durable already (in the coordinator's `Decision`) except for a
-//!   one-phase commit, whose record is its outcome; an undecided `Prepare` is never
-//!   read. So a read does not queue behind a 2PC writer's `Prepare` fsync, nor behind
-//!   another key's one-phase commit; but it does wait for the commit that handed it
-//!   its lock before that commit's fsync (controlled lock violation, see the
-//!   participant's module doc);
+//! - a value read under a lock (or a scan's rows) does not wait: the commit that
+//!   handed it its lock may not be durable yet, but the reader's own outcome, a record
+//!   or message after it, waits for it (controlled lock violation, see
+//!   [`visible`](super::visible) and the participant's module doc); a snapshot's value
+//!   or rows wait only for the records that made what they carry visible (a one-phase
+//!   commit, whose record is its outcome; an undecided `Prepare` is never read);
 //! - an acknowledgement of a `Commit` record ([`Outbox::hold_durable`]) waits for that
 //!   record, but asks for no fsync of its own: it leaves with the next one.
 //!

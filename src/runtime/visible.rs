@@ -1,6 +1,6 @@
 //! Which log record a value read depends on: the rule that lets a lock pass to the next
 //! transaction before the fsync of the outcome that released it (controlled lock
-//! violation), without letting any client see a value that a crash could still erase.
+//! violation), and that keeps snapshot reads to durable commits.
 //!
 //! # Why a value can be visible before it is durable
 //!
@@ -15,41 +15,52 @@
 //!
 //! # The rule
 //!
-//! [`Visibility`] remembers, for each key, the end LSN of the newest record not yet known
-//! durable that changed it (a value written or a key deleted). A reply carrying data,
-//! a value read under a lock, in a snapshot, or the rows of a scan, waits for the
-//! records that made what it carries visible: for a key, that key's entry; for a
-//! range, the newest entry of every key in the range (a row that a deletion removed
-//! from the range counts too). A heuristic commit's record names no keys (its writes
-//! are in its `Prepare`), so every value reply waits for it.
+//! - **A read under a lock is answered at once** (a `GET`, `GET ... FOR UPDATE` or
+//!   `SCAN` of a read-write transaction), even when the value it returns was made
+//!   visible by a one-phase commit still waiting for its fsync. This is Graefe's
+//!   controlled lock violation in full: the reader `T2` may go on, write and commit
+//!   behind the earlier `T1`, and both commits share one fsync. What keeps it safe is
+//!   that nothing `T2` *acknowledges* can overtake `T1`'s record: `T2`'s own outcome
+//!   here is a record after `T1`'s in the log, or a message (a vote, READ-ONLY too, a
+//!   one-phase outcome) that waits for every barrier record appended before it (the
+//!   outbox's rule); across nodes the dependency travels with that vote (see the
+//!   participant's module doc). So no client is told of a commit that a crash then
+//!   loses, and no transaction that read `T1`'s write survives a crash that loses `T1`.
+//! - **A snapshot read waits** (`BEGIN READ ONLY`, autocommit `GET`): a reply carrying
+//!   a snapshot's value or rows waits for the records that made what it carries
+//!   visible. [`Visibility`] remembers, for each key, the end LSN of the newest record
+//!   not yet known durable that changed it (a value written or a key deleted); a key
+//!   waits for its entry, a range for the newest entry of every key in it (a row that a
+//!   deletion removed from the range counts too). A heuristic commit's record names no
+//!   keys (its writes are in its `Prepare`), so every snapshot reply waits for it. A
+//!   snapshot read has no commit to hold back (it takes no lock and logs nothing), so
+//!   its answer itself must not reveal a commit a crash may lose.
 //!
-//! Precise rather than "the newest one-phase commit": a reader of a durable key does not
-//! queue behind a hot key's unrelated commit.
-//!
-//! Everything else that could reveal a commit waits for every barrier record appended
-//! before it (the outbox's rule): a vote, READ-ONLY included, a one-phase outcome, an
-//! inquiry's answer, an error. So the next transaction, which took the released lock,
-//! can tell nobody anything that depends on the earlier commit before its fsync.
+//! Precise rather than "the newest one-phase commit": a snapshot reader of a durable
+//! key does not queue behind a hot key's unrelated commit.
 //!
 //! # Limits
 //!
-//! The rule ties a value to the records of this node only: a value read here depends on
-//! no other node's log, because a transaction's writes become visible on a node only
-//! through an outcome record appended on that node. It does not let a read-modify-write
-//! chain on one key share fsyncs: the next incrementer must see the value before it can
-//! write, and it sees it only once durable (see the participant's module doc).
+//! The price of answering a locked read at once: a client may be shown a value that a
+//! crash then loses, in a transaction that the same crash then aborts (its locks and its
+//! work on that node are gone; it can no longer commit). That is the isolation of strict
+//! two-phase locking for every transaction that commits, and a dirty read for one that
+//! cannot: `history::vanished_reads` checks exactly that line (no *surviving* reader of
+//! a lost value). The rule ties a value to the records of this node only: a value read
+//! here depends on no other node's log, because a transaction's writes become visible
+//! on a node only through an outcome record appended on that node.
 
 use crate::keyrange::KeyRange;
 use crate::message::{Answer, Reply, Request};
 use crate::wal::Record;
 use std::collections::BTreeMap;
 
-/// What a request reads, to tag its answer with the records it depends on.
+/// What a snapshot request reads, to tag its answer with the records it depends on.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Reads {
-    /// One key (a read under a lock, or in a snapshot).
+    /// One key.
     Key(String),
-    /// A range (a scan, under a range lock or in a snapshot).
+    /// A range (a scan).
     Range(KeyRange),
 }
 
@@ -58,12 +69,8 @@ impl Reads {
     /// operation reads what that operation reads.
     pub fn of(request: &Request) -> Option<Reads> {
         match request {
-            Request::Read { key, .. } | Request::SnapshotRead { key, .. } => {
-                Some(Reads::Key(key.clone()))
-            }
-            Request::Scan { range, .. } | Request::SnapshotScan { range, .. } => {
-                Some(Reads::Range(range.clone()))
-            }
+            Request::SnapshotRead { key, .. } => Some(Reads::Key(key.clone())),
+            Request::SnapshotScan { range, .. } => Some(Reads::Range(range.clone())),
             Request::BeginAnd { then, .. } => Reads::of(then),
             _ => None,
         }
@@ -78,8 +85,7 @@ pub struct Visibility {
     keys: BTreeMap<String, u64>,
     /// The end LSN of the newest heuristic commit, whose writes its record does not name.
     every_key: u64,
-    /// The end LSN of the newest record of either kind: the tag of a value whose request
-    /// is not known (none today; a safe default).
+    /// The end LSN of the newest record of either kind.
     newest: u64,
 }
 
@@ -110,7 +116,8 @@ impl Visibility {
         }
     }
 
-    /// The LSN a reply carrying the data `reads` names must wait for.
+    /// The LSN a reply carrying data must wait for: for a snapshot's `reads`, the
+    /// records that made it visible; for a read under a lock (`None`), nothing.
     pub fn lsn(&self, reads: Option<&Reads>) -> u64 {
         let own = match reads {
             Some(Reads::Key(key)) => self.keys.get(key).copied().unwrap_or(0),
@@ -118,7 +125,7 @@ impl Visibility {
                 .map(|(_, lsn)| *lsn)
                 .max()
                 .unwrap_or(0),
-            None => self.newest,
+            None => return 0,
         };
         own.max(self.every_key)
     }
@@ -157,7 +164,11 @@ mod tests {
         assert_eq!(visibility.lsn(key("a").as_ref()), 10);
         assert_eq!(visibility.lsn(key("b").as_ref()), 20);
         assert_eq!(visibility.lsn(key("c").as_ref()), 0, "c is durable");
-        assert_eq!(visibility.lsn(None), 20, "unknown: the newest");
+        assert_eq!(
+            visibility.lsn(None),
+            0,
+            "a read under a lock waits for nothing"
+        );
         visibility.synced(10);
         assert_eq!(visibility.lsn(key("a").as_ref()), 0);
         assert_eq!(visibility.lsn(key("b").as_ref()), 20);
@@ -193,6 +204,32 @@ mod tests {
         visibility.appended(&commit, 10);
         visibility.appended(&one_phase(&[]), 20);
         assert_eq!(visibility.lsn(Some(&Reads::Key("a".into()))), 0);
-        assert_eq!(visibility.lsn(None), 0);
+    }
+
+    #[test]
+    fn only_snapshot_requests_are_tagged() {
+        let snapshot = Request::SnapshotRead {
+            key: "a".into(),
+            at: crate::message::ReadAt::Exactly(3),
+        };
+        assert_eq!(Reads::of(&snapshot), Some(Reads::Key("a".into())));
+        let locked = Request::Read {
+            tid: TxnId(1),
+            key: "a".into(),
+            mode: crate::types::LockMode::Exclusive,
+            first: true,
+            began: 1,
+        };
+        assert_eq!(
+            Reads::of(&locked),
+            None,
+            "a read under a lock is answered at once"
+        );
+        let begun = Request::BeginAnd {
+            owner: 0,
+            then: Box::new(locked),
+            began: 1,
+        };
+        assert_eq!(Reads::of(&begun), None);
     }
 }

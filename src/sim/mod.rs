@@ -87,9 +87,11 @@ pub struct SimConfig {
     /// How far a `Tick` step moves the clock.
     pub tick: Duration,
     /// A deliberately broken executor, for the tests that show the fault suites catch
-    /// it: a reply carrying data (a value, rows) waits for no fsync, so a reader can be
-    /// told a value whose one-phase commit a crash then loses. Never on otherwise.
-    pub reads_skip_fsync: bool,
+    /// it: a READ-ONLY vote waits for no fsync, so a transaction that read, under a
+    /// lock, a value whose one-phase commit is not yet durable can commit before that
+    /// fsync, and survive a crash that loses the value it read (controlled lock
+    /// violation without its wait: see `runtime::visible`). Never on otherwise.
+    pub read_only_votes_skip_fsync: bool,
 }
 
 impl Default for SimConfig {
@@ -98,7 +100,7 @@ impl Default for SimConfig {
             nodes: 3,
             settings: Settings::default(),
             tick: Duration::from_millis(500),
-            reads_skip_fsync: false,
+            read_only_votes_skip_fsync: false,
         }
     }
 }
@@ -469,7 +471,7 @@ impl Sim {
             }
             let effects = sim_node.start(nodes, disk, now, &self.config.settings)?;
             if let Some(up) = &mut sim_node.up {
-                up.reads_skip_fsync = self.config.reads_skip_fsync;
+                up.read_only_votes_skip_fsync = self.config.read_only_votes_skip_fsync;
             }
             effects
         };

@@ -36,7 +36,7 @@ use super::disk::Disk;
 use crate::config::{Mistake, Settings};
 use crate::crash::CrashPoint;
 use crate::error::Result;
-use crate::message::{Effect, Message, Reply, ReqId, Request};
+use crate::message::{Effect, Message, Reply, ReqId, Request, Vote};
 use crate::node::{Input, Node};
 use crate::runtime::visible::{Reads, Visibility, carries_data};
 use crate::types::{NodeId, Timestamp};
@@ -89,10 +89,10 @@ pub(super) struct Up {
     visible: Visibility,
     /// What each request owed reads, to tag its answer.
     reads: BTreeMap<ReqId, Reads>,
-    /// A deliberately broken executor ([`SimConfig::reads_skip_fsync`](super::SimConfig)):
-    /// replies carrying data wait for no fsync. Never on but in the test that shows the
+    /// A deliberately broken executor ([`SimConfig::read_only_votes_skip_fsync`](super::SimConfig)):
+    /// READ-ONLY votes wait for no fsync. Never on but in the tests that show the
     /// suites catch it.
-    pub(super) reads_skip_fsync: bool,
+    pub(super) read_only_votes_skip_fsync: bool,
     /// The crash point this incarnation dies at, if armed.
     pub(super) armed: Option<CrashPoint>,
     /// The teaching mistake switched in (`Settings::mistake`), never on by default.
@@ -142,7 +142,7 @@ impl SimNode {
             owed: BTreeSet::new(),
             visible: Visibility::default(),
             reads: BTreeMap::new(),
-            reads_skip_fsync: false,
+            read_only_votes_skip_fsync: false,
             armed: None,
             mistake: settings.mistake,
         });
@@ -191,13 +191,27 @@ impl SimNode {
                     let clock = up.node.clock();
                     // Teaching mistake (vote-before-fsync, commit-before-decision-fsync),
                     // never the default: the message waits for nothing unsynced.
-                    let lsn = if message.skips_fsync(up.mistake) {
+                    let read_only = matches!(
+                        message,
+                        Message::Vote {
+                            vote: Vote::ReadOnly,
+                            ..
+                        }
+                    );
+                    // Deliberately broken (`read_only_votes_skip_fsync`), never the default.
+                    let broken = read_only && up.read_only_votes_skip_fsync;
+                    let lsn = if message.skips_fsync(up.mistake) || broken {
                         up.wal.synced_lsn()
                     } else {
                         up.barrier_lsn
                     };
                     let held = Held::Send { to, message, clock };
-                    up.outbox.push_back((lsn, held));
+                    if broken {
+                        // Ahead of everything held, as if the outbox had no order.
+                        up.outbox.push_front((lsn, held));
+                    } else {
+                        up.outbox.push_back((lsn, held));
+                    }
                 }
                 Effect::SendDurable { to, message } => {
                     let (lsn, clock) = (up.wal.end_lsn(), up.node.clock());
@@ -210,8 +224,6 @@ impl SimNode {
                     }
                     let reads = up.reads.remove(&req);
                     let lsn = match carries_data(&reply) {
-                        // Deliberately broken (`reads_skip_fsync`), never the default.
-                        true if up.reads_skip_fsync => up.wal.synced_lsn(),
                         true => up.visible.lsn(reads.as_ref()),
                         false => up.barrier_lsn,
                     };
@@ -397,7 +409,7 @@ impl SimNode {
                 owed: up.owed.clone(),
                 visible: up.visible.clone(),
                 reads: up.reads.clone(),
-                reads_skip_fsync: up.reads_skip_fsync,
+                read_only_votes_skip_fsync: up.read_only_votes_skip_fsync,
                 armed: up.armed,
                 mistake: up.mistake,
             }),

@@ -50,7 +50,7 @@ impl Simulated {
             nodes,
             settings,
             tick: TICK,
-            reads_skip_fsync: false,
+            read_only_votes_skip_fsync: false,
         };
         let sim = Sim::new(config, Vec::new()).map_err(failed)?;
         Ok(Simulated {
