@@ -303,3 +303,62 @@ fn pipelined_runs_commit_in_both_modes() {
         }
     }
 }
+
+/// `--repeat 3 --commit classic,parallel` runs every point of the sweep in each mode three
+/// times and reports one row per point: the JSON says how many rounds its figures are
+/// the medians of, and names each run's mode; the table says so above its header.
+#[test]
+fn a_repeated_sweep_of_both_modes_reports_one_median_row_per_point() {
+    let args = [
+        "--workload",
+        "write-one",
+        "--clients",
+        "1,2",
+        "--millis",
+        "60",
+        "--commit",
+        "classic,parallel",
+        "--repeat",
+        "3",
+    ];
+    let stdout = bench(&[&args[..], &["--json"]].concat());
+    let report: serde_json::Value = serde_json::from_slice(&stdout).expect("JSON report");
+    assert_eq!(report["repeat"], 3, "{report}");
+    let runs = report["runs"].as_array().expect("runs");
+    let points: Vec<(String, u64)> = (runs.iter())
+        .map(|run| {
+            let commit = run["commit"].as_str().unwrap_or_default().to_string();
+            (commit, run["clients"].as_u64().unwrap_or_default())
+        })
+        .collect();
+    let expected = [
+        ("classic", 1),
+        ("classic", 2),
+        ("parallel", 1),
+        ("parallel", 2),
+    ];
+    let expected: Vec<(String, u64)> = (expected.iter())
+        .map(|(mode, clients)| (mode.to_string(), *clients))
+        .collect();
+    assert_eq!(points, expected, "{report}");
+    for run in runs {
+        assert!(run["operations"].as_u64().unwrap_or_default() > 0, "{run}");
+    }
+    let text = String::from_utf8_lossy(&bench(&args)).to_string();
+    assert!(
+        text.contains("every figure is the median of 3 rounds of the sweep"),
+        "{text}"
+    );
+}
+
+/// `--repeat` takes a count from 1 up, and says so when given another.
+#[test]
+fn a_repeat_of_zero_is_a_usage_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_kv2pc"))
+        .args(["bench", "--repeat", "0"])
+        .output()
+        .expect("run kv2pc bench");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("0 is not in 1..=100"), "{stderr}");
+}

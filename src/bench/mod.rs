@@ -41,6 +41,7 @@ mod limits;
 mod pipelined;
 pub mod plot;
 mod recovery;
+mod repeat;
 
 pub use latency::Latencies;
 pub use limits::Limits;
@@ -145,8 +146,12 @@ pub struct Options {
     pub recovery_records: Option<u64>,
     /// The deadlock policy every run's cluster uses (`SET deadlock`).
     pub deadlock: DeadlockPolicy,
-    /// How every run's coordinators commit (`SET commit`).
-    pub commit: CommitMode,
+    /// The commit modes to sweep (`SET commit`), each over every workload and client
+    /// count.
+    pub commits: Vec<CommitMode>,
+    /// Rounds of the whole sweep; each figure reported is its median over the rounds
+    /// (see `repeat`).
+    pub repeat: usize,
 }
 
 impl Options {
@@ -160,7 +165,8 @@ impl Options {
             dir: None,
             recovery_records: Some(1_000_000),
             deadlock: DeadlockPolicy::Detect,
-            commit: CommitMode::Classic,
+            commits: vec![CommitMode::Classic],
+            repeat: 1,
         }
     }
 
@@ -219,7 +225,9 @@ pub struct Run {
 pub struct Report {
     /// The deadlock policy of every run, as `SET deadlock` names it.
     pub deadlock: &'static str,
-    /// The limits measured first.
+    /// Rounds of the sweep that every figure is the median of (1: one run each).
+    pub repeat: usize,
+    /// The limits measured first (with several rounds: each one's median).
     pub limits: Limits,
     /// Every run, in order.
     pub runs: Vec<Run>,
@@ -240,14 +248,39 @@ pub fn run(options: &Options, mut progress: impl FnMut(&str)) -> Result<Report> 
         .prefix("kv2pc-bench")
         .tempdir_in(&base)
         .map_err(|e| Error::io(format!("creating a directory in {}", base.display()), e))?;
-    let limits = limits::measure(probe_dir.path())?;
-    let mut runs = Vec::new();
-    for workload in &options.workloads {
-        for clients in &options.clients {
-            progress(&format!("{} with {clients} clients", workload.name()));
-            runs.push(run_one(*workload, *clients, options, &base, &limits)?);
+    let rounds = options.repeat.max(1);
+    let mut measured = Vec::new();
+    let mut points: Vec<Vec<Run>> = Vec::new();
+    for round in 0..rounds {
+        if round > 0 {
+            progress(&format!(
+                "round {} of {rounds}: measuring fsync and channel round trips",
+                round + 1
+            ));
         }
+        let limits = limits::measure(probe_dir.path())?;
+        let mut point = 0;
+        for commit in &options.commits {
+            for workload in &options.workloads {
+                for clients in &options.clients {
+                    progress(&format!(
+                        "{} with {clients} clients, {} commit",
+                        workload.name(),
+                        commit.name()
+                    ));
+                    let run = run_one(*workload, *clients, *commit, options, &base, &limits)?;
+                    match points.get_mut(point) {
+                        Some(runs) => runs.push(run),
+                        None => points.push(vec![run]),
+                    }
+                    point += 1;
+                }
+            }
+        }
+        measured.push(limits);
     }
+    let limits = repeat::limits(&measured);
+    let runs = points.iter().map(|runs| repeat::run(runs)).collect();
     let recovery = match options.recovery_records {
         Some(records) => {
             progress(&format!("recovery of a {records}-record log"));
@@ -257,6 +290,7 @@ pub fn run(options: &Options, mut progress: impl FnMut(&str)) -> Result<Report> 
     };
     Ok(Report {
         deadlock: options.deadlock.name(),
+        repeat: rounds,
         limits,
         runs,
         recovery,
@@ -266,7 +300,8 @@ pub fn run(options: &Options, mut progress: impl FnMut(&str)) -> Result<Report> 
 /// The number of steps `run` reports to `progress`.
 pub fn steps(options: &Options) -> u64 {
     let recovery = u64::from(options.recovery_records.is_some());
-    1 + (options.workloads.len() * options.clients.len()) as u64 + recovery
+    let points = options.commits.len() * options.workloads.len() * options.clients.len();
+    (options.repeat.max(1) * (1 + points)) as u64 + recovery
 }
 
 pub(crate) fn micros(duration: Duration) -> f64 {
@@ -339,6 +374,7 @@ fn preload(cluster: &Cluster, keys: &Keys) -> Result<()> {
 fn run_one(
     workload: Workload,
     clients: usize,
+    commit: CommitMode,
     options: &Options,
     base: &Path,
     limits: &Limits,
@@ -352,7 +388,7 @@ fn run_one(
         manual_clock: false,
         settings: Settings {
             deadlock: options.deadlock,
-            commit: options.commit,
+            commit,
             ..Settings::default()
         },
     };
@@ -399,7 +435,7 @@ fn run_one(
     Ok(Run {
         workload,
         deadlock: options.deadlock.name(),
-        commit: options.commit.name(),
+        commit: commit.name(),
         clients,
         operations,
         per_second,
@@ -534,9 +570,17 @@ impl Report {
             limits.round_trip_p50_us
         );
         text.push_str(&format!(
-            "deadlock policy: {} (kv2pc bench --deadlock)\n\n",
+            "deadlock policy: {} (kv2pc bench --deadlock)\n",
             self.deadlock
         ));
+        if self.repeat > 1 {
+            text.push_str(&format!(
+                "every figure is the median of {} rounds of the sweep (kv2pc bench --repeat), \
+                 each against its own round's limits\n",
+                self.repeat
+            ));
+        }
+        text.push('\n');
         let mut rows = vec![vec![
             "workload".to_string(),
             "commit".into(),

@@ -45,17 +45,22 @@ pub fn svg(report: &Report, path: &Path) -> Result<()> {
 /// One point of a workload's line: (clients, operations per fsync time, p99 µs).
 type Point = (f64, f64, f64);
 
-/// Each workload's points, in the order the report first names it.
-fn series(report: &Report) -> Vec<(&'static str, Vec<Point>)> {
-    let mut series: Vec<(&'static str, Vec<Point>)> = Vec::new();
+/// Each workload's points, in the order the report first names it; a sweep of both
+/// commit modes has a line per workload and mode ("cross-2 parallel").
+fn series(report: &Report) -> Vec<(String, Vec<Point>)> {
+    let modes = (report.runs.iter())
+        .map(|run| run.commit)
+        .collect::<std::collections::BTreeSet<_>>();
+    let mut series: Vec<(String, Vec<Point>)> = Vec::new();
     for run in &report.runs {
         let point = (run.clients as f64, run.per_fsync_time, run.p99_us.max(1.0));
-        match series
-            .iter_mut()
-            .find(|(name, _)| *name == run.workload.name())
-        {
+        let name = match modes.len() {
+            1 => run.workload.name().to_string(),
+            _ => format!("{} {}", run.workload.name(), run.commit),
+        };
+        match series.iter_mut().find(|(line, _)| *line == name) {
             Some((_, points)) => points.push(point),
-            None => series.push((run.workload.name(), vec![point])),
+            None => series.push((name, vec![point])),
         }
     }
     series
@@ -113,7 +118,7 @@ fn draw(report: &Report, path: &Path) -> std::result::Result<(), Box<dyn std::er
         let right: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.2)).collect();
         throughput
             .draw_series(LineSeries::new(left.clone(), style))?
-            .label(*name)
+            .label(name.clone())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], style));
         throughput.draw_series(left.iter().map(|p| Circle::new(*p, 3, colour.filled())))?;
         latency.draw_series(LineSeries::new(right.clone(), style))?;

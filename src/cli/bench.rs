@@ -43,10 +43,15 @@ pub struct BenchArgs {
     /// or off; default detect), as `SET deadlock` takes it.
     #[arg(long, value_name = "POLICY")]
     deadlock: Option<String>,
-    /// How every run's coordinators commit across two or more participants: classic
-    /// (the default) or parallel, as `SET commit` takes it.
-    #[arg(long, value_name = "MODE", value_parser = ["classic", "parallel"])]
-    commit: Option<String>,
+    /// How the runs' coordinators commit across two or more participants: classic (the
+    /// default) or parallel, as `SET commit` takes it; `--commit classic,parallel` runs
+    /// the sweep in both.
+    #[arg(long, value_name = "MODE,...", value_delimiter = ',', value_parser = ["classic", "parallel"])]
+    commit: Vec<String>,
+    /// Runs the whole sweep N times, one round after another, and reports each figure's
+    /// median over the rounds (each round measures its own limits), e.g. `--repeat 5`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=100))]
+    repeat: Option<u16>,
     /// Also draw the sweep to this SVG file: throughput (operations per fsync time) and
     /// p99 latency against clients, one line per workload.
     #[arg(long, value_name = "FILE.svg")]
@@ -100,8 +105,21 @@ pub fn run(args: &BenchArgs) -> Exit {
             }
         }
     }
-    if let Some(mode) = args.commit.as_deref().and_then(CommitMode::named) {
-        options.commit = mode;
+    if !args.commit.is_empty() {
+        let mut modes: Vec<CommitMode> = Vec::new();
+        for mode in args
+            .commit
+            .iter()
+            .filter_map(|name| CommitMode::named(name))
+        {
+            if !modes.contains(&mode) {
+                modes.push(mode);
+            }
+        }
+        options.commits = modes;
+    }
+    if let Some(rounds) = args.repeat {
+        options.repeat = usize::from(rounds);
     }
     let progress = progress_bar(bench::steps(&options));
     let report = bench::run(&options, |step| {
