@@ -182,28 +182,45 @@ fn choose(nodes: u32, graph: &Graph, cycle: Vec<TxnId>) -> Victim {
 
 impl Graph {
     /// Replaces `node`'s waits, and returns the waiters whose wait is new or changed.
+    ///
+    /// In place: a wait reported again unchanged (most of a long queue, batch after
+    /// batch) costs a comparison, not a removal, a copy of its key and an insertion.
     fn replace(&mut self, node: NodeId, waits: &[Wait]) -> Vec<TxnId> {
-        let old: BTreeMap<TxnId, Edge> =
-            (self.edges.extract_if(.., |_, (at, _)| *at == node)).collect();
-        for (_, waiting) in old.values() {
-            self.count_blocking(&waiting.blockers, false);
+        let mut reported: Vec<TxnId> = waits.iter().map(|wait| wait.tid).collect();
+        reported.sort_unstable();
+        let gone: Vec<TxnId> = (self.edges.iter())
+            .filter(|(tid, (at, _))| *at == node && reported.binary_search(tid).is_err())
+            .map(|(tid, _)| *tid)
+            .collect();
+        for tid in gone {
+            if let Some((_, waiting)) = self.edges.remove(&tid) {
+                self.count_blocking(&waiting.blockers, false);
+            }
         }
         let mut changed = Vec::new();
         for wait in waits {
+            let same = self.edges.get(&wait.tid).is_some_and(|(at, waiting)| {
+                *at == node
+                    && waiting.key == wait.key
+                    && waiting.mode == wait.mode
+                    && waiting.blockers == wait.blockers
+                    && waiting.began == wait.began
+            });
+            if same {
+                continue;
+            }
+            changed.push(wait.tid);
             let waiting = Waiting {
                 key: wait.key.clone(),
                 mode: wait.mode,
                 blockers: wait.blockers.clone(),
                 began: wait.began,
             };
-            let edge = (node, waiting);
-            if old.get(&wait.tid) != Some(&edge) {
-                changed.push(wait.tid);
-            }
-            self.count_blocking(&edge.1.blockers, true);
-            // Reported by another node before: it was granted there since.
-            if let Some((_, elsewhere)) = self.edges.insert(wait.tid, edge) {
-                self.count_blocking(&elsewhere.blockers, false);
+            self.count_blocking(&waiting.blockers, true);
+            // Its wait here before, or reported by another node before (it was granted
+            // there since).
+            if let Some((_, before)) = self.edges.insert(wait.tid, (node, waiting)) {
+                self.count_blocking(&before.blockers, false);
             }
         }
         changed

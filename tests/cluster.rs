@@ -553,3 +553,78 @@ fn settling_names_what_is_outstanding_when_it_gives_up() {
     cluster.settle_within(Duration::from_secs(20)).unwrap();
     assert!(cluster.outstanding().is_empty());
 }
+
+/// A deadlock on a node with a long queue of waits beside it is still found and broken.
+/// Past 64 waits a node on the real clock looks at its waits only every 16th batch and
+/// at every tick (`node::detect`), so this is the case where a deadlock could be
+/// missed: 80 transactions queue on one key, then two more deadlock on two other keys
+/// of the same node, with nothing else happening there.
+#[test]
+fn a_deadlock_beside_a_long_queue_is_found() {
+    let dir = TempDir::new().unwrap();
+    let config = Config {
+        manual_clock: false,
+        ..manual(3)
+    };
+    let cluster = Cluster::open(dir.path(), config).expect("open cluster");
+    let keys = keys_on(&cluster, 1, 3);
+    let (hot, a, b) = (keys[0].clone(), keys[1].clone(), keys[2].clone());
+    let mut holder = cluster.client(0).unwrap().begin().unwrap();
+    holder.put(&hot, "held").unwrap();
+    let client = cluster.client(2).unwrap();
+    let mut queue = client.pipeline(100);
+    for _ in 0..80 {
+        queue.submit(kv2pc::client::Steps::new([
+            kv2pc::client::Step::GetForUpdate(hot.clone()),
+        ]));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let waiters = |cluster: &Cluster| {
+        (cluster.locks().iter())
+            .find(|(_, locks)| locks.key == hot)
+            .map_or(0, |(_, locks)| locks.waiters.len())
+    };
+    while waiters(&cluster) < 80 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queue never formed"
+        );
+        queue.poll();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut first = cluster.client(0).unwrap().begin().unwrap();
+    let mut second = cluster.client(0).unwrap().begin().unwrap();
+    first.put(&a, "1").unwrap();
+    second.put(&b, "2").unwrap();
+    let wanted = b.clone();
+    let waiter = std::thread::spawn(move || (first.put(&wanted, "1"), first));
+    while waiters(&cluster) < 80
+        || (cluster.locks().iter()).all(|(_, l)| l.key != b || l.waiters.is_empty())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "first never waited for b"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Closing the cycle; its answer must come by itself, within seconds.
+    let (told, answer) = std::sync::mpsc::channel();
+    std::thread::spawn(move || told.send(second.put(&a, "2")));
+    let error = (answer.recv_timeout(Duration::from_secs(10)))
+        .expect("the deadlock was never broken")
+        .unwrap_err();
+    assert!(error.to_string().contains("deadlock"), "{error}");
+    let (result, first) = waiter.join().unwrap();
+    result.unwrap();
+    first.commit().unwrap();
+    holder.commit().unwrap();
+    let mut outcomes = 0;
+    while outcomes < 80 {
+        let outcome = queue.collect_timeout(Duration::from_secs(10));
+        assert!(
+            outcome.is_some(),
+            "{outcomes} of 80 queued transactions answered"
+        );
+        outcomes += 1;
+    }
+}

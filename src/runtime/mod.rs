@@ -485,7 +485,8 @@ impl Runtime {
     /// it, and this thread goes on serving the others.
     fn finish_batch(&mut self) -> Flow {
         let detect = self.ctx.settings.read().deadlock == crate::config::DeadlockPolicy::Detect;
-        self.node.end_batch(detect, &mut self.effects);
+        let defer_long = !self.ctx.clock.is_manual();
+        self.node.end_batch(detect, defer_long, &mut self.effects);
         if self.execute(0) != Flow::Continue {
             return Flow::Crashed;
         }

@@ -291,7 +291,7 @@ impl SimNode {
             return Ok(Vec::new());
         };
         let mut effects = Vec::new();
-        up.node.end_batch(detect, &mut effects);
+        up.node.end_batch(detect, false, &mut effects);
         self.execute(effects, notes)?;
         let Some(up) = &mut self.up else {
             return Ok(Vec::new());
