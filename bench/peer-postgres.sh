@@ -9,9 +9,10 @@
 #   'kv2pc_<client>-<n>'` and `COMMIT PREPARED` of the same name: two WAL flushes per
 #   commit, as in a real 2PC participant. Names are collision-free: the client id plus
 #   a per-client counter (pgbench variables persist across a client's transactions).
-#   kv2pc: `kv2pc bench --workload cross-2 --json` for the same client counts.
-#   It prints tps and average latency for PostgreSQL, kv2pc's commits/s and p50, the
-#   ratio kv2pc/PostgreSQL, and the fsync p50 kv2pc's bench measured (its "limits").
+#   kv2pc: `kv2pc bench --workload cross-2 --commit classic,parallel --json` for the
+#   same client counts. It prints tps and average latency for PostgreSQL, kv2pc's
+#   commits/s and p50 in each commit mode, the ratios kv2pc/PostgreSQL, and the fsync
+#   p50 kv2pc's bench measured (its "limits").
 #   Single process vs. one server, 3 kv2pc nodes' logs vs. one WAL: read it as a
 #   peer reference, not a like-for-like race.
 #
@@ -144,26 +145,32 @@ if [[ -z ${KV2PC_BIN:-} ]]; then
     KV2PC_BIN=$HERE/target/release/kv2pc
 fi
 "$KV2PC_BIN" bench --workload cross-2 --clients "$csv" --millis "$((DURATION * 1000))" \
-    --json >"$WORK/kv2pc.json" || die "kv2pc bench failed"
+    --commit classic,parallel --json >"$WORK/kv2pc.json" || die "kv2pc bench failed"
 
-# Pull figures out of kv2pc's JSON without jq: one run object per "workload" line group.
+# Pull figures out of kv2pc's JSON without jq: one run object per "workload" line group,
+# keyed by commit mode and client count.
 KV=$(awk '
     /"fsync_p50_us"/ { gsub(/[",]/, ""); fsync = $2 }
     /"fsync_preallocated_p50_us"/ { gsub(/[",]/, ""); pre = $2 }
+    /"commit"/ { gsub(/[",]/, ""); m = $2 }
     /"clients"/ { gsub(/[",]/, ""); c = $2 }
-    /"per_second"/ { gsub(/[",]/, ""); ps[c] = $2 }
-    /"p50_us"/ && !/fsync/ { gsub(/[",]/, ""); p50[c] = $2 }
+    /"per_second"/ { gsub(/[",]/, ""); ps[m " " c] = $2 }
+    /"p50_us"/ && !/fsync/ { gsub(/[",]/, ""); p50[m " " c] = $2 }
     END { printf "fsync %s %s\n", fsync, pre; for (k in ps) printf "%s %s %s\n", k, ps[k], p50[k] }
 ' "$WORK/kv2pc.json")
 
 echo
 echo "PostgreSQL 2PC (pgbench, PREPARE TRANSACTION + COMMIT PREPARED, 2 rows) vs kv2pc cross-2"
-echo "${DURATION}s per run, $CORES cores, pgbench -j up to $THREADS"
-printf '%-8s %10s %12s %12s %12s %14s\n' clients pg_tps pg_lat_avg_us kv2pc_cps kv2pc_p50_us kv2pc/pg
+echo "${DURATION}s per run, $CORES cores, pgbench -j up to $THREADS; kv2pc in both commit modes"
+printf '%-8s %8s %10s %10s %10s %10s %10s %8s %8s\n' clients pg_tps pg_lat_us \
+    classic_cps classic_p50 parallel_cps parallel_p50 classic/pg parallel/pg
 for c in $CLIENTS; do
-    read -r kps kp50 < <(awk -v c="$c" '$1 == c {print $2, $3}' <<<"$KV")
-    awk -v c="$c" -v t="${PG_TPS[$c]}" -v l="${PG_LAT[$c]}" -v k="${kps:-0}" -v p="${kp50:-0}" \
-        'BEGIN { printf "%-8s %10d %12d %12.0f %12.0f %13.2fx\n", c, t, l, k, p, (t > 0 ? k / t : 0) }'
+    read -r _ _ cps cp50 < <(awk -v c="$c" '$1 == "classic" && $2 == c' <<<"$KV")
+    read -r _ _ pps pp50 < <(awk -v c="$c" '$1 == "parallel" && $2 == c' <<<"$KV")
+    awk -v c="$c" -v t="${PG_TPS[$c]}" -v l="${PG_LAT[$c]}" -v k="${cps:-0}" -v p="${cp50:-0}" \
+        -v q="${pps:-0}" -v r="${pp50:-0}" 'BEGIN {
+            printf "%-8s %8d %10d %10.0f %10.0f %10.0f %10.0f %9.2fx %9.2fx\n", c, t, l, k, p, q, r,
+                (t > 0 ? k / t : 0), (t > 0 ? q / t : 0) }'
 done
 read -r _ fs pre < <(grep '^fsync' <<<"$KV")
 echo "kv2pc's measured limits: fsync p50 ${fs} us (growing file), ${pre} us (preallocated)"
