@@ -208,28 +208,14 @@ impl Runtime {
             }
             Wakeup::Disconnected => Flow::Stopped,
         };
-        while flow == Flow::Continue && count < MAX_BATCH {
-            let Ok(envelope) = self.inbox.try_recv() else {
-                break;
-            };
-            count += 1;
-            handled.push(envelope.work);
-            flow = self.handle(envelope.mail);
-        }
+        flow = self.drain(flow, &mut count, handled);
         // What the batch sent to this node itself (a coordinator's PREPARE to itself as
         // a participant) joins the batch, so that its records share the batch's fsync
         // (with parallel commits, the Prepare and the `Staged` record). Only on the real
         // clock: with the manual one, scripts and transcripts keep one batch per mail.
         if flow == Flow::Continue && !self.ctx.clock.is_manual() && !self.ctx.net.steps.is_on() {
             self.release();
-            while flow == Flow::Continue && count < MAX_BATCH {
-                let Ok(envelope) = self.inbox.try_recv() else {
-                    break;
-                };
-                count += 1;
-                handled.push(envelope.work);
-                flow = self.handle(envelope.mail);
-            }
+            flow = self.drain(flow, &mut count, handled);
         }
         if let Some(error) = self.syncer.take_failure() {
             self.fail(error);
@@ -240,6 +226,20 @@ impl Runtime {
         }
         if flow != Flow::Continue {
             self.leave();
+        }
+        flow
+    }
+
+    /// Handles the mail waiting in the inbox, up to [`MAX_BATCH`] in the batch, while
+    /// `flow` continues.
+    fn drain(&mut self, mut flow: Flow, count: &mut usize, handled: &mut Vec<Work>) -> Flow {
+        while flow == Flow::Continue && *count < MAX_BATCH {
+            let Ok(envelope) = self.inbox.try_recv() else {
+                break;
+            };
+            *count += 1;
+            handled.push(envelope.work);
+            flow = self.handle(envelope.mail);
         }
         flow
     }
