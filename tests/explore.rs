@@ -152,6 +152,60 @@ fn a_read_behind_a_one_phase_commit_never_commits_on_a_value_a_crash_loses() {
     assert!(report.complete(), "{report}");
 }
 
+/// On two nodes, main writes x (on node 1) and commits in one phase while bob, at node
+/// 0, reads x and writes y (on node 0): x's node votes READ-ONLY for bob, and that vote
+/// is what must wait for main's commit to be durable, since bob's read was answered
+/// before it. With the vote sent before that fsync (a deliberately broken executor),
+/// the explorer finds the run where bob commits having read the value a crash of node 1
+/// then loses; whole, with one crash anywhere (and no vote timeout, to keep the space
+/// small), it finds none.
+#[test]
+fn a_read_only_vote_sent_before_the_commit_its_read_saw_is_durable_is_found() {
+    let plan = Plan {
+        sessions: vec![
+            SessionPlan {
+                name: "main".into(),
+                home: 1,
+                commands: vec![
+                    Command::Begin,
+                    Command::Write("x".into(), "1".into()),
+                    Command::Commit,
+                ],
+            },
+            SessionPlan {
+                name: "bob".into(),
+                home: 0,
+                commands: vec![
+                    Command::Begin,
+                    Command::Read("x".into()),
+                    Command::Write("y".into(), "1".into()),
+                    Command::Commit,
+                ],
+            },
+        ],
+    };
+    let small = Bounds {
+        nodes: 2,
+        ticks: 0,
+        ..bounds(1)
+    };
+    let broken = Bounds {
+        broken_read_only_votes: true,
+        ..small.clone()
+    };
+    let report = run(&plan, &broken, None);
+    let example = (report.violation.as_ref())
+        .unwrap_or_else(|| panic!("the broken vote was not caught: {report}"));
+    assert!(
+        example.broken.starts_with("a value that vanished"),
+        "{}",
+        example.broken
+    );
+    let report = run(&plan, &small, None);
+    assert!(report.violation.is_none(), "{report}");
+    assert!(report.complete(), "{report}");
+}
+
 /// Explores with `mistake` and with it off: a violation, replayed, with it; none without.
 fn found_with_and_not_without(mistake: Mistake, crashes: u32, broken: &str) {
     let plan = commit_x_y();

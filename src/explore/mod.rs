@@ -109,6 +109,10 @@ pub struct Bounds {
     pub states: usize,
     /// The most time to spend.
     pub time: Duration,
+    /// A deliberately broken executor, for the test that shows the explorer catches it:
+    /// READ-ONLY votes wait for no fsync (`SimConfig::read_only_votes_skip_fsync`).
+    /// Never on otherwise.
+    pub broken_read_only_votes: bool,
 }
 
 impl Default for Bounds {
@@ -121,6 +125,7 @@ impl Default for Bounds {
             ticks_anywhere: std::env::var("KV2PC_TICKS_ANYWHERE").is_ok(),
             states: 2_000_000,
             time: Duration::from_secs(60),
+            broken_read_only_votes: false,
         }
     }
 }

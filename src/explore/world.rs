@@ -115,7 +115,7 @@ impl World {
             nodes: bounds.nodes,
             settings: settings.clone(),
             tick: settings.vote_timeout,
-            read_only_votes_skip_fsync: false,
+            read_only_votes_skip_fsync: bounds.broken_read_only_votes,
         };
         let mut sim = Sim::new(config, Vec::new())?;
         // The nodes' greetings as they start (RESTARTED, RESTART ACK) are delivered
