@@ -115,6 +115,8 @@ pub struct Runtime {
     lease_lsn: u64,
     /// Which unsynced record made each key's value visible (see `visible`).
     visible: Visibility,
+    /// Whether this batch sent a message to this node itself (see `serve_batch`).
+    sent_home: bool,
     /// What each client request in progress reads, to tag its answer (see `visible`).
     reads: HashMap<u64, Reads>,
     /// The newest LSN an fsync was asked for (or done).
@@ -146,6 +148,7 @@ impl Runtime {
             barrier_lsn: 0,
             lease_lsn: 0,
             visible: Visibility::default(),
+            sent_home: false,
             reads: HashMap::new(),
             sync_asked: 0,
             unsynced: Vec::new(),
@@ -194,6 +197,7 @@ impl Runtime {
     /// the mail taken go to `handled`, for the caller to end.
     fn serve_batch(&mut self, handled: &mut Vec<Work>) -> Flow {
         let mut count = 0;
+        self.sent_home = false;
         let mut flow = match self.wait() {
             Wakeup::Mail(envelope) => {
                 count += 1;
@@ -213,7 +217,8 @@ impl Runtime {
         // a participant) joins the batch, so that its records share the batch's fsync
         // (with parallel commits, the Prepare and the `Staged` record). Only on the real
         // clock: with the manual one, scripts and transcripts keep one batch per mail.
-        if flow == Flow::Continue && !self.ctx.clock.is_manual() && !self.ctx.net.steps.is_on() {
+        let manual = self.ctx.clock.is_manual() || self.ctx.net.steps.is_on();
+        if flow == Flow::Continue && std::mem::take(&mut self.sent_home) && !manual {
             self.release();
             flow = self.drain(flow, &mut count, handled);
         }
@@ -321,6 +326,7 @@ impl Runtime {
                 }
                 Effect::Send { to, message } => {
                     current_tid = message.tid().or(current_tid);
+                    self.sent_home |= to == self.id;
                     let work = self.ctx.net.work(Label::on(What::Message, to));
                     let clock = self.node.clock();
                     // Teaching mistake (vote-before-fsync, commit-before-decision-fsync),
