@@ -120,14 +120,7 @@ impl Coordinator {
         self.query_staged(out);
         for (tid, decided) in self.decisions() {
             for participant in &decided.unacked {
-                let message = Message::Commit {
-                    tid,
-                    commit_ts: decided.commit_ts,
-                };
-                out.push(Effect::Send {
-                    to: *participant,
-                    message,
-                });
+                out.push(send_commit(tid, decided, *participant));
             }
         }
     }
@@ -345,7 +338,7 @@ impl Coordinator {
         let mut participants = collecting.yes;
         participants.sort_unstable();
         let lowest = collecting.min_prepare_ts;
-        self.log_and_send_decision(tid, participants, commit_ts, lowest, out);
+        self.log_and_send_decision(tid, participants, (commit_ts, lowest), false, out);
         release_read_only(&read_only, tid, commit_ts, out);
         let committed = Answer::Committed {
             at: commit_ts,
@@ -355,37 +348,41 @@ impl Coordinator {
     }
 
     /// Logs the commit decision, then sends it to the YES voters in node order.
+    /// Logs the `Decision` and sends the COMMITs. `unbarred` (a parallel commit, whose
+    /// client was told already): the record holds back only its COMMITs, not what the
+    /// node says after it (see `Effect::AppendNoBarrier`).
     fn log_and_send_decision(
         &mut self,
         tid: TxnId,
         participants: Vec<NodeId>,
-        commit_ts: Timestamp,
-        lowest_prepare_ts: Timestamp,
+        (commit_ts, lowest_prepare_ts): (Timestamp, Timestamp),
+        unbarred: bool,
         out: &mut Vec<Effect>,
     ) {
-        out.push(Effect::Append(Record::Decision {
+        let record = Record::Decision {
             tid,
             participants: participants.clone(),
             commit_ts,
-        }));
+        };
+        out.push(match unbarred {
+            true => Effect::AppendNoBarrier(record),
+            false => Effect::Append(record),
+        });
         out.push(Effect::CrashPoint(CrashPoint::Decision));
-        for (index, participant) in participants.iter().enumerate() {
-            let message = Message::Commit { tid, commit_ts };
-            out.push(Effect::Send {
-                to: *participant,
-                message,
-            });
-            if index == 0 {
-                out.push(Effect::CrashPoint(CrashPoint::Broadcast));
-            }
-        }
         let unacked = participants.iter().copied().collect();
         let decided = Decided {
             participants,
             unacked,
             commit_ts,
             lowest_prepare_ts,
+            unbarred,
         };
+        for (index, participant) in decided.participants.iter().enumerate() {
+            out.push(send_commit(tid, &decided, *participant));
+            if index == 0 {
+                out.push(Effect::CrashPoint(CrashPoint::Broadcast));
+            }
+        }
         self.txns.insert(tid, TxnState::Decided(decided));
     }
 
@@ -448,10 +445,9 @@ impl Coordinator {
         out: &mut Vec<Effect>,
     ) {
         let message = match (self.txns.get(&tid), presume_commit) {
-            (Some(TxnState::Decided(decided)), _) => Message::Commit {
-                tid,
-                commit_ts: decided.commit_ts,
-            },
+            (Some(TxnState::Decided(decided)), _) => {
+                return out.push(send_commit(tid, decided, from));
+            }
             // The decision will be sent to every participant when it is made.
             (Some(TxnState::Collecting(_)), _) => return,
             // A staged transaction being resolved is answered once it is resolved.
@@ -497,11 +493,7 @@ impl Coordinator {
         self.requery_staged(peer, out);
         for (tid, decided) in self.decisions() {
             if decided.unacked.contains(&peer) {
-                let message = Message::Commit {
-                    tid,
-                    commit_ts: decided.commit_ts,
-                };
-                out.push(Effect::Send { to: peer, message });
+                out.push(send_commit(tid, decided, peer));
             }
         }
     }
@@ -583,6 +575,19 @@ fn release_read_only(voters: &[NodeId], tid: TxnId, commit_ts: Timestamp, out: &
             to: *voter,
             message: Message::Commit { tid, commit_ts },
         });
+    }
+}
+
+/// A COMMIT of a decided transaction to `to`: held behind the `Decision` by the
+/// barrier rule, or, for a `Decision` appended without a barrier, by `SendDurable`.
+fn send_commit(tid: TxnId, decided: &Decided, to: NodeId) -> Effect {
+    let message = Message::Commit {
+        tid,
+        commit_ts: decided.commit_ts,
+    };
+    match decided.unbarred {
+        true => Effect::SendDurable { to, message },
+        false => Effect::Send { to, message },
     }
 }
 

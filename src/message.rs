@@ -507,6 +507,13 @@ pub enum Effect {
     /// Append a record to the log; fsynced before any later `Send` or `Reply` leaves if
     /// the record is forced.
     Append(Record),
+    /// Append a forced record that holds back only what names it: later `Send`s and
+    /// `Reply`s do not wait for its fsync (it is no barrier, whatever its kind), and
+    /// what depends on it goes by `SendDurable`, which does. A parallel commit's
+    /// `Decision`, which the client was not waiting for, so that the next commit's
+    /// PREPAREs and `Staged` need not queue behind its fsync (see
+    /// `coordinator::parallel`).
+    AppendNoBarrier(Record),
     /// Send a message to a node (possibly this one).
     Send {
         /// The receiver.

@@ -62,7 +62,7 @@ fn view(effects: Vec<Effect>) -> Vec<Fx> {
     effects
         .into_iter()
         .map(|effect| match effect {
-            Effect::Append(record) => Fx::Log(record),
+            Effect::Append(record) | Effect::AppendNoBarrier(record) => Fx::Log(record),
             Effect::Send { to, message } => Fx::Send(to, message),
             Effect::SendDurable { to, message } => Fx::Durable(to, message),
             Effect::Reply {

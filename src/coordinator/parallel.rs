@@ -26,14 +26,25 @@
 //! # After the client is told
 //!
 //! The `Decision` record and the COMMIT messages follow off the client's path. The
-//! `Decision` is still forced before any COMMIT leaves (the outbox's barrier rule), so
-//! no participant applies a commit whose `Decision` could be lost: recovery then
-//! either finds a `Decision` (and re-sends it, as in classic) or a `Staged` with no
-//! outcome, whose participants are all still prepared or refuse, never half committed.
-//! This costs the coordinator's log one more forced record per transaction, but not
-//! the client's latency; writing the COMMITs before the `Decision` is durable would be
-//! safe too (the participants' `Prepare`s already make it committed), but would make
-//! a restarted coordinator's resolution meet participants that committed already.
+//! `Decision` is appended without a barrier (`Effect::AppendNoBarrier`): it holds back
+//! only what could make a participant commit, and that is every COMMIT of it (sent now,
+//! in answer to an inquiry, or again to a restarted participant: `Decided::unbarred`,
+//! all by `SendDurable`), so no participant applies a commit whose `Decision` could be
+//! lost. Recovery then either finds a `Decision` (and re-sends it, as in classic) or a
+//! `Staged` with no outcome, whose participants are all still prepared or refuse,
+//! never half committed.
+//!
+//! Nothing else the node says depends on it: the client was told already, from
+//! `Staged` and the votes, and the outcome it was told is fixed by what is on disk
+//! whether or not the `Decision` survives. So the next commit's PREPAREs, its `Staged`
+//! and everything else leave without waiting for this fsync, and the `Decision` rides
+//! on the next fsync the node makes (or on the outbox's linger, 2 ms, when nothing
+//! else comes): with one client, one forced write per commit on the coordinator's log
+//! instead of two. The cost is that the participants hold their locks, and the
+//! coordinator its state, until that fsync. Writing the COMMITs before the `Decision`
+//! is durable would be safe for the outcome (the participants' `Prepare`s already make
+//! it committed), but a participant that then committed and forgot the transaction
+//! would answer a restarted coordinator's status query as one that never prepared.
 //!
 //! An abort of a staged transaction (a NO vote, the vote timeout, a voter restarted)
 //! forces `StagedAbort` before any ABORT leaves or the client is told: otherwise a
@@ -119,8 +130,8 @@ impl Coordinator {
     }
 
     /// Every vote of a staged transaction is in: it is committed. The client is told
-    /// first (its reply waits for `Staged` only), then the `Decision` is forced and the
-    /// COMMITs go out behind it.
+    /// first (its reply waits for `Staged` only), then the `Decision` is appended without
+    /// a barrier and the COMMITs wait for it alone (see the module doc).
     pub(super) fn decide_staged(
         &mut self,
         tid: TxnId,
@@ -142,7 +153,8 @@ impl Coordinator {
         let mut participants = collecting.yes;
         participants.sort_unstable();
         let nobody_wrote = participants.is_empty();
-        self.log_and_send_decision(tid, participants, commit_ts, collecting.min_prepare_ts, out);
+        let timestamps = (commit_ts, collecting.min_prepare_ts);
+        self.log_and_send_decision(tid, participants, timestamps, true, out);
         if nobody_wrote {
             // No YES voter owes an acknowledgement: the staged transaction ends here,
             // or `Staged` would stay in the log unresolved, and the state for good.
@@ -231,7 +243,8 @@ impl Coordinator {
         out.push(Effect::Narrate(format!(
             "staged {tid} committed at ts {commit_ts}: every participant had prepared it"
         )));
-        self.log_and_send_decision(tid, participants, commit_ts, lowest.min(commit_ts), out);
+        let timestamps = (commit_ts, lowest.min(commit_ts));
+        self.log_and_send_decision(tid, participants, timestamps, false, out);
     }
 
     /// The staged transactions being resolved.

@@ -135,6 +135,10 @@ pub struct Decided {
     /// it (after a restart, which does not log votes, the commit timestamp less one:
     /// see `Coordinator::prepare_floor`).
     pub lowest_prepare_ts: Timestamp,
+    /// Whether its `Decision` was appended without holding back what follows (a
+    /// parallel commit: `Effect::AppendNoBarrier`), so that it may not be durable yet:
+    /// every COMMIT of it is then sent by `SendDurable`, never ahead of the `Decision`.
+    pub unbarred: bool,
 }
 
 /// A transaction's state at its coordinator (see the module doc's "States").

@@ -116,6 +116,7 @@ fn recovered(recovery: &Recovery, out: &mut Vec<Effect>) -> Coordinator {
                 unacked: participants.iter().copied().collect(),
                 commit_ts: u64::from(*txn),
                 lowest_prepare_ts: u64::from(*txn).saturating_sub(1),
+                unbarred: false,
             };
             (tid(lease, *txn), decided)
         })
@@ -255,7 +256,11 @@ fn kinds(out: &[Effect]) -> Vec<String> {
     (out.iter())
         .filter_map(|effect| match effect {
             Effect::Append(record) => Some(record.kind().to_string()),
+            Effect::AppendNoBarrier(record) => Some(format!("{} (no barrier)", record.kind())),
             Effect::Send { to, message } => Some(format!("{} to {to}", message.label())),
+            Effect::SendDurable { to, message } => {
+                Some(format!("{} to {to} once durable", message.label()))
+            }
             Effect::Reply { .. } => Some("reply".into()),
             _ => None,
         })
@@ -268,6 +273,9 @@ fn a_staged_commit_sends_the_prepares_before_its_staged_record() {
     assert_eq!(kinds(&out), ["PREPARE to 1", "PREPARE to 2", "Staged"]);
 }
 
+/// The client is told first; the `Decision` follows without a barrier (the next
+/// commit's messages need not wait for it), and every COMMIT of it, sent then, on an
+/// inquiry or again after a participant's restart, waits until it is durable.
 #[test]
 fn a_staged_commit_answers_the_client_before_its_decision_at_max_prepare_plus_one() {
     let (mut coordinator, tid, _) = staged_commit();
@@ -277,13 +285,25 @@ fn a_staged_commit_answers_the_client_before_its_decision_at_max_prepare_plus_on
     coordinator.vote(2, tid, Vote::Yes { prepare_ts: 9 }, &mut clock, &mut out);
     assert_eq!(
         kinds(&out),
-        ["reply", "Decision", "COMMIT to 1", "COMMIT to 2"]
+        [
+            "reply",
+            "Decision (no barrier)",
+            "COMMIT to 1 once durable",
+            "COMMIT to 2 once durable"
+        ]
     );
     assert!(out.iter().any(|effect| matches!(
         effect,
-        Effect::Append(Record::Decision { commit_ts: 10, .. })
+        Effect::AppendNoBarrier(Record::Decision { commit_ts: 10, .. })
     )));
     assert!(clock.now() >= 10);
+    let mut out = Vec::new();
+    coordinator.inquire(1, tid, None, &mut out);
+    coordinator.peer_restarted(2, &mut out);
+    assert_eq!(
+        kinds(&out),
+        ["COMMIT to 1 once durable", "COMMIT to 2 once durable"]
+    );
 }
 
 #[test]

@@ -197,6 +197,8 @@ impl Replay {
                     unacked: participants.iter().copied().collect(),
                     commit_ts: *commit_ts,
                     lowest_prepare_ts: commit_ts.saturating_sub(1),
+                    // Read back from the log: durable.
+                    unbarred: false,
                 };
                 self.decided.insert(*tid, decided);
             }

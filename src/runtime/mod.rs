@@ -316,9 +316,10 @@ impl Runtime {
         let mistake = self.ctx.settings.read().mistake;
         for effect in effects.drain(..) {
             match effect {
-                Effect::Append(record) => {
+                Effect::Append(ref record) | Effect::AppendNoBarrier(ref record) => {
                     current_tid = record.tid().or(current_tid);
-                    if let Err(error) = self.append(&record, depth) {
+                    let barrier = matches!(effect, Effect::Append(_)) && record.barrier();
+                    if let Err(error) = self.append(record, barrier, depth) {
                         self.fail(error);
                         flow = Flow::Crashed;
                         break;
@@ -410,9 +411,11 @@ impl Runtime {
         flow
     }
 
-    fn append(&mut self, record: &Record, depth: u32) -> Result<()> {
+    /// Appends `record`; a `barrier` holds back everything said after it until it is
+    /// durable (see `outbox`).
+    fn append(&mut self, record: &Record, barrier: bool, depth: u32) -> Result<()> {
         self.wal.append(record)?;
-        if record.barrier() {
+        if barrier {
             self.barrier_lsn = self.wal.end_lsn();
         }
         if let Record::TidLease { .. } = record {

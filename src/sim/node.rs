@@ -186,7 +186,8 @@ impl SimNode {
         };
         for effect in effects {
             match effect {
-                Effect::Append(record) => up.append(&record, notes)?,
+                Effect::Append(record) => up.append(&record, record.barrier(), notes)?,
+                Effect::AppendNoBarrier(record) => up.append(&record, false, notes)?,
                 Effect::Send { to, message } => {
                     let clock = up.node.clock();
                     // Teaching mistake (vote-before-fsync, commit-before-decision-fsync),
@@ -345,10 +346,10 @@ impl SimNode {
 }
 
 impl Up {
-    fn append(&mut self, record: &Record, notes: &mut Notes) -> Result<()> {
+    fn append(&mut self, record: &Record, barrier: bool, notes: &mut Notes) -> Result<()> {
         self.wal.append(record)?;
         let end = self.wal.end_lsn();
-        if record.barrier() {
+        if barrier {
             self.barrier_lsn = end;
         }
         self.visible.appended(record, end);
