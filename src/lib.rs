@@ -58,6 +58,7 @@ mod text;
 pub mod trace;
 pub mod types;
 pub mod wal;
+pub mod wire;
 
 pub use client::{Client, ClientObserver, ReadOnly, Transaction, WaitInfo};
 pub use cluster::{Cluster, RecoveryReport};
