@@ -66,7 +66,7 @@ impl Hello {
                 peer,
                 format!(
                     "it did not greet as kv2pc does (its first bytes were {}), so it is not \
-                     a kv2pc node or client; the connection is closed",
+                     a kv2pc node or client",
                     show_bytes(&bytes[..8])
                 ),
             ));
@@ -82,7 +82,7 @@ impl Hello {
                     peer,
                     format!(
                         "its hello names role {other}, which is neither a node (1) nor a \
-                         client (2); the connection is closed"
+                         client (2)"
                     ),
                 ));
             }

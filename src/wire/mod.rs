@@ -61,6 +61,7 @@
 
 mod frame;
 mod hello;
+pub mod tcp;
 
 pub use frame::{FrameReader, encode_frame};
 pub use hello::{HELLO_LEN, Hello, Role};
