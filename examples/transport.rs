@@ -141,7 +141,10 @@ fn std_pair() -> (End, End, Box<dyn std::any::Any>) {
         let transport = transports[me].clone();
         let to = 1 - me as NodeId;
         End {
-            send: Box::new(move |message| transport.send(to, message, Stamp::default())),
+            send: Box::new(move |message| {
+                let taken = transport.send(to, message, Stamp::default());
+                assert!(taken, "the link is up");
+            }),
             inbox,
         }
     };

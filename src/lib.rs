@@ -49,6 +49,7 @@ pub mod message;
 pub(crate) mod net;
 pub mod node;
 pub mod participant;
+pub mod process;
 pub mod rng;
 pub(crate) mod runtime;
 pub mod shell;

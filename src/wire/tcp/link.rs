@@ -65,15 +65,20 @@ impl Link {
         })
     }
 
-    /// Queues `message` for the peer, or drops it if the link is down.
-    pub(super) fn send(&self, message: Message, stamp: Stamp) {
+    /// Queues `message` for the peer, or drops it if the link is down; whether it was
+    /// queued.
+    pub(super) fn send(&self, message: Message, stamp: Stamp) -> bool {
         let outgoing = Outgoing { message, stamp };
         let refused = match &self.queue {
             Some(queue) if self.is_up() => queue.send(outgoing).err().map(|error| error.0),
             _ => Some(outgoing),
         };
-        if let Some(Outgoing { message, stamp }) = refused {
-            self.shared.lost(self.to, message, stamp);
+        match refused {
+            Some(Outgoing { message, stamp }) => {
+                self.shared.lost(self.to, message, stamp);
+                false
+            }
+            None => true,
         }
     }
 

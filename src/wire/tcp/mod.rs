@@ -123,7 +123,6 @@ pub struct Peers {
 /// The TCP transport of one node process. See the module doc. Dropping it stops every
 /// thread it started and closes every connection.
 pub struct Transport {
-    me: NodeId,
     links: Vec<Option<Link>>,
     accept: Option<accept::Acceptor>,
     stopping: Arc<AtomicBool>,
@@ -164,7 +163,6 @@ impl Transport {
             .map(Option::transpose)
             .collect::<Result<Vec<_>>>()?;
         Ok(Transport {
-            me: peers.me,
             links,
             accept: Some(accept),
             stopping,
@@ -177,12 +175,14 @@ impl Transport {
     }
 
     /// Sends `message` to peer `to`, after everything sent to it before; drops it (and
-    /// says so to `Deliver::lost`, if it must) if `to` is down. A message to this node
-    /// itself, or to a node that does not exist, is not the transport's: it is dropped.
-    pub fn send(&self, to: NodeId, message: Message, stamp: Stamp) {
+    /// says so to `Deliver::lost`, if it must) if `to` is down. Whether it was taken: a
+    /// message dropped later, when the connection breaks under it, was taken. A message
+    /// to this node itself, or to a node that does not exist, is not the transport's: it
+    /// is dropped.
+    pub fn send(&self, to: NodeId, message: Message, stamp: Stamp) -> bool {
         match self.links.get(to as usize) {
             Some(Some(link)) => link.send(message, stamp),
-            _ => debug_assert!(to == self.me, "no node {to}"),
+            _ => false,
         }
     }
 

@@ -120,7 +120,7 @@ fn logged(node: &Node, text: &str) -> String {
 fn messages_arrive_in_the_order_sent_with_their_stamps() {
     let (zero, one, _) = pair();
     for n in 0..2_000 {
-        zero.transport.send(1, commit(n), stamp(n + 100));
+        assert!(zero.transport.send(1, commit(n), stamp(n + 100)), "taken");
     }
     one.transport.send(0, Message::RestartAck, stamp(7));
     for n in 0..2_000 {
@@ -139,9 +139,12 @@ fn a_message_to_a_down_peer_is_dropped_and_a_loss_reported_when_it_must_be() {
     drop(down); // Nothing listens there now: dialling it is refused.
     let zero = start(0, l0, &addrs);
     logged(&zero, "cannot reach node 1");
-    zero.transport.send(1, commit(1), stamp(1));
+    assert!(
+        !zero.transport.send(1, commit(1), stamp(1)),
+        "dropped at once"
+    );
     let restarted = Message::Restarted { live_from: 4 };
-    zero.transport.send(1, restarted.clone(), stamp(2));
+    assert!(!zero.transport.send(1, restarted.clone(), stamp(2)));
     // The commit is dropped silently; the restart announcement comes back as lost.
     assert_eq!(next(&zero.events), Event::Lost(1, restarted));
     assert!(zero.events.try_recv().is_err());
