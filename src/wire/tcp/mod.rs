@@ -65,13 +65,20 @@
 //!
 //! - A message already written to the kernel when the peer dies is lost without the
 //!   sender being told: TCP acknowledges bytes to the kernel, not to the node that reads
-//!   them. The in-process network can tell (it sees the inbox dropped unread). The two
+//!   them. The in-process network can tell (it sees the inbox dropped unread). Both
 //!   messages that report loss are re-sent by their senders until answered (a restart
-//!   announcement) or bounded by a timeout, so a silent loss delays them; it does not
-//!   break them. Acknowledging frames at the application level would close the gap.
+//!   announcement every inquiry interval, a floor query at every tick: `participant::
+//!   rejoin`, `node::floors`), so a silent loss delays them; it does not break them.
+//!   Acknowledging frames at the application level would close the gap.
+//! - A peer that stops reading (a process stopped with SIGSTOP, say) is taken for down
+//!   once a write to it has waited 2 s: the link breaks and reconnects, and what it held
+//!   is dropped. A writer never blocks the node thread, which only queues.
 //! - Every peer costs three threads (writer, watcher, reader of its inbound
 //!   connection). Fine for the 64 nodes a cluster may have; not a design for thousands.
-//! - Connections are neither authenticated nor encrypted (see `wire`).
+//!   Each accepted connection gets a reader thread before its hello is read (a silent
+//!   one is closed after 2 s), so a flood of connections costs threads.
+//! - Connections are neither authenticated nor encrypted, and the node id in a hello is
+//!   taken on trust (see `wire`).
 
 mod accept;
 mod link;
