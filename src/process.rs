@@ -82,6 +82,19 @@ impl NodeProcess {
             );
             Error::io(context, error)
         })?;
+        NodeProcess::start_on(listener, options, config, log)
+    }
+
+    /// As [`NodeProcess::start`], on a listener already bound (`options.listen` is not
+    /// used): a test binds its nodes' ports first, so it knows them all before any
+    /// node starts.
+    pub fn start_on(
+        listener: TcpListener,
+        options: NodeOptions,
+        config: Config,
+        log: Log,
+    ) -> Result<NodeProcess> {
+        check(&options, &config)?;
         let connect = |ctx: &Arc<Context>| -> Result<Arc<Transport>> {
             let peers = Peers {
                 me: options.id,

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Addresses on loopback that were free a moment ago (the listeners are closed again,
-/// for the node processes to bind).
+/// for the node processes to bind; another socket could take one meanwhile, which
+/// would fail the test with "address in use", not pass it wrongly).
 fn free_addrs(count: usize) -> Vec<SocketAddr> {
     let listeners: Vec<TcpListener> = (0..count)
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
@@ -53,9 +54,22 @@ fn quiet() -> Log {
 #[test]
 fn a_restart_announcement_is_answered_across_processes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let addrs = free_addrs(2);
-    let zero = NodeProcess::start(options(0, dir.path(), &addrs), config(2), quiet())
-        .expect("node 0 starts");
+    let listeners: Vec<TcpListener> = (0..2)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    let addrs: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+    let mut listeners = listeners.into_iter();
+    let mut start = |id| {
+        let listener = listeners.next().expect("a listener per node");
+        NodeProcess::start_on(
+            listener,
+            options(id, dir.path(), &addrs),
+            config(2),
+            quiet(),
+        )
+        .expect("the node starts")
+    };
+    let zero = start(0);
     let sent = Arc::new(Mutex::new(Vec::new()));
     let seen = sent.clone();
     zero.cluster()
@@ -71,8 +85,7 @@ fn a_restart_announcement_is_answered_across_processes() {
                 seen.lock().push((*from, *to, label.clone(), *dropped));
             }
         })));
-    let one = NodeProcess::start(options(1, dir.path(), &addrs), config(2), quiet())
-        .expect("node 1 starts");
+    let one = start(1);
     let deadline = Instant::now() + PATIENCE;
     let answered = |sent: &[(u32, u32, String, bool)]| {
         sent.iter().any(|(from, to, label, dropped)| {

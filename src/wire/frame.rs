@@ -167,6 +167,19 @@ impl<R: Read> FrameReader<R> {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(error) if error.kind() == ErrorKind::Interrupted => {}
+                // A read timeout, set while waiting for a hello: a kv2pc peer greets at
+                // once, so one that stays silent is something else.
+                Err(error)
+                    if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                {
+                    return Err(wire(
+                        self.peer,
+                        format!(
+                            "it went silent after {got} bytes, where a kv2pc node or \
+                             client would have sent its greeting at once"
+                        ),
+                    ));
+                }
                 Err(error) => {
                     let context = format!("reading from {}", self.peer);
                     return Err(Error::io(context, error));

@@ -142,8 +142,8 @@ impl Writer {
                 Err(error) => {
                     if !reported {
                         self.shared.log(format!(
-                            "cannot reach node {} ({error}); messages to it are dropped, \
-                             and it is dialled again every {} ms at most",
+                            "node {} is not reachable: {error}; messages to it are dropped \
+                             until it answers (dialled again every {} ms at most)",
                             self.to,
                             MAX_BACKOFF.as_millis()
                         ));

@@ -138,7 +138,7 @@ fn a_message_to_a_down_peer_is_dropped_and_a_loss_reported_when_it_must_be() {
     let addrs = vec![l0.local_addr().unwrap(), down.local_addr().unwrap()];
     drop(down); // Nothing listens there now: dialling it is refused.
     let zero = start(0, l0, &addrs);
-    logged(&zero, "cannot reach node 1");
+    logged(&zero, "node 1 is not reachable");
     assert!(
         !zero.transport.send(1, commit(1), stamp(1)),
         "dropped at once"
@@ -231,6 +231,25 @@ fn garbage_and_truncated_frames_are_refused_and_the_node_serves_on() {
     zero.transport.send(1, commit(5), stamp(5));
     assert_eq!(next(&one.events), Event::Arrived(0, commit(5), 5, 2));
     assert!(zero.transport.is_connected(1));
+}
+
+#[test]
+fn a_connection_that_says_nothing_is_closed_after_the_handshake_timeout() {
+    let (zero, one, addrs) = pair();
+    let started = Instant::now();
+    let mut silent = TcpStream::connect(addrs[1]).expect("connect");
+    silent.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut answer = Vec::new();
+    silent.read_to_end(&mut answer).expect("closed by the node");
+    assert!(answer.is_empty());
+    assert!(
+        started.elapsed() >= HANDSHAKE_TIMEOUT,
+        "{:?}",
+        started.elapsed()
+    );
+    logged(&one, "went silent after 0 bytes");
+    zero.transport.send(1, commit(8), stamp(8));
+    assert_eq!(next(&one.events), Event::Arrived(0, commit(8), 8, 2));
 }
 
 #[test]
