@@ -26,6 +26,15 @@ fn free_addrs(count: usize) -> Vec<SocketAddr> {
     listeners.iter().map(|l| l.local_addr().unwrap()).collect()
 }
 
+/// A listener per node on loopback, bound now, with their addresses in node order.
+fn bound(count: usize) -> (Vec<SocketAddr>, Vec<Option<TcpListener>>) {
+    let listeners: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    let addrs = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+    (addrs, listeners.into_iter().map(Some).collect())
+}
+
 fn options(id: u32, dir: &Path, addrs: &[SocketAddr]) -> NodeOptions {
     NodeOptions {
         id,
@@ -54,13 +63,9 @@ fn quiet() -> Log {
 #[test]
 fn a_restart_announcement_is_answered_across_processes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let listeners: Vec<TcpListener> = (0..2)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    let addrs: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
-    let mut listeners = listeners.into_iter();
-    let mut start = |id| {
-        let listener = listeners.next().expect("a listener per node");
+    let (addrs, mut listeners) = bound(2);
+    let mut start = |id: u32| {
+        let listener = listeners[id as usize].take().expect("a listener per node");
         NodeProcess::start_on(
             listener,
             options(id, dir.path(), &addrs),
@@ -188,4 +193,95 @@ fn kv2pc_node_links_up_and_stops_cleanly_on_sigterm() {
         wait_for_line(lines, "stopped");
     }
     assert!(dir.path().join("n0/node0").is_dir() && dir.path().join("n1/node1").is_dir());
+}
+
+/// Copies the directory tree `from` to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+/// The scene of the "done when", without the shell: a participant that crashed
+/// holding a prepared transaction whose commit its coordinator logged restarts as its
+/// own process, finds the transaction in doubt, and learns the outcome from the
+/// coordinator's process over TCP; the coordinator then hears its acknowledgement.
+#[test]
+fn an_in_doubt_transaction_resolves_between_node_processes() {
+    let base = tempfile::tempdir().expect("tempdir");
+    let embedded = base.path().join("embedded");
+    let (x, y) = {
+        let cluster = kv2pc::Cluster::open(&embedded, config(2)).expect("open");
+        let key_on = |node| {
+            (0..)
+                .map(|i| format!("k{i}"))
+                .find(|key| cluster.owner(key) == node)
+                .unwrap()
+        };
+        let (x, y) = (key_on(0), key_on(1));
+        let client = cluster.client(0).expect("client");
+        let mut txn = client.begin().expect("begin");
+        txn.put(&x, "on zero").expect("put");
+        txn.put(&y, "on one").expect("put");
+        // Node 1 dies holding its Prepare, before it logs the COMMIT it was sent.
+        cluster
+            .arm_crash(1, kv2pc::CrashPoint::Commit)
+            .expect("arm");
+        txn.commit().expect("the decision is logged: committed");
+        cluster.settle();
+        assert!(!cluster.is_up(1), "node 1 died at the crash point");
+        cluster.close();
+        (x, y)
+    };
+    // Each process owns a directory of its own: give each a copy.
+    let dir = base.path();
+    for id in 0..2 {
+        copy_tree(&embedded, &dir.join(format!("process{id}")));
+    }
+    let (addrs, mut listeners) = bound(2);
+    let mut start = |id: u32| {
+        let listener = listeners[id as usize].take().expect("a listener per node");
+        NodeProcess::start_on(listener, options(id, dir, &addrs), config(2), quiet())
+            .expect("the node starts")
+    };
+    let one = start(1);
+    let in_doubt = &one.cluster().recovery_reports()[0].in_doubt;
+    assert_eq!(
+        in_doubt.len(),
+        1,
+        "node 1 recovers the transaction in doubt"
+    );
+    let zero = start(0);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let data = one.cluster().data(1).expect("node 1's data");
+        let status = &one.cluster().status()[1];
+        if data.contains(&(y.clone(), "on one".into())) && status.in_doubt.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still in doubt: {status:?}, {data:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    loop {
+        let status = &zero.cluster().status()[0];
+        if status.unacknowledged.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never acknowledged: {status:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let data = zero.cluster().data(0).expect("node 0's data");
+    assert!(data.contains(&(x, "on zero".into())), "{data:?}");
+    one.stop();
+    zero.stop();
 }
