@@ -19,11 +19,14 @@
 //!   payload            one `Frame`, bincode 2 through serde (`wal::codec`)
 //! ```
 //!
-//! The dialling side sends its hello first; the accepting side checks it ([`Hello::admit`])
-//! and answers with its own, which the dialler checks in turn ([`Hello::confirm`]): both
-//! ends then know they speak the same version, belong to clusters of the same size, and
-//! that the node answering is the one the dialler meant (a `--peers` list in the wrong
-//! order is caught here, not as misrouted transactions).
+//! The dialling side sends its hello first; the accepting side answers with its own and
+//! checks the dialler's ([`Hello::admit`]), and the dialler checks the answer in turn
+//! ([`Hello::confirm`]): both ends then know they speak the same version, belong to
+//! clusters of the same size, and that the node answering is the one the dialler meant
+//! (a `--peers` list in the wrong order is caught here, not as misrouted transactions).
+//! The acceptor answers before it judges, so that when it refuses a dialler of another
+//! version or cluster size, the dialler can read why from the answer and log it too. A
+//! stream that does not even start with kv2pc's magic gets no answer.
 //!
 //! Why the hello is not a bincode value like the rest: its layout must never change, so
 //! that a node of any version can read the version of any other and say so, instead of

@@ -156,6 +156,14 @@ fn read_connection(stream: &TcpStream, peer: SocketAddr, shared: &Shared) -> Res
         .map_err(|error| Error::io(context(), error))?;
     let mut reader = FrameReader::new(BufReader::new(stream), peer);
     let hello = reader.read_hello()?;
+    // It greeted as kv2pc does, so it can read a hello: answer before judging its own,
+    // so that a dialler this node refuses (another version, another cluster size) can
+    // tell from the answer why, and say so in its own log.
+    let mine = Hello::new(Role::Node(shared.me), shared.nodes).encode();
+    let mut writer = stream;
+    writer
+        .write_all(&mine)
+        .map_err(|error| Error::io(context(), error))?;
     hello.admit(shared.me, shared.nodes, peer)?;
     let Role::Node(from) = hello.role else {
         return Err(wire(
@@ -163,11 +171,8 @@ fn read_connection(stream: &TcpStream, peer: SocketAddr, shared: &Shared) -> Res
             "it is a client, and this port carries only messages between nodes".into(),
         ));
     };
-    let mine = Hello::new(Role::Node(shared.me), shared.nodes).encode();
-    let mut writer = stream;
-    writer
-        .write_all(&mine)
-        .and_then(|()| stream.set_read_timeout(None))
+    stream
+        .set_read_timeout(None)
         .map_err(|error| Error::io(context(), error))?;
     while let Some(frame) = reader.read_frame()? {
         match frame {

@@ -177,6 +177,27 @@ fn the_link_reconnects_after_the_peer_restarts_and_drops_what_was_sent_meanwhile
     logged(&zero, "lost the link to node 1");
 }
 
+/// A node started with another --nodes than its peer is refused, and both ends say why:
+/// the acceptor from the dialler's hello, the dialler from the acceptor's answer.
+#[test]
+fn a_node_of_another_cluster_size_is_refused_at_both_ends() {
+    let (l0, l1) = (bind(), bind());
+    let addrs = vec![l0.local_addr().unwrap(), l1.local_addr().unwrap()];
+    let third: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let zero = start(0, l0, &[addrs[0], addrs[1], third]);
+    let one = start(1, l1, &addrs);
+    let line = logged(&zero, "node 1 is not reachable");
+    assert!(
+        line.contains("it belongs to a cluster of 2 nodes, and this one has 3"),
+        "{line}"
+    );
+    logged(
+        &one,
+        "it belongs to a cluster of 3 nodes, and this one has 2",
+    );
+    assert!(!zero.transport.is_connected(1) && !one.transport.is_connected(0));
+}
+
 /// Connects to `addr` as a stranger, sends `bytes`, and waits for the node to close
 /// the connection; gives back what the node sent first (its hello, if it answered).
 fn send_raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
@@ -256,7 +277,11 @@ fn a_connection_that_says_nothing_is_closed_after_the_handshake_timeout() {
 fn another_version_is_refused_with_its_reason() {
     let (_zero, one, addrs) = pair();
     let answer = send_raw(addrs[1], &hello_from(0, WIRE_VERSION + 1));
-    assert!(answer.is_empty(), "no hello for another version");
+    assert_eq!(
+        answer.len(),
+        HELLO_LEN,
+        "answered, so the dialler can tell why"
+    );
     let line = logged(&one, "wire version");
     assert!(
         line.contains(&format!("wire version {}", WIRE_VERSION + 1))
