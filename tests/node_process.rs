@@ -124,7 +124,7 @@ fn a_peers_list_of_the_wrong_length_is_refused() {
 }
 
 /// Reads a child's standard error on a thread, keeping every line.
-fn collect_stderr(child: &mut std::process::Child) -> Arc<Mutex<Vec<String>>> {
+fn collect_stderr(child: &mut std::process::Child) -> Lines {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let kept = lines.clone();
     let stderr = child.stderr.take().expect("piped stderr");
@@ -136,9 +136,53 @@ fn collect_stderr(child: &mut std::process::Child) -> Arc<Mutex<Vec<String>>> {
     lines
 }
 
-fn wait_for_line(lines: &Mutex<Vec<String>>, text: &str) {
+type Lines = Arc<Mutex<Vec<String>>>;
+
+/// A `kv2pc node` process that is killed (SIGKILL) if the test ends without stopping
+/// it, so that a failing test leaves no node running (and holding the test's output).
+struct NodeChild(std::process::Child);
+
+impl Drop for NodeChild {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Starts `kv2pc node` as node `id` of the cluster at `peers`, its data in `dir/nID`.
+fn spawn_node(id: usize, dir: &Path, peers: &[String]) -> (NodeChild, Lines) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kv2pc"))
+        .args([
+            "node",
+            "--id",
+            &id.to_string(),
+            "--nodes",
+            &peers.len().to_string(),
+        ])
+        .arg("--data-dir")
+        .arg(dir.join(format!("n{id}")))
+        .args(["--listen", &peers[id], "--peers", &peers.join(",")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kv2pc node");
+    let lines = collect_stderr(&mut child);
+    (NodeChild(child), lines)
+}
+
+/// Waits until `text` appears in at least `count` lines.
+fn wait_for_lines(lines: &Mutex<Vec<String>>, text: &str, count: usize) {
     let deadline = Instant::now() + PATIENCE;
-    while !lines.lock().iter().any(|line| line.contains(text)) {
+    while lines
+        .lock()
+        .iter()
+        .filter(|line| line.contains(text))
+        .count()
+        < count
+    {
         assert!(
             Instant::now() < deadline,
             "no {text:?} in {:?}",
@@ -148,49 +192,52 @@ fn wait_for_line(lines: &Mutex<Vec<String>>, text: &str) {
     }
 }
 
+/// Sends SIGTERM to `child` and waits, bounded, for it to exit; gives its status.
+fn terminate(NodeChild(child): &mut NodeChild, lines: &Lines) -> std::process::ExitStatus {
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running: {:?}",
+            lines.lock()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Two `kv2pc node` processes link up; one killed with SIGKILL is seen gone by the
+/// other, starts again from its directory and is linked again; SIGTERM then stops
+/// both cleanly (exit status 0, after flushing their logs).
 #[test]
-fn kv2pc_node_links_up_and_stops_cleanly_on_sigterm() {
+fn kv2pc_node_survives_a_peer_s_sigkill_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let addrs = free_addrs(2);
-    let peers: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-    let mut children = Vec::new();
-    for id in 0..2 {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kv2pc"))
-            .args(["node", "--id", &id.to_string(), "--nodes", "2"])
-            .arg("--data-dir")
-            .arg(dir.path().join(format!("n{id}")))
-            .args(["--listen", &peers[id], "--peers", &peers.join(",")])
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn kv2pc node");
-        let lines = collect_stderr(&mut child);
-        children.push((child, lines));
-    }
-    for (id, (_, lines)) in children.iter().enumerate() {
-        wait_for_line(lines, &format!("connected to node {}", 1 - id));
-        wait_for_line(lines, "SIGTERM stops it cleanly");
-    }
-    for (child, lines) in &mut children {
-        let killed = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(killed.success());
-        let deadline = Instant::now() + PATIENCE;
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "still running: {:?}",
-                lines.lock()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
+    let peers: Vec<String> = free_addrs(2).iter().map(ToString::to_string).collect();
+    let (mut zero, zero_lines) = spawn_node(0, dir.path(), &peers);
+    let (mut one, one_lines) = spawn_node(1, dir.path(), &peers);
+    wait_for_lines(&zero_lines, "connected to node 1", 1);
+    wait_for_lines(&one_lines, "connected to node 0", 1);
+    wait_for_lines(&one_lines, "SIGTERM stops it cleanly", 1);
+
+    one.0.kill().expect("SIGKILL node 1");
+    let _ = one.0.wait();
+    wait_for_lines(&zero_lines, "lost the link to node 1", 1);
+    let (mut one, one_lines) = spawn_node(1, dir.path(), &peers);
+    wait_for_lines(&one_lines, "recovered", 1);
+    wait_for_lines(&zero_lines, "connected to node 1", 2);
+    wait_for_lines(&one_lines, "connected to node 0", 1);
+
+    for (child, lines) in [(&mut zero, &zero_lines), (&mut one, &one_lines)] {
+        let status = terminate(child, lines);
         assert!(status.success(), "{status}: {:?}", lines.lock());
-        wait_for_line(lines, "stopped");
+        wait_for_lines(lines, "stopped", 1);
     }
     assert!(dir.path().join("n0/node0").is_dir() && dir.path().join("n1/node1").is_dir());
 }
