@@ -27,24 +27,30 @@
 //! cargo run --release --example transport --features tokio-candidate
 //! ```
 //!
-//! Over eight runs on the 2-core development machine, while another benchmark kept it
-//! loaded (load average about 4, so every figure is noisy), a COMMIT answered by an ACK:
+//! Sixteen runs on the 2-core development machine, in two sessions half an hour apart,
+//! while another benchmark shared the machine (load average 3 to 5, so the figures move
+//! with it); a COMMIT answered by an ACK, and 64 in flight:
 //!
-//! | candidate | round trip p50 | p99 | p99.9 | 64 in flight |
-//! |---|---|---|---|---|
-//! | std threads (this module) | 14-17 µs (one run 49) | 18-82 µs | 42-178 µs | 0.56-1.45 M messages/s |
-//! | tokio 1.54 + `LengthDelimitedCodec` | 50-80 µs (one run 16) | 0.1-2.2 ms | 0.36-4.6 ms | 0.09-0.53 M messages/s |
+//! | runs | candidate | round trip p50 | p99 | p99.9 | 64 in flight, messages/s |
+//! |---|---|---|---|---|---|
+//! | first 8 | std threads (this module) | 14-17 µs (one 49) | 18-82 µs | 42-178 µs | 0.56-1.45 M |
+//! | first 8 | tokio 1.54 + `LengthDelimitedCodec` | 50-80 µs (one 16) | 0.1-2.2 ms | 0.36-4.6 ms | 0.09-0.53 M |
+//! | next 2 (lighter load) | std | 15.5-16.4 µs | 18-20 µs | 45-58 µs | 1.42 M |
+//! | next 2 (lighter load) | tokio | 16.5-16.6 µs | 18-19 µs | 47-48 µs | 0.47-0.63 M |
+//! | last 6 (heavier load) | std | 97-100 µs | 185-226 µs | 0.25-0.56 ms | 0.39-0.43 M |
+//! | last 6 (heavier load) | tokio | 86-90 µs | 157-250 µs | 0.42-0.82 ms | 0.43-0.50 M |
 //!
-//! The std transport was as fast or faster at the median in every run, and its tail
-//! and throughput were better by several times. The reasons are structural, not
-//! tuning: the node thread is a synchronous crossbeam consumer, so an async transport
-//! must cross between the runtime and the node thread twice per hop (a tokio channel
-//! in, a crossbeam channel out), each a wake-up of another thread; a blocking reader
-//! posts straight into the inbox and a blocking writer is woken by the same channel the
-//! node sends on. A cluster has at most 64 peers, so a thread per connection costs
-//! nothing an async runtime would save. It is also the simpler code and adds no crate.
-//! (The tokio candidate is a straightforward one, without hello or CRC; it is kept
-//! behind the `tokio-candidate` feature so the measurement can be rerun.)
+//! So neither wins everywhere: with the machine lightly shared the round trips are
+//! equal and the std transport carries two to three times the messages in flight;
+//! in the first session tokio's tail was far worse; when the machine was saturated
+//! tokio was about 10% faster at the median and 5-25% at throughput. Nothing here says
+//! tokio is worth its weight, so the simpler candidate stays: it
+//! adds no crate, and it fits the node thread, a synchronous crossbeam consumer, which
+//! an async transport must cross into and out of (a tokio channel in, a crossbeam
+//! channel out) on every message. A cluster has at most 64 peers, so a thread per
+//! connection costs nothing an async runtime would save. (The tokio candidate is a
+//! straightforward one, without hello or CRC, not tuned; it is kept behind the
+//! `tokio-candidate` feature so the measurement can be rerun.)
 //!
 //! # The seam's promises over TCP
 //!
