@@ -71,7 +71,32 @@ pub struct Cluster {
 impl Cluster {
     /// Opens (creating if needed) the cluster in `dir` and starts its nodes.
     pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Cluster> {
-        let dir = dir.as_ref().to_path_buf();
+        let nodes = config.nodes;
+        let mut cluster = Cluster::prepare(dir.as_ref(), config)?;
+        cluster.start_nodes(0..nodes)?;
+        Ok(cluster)
+    }
+
+    /// Opens (creating if needed) `dir` as the data directory of node `node`'s own
+    /// process: only that node runs here. `connect` is handed the network before the
+    /// node starts, to carry its messages to the nodes in other processes (`process`);
+    /// what it gives back comes back with the cluster.
+    pub(crate) fn open_one<T>(
+        dir: &Path,
+        config: Config,
+        node: NodeId,
+        connect: impl FnOnce(&Arc<Context>) -> Result<T>,
+    ) -> Result<(Cluster, T)> {
+        let mut cluster = Cluster::prepare(dir, config)?;
+        cluster.ctx.net.check_node(node)?;
+        let connected = connect(&cluster.ctx)?;
+        cluster.start_nodes(node..node + 1)?;
+        Ok((cluster, connected))
+    }
+
+    /// Checks and locks `dir` and makes the cluster's context, with every node down.
+    fn prepare(dir: &Path, config: Config) -> Result<Cluster> {
+        let dir = dir.to_path_buf();
         if config.nodes == 0 || config.nodes > MAX_NODES {
             return Err(Error::InvalidInput(format!(
                 "a cluster has 1 to {MAX_NODES} nodes, not {}",
@@ -89,20 +114,24 @@ impl Cluster {
         if let Ok(text) = std::env::var(crate::crash::FAILPOINT_VAR) {
             ctx.failpoint = Some(crate::crash::parse_failpoint(&text)?);
         }
-        let ctx = Arc::new(ctx);
-        let mut cluster = Cluster {
-            ctx,
+        Ok(Cluster {
+            ctx: Arc::new(ctx),
             clients: Arc::default(),
             threads: Mutex::new((0..config.nodes).map(|_| None).collect()),
             reports: Vec::new(),
             _lock: lock,
-        };
-        for node in 0..config.nodes {
-            let report = cluster.start(node)?;
-            cluster.reports.push(report);
+        })
+    }
+
+    /// Recovers and starts `nodes`, then waits until what their recoveries set going is
+    /// done.
+    fn start_nodes(&mut self, nodes: std::ops::Range<NodeId>) -> Result<()> {
+        for node in nodes {
+            let report = self.start(node)?;
+            self.reports.push(report);
         }
-        cluster.settle();
-        Ok(cluster)
+        self.settle();
+        Ok(())
     }
 
     /// What recovery found on each node when the cluster opened.

@@ -3,14 +3,19 @@
 //! Every message names what went wrong and, where there is one, what to do about it.
 
 use crate::types::{NodeId, OutOfLimits, TxnId};
+use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// The library's result type.
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Everything that can go wrong, by meaning.
-#[derive(Debug)]
+///
+/// It crosses the wire in a client's `Reply` (see `wire`), so it is serde data; an I/O
+/// error's cause travels as its message alone (see `io_as_text`).
+#[derive(Debug, Serialize, Deserialize)]
 pub enum Error {
     /// The transaction was aborted; nothing it wrote is visible. Retrying may succeed.
     Aborted {
@@ -60,10 +65,34 @@ pub enum Error {
         /// What was being done, e.g. "appending to /d/node1/log.000001".
         context: String,
         /// The cause.
+        #[serde(with = "io_as_text")]
         source: std::io::Error,
+    },
+    /// Another process on the network sent what kv2pc does not speak: not kv2pc at all,
+    /// another version of it, a member of another cluster, or a damaged frame. The
+    /// connection is closed; nothing it sent was acted on.
+    Wire {
+        /// The address at the other end of the connection.
+        peer: SocketAddr,
+        /// What was wrong, and what to do about it.
+        detail: String,
     },
     /// The cluster has been closed.
     Closed,
+}
+
+/// An I/O error as its message, for the wire: an `io::Error` is not data, and its
+/// message is all that is ever shown of it. Read back, it is an error of kind `Other`.
+mod io_as_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(source: &std::io::Error, out: S) -> Result<S::Ok, S::Error> {
+        out.serialize_str(&source.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(input: D) -> Result<std::io::Error, D::Error> {
+        String::deserialize(input).map(std::io::Error::other)
+    }
 }
 
 impl Error {
@@ -101,6 +130,7 @@ impl fmt::Display for Error {
                 write!(f, "cannot use data directory {}: {detail}", path.display())
             }
             Error::Io { context, source } => write!(f, "{context}: {source}"),
+            Error::Wire { peer, detail } => write!(f, "the connection with {peer}: {detail}"),
             Error::Closed => write!(f, "the cluster is closed"),
         }
     }
@@ -157,6 +187,10 @@ impl Clone for Error {
             Error::Io { context, source } => Error::Io {
                 context: context.clone(),
                 source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Wire { peer, detail } => Error::Wire {
+                peer: *peer,
+                detail: detail.clone(),
             },
             Error::Closed => Error::Closed,
         }

@@ -10,12 +10,13 @@
 //! the keys from `k1` to `k5` expects to see `k5`. A range whose `to` sorts before its
 //! `from` is empty (the shell refuses it with a message instead of reading nothing).
 
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Bound;
 
 /// A range of keys.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum KeyRange {
     /// Every key that starts with this prefix (the empty prefix: every key).
     Prefix(String),

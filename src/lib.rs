@@ -49,6 +49,7 @@ pub mod message;
 pub(crate) mod net;
 pub mod node;
 pub mod participant;
+pub mod process;
 pub mod rng;
 pub(crate) mod runtime;
 pub mod shell;
@@ -58,6 +59,7 @@ mod text;
 pub mod trace;
 pub mod types;
 pub mod wal;
+pub mod wire;
 
 pub use client::{Client, ClientObserver, ReadOnly, Transaction, WaitInfo};
 pub use cluster::{Cluster, RecoveryReport};

@@ -25,7 +25,7 @@ mod range;
 pub use range::ScanLock;
 
 use crate::types::TxnId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 pub use crate::types::LockMode;
@@ -118,7 +118,7 @@ impl Entry {
 }
 
 /// A waiter and what it waits for, as reported to the deadlock detector.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wait {
     /// The waiting transaction.
     pub tid: TxnId,

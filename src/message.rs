@@ -11,10 +11,10 @@ use crate::keyrange::KeyRange;
 use crate::lock::{LockMode, Wait};
 use crate::types::{NodeId, Timestamp, TxnId};
 use crate::wal::Record;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A message between nodes, with its addresses.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
     /// The sender.
     pub from: NodeId,
@@ -25,7 +25,7 @@ pub struct Envelope {
 }
 
 /// A participant's vote on PREPARE.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Vote {
     /// Prepared: the writes are forced to the log and the locks held.
     Yes {
@@ -43,7 +43,7 @@ pub enum Vote {
 }
 
 /// A participant's answer about a staged transaction (`Message::Status`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StagedStatus {
     /// Prepared here, durably, at this timestamp.
     Prepared {
@@ -60,7 +60,7 @@ pub enum StagedStatus {
 }
 
 /// A protocol message between nodes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     /// Coordinator to participant: phase 1, prepare to commit.
     Prepare {
@@ -297,7 +297,7 @@ impl Message {
 pub type ReqId = u64;
 
 /// Which snapshot a lock-free read sees.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReadAt {
     /// Any recent snapshot at or above this timestamp (an autocommit read: the session
     /// must see its own last commit). The owner picks the newest that need not wait.
@@ -307,7 +307,7 @@ pub enum ReadAt {
 }
 
 /// A client's request to one node.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
     /// To the coordinator: start a transaction.
     Begin {
@@ -414,7 +414,7 @@ pub enum Request {
 }
 
 /// A successful answer to a request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Answer {
     /// `Begin`: the new transaction and its begin stamp: the client's count of the
     /// transactions it began, which orders them for the deadlock detector (the victim
@@ -452,7 +452,7 @@ pub enum Answer {
 }
 
 /// A reply on a request's channel: zero or one `Waiting`, then one `Done`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Reply {
     /// The request is queued for a lock.
     Waiting {

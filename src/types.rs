@@ -66,7 +66,7 @@ impl fmt::Debug for TxnId {
 
 /// The two lock modes. A value type here, below the lock table (`lock`) that grants
 /// them, because clients ask for them and the cluster shows them too.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum LockMode {
     /// Held by readers; compatible with other shared locks.
     Shared,

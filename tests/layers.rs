@@ -24,7 +24,12 @@ const LAYERS: &[&[&str]] = &[
     // The model checker: it explores the simulator's runs, for the shell's EXPLORE.
     &["explore"],
     &["client"],
+    // One node as its own OS process: the cluster cut down to one node, over TCP.
+    &["process"],
     &["cluster"],
+    // The wire format and the TCP transport between node processes, which posts what
+    // arrives into a node's inbox on the net.
+    &["wire"],
     // Node threads (and the one-thread simulator that drives the same state machines).
     &["runtime", "sim"],
     &["context"],

@@ -23,6 +23,7 @@
 mod bench;
 mod check;
 mod lesson;
+mod node;
 mod script;
 mod temp;
 mod workload;
@@ -159,6 +160,9 @@ pub enum Command {
         #[arg(value_name = "NAME")]
         name: Option<String>,
     },
+    /// Run one node of a cluster as its own process, talking to the others over TCP;
+    /// SIGTERM stops it cleanly.
+    Node(node::NodeArgs),
     /// A test tool: a concurrent transfer workload that prints each acknowledged commit
     /// (see `src/cli/workload.rs`).
     #[command(hide = true)]
@@ -205,6 +209,7 @@ pub fn main() -> ExitCode {
         Some(Command::Bench(bench_args)) => bench::run(bench_args),
         Some(Command::Workload(workload_args)) => workload::run(workload_args),
         Some(Command::Lesson { name }) => lesson::run(name.as_deref(), color),
+        Some(Command::Node(node_args)) => node::run(node_args),
         None => run_shell(&args, color),
     };
     exit.into()

@@ -21,6 +21,12 @@
 //! - **Work is counted.** Every item in flight owns a [`Work`] token, and the network is
 //!   quiet when none is alive (see `work`).
 //!
+//! A node running as its own process (`process`) has one inbox here, its own; its
+//! protocol messages to the other nodes go to a [`Remote`] (the TCP transport,
+//! `wire::tcp`), which keeps the same promises between processes, and what arrives from
+//! them is posted into the inbox. A message handed to the remote ends its work token
+//! here: the other process counts its own work.
+//!
 //! # Work and settle
 //!
 //! Each envelope in an inbox carries its token; so does each held outbox item, each
@@ -70,6 +76,16 @@ use held::HeldLinks;
 use parking_lot::{Mutex, RwLock};
 use std::sync::Arc;
 
+/// Where protocol messages to nodes in other processes go: the TCP transport of a node
+/// process (`wire::tcp::Transport`). It keeps the seam's promises (see the module doc),
+/// reporting a loss that must be reported back through the net
+/// ([`Net::undelivered`]).
+pub trait Remote: Send + Sync {
+    /// Sends `message` from this process's node to `to`, in another process; false if
+    /// it was dropped at once because `to` is down (what the trace shows).
+    fn send(&self, to: NodeId, message: Message, stamp: Stamp) -> bool;
+}
+
 /// What travels with a protocol message besides its content.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stamp {
@@ -98,6 +114,10 @@ pub struct Net {
     /// The trace hook: the net reports each message it carries, and node threads their
     /// log writes and crashes.
     pub tracer: Tracer,
+    /// In a node process, its one local node and where messages to the others go. Set
+    /// once, before the node starts; a `OnceLock`, so the embedded cluster's hot path
+    /// pays one atomic load for it.
+    remote: std::sync::OnceLock<(NodeId, Arc<dyn Remote>)>,
 }
 
 impl Net {
@@ -112,6 +132,27 @@ impl Net {
             steps: Steps::default(),
             waiting: Waiting::default(),
             tracer: Tracer::default(),
+            remote: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Makes this the network of one node process: `local` is the only node with an inbox
+    /// here, and protocol messages to every other node go to `remote`. Once only: a net
+    /// that has a remote keeps it (the error names the node it was set for).
+    pub fn set_remote(&self, local: NodeId, remote: Arc<dyn Remote>) -> Result<()> {
+        self.remote.set((local, remote)).map_err(|_| {
+            let set_for = self.remote.get().map_or(local, |(node, _)| *node);
+            Error::InvalidInput(format!(
+                "this network already carries node {set_for}'s messages to other processes"
+            ))
+        })
+    }
+
+    /// Where a message to `to` goes if `to` is in another process.
+    fn remote_for(&self, to: NodeId) -> Option<&Arc<dyn Remote>> {
+        match self.remote.get() {
+            Some((local, remote)) if *local != to => Some(remote),
+            _ => None,
         }
     }
 
@@ -166,11 +207,39 @@ impl Net {
         self.transmit(from, to, message, stamp, work);
     }
 
-    /// Puts a protocol message in `to`'s inbox now, tracing it.
+    /// Puts a protocol message in `to`'s inbox now (or hands it to the remote, if `to` is
+    /// in another process), tracing it.
     fn transmit(&self, from: NodeId, to: NodeId, message: Message, stamp: Stamp, work: Work) {
-        let Stamp { clock, depth } = stamp;
+        let depth = stamp.depth;
         let traced =
             (self.tracer.enabled() && message.traced()).then(|| (message.label(), message.tid()));
+        let dropped = match self.remote_for(to) {
+            // The other process counts its own work: this token ends here.
+            Some(remote) => !remote.send(to, message, stamp),
+            None => self.deliver_local(from, to, message, stamp, work),
+        };
+        if let Some((label, tid)) = traced {
+            self.tracer.emit(|| TraceEvent::Message {
+                depth,
+                from,
+                to,
+                label,
+                tid,
+                dropped,
+            });
+        }
+    }
+
+    /// Puts a protocol message in `to`'s inbox; whether it was dropped (`to` is down).
+    fn deliver_local(
+        &self,
+        from: NodeId,
+        to: NodeId,
+        message: Message,
+        stamp: Stamp,
+        work: Work,
+    ) -> bool {
+        let Stamp { clock, depth } = stamp;
         let notice = message.reports_loss().then(|| message.clone());
         let input = Input::Peer {
             from,
@@ -182,16 +251,7 @@ impl Net {
         if let (Err(envelope), Some(message)) = (result, notice) {
             self.undelivered(from, to, message, depth, envelope.work);
         }
-        if let Some((label, tid)) = traced {
-            self.tracer.emit(|| TraceEvent::Message {
-                depth,
-                from,
-                to,
-                label,
-                tid,
-                dropped,
-            });
-        }
+        dropped
     }
 
     /// Tells `from` that `message`, which it sent, never reached `to`: `to` was down, or

@@ -1,5 +1,6 @@
 //! The one place that knows how values become bytes: the bincode 2 configuration of every
-//! kv2pc file, and the encode and decode calls that use it.
+//! kv2pc file and of every frame on the wire (`wire`), and the encode and decode calls
+//! that use it.
 //!
 //! Upstream bincode is no longer developed, so nothing else in the crate names it: a
 //! change of encoder is a change to this file (and a new log format version).
