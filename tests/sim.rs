@@ -421,3 +421,82 @@ fn a_lock_handed_over_before_the_fsync_reveals_nothing_a_crash_then_loses() {
     assert_eq!(vanished.len(), 1, "{vanished:?} in {records:?}");
     assert!(vanished[0].starts_with("c1.0/"), "{vanished:?}");
 }
+
+/// A parallel commit's `Decision` is appended without a barrier, so its COMMITs must
+/// wait for it themselves. Node 0 coordinates a transaction writing on nodes 1 and 2;
+/// the client is told COMMIT and the `Decision` is appended, and node 0 fsyncs nothing
+/// more. Then: node 1 gets its COMMIT if one is sent, checkpoints and restarts (so it
+/// forgets the transaction if it committed it); node 2 crashes, losing what was on its
+/// way to it; node 0 crashes, losing the `Decision`, and restarts to resolve the staged
+/// transaction by asking its participants, and node 2 restarts in doubt. Returns what
+/// the client was told and the data after everything settled.
+fn commit_then_forget(commits_skip_decision: bool) -> (Vec<TxnRecord>, BTreeMap<String, String>) {
+    let mut config = SimConfig {
+        nodes: 3,
+        commits_skip_decision,
+        ..SimConfig::default()
+    };
+    config.settings.commit = kv2pc::CommitMode::Parallel;
+    let on = |node: u32| {
+        (0..)
+            .map(|n| format!("k{n}"))
+            .find(|key| kv2pc::types::owner_of(key, 3) == node)
+            .expect("a key on each node")
+    };
+    let plan = TxnPlan::ReadWrite {
+        ops: vec![PlanOp::Append(on(1)), PlanOp::Append(on(2))],
+        commit: true,
+    };
+    let mut sim = Sim::new(config, vec![SimClient::new(0, 0, 3, vec![plan])]).expect("a cluster");
+    let decided = |sim: &Sim| (sim.trace().iter()).any(|line| line.contains("append Decision"));
+    let any = |s: &Step| flowing(s) || matches!(s, Step::Fsync { .. });
+    while !decided(&sim) {
+        assert!(step_first(&mut sim, any), "{}", sim.trace().join("\n"));
+    }
+    // Node 0 fsyncs no more; node 1 gets what node 0 sends it, node 2 nothing yet.
+    let to_node_2 = |s: &Step| matches!(s, Step::Deliver { to: 2, .. });
+    let held_back =
+        |s: &Step| (flowing(s) && !to_node_2(s)) || matches!(s, Step::Fsync { node: 1 | 2 });
+    for _ in 0..200 {
+        if !step_first(&mut sim, held_back) {
+            break;
+        }
+    }
+    sim.apply(Step::Checkpoint { node: 1 })
+        .expect("a checkpoint");
+    sim.apply(Step::Crash { node: 1 }).expect("a crash");
+    sim.apply(Step::Restart { node: 1 }).expect("a restart");
+    // Node 2 goes down too (whatever was on its way to it is lost), then node 0.
+    sim.apply(Step::Crash { node: 2 }).expect("a crash");
+    sim.apply(Step::Crash { node: 0 }).expect("a crash");
+    sim.apply(Step::Restart { node: 0 }).expect("a restart");
+    sim.apply(Step::Restart { node: 2 }).expect("a restart");
+    for _ in 0..2_000 {
+        let fsync = |s: &Step| matches!(s, Step::Fsync { .. });
+        let moved = step_first(&mut sim, flowing)
+            || step_first(&mut sim, fsync)
+            || step_first(&mut sim, |s| *s == Step::Tick);
+        if !moved || (sim.leftovers().is_empty() && sim.history().len() == 1) {
+            break;
+        }
+    }
+    (sim.history(), sim.data())
+}
+
+#[test]
+fn a_parallel_commits_decision_holds_back_its_commits_until_it_is_durable() {
+    let check = |(records, data): (Vec<TxnRecord>, BTreeMap<String, String>)| {
+        let (history, lists) = history_from(&records, &data);
+        history::check_final(&history, &lists)
+    };
+    let whole = commit_then_forget(false);
+    assert_eq!(whole.0.len(), 1, "{:?}", whole.0);
+    assert_eq!(whole.0[0].outcome, Outcome::Committed, "{:?}", whole.0);
+    assert_eq!(check(whole), Vec::<String>::new());
+    // With the COMMITs sent ahead of the Decision, node 1 commits and forgets, answers
+    // the restarted coordinator as one that never prepared, and the transaction is
+    // aborted on node 2: half of a commit the client was told of.
+    let broken = check(commit_then_forget(true));
+    assert!(!broken.is_empty(), "the early COMMIT went unseen");
+    assert!(broken[0].contains("told Committed"), "{broken:?}");
+}

@@ -116,6 +116,7 @@ impl World {
             settings: settings.clone(),
             tick: settings.vote_timeout,
             read_only_votes_skip_fsync: bounds.broken_read_only_votes,
+            commits_skip_decision: false,
         };
         let mut sim = Sim::new(config, Vec::new())?;
         // The nodes' greetings as they start (RESTARTED, RESTART ACK) are delivered

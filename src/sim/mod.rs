@@ -92,6 +92,11 @@ pub struct SimConfig {
     /// fsync, and survive a crash that loses the value it read (controlled lock
     /// violation without its wait: see `runtime::visible`). Never on otherwise.
     pub read_only_votes_skip_fsync: bool,
+    /// A deliberately broken executor, for the test that shows a fault suite catches it:
+    /// a COMMIT held until everything before it is durable (`SendDurable`: a parallel
+    /// commit's `Decision` holds back only its COMMITs) leaves at once, ahead of the
+    /// `Decision` it depends on. Never on otherwise.
+    pub commits_skip_decision: bool,
 }
 
 impl Default for SimConfig {
@@ -101,6 +106,7 @@ impl Default for SimConfig {
             settings: Settings::default(),
             tick: Duration::from_millis(500),
             read_only_votes_skip_fsync: false,
+            commits_skip_decision: false,
         }
     }
 }
@@ -472,6 +478,7 @@ impl Sim {
             let effects = sim_node.start(nodes, disk, now, &self.config.settings)?;
             if let Some(up) = &mut sim_node.up {
                 up.read_only_votes_skip_fsync = self.config.read_only_votes_skip_fsync;
+                up.commits_skip_decision = self.config.commits_skip_decision;
             }
             effects
         };

@@ -93,6 +93,10 @@ pub(super) struct Up {
     /// READ-ONLY votes wait for no fsync. Never on but in the tests that show the
     /// suites catch it.
     pub(super) read_only_votes_skip_fsync: bool,
+    /// A deliberately broken executor ([`SimConfig::commits_skip_decision`](super::SimConfig)):
+    /// a COMMIT sent by `SendDurable` waits for nothing. Never on but in the test that
+    /// shows a suite catches it.
+    pub(super) commits_skip_decision: bool,
     /// The crash point this incarnation dies at, if armed.
     pub(super) armed: Option<CrashPoint>,
     /// The teaching mistake switched in (`Settings::mistake`), never on by default.
@@ -143,6 +147,7 @@ impl SimNode {
             visible: Visibility::default(),
             reads: BTreeMap::new(),
             read_only_votes_skip_fsync: false,
+            commits_skip_decision: false,
             armed: None,
             mistake: settings.mistake,
         });
@@ -216,8 +221,15 @@ impl SimNode {
                 }
                 Effect::SendDurable { to, message } => {
                     let (lsn, clock) = (up.wal.end_lsn(), up.node.clock());
-                    up.outbox
-                        .push_back((lsn, Held::Send { to, message, clock }));
+                    let commit = matches!(message, Message::Commit { .. });
+                    let held = Held::Send { to, message, clock };
+                    if commit && up.commits_skip_decision {
+                        // Deliberately broken (`commits_skip_decision`), never the
+                        // default: ahead of everything held, waiting for nothing.
+                        up.outbox.push_front((up.wal.synced_lsn(), held));
+                    } else {
+                        up.outbox.push_back((lsn, held));
+                    }
                 }
                 Effect::Reply { req, reply } => {
                     if matches!(reply, Reply::Done(_)) && !up.owed.remove(&req) {
@@ -411,6 +423,7 @@ impl SimNode {
                 visible: up.visible.clone(),
                 reads: up.reads.clone(),
                 read_only_votes_skip_fsync: up.read_only_votes_skip_fsync,
+                commits_skip_decision: up.commits_skip_decision,
                 armed: up.armed,
                 mistake: up.mistake,
             }),

@@ -51,6 +51,7 @@ impl Simulated {
             settings,
             tick: TICK,
             read_only_votes_skip_fsync: false,
+            commits_skip_decision: false,
         };
         let sim = Sim::new(config, Vec::new()).map_err(failed)?;
         Ok(Simulated {
