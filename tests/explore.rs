@@ -127,19 +127,24 @@ fn orders_alone_of_two_sessions_on_one_key_break_nothing() {
 /// and commits: with one crash anywhere, bob never commits having read a value the
 /// crash then loses, though x's lock passes to him, and his read is answered, before
 /// main's commit is fsynced.
+/// Main, at node `home`, writes x = 1 and commits.
+fn main_writes_x(home: u32) -> SessionPlan {
+    SessionPlan {
+        name: "main".into(),
+        home,
+        commands: vec![
+            Command::Begin,
+            Command::Write("x".into(), "1".into()),
+            Command::Commit,
+        ],
+    }
+}
+
 #[test]
 fn a_read_behind_a_one_phase_commit_never_commits_on_a_value_a_crash_loses() {
     let plan = Plan {
         sessions: vec![
-            SessionPlan {
-                name: "main".into(),
-                home: 0,
-                commands: vec![
-                    Command::Begin,
-                    Command::Write("x".into(), "1".into()),
-                    Command::Commit,
-                ],
-            },
+            main_writes_x(0),
             SessionPlan {
                 name: "bob".into(),
                 home: 1,
@@ -163,15 +168,7 @@ fn a_read_behind_a_one_phase_commit_never_commits_on_a_value_a_crash_loses() {
 fn a_read_only_vote_sent_before_the_commit_its_read_saw_is_durable_is_found() {
     let plan = Plan {
         sessions: vec![
-            SessionPlan {
-                name: "main".into(),
-                home: 1,
-                commands: vec![
-                    Command::Begin,
-                    Command::Write("x".into(), "1".into()),
-                    Command::Commit,
-                ],
-            },
+            main_writes_x(1),
             SessionPlan {
                 name: "bob".into(),
                 home: 0,
