@@ -628,3 +628,56 @@ fn a_deadlock_beside_a_long_queue_is_found() {
         outcomes += 1;
     }
 }
+
+/// A parallel commit's COMMITs wait for its `Decision`'s fsync, which rides on the next
+/// fsync or comes after a short linger: a node kept busy by mail that forces nothing
+/// (here a stream of snapshot reads) must still make it durable soon, or the
+/// participants would keep the transaction's locks for as long as the stream lasts.
+#[test]
+fn a_parallel_decision_is_made_durable_while_reads_keep_its_node_busy() {
+    let dir = TempDir::new().unwrap();
+    let config = Config {
+        manual_clock: false,
+        settings: Settings {
+            commit: kv2pc::CommitMode::Parallel,
+            ..Settings::default()
+        },
+        ..manual(3)
+    };
+    let cluster = Arc::new(Cluster::open(dir.path(), config).expect("open cluster"));
+    let (on_1, on_2) = key_on_1_and_2(&cluster);
+    let on_0 = keys_on(&cluster, 0, 1).remove(0);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (cluster, stop, key) = (cluster.clone(), stop.clone(), on_0.clone());
+        std::thread::spawn(move || {
+            let client = cluster.client(0).unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+                client.get(&key).unwrap();
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(20));
+    let mut txn = cluster.client(0).unwrap().begin().unwrap();
+    txn.put(&on_1, "1").unwrap();
+    txn.put(&on_2, "1").unwrap();
+    txn.commit().unwrap();
+    // The next writer of the key waits for the COMMIT to reach node 1.
+    let (told, answer) = std::sync::mpsc::channel();
+    let writer = {
+        let (cluster, key) = (cluster.clone(), on_1.clone());
+        std::thread::spawn(move || {
+            let mut txn = cluster.client(1).unwrap().begin().unwrap();
+            let result = txn.put(&key, "2").and_then(|_| txn.commit());
+            told.send(result).ok();
+        })
+    };
+    // Milliseconds when the linger is kept; a second and more when it is not.
+    let result = answer.recv_timeout(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    writer.join().unwrap();
+    let result = result.expect("the COMMIT was held back for as long as the reads lasted");
+    assert!(result.is_ok(), "{result:?}");
+}

@@ -60,15 +60,17 @@ use crossbeam::channel::{Receiver, RecvTimeoutError};
 use outbox::Held;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use syncer::Syncer;
 use visible::{Reads, Visibility};
 
 /// The most inputs handled in one batch.
 pub const MAX_BATCH: usize = 512;
 
-/// How long an idle node with acknowledgements waiting for an fsync lingers for more
-/// work (whose fsync they can share) before it asks for an fsync for them alone.
+/// How long acknowledgements (and a parallel commit's COMMITs) waiting for an fsync
+/// linger for more work, whose fsync they can share, before the node asks for an fsync
+/// for them alone: counted from when they began to wait, so that a node kept busy by
+/// mail that forces nothing still asks within this time.
 const LINGER: Duration = Duration::from_millis(2);
 
 /// How often a node on the real clock checks its timeouts.
@@ -117,6 +119,9 @@ pub struct Runtime {
     visible: Visibility,
     /// Whether this batch sent a message to this node itself (see `serve_batch`).
     sent_home: bool,
+    /// Since when acknowledgements (and a parallel commit's COMMITs) have waited for an
+    /// fsync that nothing has asked for yet (see [`LINGER`]).
+    lingering: Option<Instant>,
     /// What each client request in progress reads, to tag its answer (see `visible`).
     reads: HashMap<u64, Reads>,
     /// The newest LSN an fsync was asked for (or done).
@@ -149,6 +154,7 @@ impl Runtime {
             lease_lsn: 0,
             visible: Visibility::default(),
             sent_home: false,
+            lingering: None,
             reads: HashMap::new(),
             sync_asked: 0,
             unsynced: Vec::new(),
@@ -254,7 +260,11 @@ impl Runtime {
         let durable_wanted = self.syncer.durability.outbox.lock().durable_wanted();
         let wanted = durable_wanted.unwrap_or(0);
         if wanted > self.sync_asked.max(self.wal.synced_lsn()) {
-            return match self.inbox.recv_timeout(LINGER) {
+            // The linger counts from when they began to wait, not from this wait: mail
+            // that forces nothing, however steady, does not hold them back for longer.
+            let since = self.lingering.unwrap_or_else(Instant::now);
+            let left = LINGER.saturating_sub(since.elapsed());
+            return match self.inbox.recv_timeout(left) {
                 Ok(mail) => Wakeup::Mail(mail),
                 Err(RecvTimeoutError::Timeout) => Wakeup::Linger,
                 Err(RecvTimeoutError::Disconnected) => Wakeup::Disconnected,
@@ -518,7 +528,7 @@ impl Runtime {
             let records = std::mem::take(&mut self.unsynced);
             self.ctx.net.steps.queue_fsync(self.id, lsn, records);
             self.sync_asked = lsn;
-        } else if wanted > self.sync_asked.max(self.wal.synced_lsn()) {
+        } else if wanted > self.sync_asked.max(self.wal.synced_lsn()) || self.lingering_enough() {
             let alone = self.ctx.net.receivers_waiting() <= 1;
             let flow = if alone && !self.syncer.busy() && self.inbox.is_empty() {
                 self.sync_now()
@@ -531,6 +541,19 @@ impl Runtime {
         }
         self.release();
         self.maybe_checkpoint()
+    }
+
+    /// Whether acknowledgements have waited for an fsync for [`LINGER`] already, counted
+    /// from when they began to (a node kept busy by mail that forces nothing never
+    /// times out in `wait`). Notes when they begin.
+    fn lingering_enough(&mut self) -> bool {
+        let wanted = self.syncer.durability.outbox.lock().durable_wanted();
+        if wanted.unwrap_or(0) <= self.sync_asked.max(self.wal.synced_lsn()) {
+            self.lingering = None;
+            return false;
+        }
+        let since = *self.lingering.get_or_insert_with(Instant::now);
+        since.elapsed() >= LINGER
     }
 
     /// Asks the syncer to fsync everything written so far.
