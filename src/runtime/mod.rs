@@ -522,13 +522,17 @@ impl Runtime {
             let durable_wanted = self.syncer.durability.outbox.lock().durable_wanted();
             wanted = wanted.max(durable_wanted.unwrap_or(0));
         }
+        // Evaluated every batch, so that the time lingering items began to wait is
+        // forgotten once an fsync covering them is asked for (else a stale start would
+        // cut the next linger short).
+        let lingered = self.lingering_enough();
         if wanted > self.sync_asked.max(self.wal.synced_lsn()) && self.ctx.net.steps.is_on() {
             // Step mode: the fsync waits in the step queue until someone lets it go.
             let lsn = self.wal.end_lsn();
             let records = std::mem::take(&mut self.unsynced);
             self.ctx.net.steps.queue_fsync(self.id, lsn, records);
             self.sync_asked = lsn;
-        } else if wanted > self.sync_asked.max(self.wal.synced_lsn()) || self.lingering_enough() {
+        } else if wanted > self.sync_asked.max(self.wal.synced_lsn()) || lingered {
             let alone = self.ctx.net.receivers_waiting() <= 1;
             let flow = if alone && !self.syncer.busy() && self.inbox.is_empty() {
                 self.sync_now()
