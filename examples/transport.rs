@@ -127,8 +127,14 @@ fn std_pair() -> (End, End, Box<dyn std::any::Any>) {
             me: me as NodeId,
             addrs: addrs.clone(),
         };
-        let transport = Transport::start(listener, peers, Arc::new(Inbox(sender)), quiet.clone())
-            .expect("start");
+        let transport = Transport::start(
+            listener,
+            peers,
+            Arc::new(Inbox(sender)),
+            None,
+            quiet.clone(),
+        )
+        .expect("start");
         transports.push(Arc::new(transport));
         ends.push(inbox);
     }

@@ -34,16 +34,20 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod admin;
 mod observe;
 mod recovery;
+mod remote;
 mod steps;
 
 pub use crate::crash::CrashPoint;
 pub use crate::net::Pending;
 pub use crate::net::{Activity, Work};
 pub use crate::trace::{TraceEvent, TraceHook};
+pub use admin::{Admin, AdminReply};
 pub use observe::{KeyLocks, LogEntry, LogRecord, NodeStatus};
 pub use recovery::{CheckpointInfo, InDoubt, RecoveryReport};
+pub use remote::{Launcher, QUIET_GAP};
 pub use steps::{MAX_STEP_ROUNDS, StepChoice};
 
 /// The data directory's format version, recorded in its manifest.
@@ -64,8 +68,12 @@ pub struct Cluster {
     clients: Arc<ClientClock>,
     threads: Mutex<Vec<Option<JoinHandle<()>>>>,
     reports: Vec<RecoveryReport>,
-    /// Held open for the OS lock on the directory.
-    _lock: File,
+    /// The node processes this handle reaches, if its nodes are not its own threads
+    /// (`remote`).
+    processes: Option<Arc<remote::Processes>>,
+    /// Held open for the OS lock on the directory (none for a handle on processes:
+    /// each process locks its own).
+    _lock: Option<File>,
 }
 
 impl Cluster {
@@ -119,7 +127,8 @@ impl Cluster {
             clients: Arc::default(),
             threads: Mutex::new((0..config.nodes).map(|_| None).collect()),
             reports: Vec::new(),
-            _lock: lock,
+            processes: None,
+            _lock: Some(lock),
         })
     }
 
@@ -252,6 +261,9 @@ impl Cluster {
                 "node {node} is already up; CRASH it first to see it recover"
             )));
         }
+        if let Some(processes) = &self.processes {
+            return self.restart_process(processes, node);
+        }
         self.join(node);
         self.start(node)
     }
@@ -270,7 +282,7 @@ impl Cluster {
             .collect()
     }
 
-    fn node_status(&self, node: NodeId) -> NodeStatus {
+    pub(crate) fn node_status(&self, node: NodeId) -> NodeStatus {
         let (reply, answer) = bounded(1);
         if self.control(node, Control::Status(reply)).is_ok()
             && let Ok(status) = answer.recv()
@@ -285,7 +297,11 @@ impl Cluster {
             coordinating: Vec::new(),
             unacknowledged: Vec::new(),
             keys: 0,
-            log_bytes: Wal::logged_bytes(&self.node_dir(node)).unwrap_or(0),
+            log_bytes: match self.processes {
+                // Its log is the process's, perhaps on another machine.
+                Some(_) => 0,
+                None => Wal::logged_bytes(&self.node_dir(node)).unwrap_or(0),
+            },
             fsyncs: 0,
             armed: None,
             failure: self.ctx.failure(node),
@@ -318,6 +334,9 @@ impl Cluster {
     /// The records in `node`'s log now, with whether each is forced.
     pub fn log_records(&self, node: NodeId) -> Result<Vec<LogEntry>> {
         self.ctx.net.check_node(node)?;
+        if let Some(processes) = &self.processes {
+            return Cluster::remote_log(processes, node).map(|(records, _, _)| records);
+        }
         let records = Wal::read_records(&self.node_dir(node))?;
         Ok(records
             .into_iter()
@@ -351,6 +370,11 @@ impl Cluster {
     /// Changes the settings; nodes read them on their next input.
     pub fn set_settings(&self, settings: Settings) {
         self.ctx.net.steps.set_lossy(settings.lossy);
+        if let Some(processes) = &self.processes {
+            for node in 0..self.ctx.nodes {
+                processes.send_settings_to(node, &settings);
+            }
+        }
         *self.ctx.settings.write() = settings;
         // Wake every node, so a change such as turning deadlock detection back on acts
         // at once rather than at the node's next message.
@@ -362,6 +386,9 @@ impl Cluster {
 
     /// Installs (or, with `None`, removes) the trace hook.
     pub fn set_trace(&self, hook: Option<TraceHook>) {
+        if let Some(processes) = &self.processes {
+            processes.set_tracing(hook.is_some());
+        }
         self.ctx.net.tracer.set(hook);
     }
 
@@ -397,7 +424,11 @@ impl Cluster {
     fn wait_quiet(&self, limit: Option<Duration>) -> bool {
         let start = Instant::now();
         let mut spins = 0u32;
-        while !self.ctx.net.is_quiet() {
+        // Over processes the local net is looked at again after the nodes answer: a
+        // reply a node sent before saying it is quiet arrived before that answer, on
+        // the same connection, and counts here from then on (see `remote`).
+        let quiet = || self.ctx.net.is_quiet() && self.remote_quiet() && self.ctx.net.is_quiet();
+        while !quiet() {
             if limit.is_some_and(|limit| start.elapsed() >= limit) {
                 return false;
             }

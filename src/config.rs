@@ -8,7 +8,7 @@ mod setting;
 pub use setting::{Kind, SETTINGS, Setting, setting};
 
 /// How deadlocks between lock waits are handled.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DeadlockPolicy {
     /// The default: a cluster-wide wait-for graph is checked whenever a request starts
     /// waiting; a cycle aborts its youngest transaction (the one begun last), whose client
@@ -68,7 +68,9 @@ impl DeadlockPolicy {
 /// teaching only: each one removes one rule the protocol's correctness rests on, so that
 /// `EXPLORE` can show the run that breaks an invariant without it. The shell marks the
 /// prompt and every trace line while one is on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Mistake {
     /// A participant sends VOTE YES before its Prepare record is durable.
     VoteBeforeFsync,
@@ -165,7 +167,9 @@ impl Mistake {
 ///
 /// Classic is the default, since it is what the lessons teach; parallel is the faster
 /// variant of issue 14 (see `coordinator`'s "Parallel commits").
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum CommitMode {
     /// Two-phase commit: PREPARE, every Prepare forced, then the coordinator's forced
     /// `Decision`, and only then the client hears COMMIT: two forced writes in sequence.
@@ -197,7 +201,7 @@ impl CommitMode {
 }
 
 /// Settings the nodes read while running (each described by [`SETTINGS`]).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Settings {
     /// How long a coordinator waits for votes before it aborts.
     pub vote_timeout: Duration,

@@ -136,7 +136,7 @@ pub struct Wait {
 }
 
 /// One key's lock state, for `SHOW LOCKS`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyLocks {
     /// The key.
     pub key: String,

@@ -13,11 +13,45 @@
 use crate::crash::CrashPoint;
 use crate::types::{NodeId, TxnId};
 use parking_lot::RwLock;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+/// A log record's kind, as `wal::Record::kind` names it. (A name of its own for serde's
+/// sake: a field spelled `&'static str` would be borrowed from the input when a trace
+/// event is read off the wire, which no input outlives; read through this name, it is
+/// looked up among the kinds instead.)
+pub type RecordKind = &'static str;
+
+/// The name of every kind of log record (`wal::Record::kind`; a unit test there checks
+/// the two agree).
+pub const RECORD_KINDS: [&str; 11] = [
+    "Prepare",
+    "Commit",
+    "Abort",
+    "OnePhaseCommit",
+    "Decision",
+    "End",
+    "TidLease",
+    "Heuristic",
+    "Staged",
+    "Refused",
+    "StagedAbort",
+];
+
+/// Reads a record kind's name back as the `&'static str` the event carries (an event
+/// that crossed the wire); a name that is not a kind is refused.
+fn deserialize_kind<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<RecordKind, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    RECORD_KINDS
+        .into_iter()
+        .find(|kind| *kind == name)
+        .ok_or_else(|| serde::de::Error::custom(format!("{name:?} is not a log record kind")))
+}
+
 /// Something that happened inside the cluster.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TraceEvent {
     /// A node sent a message.
     Message {
@@ -41,7 +75,8 @@ pub enum TraceEvent {
         /// The node.
         node: NodeId,
         /// The record kind.
-        kind: &'static str,
+        #[serde(deserialize_with = "deserialize_kind")]
+        kind: RecordKind,
         /// The transaction.
         tid: Option<TxnId>,
         /// Whether it is fsynced before anything depending on it leaves.

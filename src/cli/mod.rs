@@ -22,6 +22,7 @@
 
 mod bench;
 mod check;
+mod launch;
 mod lesson;
 mod node;
 mod script;
@@ -36,6 +37,7 @@ use kv2pc::shell::Shell;
 use kv2pc::types::MAX_NODES;
 use kv2pc::{Cluster, CommitMode, Config};
 use std::io::{BufRead, IsTerminal};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -119,6 +121,15 @@ pub struct Args {
     /// or parallel, as `SET commit` takes it.
     #[arg(long, value_name = "MODE", value_parser = ["classic", "parallel"])]
     pub commit: Option<String>,
+    /// Run the shell on node processes already running (`kv2pc node`) instead of an
+    /// embedded cluster: every node's address, in node order (ADDR,ADDR,...).
+    #[arg(long, value_name = "ADDRS", value_delimiter = ',',
+          conflicts_with_all = ["data_dir", "temp", "manual_clock", "record"])]
+    pub connect: Option<Vec<SocketAddr>>,
+    /// Set by `kv2pc cluster`: start the node processes, on ports from this one up (0:
+    /// any free ports), and run the shell on them.
+    #[arg(skip)]
+    pub launch: Option<u16>,
 }
 
 impl Args {
@@ -137,6 +148,7 @@ impl Args {
             || self.quiet
             || self.no_init
             || self.commit.is_some()
+            || self.connect.is_some()
     }
 }
 
@@ -163,6 +175,9 @@ pub enum Command {
     /// Run one node of a cluster as its own process, talking to the others over TCP;
     /// SIGTERM stops it cleanly.
     Node(node::NodeArgs),
+    /// Start every node of a cluster as its own process on loopback, and run the shell
+    /// on them: CRASH kills a node's process (SIGKILL), RESTART starts it again.
+    Cluster(launch::ClusterArgs),
     /// A test tool: a concurrent transfer workload that prints each acknowledged commit
     /// (see `src/cli/workload.rs`).
     #[command(hide = true)]
@@ -210,6 +225,7 @@ pub fn main() -> ExitCode {
         Some(Command::Workload(workload_args)) => workload::run(workload_args),
         Some(Command::Lesson { name }) => lesson::run(name.as_deref(), color),
         Some(Command::Node(node_args)) => node::run(node_args),
+        Some(Command::Cluster(cluster_args)) => run_shell(&cluster_args.shell_args(), color),
         None => run_shell(&args, color),
     };
     exit.into()
@@ -222,9 +238,12 @@ fn run_shell(args: &Args, color: bool) -> Exit {
         Err(exit) => return exit,
     };
     let interactive = matches!(input, Input::Interactive);
-    let (dir, temp) = match data_dir(args, interactive) {
-        Ok(dir) => dir,
-        Err(exit) => return exit,
+    let (dir, temp) = match args.connect {
+        Some(_) => (PathBuf::new(), None),
+        None => match data_dir(args, interactive) {
+            Ok(dir) => dir,
+            Err(exit) => return exit,
+        },
     };
     let mut config = Config {
         nodes: args.nodes,
@@ -234,12 +253,9 @@ fn run_shell(args: &Args, color: bool) -> Exit {
     if let Some(mode) = args.commit.as_deref().and_then(CommitMode::named) {
         config.settings.commit = mode;
     }
-    let cluster = match Cluster::open(&dir, config) {
+    let cluster = match launch::open(args, &dir, config) {
         Ok(cluster) => cluster,
-        Err(error) => {
-            eprintln!("kv2pc: {error}");
-            return Exit::DataDir;
-        }
+        Err(exit) => return exit,
     };
     report_recovery(&cluster);
     let recorder = match &args.record {
@@ -287,9 +303,12 @@ fn run_shell(args: &Args, color: bool) -> Exit {
 
 /// Whether the cluster runs on the manual clock: a script always does; the prompt does
 /// with --manual-clock, and with --record unless --real-time, so that a recording
-/// replays as it was recorded.
+/// replays as it was recorded. Node processes never do.
 fn manual_clock(args: &Args, interactive: bool) -> bool {
-    !interactive || args.manual_clock || (args.record.is_some() && !args.real_time)
+    // Node processes run on real time: their clocks are their own.
+    let processes = args.connect.is_some() || args.launch.is_some();
+    let manual = !interactive || args.manual_clock || (args.record.is_some() && !args.real_time);
+    !processes && manual
 }
 
 /// Where the commands come from: a script file, `-c`, a pipe, or the terminal.

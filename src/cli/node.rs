@@ -73,7 +73,12 @@ pub fn run(args: &NodeArgs) -> Exit {
     };
     report_start(&process, args);
     while !stop.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(10));
+        if !process.is_up() {
+            // It died at an armed crash point (CRASH node N AT ...), or on a failed log
+            // write: the process dies with it, as the machine would.
+            return die(id, process.failure());
+        }
     }
     eprintln!("kv2pc node {id}: stopping: flushing the log, closing the links");
     process.stop();
@@ -108,4 +113,22 @@ fn report_start(process: &NodeProcess, args: &NodeArgs) {
         args.nodes,
         args.data_dir.display()
     );
+}
+
+/// Ends the process of a node that died: with SIGKILL after a crash (nothing flushed,
+/// nothing closed, as `kill -9`), or with a failure status after an error.
+fn die(id: NodeId, failure: Option<String>) -> Exit {
+    match failure {
+        Some(failure) => {
+            eprintln!("kv2pc node {id}: stopped on an error: {failure}; restart it to recover");
+            std::process::exit(1);
+        }
+        None => {
+            eprintln!(
+                "kv2pc node {id}: crashed at its armed crash point; the process dies with it"
+            );
+            let _ = signal_hook::low_level::raise(signal_hook::consts::SIGKILL);
+            Exit::Failed
+        }
+    }
 }

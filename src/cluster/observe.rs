@@ -15,7 +15,7 @@ use crate::types::{LockMode, NodeId, Timestamp, TxnId, Write};
 use crate::wal::Record;
 
 /// A node's status, for `STATUS`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeStatus {
     /// The node.
     pub node: NodeId,
@@ -78,7 +78,7 @@ impl From<crate::net::NodeStatus> for NodeStatus {
 }
 
 /// One key's locks on a node, for `SHOW LOCKS`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KeyLocks {
     /// The key.
     pub key: String,
@@ -109,7 +109,7 @@ impl From<crate::lock::KeyLocks> for KeyLocks {
 
 /// One record of a node's log, for `SHOW LOG`: what it says and whether it is forced
 /// (fsynced before anything that depends on it is sent).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LogEntry {
     /// What the record says.
     pub record: LogRecord,
@@ -118,7 +118,7 @@ pub struct LogEntry {
 }
 
 /// What a log record says (the log's own `Record`, less its encoding).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum LogRecord {
     /// A participant prepared `tid` with these writes, voting YES.
     Prepare {

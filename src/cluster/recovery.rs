@@ -9,7 +9,7 @@ use crate::types::{NodeId, TxnId};
 use crossbeam::channel::bounded;
 
 /// What recovering a node found, in the order recovery did it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RecoveryReport {
     /// The node.
     pub node: NodeId,
@@ -40,7 +40,7 @@ pub struct RecoveryReport {
 }
 
 /// One transaction found in doubt at recovery.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InDoubt {
     /// The transaction.
     pub tid: TxnId,
@@ -107,7 +107,7 @@ impl Cluster {
 }
 
 /// What a node's latest checkpoint carries, for `SHOW LOG`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CheckpointInfo {
     /// Keys in its data.
     pub keys: usize,
@@ -122,6 +122,9 @@ impl Cluster {
     /// may be down).
     pub fn log_checkpoint(&self, node: NodeId) -> Result<Option<CheckpointInfo>> {
         self.ctx.net.check_node(node)?;
+        if let Some(processes) = &self.processes {
+            return Cluster::remote_log(processes, node).map(|(_, _, checkpoint)| checkpoint);
+        }
         let snapshot = crate::wal::Wal::read_checkpoint(&self.node_dir(node))?;
         Ok(snapshot.map(|snapshot| CheckpointInfo {
             keys: snapshot.data.len(),

@@ -119,6 +119,9 @@ impl Cluster {
     /// fsynced (0 for a node that is down: its log was cut to what was synced). In step
     /// mode, those whose fsync is held.
     pub fn log_unsynced(&self, node: NodeId) -> Result<usize> {
+        if let Some(processes) = &self.processes {
+            return Cluster::remote_log(processes, node).map(|(_, unsynced, _)| unsynced);
+        }
         let (reply, answer) = crossbeam::channel::bounded(1);
         if self.control(node, Control::Synced(reply)).is_err() {
             return Ok(0);

@@ -12,7 +12,7 @@ use crate::types::{NodeId, TxnId};
 use crossbeam::channel::Sender;
 
 /// A node's status, for `STATUS`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeStatus {
     /// The node.
     pub node: NodeId,

@@ -272,7 +272,8 @@ pub struct Bell {
 }
 
 impl Bell {
-    fn ring(&self) {
+    /// Rings the bell: its waiter wakes (now, or at once when it next waits).
+    pub fn ring(&self) {
         if !self.rung.swap(true, Ordering::SeqCst) {
             let _lock = self.lock.lock();
             self.wake.notify_one();

@@ -84,6 +84,18 @@ pub trait Remote: Send + Sync {
     /// Sends `message` from this process's node to `to`, in another process; false if
     /// it was dropped at once because `to` is down (what the trace shows).
     fn send(&self, to: NodeId, message: Message, stamp: Stamp) -> bool;
+    /// Carries mail other than a protocol message to `to`, in another process: a client
+    /// request (a shell's, or one a coordinator hands on to a key's owner) or a control
+    /// request of a shell. Gives it back if `to` cannot be reached, or if the mail has
+    /// no meaning across processes.
+    fn post(&self, to: NodeId, mail: Mail) -> std::result::Result<(), Mail>;
+    /// Whether `to` can be reached now.
+    fn is_up(&self, to: NodeId) -> bool;
+    /// Why `to` cannot be reached, in words for the user (its address, what dialling
+    /// it said), if the remote knows.
+    fn down_detail(&self, _to: NodeId) -> Option<String> {
+        None
+    }
 }
 
 /// What travels with a protocol message besides its content.
@@ -114,10 +126,11 @@ pub struct Net {
     /// The trace hook: the net reports each message it carries, and node threads their
     /// log writes and crashes.
     pub tracer: Tracer,
-    /// In a node process, its one local node and where messages to the others go. Set
-    /// once, before the node starts; a `OnceLock`, so the embedded cluster's hot path
-    /// pays one atomic load for it.
-    remote: std::sync::OnceLock<(NodeId, Arc<dyn Remote>)>,
+    /// In a node process, its one local node and where messages to the others go; in a
+    /// shell connected to node processes, no local node. Set once, before any node
+    /// starts; a `OnceLock`, so the embedded cluster's hot path pays one atomic load for
+    /// it.
+    remote: std::sync::OnceLock<(Option<NodeId>, Arc<dyn Remote>)>,
 }
 
 impl Net {
@@ -139,21 +152,24 @@ impl Net {
     /// Makes this the network of one node process: `local` is the only node with an inbox
     /// here, and protocol messages to every other node go to `remote`. Once only: a net
     /// that has a remote keeps it (the error names the node it was set for).
-    pub fn set_remote(&self, local: NodeId, remote: Arc<dyn Remote>) -> Result<()> {
+    pub fn set_remote(&self, local: Option<NodeId>, remote: Arc<dyn Remote>) -> Result<()> {
         self.remote.set((local, remote)).map_err(|_| {
-            let set_for = self.remote.get().map_or(local, |(node, _)| *node);
-            Error::InvalidInput(format!(
-                "this network already carries node {set_for}'s messages to other processes"
-            ))
+            Error::InvalidInput("this network already carries mail to other processes".into())
         })
     }
 
-    /// Where a message to `to` goes if `to` is in another process.
+    /// Where mail to `to` goes if `to` is in another process.
     fn remote_for(&self, to: NodeId) -> Option<&Arc<dyn Remote>> {
         match self.remote.get() {
-            Some((local, remote)) if *local != to => Some(remote),
+            Some((local, remote)) if *local != Some(to) => Some(remote),
             _ => None,
         }
+    }
+
+    /// Whether every node of this network is in other processes (a shell connected to
+    /// node processes).
+    pub fn is_remote(&self) -> bool {
+        matches!(self.remote.get(), Some((None, _)))
     }
 
     /// Starts a unit of work labelled `label` (one that is not mail: a recovery, a shell
@@ -170,6 +186,13 @@ impl Net {
         mail: Mail,
         work: Work,
     ) -> std::result::Result<(), Envelope> {
+        if let Some(remote) = self.remote_for(node) {
+            // The other process counts its own work: this token ends here, or comes
+            // back with the mail.
+            return remote
+                .post(node, mail)
+                .map_err(|mail| Envelope { mail, work });
+        }
         let envelope = Envelope { mail, work };
         let inboxes = self.inboxes.read();
         match inboxes.get(node as usize) {
@@ -311,7 +334,10 @@ impl Net {
 
     /// The error for a request to `node`, which is down.
     pub fn down_error(&self, node: NodeId) -> Error {
-        let detail = self.down.lock().get(node as usize).cloned().flatten();
+        let detail = (self.down.lock().get(node as usize).cloned().flatten()).or_else(|| {
+            self.remote_for(node)
+                .and_then(|remote| remote.down_detail(node))
+        });
         Error::NodeDown {
             node,
             detail: detail.unwrap_or_else(|| "it is crashed; RESTART it first".into()),
@@ -394,6 +420,9 @@ impl Net {
 
     /// Whether `node` is up.
     pub fn is_up(&self, node: NodeId) -> bool {
+        if let Some(remote) = self.remote_for(node) {
+            return remote.is_up(node);
+        }
         (self.inboxes.read().get(node as usize)).is_some_and(Option::is_some)
     }
 

@@ -182,3 +182,51 @@ pub struct Snapshot {
     /// refuses reads below it of keys it has no version of (see `store`).
     pub clock: Timestamp,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A trace event read off the wire names its record kind from `trace`'s list: every
+    /// kind a record has must be on it, and nothing else.
+    #[test]
+    fn every_record_kind_is_one_the_trace_can_read_back() {
+        let tid = TxnId(1);
+        let records = [
+            Record::Prepare {
+                tid,
+                coordinator: 0,
+                participants: vec![0],
+                writes: Vec::new(),
+                prepare_ts: 1,
+            },
+            Record::Commit { tid, commit_ts: 1 },
+            Record::Abort { tid },
+            Record::OnePhaseCommit {
+                tid,
+                writes: Vec::new(),
+                commit_ts: 1,
+            },
+            Record::Decision {
+                tid,
+                participants: vec![0],
+                commit_ts: 1,
+            },
+            Record::End { tid },
+            Record::TidLease { upto: 1 },
+            Record::Heuristic {
+                tid,
+                commit: true,
+                commit_ts: 1,
+            },
+            Record::Staged {
+                tid,
+                participants: vec![0],
+            },
+            Record::Refused { tid },
+            Record::StagedAbort { tid },
+        ];
+        let kinds: Vec<&str> = records.iter().map(Record::kind).collect();
+        assert_eq!(kinds, crate::trace::RECORD_KINDS);
+    }
+}

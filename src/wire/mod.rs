@@ -70,12 +70,13 @@ pub use frame::{FrameReader, encode_frame};
 pub use hello::{HELLO_LEN, Hello, Role};
 
 use crate::message::{Message, Reply, Request};
+use crate::trace::TraceEvent;
 use crate::types::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// The version of everything after the hello. Raise it with any change to [`Frame`] or
 /// to a type it carries (their variant order included: bincode writes enums as indexes).
-pub const WIRE_VERSION: u16 = 1;
+pub const WIRE_VERSION: u16 = 2;
 
 /// The largest payload one frame may carry (32 MiB): far above any protocol message,
 /// and a bound on what a damaged or hostile length can make a reader allocate.
@@ -111,6 +112,25 @@ pub enum Frame {
         /// The reply.
         reply: Reply,
     },
+    /// Client to node: a request outside the protocol (a shell's `STATUS`, `SHOW
+    /// LOG` ...), answered by an `AdminReply` with the same id. Its bytes are the
+    /// cluster layer's (`cluster::admin`): the wire only carries them.
+    Admin {
+        /// The client's number for this request on this connection.
+        id: u64,
+        /// The request, encoded.
+        body: Vec<u8>,
+    },
+    /// Node to client: the answer to the `Admin` numbered `id`, encoded.
+    AdminReply {
+        /// The request answered.
+        id: u64,
+        /// The answer, encoded.
+        body: Vec<u8>,
+    },
+    /// Node to client: something that happened on the node, for a client that asked
+    /// for the trace (`Admin::Trace`).
+    Trace(TraceEvent),
 }
 
 impl Frame {
@@ -120,6 +140,9 @@ impl Frame {
             Frame::Peer { .. } => "a protocol message",
             Frame::Request { .. } => "a client request",
             Frame::Reply { .. } => "a reply",
+            Frame::Admin { .. } => "a shell's request",
+            Frame::AdminReply { .. } => "an answer to a shell",
+            Frame::Trace(_) => "a trace event",
         }
     }
 }

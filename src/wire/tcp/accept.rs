@@ -1,6 +1,7 @@
 //! The listener: accepts peers' connections and reads their messages, one thread per
 //! connection, refusing any connection that does not speak kv2pc.
 
+use super::serve::serve_client;
 use super::{HANDSHAKE_TIMEOUT, Shared};
 use crate::error::{Error, Result};
 use crate::net::Stamp;
@@ -116,7 +117,7 @@ fn spawn_reader(stream: TcpStream, shared: &Arc<Shared>, connections: &Arc<Conne
     let spawned = std::thread::Builder::new()
         .name(format!("read-{}-{peer}", shared.me))
         .spawn(move || {
-            let result = read_connection(&stream, peer, &reading);
+            let result = read_connection(&stream, peer, &reading, id);
             finished.live.lock().remove(&id);
             let _ = stream.shutdown(Shutdown::Both);
             report(result, peer, &reading);
@@ -133,12 +134,13 @@ fn spawn_reader(stream: TcpStream, shared: &Arc<Shared>, connections: &Arc<Conne
 }
 
 /// Logs how a connection ended.
-fn report(result: Result<NodeId>, peer: SocketAddr, shared: &Shared) {
+fn report(result: Result<Dialler>, peer: SocketAddr, shared: &Shared) {
     if shared.stopping() {
         return;
     }
     match result {
-        Ok(from) => shared.log(format!("node {from} at {peer} closed its link")),
+        Ok(Dialler::Node(from)) => shared.log(format!("node {from} at {peer} closed its link")),
+        Ok(Dialler::Client) => shared.log(format!("the client at {peer} disconnected")),
         Err(error) => shared.log(format!(
             "closed a connection: {error}; nothing it sent after that was read, and the \
              node serves on"
@@ -146,9 +148,14 @@ fn report(result: Result<NodeId>, peer: SocketAddr, shared: &Shared) {
     }
 }
 
-/// Checks the dialler's hello, answers it, and delivers its messages until it closes
-/// the connection; gives back which node it was.
-fn read_connection(stream: &TcpStream, peer: SocketAddr, shared: &Shared) -> Result<NodeId> {
+/// Checks the dialler's hello, answers it, and delivers its messages (or, for a client,
+/// serves its requests) until it closes the connection; gives back who it was.
+fn read_connection(
+    stream: &TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+    client: u64,
+) -> Result<Dialler> {
     let context = || format!("setting up the connection from {peer}");
     stream
         .set_nodelay(true)
@@ -165,15 +172,33 @@ fn read_connection(stream: &TcpStream, peer: SocketAddr, shared: &Shared) -> Res
         .write_all(&mine)
         .map_err(|error| Error::io(context(), error))?;
     hello.admit(shared.me, shared.nodes, peer)?;
-    let Role::Node(from) = hello.role else {
-        return Err(wire(
-            peer,
-            "it is a client, and this port carries only messages between nodes".into(),
-        ));
-    };
     stream
         .set_read_timeout(None)
         .map_err(|error| Error::io(context(), error))?;
+    let Role::Node(from) = hello.role else {
+        let Some(serve) = &shared.serve else {
+            return Err(wire(
+                peer,
+                "it is a client, and this node serves no clients".into(),
+            ));
+        };
+        serve_client(stream, &mut reader, peer, shared, serve, client)?;
+        return Ok(Dialler::Client);
+    };
+    shared.inbound_up(from, client);
+    let read = read_frames(&mut reader, peer, shared, from);
+    shared.inbound_down(from, client);
+    read?;
+    Ok(Dialler::Node(from))
+}
+
+/// Delivers the protocol messages node `from` sends until it closes the connection.
+fn read_frames(
+    reader: &mut FrameReader<BufReader<&TcpStream>>,
+    peer: SocketAddr,
+    shared: &Shared,
+    from: NodeId,
+) -> Result<()> {
     while let Some(frame) = reader.read_frame()? {
         match frame {
             Frame::Peer {
@@ -195,5 +220,11 @@ fn read_connection(stream: &TcpStream, peer: SocketAddr, shared: &Shared) -> Res
             }
         }
     }
-    Ok(from)
+    Ok(())
+}
+
+/// Who was at the other end of a connection that closed.
+enum Dialler {
+    Node(NodeId),
+    Client,
 }

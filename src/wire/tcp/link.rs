@@ -29,6 +29,9 @@ const MAX_BATCH: usize = 256;
 struct Outgoing {
     message: Message,
     stamp: Stamp,
+    /// 0 if it was queued while the link was up; else the number of the peer's inbound
+    /// connection that showed it up while the link was not (see the transport's doc).
+    mark: u64,
 }
 
 /// One peer's outbound link, as the transport holds it.
@@ -68,18 +71,38 @@ impl Link {
     /// Queues `message` for the peer, or drops it if the link is down; whether it was
     /// queued.
     pub(super) fn send(&self, message: Message, stamp: Stamp) -> bool {
-        let outgoing = Outgoing { message, stamp };
-        let refused = match &self.queue {
-            Some(queue) if self.is_up() => queue.send(outgoing).err().map(|error| error.0),
-            _ => Some(outgoing),
+        // Up, or not up but its peer is (it restarted and dialled in first).
+        let mark = match self.is_up() {
+            true => Some(0),
+            false => Some(self.shared.inbound(self.to)).filter(|number| *number != 0),
+        };
+        let refused = match (&self.queue, mark) {
+            (Some(queue), Some(mark)) => {
+                let outgoing = Outgoing {
+                    message,
+                    stamp,
+                    mark,
+                };
+                queue.send(outgoing).err().map(|error| error.0)
+            }
+            _ => Some(Outgoing {
+                message,
+                stamp,
+                mark: 0,
+            }),
         };
         match refused {
-            Some(Outgoing { message, stamp }) => {
+            Some(Outgoing { message, stamp, .. }) => {
                 self.shared.lost(self.to, message, stamp);
                 false
             }
             None => true,
         }
+    }
+
+    /// Whether nothing waits in its queue.
+    pub(super) fn is_drained(&self) -> bool {
+        self.queue.as_ref().is_none_or(Sender::is_empty)
     }
 
     /// Whether the link is connected.
@@ -109,34 +132,39 @@ struct Writer {
 enum Ended {
     /// The transport is stopping.
     Stopping,
-    /// The connection broke; dial again.
-    Broken(String),
+    /// The connection broke; dial again. What it holds was taken from the queue but
+    /// not written, because the link was already down (see `write_until_broken`).
+    Broken(String, Vec<Outgoing>),
 }
 
 impl Writer {
     fn run(self) {
         let mut backoff = MIN_BACKOFF;
         let mut reported = false;
+        // What waits for the peer's incarnation that is up, across a reconnect.
+        let mut carry = Vec::new();
         while !self.shared.stopping() {
             match self.dial() {
                 Ok(stream) => {
                     backoff = MIN_BACKOFF;
                     reported = false;
-                    self.drop_queued();
+                    let carried = self.take_current(std::mem::take(&mut carry));
                     self.up.store(true, Ordering::SeqCst);
                     let to = (self.to, self.addr);
                     self.shared
                         .log(format!("connected to node {} at {}", to.0, to.1));
-                    let ended = self.serve(stream);
+                    let ended = self.serve(stream, carried);
                     self.up.store(false, Ordering::SeqCst);
-                    self.drop_queued();
                     match ended {
                         Ended::Stopping => return,
-                        Ended::Broken(why) => self.shared.log(format!(
-                            "lost the link to node {} at {}: {why}; messages to it are \
+                        Ended::Broken(why, unsent) => {
+                            carry = self.take_current(unsent);
+                            self.shared.log(format!(
+                                "lost the link to node {} at {}: {why}; messages to it are \
                              dropped until it is back",
-                            to.0, to.1
-                        )),
+                                to.0, to.1
+                            ))
+                        }
                     }
                 }
                 Err(error) => {
@@ -185,19 +213,19 @@ impl Writer {
     /// Writes queued messages to `stream` until it breaks or the transport stops. A
     /// watcher thread reads the socket: the peer sends nothing after its hello, so any
     /// end of input means the peer closed it.
-    fn serve(&self, stream: TcpStream) -> Ended {
+    fn serve(&self, stream: TcpStream, carried: Vec<Outgoing>) -> Ended {
         let closed = Arc::new(AtomicBool::new(false));
         let watcher = match stream.try_clone() {
             Ok(watched) => {
-                let closed = closed.clone();
+                let (closed, up) = (closed.clone(), self.up.clone());
                 std::thread::Builder::new()
                     .name(format!("watch-{}-{}", self.shared.me, self.to))
-                    .spawn(move || watch(watched, &closed))
+                    .spawn(move || watch(watched, &closed, &up))
                     .ok()
             }
             Err(_) => None,
         };
-        let ended = self.write_until_broken(&stream, &closed);
+        let ended = self.write_until_broken(&stream, &closed, carried);
         let _ = stream.shutdown(Shutdown::Both);
         if let Some(watcher) = watcher {
             let _ = watcher.join();
@@ -205,22 +233,36 @@ impl Writer {
         ended
     }
 
-    fn write_until_broken(&self, mut stream: &TcpStream, closed: &AtomicBool) -> Ended {
+    fn write_until_broken(
+        &self,
+        mut stream: &TcpStream,
+        closed: &AtomicBool,
+        carried: Vec<Outgoing>,
+    ) -> Ended {
         let mut buf = Vec::new();
-        let mut batch = Vec::new();
+        let mut batch = carried;
         loop {
             if closed.load(Ordering::SeqCst) {
-                return Ended::Broken("the peer closed the connection".into());
+                return Ended::Broken("the peer closed the connection".into(), batch);
             }
-            match self.queued.recv_timeout(POLL) {
-                Ok(first) => batch.push(first),
-                Err(RecvTimeoutError::Timeout) if !self.shared.stopping() => continue,
-                Err(_) => return Ended::Stopping,
+            if batch.is_empty() {
+                match self.queued.recv_timeout(POLL) {
+                    Ok(first) => batch.push(first),
+                    Err(RecvTimeoutError::Timeout) if !self.shared.stopping() => continue,
+                    Err(_) => return Ended::Stopping,
+                }
             }
             batch.extend(self.queued.try_iter().take(MAX_BATCH - 1));
+            // The watcher marks the link down before anything can be queued for the
+            // peer's next incarnation (`send` reads `up` first), so a batch taken after
+            // that may hold such messages: they wait for the next connection instead of
+            // going to this dead one.
+            if !self.up.load(Ordering::SeqCst) {
+                return Ended::Broken("the peer closed the connection".into(), batch);
+            }
             buf.clear();
             let mut must_report = Vec::new();
-            for Outgoing { message, stamp } in batch.drain(..) {
+            for Outgoing { message, stamp, .. } in batch.drain(..) {
                 if message.reports_loss() {
                     must_report.push((message.clone(), stamp));
                 }
@@ -242,44 +284,55 @@ impl Writer {
                 for (message, stamp) in must_report {
                     self.shared.lost(self.to, message, stamp);
                 }
-                return Ended::Broken(error.to_string());
+                return Ended::Broken(error.to_string(), Vec::new());
             }
         }
     }
 
-    /// Drops everything queued: the peer it was meant for is gone.
-    fn drop_queued(&self) {
-        for Outgoing { message, stamp } in self.queued.try_iter() {
-            self.shared.lost(self.to, message, stamp);
+    /// Takes what waits (`carry`, then the queue) for the incarnation of the peer that
+    /// is up now (marked with its open inbound connection), to write first; drops the
+    /// rest, which was meant for one that is gone.
+    fn take_current(&self, carry: Vec<Outgoing>) -> Vec<Outgoing> {
+        let current = self.shared.inbound(self.to);
+        let mut carried = Vec::new();
+        for outgoing in carry.into_iter().chain(self.queued.try_iter()) {
+            if outgoing.mark != 0 && outgoing.mark == current {
+                carried.push(outgoing);
+            } else {
+                self.shared.lost(self.to, outgoing.message, outgoing.stamp);
+            }
         }
+        carried
     }
 
-    /// Waits `pause` before dialling again, dropping what is sent meanwhile; false if
-    /// the transport is stopping.
+    /// Waits `pause` before dialling again, or less if the peer dialled in meanwhile
+    /// (a new incarnation is up: dial it now); false if the transport is stopping.
     fn wait(&self, pause: Duration) -> bool {
         let deadline = std::time::Instant::now() + pause;
         loop {
+            if self.shared.stopping() {
+                return false;
+            }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                return !self.shared.stopping();
+            if left.is_zero() || self.shared.kicked(self.to) {
+                return true;
             }
-            match self.queued.recv_timeout(left.min(POLL)) {
-                Ok(Outgoing { message, stamp }) => self.shared.lost(self.to, message, stamp),
-                Err(RecvTimeoutError::Timeout) if !self.shared.stopping() => {}
-                Err(_) => return false,
-            }
+            std::thread::sleep(left.min(Duration::from_millis(5)));
         }
     }
 }
 
-/// Reads `stream` until it ends, then marks it `closed`.
-fn watch(mut stream: TcpStream, closed: &AtomicBool) {
+/// Reads `stream` until it ends, then marks it `closed` and the link down at once (so
+/// that what is sent from then on is not written to a dead peer's socket while the
+/// writer is still waiting for its next message).
+fn watch(mut stream: TcpStream, closed: &AtomicBool, up: &AtomicBool) {
     let mut byte = [0u8; 64];
     while let Ok(n) = stream.read(&mut byte) {
         if n == 0 {
             break;
         }
     }
+    up.store(false, Ordering::SeqCst);
     closed.store(true, Ordering::SeqCst);
     let _ = stream.shutdown(Shutdown::Both);
 }

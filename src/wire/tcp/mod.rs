@@ -60,7 +60,14 @@
 //!   must know (`Message::reports_loss`) is told ([`Deliver::lost`], which the node
 //!   turns into `Input::Undelivered`). When a connection breaks, what its writer still
 //!   held is dropped the same way, and so is anything queued before the link is up
-//!   again: mail is never kept for the peer's next incarnation.
+//!   again: mail is never kept for the peer's next incarnation. One exception keeps the
+//!   promise rather than breaking it: a peer that restarted dials this node before this
+//!   node's link to it has reconnected, and is then up although the link is not. A
+//!   message to it then waits in the link's queue, marked with the number of the peer's
+//!   connection, and the link dials back at once; once connected it writes what is
+//!   marked with the connection still open (the same incarnation) and drops the rest.
+//!   Without this, the answer to a restarted node's announcement was lost for a second,
+//!   until the announcement was repeated, and its clients' writes waited for it.
 //! - **Reconnects with backoff:** a link that cannot connect retries after 20 ms,
 //!   doubling to at most 1 s, and is back to 20 ms once connected.
 //! - **Garbage is refused per connection:** a connection whose hello or frames are not
@@ -87,7 +94,12 @@
 //!   taken on trust (see `wire`).
 
 mod accept;
+pub mod client;
 mod link;
+mod serve;
+
+pub use client::Connector;
+pub use serve::Serve;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -98,7 +110,7 @@ use crate::node::Input;
 use crate::types::NodeId;
 use link::Link;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -148,6 +160,7 @@ impl Transport {
         listener: TcpListener,
         peers: Peers,
         deliver: Arc<dyn Deliver>,
+        serve: Option<Arc<dyn Serve>>,
         log: Log,
     ) -> Result<Transport> {
         let nodes = u32::try_from(peers.addrs.len()).unwrap_or(u32::MAX);
@@ -163,8 +176,11 @@ impl Transport {
             me: peers.me,
             nodes,
             deliver,
+            serve,
             log,
             stopping: stopping.clone(),
+            inbound: (0..nodes).map(|_| AtomicU64::new(0)).collect(),
+            kick: (0..nodes).map(|_| AtomicBool::new(false)).collect(),
         };
         let shared = Arc::new(shared);
         let accept = accept::Acceptor::start(listener, shared.clone())?;
@@ -199,6 +215,11 @@ impl Transport {
         }
     }
 
+    /// Whether nothing waits in any link's queue to be written.
+    pub fn is_drained(&self) -> bool {
+        self.links.iter().flatten().all(Link::is_drained)
+    }
+
     /// Whether the link to `to` is connected now.
     pub fn is_connected(&self, to: NodeId) -> bool {
         matches!(self.links.get(to as usize), Some(Some(link)) if link.is_up())
@@ -222,11 +243,46 @@ struct Shared {
     me: NodeId,
     nodes: u32,
     deliver: Arc<dyn Deliver>,
+    /// The local node as its clients see it; `None` serves no clients.
+    serve: Option<Arc<dyn Serve>>,
     log: Log,
     stopping: Arc<AtomicBool>,
+    /// Per peer, the number of the connection it dialled to this node that is open now
+    /// (0: none), which says which incarnation of it is up (see `link`).
+    inbound: Vec<AtomicU64>,
+    /// Per peer, set when a new incarnation of it dialled in: its link dials back at
+    /// once instead of waiting out its backoff.
+    kick: Vec<AtomicBool>,
 }
 
 impl Shared {
+    /// Peer `peer`'s open connection to this node, numbered `number`, is up.
+    fn inbound_up(&self, peer: NodeId, number: u64) {
+        if let Some(slot) = self.inbound.get(peer as usize) {
+            slot.store(number, Ordering::SeqCst);
+        }
+        if let Some(kick) = self.kick.get(peer as usize) {
+            kick.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// That connection closed.
+    fn inbound_down(&self, peer: NodeId, number: u64) {
+        if let Some(slot) = self.inbound.get(peer as usize) {
+            let _ = slot.compare_exchange(number, 0, Ordering::SeqCst, Ordering::SeqCst);
+        }
+    }
+
+    /// The number of `peer`'s open connection to this node (0: none).
+    fn inbound(&self, peer: NodeId) -> u64 {
+        (self.inbound.get(peer as usize)).map_or(0, |slot| slot.load(Ordering::SeqCst))
+    }
+
+    /// Whether `peer` dialled in anew since the last look.
+    fn kicked(&self, peer: NodeId) -> bool {
+        (self.kick.get(peer as usize)).is_some_and(|kick| kick.swap(false, Ordering::SeqCst))
+    }
+
     fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }

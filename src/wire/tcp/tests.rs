@@ -57,7 +57,7 @@ fn start(me: NodeId, listener: TcpListener, addrs: &[SocketAddr]) -> Node {
         addrs: addrs.to_vec(),
     };
     let write_log: Log = Arc::new(move |line| lines.lock().push(line));
-    let transport = Transport::start(listener, peers, Arc::new(Collect(sender)), write_log)
+    let transport = Transport::start(listener, peers, Arc::new(Collect(sender)), None, write_log)
         .expect("start transport");
     Node {
         transport,
@@ -311,7 +311,7 @@ fn the_node_inbox_gets_peer_inputs_and_undelivered_notices() {
             addrs: addrs.clone(),
         };
         let inbox = Arc::new(NodeInbox::new(ctx, me));
-        Transport::start(listener, peers, inbox, quiet.clone()).expect("start")
+        Transport::start(listener, peers, inbox, None, quiet.clone()).expect("start")
     };
     let zero = start(0, l0, &ctx0);
     let one = start(1, l1, &ctx1);

@@ -36,9 +36,10 @@ use crate::config::Config;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::message::Message;
-use crate::net::{Remote, Stamp};
+use crate::net::{Mail, Remote, Stamp};
 use crate::types::NodeId;
-use crate::wire::tcp::{Log, NodeInbox, Peers, Transport};
+use crate::wire::tcp::{Connector, Log, NodeInbox, Peers, Serve, Transport};
+use serve::NodeServer;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
@@ -66,10 +67,14 @@ pub struct NodeOptions {
 
 /// One node running in this process over TCP. See the module doc.
 pub struct NodeProcess {
+    id: NodeId,
     // Fields drop in order: the node first (it flushes its log), then the links.
-    cluster: Cluster,
+    cluster: Arc<Cluster>,
     transport: Arc<Transport>,
 }
+
+pub mod launch;
+mod serve;
 
 impl NodeProcess {
     /// Binds the listener, starts the links, recovers the node and starts it.
@@ -95,20 +100,39 @@ impl NodeProcess {
         log: Log,
     ) -> Result<NodeProcess> {
         check(&options, &config)?;
+        let server = Arc::new(NodeServer::new(options.id));
         let connect = |ctx: &Arc<Context>| -> Result<Arc<Transport>> {
             let peers = Peers {
                 me: options.id,
                 addrs: options.peers.clone(),
             };
             let inbox = Arc::new(NodeInbox::new(ctx, options.id));
-            let transport = Arc::new(Transport::start(listener, peers, inbox, log)?);
+            let serving: Arc<dyn Serve> = server.clone();
+            let connector = Connector::new(ctx, options.peers.clone(), log.clone());
+            let transport = Transport::start(listener, peers, inbox, Some(serving), log)?;
+            let transport = Arc::new(transport);
             wait_for_links(&transport, options.nodes, options.id);
-            let links = Arc::new(Links(Arc::downgrade(&transport)));
-            ctx.net.set_remote(options.id, links)?;
+            let links = Links {
+                transport: Arc::downgrade(&transport),
+                clients: connector,
+            };
+            ctx.net.set_remote(Some(options.id), Arc::new(links))?;
             Ok(transport)
         };
         let (cluster, transport) = Cluster::open_one(&options.dir, config, options.id, connect)?;
-        Ok(NodeProcess { cluster, transport })
+        let cluster = Arc::new(cluster);
+        let _ = server.cluster.set(Arc::downgrade(&cluster));
+        let _ = server.transport.set(Arc::downgrade(&transport));
+        Ok(NodeProcess {
+            id: options.id,
+            cluster,
+            transport,
+        })
+    }
+
+    /// Why the node stopped, if it stopped on an error (a failed log write), not a crash.
+    pub fn failure(&self) -> Option<String> {
+        self.cluster.context().failure(self.id)
     }
 
     /// The node's cluster handle: its status, its recovery report, its trace.
@@ -130,18 +154,48 @@ impl NodeProcess {
     pub fn stop(self) {
         drop(self);
     }
+
+    /// Whether the node runs (false once it died at an armed crash point, or on a
+    /// failed log write: the process should then die too, as the machine would).
+    pub fn is_up(&self) -> bool {
+        self.cluster.is_up(self.id)
+    }
 }
 
 /// The transport as the net's `Remote`, held weakly: the net lives in the context,
 /// which a reader thread of the transport may hold for a moment while it posts; were
 /// the transport owned there, its last owner could be that thread, which would then
 /// have to join itself. The process owns the transport; the net only uses it.
-struct Links(Weak<Transport>);
+///
+/// A client request handed on to a key's owner in another process (the operation a
+/// `BEGIN` carried) goes to it as a client would send it, on a connection of this
+/// process's own (`clients`), and its replies come back to the client that asked.
+struct Links {
+    transport: Weak<Transport>,
+    clients: Connector,
+}
 
 impl Remote for Links {
     fn send(&self, to: NodeId, message: Message, stamp: Stamp) -> bool {
         // Gone only while the process stops: the message is lost with it.
-        (self.0.upgrade()).is_some_and(|transport| transport.send(to, message, stamp))
+        (self.transport.upgrade()).is_some_and(|transport| transport.send(to, message, stamp))
+    }
+
+    fn post(&self, to: NodeId, mail: Mail) -> std::result::Result<(), Mail> {
+        match mail {
+            Mail::Client(request, reply) => (self.clients.request(to, request, reply))
+                .map_err(|(request, reply, _)| Mail::Client(request, reply)),
+            // Nothing else is addressed to another process's node from here.
+            other => Err(other),
+        }
+    }
+
+    fn is_up(&self, to: NodeId) -> bool {
+        (self.transport.upgrade()).is_some_and(|transport| transport.is_connected(to))
+    }
+
+    fn down_detail(&self, to: NodeId) -> Option<String> {
+        self.clients.down_detail(to)
     }
 }
 
