@@ -238,6 +238,11 @@ impl Cluster {
     /// sent while it is down are lost, as on any link. Fault injection, for tests: a
     /// message delayed on the network.
     pub fn hold_link(&self, from: NodeId, to: NodeId, label: &str) -> Result<()> {
+        if self.is_remote() {
+            return Err(Error::InvalidInput(
+                "a link between node processes cannot be held from here: their messages travel on their own sockets".into(),
+            ));
+        }
         self.ctx.net.hold_link(from, to, label)
     }
 

@@ -64,6 +64,8 @@ pub trait Launcher: Send + Sync {
     fn is_running(&self, node: NodeId) -> bool;
     /// Where node `node`'s process writes its log of events, to point the user at.
     fn log_path(&self, node: NodeId) -> Option<PathBuf>;
+    /// The process id of node `node`'s process while it runs, for `kill -9`.
+    fn pid(&self, node: NodeId) -> Option<u32>;
 }
 
 /// The node processes a handle reaches: the connections, and the launcher if this
@@ -156,6 +158,11 @@ impl Cluster {
     pub fn unreachable(&self, node: NodeId) -> Option<String> {
         let processes = self.processes.as_ref()?;
         (!self.ctx.net.is_up(node)).then(|| processes.why_down(node))
+    }
+
+    /// The process id of node `node`'s process, if this handle started it and it runs.
+    pub fn pid(&self, node: NodeId) -> Option<u32> {
+        self.processes.as_ref()?.launcher.as_ref()?.pid(node)
     }
 
     /// Where `node`'s process is, for the user: its address.

@@ -167,6 +167,12 @@ impl Launcher for Launch {
     fn log_path(&self, node: NodeId) -> Option<PathBuf> {
         Some(self.log_file(node))
     }
+
+    fn pid(&self, node: NodeId) -> Option<u32> {
+        let mut children = self.children.lock();
+        let child = children.get_mut(node as usize)?.as_mut()?;
+        matches!(child.try_wait(), Ok(None)).then(|| child.id())
+    }
 }
 
 impl Drop for Launch {

@@ -282,12 +282,38 @@ fn banner(shell: &Shell, place: &Place<'_>) -> String {
     } else {
         ""
     };
-    let mut text = format!(
-        "kv2pc {}: a {}-node cluster in {}{kind}\n",
-        env!("CARGO_PKG_VERSION"),
-        cluster.nodes(),
-        place.dir.display()
-    );
+    let mut text = match cluster.is_remote() {
+        false => format!(
+            "kv2pc {}: a {}-node cluster in {}{kind}\n",
+            env!("CARGO_PKG_VERSION"),
+            cluster.nodes(),
+            place.dir.display()
+        ),
+        true => {
+            let at: Vec<String> = (0..cluster.nodes())
+                .map(|node| {
+                    let mut text = format!("node {node}");
+                    if let Some(addr) = cluster.address(node) {
+                        text.push_str(&format!(" at {addr}"));
+                    }
+                    if let Some(pid) = cluster.pid(node) {
+                        text.push_str(&format!(" (pid {pid})"));
+                    }
+                    text
+                })
+                .collect();
+            let data = match place.dir.as_os_str().is_empty() {
+                true => String::new(),
+                false => format!(", their data in {}{kind}", place.dir.display()),
+            };
+            format!(
+                "kv2pc {}: a {}-node cluster of processes: {}{data}\n",
+                env!("CARGO_PKG_VERSION"),
+                cluster.nodes(),
+                at.join(", ")
+            )
+        }
+    };
     for report in cluster.recovery_reports() {
         if !report.in_doubt.is_empty() || !report.resent.is_empty() {
             for line in kv2pc::shell::format::recovery(report) {

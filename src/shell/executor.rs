@@ -439,13 +439,22 @@ impl Shell {
         output: &mut Output,
     ) -> Result<(), String> {
         let error = |e: Error| e.to_string();
+        if self.cluster.is_remote() {
+            refuse_over_processes(&command)?;
+        }
         match command {
             Command::Session { name, node } => self.session(&name, node, outcome)?,
             Command::Crash { node, at: None } => {
                 self.cluster.crash(node).map_err(error)?;
-                outcome.say(format!(
-                    "node {node} crashed: its memory and unsynced log tail are gone"
-                ));
+                outcome.say(match self.cluster.address(node) {
+                    Some(addr) => format!(
+                        "node {node} crashed: its process at {addr} was killed with SIGKILL; \
+                         its memory and unsynced log tail are gone"
+                    ),
+                    None => {
+                        format!("node {node} crashed: its memory and unsynced log tail are gone")
+                    }
+                });
             }
             Command::Crash {
                 node,
@@ -672,4 +681,27 @@ fn is_transactional(command: &Command) -> bool {
 /// Whether a crash point name is valid, for completion.
 pub fn crash_point_names() -> Vec<&'static str> {
     CrashPoint::ALL.iter().map(|point| point.name()).collect()
+}
+
+/// Refuses the commands that need every node in this process: the step queue holds
+/// the messages and fsyncs of nodes that run here, and TICK moves a clock they share.
+/// Node processes talk over their own sockets and run on real time.
+fn refuse_over_processes(command: &Command) -> Result<(), String> {
+    let what = match command {
+        Command::Step { .. }
+        | Command::ShowQueue
+        | Command::Deliver { .. }
+        | Command::Drop { .. } => {
+            "the step queue holds the messages of nodes inside the shell's process, but these nodes \
+             are processes that talk over their own sockets"
+        }
+        Command::Tick { .. } => {
+            "node processes run on real time; TICK moves the manual clock of nodes inside the shell's process"
+        }
+        _ => return Ok(()),
+    };
+    Err(format!(
+        "{} cannot run on a cluster of node processes: {what}. Open the embedded shell (kv2pc) to use it",
+        command.name()
+    ))
 }

@@ -86,6 +86,12 @@ impl Shell {
             outcome.say(line);
         }
         for status in &statuses {
+            if let Some(why) = self.cluster.unreachable(status.node) {
+                outcome.push(
+                    Style::Warning,
+                    format!("node {} is down: {why}", status.node),
+                );
+            }
             if let Some(failure) = &status.failure {
                 outcome.push(
                     Style::Warning,
