@@ -23,14 +23,22 @@
 //! `Cluster::shutdown` does, flushing and fsyncing its log, and then closes every
 //! connection. SIGKILL is a crash like any other: recovery on the next start.
 //!
-//! # Limits (what later slices of issue 15 add)
+//! # Clients
 //!
-//! Clients do not connect yet: a node process carries the protocol between nodes, and
-//! the shell's `--connect` is still to come. So a node process serves its peers (it
-//! answers their restart announcements, inquiries about in-doubt transactions, and the
-//! deadlock detector's reports) but no session runs a transaction across processes
-//! yet. Trace events stay in the process that made them.
-
+//! The same port serves client sessions (`Role::Client` in the hello): the shell's
+//! `--connect` and `kv2pc cluster` (`cluster::remote`). A client's requests are posted
+//! into the node's inbox as an embedded client's are, its replies written back on its
+//! connection, and its admin requests (`STATUS`, `SHOW LOG`, `CRASH ... AT`...) answered
+//! by [`serve::NodeServer`]; trace events go to the clients that asked for them.
+//!
+//! # Limits
+//!
+//! - A client that dies in the middle of a transaction leaves it open on its
+//!   coordinator: its locks stay held until the coordinator process restarts (there is
+//!   no session lease). An embedded shell cannot die without its nodes.
+//! - Every node listens on one address for its peers and its clients alike, with no
+//!   authentication: loopback or a trusted network only.
+//!
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::context::Context;
