@@ -28,6 +28,7 @@ fn the_quick_bench_runs_and_reports_json() {
         "fsync_preallocated_p50_us",
         "round_trip_p50_us",
         "round_trip_parked_p50_us",
+        "tcp_round_trip_p50_us",
     ] {
         let value = report["limits"][limit].as_f64();
         assert!(value.is_some_and(|us| us > 0.0), "{limit}: {value:?}");
@@ -361,4 +362,69 @@ fn a_repeat_of_zero_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("0 is not in 1..=100"), "{stderr}");
+}
+
+/// `--transport embedded,processes` runs the sweep twice: on the embedded cluster, and
+/// on `kv2pc node` processes it starts on loopback (and stops after), each run named
+/// and measured against its own round trip (channels, then TCP); the table grows a
+/// transport column.
+#[test]
+fn the_sweep_runs_over_node_processes_beside_the_embedded_cluster() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir_arg = dir.path().to_str().expect("utf-8 path");
+    let args = [
+        "--workload",
+        "cross-2",
+        "--clients",
+        "1",
+        "--millis",
+        "200",
+        "--transport",
+        "embedded,processes",
+        "--dir",
+        dir_arg,
+    ];
+    let stdout = bench(&[&args[..], &["--json"]].concat());
+    let report: serde_json::Value = serde_json::from_slice(&stdout).expect("JSON report");
+    let runs = report["runs"].as_array().expect("runs");
+    let transports: Vec<&str> = (runs.iter())
+        .filter_map(|run| run["transport"].as_str())
+        .collect();
+    assert_eq!(transports, ["embedded", "processes"], "{report}");
+    for run in runs {
+        assert!(run["operations"].as_u64() > Some(0), "{run}");
+    }
+    let tcp = report["limits"]["tcp_round_trip_p50_us"].as_f64();
+    let over_tcp = runs[1]["p50_us"]
+        .as_f64()
+        .zip(tcp)
+        .map(|(p50, rtt)| p50 / rtt);
+    let ratio = runs[1]["p50_over_round_trip"].as_f64();
+    assert!(
+        over_tcp
+            .zip(ratio)
+            .is_some_and(|(want, got)| (want - got).abs() < 0.01 * want.max(1.0)),
+        "the processes' p50/rtt is to the TCP round trip: {report}"
+    );
+    let text = String::from_utf8(bench(&args)).expect("utf-8");
+    assert!(
+        (text.lines()).any(|line| line.starts_with("workload  commit   clients  transport")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|line| line.contains("processes")),
+        "{text}"
+    );
+    // Every node process stopped with its cluster: the directories are unlocked and
+    // nothing in them is still written.
+    let leftover = std::process::Command::new("pgrep")
+        .args(["-f", &format!("--data-dir {dir_arg}")])
+        .output()
+        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned());
+    if let Ok(pids) = leftover {
+        assert!(
+            pids.trim().is_empty(),
+            "node processes left running: {pids}"
+        );
+    }
 }

@@ -10,6 +10,9 @@
 //!   ever sleeps), and with a pause before each trip, so the echo thread has parked and
 //!   must be woken, as a node thread waiting for work is. The second is what one
 //!   request to an idle node costs at the least.
+//! - **TCP round trip on loopback** of a small frame to an echo thread, with a pause
+//!   before each as above: what one request to an idle node process costs at the least,
+//!   the floor of the runs over node processes (`--transport processes`).
 
 use super::Latencies;
 use crate::error::{Error, Result};
@@ -32,6 +35,9 @@ pub struct Limits {
     pub round_trip_p50_us: f64,
     /// A round trip to a thread that has parked waiting for work, median, µs.
     pub round_trip_parked_p50_us: f64,
+    /// A round trip of a small frame over a loopback TCP connection to a thread that
+    /// has parked waiting for it, median, µs.
+    pub tcp_round_trip_p50_us: f64,
 }
 
 /// fsyncs probed per kind.
@@ -45,12 +51,14 @@ pub fn measure(dir: &Path) -> Result<Limits> {
     let preallocated = probe_fsync(&dir.join("fsync-preallocated"), true)?;
     let hot = round_trips(20_000, Duration::ZERO)?;
     let parked = round_trips(400, Duration::from_micros(200))?;
+    let tcp = tcp_round_trips(400, Duration::from_micros(200))?;
     Ok(Limits {
         fsync_p50_us: growing.percentile_us(0.5),
         fsync_p99_us: growing.percentile_us(0.99),
         fsync_preallocated_p50_us: preallocated.percentile_us(0.5),
         round_trip_p50_us: hot.percentile_us(0.5),
         round_trip_parked_p50_us: parked.percentile_us(0.5),
+        tcp_round_trip_p50_us: tcp.percentile_us(0.5),
     })
 }
 
@@ -99,6 +107,45 @@ fn round_trips(count: usize, pause: Duration) -> Result<Latencies> {
         trips.record(start.elapsed());
     }
     drop(ping.0);
+    let _ = echo.join();
+    Ok(trips)
+}
+
+/// `count` round trips of a 64-byte frame to an echo thread over loopback TCP (no
+/// Nagle delay), pausing `pause` before each.
+fn tcp_round_trips(count: usize, pause: Duration) -> Result<Latencies> {
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+    let failed = |e| Error::io("probing a loopback TCP round trip", e);
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(failed)?;
+    let addr = listener.local_addr().map_err(failed)?;
+    let echo = std::thread::spawn(move || -> std::io::Result<()> {
+        let (mut stream, _) = listener.accept()?;
+        stream.set_nodelay(true)?;
+        let mut frame = [0u8; 64];
+        loop {
+            match stream.read_exact(&mut frame) {
+                Ok(()) => stream.write_all(&frame)?,
+                Err(_) => return Ok(()),
+            }
+        }
+    });
+    let mut stream = TcpStream::connect(addr).map_err(failed)?;
+    stream.set_nodelay(true).map_err(failed)?;
+    let mut trips = Latencies::new()?;
+    let mut frame = [1u8; 64];
+    for _ in 0..count {
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
+        let start = Instant::now();
+        stream
+            .write_all(&frame)
+            .and_then(|()| stream.read_exact(&mut frame))
+            .map_err(failed)?;
+        trips.record(start.elapsed());
+    }
+    drop(stream);
     let _ = echo.join();
     Ok(trips)
 }

@@ -152,6 +152,53 @@ pub struct Options {
     /// Rounds of the whole sweep; each figure reported is its median over the rounds
     /// (see `repeat`).
     pub repeat: usize,
+    /// Where the runs' nodes are: threads of this process, node processes over loopback
+    /// TCP, or both, each over the whole sweep.
+    pub transports: Vec<Transport>,
+    /// What opens a cluster of node processes, for [`Transport::Processes`]: the binary
+    /// gives it (it knows how to start itself), the library cannot.
+    pub processes: Option<Opener>,
+}
+
+/// Where a run's nodes are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// Threads of this process, on channels (`Cluster::open`).
+    Embedded,
+    /// One OS process per node on loopback TCP, the clients in this process
+    /// (`Cluster::connect`); p50/rtt is then to the loopback TCP round trip.
+    Processes,
+}
+
+impl Transport {
+    /// The name `kv2pc bench --transport` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Embedded => "embedded",
+            Transport::Processes => "processes",
+        }
+    }
+
+    /// The transport named `name`.
+    pub fn named(name: &str) -> Option<Transport> {
+        [Transport::Embedded, Transport::Processes]
+            .into_iter()
+            .find(|transport| transport.name() == name)
+    }
+}
+
+/// Opens a cluster of node processes with their data under a directory, for the runs
+/// over [`Transport::Processes`]; the cluster stops its processes when dropped.
+#[derive(Clone)]
+pub struct Opener(pub Arc<OpenFn>);
+
+/// What an [`Opener`] calls.
+pub type OpenFn = dyn Fn(&Path, Config) -> Result<Cluster> + Send + Sync;
+
+impl std::fmt::Debug for Opener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Opener")
+    }
 }
 
 impl Options {
@@ -167,6 +214,8 @@ impl Options {
             deadlock: DeadlockPolicy::Detect,
             commits: vec![CommitMode::Classic],
             repeat: 1,
+            transports: vec![Transport::Embedded],
+            processes: None,
         }
     }
 
@@ -190,6 +239,8 @@ pub struct Run {
     pub deadlock: &'static str,
     /// The commit mode, as `SET commit` names it.
     pub commit: &'static str,
+    /// Where the nodes were, as `--transport` names it.
+    pub transport: &'static str,
     /// Concurrent clients.
     pub clients: usize,
     /// Operations completed.
@@ -260,20 +311,29 @@ pub fn run(options: &Options, mut progress: impl FnMut(&str)) -> Result<Report> 
         }
         let limits = limits::measure(probe_dir.path())?;
         let mut point = 0;
-        for commit in &options.commits {
-            for workload in &options.workloads {
-                for clients in &options.clients {
-                    progress(&format!(
-                        "{} with {clients} clients, {} commit",
-                        workload.name(),
-                        commit.name()
-                    ));
-                    let run = run_one(*workload, *clients, *commit, options, &base, &limits)?;
-                    match points.get_mut(point) {
-                        Some(runs) => runs.push(run),
-                        None => points.push(vec![run]),
+        for transport in &options.transports {
+            for commit in &options.commits {
+                for workload in &options.workloads {
+                    for clients in &options.clients {
+                        progress(&format!(
+                            "{} with {clients} clients, {} commit, {}",
+                            workload.name(),
+                            commit.name(),
+                            transport.name()
+                        ));
+                        let how = How {
+                            workload: *workload,
+                            clients: *clients,
+                            commit: *commit,
+                            transport: *transport,
+                        };
+                        let run = run_one(how, options, &base, &limits)?;
+                        match points.get_mut(point) {
+                            Some(runs) => runs.push(run),
+                            None => points.push(vec![run]),
+                        }
+                        point += 1;
                     }
-                    point += 1;
                 }
             }
         }
@@ -300,7 +360,10 @@ pub fn run(options: &Options, mut progress: impl FnMut(&str)) -> Result<Report> 
 /// The number of steps `run` reports to `progress`.
 pub fn steps(options: &Options) -> u64 {
     let recovery = u64::from(options.recovery_records.is_some());
-    let points = options.commits.len() * options.workloads.len() * options.clients.len();
+    let points = options.transports.len()
+        * options.commits.len()
+        * options.workloads.len()
+        * options.clients.len();
     (options.repeat.max(1) * (1 + points)) as u64 + recovery
 }
 
@@ -371,14 +434,21 @@ fn preload(cluster: &Cluster, keys: &Keys) -> Result<()> {
     client.put(HOT_KEY, "0")
 }
 
-fn run_one(
+/// One point of the sweep.
+struct How {
     workload: Workload,
     clients: usize,
     commit: CommitMode,
-    options: &Options,
-    base: &Path,
-    limits: &Limits,
-) -> Result<Run> {
+    transport: Transport,
+}
+
+fn run_one(how: How, options: &Options, base: &Path, limits: &Limits) -> Result<Run> {
+    let How {
+        workload,
+        clients,
+        commit,
+        transport,
+    } = how;
     let dir = tempfile::Builder::new()
         .prefix("kv2pc-bench")
         .tempdir_in(base)
@@ -392,7 +462,21 @@ fn run_one(
             ..Settings::default()
         },
     };
-    let cluster = Arc::new(Cluster::open(dir.path(), config)?);
+    let (cluster, round_trip) = match (transport, &options.processes) {
+        (Transport::Embedded, _) => (
+            Cluster::open(dir.path(), config)?,
+            limits.round_trip_parked_p50_us,
+        ),
+        (Transport::Processes, Some(Opener(open))) => {
+            (open(dir.path(), config)?, limits.tcp_round_trip_p50_us)
+        }
+        (Transport::Processes, None) => {
+            return Err(Error::InvalidInput(
+                "this bench cannot start node processes (run it as kv2pc bench)".into(),
+            ));
+        }
+    };
+    let cluster = Arc::new(cluster);
     let keys = Arc::new(Keys::new(&cluster));
     preload(&cluster, &keys)?;
     let fsyncs_before: Vec<u64> = cluster.status().iter().map(|s| s.fsyncs).collect();
@@ -436,6 +520,7 @@ fn run_one(
         workload,
         deadlock: options.deadlock.name(),
         commit: commit.name(),
+        transport: transport.name(),
         clients,
         operations,
         per_second,
@@ -448,7 +533,7 @@ fn run_one(
         aborts: aborts.load(Ordering::Relaxed),
         lock_waits: waits.load(Ordering::Relaxed),
         p50_over_fsync: p50 / limits.fsync_preallocated_p50_us.max(0.001),
-        p50_over_round_trip: p50 / limits.round_trip_parked_p50_us.max(0.001),
+        p50_over_round_trip: p50 / round_trip.max(0.001),
     })
 }
 
@@ -560,14 +645,16 @@ impl Report {
         let mut text = format!(
             "limits: fsync p50 {:.0} us growing the file (p99 {:.0} us), {:.0} us over \
              preallocated bytes; channel round trip p50 {:.1} us to a parked thread, {:.1} \
-             us back to back\n(p50/fsync is to the preallocated fsync, p50/rtt to the parked \
-             round trip; per fsync-t is ops/s x the preallocated fsync p50: operations per \
-             fsync's time)\n\n",
+             us back to back; loopback TCP round trip p50 {:.1} us to a parked thread\n\
+             (p50/fsync is to the preallocated fsync, p50/rtt to the parked round trip, \
+             over channels or, for runs over processes, TCP; per fsync-t is ops/s x the \
+             preallocated fsync p50: operations per fsync's time)\n\n",
             limits.fsync_p50_us,
             limits.fsync_p99_us,
             limits.fsync_preallocated_p50_us,
             limits.round_trip_parked_p50_us,
-            limits.round_trip_p50_us
+            limits.round_trip_p50_us,
+            limits.tcp_round_trip_p50_us
         );
         text.push_str(&format!(
             "deadlock policy: {} (kv2pc bench --deadlock)\n",
@@ -581,6 +668,9 @@ impl Report {
             ));
         }
         text.push('\n');
+        // The transport column only when a run was over processes, so that the
+        // embedded sweep's table reads as it always did.
+        let over = (self.runs.iter()).any(|run| run.transport != Transport::Embedded.name());
         let mut rows = vec![vec![
             "workload".to_string(),
             "commit".into(),
@@ -597,6 +687,9 @@ impl Report {
             "aborts".into(),
             "lock waits".into(),
         ]];
+        if over {
+            rows[0].insert(3, "transport".into());
+        }
         for run in &self.runs {
             rows.push(vec![
                 run.workload.name().to_string(),
@@ -614,6 +707,9 @@ impl Report {
                 run.aborts.to_string(),
                 run.lock_waits.to_string(),
             ]);
+            if over && let Some(row) = rows.last_mut() {
+                row.insert(3, run.transport.to_string());
+            }
         }
         for line in crate::text::table(&rows) {
             text.push_str(&line);

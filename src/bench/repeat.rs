@@ -38,6 +38,7 @@ pub fn limits(rounds: &[Limits]) -> Limits {
         fsync_preallocated_p50_us: of(|l| l.fsync_preallocated_p50_us),
         round_trip_p50_us: of(|l| l.round_trip_p50_us),
         round_trip_parked_p50_us: of(|l| l.round_trip_parked_p50_us),
+        tcp_round_trip_p50_us: of(|l| l.tcp_round_trip_p50_us),
     }
 }
 
@@ -72,6 +73,7 @@ mod tests {
             workload: Workload::Cross2,
             deadlock: "detect",
             commit: "classic",
+            transport: "embedded",
             clients: 16,
             operations: per_second as u64,
             per_second,

@@ -3,10 +3,14 @@
 
 use crate::exit::Exit;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use kv2pc::bench::{self, Options, Workload};
+use kv2pc::Cluster;
+use kv2pc::bench::{self, Opener, Options, Transport, Workload};
+use kv2pc::config::Config;
+use kv2pc::process::launch::Launch;
 use kv2pc::{CommitMode, DeadlockPolicy};
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The bench's options as the command line gives them.
@@ -52,6 +56,11 @@ pub struct BenchArgs {
     /// median over the rounds (each round measures its own limits), e.g. `--repeat 5`.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=100))]
     repeat: Option<u16>,
+    /// Where the nodes run: embedded (threads of this process, the default) or
+    /// processes (one `kv2pc node` process per node on loopback TCP, the clients in
+    /// this process); `--transport embedded,processes` runs the sweep over both.
+    #[arg(long, value_name = "WHERE,...", value_delimiter = ',', value_parser = ["embedded", "processes"])]
+    transport: Vec<String>,
     /// Also draw the sweep to this SVG file: throughput (operations per fsync time) and
     /// p99 latency against clients, one line per workload.
     #[arg(long, value_name = "FILE.svg")]
@@ -121,6 +130,16 @@ pub fn run(args: &BenchArgs) -> Exit {
     if let Some(rounds) = args.repeat {
         options.repeat = usize::from(rounds);
     }
+    if !args.transport.is_empty() {
+        let mut transports: Vec<Transport> = Vec::new();
+        for transport in (args.transport.iter()).filter_map(|name| Transport::named(name)) {
+            if !transports.contains(&transport) {
+                transports.push(transport);
+            }
+        }
+        options.transports = transports;
+    }
+    options.processes = Some(Opener(Arc::new(launch_processes)));
     let progress = progress_bar(bench::steps(&options));
     let report = bench::run(&options, |step| {
         progress.inc(1);
@@ -168,4 +187,23 @@ fn progress_bar(steps: u64) -> ProgressBar {
         bar.set_style(style);
     }
     bar
+}
+
+/// Starts one `kv2pc node` process per node with their data under `dir`, and connects
+/// to them: a run over `--transport processes`. The processes' events go nowhere (the
+/// table is the output); dropping the cluster stops them.
+fn launch_processes(dir: &Path, config: Config) -> kv2pc::Result<Cluster> {
+    let exe = std::env::current_exe()
+        .map_err(|error| kv2pc::Error::io("finding this program to start its nodes", error))?;
+    let launch = Launch::start(exe, config.nodes, dir, None)?;
+    let addrs = launch.addrs().to_vec();
+    let launcher: Arc<dyn kv2pc::cluster::Launcher> = Arc::new(launch);
+    let quiet: kv2pc::wire::tcp::Log = Arc::new(|_| {});
+    Cluster::connect(
+        addrs,
+        config.settings,
+        Some(launcher),
+        dir.to_path_buf(),
+        quiet,
+    )
 }
