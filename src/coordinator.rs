@@ -276,8 +276,26 @@ impl Coordinator {
         participants: Vec<NodeId>,
         out: &mut Vec<Effect>,
     ) {
-        if matches!(self.txns.get(&tid), Some(TxnState::Begun)) {
-            self.txns.remove(&tid);
+        match self.txns.get(&tid) {
+            Some(TxnState::Begun) => {
+                self.txns.remove(&tid);
+            }
+            // Unknown: never begun here, or ended, or begun before a restart; what the
+            // participants hold of it is theirs to drop.
+            None => {}
+            // Its commit is under way: the participants may have voted yes to it, and
+            // only its decision may end it. (A client does not abort what it asked to
+            // commit; a stray abort, such as a dead client's, must not either.)
+            Some(_) => {
+                let reason = format!("its commit is under way at coordinator node {}", self.node);
+                return reply(
+                    out,
+                    req,
+                    Err(Error::InvalidInput(format!(
+                        "{tid} cannot be aborted: {reason}"
+                    ))),
+                );
+            }
         }
         send_abort(&participants, tid, out);
         reply(out, req, Ok(Answer::Done));

@@ -332,3 +332,75 @@ fn an_in_doubt_transaction_resolves_between_node_processes() {
     one.stop();
     zero.stop();
 }
+
+/// A shell killed in the middle of a transaction (as a student's terminal closing
+/// would) must not leave its locks held: its coordinator sees the connection end with
+/// the transaction open and aborts it at every node, so that another shell can write
+/// the same keys at once. (Nothing else would end it: a lock wait times out, but the
+/// holder is never chosen, and the coordinator would keep it until it restarts.)
+#[test]
+fn a_shell_killed_mid_transaction_leaves_no_lock_held() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let peers: Vec<String> = free_addrs(3).iter().map(ToString::to_string).collect();
+    let mut nodes: Vec<(NodeChild, Lines)> = (0..3)
+        .map(|id| spawn_node(id, dir.path(), &peers))
+        .collect();
+    for (_, lines) in &nodes {
+        wait_for_lines(lines, "SIGTERM stops it cleanly", 1);
+    }
+    let connect = peers.join(",");
+    let mut shell = NodeChild(
+        Command::new(env!("CARGO_BIN_EXE_kv2pc"))
+            .args(["--connect", &connect, "--echo"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the shell"),
+    );
+    let mut input = shell.0.stdin.take().expect("stdin");
+    let output = {
+        let lines: Lines = Arc::default();
+        let kept = lines.clone();
+        let stdout = shell.0.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                kept.lock().push(line);
+            }
+        });
+        lines
+    };
+    use std::io::Write;
+    // Keys on two nodes (a and b on node 1, c on node 0).
+    writeln!(input, "BEGIN\nPUT a 1\nPUT b 2\nPUT c 3\nSHOW LOCKS").expect("write");
+    input.flush().expect("flush");
+    wait_for_lines(&output, "held by T", 3);
+    shell.0.kill().expect("SIGKILL the shell");
+    let _ = shell.0.wait();
+
+    // Bounded: the abort is one message from the coordinator; a second shell's write
+    // of the same keys would otherwise wait for the locks and time out.
+    let deadline = Instant::now() + PATIENCE;
+    let locks = loop {
+        let run = Command::new(env!("CARGO_BIN_EXE_kv2pc"))
+            .args(["--connect", &connect, "-c", "SHOW LOCKS"])
+            .output()
+            .expect("run the second shell");
+        let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+        if stdout.contains("no locks are held") || Instant::now() >= deadline {
+            break stdout;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(locks.contains("no locks are held"), "{locks}");
+    let run = Command::new(env!("CARGO_BIN_EXE_kv2pc"))
+        .args(["--connect", &connect, "-c", "PUT a 9; GET a; GET b"])
+        .output()
+        .expect("run the third shell");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(stdout, "ok\na = 9\nb is not set\n", "{run:?}");
+    wait_for_lines(&nodes[0].1, "went away with T", 1);
+    for (child, lines) in &mut nodes {
+        assert!(terminate(child, lines).success(), "{:?}", lines.lock());
+    }
+}

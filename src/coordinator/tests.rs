@@ -366,3 +366,42 @@ fn recovery_aborts_a_staged_transaction_that_a_participant_refuses() {
     assert_eq!(kinds(&out), ["StagedAbort", "ABORT to 1", "ABORT to 2"]);
     assert!(coordinator.staged().is_empty());
 }
+
+/// An ABORT of a transaction whose commit is under way (a late or stray one: a client
+/// that went away is aborted by its connection's end) must not reach its participants:
+/// they may have voted yes to a commit the coordinator is about to decide.
+#[test]
+fn an_abort_of_a_committing_transaction_sends_no_abort() {
+    for parallel in [false, true] {
+        let mut coordinator = Coordinator::new(NODE, NODES, 0, BTreeMap::new());
+        let mut out = Vec::new();
+        coordinator.begin(1, 1, &mut out);
+        let tid = TxnId::new(NODE, 0, NODES);
+        let when = (Duration::from_secs(1), 5, parallel);
+        coordinator.commit(2, tid, vec![1, 2], when, &mut out);
+        out.clear();
+        coordinator.abort(3, tid, vec![0, 1, 2], &mut out);
+        assert_eq!(kinds(&out), ["reply"], "parallel: {parallel}");
+        assert!(
+            matches!(
+                &out[0],
+                Effect::Reply {
+                    reply: Reply::Done(Err(_)),
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
+        let mut clock = Lamport::default();
+        out.clear();
+        coordinator.vote(1, tid, Vote::Yes { prepare_ts: 7 }, &mut clock, &mut out);
+        coordinator.vote(2, tid, Vote::Yes { prepare_ts: 9 }, &mut clock, &mut out);
+        assert!(
+            kinds(&out)
+                .iter()
+                .any(|kind| kind.starts_with("COMMIT to 1")),
+            "the commit goes on: {:?}",
+            kinds(&out)
+        );
+    }
+}

@@ -33,9 +33,10 @@
 //!
 //! # Limits
 //!
-//! - A client that dies in the middle of a transaction leaves it open on its
-//!   coordinator: its locks stay held until the coordinator process restarts (there is
-//!   no session lease). An embedded shell cannot die without its nodes.
+//! - A client that dies in the middle of a transaction has it aborted by its
+//!   coordinator when the connection ends (`wire::tcp::serve`), so nothing stays
+//!   locked; but a connection that only breaks, its client alive, loses its open
+//!   transactions the same way.
 //! - Every node listens on one address for its peers and its clients alike, with no
 //!   authentication: loopback or a trusted network only.
 //!
@@ -108,7 +109,7 @@ impl NodeProcess {
         log: Log,
     ) -> Result<NodeProcess> {
         check(&options, &config)?;
-        let server = Arc::new(NodeServer::new(options.id));
+        let server = Arc::new(NodeServer::new(options.id, log.clone()));
         let connect = |ctx: &Arc<Context>| -> Result<Arc<Transport>> {
             let peers = Peers {
                 me: options.id,

@@ -6,10 +6,10 @@ use crate::cluster::{Admin, AdminReply};
 use crate::cluster::{Cluster, TraceEvent};
 use crate::error::Error;
 use crate::message::Request;
-use crate::net::{Bell, Control, Mail, ReplySender};
-use crate::types::NodeId;
+use crate::net::{Bell, Control, Mail, ReplySender, mailbox};
+use crate::types::{NodeId, TxnId};
 use crate::wire::Frame;
-use crate::wire::tcp::{Serve, Transport};
+use crate::wire::tcp::{Log, Serve, Transport};
 use crossbeam::channel::Sender;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -26,15 +26,17 @@ pub(super) struct NodeServer {
     pub(super) cluster: OnceLock<Weak<Cluster>>,
     pub(super) transport: OnceLock<Weak<Transport>>,
     subscribers: Subscribers,
+    log: Log,
 }
 
 impl NodeServer {
-    pub(super) fn new(node: NodeId) -> NodeServer {
+    pub(super) fn new(node: NodeId, log: Log) -> NodeServer {
         NodeServer {
             node,
             cluster: OnceLock::new(),
             transport: OnceLock::new(),
             subscribers: Arc::default(),
+            log,
         }
     }
 
@@ -188,10 +190,25 @@ impl Serve for NodeServer {
         }
     }
 
-    fn gone(&self, client: u64) {
+    fn gone(&self, client: u64, open: Vec<TxnId>) {
         let was = self.subscribers.lock().remove(&client).is_some();
-        if was && let Some(cluster) = self.cluster() {
+        let Some(cluster) = self.cluster() else {
+            return;
+        };
+        if was {
             self.retrace(&cluster);
+        }
+        // Its client would have sent these: the coordinator (this node) tells every
+        // node, since only the client knew which ones the transaction touched.
+        let net = &cluster.context().net;
+        for tid in open {
+            let participants = (0..cluster.nodes()).collect();
+            let (reply, _ignored) = mailbox();
+            let request = Request::Abort { tid, participants };
+            let _ = net.post(self.node, Mail::Client(request, reply));
+            (self.log)(format!(
+                "a client went away with {tid} open: aborted it, releasing its locks"
+            ));
         }
     }
 }

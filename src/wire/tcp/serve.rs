@@ -17,21 +17,33 @@
 //! in another process, which went away before answering) is answered with that error,
 //! as the in-process client would learn it.
 //!
+//! # A client that goes away
+//!
+//! The connection keeps the transactions begun through it (the coordinator's
+//! `Begun` replies pass through the pump) that it has not asked to commit or abort.
+//! When it ends with some open, [`Serve::gone`] is given them, and the node aborts
+//! them as their client would have, releasing their locks: a shell killed in the
+//! middle of a transaction leaves nothing held. One whose `COMMIT` was sent is left to
+//! finish: the client may have died before hearing that it committed.
+//!
 //! # Limits
 //!
-//! A client that goes away in the middle of a transaction leaves it open: its locks are
-//! held until the transaction is aborted by someone else (a deadlock victim, `RESOLVE`)
-//! or the node restarts. A shell closes its transactions when it exits, but not when it
-//! is killed.
+//! A transaction is tied to the connection to its coordinator: if only that
+//! connection breaks (the network, not the client), the transaction is aborted all the
+//! same, and the client learns it at its next request. There is no way to take a
+//! transaction over to a new connection.
 
 use super::Shared;
 use crate::error::{Error, Result};
+use crate::message::Answer;
 use crate::message::{Reply, Request};
 use crate::net::{Bell, Mailbox, ReplySender, mailbox_ringing};
-use crate::types::NodeId;
+use crate::types::{NodeId, TxnId};
 use crate::wire::hello::wire;
 use crate::wire::{Frame, FrameReader, encode_frame};
 use crossbeam::channel::{Receiver, Sender, TryRecvError, unbounded};
+use parking_lot::Mutex;
+use std::collections::BTreeSet;
 use std::io::{BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -59,8 +71,10 @@ pub trait Serve: Send + Sync + 'static {
     /// Waits until `bell` rings or `timeout` passes, counted as `receivers` clients
     /// waiting on the node (its measure of load).
     fn wait(&self, bell: &Bell, receivers: usize, timeout: Duration);
-    /// The connection numbered `client` closed: it gets no more trace events.
-    fn gone(&self, client: u64);
+    /// The connection numbered `client` closed: it gets no more trace events, and the
+    /// transactions it left `open` (begun here, never asked to commit or abort) are to
+    /// be aborted.
+    fn gone(&self, client: u64, open: Vec<TxnId>);
 }
 
 /// Serves one client connection whose hello was read and answered, until it closes.
@@ -83,37 +97,83 @@ pub(super) fn serve_client(
         .map_err(|error| Error::io(context(), error))?;
     let bell = Arc::new(Bell::default());
     let (register, registered) = unbounded::<(u64, Mailbox)>();
+    let open = Arc::new(Open::default());
     let pump = {
         let (bell, frames, serve) = (bell.clone(), frames.clone(), serve.clone());
-        let me = shared.me;
+        let (me, open) = (shared.me, open.clone());
         std::thread::Builder::new()
             .name(format!("pump-{me}-{peer}"))
-            .spawn(move || pump(me, &bell, &registered, &frames, &*serve))
+            .spawn(move || pump(me, &bell, &registered, &frames, &*serve, &open))
             .map_err(|error| Error::io(context(), error))?
     };
-    let result = read_requests(reader, peer, serve, client, &frames, &bell, &register);
-    serve.gone(client);
+    let connection = Connection {
+        peer,
+        client,
+        frames: &frames,
+        bell: &bell,
+        register: &register,
+        open: &open,
+    };
+    let result = read_requests(reader, serve, &connection);
     drop(register);
     bell.ring();
     let _ = pump.join();
+    // After the pump: a `Begun` it passed on last is counted.
+    let left: Vec<TxnId> = std::mem::take(&mut *open.0.lock()).into_iter().collect();
+    serve.gone(client, left);
     drop(frames);
     let _ = writer.join();
     result
 }
 
+/// The transactions begun through a connection and not yet asked to end.
+#[derive(Default)]
+struct Open(Mutex<BTreeSet<TxnId>>);
+
+impl Open {
+    /// Notes what `reply`, on its way to the client, begins.
+    fn begun(&self, reply: &Reply) {
+        if let Reply::Begun(tid, _) | Reply::Done(Ok(Answer::Begun(tid, _))) = reply {
+            self.0.lock().insert(*tid);
+        }
+    }
+
+    /// Notes what `request`, from the client, ends (or asks to).
+    fn ending(&self, request: &Request) {
+        if let Request::Commit { tid, .. } | Request::Abort { tid, .. } = request {
+            self.0.lock().remove(tid);
+        }
+    }
+}
+
+/// What the reader shares with the pump and the writer.
+struct Connection<'a> {
+    peer: SocketAddr,
+    client: u64,
+    frames: &'a Sender<Frame>,
+    bell: &'a Arc<Bell>,
+    register: &'a Sender<(u64, Mailbox)>,
+    open: &'a Open,
+}
+
 /// Reads the client's frames until it closes the connection.
 fn read_requests(
     reader: &mut FrameReader<BufReader<&TcpStream>>,
-    peer: SocketAddr,
     serve: &Arc<dyn Serve>,
-    client: u64,
-    frames: &Sender<Frame>,
-    bell: &Arc<Bell>,
-    register: &Sender<(u64, Mailbox)>,
+    connection: &Connection<'_>,
 ) -> Result<()> {
+    let Connection {
+        peer,
+        client,
+        frames,
+        bell,
+        register,
+        open,
+    } = *connection;
     while let Some(frame) = reader.read_frame()? {
         match frame {
             Frame::Request { id, request } => {
+                open.ending(&request);
                 let (reply, mailbox) = mailbox_ringing(bell);
                 if let Err((reply, error)) = serve.request(request, reply) {
                     let _ = frames.send(Frame::Reply {
@@ -152,6 +212,7 @@ fn pump(
     registered: &Receiver<(u64, Mailbox)>,
     frames: &Sender<Frame>,
     serve: &dyn Serve,
+    begun: &Open,
 ) {
     let mut open: Vec<(u64, Mailbox)> = Vec::new();
     loop {
@@ -167,6 +228,7 @@ fn pump(
             // between the two is then drained, not taken for one that vanished.
             let closed = mailbox.is_closed();
             while let Some((reply, _work)) = mailbox.try_recv() {
+                begun.begun(&reply);
                 let done = matches!(reply, Reply::Done(_));
                 let _ = frames.send(Frame::Reply { id: *id, reply });
                 if done {
