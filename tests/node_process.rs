@@ -404,3 +404,144 @@ fn a_shell_killed_mid_transaction_leaves_no_lock_held() {
         assert!(terminate(child, lines).success(), "{:?}", lines.lock());
     }
 }
+
+/// The teacher's scene of issue 15, from outside the shell: `kv2pc cluster` runs three
+/// node processes; another terminal freezes participant node 1 (`kill -STOP`), the
+/// shell commits (node 0 coordinates, and prepares its own part), the other terminal
+/// kills the coordinator with `kill -9` and lets node 1 go on (`kill -CONT`): node 1
+/// prepares and votes to a dead coordinator. STATUS shows node 1 holding the
+/// transaction in doubt, asking node 0, its lock held; `RESTART node 0` resolves it
+/// (no decision was logged: presumed abort) and frees the lock.
+#[test]
+fn a_kill_9_from_another_terminal_leaves_the_others_holding_the_transaction_in_doubt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("cluster");
+    let mut shell = NodeChild(
+        Command::new(env!("CARGO_BIN_EXE_kv2pc"))
+            .arg("cluster")
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--echo")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kv2pc cluster"),
+    );
+    let mut input = shell.0.stdin.take().expect("stdin");
+    let output: Lines = Arc::default();
+    let kept = output.clone();
+    let stdout = shell.0.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            kept.lock().push(line);
+        }
+    });
+    // Errors go to standard error: both streams, into one list of lines.
+    let errors = collect_stderr(&mut shell.0);
+    use std::io::Write;
+    let mut send = |line: &str| {
+        writeln!(input, "{line}").expect("write to the shell");
+        input.flush().expect("flush");
+    };
+    // What `pgrep -f` finds for node `id`'s process, as a user in another terminal would.
+    let pid = |id: u32| -> String {
+        let pattern = format!("--data-dir {}/process{id} ", data.display());
+        let found = Command::new("pgrep")
+            .args(["-f", "--", &pattern])
+            .output()
+            .expect("pgrep");
+        let pids = String::from_utf8_lossy(&found.stdout).into_owned();
+        pids.split_whitespace().next().expect("a pid").to_string()
+    };
+    let kill = |signal: &str, pid: &str| {
+        let status = Command::new("kill")
+            .args([signal, pid])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal} {pid}");
+    };
+    // a is on node 1, c on node 0 (the coordinator of the main session).
+    send("SET vote_timeout 60s\nBEGIN\nPUT a 1\nPUT c 3");
+    wait_for_lines(&output, "ok", 2);
+    let (zero, one) = (pid(0), pid(1));
+    kill("-STOP", &one);
+    send("COMMIT");
+    // Node 0 logs its own Prepare before it waits for node 1's vote.
+    let prepared = Instant::now() + PATIENCE;
+    while !std::fs::read_dir(data.join("process0/node0"))
+        .map(|files| (files.flatten()).any(|file| file.metadata().is_ok_and(|meta| meta.len() > 0)))
+        .unwrap_or(false)
+    {
+        assert!(Instant::now() < prepared, "node 0 never logged its Prepare");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    kill("-9", &zero);
+
+    wait_for_lines(&errors, "coordinator node 0 crashed while committing T1", 1);
+    kill("-CONT", &one);
+    // Node 1 reads the PREPARE that waited in its socket, prepares and is in doubt.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        send("STATUS");
+        std::thread::sleep(Duration::from_millis(100));
+        if output
+            .lock()
+            .iter()
+            .any(|line| line.contains("T1 (asks node 0)"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{:?}", output.lock());
+    }
+    wait_for_lines(&output, "node 0 is down: its process at 127.0.0.1:", 1);
+    send("SHOW LOCKS");
+    wait_for_lines(&output, "node 1  a  held by T1 (exclusive)", 1);
+    send("RESTART node 0\nSTATUS\nGET a\nSHOW LOCKS");
+    wait_for_lines(&output, "no locks are held", 1);
+    let lines = output.lock().clone();
+    let restart = lines
+        .iter()
+        .position(|line| line == "> RESTART node 0")
+        .expect("RESTART");
+    let after = &lines[restart..];
+    assert!(
+        after.iter().any(|line| line == "a is not set"),
+        "presumed abort: {after:?}"
+    );
+    assert!(
+        !after.iter().any(|line| line.contains("T1 (asks")),
+        "{after:?}"
+    );
+    drop(send);
+    drop(input);
+    let deadline = Instant::now() + PATIENCE;
+    while matches!(shell.0.try_wait(), Ok(None)) {
+        assert!(
+            Instant::now() < deadline,
+            "the shell did not exit at the end of its input"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = shell.0.wait().expect("wait");
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "the failed COMMIT is the script's one failure"
+    );
+    // It stopped the processes it started, with SIGTERM (they flush and exit).
+    let left = Command::new("pgrep")
+        .args([
+            "-f",
+            "--",
+            &format!("--data-dir {}/process", data.display()),
+        ])
+        .output()
+        .expect("pgrep");
+    assert!(
+        left.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+}
