@@ -514,7 +514,6 @@ fn a_kill_9_from_another_terminal_leaves_the_others_holding_the_transaction_in_d
         !after.iter().any(|line| line.contains("T1 (asks")),
         "{after:?}"
     );
-    drop(send);
     drop(input);
     let deadline = Instant::now() + PATIENCE;
     while matches!(shell.0.try_wait(), Ok(None)) {
