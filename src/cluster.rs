@@ -261,6 +261,9 @@ impl Cluster {
     /// keys before it serves anyone, and resumes the protocol.
     pub fn restart(&self, node: NodeId) -> Result<RecoveryReport> {
         self.ctx.net.check_node(node)?;
+        if let Some(processes) = &self.processes {
+            processes.await_death(node);
+        }
         if self.ctx.net.is_up(node) {
             return Err(Error::InvalidInput(format!(
                 "node {node} is already up; CRASH it first to see it recover"
@@ -432,7 +435,8 @@ impl Cluster {
         // Over processes the local net is looked at again after the nodes answer: a
         // reply a node sent before saying it is quiet arrived before that answer, on
         // the same connection, and counts here from then on (see `remote`).
-        let quiet = || self.ctx.net.is_quiet() && self.remote_quiet() && self.ctx.net.is_quiet();
+        let quiet =
+            || self.ctx.net.is_quiet() && self.remote_quiet(start) && self.ctx.net.is_quiet();
         while !quiet() {
             if limit.is_some_and(|limit| start.elapsed() >= limit) {
                 return false;
@@ -469,6 +473,14 @@ impl Cluster {
         Error::NodeDown {
             node,
             detail: "it crashed while answering".into(),
+        }
+    }
+
+    /// Waits for `node`'s thread to end (it has crashed or is stopping): what it did
+    /// on its way out, such as tracing where it crashed, is done.
+    pub fn join_crashed(&self, node: NodeId) {
+        if !self.ctx.net.is_up(node) {
+            self.join(node);
         }
     }
 

@@ -7,8 +7,10 @@ use clap::Args as ClapArgs;
 use kv2pc::process::launch::Launch;
 use kv2pc::types::MAX_NODES;
 use kv2pc::{Cluster, Config};
+use signal_hook::iterator::Signals;
+use signal_hook::low_level::signal_name;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The options of `kv2pc cluster`.
 #[derive(ClapArgs, Debug)]
@@ -88,8 +90,38 @@ fn default_dir() -> PathBuf {
     super::default_data_dir().with_file_name("kv2pc-cluster")
 }
 
+/// The node processes this program started, if it did: stopped when the shell ends
+/// ([`stop_launched`]), whoever still holds the cluster then.
+static LAUNCHED: OnceLock<Arc<Launch>> = OnceLock::new();
+
+/// Stops the node processes this program started (SIGTERM, then SIGKILL for one that
+/// does not exit); nothing if it started none.
+pub fn stop_launched() {
+    if let Some(launch) = LAUNCHED.get() {
+        launch.stop();
+    }
+}
+
+/// On a terminating signal, stops the node processes and ends the program, as a
+/// temporary directory's own handler does (which stops them too).
+fn stop_on_signal(interactive: bool) {
+    let Ok(mut signals) = Signals::new(super::temp::terminating(interactive)) else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("stop-nodes".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                stop_launched();
+                let name = signal_name(signal).unwrap_or("a signal");
+                eprintln!("kv2pc: stopped by {name}; its node processes are stopped");
+                std::process::exit(128 + signal);
+            }
+        });
+}
+
 /// Opens the cluster the options ask for, saying on standard error why not.
-pub fn open(args: &Args, dir: &Path, config: Config) -> Result<Cluster, Exit> {
+pub fn open(args: &Args, dir: &Path, config: Config, interactive: bool) -> Result<Cluster, Exit> {
     let log: kv2pc::wire::tcp::Log = Arc::new(|line: String| eprintln!("kv2pc: {line}"));
     if let Some(addrs) = &args.connect {
         return Cluster::connect(addrs.clone(), config.settings, None, PathBuf::new(), log)
@@ -109,7 +141,12 @@ pub fn open(args: &Args, dir: &Path, config: Config) -> Result<Cluster, Exit> {
             Exit::Failed
         })?;
         let addrs = launch.addrs().to_vec();
-        let launch: Arc<dyn kv2pc::cluster::Launcher> = Arc::new(launch);
+        let launch = Arc::new(launch);
+        let _ = LAUNCHED.set(launch.clone());
+        if !args.temp {
+            stop_on_signal(interactive);
+        }
+        let launch: Arc<dyn kv2pc::cluster::Launcher> = launch;
         return Cluster::connect(addrs, config.settings, Some(launch), dir.to_path_buf(), log)
             .map_err(|error| {
                 eprintln!(

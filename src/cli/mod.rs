@@ -253,7 +253,7 @@ fn run_shell(args: &Args, color: bool) -> Exit {
     if let Some(mode) = args.commit.as_deref().and_then(CommitMode::named) {
         config.settings.commit = mode;
     }
-    let cluster = match launch::open(args, &dir, config) {
+    let cluster = match launch::open(args, &dir, config, interactive) {
         Ok(cluster) => cluster,
         Err(exit) => return exit,
     };
@@ -297,6 +297,7 @@ fn run_shell(args: &Args, color: bool) -> Exit {
         }
     };
     drop(shell);
+    launch::stop_launched();
     drop(temp);
     exit
 }

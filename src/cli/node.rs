@@ -77,7 +77,7 @@ pub fn run(args: &NodeArgs) -> Exit {
         if !process.is_up() {
             // It died at an armed crash point (CRASH node N AT ...), or on a failed log
             // write: the process dies with it, as the machine would.
-            return die(id, process.failure());
+            return die(&process, id, process.failure());
         }
     }
     eprintln!("kv2pc node {id}: stopping: flushing the log, closing the links");
@@ -117,7 +117,7 @@ fn report_start(process: &NodeProcess, args: &NodeArgs) {
 
 /// Ends the process of a node that died: with SIGKILL after a crash (nothing flushed,
 /// nothing closed, as `kill -9`), or with a failure status after an error.
-fn die(id: NodeId, failure: Option<String>) -> Exit {
+fn die(process: &NodeProcess, id: NodeId, failure: Option<String>) -> Exit {
     match failure {
         Some(failure) => {
             eprintln!("kv2pc node {id}: stopped on an error: {failure}; restart it to recover");
@@ -127,6 +127,8 @@ fn die(id: NodeId, failure: Option<String>) -> Exit {
             eprintln!(
                 "kv2pc node {id}: crashed at its armed crash point; the process dies with it"
             );
+            // The shell watching it hears where it crashed (its trace event) first.
+            process.flush_trace(Duration::from_millis(100));
             let _ = signal_hook::low_level::raise(signal_hook::consts::SIGKILL);
             Exit::Failed
         }

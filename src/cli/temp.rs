@@ -29,13 +29,18 @@ const REMOVE_ATTEMPTS: u32 = 20;
 /// terminating signal: SIGTERM, SIGHUP, SIGQUIT, and SIGINT unless `interactive`.
 pub fn create(interactive: bool) -> std::io::Result<tempfile::TempDir> {
     let temp = tempfile::Builder::new().prefix("kv2pc-").tempdir()?;
-    let signals: &[i32] = if interactive {
+    remove_on_signal(temp.path().to_path_buf(), terminating(interactive))?;
+    Ok(temp)
+}
+
+/// The signals that end the program: SIGTERM, SIGHUP, SIGQUIT, and SIGINT unless
+/// `interactive` (the prompt takes it to cancel a command).
+pub fn terminating(interactive: bool) -> &'static [i32] {
+    if interactive {
         &[SIGTERM, SIGHUP, SIGQUIT]
     } else {
         &[SIGINT, SIGTERM, SIGHUP, SIGQUIT]
-    };
-    remove_on_signal(temp.path().to_path_buf(), signals)?;
-    Ok(temp)
+    }
 }
 
 /// Starts the thread that removes `dir` and ends the process on one of `signals`.
@@ -54,6 +59,8 @@ fn remove_on_signal(dir: PathBuf, signals: &[i32]) -> std::io::Result<()> {
 /// Removes `dir`, says why on standard error, and ends the process with 128 + `signal`.
 fn end_on(signal: i32, dir: &Path) -> ! {
     let name = signal_name(signal).unwrap_or("a signal");
+    // Node processes first: they write into the directory.
+    super::launch::stop_launched();
     match remove(dir) {
         Ok(()) => eprintln!(
             "kv2pc: stopped by {name}; the temporary data directory {} is removed",

@@ -18,8 +18,9 @@
 //!   launcher; a shell that only connected says how to start the process again.
 //! - **The trace** comes from the nodes over their connections.
 //! - **Settling** (what makes the shell's output wait until the cluster is quiet)
-//!   asks every node that is up whether it is quiet, twice, a moment apart: see
-//!   [`Processes::quiet`].
+//!   waits, a moment at most, for every request sent to have had a reply (a request
+//!   waiting for a lock has had one: `Waiting`), and asks every node that is up
+//!   whether it is quiet, twice, a moment apart: see [`Processes::quiet`].
 //!
 //! # Limits
 //!
@@ -77,6 +78,13 @@ pub(crate) struct Processes {
     /// Nodes the handle killed (CRASH), so that a request to one says so.
     killed: Mutex<Vec<bool>>,
 }
+
+/// How long settling waits for replies to requests sent (see `remote_quiet`).
+const REPLY_PATIENCE: Duration = Duration::from_secs(1);
+
+/// How long a node process whose node crashed is given to exit (it checks every
+/// 10 ms).
+const DYING_PATIENCE: Duration = Duration::from_secs(2);
 
 impl Cluster {
     /// A handle on the node processes at `addrs`, in node order (see the module doc).
@@ -157,7 +165,17 @@ impl Cluster {
     /// Why node `node`, in another process, cannot be reached, if it cannot.
     pub fn unreachable(&self, node: NodeId) -> Option<String> {
         let processes = self.processes.as_ref()?;
-        (!self.ctx.net.is_up(node)).then(|| processes.why_down(node))
+        if !self.ctx.net.is_up(node) {
+            return Some(processes.why_down(node));
+        }
+        // The process answers and its node does not: a crash point fired, and the
+        // process is about to exit (it looks every 10 ms).
+        (processes.admin(node, Admin::Status).is_err()).then(|| {
+            format!(
+                "its node crashed inside its process at {}, which is exiting",
+                processes.address(node)
+            )
+        })
     }
 
     /// The process id of node `node`'s process, if this handle started it and it runs.
@@ -220,15 +238,33 @@ impl Cluster {
         }
     }
 
-    /// Settling over processes: see [`Processes::quiet`].
-    pub(super) fn remote_quiet(&self) -> bool {
-        self.processes
-            .as_ref()
-            .is_none_or(|p| p.quiet(self.ctx.nodes))
+    /// Settling over processes, begun at `start`: every node says it is quiet (see
+    /// [`Processes::quiet`]), and every request sent has had a reply, or
+    /// [`REPLY_PATIENCE`] has passed (a request may rightly wait longer: a COMMIT for a
+    /// vote that does not come, until the vote timeout).
+    pub(super) fn remote_quiet(&self, start: Instant) -> bool {
+        self.processes.as_ref().is_none_or(|p| {
+            (p.connector.unanswered() == 0 || start.elapsed() >= REPLY_PATIENCE)
+                && p.quiet(self.ctx.nodes)
+        })
     }
 }
 
 impl Processes {
+    /// Waits, a moment at most, for a node process whose node has crashed (a crash
+    /// point fired: it answers, but its node does not) to be gone, as it will be at
+    /// once: a `RESTART` typed right after the crash must not find it still up.
+    pub(super) fn await_death(&self, node: NodeId) {
+        let deadline = Instant::now() + DYING_PATIENCE;
+        while Instant::now() < deadline && self.connector.is_up(node) {
+            if self.admin(node, Admin::Status).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            self.connector.redial_now(node);
+        }
+    }
+
     fn admin(&self, node: NodeId, admin: Admin) -> Result<AdminReply> {
         match AdminReply::decode(&self.connector.admin(node, admin.encode())?) {
             AdminReply::Failed(why) => Err(Error::InvalidInput(why)),
@@ -272,11 +308,14 @@ impl Processes {
         let round = || {
             (0..nodes)
                 .filter(|node| self.connector.is_connected(*node))
-                .all(|node| {
-                    matches!(
-                        self.admin(node, Admin::Quiet),
-                        Ok(AdminReply::Quiet(true)) | Err(_)
-                    )
+                .all(|node| match self.admin(node, Admin::Quiet) {
+                    Ok(reply) => matches!(reply, AdminReply::Quiet(true)),
+                    // The process answers, its node cannot (a crash point fired): not
+                    // quiet until the process is gone, so that what it said last, on
+                    // its way out (where it crashed), arrives first.
+                    Err(Error::InvalidInput(_)) => !self.connector.is_connected(node),
+                    // It went away, or does not answer: nothing more will come from it.
+                    Err(_) => true,
                 })
         };
         if !round() {

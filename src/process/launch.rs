@@ -8,8 +8,10 @@
 //! N's process with SIGKILL, `RESTART node N` starts it again with the same command
 //! line, and it recovers from its log as any node does.
 //!
-//! Dropping the launch stops every process it started with SIGTERM (each flushes its log
-//! and exits), waiting a moment for each, then kills what is left.
+//! [`Launch::stop`], or dropping the launch, stops every process it started with SIGTERM
+//! (each flushes its log and exits), waiting a moment for each, then kills what is left.
+//! `kv2pc cluster` calls it when the shell ends and on a terminating signal, not only
+//! at the drop: a thread of the shell may still hold the cluster when it returns.
 //!
 //! # Limits
 //!
@@ -175,8 +177,11 @@ impl Launcher for Launch {
     }
 }
 
-impl Drop for Launch {
-    fn drop(&mut self) {
+impl Launch {
+    /// Stops every process still running with SIGTERM (each flushes its log and exits),
+    /// waiting a moment for each, then kills what is left; what is started afterwards
+    /// is stopped at the next call, or when the launch is dropped.
+    pub fn stop(&self) {
         let mut children = self.children.lock();
         for child in children.iter_mut().flatten() {
             if let Ok(pid) = i32::try_from(child.id()) {
@@ -194,6 +199,15 @@ impl Drop for Launch {
             }
             let _ = child.wait();
         }
+        for slot in children.iter_mut() {
+            *slot = None;
+        }
+    }
+}
+
+impl Drop for Launch {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

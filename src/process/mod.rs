@@ -80,6 +80,7 @@ pub struct NodeProcess {
     // Fields drop in order: the node first (it flushes its log), then the links.
     cluster: Arc<Cluster>,
     transport: Arc<Transport>,
+    server: Arc<NodeServer>,
 }
 
 pub mod launch;
@@ -136,6 +137,7 @@ impl NodeProcess {
             id: options.id,
             cluster,
             transport,
+            server,
         })
     }
 
@@ -168,6 +170,15 @@ impl NodeProcess {
     /// failed log write: the process should then die too, as the machine would).
     pub fn is_up(&self) -> bool {
         self.cluster.is_up(self.id)
+    }
+
+    /// Waits, `patience` at most, until the trace events made so far are handed to the
+    /// sockets of the clients that listen: a process about to die at a crash point lets
+    /// its shell hear that it crashed there.
+    pub fn flush_trace(&self, patience: std::time::Duration) {
+        // The node thread traces its crash after it is marked down: let it finish.
+        self.cluster.join_crashed(self.id);
+        self.server.flush_trace(patience);
     }
 }
 

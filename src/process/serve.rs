@@ -40,6 +40,17 @@ impl NodeServer {
         }
     }
 
+    /// See `NodeProcess::flush_trace`.
+    pub(super) fn flush_trace(&self, patience: Duration) {
+        let deadline = std::time::Instant::now() + patience;
+        let queued = || (self.subscribers.lock().values()).any(|sink| !sink.is_empty());
+        while queued() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The writer took the last frame off its queue: a moment to write it.
+        std::thread::sleep(Duration::from_millis(2));
+    }
+
     fn cluster(&self) -> Option<Arc<Cluster>> {
         self.cluster.get().and_then(Weak::upgrade)
     }

@@ -25,7 +25,7 @@ use crate::types::NodeId;
 use crate::wire::{Frame, FrameReader, Hello, Role, encode_frame};
 use crossbeam::channel::{Sender, bounded};
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -63,6 +63,9 @@ struct Conn {
     stream: Mutex<TcpStream>,
     next: AtomicU64,
     requests: Mutex<HashMap<u64, ReplySender>>,
+    /// Requests sent that have had no reply yet, not even `Waiting` (see
+    /// [`Connector::unanswered`]).
+    unanswered: Mutex<HashSet<u64>>,
     admins: Mutex<HashMap<u64, Sender<Vec<u8>>>>,
     alive: AtomicBool,
 }
@@ -103,8 +106,10 @@ impl Connector {
         };
         let id = conn.next.fetch_add(1, Ordering::Relaxed);
         conn.requests.lock().insert(id, reply);
+        conn.unanswered.lock().insert(id);
         let frame = Frame::Request { id, request };
         if let Err(why) = conn.write(&frame) {
+            conn.unanswered.lock().remove(&id);
             self.broke(node, &conn);
             // Nothing was sent: give the request back for the caller to answer.
             if let Frame::Request { request, .. } = frame
@@ -138,6 +143,17 @@ impl Connector {
                     self.addrs[node as usize]
                 ),
             })
+    }
+
+    /// How many requests sent on live connections have had no reply at all yet: on
+    /// their way, or being worked on, rather than waiting for a lock (which is
+    /// answered `Waiting`). A shell settling over processes waits for them a moment.
+    pub fn unanswered(&self) -> usize {
+        (self.slots.iter())
+            .filter_map(|slot| slot.lock().conn.clone())
+            .filter(|conn| conn.is_alive())
+            .map(|conn| conn.unanswered.lock().len())
+            .sum()
     }
 
     /// Whether the connection to `node` is up, dialling it if it is not (at most every
@@ -250,6 +266,7 @@ impl Connector {
             stream: Mutex::new(stream),
             next: AtomicU64::new(1),
             requests: Mutex::new(HashMap::new()),
+            unanswered: Mutex::default(),
             admins: Mutex::new(HashMap::new()),
             alive: AtomicBool::new(true),
         });
@@ -310,6 +327,7 @@ impl Conn {
         self.alive.store(false, Ordering::SeqCst);
         let _ = self.stream.lock().shutdown(Shutdown::Both);
         self.requests.lock().clear();
+        self.unanswered.lock().clear();
         self.admins.lock().clear();
     }
 
@@ -327,6 +345,7 @@ impl Conn {
             };
             match frame {
                 Frame::Reply { id, reply } => {
+                    self.unanswered.lock().remove(&id);
                     let done = matches!(reply, Reply::Done(_));
                     let mut requests = self.requests.lock();
                     let sender = if done {
