@@ -125,11 +125,19 @@ fn a_peers_list_of_the_wrong_length_is_refused() {
 
 /// Reads a child's standard error on a thread, keeping every line.
 fn collect_stderr(child: &mut std::process::Child) -> Lines {
+    collect_lines(child.stderr.take().expect("piped stderr"))
+}
+
+/// Reads a child's standard output on a thread, keeping every line.
+fn collect_stdout(child: &mut std::process::Child) -> Lines {
+    collect_lines(child.stdout.take().expect("piped stdout"))
+}
+
+fn collect_lines(stream: impl std::io::Read + Send + 'static) -> Lines {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let kept = lines.clone();
-    let stderr = child.stderr.take().expect("piped stderr");
     std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
             kept.lock().push(line);
         }
     });
@@ -359,17 +367,7 @@ fn a_shell_killed_mid_transaction_leaves_no_lock_held() {
             .expect("spawn the shell"),
     );
     let mut input = shell.0.stdin.take().expect("stdin");
-    let output = {
-        let lines: Lines = Arc::default();
-        let kept = lines.clone();
-        let stdout = shell.0.stdout.take().expect("stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                kept.lock().push(line);
-            }
-        });
-        lines
-    };
+    let output = collect_stdout(&mut shell.0);
     use std::io::Write;
     // Keys on two nodes (a and b on node 1, c on node 0).
     writeln!(input, "BEGIN\nPUT a 1\nPUT b 2\nPUT c 3\nSHOW LOCKS").expect("write");
@@ -429,14 +427,7 @@ fn a_kill_9_from_another_terminal_leaves_the_others_holding_the_transaction_in_d
             .expect("spawn kv2pc cluster"),
     );
     let mut input = shell.0.stdin.take().expect("stdin");
-    let output: Lines = Arc::default();
-    let kept = output.clone();
-    let stdout = shell.0.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            kept.lock().push(line);
-        }
-    });
+    let output = collect_stdout(&mut shell.0);
     // Errors go to standard error: both streams, into one list of lines.
     let errors = collect_stderr(&mut shell.0);
     use std::io::Write;
