@@ -79,6 +79,10 @@ pub(crate) struct Processes {
     killed: Mutex<Vec<bool>>,
 }
 
+/// How long settling waits for a node to say whether it is quiet: one that does not
+/// answer (a process stopped with SIGSTOP, a machine gone) will send nothing either.
+const QUIET_PATIENCE: Duration = Duration::from_millis(500);
+
 /// How long settling waits for replies to requests sent (see `remote_quiet`).
 const REPLY_PATIENCE: Duration = Duration::from_secs(1);
 
@@ -266,7 +270,14 @@ impl Processes {
     }
 
     fn admin(&self, node: NodeId, admin: Admin) -> Result<AdminReply> {
-        match AdminReply::decode(&self.connector.admin(node, admin.encode())?) {
+        self.admin_within(node, admin, crate::wire::tcp::ADMIN_PATIENCE)
+    }
+
+    fn admin_within(&self, node: NodeId, admin: Admin, patience: Duration) -> Result<AdminReply> {
+        let answer = self
+            .connector
+            .admin_within(node, admin.encode(), patience)?;
+        match AdminReply::decode(&answer) {
             AdminReply::Failed(why) => Err(Error::InvalidInput(why)),
             reply => Ok(reply),
         }
@@ -308,15 +319,17 @@ impl Processes {
         let round = || {
             (0..nodes)
                 .filter(|node| self.connector.is_connected(*node))
-                .all(|node| match self.admin(node, Admin::Quiet) {
-                    Ok(reply) => matches!(reply, AdminReply::Quiet(true)),
-                    // The process answers, its node cannot (a crash point fired): not
-                    // quiet until the process is gone, so that what it said last, on
-                    // its way out (where it crashed), arrives first.
-                    Err(Error::InvalidInput(_)) => !self.connector.is_connected(node),
-                    // It went away, or does not answer: nothing more will come from it.
-                    Err(_) => true,
-                })
+                .all(
+                    |node| match self.admin_within(node, Admin::Quiet, QUIET_PATIENCE) {
+                        Ok(reply) => matches!(reply, AdminReply::Quiet(true)),
+                        // The process answers, its node cannot (a crash point fired): not
+                        // quiet until the process is gone, so that what it said last, on
+                        // its way out (where it crashed), arrives first.
+                        Err(Error::InvalidInput(_)) => !self.connector.is_connected(node),
+                        // It went away, or does not answer: nothing more will come from it.
+                        Err(_) => true,
+                    },
+                )
         };
         if !round() {
             return false;

@@ -124,6 +124,11 @@ impl Connector {
     /// Sends `node` a control request (`body`, encoded by the cluster layer) and waits
     /// for its answer's bytes.
     pub fn admin(&self, node: NodeId, body: Vec<u8>) -> Result<Vec<u8>> {
+        self.admin_within(node, body, ADMIN_PATIENCE)
+    }
+
+    /// As [`Connector::admin`], waiting `patience` at most for the answer.
+    pub fn admin_within(&self, node: NodeId, body: Vec<u8>, patience: Duration) -> Result<Vec<u8>> {
         let conn = self
             .conn(node)
             .map_err(|detail| Error::NodeDown { node, detail })?;
@@ -135,7 +140,7 @@ impl Connector {
             return Err(Error::NodeDown { node, detail });
         }
         answered
-            .recv_timeout(ADMIN_PATIENCE)
+            .recv_timeout(patience)
             .map_err(|_| Error::NodeDown {
                 node,
                 detail: format!(

@@ -98,7 +98,7 @@ pub mod client;
 mod link;
 mod serve;
 
-pub use client::Connector;
+pub use client::{ADMIN_PATIENCE, Connector};
 pub use serve::Serve;
 
 use crate::context::Context;
