@@ -380,10 +380,6 @@ impl Node {
         settings: &Settings,
         out: &mut Vec<Effect>,
     ) {
-        if let Some(why) = self.misdirected(&request) {
-            let reply = crate::message::Reply::Done(Err(crate::error::Error::InvalidInput(why)));
-            return out.push(Effect::Reply { req, reply });
-        }
         match request {
             // Coordinator: allocate an id.
             Request::Begin { began } => self.coordinator.begin(req, began, out),
@@ -448,43 +444,6 @@ impl Node {
                 self.coordinator.abort(req, tid, participants, out)
             }
         }
-    }
-
-    /// Why `request` is not this node's to serve, if it is not: a key another node
-    /// owns, or a node outside the cluster. The client library never sends such a
-    /// request; a client of a node process speaks its own bytes, and is refused rather
-    /// than believed (a write of a key stored on the wrong node could never be read).
-    fn misdirected(&self, request: &Request) -> Option<String> {
-        let key = match request {
-            Request::Read { key, .. } | Request::Write { key, .. } => Some(key),
-            Request::SnapshotRead { key, .. } => Some(key),
-            _ => None,
-        };
-        if let Some(key) = key {
-            if let Err(why) = crate::types::check_key(key) {
-                return Some(why.to_string());
-            }
-            let owner = crate::types::owner_of(key, self.nodes);
-            if owner != self.id {
-                return Some(format!(
-                    "key {key:?} is on node {owner}, not on node {}: ask its owner",
-                    self.id
-                ));
-            }
-        }
-        let nodes: &[NodeId] = match request {
-            Request::Commit { participants, .. } | Request::Abort { participants, .. } => {
-                participants
-            }
-            Request::BeginAnd { owner, .. } => std::slice::from_ref(owner),
-            _ => &[],
-        };
-        (nodes.iter().find(|node| **node >= self.nodes)).map(|node| {
-            format!(
-                "there is no node {node}: the cluster has nodes 0 to {}",
-                self.nodes - 1
-            )
-        })
     }
 
     fn message(

@@ -171,6 +171,9 @@ impl Serve for NodeServer {
         let Some(cluster) = self.cluster() else {
             return Err((reply, self.starting()));
         };
+        if let Some(why) = misdirected(self.node, cluster.nodes(), &request) {
+            return Err((reply, Error::InvalidInput(why)));
+        }
         let net = &cluster.context().net;
         match net.post(self.node, Mail::Client(request, reply)) {
             Err(Mail::Client(_, reply)) => Err((reply, net.down_error(self.node))),
@@ -222,4 +225,39 @@ impl Serve for NodeServer {
             ));
         }
     }
+}
+
+/// Why `request`, from a client of this process, is not node `me`'s to serve, if it is
+/// not: a key another node owns, or a node outside the cluster of `nodes`. The client
+/// library never sends such a request, but a client of a node process speaks its own
+/// bytes, and is refused rather than believed (a write of a key stored on the wrong
+/// node could never be read back).
+fn misdirected(me: NodeId, nodes: u32, request: &Request) -> Option<String> {
+    let key = match request {
+        Request::Read { key, .. } | Request::Write { key, .. } => Some(key),
+        Request::SnapshotRead { key, .. } => Some(key),
+        _ => None,
+    };
+    if let Some(key) = key {
+        if let Err(why) = crate::types::check_key(key) {
+            return Some(why.to_string());
+        }
+        let owner = crate::types::owner_of(key, nodes);
+        if owner != me {
+            return Some(format!(
+                "key {key:?} is on node {owner}, not on node {me}: ask its owner"
+            ));
+        }
+    }
+    let named: &[NodeId] = match request {
+        Request::Commit { participants, .. } | Request::Abort { participants, .. } => participants,
+        Request::BeginAnd { owner, .. } => std::slice::from_ref(owner),
+        _ => &[],
+    };
+    (named.iter().find(|node| **node >= nodes)).map(|node| {
+        format!(
+            "there is no node {node}: the cluster has nodes 0 to {}",
+            nodes - 1
+        )
+    })
 }
