@@ -569,3 +569,52 @@ fn commit_with_a_participant_down_again(session: &mut Session) {
     type_line(session, "CRASH node 2", "node 2 crashed", "]> ");
     type_line(session, "COMMIT", "<waiting", "waiting]> ");
 }
+
+/// `kv2pc cluster` at a terminal: the banner names each node process's address and
+/// pid; `CRASH` kills one (the pid is gone), `RESTART` brings it back, and `QUIT`
+/// stops every node process it started.
+#[test]
+fn kv2pc_cluster_at_a_terminal_names_its_processes_and_stops_them_at_quit() {
+    let home = tempfile::tempdir().expect("home");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kv2pc"));
+    command
+        .args(["cluster", "--temp", "--no-init"])
+        .env("HOME", home.path())
+        .env("KV2PC_HISTFILE", home.path().join("history"))
+        .env("TMPDIR", home.path())
+        .env("TERM", "xterm")
+        .env("NO_COLOR", "1");
+    let mut session = Session::spawn(command).expect("the shell starts on a terminal");
+    session.set_expect_timeout(Some(Duration::from_secs(20)));
+    let banner = session
+        .expect(expectrl::Regex("cluster of processes: [^\n]*\n"))
+        .expect("the banner");
+    let banner = String::from_utf8_lossy(banner.get(0).expect("a match")).into_owned();
+    let pids: Vec<i32> = (banner.split("(pid ").skip(1))
+        .filter_map(|rest| rest.split(')').next()?.parse().ok())
+        .collect();
+    assert_eq!(pids.len(), 3, "{banner}");
+    assert!(banner.contains("node 2 at 127.0.0.1:"), "{banner}");
+    let alive = |pid: i32| std::path::Path::new(&format!("/proc/{pid}")).exists();
+    session.expect("kv2pc[main]> ").expect("the prompt");
+    type_line(
+        &mut session,
+        "CRASH node 2",
+        "killed with SIGKILL",
+        "kv2pc[main]> ",
+    );
+    assert!(!alive(pids[2]), "node 2's process is gone");
+    type_line(
+        &mut session,
+        "RESTART node 2",
+        "node 2 recovered",
+        "kv2pc[main]> ",
+    );
+    type_line(&mut session, "PUT x 1", "ok", "kv2pc[main]> ");
+    session.send_line("QUIT").expect("typing");
+    let status = session.get_process_mut().wait().expect("the shell ends");
+    assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
+    for pid in &pids[..2] {
+        assert!(!alive(*pid), "node process {pid} outlived the shell");
+    }
+}
