@@ -184,3 +184,23 @@ fn json_over_processes_is_one_object_per_command() {
     );
     assert_eq!(lines(&results[9]["output"]), [format!("{k1} = 2")]);
 }
+
+/// A node restarted by `RESTART` dials its peers before their links to it have seen
+/// the old connection close. What a peer sends the new incarnation then (the answer
+/// to its restart announcement) must wait for the new connection, not be written to
+/// the dead one: lost, it held the node's first write about a second, until the
+/// announcement was repeated, and the shell showed `PUT` waiting. Red with the
+/// link's check (`wire::tcp::link`, `write_until_broken`) removed.
+#[test]
+fn a_write_right_after_a_restart_does_not_wait_for_the_rejoin() {
+    let _one_at_a_time = one_at_a_time();
+    let key = key_on(2, "r");
+    let script = format!("CRASH node 2\nRESTART node 2\nPUT {key} 1\n").repeat(5);
+    let (run, _) = Launched::new().run("--echo", vec![Lines(script)]);
+    assert!(
+        run.code == 0 && !run.stdout.contains("<waiting"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+}
